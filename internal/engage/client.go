@@ -1,0 +1,345 @@
+package engage
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// DefaultMaxResponseBytes bounds how much of an answer the client reads.
+const DefaultMaxResponseBytes = 1 << 20
+
+// Observer sees every call that reached the network: op is one of the Op constants,
+// status the HTTP status as a string ("200", "404", ...) or "timeout", "canceled",
+// "transport_error" when no complete answer arrived.
+type Observer interface {
+	ObserveEngageCall(op string, status string, d time.Duration)
+}
+
+// Status labels for calls without a complete HTTP answer.
+const (
+	StatusTimeout        = "timeout"
+	StatusCanceled       = "canceled"
+	StatusTransportError = "transport_error"
+)
+
+// Options configure a Client. The zero value is usable.
+type Options struct {
+	// Transport carries the requests. Nil: one tuned *http.Transport with keep-alives,
+	// shared by every call of this Client.
+	Transport http.RoundTripper
+	// MaxResponseBytes bounds the body read; larger answers fail as KindUpstream.
+	// Zero or less: DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+	// Observer, if set, sees every call's operation, status and duration.
+	Observer Observer
+	// UserAgent is sent with every call; empty: "noderuntime".
+	UserAgent string
+}
+
+// Client calls Engage. It is safe for concurrent use; make one per process and share it.
+type Client struct {
+	hc        *http.Client
+	max       int64
+	obs       Observer
+	userAgent []string
+}
+
+// New returns a Client.
+func New(opts Options) *Client {
+	rt := opts.Transport
+	if rt == nil {
+		rt = NewTransport()
+	}
+	max := opts.MaxResponseBytes
+	if max <= 0 {
+		max = DefaultMaxResponseBytes
+	}
+	ua := opts.UserAgent
+	if ua == "" {
+		ua = "noderuntime"
+	}
+	return &Client{
+		hc: &http.Client{
+			Transport: rt,
+			// A redirect is not an Engage answer; following one could carry the token
+			// elsewhere. It surfaces as KindUpstream instead.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		max:       max,
+		obs:       opts.Observer,
+		userAgent: []string{ua},
+	}
+}
+
+// NewTransport returns the transport a Client uses by default: keep-alives, enough idle
+// connections per host for a busy replica talking to one regional Engage, bounded dial and
+// TLS handshake. Request deadlines come from contexts, not from here.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// CloseIdleConnections closes the idle keep-alive connections of the transport.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
+// Search looks for the conversation of a customer on a channel.
+func (c *Client) Search(ctx context.Context, t Target, token string, req SearchRequest) (*SearchResponse, error) {
+	w, env, err := call[searchWire](ctx, c, OpSearch, t, token, "", "", &req)
+	if err != nil {
+		return nil, err
+	}
+	v := &w.Value
+	return &SearchResponse{Envelope: env, Value: SearchValue{
+		ConversationID: string(v.ConversationID),
+		AliasID:        string(v.AliasID),
+		ChatExist:      bool(v.ChatExist),
+		Status:         string(v.Status),
+		TeamID:         string(v.TeamID),
+		UserID:         string(v.UserID),
+	}}, nil
+}
+
+// Create starts a conversation with its first message(s).
+func (c *Client) Create(ctx context.Context, t Target, token string, req CreateRequest) (*CreateResponse, error) {
+	w, env, err := call[createWire](ctx, c, OpCreate, t, token, "", "", &req)
+	if err != nil {
+		return nil, err
+	}
+	if w.Value.ConversationID == "" {
+		return nil, &Error{Op: OpCreate, Kind: KindUpstream, HTTPStatus: env.HTTPStatus,
+			Code: env.Code, Description: env.Description, Raw: env.Raw,
+			Err: errors.New("answer has no conversationId")}
+	}
+	return &CreateResponse{Envelope: env, TID: string(w.TID), ConversationID: string(w.Value.ConversationID)}, nil
+}
+
+// Append adds a message to a conversation.
+func (c *Client) Append(ctx context.Context, t Target, token, conversationID string, msg Message) (*MutationResponse, error) {
+	return c.mutate(ctx, OpAppend, t, token, conversationID, "", &msg)
+}
+
+// Update changes a conversation's alias ID and/or status (re-open: Status "queued").
+func (c *Client) Update(ctx context.Context, t Target, token, conversationID string, req UpdateRequest) (*MutationResponse, error) {
+	return c.mutate(ctx, OpUpdate, t, token, conversationID, "", &req)
+}
+
+// Close closes a conversation.
+func (c *Client) Close(ctx context.Context, t Target, token, conversationID string) (*MutationResponse, error) {
+	return c.mutate(ctx, OpClose, t, token, conversationID, "", nil)
+}
+
+// AddParticipant adds an agent to a conversation.
+func (c *Client) AddParticipant(ctx context.Context, t Target, token, conversationID, participant string) (*MutationResponse, error) {
+	if participant == "" {
+		return nil, &Error{Op: OpAddParticipant, Kind: KindInvalidRequest, Err: errMissing("participant")}
+	}
+	return c.mutate(ctx, OpAddParticipant, t, token, conversationID, "", &participantRequest{Participant: participant})
+}
+
+// RemoveParticipant removes an agent from a conversation.
+func (c *Client) RemoveParticipant(ctx context.Context, t Target, token, conversationID, participant string) (*MutationResponse, error) {
+	return c.mutate(ctx, OpRemoveParticipant, t, token, conversationID, participant, nil)
+}
+
+func (c *Client) mutate(ctx context.Context, op string, t Target, token, conversationID, participant string, body any) (*MutationResponse, error) {
+	w, env, err := call[noValue](ctx, c, op, t, token, conversationID, participant, body)
+	if err != nil {
+		return nil, err
+	}
+	return &MutationResponse{Envelope: env, TID: string(w.TID)}, nil
+}
+
+// call does one request and decodes a 2xx envelope whose value is V. Every failure is an
+// *Error, scrubbed of the token.
+func call[V any](ctx context.Context, c *Client, op string, t Target, token, conversationID, participant string, body any) (*wire[V], Envelope, error) {
+	status, raw, err := c.roundTrip(ctx, op, t, token, conversationID, participant, body)
+	if err != nil {
+		return nil, Envelope{}, err.scrub(token)
+	}
+	w := new(wire[V])
+	if derr := decodeObject(raw, w); derr != nil {
+		e := &Error{Op: op, Kind: KindUpstream, HTTPStatus: status, Raw: raw, Err: fmt.Errorf("malformed answer: %w", derr)}
+		return nil, Envelope{}, e.scrub(token)
+	}
+	return w, w.envelope(status, raw), nil
+}
+
+// roundTrip sends one request and returns the status and body of a 2xx answer; anything
+// else is a classified *Error.
+func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conversationID, participant string, body any) (int, []byte, *Error) {
+	rt, err := endpoint(t, op, conversationID, participant)
+	if err != nil {
+		return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: err}
+	}
+	var rd io.Reader = http.NoBody
+	var n int
+	if body != nil {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		// Engage gets text as written: "<" stays "<", not "\u003c".
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(body); err != nil {
+			return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: fmt.Errorf("encode request: %w", err)}
+		}
+		n = buf.Len()
+		rd = bytes.NewReader(buf.Bytes())
+	}
+	req, err := http.NewRequestWithContext(ctx, rt.method, rt.url, rd)
+	if err != nil {
+		return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: err}
+	}
+	// Canonical keys set directly: no per-call canonicalization.
+	req.Header["Authorization"] = []string{"Bearer " + token}
+	req.Header["Accept"] = jsonType
+	req.Header["User-Agent"] = c.userAgent
+	if body != nil {
+		req.Header["Content-Type"] = jsonType
+		req.ContentLength = int64(n)
+	}
+
+	start := time.Now()
+	status, raw, e := c.exchange(ctx, op, req)
+	if c.obs != nil {
+		c.obs.ObserveEngageCall(op, statusLabel(status, e), time.Since(start))
+	}
+	return status, raw, e
+}
+
+var jsonType = []string{"application/json"}
+
+// exchange sends req and reads and classifies the answer.
+func (c *Client) exchange(ctx context.Context, op string, req *http.Request) (int, []byte, *Error) {
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, nil, transportError(ctx, op, 0, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, c.max+1))
+	if err != nil {
+		return 0, nil, transportError(ctx, op, resp.StatusCode, err)
+	}
+	status := resp.StatusCode
+	if int64(len(raw)) > c.max {
+		return status, nil, &Error{Op: op, Kind: KindUpstream, HTTPStatus: status,
+			Err: fmt.Errorf("answer body over %d bytes", c.max)}
+	}
+	if status >= 200 && status < 300 {
+		return status, raw, nil
+	}
+	return status, nil, statusError(op, status, resp.Header, raw)
+}
+
+// transportError classifies a failure without a complete answer. The caller's context
+// decides first: its deadline is a timeout, its cancellation is the caller's choice.
+func transportError(ctx context.Context, op string, status int, err error) *Error {
+	e := &Error{Op: op, Kind: KindUpstream, HTTPStatus: status, Err: err}
+	switch cerr := ctx.Err(); {
+	case errors.Is(cerr, context.DeadlineExceeded):
+		e.Kind = KindTimeout
+	case errors.Is(cerr, context.Canceled):
+		e.Kind = KindCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Kind = KindTimeout
+	default:
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			e.Kind = KindTimeout
+		}
+	}
+	// No answer was read: the status is not Engage's verdict.
+	e.HTTPStatus = 0
+	return e
+}
+
+// statusError classifies a complete non-2xx answer.
+func statusError(op string, status int, h http.Header, raw []byte) *Error {
+	e := &Error{Op: op, HTTPStatus: status, Raw: raw}
+	var w wire[noValue]
+	envErr := decodeObject(raw, &w)
+	if envErr == nil {
+		e.Code = int(w.Code)
+		e.Description = string(w.Description)
+	}
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		e.Kind = KindUnauthorized
+	case status == http.StatusTooManyRequests:
+		e.Kind = KindRateLimited
+		e.RetryAfter = parseRetryAfter(h.Get("Retry-After"), time.Now())
+	case status >= 400 && status < 500:
+		e.Kind = KindBusiness
+		if envErr != nil {
+			// Not Engage's envelope: a proxy or gateway answered, not Engage's business rules.
+			e.Kind = KindUpstream
+			e.Err = fmt.Errorf("HTTP %d without an Engage envelope: %w", status, envErr)
+		}
+	case status >= 500:
+		e.Kind = KindUpstream
+	default:
+		e.Kind = KindUpstream
+		e.Err = fmt.Errorf("unexpected HTTP status %d", status)
+	}
+	return e
+}
+
+// decodeObject decodes a JSON object; anything else (an array, null, a truncated body)
+// is an error.
+func decodeObject(raw []byte, v any) error {
+	trimmed := bytes.TrimLeft(raw, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return errors.New("body is not a JSON object")
+	}
+	return json.Unmarshal(raw, v)
+}
+
+// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+func statusLabel(status int, e *Error) string {
+	if e != nil {
+		switch e.Kind {
+		case KindTimeout:
+			return StatusTimeout
+		case KindCanceled:
+			return StatusCanceled
+		}
+	}
+	if status == 0 {
+		return StatusTransportError
+	}
+	return strconv.Itoa(status)
+}

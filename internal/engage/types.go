@@ -1,0 +1,258 @@
+package engage
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+)
+
+// Operation names, used in errors and as the "operation" label of metrics.
+const (
+	OpSearch            = "search"
+	OpCreate            = "create"
+	OpAppend            = "append"
+	OpUpdate            = "update"
+	OpClose             = "close"
+	OpAddParticipant    = "add_participant"
+	OpRemoveParticipant = "remove_participant"
+)
+
+// Target is where one authorization's calls go: the regional Engage base URL (such as
+// https://api-us-site-1.imiengage.io/api/v1) and the Engage domain (the tenant).
+type Target struct {
+	BaseURL string
+	Domain  string
+}
+
+// SearchRequest is the body of a search. Which fields a channel needs is the node's
+// business (ENGAGE.md §3); the client sends what it is given.
+type SearchRequest struct {
+	Channel            string   `json:"channel,omitempty"`
+	CustomerAddress    string   `json:"customeraddress,omitempty"`
+	BizAddress         string   `json:"bizaddress,omitempty"`
+	Subject            string   `json:"subject,omitempty"`
+	ThreadID           string   `json:"threadid,omitempty"`
+	BrowserFingerprint string   `json:"browserfingerprint,omitempty"`
+	ToRecipients       []string `json:"toRecipients,omitempty"`
+	CcRecipients       []string `json:"ccRecipients,omitempty"`
+	InReplyTo          string   `json:"inReplyTo,omitempty"`
+}
+
+// Attachment is one file of a text-with-attachments message.
+type Attachment struct {
+	MimeType string `json:"mimeType,omitempty"`
+	FileName string `json:"fileName,omitempty"`
+	FileURL  string `json:"fileUrl,omitempty"`
+}
+
+// Message is one message as Connect's own Append node sends it: flat keys, the rich
+// objects passed through as JSON (ENGAGE.md §4). Timestamp is RFC 3339 in UTC.
+type Message struct {
+	Channel      string          `json:"channel,omitempty"`
+	Direction    string          `json:"direction,omitempty"`
+	MessageType  string          `json:"messagetype,omitempty"`
+	Text         string          `json:"text,omitempty"`
+	Timestamp    string          `json:"timestamp,omitempty"`
+	Attachments  []Attachment    `json:"attachments,omitempty"`
+	Subject      string          `json:"subject,omitempty"`
+	FromAddress  string          `json:"frmAddress,omitempty"`
+	ToRecipients []string        `json:"toRecipients,omitempty"`
+	CcRecipients []string        `json:"ccRecipients,omitempty"`
+	PlainBody    string          `json:"plainBody,omitempty"`
+	HTMLBody     string          `json:"htmlBody,omitempty"`
+	StrippedHTML string          `json:"strippedHtml,omitempty"`
+	EmailHeaders json.RawMessage `json:"emailHeaders,omitempty"`
+	AliasID      string          `json:"aliasId,omitempty"`
+
+	LivechatFormResponse    json.RawMessage `json:"livechatformresponse,omitempty"`
+	LcCarousel              json.RawMessage `json:"lcCarousel,omitempty"`
+	LcQuickReplies          json.RawMessage `json:"lcQuickReplies,omitempty"`
+	LcCarouselResponse      json.RawMessage `json:"lcCarouselResponse,omitempty"`
+	LcQuickRepliesResponse  json.RawMessage `json:"lcQuickRepliesResponse,omitempty"`
+	AmbFormResponse         json.RawMessage `json:"ambFormResponse,omitempty"`
+	AmbListPickerResponse   json.RawMessage `json:"ambListPickerResponse,omitempty"`
+	AmbQuickRepliesResponse json.RawMessage `json:"ambQuickRepliesResponse,omitempty"`
+	AmbTimePickerResponse   json.RawMessage `json:"ambTimePickerResponse,omitempty"`
+	WabButtons              json.RawMessage `json:"wabButtons,omitempty"`
+	WabList                 json.RawMessage `json:"wabList,omitempty"`
+	WabInteractiveResponse  json.RawMessage `json:"wabInteractiveResponse,omitempty"`
+}
+
+// CreateRequest is the body of a create. Live chat sends threadid and the livechat* keys
+// instead of the addresses; those key names are our decision (ENGAGE.md §3).
+type CreateRequest struct {
+	Channel               string    `json:"channel,omitempty"`
+	BizAddress            string    `json:"bizaddress,omitempty"`
+	CustomerAddress       string    `json:"customeraddress,omitempty"`
+	CustomerName          string    `json:"customername,omitempty"`
+	ThreadID              string    `json:"threadid,omitempty"`
+	LivechatUserID        string    `json:"livechatuserid,omitempty"`
+	LivechatAppID         string    `json:"livechatappid,omitempty"`
+	LivechatWebsiteDomain string    `json:"livechatwebsitedomain,omitempty"`
+	LivechatProactiveID   string    `json:"livechatproactiveid,omitempty"`
+	Messages              []Message `json:"messages"`
+}
+
+// Conversation statuses as the simulator speaks them (ENGAGE.md §2, our decision).
+// Engage may answer others; the node decides what an unknown one means.
+const (
+	StatusQueued = "queued"
+	StatusActive = "active"
+	StatusOnHold = "onhold"
+	StatusClosed = "closed"
+)
+
+// UpdateRequest is the body of an update. Re-open sends Status "queued".
+type UpdateRequest struct {
+	AliasID string `json:"aliasId,omitempty"`
+	Status  string `json:"status,omitempty"`
+}
+
+type participantRequest struct {
+	Participant string `json:"participant"`
+}
+
+// Envelope is what every Engage answer carries besides its value.
+type Envelope struct {
+	// HTTPStatus is the real HTTP status of the answer; Status is the one in the body.
+	HTTPStatus  int
+	Status      int
+	Code        int
+	Description string
+	// Raw is the body exactly as received (Search 1.3 outputs it as responsePayload).
+	Raw []byte
+}
+
+// SearchValue is the value of a search answer. No conversation: ConversationID is empty.
+type SearchValue struct {
+	ConversationID string
+	AliasID        string
+	ChatExist      bool
+	Status         string
+	TeamID         string
+	UserID         string
+}
+
+// SearchResponse is the answer to Search.
+type SearchResponse struct {
+	Envelope
+	Value SearchValue
+}
+
+// CreateResponse is the answer to Create.
+type CreateResponse struct {
+	Envelope
+	TID            string
+	ConversationID string
+}
+
+// MutationResponse is the answer to every other mutating call.
+type MutationResponse struct {
+	Envelope
+	TID string
+}
+
+// wire is the envelope as decoded from JSON, lenient about numbers sent as strings and
+// the other way round, since the real API's types are not documented.
+type wire[V any] struct {
+	Status      flexInt    `json:"status"`
+	Code        flexInt    `json:"code"`
+	Description flexString `json:"description"`
+	TID         flexString `json:"tid"`
+	Value       V          `json:"value"`
+}
+
+func (w *wire[V]) envelope(httpStatus int, raw []byte) Envelope {
+	return Envelope{
+		HTTPStatus:  httpStatus,
+		Status:      int(w.Status),
+		Code:        int(w.Code),
+		Description: string(w.Description),
+		Raw:         raw,
+	}
+}
+
+type searchWire struct {
+	ConversationID flexString `json:"conversationId"`
+	AliasID        flexString `json:"aliasId"`
+	ChatExist      flexBool   `json:"chatExist"`
+	Status         flexString `json:"status"`
+	TeamID         flexString `json:"teamId"`
+	UserID         flexString `json:"userId"`
+}
+
+type createWire struct {
+	ConversationID flexString `json:"conversationId"`
+}
+
+// noValue skips whatever the value holds.
+type noValue struct{}
+
+func (*noValue) UnmarshalJSON([]byte) error { return nil }
+
+// flexInt accepts 200, "200" and null.
+type flexInt int
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		if s == "" {
+			return nil
+		}
+		b = []byte(s)
+	}
+	n, err := strconv.Atoi(string(b))
+	if err != nil {
+		return err
+	}
+	*f = flexInt(n)
+	return nil
+}
+
+// flexString accepts a string, a number or null.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+		return nil
+	default:
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return err
+		}
+		*f = flexString(n)
+		return nil
+	}
+}
+
+var errNotBool = errors.New("not a boolean")
+
+// flexBool accepts true, "true", 1 and null.
+type flexBool bool
+
+func (f *flexBool) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "null", "false", `"false"`, "0", `"0"`, `""`:
+		*f = false
+	case "true", `"true"`, "1", `"1"`:
+		*f = true
+	default:
+		return errNotBool
+	}
+	return nil
+}
