@@ -1,0 +1,48 @@
+# noderuntime: the two commands a new machine needs are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME ?= 15s
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/noderuntime/noderuntime/internal/buildinfo.Version=$(VERSION)
+
+.PHONY: run test test-long lint bench build fuzz
+
+## run: the service with an in-process Engage simulator and a demo authorization
+run:
+	$(GO) run ./cmd/noderuntime dev
+
+## test: every test, integration included, race detector on (needs Postgres; see README)
+test:
+	$(GO) test -race -count=1 -timeout 15m ./...
+	cd deploy && $(GO) test -count=1 -timeout 5m ./...
+
+## test-long: soak, multi-replica and fuzz runs, each bounded in count or time
+test-long:
+	$(GO) test -race -count=1 -tags long -run 'Long' -timeout 30m ./...
+	$(MAKE) fuzz
+
+## fuzz: every Fuzz target for FUZZTIME each
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## lint: gofmt, go vet and staticcheck (pinned)
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	cd deploy && $(GO) vet ./...
+
+## bench: the load benchmark against the simulator, then the Go micro-benchmarks
+bench:
+	$(GO) run ./cmd/nrbench
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## build: a static binary in bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/noderuntime ./cmd/noderuntime

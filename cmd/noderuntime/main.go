@@ -1,0 +1,187 @@
+// Command noderuntime runs Webex Engage nodes for a flow orchestrator.
+//
+//	noderuntime serve        run the HTTP service
+//	noderuntime migrate up   apply pending database migrations
+//	noderuntime version      print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/noderuntime/noderuntime/internal/app"
+	"github.com/noderuntime/noderuntime/internal/buildinfo"
+	"github.com/noderuntime/noderuntime/internal/config"
+	"github.com/noderuntime/noderuntime/internal/database"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// exit codes
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2 // bad command line or configuration
+)
+
+type command struct {
+	name, summary string
+	run           func(args []string, getenv func(string) string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the HTTP service", serve},
+		{"migrate", "apply (up) or show (status) database migrations", migrateCmd},
+		{"version", "print the version", version},
+	}
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:], getenv, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "noderuntime: unknown command %q; run `noderuntime help`\n", args[0])
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: noderuntime <command> [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun `noderuntime <command> --help` for a command's flags. Every flag can also be set by its environment variable.")
+}
+
+func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: noderuntime %s [flags]\n\n%s\n\nFlags:\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags returns the exit code to stop with, or -1 to go on.
+func parseFlags(fs *flag.FlagSet, args []string) int {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	return -1
+}
+
+// configError prints the one line that names the bad setting.
+func configError(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "noderuntime: configuration: %v\n", err)
+	return exitUsage
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func serve(args []string, getenv func(string) string, _, stderr io.Writer) int {
+	fs := newFlagSet("serve", "Run the HTTP service. Refuses to start on a database schema that is behind (see `migrate`).", stderr)
+	var cfg config.Config
+	load := config.Settings(fs, getenv, &cfg)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if err := load(); err != nil {
+		return configError(stderr, err)
+	}
+	logger := newLogger(stderr, cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	if cfg.Migrate {
+		if _, _, err := database.Migrate(ctx, cfg.DatabaseURL); err != nil {
+			fmt.Fprintf(stderr, "noderuntime: %v\n", err)
+			return exitFailed
+		}
+	}
+	a, err := app.New(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "noderuntime: %v\n", err)
+		return exitFailed
+	}
+	if err := a.Run(ctx, nil); err != nil {
+		logger.Error("serve failed", slog.String("error", err.Error()))
+		return exitFailed
+	}
+	return exitOK
+}
+
+func migrateCmd(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("migrate", "migrate up: apply pending migrations (safe when several replicas run it at once).\nmigrate status: print the applied and the latest schema version; exit 1 when behind.", stderr)
+	dbURL := fs.String("database-url", "", "Postgres connection string (env DATABASE_URL)")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if *dbURL == "" {
+		*dbURL = getenv("DATABASE_URL")
+	}
+	if *dbURL == "" {
+		return configError(stderr, &config.Error{Variable: "DATABASE_URL", Problem: "is required (or --database-url)"})
+	}
+	sub := fs.Arg(0)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	switch sub {
+	case "up":
+		from, to, err := database.Migrate(ctx, *dbURL)
+		if err != nil {
+			fmt.Fprintf(stderr, "noderuntime: %v\n", err)
+			return exitFailed
+		}
+		fmt.Fprintf(stdout, "schema at version %d (was %d)\n", to, from)
+		return exitOK
+	case "status":
+		pool, err := database.Open(ctx, *dbURL)
+		if err != nil {
+			fmt.Fprintf(stderr, "noderuntime: %v\n", err)
+			return exitFailed
+		}
+		defer pool.Close()
+		v, err := database.SchemaVersion(ctx, pool)
+		if err != nil {
+			fmt.Fprintln(stderr, "noderuntime: cannot read the schema version: postgres unreachable or not a noderuntime database")
+			return exitFailed
+		}
+		fmt.Fprintf(stdout, "applied %d, latest %d\n", v, database.Latest())
+		if v < database.Latest() {
+			return exitFailed
+		}
+		return exitOK
+	default:
+		fmt.Fprintln(stderr, "noderuntime: migrate needs `up` or `status`")
+		return exitUsage
+	}
+}
+
+func version(_ []string, _ func(string) string, stdout, _ io.Writer) int {
+	fmt.Fprintln(stdout, "noderuntime", buildinfo.Version)
+	return exitOK
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+const goodKeys = "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+const goodAPIKeys = "acme:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+
+func TestServeStopsWithOneLineNamingTheBadSetting(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no database URL", map[string]string{"NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys}, nil, "DATABASE_URL"},
+		{"bad key ring", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": "k1:short", "NODERUNTIME_API_KEYS": goodAPIKeys}, nil, "NODERUNTIME_ENCRYPTION_KEYS"},
+		{"key of the wrong size", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": "k1:AAAA", "NODERUNTIME_API_KEYS": goodAPIKeys}, nil, "NODERUNTIME_ENCRYPTION_KEYS"},
+		{"no API keys", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": goodKeys}, nil, "NODERUNTIME_API_KEYS"},
+		{"API key not hashed", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": "acme:plainkey"}, nil, "NODERUNTIME_API_KEYS"},
+		{"bad duration", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys, "NODERUNTIME_SHUTDOWN_GRACE": "soon"}, nil, "NODERUNTIME_SHUTDOWN_GRACE"},
+		{"bad allowlist entry", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys, "ENGAGE_ALLOWED_BASE_URLS": "ftp://x"}, nil, "ENGAGE_ALLOWED_BASE_URLS"},
+		{"webex half configured", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys, "WEBEX_CLIENT_ID": "id"}, nil, "WEBEX_AUTHORIZE_URL"},
+		{"flag overrides a good env with a bad value", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys}, []string{"--encryption-keys", "nope"}, "NODERUNTIME_ENCRYPTION_KEYS"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(append([]string{"serve"}, c.args...), env(c.env), &stdout, &stderr)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stderr %q", code, stderr.String())
+			}
+			out := strings.TrimRight(stderr.String(), "\n")
+			if strings.Count(out, "\n") != 0 || !strings.Contains(out, c.want) {
+				t.Fatalf("want one line naming %s, got %q", c.want, out)
+			}
+			if strings.Contains(out, "AAAAAAAA") || strings.Contains(out, "plainkey") {
+				t.Fatalf("the line repeats a secret value: %q", out)
+			}
+		})
+	}
+}
+
+func TestMigrateWithoutDatabaseURLStopsWithOneLine(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"migrate", "up"}, env(nil), &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "DATABASE_URL") {
+		t.Fatalf("exit %d stderr %q", code, stderr.String())
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"version"}, env(nil), &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "noderuntime ") {
+		t.Fatalf("version: %d %q", code, stdout.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"serve", "--help"}, env(nil), &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "DATABASE_URL") {
+		t.Fatalf("serve --help: %d %q", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"bogus"}, env(nil), &stdout, &stderr); code != 2 {
+		t.Fatalf("unknown command: exit %d", code)
+	}
+}

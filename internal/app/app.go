@@ -1,0 +1,150 @@
+// Package app wires the service together from its configuration: the pool, the stores,
+// the Engage client, the node registry and the HTTP edge. `serve`, `dev` and the
+// end-to-end tests build the service through it, so they run the same thing.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/noderuntime/noderuntime/internal/config"
+	"github.com/noderuntime/noderuntime/internal/database"
+	"github.com/noderuntime/noderuntime/internal/httpapi"
+)
+
+// App is one running instance of the service.
+type App struct {
+	cfg      config.Config
+	logger   *slog.Logger
+	pool     *pgxpool.Pool
+	registry *prometheus.Registry
+	handler  chi.Router
+}
+
+// New builds the service. It fails if the schema is behind; an unreachable Postgres is
+// not an error here (the service starts, and /readyz stays red until it is back).
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, error) {
+	pool, err := database.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, logger: logger, pool: pool, registry: prometheus.NewRegistry()}
+	if err := a.checkSchemaAtStart(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	a.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		database.NewPoolCollector(pool),
+	)
+	deps := httpapi.Deps{
+		Logger:  logger,
+		Metrics: httpapi.NewMetrics(a.registry),
+		APIKeys: cfg.APIKeys,
+		Ready:   a.ready,
+	}
+	if cfg.MetricsAddr == "" {
+		deps.Gatherer = a.registry
+	}
+	a.handler = httpapi.NewRouter(deps)
+	return a, nil
+}
+
+// checkSchemaAtStart refuses a schema that is behind, so a new binary never runs on an
+// old schema. If Postgres does not answer, start anyway and let /readyz tell.
+func (a *App) checkSchemaAtStart(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := database.CheckSchema(ctx, a.pool)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, database.ErrSchemaBehind):
+		return err
+	default:
+		a.logger.Warn("postgres not reachable at start; serving, not ready until it is", slog.String("error", "postgres unreachable"))
+		return nil
+	}
+}
+
+// ready is /readyz: Postgres answers and the schema is current. The message never
+// carries connection details.
+func (a *App) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := a.pool.Ping(ctx); err != nil {
+		return errors.New("postgres is unreachable")
+	}
+	if err := database.CheckSchema(ctx, a.pool); err != nil {
+		if errors.Is(err, database.ErrSchemaBehind) {
+			return errors.New("database schema is behind; run `noderuntime migrate up`")
+		}
+		return errors.New("postgres is unreachable")
+	}
+	return nil
+}
+
+// Handler is the service's HTTP handler.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Routes lists the service's routes (for the OpenAPI check).
+func (a *App) Routes() chi.Routes { return a.handler }
+
+// Registry is the service's metrics registry.
+func (a *App) Registry() *prometheus.Registry { return a.registry }
+
+// Pool is the service's Postgres pool.
+func (a *App) Pool() *pgxpool.Pool { return a.pool }
+
+// Run serves until ctx is done, then drains within the shutdown grace and closes the
+// pool. ready, when non-nil, receives the bound address once the listener is open.
+func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+	}
+	srv := httpapi.NewServer(a.handler, a.cfg.ExecutionTimeoutMx+15*time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	if a.cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s: %w", a.cfg.MetricsAddr, err)
+		}
+		msrv := httpapi.NewServer(httpapi.MetricsHandler(a.registry), 30*time.Second)
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- httpapi.Serve(ctx, msrv, mln, time.Second) }()
+		a.logger.Info("serving metrics", slog.String("addr", mln.Addr().String()))
+	}
+	a.logger.Info("serving", slog.String("addr", ln.Addr().String()))
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	err = httpapi.Serve(ctx, srv, ln, a.cfg.ShutdownGrace)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		if err == nil {
+			err = e
+		}
+	}
+	a.Close()
+	a.logger.Info("stopped")
+	return err
+}
+
+// Close releases the pool.
+func (a *App) Close() { a.pool.Close() }

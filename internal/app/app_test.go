@@ -1,0 +1,132 @@
+package app_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/app"
+	"github.com/noderuntime/noderuntime/internal/config"
+	"github.com/noderuntime/noderuntime/internal/database"
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
+	"github.com/noderuntime/noderuntime/internal/pgtemp"
+	"github.com/noderuntime/noderuntime/internal/secrets"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+func testConfig(t *testing.T, dbURL string) config.Config {
+	t.Helper()
+	ring, err := secrets.ParseKeyRing("k1:" + base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := tenant.ParseKeys("acme:" + tenant.HashKey("key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config.Config{
+		Addr: "127.0.0.1:0", DatabaseURL: dbURL, EncryptionKeys: ring, APIKeys: keys,
+		EngageAllowedBases: config.DefaultEngageBaseURLs,
+		ExecutionTimeout:   10 * time.Second, ExecutionTimeoutMx: time.Minute,
+		ShutdownGrace: 5 * time.Second, TokenRefreshSkew: 5 * time.Minute,
+	}
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
+
+func status(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestReadyzIsRedWhilePostgresIsDownAndGreenWhenItIsBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cluster, err := pgtemp.Start(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cluster.Close() })
+	url := cluster.URL("postgres")
+	if _, _, err := database.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(ctx, testConfig(t, url), quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+
+	if got := status(t, srv.URL+"/readyz"); got != 200 {
+		t.Fatalf("with postgres up: %d", got)
+	}
+	if err := cluster.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(t, srv.URL+"/readyz"); got != 503 {
+		t.Fatalf("with postgres down: %d, want 503", got)
+	}
+	if got := status(t, srv.URL+"/healthz"); got != 200 {
+		t.Fatalf("liveness must not follow postgres: %d", got)
+	}
+	if err := cluster.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The pool reconnects by itself; wait for the condition, not a fixed time.
+	deadline := time.Now().Add(30 * time.Second)
+	for status(t, srv.URL+"/readyz") != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz did not turn green after postgres came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestServeRefusesASchemaThatIsBehind(t *testing.T) {
+	url := dbtest.NewEmptyURL(t)
+	_, err := app.New(context.Background(), testConfig(t, url), quietLogger())
+	if !errors.Is(err, database.ErrSchemaBehind) {
+		t.Fatalf("got %v, want ErrSchemaBehind", err)
+	}
+}
+
+func TestAppStartsWhenPostgresIsUnreachableAndReportsNotReady(t *testing.T) {
+	a, err := app.New(context.Background(), testConfig(t, "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"), quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	if got := status(t, srv.URL+"/readyz"); got != 503 {
+		t.Fatalf("readyz %d, want 503", got)
+	}
+}
+
+func TestReadyzIsGreenOnAMigratedDatabase(t *testing.T) {
+	a, err := app.New(context.Background(), testConfig(t, dbtest.NewURL(t)), quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	if got := status(t, srv.URL+"/readyz"); got != 200 {
+		t.Fatalf("readyz %d", got)
+	}
+}

@@ -1,0 +1,222 @@
+// Package config reads the service's configuration from the environment, each setting
+// also a flag, and validates it at start-up so a bad setting stops the process with one
+// line that names the variable.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/secrets"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+// DefaultEngageBaseURLs are the documented Engage regions (ENGAGE.md §4).
+var DefaultEngageBaseURLs = []string{
+	"https://api-us-site-1.imiengage.io/api/v1",
+	"https://api-uk-site-1.imiengage.io/api/v1",
+	"https://api-eu-site-1.imiengage.io/api/v1",
+	"https://api-ca-site-1.imiengage.io/api/v1",
+	"https://api-syd-site-1.imiengage.com.au/api/v1",
+	"https://api-ind-site-1.imiengage.io/api/v1",
+}
+
+// Config is everything `serve` needs.
+type Config struct {
+	Addr               string
+	MetricsAddr        string // empty: /metrics on Addr
+	DatabaseURL        string
+	EncryptionKeys     *secrets.KeyRing
+	APIKeys            tenant.Keys
+	PublicURL          string
+	Webex              Webex
+	EngageAllowedBases []string
+	ExecutionTimeout   time.Duration // default for a request without timeoutMs
+	ExecutionTimeoutMx time.Duration // cap on timeoutMs
+	ShutdownGrace      time.Duration
+	TokenRefreshSkew   time.Duration
+	LogLevel           slog.Level
+	Migrate            bool // apply migrations before serving (development)
+}
+
+// Webex is the Webex login integration (OAuth 2.0 authorization code).
+type Webex struct {
+	AuthorizeURL string
+	TokenURL     string
+	ClientID     string
+	ClientSecret secrets.Value
+	Scopes       []string
+}
+
+// Enabled reports whether the Webex login kind is configured.
+func (w Webex) Enabled() bool { return w.ClientID != "" }
+
+// Error names the setting that is wrong. Its message is the one line start-up prints.
+type Error struct {
+	Variable string
+	Problem  string
+}
+
+func (e *Error) Error() string { return e.Variable + ": " + e.Problem }
+
+// setting is one configuration value: its variable, its flag, and how to read it.
+type setting struct {
+	env, flag, usage, def string
+	required              bool
+	parse                 func(string) error
+}
+
+// Settings binds every setting to fs and returns a function that, after fs.Parse, fills
+// cfg from flags (when given) or the environment, and validates it.
+func Settings(fs *flag.FlagSet, getenv func(string) string, cfg *Config) func() error {
+	var webexSecret string
+	list := []setting{
+		{env: "NODERUNTIME_ADDR", flag: "addr", def: ":8080", usage: "listen address",
+			parse: func(s string) error { cfg.Addr = s; return nil }},
+		{env: "NODERUNTIME_METRICS_ADDR", flag: "metrics-addr", def: ":9090", usage: "listen address of /metrics; empty serves it on the main address",
+			parse: func(s string) error { cfg.MetricsAddr = s; return nil }},
+		{env: "DATABASE_URL", flag: "database-url", required: true, usage: "Postgres connection string",
+			parse: func(s string) error { cfg.DatabaseURL = s; return validateDatabaseURL(s) }},
+		{env: "NODERUNTIME_ENCRYPTION_KEYS", flag: "encryption-keys", required: true, usage: "key ring id:base64key,...; the first encrypts, all decrypt",
+			parse: func(s string) (err error) { cfg.EncryptionKeys, err = secrets.ParseKeyRing(s); return err }},
+		{env: "NODERUNTIME_API_KEYS", flag: "api-keys", required: true, usage: "tenant:sha256hex,... (SHA-256 of each API key)",
+			parse: func(s string) (err error) { cfg.APIKeys, err = tenant.ParseKeys(s); return err }},
+		{env: "NODERUNTIME_PUBLIC_URL", flag: "public-url", usage: "external base URL, for the OAuth redirect URI",
+			parse: func(s string) error { cfg.PublicURL = strings.TrimRight(s, "/"); return validateHTTPURL(s) }},
+		{env: "WEBEX_AUTHORIZE_URL", flag: "webex-authorize-url", usage: "Webex login authorization endpoint",
+			parse: func(s string) error { cfg.Webex.AuthorizeURL = s; return validateHTTPURL(s) }},
+		{env: "WEBEX_TOKEN_URL", flag: "webex-token-url", usage: "Webex login token endpoint",
+			parse: func(s string) error { cfg.Webex.TokenURL = s; return validateHTTPURL(s) }},
+		{env: "WEBEX_CLIENT_ID", flag: "webex-client-id", usage: "OAuth client ID of the Webex login integration",
+			parse: func(s string) error { cfg.Webex.ClientID = s; return nil }},
+		{env: "WEBEX_CLIENT_SECRET", flag: "webex-client-secret", usage: "OAuth client secret of the Webex login integration",
+			parse: func(s string) error { webexSecret = s; return nil }},
+		{env: "WEBEX_SCOPES", flag: "webex-scopes", usage: "space- or comma-separated OAuth scopes",
+			parse: func(s string) error { cfg.Webex.Scopes = splitList(s, " ,"); return nil }},
+		{env: "ENGAGE_ALLOWED_BASE_URLS", flag: "engage-allowed-base-urls", def: strings.Join(DefaultEngageBaseURLs, ","), usage: "comma-separated Engage base URLs an authorization may use",
+			parse: func(s string) error {
+				cfg.EngageAllowedBases = nil
+				for _, u := range splitList(s, ",") {
+					if err := validateHTTPURL(u); err != nil {
+						return fmt.Errorf("%q: %w", u, err)
+					}
+					cfg.EngageAllowedBases = append(cfg.EngageAllowedBases, strings.TrimRight(u, "/"))
+				}
+				if len(cfg.EngageAllowedBases) == 0 {
+					return errors.New("no base URL given")
+				}
+				return nil
+			}},
+		{env: "NODERUNTIME_EXECUTION_TIMEOUT", flag: "execution-timeout", def: "10s", usage: "deadline of an execution that gives no timeoutMs",
+			parse: durationInto(&cfg.ExecutionTimeout)},
+		{env: "NODERUNTIME_EXECUTION_TIMEOUT_MAX", flag: "execution-timeout-max", def: "60s", usage: "cap on an execution's timeoutMs",
+			parse: durationInto(&cfg.ExecutionTimeoutMx)},
+		{env: "NODERUNTIME_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "20s", usage: "how long in-flight requests may finish after SIGTERM",
+			parse: durationInto(&cfg.ShutdownGrace)},
+		{env: "NODERUNTIME_TOKEN_REFRESH_SKEW", flag: "token-refresh-skew", def: "5m", usage: "refresh an access token this long before it expires",
+			parse: durationInto(&cfg.TokenRefreshSkew)},
+		{env: "NODERUNTIME_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error",
+			parse: func(s string) error { return cfg.LogLevel.UnmarshalText([]byte(s)) }},
+	}
+	values := make([]*string, len(list))
+	for i, s := range list {
+		values[i] = fs.String(s.flag, "", fmt.Sprintf("%s (env %s)", s.usage, s.env)+defaultNote(s.def))
+	}
+	fs.BoolVar(&cfg.Migrate, "migrate", false, "apply pending migrations before serving (development)")
+
+	return func() error {
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		for i, s := range list {
+			v, set := getenv(s.env), getenv(s.env) != ""
+			if given[s.flag] {
+				v, set = *values[i], true
+			}
+			if !set {
+				if s.required {
+					return &Error{Variable: s.env, Problem: "is required (or --" + s.flag + ")"}
+				}
+				v = s.def
+			}
+			if v == "" {
+				continue // optional and empty: the zero value means "not configured"
+			}
+			if err := s.parse(v); err != nil {
+				return &Error{Variable: s.env, Problem: err.Error()}
+			}
+		}
+		cfg.Webex.ClientSecret = secrets.New(webexSecret)
+		return cfg.validate()
+	}
+}
+
+func (c *Config) validate() error {
+	if c.Webex.Enabled() {
+		for _, req := range []struct{ env, v string }{
+			{"WEBEX_AUTHORIZE_URL", c.Webex.AuthorizeURL},
+			{"WEBEX_TOKEN_URL", c.Webex.TokenURL},
+			{"NODERUNTIME_PUBLIC_URL", c.PublicURL},
+		} {
+			if req.v == "" {
+				return &Error{Variable: req.env, Problem: "is required when WEBEX_CLIENT_ID is set"}
+			}
+		}
+	}
+	if c.ExecutionTimeout > c.ExecutionTimeoutMx {
+		return &Error{Variable: "NODERUNTIME_EXECUTION_TIMEOUT", Problem: "must not exceed NODERUNTIME_EXECUTION_TIMEOUT_MAX"}
+	}
+	return nil
+}
+
+func defaultNote(def string) string {
+	if def == "" || len(def) > 40 {
+		return ""
+	}
+	return " (default " + def + ")"
+}
+
+func durationInto(d *time.Duration) func(string) error {
+	return func(s string) error {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (e.g. 10s, 500ms)", s)
+		}
+		if v <= 0 {
+			return errors.New("must be positive")
+		}
+		*d = v
+		return nil
+	}
+}
+
+func splitList(s, seps string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(seps, r) })
+}
+
+func validateHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("want an absolute http(s) URL")
+	}
+	return nil
+}
+
+// validateDatabaseURL checks the shape only; the error never repeats the value, which
+// may hold a password.
+func validateDatabaseURL(s string) error {
+	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		if _, err := url.Parse(s); err != nil {
+			return errors.New("not a valid postgres:// URL")
+		}
+		return nil
+	}
+	if strings.Contains(s, "=") {
+		return nil // key=value form; pgx reports its own problems at connect time
+	}
+	return errors.New("want postgres://user@host:port/db or key=value form")
+}

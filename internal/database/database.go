@@ -1,0 +1,119 @@
+// Package database owns the Postgres pool, the schema migrations and the readiness of
+// the schema. Tables belong to the packages that use them; this package knows none.
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/noderuntime/noderuntime/migrations"
+)
+
+// VersionTable is where tern records the applied schema version.
+const VersionTable = "public.schema_version"
+
+// Open connects a pool. It does not wait for the server: a service must start (and
+// report not ready) while Postgres is down.
+func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, errors.New("database: DATABASE_URL does not parse") // never echo the URL: it may hold a password
+	}
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	cfg.HealthCheckPeriod = 15 * time.Second
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("database: open pool: %w", err)
+	}
+	return pool, nil
+}
+
+// Migrate applies every pending migration. Tern holds a Postgres advisory lock for the
+// whole run and applies each file in its own transaction, so replicas that start at the
+// same time take turns and the second finds nothing left to do.
+func Migrate(ctx context.Context, url string) (from, to int32, err error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, 0, fmt.Errorf("database: connect: %w", redact(err))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	m, err := migrate.NewMigrator(ctx, conn, VersionTable)
+	if err != nil {
+		return 0, 0, fmt.Errorf("database: migrator: %w", err)
+	}
+	if err := m.LoadMigrations(migrations.FS); err != nil {
+		return 0, 0, fmt.Errorf("database: load migrations: %w", err)
+	}
+	if from, err = m.GetCurrentVersion(ctx); err != nil {
+		return 0, 0, fmt.Errorf("database: current version: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return from, 0, fmt.Errorf("database: migrate: %w", err)
+	}
+	to, err = m.GetCurrentVersion(ctx)
+	return from, to, err
+}
+
+// Latest is the schema version the embedded migrations lead to.
+func Latest() int32 {
+	names, err := migrate.FindMigrations(migrations.FS)
+	if err != nil {
+		panic(fmt.Sprintf("embedded migrations are broken: %v", err)) // caught by every test run
+	}
+	return int32(len(names))
+}
+
+// Querier is what SchemaVersion needs of a pool or connection.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// SchemaVersion reads the applied version without changing anything (0 when the
+// database was never migrated).
+func SchemaVersion(ctx context.Context, q Querier) (int32, error) {
+	var v int32
+	err := q.QueryRow(ctx, "select version from "+VersionTable).Scan(&v)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return 0, nil
+	}
+	return v, err
+}
+
+// ErrSchemaBehind means the database needs `noderuntime migrate up`.
+var ErrSchemaBehind = errors.New("database schema is behind")
+
+// CheckSchema returns ErrSchemaBehind (wrapped with the versions) unless the schema is
+// at the version this binary was built for.
+func CheckSchema(ctx context.Context, q Querier) error {
+	v, err := SchemaVersion(ctx, q)
+	if err != nil {
+		return fmt.Errorf("database: read schema version: %w", err)
+	}
+	if latest := Latest(); v < latest {
+		return fmt.Errorf("%w: at version %d, this build needs %d (run `noderuntime migrate up`)", ErrSchemaBehind, v, latest)
+	}
+	return nil
+}
+
+// redact drops the connection details pgx puts in connect errors.
+func redact(err error) error {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return errors.New("cannot reach Postgres: " + ce.Unwrap().Error())
+	}
+	return err
+}
+
+// MigrationNames lists the embedded migration files, in order.
+func MigrationNames() ([]string, error) { return migrate.FindMigrations(migrations.FS) }

@@ -1,0 +1,94 @@
+package database_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/noderuntime/noderuntime/internal/database"
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+func TestMigrationsAppliedConcurrentlyByTwoReplicasBothSucceed(t *testing.T) {
+	url := dbtest.NewEmptyURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, errs[i] = database.Migrate(ctx, url)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("migration run %d: %v", i, err)
+		}
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := database.CheckSchema(ctx, pool); err != nil {
+		t.Fatalf("after migrating: %v", err)
+	}
+	// Applying again is a no-op.
+	from, to, err := database.Migrate(ctx, url)
+	if err != nil || from != to || to != database.Latest() {
+		t.Fatalf("second migrate: from %d to %d, err %v; want both %d", from, to, err, database.Latest())
+	}
+}
+
+func TestCheckSchemaReportsABehindSchema(t *testing.T) {
+	url := dbtest.NewEmptyURL(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if v, err := database.SchemaVersion(ctx, pool); err != nil || v != 0 {
+		t.Fatalf("empty database: version %d, err %v", v, err)
+	}
+	if err := database.CheckSchema(ctx, pool); !errors.Is(err, database.ErrSchemaBehind) {
+		t.Fatalf("empty database: got %v, want ErrSchemaBehind", err)
+	}
+}
+
+func TestMigrationsHaveADownPartThatUndoesThem(t *testing.T) {
+	names, err := database.MigrationNames()
+	if err != nil || len(names) == 0 {
+		t.Fatalf("migrations: %v %v", names, err)
+	}
+	if database.Latest() != int32(len(names)) {
+		t.Fatalf("Latest %d, files %d", database.Latest(), len(names))
+	}
+}
+
+func TestPoolStatsAreExportedAsMetrics(t *testing.T) {
+	pool := dbtest.NewPool(t)
+	if err := pool.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := database.NewPoolCollector(pool)
+	got := collect(t, c)
+	for _, name := range []string{"noderuntime_db_pool_total_connections", "noderuntime_db_pool_max_connections", "noderuntime_db_pool_acquired_connections", "noderuntime_db_pool_idle_connections", "noderuntime_db_pool_acquire_wait_seconds_total"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("metric %s missing; have %v", name, got)
+		}
+	}
+	if got["noderuntime_db_pool_total_connections"] < 1 {
+		t.Errorf("total connections %v after a ping, want >= 1", got["noderuntime_db_pool_total_connections"])
+	}
+}

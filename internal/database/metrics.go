@@ -1,0 +1,46 @@
+package database
+
+import (
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// PoolCollector exports pgxpool's statistics, read at scrape time.
+type PoolCollector struct {
+	pool                                    *pgxpool.Pool
+	acquired, idle, total, max, wait, waits *prometheus.Desc
+}
+
+// NewPoolCollector returns a collector for pool; register it on the service's registry.
+func NewPoolCollector(pool *pgxpool.Pool) *PoolCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("noderuntime_db_pool_"+name, help, nil, nil)
+	}
+	return &PoolCollector{
+		pool:     pool,
+		acquired: d("acquired_connections", "Connections currently in use."),
+		idle:     d("idle_connections", "Connections idle in the pool."),
+		total:    d("total_connections", "Connections open, in use or idle."),
+		max:      d("max_connections", "The pool's size limit."),
+		wait:     d("acquire_wait_seconds_total", "Time spent waiting for a connection because the pool was exhausted."),
+		waits:    d("acquire_waits_total", "Acquires that had to wait because the pool was exhausted."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *PoolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.acquired, c.idle, c.total, c.max, c.wait, c.waits} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.pool.Stat()
+	ch <- prometheus.MustNewConstMetric(c.acquired, prometheus.GaugeValue, float64(s.AcquiredConns()))
+	ch <- prometheus.MustNewConstMetric(c.idle, prometheus.GaugeValue, float64(s.IdleConns()))
+	ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(s.TotalConns()))
+	ch <- prometheus.MustNewConstMetric(c.max, prometheus.GaugeValue, float64(s.MaxConns()))
+	ch <- prometheus.MustNewConstMetric(c.wait, prometheus.CounterValue, s.EmptyAcquireWaitTime().Seconds())
+	ch <- prometheus.MustNewConstMetric(c.waits, prometheus.CounterValue, float64(s.EmptyAcquireCount()))
+}

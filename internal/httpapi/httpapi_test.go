@@ -1,0 +1,272 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/noderuntime/noderuntime/internal/httpapi"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+const testKey = "test-api-key-acme"
+
+type fixture struct {
+	srv    *httptest.Server
+	router chi.Router
+	logs   *syncBuffer
+	ready  atomic.Bool
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	keys, err := tenant.ParseKeys("acme:" + tenant.HashKey(testKey) + ",globex:" + tenant.HashKey("globex-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{logs: &syncBuffer{}}
+	f.ready.Store(true)
+	reg := prometheus.NewRegistry()
+	testRoutes := func(v1 chi.Router) {
+		v1.Post("/test/echo", func(w http.ResponseWriter, r *http.Request) {
+			var body map[string]any
+			if !httpapi.DecodeJSON(w, r, &body) {
+				return
+			}
+			tn, _ := tenant.FromContext(r.Context())
+			httpapi.WriteJSON(w, http.StatusOK, map[string]any{"tenant": tn, "body": body})
+		})
+		v1.Get("/test/panic", func(http.ResponseWriter, *http.Request) { panic("boom in handler") })
+	}
+	f.router = httpapi.NewRouter(httpapi.Deps{
+		V1:       []func(chi.Router){testRoutes},
+		Logger:   slog.New(slog.NewJSONHandler(f.logs, nil)),
+		Metrics:  httpapi.NewMetrics(reg),
+		APIKeys:  keys,
+		Gatherer: reg,
+		Ready: func(context.Context) error {
+			if f.ready.Load() {
+				return nil
+			}
+			return errors.New("postgres is unreachable")
+		},
+	})
+	f.srv = httptest.NewServer(f.router)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fixture) do(t *testing.T, method, path, key, contentType string, body io.Reader) (*http.Response, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(raw, &out)
+	return resp, out
+}
+
+func TestV1RefusesMissingAndWrongAPIKeysWith401Problems(t *testing.T) {
+	f := newFixture(t)
+	for name, key := range map[string]string{"no key": "", "wrong key": "not-a-key", "hash instead of key": tenant.HashKey(testKey)} {
+		t.Run(name, func(t *testing.T) {
+			resp, p := f.do(t, "POST", "/v1/test/echo", key, "application/json", strings.NewReader(`{}`))
+			if resp.StatusCode != 401 {
+				t.Fatalf("status %d, want 401", resp.StatusCode)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("content type %q", ct)
+			}
+			if p["code"] != "unauthorized" || p["status"] != float64(401) {
+				t.Errorf("problem %v", p)
+			}
+		})
+	}
+	t.Run("unknown /v1 route without a key is also 401", func(t *testing.T) {
+		resp, _ := f.do(t, "GET", "/v1/nope", "", "", nil)
+		if resp.StatusCode != 401 {
+			t.Fatalf("status %d, want 401", resp.StatusCode)
+		}
+	})
+}
+
+func TestV1ResolvesTheCallersTenantFromTheKey(t *testing.T) {
+	f := newFixture(t)
+	for key, want := range map[string]string{testKey: "acme", "globex-key": "globex"} {
+		resp, body := f.do(t, "POST", "/v1/test/echo", key, "application/json", strings.NewReader(`{"a":1}`))
+		if resp.StatusCode != 200 || body["tenant"] != want {
+			t.Fatalf("key for %s: status %d body %v", want, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestBodiesOverOneMebibyteGet413(t *testing.T) {
+	f := newFixture(t)
+	big := `{"x":"` + strings.Repeat("a", httpapi.MaxBodyBytes) + `"}`
+	t.Run("announced length", func(t *testing.T) {
+		resp, p := f.do(t, "POST", "/v1/test/echo", testKey, "application/json", strings.NewReader(big))
+		if resp.StatusCode != 413 || p["code"] != "payload_too_large" {
+			t.Fatalf("status %d problem %v", resp.StatusCode, p)
+		}
+	})
+	t.Run("chunked stream", func(t *testing.T) {
+		resp, p := f.do(t, "POST", "/v1/test/echo", testKey, "application/json", io.MultiReader(strings.NewReader(big)))
+		if resp.StatusCode != 413 || p["code"] != "payload_too_large" {
+			t.Fatalf("status %d problem %v", resp.StatusCode, p)
+		}
+	})
+	t.Run("just under the limit is fine", func(t *testing.T) {
+		ok := `{"x":"` + strings.Repeat("a", httpapi.MaxBodyBytes-16) + `"}`
+		resp, _ := f.do(t, "POST", "/v1/test/echo", testKey, "application/json", strings.NewReader(ok))
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	})
+}
+
+func TestNonJSONBodiesGet415(t *testing.T) {
+	f := newFixture(t)
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "", "application/xml"} {
+		resp, p := f.do(t, "POST", "/v1/test/echo", testKey, ct, strings.NewReader(`{"a":1}`))
+		if resp.StatusCode != 415 || p["code"] != "unsupported_media_type" {
+			t.Errorf("content type %q: status %d problem %v", ct, resp.StatusCode, p)
+		}
+	}
+	resp, _ := f.do(t, "POST", "/v1/test/echo", testKey, "application/json; charset=utf-8", strings.NewReader(`{"a":1}`))
+	if resp.StatusCode != 200 {
+		t.Errorf("application/json; charset=utf-8: status %d", resp.StatusCode)
+	}
+}
+
+func TestMalformedJSONGets400ThatNamesTheProblem(t *testing.T) {
+	f := newFixture(t)
+	for body, want := range map[string]string{
+		``:          "empty",
+		`{"a":`:     "ends in the middle",
+		`{"a" 1}`:   "malformed JSON",
+		`[1,2]`:     "want a JSON object",
+		`{"a":1} x`: "trailing data",
+	} {
+		resp, p := f.do(t, "POST", "/v1/test/echo", testKey, "application/json", strings.NewReader(body))
+		if resp.StatusCode != 400 || !strings.Contains(p["detail"].(string), want) {
+			t.Errorf("body %q: status %d detail %v, want %q", body, resp.StatusCode, p["detail"], want)
+		}
+	}
+}
+
+func TestRequestIDIsEchoedOrGenerated(t *testing.T) {
+	f := newFixture(t)
+	req, _ := http.NewRequest("GET", f.srv.URL+"/healthz", nil)
+	req.Header.Set("X-Request-Id", "orchestrator-req-42")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Request-Id"); got != "orchestrator-req-42" {
+		t.Fatalf("echoed %q", got)
+	}
+	resp, p := f.do(t, "GET", "/v1/nope", "", "", nil)
+	id := resp.Header.Get("X-Request-Id")
+	if len(id) != 32 || p["requestId"] != id {
+		t.Fatalf("generated id %q, problem requestId %v", id, p["requestId"])
+	}
+	req.Header.Set("X-Request-Id", "bad\" id with spaces")
+	resp, _ = http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Request-Id"); got == "bad\" id with spaces" || len(got) != 32 {
+		t.Fatalf("an unsafe request ID was echoed: %q", got)
+	}
+}
+
+func TestAPanickingHandlerAnswers500ProblemAndTheServerKeepsServing(t *testing.T) {
+	f := newFixture(t)
+	resp, p := f.do(t, "GET", "/v1/test/panic", testKey, "", nil)
+	if resp.StatusCode != 500 || p["code"] != "internal" {
+		t.Fatalf("status %d problem %v", resp.StatusCode, p)
+	}
+	if strings.Contains(p["detail"].(string), "boom") {
+		t.Errorf("the panic value leaked into the response: %v", p["detail"])
+	}
+	if !strings.Contains(f.logs.String(), "boom in handler") || !strings.Contains(f.logs.String(), "goroutine") {
+		t.Errorf("the panic and its stack were not logged: %s", f.logs.String())
+	}
+	resp, _ = f.do(t, "GET", "/healthz", "", "", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("after the panic /healthz is %d", resp.StatusCode)
+	}
+}
+
+func TestReadyzFollowsTheReadinessCheck(t *testing.T) {
+	f := newFixture(t)
+	if resp, _ := f.do(t, "GET", "/readyz", "", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("ready: %d", resp.StatusCode)
+	}
+	f.ready.Store(false)
+	resp, p := f.do(t, "GET", "/readyz", "", "", nil)
+	if resp.StatusCode != 503 || p["code"] != "not_ready" {
+		t.Fatalf("not ready: %d %v", resp.StatusCode, p)
+	}
+}
+
+func TestAccessLogIsOneJSONLinePerRequestWithRequestIDAndTenant(t *testing.T) {
+	f := newFixture(t)
+	f.do(t, "POST", "/v1/test/echo", testKey, "application/json", strings.NewReader(`{"a":1}`))
+	var found bool
+	for _, line := range strings.Split(strings.TrimSpace(f.logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if rec["route"] == "/v1/test/echo" {
+			found = true
+			if rec["tenant"] != "acme" || rec["status"] != float64(200) || rec["requestId"] == "" {
+				t.Errorf("access log line %v", rec)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no access log line for the request: %s", f.logs.String())
+	}
+	if strings.Contains(f.logs.String(), testKey) {
+		t.Fatal("the API key appears in the logs")
+	}
+}
+
+func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
+	f := newFixture(t)
+	f.do(t, "GET", "/healthz", "", "", nil)
+	resp, err := http.Get(f.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !bytes.Contains(body, []byte(`noderuntime_http_requests_total{code="200",route="/healthz"} 1`)) {
+		t.Fatalf("metrics:\n%s", body)
+	}
+}

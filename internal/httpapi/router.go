@@ -1,0 +1,83 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+// Deps is everything the HTTP edge needs; main (internal/app) fills it.
+type Deps struct {
+	Logger  *slog.Logger
+	Metrics *Metrics
+	APIKeys tenant.Keys
+	// Ready reports whether the service can take traffic (Postgres reachable, schema
+	// current); nil error means ready.
+	Ready func(context.Context) error
+	// Gatherer, when set, is served at /metrics on this router.
+	Gatherer prometheus.Gatherer
+	// V1 registers feature routes under /v1, behind V1Middleware.
+	V1 []func(v1 chi.Router)
+}
+
+// NewRouter builds the service's HTTP handler.
+func NewRouter(d Deps) chi.Router {
+	r := chi.NewRouter()
+	r.Use(withRequestID, observe(d.Logger, d.Metrics), recoverPanics(d.Logger))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such route"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, r, NewProblem(http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed here"))
+	})
+
+	r.Get("/healthz", healthz)
+	r.Get("/readyz", readyz(d.Ready))
+	if d.Gatherer != nil {
+		r.Method(http.MethodGet, "/metrics", MetricsHandler(d.Gatherer))
+	}
+
+	r.Route("/v1", func(v1 chi.Router) {
+		v1.Use(V1Middleware(d.APIKeys)...)
+		v1.NotFound(func(w http.ResponseWriter, r *http.Request) {
+			WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such route"))
+		})
+		for _, mount := range d.V1 {
+			mount(v1)
+		}
+	})
+	return r
+}
+
+// MetricsHandler serves the Prometheus exposition of g.
+func MetricsHandler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func readyz(ready func(context.Context) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if ready != nil {
+			if err := ready(r.Context()); err != nil {
+				WriteProblem(w, r, NewProblem(http.StatusServiceUnavailable, CodeNotReady, err.Error()))
+				return
+			}
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+// V1Middleware is the chain every /v1 request passes: the body limit, JSON only, and
+// API-key authentication.
+func V1Middleware(keys tenant.Keys) []func(http.Handler) http.Handler {
+	return []func(http.Handler) http.Handler{limitBody, requireJSON, authenticate(keys)}
+}

@@ -1,0 +1,89 @@
+package secrets_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/noderuntime/noderuntime/internal/secrets"
+)
+
+func key(b byte) string {
+	return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32))
+}
+
+func TestCiphertextOpensOnlyWithItsAssociatedData(t *testing.T) {
+	ring, err := secrets.ParseKeyRing("k1:" + key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := ring.Encrypt([]byte("refresh-token-canary"), []byte("row-1/refresh_token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(ct, []byte("canary")) {
+		t.Fatal("plaintext visible in ciphertext")
+	}
+	if got, err := ring.Decrypt(ct, []byte("row-1/refresh_token")); err != nil || string(got) != "refresh-token-canary" {
+		t.Fatalf("decrypt: %q %v", got, err)
+	}
+	for _, aad := range []string{"row-2/refresh_token", "row-1/access_token", ""} {
+		if _, err := ring.Decrypt(ct, []byte(aad)); !errors.Is(err, secrets.ErrDecrypt) {
+			t.Errorf("aad %q: got %v, want ErrDecrypt", aad, err)
+		}
+	}
+	tampered := append([]byte(nil), ct...)
+	tampered[len(tampered)-1] ^= 1
+	if _, err := ring.Decrypt(tampered, []byte("row-1/refresh_token")); !errors.Is(err, secrets.ErrDecrypt) {
+		t.Errorf("tampered: %v", err)
+	}
+}
+
+func TestKeyRingRotation(t *testing.T) {
+	old, _ := secrets.ParseKeyRing("k1:" + key(1))
+	ct, _ := old.Encrypt([]byte("s"), []byte("a"))
+	rotated, err := secrets.ParseKeyRing("k2:" + key(2) + ",k1:" + key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rotated.Decrypt(ct, []byte("a")); err != nil || string(got) != "s" {
+		t.Fatalf("old ciphertext under rotated ring: %q %v", got, err)
+	}
+	fresh, _ := rotated.Encrypt([]byte("s"), []byte("a"))
+	if id, _ := secrets.KeyID(fresh); id != "k2" {
+		t.Fatalf("new ciphertext under key %q, want k2", id)
+	}
+	if _, err := old.Decrypt(fresh, []byte("a")); !errors.Is(err, secrets.ErrDecrypt) {
+		t.Fatalf("a ring without k2 opened a k2 ciphertext: %v", err)
+	}
+}
+
+func TestParseKeyRingRejectsBadRings(t *testing.T) {
+	for _, s := range []string{"", "k1", "k1:notbase64!", "k1:" + base64.StdEncoding.EncodeToString([]byte("short")), "k1:" + key(1) + ",k1:" + key(2), "bad id:" + key(1)} {
+		if _, err := secrets.ParseKeyRing(s); err == nil {
+			t.Errorf("%q accepted", s)
+		} else if strings.Contains(err.Error(), key(1)) {
+			t.Errorf("error repeats the key: %v", err)
+		}
+	}
+}
+
+func TestSecretValuesPrintRedacted(t *testing.T) {
+	v := secrets.New("tok-canary-123")
+	var logBuf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logBuf, nil)).Info("x", "token", v)
+	j, _ := json.Marshal(map[string]any{"t": v})
+	for _, s := range []string{fmt.Sprint(v), fmt.Sprintf("%v %+v %#v %s %q", v, v, v, v, v), logBuf.String(), string(j)} {
+		if strings.Contains(s, "canary") {
+			t.Errorf("secret leaked: %s", s)
+		}
+	}
+	if v.Reveal() != "tok-canary-123" {
+		t.Fatal("Reveal lost the value")
+	}
+}

@@ -1,0 +1,110 @@
+// Package tenant knows who is calling: the API keys that identify a tenant, and the
+// tenant carried in a request's context. Keys are configured only as SHA-256 hashes.
+package tenant
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// ID names a tenant. Every authorization belongs to exactly one.
+type ID string
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+type keyHash struct {
+	tenant ID
+	sum    [sha256.Size]byte
+}
+
+// Keys is the set of API keys the service accepts.
+type Keys struct {
+	hashes []keyHash
+}
+
+// ParseKeys reads "tenant:sha256hex,tenant:sha256hex". A tenant may have several keys
+// (to rotate them without downtime).
+func ParseKeys(s string) (Keys, error) {
+	var k Keys
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, hexSum, ok := strings.Cut(item, ":")
+		if !ok {
+			return Keys{}, fmt.Errorf("entry %d: want tenant:sha256hex", len(k.hashes)+1)
+		}
+		if !validID.MatchString(name) {
+			return Keys{}, fmt.Errorf("entry %d: tenant %q: want letters, digits, '.', '_' or '-'", len(k.hashes)+1, name)
+		}
+		raw, err := hex.DecodeString(hexSum)
+		if err != nil || len(raw) != sha256.Size {
+			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash must be 64 hex digits (SHA-256 of the key)", len(k.hashes)+1, name)
+		}
+		var h keyHash
+		h.tenant = ID(name)
+		copy(h.sum[:], raw)
+		k.hashes = append(k.hashes, h)
+	}
+	if len(k.hashes) == 0 {
+		return Keys{}, fmt.Errorf("no keys given")
+	}
+	return k, nil
+}
+
+// HashKey returns the hex SHA-256 of an API key, the form the configuration takes.
+func HashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// Lookup returns the tenant that owns key. It compares against every configured hash
+// in constant time, so timing says nothing about which key, if any, came close.
+func (k Keys) Lookup(key string) (ID, bool) {
+	if key == "" {
+		return "", false
+	}
+	sum := sha256.Sum256([]byte(key))
+	var found ID
+	match := 0
+	for _, h := range k.hashes {
+		eq := subtle.ConstantTimeCompare(sum[:], h.sum[:])
+		if eq == 1 && match == 0 {
+			found = h.tenant
+		}
+		match |= eq
+	}
+	return found, match == 1
+}
+
+// Tenants lists the configured tenants, each once.
+func (k Keys) Tenants() []ID {
+	seen := map[ID]bool{}
+	var out []ID
+	for _, h := range k.hashes {
+		if !seen[h.tenant] {
+			seen[h.tenant] = true
+			out = append(out, h.tenant)
+		}
+	}
+	return out
+}
+
+type ctxKey struct{}
+
+// WithID returns a context that carries the calling tenant.
+func WithID(ctx context.Context, id ID) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// FromContext returns the calling tenant, if the request was authenticated.
+func FromContext(ctx context.Context) (ID, bool) {
+	id, ok := ctx.Value(ctxKey{}).(ID)
+	return id, ok && id != ""
+}
