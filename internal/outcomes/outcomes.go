@@ -117,3 +117,14 @@ func Success(o Outcome, output map[string]any) Result {
 func Fail(o Outcome, code, message string) Result {
 	return Result{Outcome: o, Output: map[string]any{}, Error: &Error{Code: code, Message: message}}
 }
+
+// AuthorizationError means an authorization cannot be used for this execution
+// (unknown, deleted, another tenant's, pending, needs re-authorization, or rejected by
+// Engage again after a refresh). Any layer may return it; the node answers
+// onAuthorizationFailure with its Code and Message. It never carries a secret.
+type AuthorizationError struct {
+	Code    string
+	Message string
+}
+
+func (e *AuthorizationError) Error() string { return "authorization: " + e.Message }
