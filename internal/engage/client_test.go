@@ -1,0 +1,834 @@
+package engage_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/engage"
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+)
+
+const domain = "acme"
+
+type fixture struct {
+	sim    *engagesim.Sim
+	client *engage.Client
+	target engage.Target
+	token  string
+	obs    *recorder
+}
+
+func setup(t testing.TB) *fixture {
+	t.Helper()
+	sim := engagesim.Start(t, engagesim.Config{})
+	obs := &recorder{}
+	c := engage.New(engage.Options{Observer: obs})
+	t.Cleanup(c.CloseIdleConnections)
+	return &fixture{
+		sim:    sim,
+		client: c,
+		target: engage.Target{BaseURL: sim.BaseURL(), Domain: domain},
+		token:  sim.AccessToken(domain),
+		obs:    obs,
+	}
+}
+
+// recorder is an Observer that remembers every call.
+type recorder struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *recorder) ObserveEngageCall(op, status string, d time.Duration) {
+	if d < 0 {
+		panic("negative duration")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, op+" "+status)
+}
+
+func (r *recorder) last() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.calls) == 0 {
+		return ""
+	}
+	return r.calls[len(r.calls)-1]
+}
+
+func textMessage(text string) engage.Message {
+	return engage.Message{Channel: "sms", Direction: "inbound", MessageType: "text", Text: text, Timestamp: "2026-03-01T12:00:00Z"}
+}
+
+func (f *fixture) create(t *testing.T) string {
+	t.Helper()
+	resp, err := f.client.Create(t.Context(), f.target, f.token, engage.CreateRequest{
+		Channel: "sms", BizAddress: "12345", CustomerAddress: "+15550001", CustomerName: "Ada",
+		Messages: []engage.Message{textMessage("hello")},
+	})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return resp.ConversationID
+}
+
+// wantKind fails unless err is an *engage.Error of kind k.
+func wantKind(t *testing.T, err error, k engage.Kind) *engage.Error {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got no error, want kind %s", k)
+	}
+	e, ok := errors.AsType[*engage.Error](err)
+	if !ok {
+		t.Fatalf("got %T %v, want *engage.Error", err, err)
+	}
+	if e.Kind != k || engage.KindOf(err) != k {
+		t.Fatalf("got kind %s (%v), want %s", e.Kind, err, k)
+	}
+	return e
+}
+
+func TestSearchAnswersTheStatusOfTheConversationFound(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for _, status := range []string{"queued", "active", "onhold", "closed"} {
+		id := f.sim.SeedConversation(domain, engagesim.Conversation{
+			Channel: "whatsapp", CustomerAddress: "cust-" + status, BizAddress: "biz", Status: status,
+			AliasID: "alias-" + status, TeamID: "team1", UserID: "agent1",
+		})
+		resp, err := f.client.Search(t.Context(), f.target, f.token, engage.SearchRequest{
+			Channel: "whatsapp", CustomerAddress: "cust-" + status, BizAddress: "biz",
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", status, err)
+		}
+		want := engage.SearchValue{ConversationID: id, AliasID: "alias-" + status, ChatExist: true, Status: status, TeamID: "team1", UserID: "agent1"}
+		if resp.Value != want {
+			t.Errorf("%s: value %+v, want %+v", status, resp.Value, want)
+		}
+		if resp.HTTPStatus != 200 || resp.Status != 200 || resp.Code == 0 || !json.Valid(resp.Raw) ||
+			!strings.Contains(string(resp.Raw), id) {
+			t.Errorf("%s: envelope %+v raw %s", status, resp.Envelope, resp.Raw)
+		}
+	}
+	if got := f.obs.last(); got != "search 200" {
+		t.Errorf("observer saw %q", got)
+	}
+}
+
+func TestSearchWithoutAConversationAnswersChatExistFalse(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	resp, err := f.client.Search(t.Context(), f.target, f.token, engage.SearchRequest{Channel: "sms", CustomerAddress: "nobody", BizAddress: "biz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Value != (engage.SearchValue{}) || resp.HTTPStatus != 200 {
+		t.Fatalf("got %+v", resp)
+	}
+}
+
+func TestSearchMatchesThreadForLiveChatAndSubjectForEmail(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	lc := f.sim.SeedConversation(domain, engagesim.Conversation{Channel: "livechat", CustomerAddress: "u1", BizAddress: "app1", ThreadID: "t1"})
+	f.sim.SeedConversation(domain, engagesim.Conversation{Channel: "livechat", CustomerAddress: "u1", BizAddress: "app1", ThreadID: "t2"})
+	em := f.sim.SeedConversation(domain, engagesim.Conversation{Channel: "email", CustomerAddress: "a@x", BizAddress: "s@y", Subject: "Invoice"})
+	for _, tc := range []struct {
+		req  engage.SearchRequest
+		want string
+	}{
+		{engage.SearchRequest{Channel: "livechat", CustomerAddress: "u1", BizAddress: "app1", ThreadID: "t1", BrowserFingerprint: "fp"}, lc},
+		{engage.SearchRequest{Channel: "livechat", CustomerAddress: "u1", BizAddress: "app1", ThreadID: "t3"}, ""},
+		{engage.SearchRequest{Channel: "email", CustomerAddress: "a@x", BizAddress: "s@y", Subject: "Invoice", ToRecipients: []string{"s@y"}, InReplyTo: "<m1@x>"}, em},
+		{engage.SearchRequest{Channel: "email", CustomerAddress: "a@x", BizAddress: "s@y", Subject: "Other"}, ""},
+	} {
+		resp, err := f.client.Search(t.Context(), f.target, f.token, tc.req)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc.req, err)
+		}
+		if resp.Value.ConversationID != tc.want || resp.Value.ChatExist != (tc.want != "") {
+			t.Errorf("%+v: got %+v, want %q", tc.req, resp.Value, tc.want)
+		}
+	}
+}
+
+func TestCreateStartsAQueuedConversationThatSearchFinds(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	resp, err := f.client.Create(t.Context(), f.target, f.token, engage.CreateRequest{
+		Channel: "sms", BizAddress: "12345", CustomerAddress: "+15550001", CustomerName: "Ada",
+		Messages: []engage.Message{textMessage("hello")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ConversationID == "" || resp.TID == "" || resp.HTTPStatus != http.StatusCreated {
+		t.Fatalf("got %+v", resp)
+	}
+	c, ok := f.sim.Conversation(domain, resp.ConversationID)
+	if !ok || c.Status != "queued" || c.CustomerName != "Ada" || len(c.Messages) != 1 || c.Messages[0].Text != "hello" {
+		t.Fatalf("stored %+v", c)
+	}
+	found, err := f.client.Search(t.Context(), f.target, f.token, engage.SearchRequest{Channel: "sms", CustomerAddress: "+15550001", BizAddress: "12345"})
+	if err != nil || found.Value.ConversationID != resp.ConversationID || found.Value.Status != "queued" {
+		t.Fatalf("search after create: %+v, %v", found, err)
+	}
+}
+
+func TestCreateLiveChatSendsTheLiveChatKeys(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	resp, err := f.client.Create(t.Context(), f.target, f.token, engage.CreateRequest{
+		Channel: "livechat", ThreadID: "th1", LivechatUserID: "user9", LivechatAppID: "app9",
+		LivechatWebsiteDomain: "shop.example", LivechatProactiveID: "pro1",
+		Messages: []engage.Message{{Channel: "livechat", Direction: "outbound", MessageType: "text-with-lc-quick-replies",
+			Text: "Pick one", Timestamp: "2026-03-01T12:00:00.250Z", LcQuickReplies: json.RawMessage(`{"options":["a","b"]}`)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.sim.Conversation(domain, resp.ConversationID)
+	if c.CustomerAddress != "user9" || c.BizAddress != "app9" || c.ThreadID != "th1" ||
+		c.LivechatWebsiteDomain != "shop.example" || c.LivechatProactiveID != "pro1" ||
+		string(c.Messages[0].LcQuickReplies) != `{"options":["a","b"]}` {
+		t.Fatalf("stored %+v", c)
+	}
+	found, err := f.client.Search(t.Context(), f.target, f.token, engage.SearchRequest{Channel: "livechat", CustomerAddress: "user9", BizAddress: "app9", ThreadID: "th1"})
+	if err != nil || found.Value.ConversationID != resp.ConversationID {
+		t.Fatalf("search: %+v %v", found, err)
+	}
+}
+
+func TestAppendStoresEveryMessageKind(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	id := f.create(t)
+	email := f.sim.SeedConversation(domain, engagesim.Conversation{Channel: "email", CustomerAddress: "a@x", BizAddress: "s@y", Subject: "Hi"})
+	ts := "2026-03-01T12:00:00Z"
+	for name, tc := range map[string]struct {
+		conv string
+		msg  engage.Message
+		want func(m engagesim.Message) bool
+	}{
+		"text": {id, textMessage("more"), func(m engagesim.Message) bool { return m.Text == "more" }},
+		"attachments": {id, engage.Message{Channel: "sms", Direction: "outbound", MessageType: "text-with-attachments", Timestamp: ts, AliasID: "m-1",
+			Attachments: []engage.Attachment{{MimeType: "image/png", FileName: "a.png", FileURL: "https://files.example/a.png"}}},
+			func(m engagesim.Message) bool {
+				return len(m.Attachments) == 1 && m.Attachments[0].FileURL == "https://files.example/a.png" && m.AliasID == "m-1"
+			}},
+		"email": {email, engage.Message{Channel: "email", Direction: "inbound", MessageType: "email", Timestamp: ts, Subject: "Hi",
+			FromAddress: "a@x", ToRecipients: []string{"s@y"}, CcRecipients: []string{"c@z"}, PlainBody: "body", HTMLBody: "<p>body</p>",
+			StrippedHTML: "body", EmailHeaders: json.RawMessage(`{"Message-Id":"<1@x>"}`)},
+			func(m engagesim.Message) bool {
+				return m.FromAddress == "a@x" && m.HTMLBody == "<p>body</p>" && m.CcRecipients[0] == "c@z" && string(m.EmailHeaders) == `{"Message-Id":"<1@x>"}`
+			}},
+	} {
+		resp, err := f.client.Append(t.Context(), f.target, f.token, tc.conv, tc.msg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if resp.TID == "" {
+			t.Errorf("%s: no tid", name)
+		}
+		c, _ := f.sim.Conversation(domain, tc.conv)
+		if last := c.Messages[len(c.Messages)-1]; !tc.want(last) {
+			t.Errorf("%s: stored %+v", name, last)
+		}
+	}
+}
+
+func TestTextRoundTripsByteExact(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	id := f.create(t)
+	text := "She said \"hi\" \\o/ \n\tline two\r\n<b>bold</b> & 'single' \u2028 🎉👩‍💻 ünïcödé \x00 end"
+	if _, err := f.client.Append(t.Context(), f.target, f.token, id, textMessage(text)); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.sim.Conversation(domain, id)
+	got := c.Messages[len(c.Messages)-1]
+	if got.Text != text {
+		t.Fatalf("text changed on the way:\n got %q\nwant %q", got.Text, text)
+	}
+	// HTML characters travel as themselves, not as \u003c escapes.
+	if !strings.Contains(string(got.Raw), "<b>bold</b> & ") {
+		t.Errorf("raw message escaped HTML: %s", got.Raw)
+	}
+}
+
+func TestUpdateWritesTheAliasAndReopensOnlyClosedConversations(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	id := f.create(t)
+	if _, err := f.client.Update(t.Context(), f.target, f.token, id, engage.UpdateRequest{AliasID: "task-7"}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := f.sim.Conversation(domain, id); c.AliasID != "task-7" {
+		t.Fatalf("alias %q", c.AliasID)
+	}
+	_, err := f.client.Update(t.Context(), f.target, f.token, id, engage.UpdateRequest{Status: engage.StatusQueued})
+	e := wantKind(t, err, engage.KindBusiness)
+	if e.HTTPStatus != http.StatusConflict || e.Code == 0 || e.Description == "" || e.Op != engage.OpUpdate {
+		t.Fatalf("re-open of an open conversation: %+v", e)
+	}
+	if err := f.sim.SetStatus(domain, id, "closed"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := f.client.Update(t.Context(), f.target, f.token, id, engage.UpdateRequest{Status: engage.StatusQueued})
+	if err != nil || resp.TID == "" {
+		t.Fatalf("re-open: %+v %v", resp, err)
+	}
+	if c, _ := f.sim.Conversation(domain, id); c.Status != "queued" {
+		t.Fatalf("status after re-open %q", c.Status)
+	}
+}
+
+func TestCloseClosesOnceThenConflicts(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	id := f.create(t)
+	resp, err := f.client.Close(t.Context(), f.target, f.token, id)
+	if err != nil || resp.TID == "" {
+		t.Fatalf("close: %+v %v", resp, err)
+	}
+	if c, _ := f.sim.Conversation(domain, id); c.Status != "closed" {
+		t.Fatalf("status %q", c.Status)
+	}
+	_, err = f.client.Close(t.Context(), f.target, f.token, id)
+	if e := wantKind(t, err, engage.KindBusiness); e.HTTPStatus != http.StatusConflict {
+		t.Fatalf("second close: %+v", e)
+	}
+}
+
+func TestParticipantsAreAddedAndRemovedByEscapedID(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	// IDs with "/" and spaces must stay one path segment.
+	id := f.sim.SeedConversation(domain, engagesim.Conversation{ID: "conv/1 x", Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+	const agent = "agent/7 ?#"
+	if _, err := f.client.AddParticipant(t.Context(), f.target, f.token, id, agent); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.sim.Conversation(domain, id)
+	if len(c.Participants) != 1 || c.Participants[0] != agent || c.Status != "active" {
+		t.Fatalf("after add: %+v", c)
+	}
+	if _, err := f.client.RemoveParticipant(t.Context(), f.target, f.token, id, agent); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := f.sim.Conversation(domain, id); len(c.Participants) != 0 {
+		t.Fatalf("after remove: %+v", c.Participants)
+	}
+	_, err := f.client.RemoveParticipant(t.Context(), f.target, f.token, id, agent)
+	if e := wantKind(t, err, engage.KindBusiness); e.HTTPStatus != http.StatusNotFound {
+		t.Fatalf("removing an absent participant: %+v", e)
+	}
+}
+
+func TestUnknownConversationIsA404BusinessErrorForEveryOperation(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx, tg, tok := t.Context(), f.target, f.token
+	for op, call := range map[string]func() error{
+		engage.OpAppend: func() error { _, err := f.client.Append(ctx, tg, tok, "nope", textMessage("x")); return err },
+		engage.OpUpdate: func() error {
+			_, err := f.client.Update(ctx, tg, tok, "nope", engage.UpdateRequest{AliasID: "a"})
+			return err
+		},
+		engage.OpClose:             func() error { _, err := f.client.Close(ctx, tg, tok, "nope"); return err },
+		engage.OpAddParticipant:    func() error { _, err := f.client.AddParticipant(ctx, tg, tok, "nope", "a1"); return err },
+		engage.OpRemoveParticipant: func() error { _, err := f.client.RemoveParticipant(ctx, tg, tok, "nope", "a1"); return err },
+	} {
+		e := wantKind(t, call(), engage.KindBusiness)
+		if e.Op != op || e.HTTPStatus != http.StatusNotFound || e.Code == 0 || !strings.Contains(e.Description, "nope") || len(e.Raw) == 0 {
+			t.Errorf("%s: %+v", op, e)
+		}
+	}
+}
+
+func TestValidationFailuresAre400BusinessErrors(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	id := f.create(t)
+	ctx := t.Context()
+	for name, call := range map[string]func() error{
+		"search without channel": func() error {
+			_, err := f.client.Search(ctx, f.target, f.token, engage.SearchRequest{CustomerAddress: "c", BizAddress: "b"})
+			return err
+		},
+		"search without bizaddress": func() error {
+			_, err := f.client.Search(ctx, f.target, f.token, engage.SearchRequest{Channel: "sms", CustomerAddress: "c"})
+			return err
+		},
+		"create without customeraddress": func() error {
+			_, err := f.client.Create(ctx, f.target, f.token, engage.CreateRequest{Channel: "sms", BizAddress: "b", Messages: []engage.Message{textMessage("x")}})
+			return err
+		},
+		"append without messagetype": func() error {
+			m := textMessage("x")
+			m.MessageType = ""
+			_, err := f.client.Append(ctx, f.target, f.token, id, m)
+			return err
+		},
+		"append with a bad timestamp": func() error {
+			m := textMessage("x")
+			m.Timestamp = "yesterday"
+			_, err := f.client.Append(ctx, f.target, f.token, id, m)
+			return err
+		},
+	} {
+		e := wantKind(t, call(), engage.KindBusiness)
+		if e.HTTPStatus != http.StatusBadRequest || e.Description == "" {
+			t.Errorf("%s: %+v", name, e)
+		}
+	}
+}
+
+func TestRefusedTokensAreUnauthorized(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	revoked := f.sim.AccessToken(domain)
+	f.sim.RevokeAccessToken(revoked)
+	for name, tc := range map[string]struct {
+		token  string
+		target engage.Target
+		status int
+	}{
+		"missing":      {"", f.target, http.StatusUnauthorized},
+		"unknown":      {"not-a-token", f.target, http.StatusUnauthorized},
+		"revoked":      {revoked, f.target, http.StatusUnauthorized},
+		"other domain": {f.token, engage.Target{BaseURL: f.target.BaseURL, Domain: "globex"}, http.StatusForbidden},
+	} {
+		_, err := f.client.Search(t.Context(), tc.target, tc.token, engage.SearchRequest{Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+		if e := wantKind(t, err, engage.KindUnauthorized); e.HTTPStatus != tc.status || e.Description == "" {
+			t.Errorf("%s: %+v", name, e)
+		}
+	}
+}
+
+func TestExpiredTokenIsUnauthorized(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	sim := engagesim.Start(t, engagesim.Config{AccessTokenTTL: time.Second, Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}})
+	c := engage.New(engage.Options{})
+	tg := engage.Target{BaseURL: sim.BaseURL(), Domain: domain}
+	tok := sim.AccessToken(domain)
+	req := engage.SearchRequest{Channel: "sms", CustomerAddress: "c", BizAddress: "b"}
+	if _, err := c.Search(t.Context(), tg, tok, req); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(time.Second)
+	mu.Unlock()
+	_, err := c.Search(t.Context(), tg, tok, req)
+	wantKind(t, err, engage.KindUnauthorized)
+}
+
+func TestInjectedFaultsYieldTheirKind(t *testing.T) {
+	t.Parallel()
+	search := engage.SearchRequest{Channel: "sms", CustomerAddress: "c", BizAddress: "b"}
+	for _, tc := range []struct {
+		name       string
+		fault      engagesim.Fault
+		timeout    time.Duration
+		kind       engage.Kind
+		httpStatus int
+		retryAfter time.Duration
+		label      string
+	}{
+		{name: "500 is upstream", fault: engagesim.Fault{Status: 500}, kind: engage.KindUpstream, httpStatus: 500, label: "500"},
+		{name: "502 is upstream", fault: engagesim.Fault{Status: 502}, kind: engage.KindUpstream, httpStatus: 502, label: "502"},
+		{name: "503 is upstream", fault: engagesim.Fault{Status: 503}, kind: engage.KindUpstream, httpStatus: 503, label: "503"},
+		{name: "429 is rate limited with its Retry-After", fault: engagesim.Fault{Status: 429, RetryAfter: 7 * time.Second},
+			kind: engage.KindRateLimited, httpStatus: 429, retryAfter: 7 * time.Second, label: "429"},
+		{name: "401 is unauthorized", fault: engagesim.Fault{Status: 401}, kind: engage.KindUnauthorized, httpStatus: 401, label: "401"},
+		{name: "403 is unauthorized", fault: engagesim.Fault{Status: 403}, kind: engage.KindUnauthorized, httpStatus: 403, label: "403"},
+		{name: "404 is business", fault: engagesim.Fault{Status: 404}, kind: engage.KindBusiness, httpStatus: 404, label: "404"},
+		{name: "connection reset is upstream", fault: engagesim.Fault{Reset: true}, kind: engage.KindUpstream, label: "transport_error"},
+		{name: "malformed JSON is upstream", fault: engagesim.Fault{Malformed: true}, kind: engage.KindUpstream, httpStatus: 200, label: "200"},
+		{name: "latency past the deadline is a timeout", fault: engagesim.Fault{Latency: time.Minute}, timeout: 50 * time.Millisecond,
+			kind: engage.KindTimeout, label: "timeout"},
+		{name: "latency within the deadline succeeds", fault: engagesim.Fault{Latency: 20 * time.Millisecond}, timeout: 10 * time.Second, label: "200"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t)
+			tc.fault.Op, tc.fault.Times = engage.OpSearch, 1
+			f.sim.InjectFault(tc.fault)
+			ctx := t.Context()
+			if tc.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.timeout)
+				defer cancel()
+			}
+			start := time.Now()
+			_, err := f.client.Search(ctx, f.target, f.token, search)
+			if tc.kind == "" {
+				if err != nil {
+					t.Fatalf("got %v", err)
+				}
+			} else {
+				e := wantKind(t, err, tc.kind)
+				if e.HTTPStatus != tc.httpStatus || e.RetryAfter != tc.retryAfter || e.Op != engage.OpSearch {
+					t.Fatalf("got %+v", e)
+				}
+			}
+			if elapsed := time.Since(start); elapsed > 5*time.Second {
+				t.Errorf("took %v", elapsed)
+			}
+			if got := f.obs.last(); got != "search "+tc.label {
+				t.Errorf("observer saw %q, want %q", got, "search "+tc.label)
+			}
+			// The fault was for one call: the next one goes through.
+			if _, err := f.client.Search(t.Context(), f.target, f.token, search); err != nil {
+				t.Fatalf("call after the fault: %v", err)
+			}
+		})
+	}
+}
+
+func TestUnknownStatusFaultReachesTheCallerAsData(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.sim.InjectFault(engagesim.Fault{Op: engage.OpSearch, UnknownStatus: "archived", Times: 1})
+	resp, err := f.client.Search(t.Context(), f.target, f.token, engage.SearchRequest{Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Value.Status != "archived" || resp.Value.ConversationID == "" {
+		t.Fatalf("got %+v", resp.Value)
+	}
+}
+
+func TestFaultsOnEveryOperationAreClassified(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	id := f.create(t)
+	ctx := t.Context()
+	calls := map[string]func() error{
+		engage.OpSearch: func() error {
+			_, err := f.client.Search(ctx, f.target, f.token, engage.SearchRequest{Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+			return err
+		},
+		engage.OpCreate: func() error {
+			_, err := f.client.Create(ctx, f.target, f.token, engage.CreateRequest{Channel: "sms", BizAddress: "b", CustomerAddress: "c", Messages: []engage.Message{textMessage("x")}})
+			return err
+		},
+		engage.OpAppend: func() error { _, err := f.client.Append(ctx, f.target, f.token, id, textMessage("x")); return err },
+		engage.OpUpdate: func() error {
+			_, err := f.client.Update(ctx, f.target, f.token, id, engage.UpdateRequest{AliasID: "a"})
+			return err
+		},
+		engage.OpAddParticipant:    func() error { _, err := f.client.AddParticipant(ctx, f.target, f.token, id, "p"); return err },
+		engage.OpRemoveParticipant: func() error { _, err := f.client.RemoveParticipant(ctx, f.target, f.token, id, "p"); return err },
+		engage.OpClose:             func() error { _, err := f.client.Close(ctx, f.target, f.token, id); return err },
+	}
+	for _, op := range []string{engage.OpSearch, engage.OpCreate, engage.OpAppend, engage.OpUpdate, engage.OpAddParticipant, engage.OpRemoveParticipant, engage.OpClose} {
+		for _, fault := range []engagesim.Fault{{Status: 503}, {Reset: true}, {Malformed: true}, {Status: 429}} {
+			fault.Op, fault.Times = op, 1
+			f.sim.InjectFault(fault)
+			want := engage.KindUpstream
+			if fault.Status == 429 {
+				want = engage.KindRateLimited
+			}
+			if e := wantKind(t, calls[op](), want); e.Op != op {
+				t.Errorf("%s: op %q", op, e.Op)
+			}
+		}
+		// And without a fault it works (the sequence leaves the conversation closed).
+		if err := calls[op](); err != nil {
+			t.Fatalf("%s without fault: %v", op, err)
+		}
+	}
+	if n := f.sim.Calls(engage.OpAppend); n != 5 {
+		t.Errorf("append calls %d, want 5: the client must never retry", n)
+	}
+}
+
+func TestCallerCancellationIsCanceledNotTimeout(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.sim.InjectFault(engagesim.Fault{Op: engage.OpSearch, Latency: time.Minute})
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := f.client.Search(ctx, f.target, f.token, engage.SearchRequest{Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+		errc <- err
+	}()
+	// Cancel once the simulator holds the request, not after a guessed sleep.
+	waitFor(t, func() bool { return f.sim.Calls(engage.OpSearch) == 1 })
+	cancel()
+	err := <-errc
+	wantKind(t, err, engage.KindCanceled)
+	if engage.IsTimeout(err) {
+		t.Fatal("IsTimeout on a cancellation")
+	}
+	// The simulator's handler returns when the caller leaves.
+	waitFor(t, func() bool { return f.sim.InFlight() == 0 })
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestTimeoutIsReportedByIsTimeout(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.sim.InjectFault(engagesim.Fault{Op: engage.OpClose, Latency: time.Minute})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
+	defer cancel()
+	_, err := f.client.Close(ctx, f.target, f.token, "any")
+	if !engage.IsTimeout(err) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	waitFor(t, func() bool { return f.sim.InFlight() == 0 })
+}
+
+func TestConnectionRefusedIsUpstream(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	rec := &recorder{}
+	c := engage.New(engage.Options{Observer: rec})
+	_, err = c.Search(t.Context(), engage.Target{BaseURL: "http://" + addr + "/api/v1", Domain: domain}, "tok", engage.SearchRequest{Channel: "sms"})
+	if e := wantKind(t, err, engage.KindUpstream); e.HTTPStatus != 0 || e.Err == nil {
+		t.Fatalf("got %+v", e)
+	}
+	if got := rec.last(); got != "search transport_error" {
+		t.Errorf("observer saw %q", got)
+	}
+}
+
+func TestBodyOverTheLimitIsUpstream(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	c := engage.New(engage.Options{MaxResponseBytes: 200})
+	tg := engage.Target{BaseURL: sim.BaseURL(), Domain: domain}
+	tok := sim.AccessToken(domain)
+	sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "small", BizAddress: "b"})
+	sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "big", BizAddress: "b", AliasID: strings.Repeat("x", 300)})
+	if _, err := c.Search(t.Context(), tg, tok, engage.SearchRequest{Channel: "sms", CustomerAddress: "small", BizAddress: "b"}); err != nil {
+		t.Fatalf("small answer: %v", err)
+	}
+	_, err := c.Search(t.Context(), tg, tok, engage.SearchRequest{Channel: "sms", CustomerAddress: "big", BizAddress: "b"})
+	if e := wantKind(t, err, engage.KindUpstream); e.HTTPStatus != 200 || !strings.Contains(err.Error(), "over 200 bytes") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// fake serves one canned answer, for what the simulator does not do on purpose.
+func fake(t *testing.T, h http.HandlerFunc) engage.Target {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return engage.Target{BaseURL: srv.URL + "/api/v1", Domain: domain}
+}
+
+func TestAnswersThatAreNotEngageEnvelopesAreUpstream(t *testing.T) {
+	t.Parallel()
+	c := engage.New(engage.Options{})
+	for name, h := range map[string]http.HandlerFunc{
+		"HTML 404 from a proxy": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(404)
+			_, _ = w.Write([]byte("<html>not found</html>"))
+		},
+		"redirect": func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", http.StatusTemporaryRedirect)
+		},
+		"200 with an array": func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`[1,2]`)) },
+		"200 with null":     func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`null`)) },
+		"200 empty":         func(w http.ResponseWriter, r *http.Request) {},
+		"create without conversationId": func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/conversations") {
+				_, _ = w.Write([]byte(`{"status":201,"code":1000,"value":{}}`))
+				return
+			}
+			_, _ = w.Write([]byte(`[]`))
+		},
+	} {
+		tg := fake(t, h)
+		_, err := c.Search(t.Context(), tg, "tok", engage.SearchRequest{Channel: "sms"})
+		wantKind(t, err, engage.KindUpstream)
+		_, err = c.Create(t.Context(), tg, "tok", engage.CreateRequest{Channel: "sms"})
+		if engage.KindOf(err) != engage.KindUpstream {
+			t.Errorf("%s: create got %v", name, err)
+		}
+	}
+}
+
+func TestRetryAfterAsHTTPDate(t *testing.T) {
+	t.Parallel()
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", time.Now().Add(90*time.Second).UTC().Format(http.TimeFormat))
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"status":429,"code":1029,"description":"slow down"}`))
+	})
+	_, err := engage.New(engage.Options{}).Close(t.Context(), tg, "tok", "c1")
+	e := wantKind(t, err, engage.KindRateLimited)
+	if e.RetryAfter < 80*time.Second || e.RetryAfter > 91*time.Second || e.Code != 1029 || e.Description != "slow down" {
+		t.Fatalf("got %+v", e)
+	}
+}
+
+func TestInvalidTargetOrRequestNeverLeaves(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	c := engage.New(engage.Options{Observer: rec})
+	_, err := c.Search(t.Context(), engage.Target{BaseURL: "https://x/api/v1"}, "tok", engage.SearchRequest{})
+	wantKind(t, err, engage.KindInvalidRequest)
+	_, err = c.Append(t.Context(), engage.Target{BaseURL: "https://x/api/v1", Domain: "d"}, "tok", "c1",
+		engage.Message{LcCarousel: json.RawMessage(`{not json`)})
+	wantKind(t, err, engage.KindInvalidRequest)
+	_, err = c.AddParticipant(t.Context(), engage.Target{BaseURL: "https://x/api/v1", Domain: "d"}, "tok", "c1", "")
+	wantKind(t, err, engage.KindInvalidRequest)
+	if rec.last() != "" {
+		t.Fatalf("observer saw %q", rec.last())
+	}
+}
+
+func TestErrorsNeverContainTheToken(t *testing.T) {
+	t.Parallel()
+	const canary = "CANARY-7f3a9c-token-do-not-leak"
+	f := setup(t)
+	id := f.create(t)
+	tok := f.sim.AccessToken(domain)
+	search := engage.SearchRequest{Channel: "sms", CustomerAddress: "c", BizAddress: "b"}
+	var errs []error
+	collect := func(_ any, err error) { errs = append(errs, err) }
+
+	// Unauthorized with the canary as the token.
+	collect(f.client.Search(t.Context(), f.target, canary, search))
+	// Business, rate limited, upstream (status, reset, malformed), timeout, canceled.
+	collect(f.client.Close(t.Context(), f.target, tok, "nope"))
+	for _, fault := range []engagesim.Fault{{Status: 429}, {Status: 503}, {Reset: true}, {Malformed: true}} {
+		fault.Op, fault.Times = engage.OpAppend, 1
+		f.sim.InjectFault(fault)
+		collect(f.client.Append(t.Context(), f.target, canary, id, textMessage("x")))
+	}
+	f.sim.InjectFault(engagesim.Fault{Op: engage.OpSearch, Latency: time.Minute, Times: 2})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	collect(f.client.Search(ctx, f.target, canary, search))
+	cctx, ccancel := context.WithCancel(t.Context())
+	ccancel()
+	collect(f.client.Search(cctx, f.target, canary, search))
+	// A server that echoes the token back in every place it can.
+	echo := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"status":400,"code":1,"description":"bad header ` + r.Header.Get("Authorization") + `"}`))
+	})
+	collect(f.client.Search(t.Context(), echo, canary, search))
+	echoRedirect := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "/x?"+r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusFound)
+		_, _ = w.Write([]byte(r.Header.Get("Authorization")))
+	})
+	collect(f.client.Search(t.Context(), echoRedirect, canary, search))
+	collect(f.client.Search(t.Context(), engage.Target{BaseURL: "http://127.0.0.1:1/api/v1", Domain: domain}, canary, search))
+
+	kinds := map[engage.Kind]bool{}
+	for i, err := range errs {
+		if err == nil {
+			t.Fatalf("call %d did not fail", i)
+		}
+		e, _ := errors.AsType[*engage.Error](err)
+		kinds[e.Kind] = true
+		for _, s := range []string{err.Error(), e.Description, string(e.Raw)} {
+			if strings.Contains(s, canary) {
+				t.Errorf("call %d (%s) leaks the token: %s", i, e.Kind, s)
+			}
+		}
+		for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(u) {
+			if strings.Contains(u.Error(), canary) {
+				t.Errorf("call %d (%s) leaks the token in its chain: %s", i, e.Kind, u)
+			}
+		}
+	}
+	for _, k := range []engage.Kind{engage.KindUnauthorized, engage.KindBusiness, engage.KindRateLimited, engage.KindUpstream, engage.KindTimeout, engage.KindCanceled} {
+		if !kinds[k] {
+			t.Errorf("no error of kind %s was checked", k)
+		}
+	}
+}
+
+func TestClientIsSafeUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	const workers = 200
+	var wg sync.WaitGroup
+	errc := make(chan error, workers)
+	for i := range workers {
+		wg.Go(func() {
+			cust := "cust-" + string(rune('A'+i%26)) + "-" + time.Duration(i).String()
+			resp, err := f.client.Create(t.Context(), f.target, f.token, engage.CreateRequest{Channel: "sms", BizAddress: "b", CustomerAddress: cust, Messages: []engage.Message{textMessage("hi")}})
+			if err != nil {
+				errc <- err
+				return
+			}
+			if _, err := f.client.Append(t.Context(), f.target, f.token, resp.ConversationID, textMessage("again")); err != nil {
+				errc <- err
+				return
+			}
+			s, err := f.client.Search(t.Context(), f.target, f.token, engage.SearchRequest{Channel: "sms", CustomerAddress: cust, BizAddress: "b"})
+			if err != nil {
+				errc <- err
+				return
+			}
+			if s.Value.ConversationID != resp.ConversationID {
+				errc <- errors.New("search found another conversation")
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	for _, op := range []string{engage.OpCreate, engage.OpAppend, engage.OpSearch} {
+		if n := f.sim.Calls(op); n != workers {
+			t.Errorf("%s calls %d, want %d", op, n, workers)
+		}
+	}
+}
+
+func BenchmarkClientSearch(b *testing.B) {
+	f := setup(b)
+	f.sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b", Status: "active", AliasID: "a1"})
+	req := engage.SearchRequest{Channel: "sms", CustomerAddress: "c", BizAddress: "b"}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := f.client.Search(ctx, f.target, f.token, req)
+		if err != nil || !resp.Value.ChatExist {
+			b.Fatalf("%+v %v", resp, err)
+		}
+	}
+}

@@ -1,0 +1,314 @@
+package engagesim
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Operations, as counted by Calls and targeted by faults. They match the engage client's
+// operation names; OpToken is both token endpoints.
+const (
+	OpSearch            = "search"
+	OpCreate            = "create"
+	OpAppend            = "append"
+	OpUpdate            = "update"
+	OpClose             = "close"
+	OpAddParticipant    = "add_participant"
+	OpRemoveParticipant = "remove_participant"
+	OpToken             = "token"
+)
+
+// Ops lists every operation.
+var Ops = []string{OpSearch, OpCreate, OpAppend, OpUpdate, OpClose, OpAddParticipant, OpRemoveParticipant, OpToken}
+
+// Fault is a misbehaviour injected into matching calls. Several fields may combine:
+// Latency first, then the first of Reset, Status, Malformed; UnknownStatus changes the
+// answer of a search that goes through.
+type Fault struct {
+	// Op is the operation to disturb; "" or "*" disturbs every operation.
+	Op string `json:"op,omitempty"`
+	// Latency delays the answer. The wait ends early when the caller goes away or the
+	// simulator closes, so no handler outlives its request.
+	Latency time.Duration `json:"latency,omitempty"`
+	// Status answers this HTTP status with an Engage envelope (an OAuth error body on
+	// the token endpoints) instead of doing the operation.
+	Status int `json:"status,omitempty"`
+	// RetryAfter is sent as Retry-After (whole seconds) with Status; a 429 without it
+	// sends "1".
+	RetryAfter time.Duration `json:"retryAfter,omitempty"`
+	// Reset drops the connection without an answer (TCP RST where possible).
+	Reset bool `json:"reset,omitempty"`
+	// Malformed answers 200 with a truncated JSON body.
+	Malformed bool `json:"malformed,omitempty"`
+	// UnknownStatus makes a search answer a conversation in this status; with no
+	// conversation to find, it invents one. Only searches match it.
+	UnknownStatus string `json:"unknownStatus,omitempty"`
+	// Times limits the fault to the next N calls it fires on; 0: until cleared.
+	Times int `json:"times,omitempty"`
+	// Percent fires the fault on that share of matching calls (deterministic for a
+	// Config.Seed); 0 or 100: every call.
+	Percent float64 `json:"percent,omitempty"`
+}
+
+// validate reports what is wrong with f, or nil.
+func (f *Fault) validate() error {
+	if f.Op != "" && f.Op != "*" && !slices.Contains(Ops, f.Op) {
+		return fmt.Errorf("unknown op %q (want one of %v or \"*\")", f.Op, Ops)
+	}
+	if f.Status != 0 && (f.Status < 100 || f.Status > 599) {
+		return fmt.Errorf("status %d is not an HTTP status", f.Status)
+	}
+	if f.Percent < 0 || f.Percent > 100 || f.Times < 0 || f.Latency < 0 || f.RetryAfter < 0 {
+		return fmt.Errorf("percent must be 0..100; times, latency, retryAfter not negative")
+	}
+	if f.Latency == 0 && f.Status == 0 && !f.Reset && !f.Malformed && f.UnknownStatus == "" {
+		return fmt.Errorf("fault does nothing: set latency, status, reset, malformed or unknownStatus")
+	}
+	return nil
+}
+
+func (f *Fault) matches(op string) bool {
+	if f.Op != "" && f.Op != "*" && f.Op != op {
+		return false
+	}
+	if f.UnknownStatus != "" && op != OpSearch && f.Latency == 0 && f.Status == 0 && !f.Reset && !f.Malformed {
+		return false
+	}
+	return true
+}
+
+// InjectedFault is a fault in force, with its ID and how many firings it has left.
+type InjectedFault struct {
+	ID int `json:"id"`
+	Fault
+	Remaining int `json:"remaining,omitempty"`
+}
+
+type faultSet struct {
+	mu     sync.Mutex
+	nextID int
+	list   []*InjectedFault
+	rng    *rand.Rand
+}
+
+func (fs *faultSet) init(seed uint64) {
+	fs.rng = rand.New(rand.NewPCG(seed, 0x656e67616765))
+}
+
+// InjectFault adds a fault and returns its ID. It panics on an invalid fault: that is a
+// mistake in a test, not a condition to handle (the admin API validates first).
+func (s *Sim) InjectFault(f Fault) int {
+	if err := f.validate(); err != nil {
+		panic("engagesim: " + err.Error())
+	}
+	fs := &s.faults
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.nextID++
+	fs.list = append(fs.list, &InjectedFault{ID: fs.nextID, Fault: f, Remaining: f.Times})
+	return fs.nextID
+}
+
+// RemoveFault removes one fault; it reports whether it was there.
+func (s *Sim) RemoveFault(id int) bool {
+	fs := &s.faults
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	n := len(fs.list)
+	fs.list = slices.DeleteFunc(fs.list, func(f *InjectedFault) bool { return f.ID == id })
+	return len(fs.list) < n
+}
+
+// ClearFaults removes every fault.
+func (s *Sim) ClearFaults() {
+	fs := &s.faults
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.list = nil
+}
+
+// Faults lists the faults in force.
+func (s *Sim) Faults() []InjectedFault {
+	fs := &s.faults
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	out := make([]InjectedFault, len(fs.list))
+	for i, f := range fs.list {
+		out[i] = *f
+	}
+	return out
+}
+
+// effect is what the faults firing on one call add up to.
+type effect struct {
+	latency       time.Duration
+	action        *Fault // the one Reset, Status or Malformed fault that acts, if any
+	unknownStatus string
+}
+
+// take decides which faults fire on a call of op and consumes their counts.
+func (fs *faultSet) take(op string) effect {
+	var e effect
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if len(fs.list) == 0 {
+		return e
+	}
+	kept := fs.list[:0]
+	for _, f := range fs.list {
+		fired := false
+		if f.matches(op) && (f.Percent == 0 || f.Percent >= 100 || fs.rng.Float64()*100 < f.Percent) {
+			acts := f.Reset || f.Status != 0 || f.Malformed
+			unknown := f.UnknownStatus != "" && op == OpSearch
+			if f.Latency > 0 || (acts && e.action == nil) || (unknown && e.unknownStatus == "") {
+				fired = true
+				e.latency += f.Latency
+				if acts && e.action == nil {
+					cp := f.Fault
+					e.action = &cp
+				}
+				if unknown && e.unknownStatus == "" {
+					e.unknownStatus = f.UnknownStatus
+				}
+			}
+		}
+		if fired && f.Times > 0 {
+			f.Remaining--
+			if f.Remaining == 0 {
+				continue
+			}
+		}
+		kept = append(kept, f)
+	}
+	clear(fs.list[len(kept):])
+	fs.list = kept
+	return e
+}
+
+// faultEffect applies the faults of a conversation call. It reports false when a fault
+// answered (or dropped) the call.
+func (s *Sim) faultEffect(w http.ResponseWriter, r *http.Request, op string) (effect, bool) {
+	e := s.faults.take(op)
+	if !s.wait(w, r, e.latency) {
+		return e, false
+	}
+	if f := e.action; f != nil {
+		switch {
+		case f.Reset:
+			resetConn(w)
+		case f.Status != 0:
+			setRetryAfter(w, f)
+			fail(w, f.Status, codeForStatus(f.Status), "%s (injected)", http.StatusText(f.Status))
+		case f.Malformed:
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":200,"code":1000,"description":"OK","value":{"conversationId":"`))
+		}
+		return e, false
+	}
+	return e, true
+}
+
+// applyFaults applies the faults of a token call, answering with OAuth error bodies.
+func (s *Sim) applyFaults(w http.ResponseWriter, r *http.Request, op string) bool {
+	e := s.faults.take(op)
+	if !s.wait(w, r, e.latency) {
+		return false
+	}
+	if f := e.action; f != nil {
+		switch {
+		case f.Reset:
+			resetConn(w)
+		case f.Status != 0:
+			setRetryAfter(w, f)
+			code := "server_error"
+			if f.Status == http.StatusServiceUnavailable || f.Status == http.StatusTooManyRequests {
+				code = "temporarily_unavailable"
+			}
+			writeJSONNoStore(w, f.Status, oerr(code, http.StatusText(f.Status)+" (injected)"))
+		case f.Malformed:
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"access_token":"`))
+		}
+		return false
+	}
+	return true
+}
+
+// wait sleeps d unless the caller leaves or the simulator closes first. It reports
+// whether to go on.
+func (s *Sim) wait(w http.ResponseWriter, r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	// net/http notices a departed client only once the request body has been read, so
+	// read it now (bounded), or the wait would outlive its caller.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		if r.Context().Err() == nil {
+			fail(w, http.StatusBadRequest, CodeInvalid, "unreadable body: %v", err)
+		}
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	case <-s.done:
+		fail(w, http.StatusServiceUnavailable, CodeServerError, "simulator shutting down")
+		return false
+	}
+}
+
+func setRetryAfter(w http.ResponseWriter, f *Fault) {
+	switch {
+	case f.RetryAfter > 0:
+		w.Header().Set("Retry-After", strconv.FormatInt(expiresIn(f.RetryAfter), 10))
+	case f.Status == http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", "1")
+	}
+}
+
+func codeForStatus(status int) int {
+	switch {
+	case status == http.StatusUnauthorized:
+		return CodeUnauthorized
+	case status == http.StatusForbidden:
+		return CodeForbidden
+	case status == http.StatusNotFound:
+		return CodeNotFound
+	case status == http.StatusConflict:
+		return CodeConflict
+	case status == http.StatusTooManyRequests:
+		return CodeRateLimited
+	case status >= 500:
+		return CodeServerError
+	case status >= 400:
+		return CodeInvalid
+	}
+	return CodeOK
+}
+
+// resetConn drops the connection: hijacked and closed with SO_LINGER 0, so the peer sees
+// a TCP RST; where hijacking is impossible (HTTP/2), the stream is aborted.
+func resetConn(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
