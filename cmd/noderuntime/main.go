@@ -159,7 +159,7 @@ func migrateCmd(args []string, getenv func(string) string, stdout, stderr io.Wri
 		fmt.Fprintf(stdout, "schema at version %d (was %d)\n", to, from)
 		return exitOK
 	case "status":
-		pool, err := database.Open(ctx, *dbURL)
+		pool, err := database.Open(ctx, *dbURL, nil)
 		if err != nil {
 			fmt.Fprintf(stderr, "noderuntime: %v\n", err)
 			return exitFailed

@@ -35,7 +35,8 @@ type App struct {
 // New builds the service. It fails if the schema is behind; an unreachable Postgres is
 // not an error here (the service starts, and /readyz stays red until it is back).
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, error) {
-	pool, err := database.Open(ctx, cfg.DatabaseURL)
+	queries := &database.QueryCounter{}
+	pool, err := database.Open(ctx, cfg.DatabaseURL, queries)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +48,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		database.NewPoolCollector(pool),
+		database.NewPoolCollector(pool, queries),
 	)
 	deps := httpapi.Deps{
 		Logger:  logger,

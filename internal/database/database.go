@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,11 +21,15 @@ import (
 const VersionTable = "public.schema_version"
 
 // Open connects a pool. It does not wait for the server: a service must start (and
-// report not ready) while Postgres is down.
-func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+// report not ready) while Postgres is down. counter, when not nil, counts every query
+// the pool sends (the performance target is zero per execution in steady state).
+func Open(ctx context.Context, url string, counter *QueryCounter) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, errors.New("database: DATABASE_URL does not parse") // never echo the URL: it may hold a password
+	}
+	if counter != nil {
+		cfg.ConnConfig.Tracer = counter
 	}
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.HealthCheckPeriod = 15 * time.Second
@@ -37,6 +42,21 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	return pool, nil
 }
+
+// QueryCounter counts the queries a pool sends.
+type QueryCounter struct{ n atomic.Uint64 }
+
+// TraceQueryStart implements pgx.QueryTracer.
+func (c *QueryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+// TraceQueryEnd implements pgx.QueryTracer.
+func (c *QueryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// Count is the number of queries sent so far.
+func (c *QueryCounter) Count() uint64 { return c.n.Load() }
 
 // Migrate applies every pending migration. Tern holds a Postgres advisory lock for the
 // whole run and applies each file in its own transaction, so replicas that start at the

@@ -77,16 +77,24 @@ func TestMigrationsHaveADownPartThatUndoesThem(t *testing.T) {
 }
 
 func TestPoolStatsAreExportedAsMetrics(t *testing.T) {
-	pool := dbtest.NewPool(t)
-	if err := pool.Ping(context.Background()); err != nil {
+	counter := &database.QueryCounter{}
+	pool, err := database.Open(context.Background(), dbtest.NewURL(t), counter)
+	if err != nil {
 		t.Fatal(err)
 	}
-	c := database.NewPoolCollector(pool)
+	defer pool.Close()
+	if _, err := pool.Exec(context.Background(), "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	c := database.NewPoolCollector(pool, counter)
 	got := collect(t, c)
 	for _, name := range []string{"noderuntime_db_pool_total_connections", "noderuntime_db_pool_max_connections", "noderuntime_db_pool_acquired_connections", "noderuntime_db_pool_idle_connections", "noderuntime_db_pool_acquire_wait_seconds_total"} {
 		if _, ok := got[name]; !ok {
 			t.Errorf("metric %s missing; have %v", name, got)
 		}
+	}
+	if got["noderuntime_db_queries_total"] != 1 {
+		t.Errorf("queries %v after one query, want 1", got["noderuntime_db_queries_total"])
 	}
 	if got["noderuntime_db_pool_total_connections"] < 1 {
 		t.Errorf("total connections %v after a ping, want >= 1", got["noderuntime_db_pool_total_connections"])

@@ -7,17 +7,21 @@ import (
 
 // PoolCollector exports pgxpool's statistics, read at scrape time.
 type PoolCollector struct {
-	pool                                    *pgxpool.Pool
-	acquired, idle, total, max, wait, waits *prometheus.Desc
+	pool                                             *pgxpool.Pool
+	counter                                          *QueryCounter
+	acquired, idle, total, max, wait, waits, queries *prometheus.Desc
 }
 
-// NewPoolCollector returns a collector for pool; register it on the service's registry.
-func NewPoolCollector(pool *pgxpool.Pool) *PoolCollector {
+// NewPoolCollector returns a collector for pool and, when counter is not nil, the
+// queries it sent; register it on the service's registry.
+func NewPoolCollector(pool *pgxpool.Pool, counter *QueryCounter) *PoolCollector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("noderuntime_db_pool_"+name, help, nil, nil)
 	}
 	return &PoolCollector{
 		pool:     pool,
+		counter:  counter,
+		queries:  prometheus.NewDesc("noderuntime_db_queries_total", "Queries sent to Postgres.", nil, nil),
 		acquired: d("acquired_connections", "Connections currently in use."),
 		idle:     d("idle_connections", "Connections idle in the pool."),
 		total:    d("total_connections", "Connections open, in use or idle."),
@@ -29,7 +33,7 @@ func NewPoolCollector(pool *pgxpool.Pool) *PoolCollector {
 
 // Describe implements prometheus.Collector.
 func (c *PoolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.acquired, c.idle, c.total, c.max, c.wait, c.waits} {
+	for _, d := range []*prometheus.Desc{c.acquired, c.idle, c.total, c.max, c.wait, c.waits, c.queries} {
 		ch <- d
 	}
 }
@@ -43,4 +47,7 @@ func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.max, prometheus.GaugeValue, float64(s.MaxConns()))
 	ch <- prometheus.MustNewConstMetric(c.wait, prometheus.CounterValue, s.EmptyAcquireWaitTime().Seconds())
 	ch <- prometheus.MustNewConstMetric(c.waits, prometheus.CounterValue, float64(s.EmptyAcquireCount()))
+	if c.counter != nil {
+		ch <- prometheus.MustNewConstMetric(c.queries, prometheus.CounterValue, float64(c.counter.Count()))
+	}
 }
