@@ -1,0 +1,382 @@
+package engagesim_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+)
+
+func TestWebexLoginCodeFlowWithPKCEIssuesRotatingTokens(t *testing.T) {
+	t.Parallel()
+	for name, style := range map[string]oauth2.AuthStyle{"client_secret_basic": oauth2.AuthStyleInHeader, "client_secret_post": oauth2.AuthStyleInParams} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			sim := engagesim.Start(t, baseConfig())
+			conf := oauthConfig(sim, style)
+			tok := codeFlow(t, conf)
+			if tok.AccessToken == "" || tok.RefreshToken == "" || tok.TokenType != "Bearer" || tok.Extra("scope") != "cjp:config_read" {
+				t.Fatalf("token %+v", tok)
+			}
+			if d := time.Until(tok.Expiry); d < 59*time.Minute || d > 61*time.Minute {
+				t.Fatalf("expires in %v, want an hour", d)
+			}
+			if st := searchStatus(t, sim, domain, tok.AccessToken); st != http.StatusOK {
+				t.Fatalf("search with the new token: %d", st)
+			}
+			if st := searchStatus(t, sim, "globex", tok.AccessToken); st != http.StatusForbidden {
+				t.Fatalf("search on another domain: %d", st)
+			}
+
+			next, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next.RefreshToken == "" || next.RefreshToken == tok.RefreshToken || next.AccessToken == tok.AccessToken {
+				t.Fatalf("refresh did not rotate: %+v", next)
+			}
+			if st := searchStatus(t, sim, domain, next.AccessToken); st != http.StatusOK {
+				t.Fatalf("search with the refreshed token: %d", st)
+			}
+			if g := sim.Grants(engagesim.GrantAuthorizationCode); g != 1 {
+				t.Errorf("authorization_code grants %d", g)
+			}
+			if g := sim.Grants(engagesim.GrantRefreshToken); g != 1 {
+				t.Errorf("refresh_token grants %d", g)
+			}
+			if n := sim.Calls(engagesim.OpToken); n != 2 {
+				t.Errorf("token calls %d", n)
+			}
+		})
+	}
+}
+
+func TestReusedRefreshTokenIsInvalidGrantAndRevokesTheFamily(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	first := codeFlow(t, conf)
+	second, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: first.RefreshToken}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: first.RefreshToken}).Token()
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+	// The whole family is gone: the newest refresh token and every access token.
+	_, err = conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: second.RefreshToken}).Token()
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+	for _, at := range []string{first.AccessToken, second.AccessToken} {
+		if st := searchStatus(t, sim, domain, at); st != http.StatusUnauthorized {
+			t.Errorf("access token after family revocation: %d", st)
+		}
+	}
+	if n := sim.InvalidGrants(); n != 2 {
+		t.Errorf("invalid grants %d, want 2", n)
+	}
+	// Another login is another family, untouched.
+	if st := searchStatus(t, sim, domain, codeFlow(t, conf).AccessToken); st != http.StatusOK {
+		t.Errorf("new login: %d", st)
+	}
+}
+
+func TestUnregisteredRedirectURIIsRefusedWithoutRedirecting(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	bad := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	for name, ru := range map[string]string{"other host": "http://evil.example/cb", "prefix only": redirectURI + "/x", "missing": ""} {
+		bad.RedirectURL = ru
+		resp, err := noRedirects.Get(bad.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" || !strings.Contains(string(body), "invalid_request") {
+			t.Errorf("%s: %d %q %s", name, resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+	}
+}
+
+func TestCodeExchangedWithAnotherRedirectURIIsInvalidGrant(t *testing.T) {
+	t.Parallel()
+	cfg := baseConfig()
+	cfg.Clients[0].RedirectURIs = append(cfg.Clients[0].RedirectURIs, "http://127.0.0.1:9/other")
+	sim := engagesim.Start(t, cfg)
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	verifier := oauth2.GenerateVerifier()
+	loc := login(t, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "ada", "lovelace", "login")
+	conf.RedirectURL = "http://127.0.0.1:9/other"
+	_, err := conf.Exchange(t.Context(), loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+}
+
+func TestReusedCodeIsInvalidGrantAndRevokesWhatItIssued(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	conf := oauthConfig(sim, oauth2.AuthStyleInParams)
+	verifier := oauth2.GenerateVerifier()
+	loc := login(t, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "ada", "lovelace", "login")
+	code := loc.Query().Get("code")
+	tok, err := conf.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conf.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+	if st := searchStatus(t, sim, domain, tok.AccessToken); st != http.StatusUnauthorized {
+		t.Errorf("access token from a replayed code: %d", st)
+	}
+	_, err = conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+}
+
+func TestWrongOrMissingVerifierIsRefused(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	verifier := oauth2.GenerateVerifier()
+	code := login(t, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "ada", "lovelace", "login").Query().Get("code")
+	_, err := conf.Exchange(t.Context(), code)
+	wantOAuthError(t, err, "invalid_request", http.StatusBadRequest)
+	_, err = conf.Exchange(t.Context(), code, oauth2.VerifierOption(oauth2.GenerateVerifier()))
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+	_, err = conf.Exchange(t.Context(), code, oauth2.VerifierOption("short"))
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+	if g := sim.Grants(engagesim.GrantAuthorizationCode); g != 0 {
+		t.Fatalf("grants %d", g)
+	}
+}
+
+func TestExpiredCodeIsInvalidGrant(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	cfg := baseConfig()
+	cfg.Now, cfg.CodeTTL = clk.Now, 30*time.Second
+	sim := engagesim.Start(t, cfg)
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	verifier := oauth2.GenerateVerifier()
+	code := login(t, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "ada", "lovelace", "login").Query().Get("code")
+	clk.Advance(30 * time.Second)
+	_, err := conf.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+}
+
+func TestAuthorizeRequiresPKCES256AndStateAndAnswersOnTheRedirect(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	verifier := oauth2.GenerateVerifier()
+	for name, tc := range map[string]struct {
+		url, err string
+	}{
+		"no PKCE":        {conf.AuthCodeURL("st"), "invalid_request"},
+		"plain PKCE":     {conf.AuthCodeURL("st", oauth2.SetAuthURLParam("code_challenge", verifier), oauth2.SetAuthURLParam("code_challenge_method", "plain")), "invalid_request"},
+		"no state":       {conf.AuthCodeURL("", oauth2.S256ChallengeOption(verifier)), "invalid_request"},
+		"token flow":     {conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("response_type", "token")), "unsupported_response_type"},
+		"junk challenge": {conf.AuthCodeURL("st", oauth2.SetAuthURLParam("code_challenge", "abc"), oauth2.SetAuthURLParam("code_challenge_method", "S256")), "invalid_request"},
+	} {
+		resp, err := noRedirects.Get(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), redirectURI) || loc.Query().Get("error") != tc.err {
+			t.Errorf("%s: %d %s", name, resp.StatusCode, loc)
+		}
+	}
+}
+
+func TestLoginFormRefusesWrongPasswordAndReportsCancel(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	authURL := conf.AuthCodeURL("st-9", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+
+	loc := login(t, authURL, "ada", "", "cancel")
+	if loc.Query().Get("error") != "access_denied" || loc.Query().Get("state") != "st-9" || loc.Query().Get("code") != "" {
+		t.Fatalf("cancel redirected to %s", loc)
+	}
+
+	q, _ := url.Parse(authURL)
+	form := q.Query()
+	form.Set("username", "ada")
+	form.Set("password", "wrong")
+	form.Set("action", "login")
+	resp, err := noRedirects.PostForm(sim.AuthorizeURL(), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Location") != "" || !strings.Contains(string(body), `id="error"`) {
+		t.Fatalf("wrong password: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestChangedCredentialsRevokeEveryToken(t *testing.T) {
+	t.Parallel()
+	for name, change := range map[string]func(*engagesim.Sim) error{
+		"password changed": func(s *engagesim.Sim) error { return s.ChangePassword("ada", "babbage") },
+		"tokens revoked":   func(s *engagesim.Sim) error { return s.RevokeTokens("ada") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			sim := engagesim.Start(t, baseConfig())
+			conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+			tok := codeFlow(t, conf)
+			if err := change(sim); err != nil {
+				t.Fatal(err)
+			}
+			_, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+			wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+			if st := searchStatus(t, sim, domain, tok.AccessToken); st != http.StatusUnauthorized {
+				t.Fatalf("access token after the change: %d", st)
+			}
+		})
+	}
+	sim := engagesim.Start(t, baseConfig())
+	if err := sim.ChangePassword("nobody", "x"); err == nil {
+		t.Fatal("changing an unknown user's password succeeded")
+	}
+}
+
+func TestTokenEndpointAuthenticatesTheClient(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	for name, style := range map[string]oauth2.AuthStyle{"basic": oauth2.AuthStyleInHeader, "post": oauth2.AuthStyleInParams} {
+		conf := oauthConfig(sim, style)
+		conf.ClientSecret = "wrong"
+		_, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: "x"}).Token()
+		wantOAuthError(t, err, "invalid_client", http.StatusUnauthorized)
+		conf.ClientID, conf.ClientSecret = "stranger", secret
+		_, err = conf.Exchange(t.Context(), "code", oauth2.VerifierOption(oauth2.GenerateVerifier()))
+		wantOAuthError(t, err, "invalid_client", http.StatusUnauthorized)
+		_ = name
+	}
+	post := func(form url.Values, basic bool) (int, string) {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, sim.TokenURL(), strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if basic {
+			req.SetBasicAuth(clientID, secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for name, tc := range map[string]struct {
+		form  url.Values
+		basic bool
+		want  string
+	}{
+		"both methods":                {url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {clientID}, "client_secret": {secret}}, true, `"invalid_request"`},
+		"no client authentication":    {url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, false, `"invalid_client"`},
+		"unknown grant type":          {url.Values{"grant_type": {"password"}}, true, `"unsupported_grant_type"`},
+		"client credentials at login": {url.Values{"grant_type": {"client_credentials"}}, true, `"unauthorized_client"`},
+		"no grant type":               {url.Values{}, true, `"invalid_request"`},
+		"unknown refresh token":       {url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, true, `"invalid_grant"`},
+	} {
+		st, body := post(tc.form, tc.basic)
+		if st/100 != 4 || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %s", name, st, body)
+		}
+	}
+}
+
+func TestAccessTokensExpireAfterTheirLifetime(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	cfg := baseConfig()
+	cfg.Now, cfg.AccessTokenTTL = clk.Now, time.Second
+	sim := engagesim.Start(t, cfg)
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	tok := codeFlow(t, conf)
+	if d := time.Until(tok.Expiry); d > 2*time.Second {
+		t.Fatalf("expires in %v, want about a second", d)
+	}
+	if st := searchStatus(t, sim, domain, tok.AccessToken); st != http.StatusOK {
+		t.Fatalf("fresh token: %d", st)
+	}
+	clk.Advance(time.Second)
+	if st := searchStatus(t, sim, domain, tok.AccessToken); st != http.StatusUnauthorized {
+		t.Fatalf("expired token: %d", st)
+	}
+	// The refresh token outlives it.
+	next, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := searchStatus(t, sim, domain, next.AccessToken); st != http.StatusOK {
+		t.Fatalf("refreshed token: %d", st)
+	}
+}
+
+func TestClientCredentialsIssueDomainTokensWithoutRefresh(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
+		cc := &clientcredentials.Config{ClientID: "tenant-1", ClientSecret: "tsecret", TokenURL: sim.ClientCredentialsTokenURL(), AuthStyle: style}
+		tok, err := cc.Token(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok.RefreshToken != "" || tok.TokenType != "Bearer" {
+			t.Fatalf("token %+v", tok)
+		}
+		if d := time.Until(tok.Expiry); d < 3590*time.Second || d > 3601*time.Second {
+			t.Fatalf("expires in %v, want 3600 s", d)
+		}
+		if st := searchStatus(t, sim, domain, tok.AccessToken); st != http.StatusOK {
+			t.Fatalf("search: %d", st)
+		}
+		if st := searchStatus(t, sim, "globex", tok.AccessToken); st != http.StatusForbidden {
+			t.Fatalf("search on another domain: %d", st)
+		}
+	}
+	if g := sim.Grants(engagesim.GrantClientCredentials); g != 2 {
+		t.Errorf("grants %d", g)
+	}
+}
+
+func TestClientCredentialsRefuseWrongSecretsAndChangedSecrets(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	cc := &clientcredentials.Config{ClientID: "tenant-1", ClientSecret: "wrong", TokenURL: sim.ClientCredentialsTokenURL(), AuthStyle: oauth2.AuthStyleInParams}
+	_, err := cc.Token(t.Context())
+	wantOAuthError(t, err, "invalid_client", http.StatusUnauthorized)
+
+	cc.ClientSecret = "tsecret"
+	tok, err := cc.Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.ChangeTenantSecret("tenant-1", "rotated"); err != nil {
+		t.Fatal(err)
+	}
+	if st := searchStatus(t, sim, domain, tok.AccessToken); st != http.StatusUnauthorized {
+		t.Fatalf("token after the secret changed: %d", st)
+	}
+	_, err = cc.Token(t.Context())
+	wantOAuthError(t, err, "invalid_client", http.StatusUnauthorized)
+	cc.ClientSecret = "rotated"
+	if _, err := cc.Token(t.Context()); err != nil {
+		t.Fatalf("new secret: %v", err)
+	}
+	// The login users' endpoint does not take tenants, and this one takes only client_credentials.
+	login := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	login.Endpoint.TokenURL = sim.ClientCredentialsTokenURL()
+	login.ClientID, login.ClientSecret = "tenant-1", "rotated"
+	_, err = login.TokenSource(t.Context(), &oauth2.Token{RefreshToken: "x"}).Token()
+	wantOAuthError(t, err, "unsupported_grant_type", http.StatusBadRequest)
+}
