@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -133,19 +134,15 @@ type domainCall struct {
 
 // decode reads a JSON body strictly into v; on failure it answers 400 and reports false.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			fail(w, http.StatusRequestEntityTooLarge, CodeInvalid, "body over 1 MiB")
-			return false
 		}
-		fail(w, http.StatusBadRequest, CodeInvalid, "invalid JSON body: %v", err)
 		return false
 	}
-	if dec.More() {
-		fail(w, http.StatusBadRequest, CodeInvalid, "invalid JSON body: trailing data")
+	if err := strictUnmarshal(raw, v); err != nil {
+		fail(w, http.StatusBadRequest, CodeInvalid, "invalid JSON body: %v", err)
 		return false
 	}
 	return true

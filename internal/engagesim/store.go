@@ -1,7 +1,6 @@
 package engagesim
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"slices"
@@ -85,10 +84,8 @@ type messageFields Message
 // UnmarshalJSON decodes strictly (an unknown key is an error: it is how a wire-key typo in
 // a client shows up) and keeps the raw object.
 func (m *Message) UnmarshalJSON(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var f messageFields
-	if err := dec.Decode(&f); err != nil {
+	if err := strictUnmarshal(b, &f); err != nil {
 		return err
 	}
 	*m = Message(f)

@@ -1,0 +1,206 @@
+package engagesim_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+)
+
+func TestConversationAPIRefusesInvalidRequestsWith400Envelopes(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+	base := sim.BaseURL() + "/" + domain + "/conversations"
+	msg := func(edit func(m map[string]any)) map[string]any {
+		m := map[string]any{"channel": "sms", "direction": "inbound", "messagetype": "text", "text": "hi", "timestamp": "2026-03-01T12:00:00Z"}
+		edit(m)
+		return m
+	}
+	create := func(edit func(b map[string]any)) map[string]any {
+		b := map[string]any{"channel": "sms", "bizaddress": "b", "customeraddress": "c", "messages": []any{msg(func(map[string]any) {})}}
+		edit(b)
+		return b
+	}
+	for name, tc := range map[string]struct {
+		method, path string
+		body         any
+		want         string
+	}{
+		"search not JSON":                {"POST", "/search", `{"channel":`, "invalid JSON"},
+		"search with an unknown key":     {"POST", "/search", `{"channel":"sms","customerAddress":"c","bizaddress":"b"}`, "unknown field"},
+		"search without channel":         {"POST", "/search", map[string]string{"customeraddress": "c", "bizaddress": "b"}, "channel is required"},
+		"search with unknown channel":    {"POST", "/search", map[string]string{"channel": "pigeon", "customeraddress": "c", "bizaddress": "b"}, "unknown channel"},
+		"search without customer":        {"POST", "/search", map[string]string{"channel": "sms", "bizaddress": "b"}, "customeraddress"},
+		"search without business":        {"POST", "/search", map[string]string{"channel": "sms", "customeraddress": "c"}, "bizaddress"},
+		"livechat search without thread": {"POST", "/search", map[string]string{"channel": "livechat", "customeraddress": "c", "bizaddress": "b"}, "threadid"},
+		"email search without subject":   {"POST", "/search", map[string]string{"channel": "email", "customeraddress": "c", "bizaddress": "b"}, "subject"},
+		"create without messages":        {"POST", "", create(func(b map[string]any) { delete(b, "messages") }), "first message"},
+		"create without bizaddress":      {"POST", "", create(func(b map[string]any) { delete(b, "bizaddress") }), "bizaddress"},
+		"livechat create without thread": {"POST", "", map[string]any{"channel": "livechat", "livechatuserid": "u", "livechatappid": "a", "livechatwebsitedomain": "w",
+			"messages": []any{msg(func(m map[string]any) { m["channel"] = "livechat" })}}, "threadid"},
+		"message without messagetype":  {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "messagetype") }), "messagetype is required"},
+		"message with unknown type":    {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["messagetype"] = "fax" }), "unknown messagetype"},
+		"message with a bad timestamp": {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["timestamp"] = "01/03/2026" }), "RFC 3339"},
+		"message without timestamp":    {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "timestamp") }), "timestamp is required"},
+		"message without direction":    {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "direction") }), "direction is required"},
+		"message on another channel":   {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["channel"] = "email" }), "differs"},
+		"text without text":            {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "text") }), "text is required"},
+		"attachments missing":          {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["messagetype"] = "text-with-attachments" }), "attachments"},
+		"rich type without its object": {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["messagetype"] = "wab-buttons" }), "wabButtons"},
+		"message with an unknown key":  {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["fromAddress"] = "x" }), "unknown field"},
+		"update with nothing":          {"PATCH", "/" + id, map[string]any{}, "nothing to update"},
+		"update to active":             {"PATCH", "/" + id, map[string]any{"status": "active"}, "re-open"},
+		"participant missing":          {"POST", "/" + id + "/participants", map[string]any{}, "participant is required"},
+	} {
+		st, env := call(t, tc.method, base+tc.path, tok, tc.body)
+		if st != http.StatusBadRequest || env.Code != engagesim.CodeInvalid || !strings.Contains(env.Description, tc.want) {
+			t.Errorf("%s: %d %+v", name, st, env)
+		}
+	}
+	if c, _ := sim.Conversation(domain, id); len(c.Messages) != 0 {
+		t.Fatalf("invalid messages were stored: %+v", c.Messages)
+	}
+}
+
+func TestConversationLifecycleAnswersEnvelopesWithTransactionIDs(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	base := sim.BaseURL() + "/" + domain + "/conversations"
+	st, env := call(t, "POST", base, tok, map[string]any{"channel": "whatsapp", "bizaddress": "b", "customeraddress": "c",
+		"messages": []any{map[string]any{"channel": "whatsapp", "direction": "outbound", "messagetype": "wab-list",
+			"timestamp": "2026-03-01T12:00:00+02:00", "wabList": map[string]any{"sections": []any{}}}}})
+	var created struct{ ConversationID string }
+	if err := json.Unmarshal(env.Value, &created); err != nil || st != http.StatusCreated || env.TID == "" || created.ConversationID == "" {
+		t.Fatalf("create: %d %+v", st, env)
+	}
+	id := created.ConversationID
+	tids := map[string]bool{env.TID: true}
+	for _, step := range []struct {
+		method, path string
+		body         any
+		status       int
+	}{
+		{"POST", "/" + id + "/participants", map[string]string{"participant": "agent-1"}, 200},
+		{"POST", "/" + id + "/participants", map[string]string{"participant": "agent-1"}, 409},
+		{"PATCH", "/" + id, map[string]string{"aliasId": "task-1"}, 200},
+		{"PATCH", "/" + id, map[string]string{"status": "queued"}, 409},
+		{"POST", "/" + id + "/close", nil, 200},
+		{"POST", "/" + id + "/close", nil, 409},
+		{"POST", "/" + id + "/messages", map[string]any{"channel": "whatsapp", "direction": "inbound", "messagetype": "text", "text": "x", "timestamp": "2026-03-01T12:00:00Z"}, 409},
+		{"POST", "/" + id + "/participants", map[string]string{"participant": "agent-2"}, 409},
+		{"PATCH", "/" + id, map[string]string{"status": "queued"}, 200},
+		{"DELETE", "/" + id + "/participants/agent-1", nil, 200},
+		{"DELETE", "/" + id + "/participants/agent-1", nil, 404},
+		{"POST", "/nope/close", nil, 404},
+	} {
+		st, env := call(t, step.method, base+step.path, tok, step.body)
+		if st != step.status {
+			t.Fatalf("%s %s: %d %+v, want %d", step.method, step.path, st, env, step.status)
+		}
+		if st == 200 {
+			if env.TID == "" || tids[env.TID] {
+				t.Fatalf("%s %s: tid %q not fresh", step.method, step.path, env.TID)
+			}
+			tids[env.TID] = true
+		} else if env.TID != "" || env.Description == "" {
+			t.Fatalf("%s %s: error envelope %+v", step.method, step.path, env)
+		}
+	}
+	c, _ := sim.Conversation(domain, id)
+	if c.Status != "queued" || c.AliasID != "task-1" || len(c.Participants) != 0 || len(c.Messages) != 1 {
+		t.Fatalf("final %+v", c)
+	}
+	st, env = call(t, "POST", base+"/search", tok, map[string]string{"channel": "whatsapp", "customeraddress": "c", "bizaddress": "b"})
+	if st != 200 || !strings.Contains(string(env.Value), `"aliasId":"task-1"`) || !strings.Contains(string(env.Value), `"chatExist":true`) {
+		t.Fatalf("search %s", env.Value)
+	}
+}
+
+func TestSearchPrefersTheNewestOpenConversation(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	seed := func(status string) string {
+		return sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b", Status: status})
+	}
+	found := func() string {
+		_, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/search", tok, map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"})
+		var v struct{ ConversationID string }
+		_ = json.Unmarshal(env.Value, &v)
+		return v.ConversationID
+	}
+	if got := found(); got != "" {
+		t.Fatalf("empty store found %q", got)
+	}
+	closed1 := seed("closed")
+	closed2 := seed("closed")
+	if got := found(); got != closed2 {
+		t.Fatalf("got %q, want the newest closed %q (not %q)", got, closed2, closed1)
+	}
+	open := seed("onhold")
+	seed("closed")
+	if got := found(); got != open {
+		t.Fatalf("got %q, want the open one %q", got, open)
+	}
+	// Another domain sees none of it.
+	other := sim.AccessToken("globex")
+	_, env := call(t, "POST", sim.BaseURL()+"/globex/conversations/search", other, map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"})
+	if string(env.Value) != `{"chatExist":false}` {
+		t.Fatalf("other domain: %s", env.Value)
+	}
+}
+
+func TestConversationAPIRefusesBadTokensWithEnvelopes(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	if st := searchStatus(t, sim, domain, ""); st != http.StatusUnauthorized {
+		t.Errorf("missing: %d", st)
+	}
+	if st := searchStatus(t, sim, domain, "forged"); st != http.StatusUnauthorized {
+		t.Errorf("forged: %d", st)
+	}
+	if st := searchStatus(t, sim, "globex", sim.AccessToken(domain)); st != http.StatusForbidden {
+		t.Errorf("foreign domain: %d", st)
+	}
+	st, env := call(t, "GET", sim.BaseURL()+"/"+domain+"/nothing", "", nil)
+	if st != http.StatusNotFound || env.Code != engagesim.CodeNotFound {
+		t.Errorf("unknown endpoint: %d %+v", st, env)
+	}
+}
+
+func TestSeedSetStatusAndReadBack(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.New(engagesim.Config{})
+	defer sim.Close()
+	id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b",
+		Participants: []string{"a1"}, Messages: []engagesim.Message{{Text: "old"}}})
+	c, ok := sim.Conversation(domain, id)
+	if !ok || c.Status != "queued" || c.CreatedAt.IsZero() {
+		t.Fatalf("%+v", c)
+	}
+	// Copies: changing one does not change the store.
+	c.Participants[0] = "changed"
+	if again, _ := sim.Conversation(domain, id); again.Participants[0] != "a1" {
+		t.Fatal("Conversation returned shared memory")
+	}
+	if err := sim.SetStatus(domain, id, "wrapup"); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := sim.Conversation(domain, id); c.Status != "wrapup" {
+		t.Fatalf("status %q", c.Status)
+	}
+	if err := sim.SetStatus(domain, "nope", "closed"); err == nil {
+		t.Fatal("SetStatus of an unknown conversation succeeded")
+	}
+	if _, ok := sim.Conversation("globex", id); ok {
+		t.Fatal("another domain sees the conversation")
+	}
+	if n := len(sim.Conversations(domain)); n != 1 {
+		t.Fatalf("%d conversations", n)
+	}
+}
