@@ -1,0 +1,283 @@
+package engagesim_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+)
+
+func TestFaultForTheNextNCallsThenNormal(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 502, Times: 2})
+	var got []int
+	for range 3 {
+		got = append(got, searchStatus(t, sim, domain, tok))
+	}
+	if got[0] != 502 || got[1] != 502 || got[2] != 200 {
+		t.Fatalf("statuses %v", got)
+	}
+	if n := len(sim.Faults()); n != 0 {
+		t.Fatalf("%d faults left after they were used up", n)
+	}
+	if n := sim.Calls(engagesim.OpSearch); n != 3 {
+		t.Fatalf("calls %d", n)
+	}
+}
+
+func TestFaultOnOneOperationLeavesTheOthersAlone(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpClose, Status: 500})
+	if st := searchStatus(t, sim, domain, tok); st != 200 {
+		t.Fatalf("search: %d", st)
+	}
+	if st, _ := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/x/close", tok, nil); st != 500 {
+		t.Fatalf("close: %d", st)
+	}
+}
+
+func TestGlobalFaultHitsEveryOperationIncludingTokens(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	tok := sim.AccessToken(domain)
+	sim.InjectFault(engagesim.Fault{Status: 503, RetryAfter: 1500 * time.Millisecond})
+	st, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/search", tok, map[string]string{})
+	if st != 503 || env.Code != engagesim.CodeServerError {
+		t.Fatalf("search: %d %+v", st, env)
+	}
+	cc := &clientcredentials.Config{ClientID: "tenant-1", ClientSecret: "tsecret", TokenURL: sim.ClientCredentialsTokenURL()}
+	_, err := cc.Token(t.Context())
+	wantOAuthError(t, err, "temporarily_unavailable", 503)
+	re, _ := errors.AsType[*oauth2.RetrieveError](err)
+	if ra := re.Response.Header.Get("Retry-After"); ra != "2" {
+		t.Fatalf("Retry-After %q, want whole seconds rounded up", ra)
+	}
+	sim.ClearFaults()
+	if _, err := cc.Token(t.Context()); err != nil {
+		t.Fatalf("after ClearFaults: %v", err)
+	}
+}
+
+func TestRateLimitFaultSendsRetryAfter(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 429})
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", sim.BaseURL()+"/"+domain+"/conversations/search", strings.NewReader(`{}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("%d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+func TestResetAndMalformedFaults(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	u := sim.BaseURL() + "/" + domain + "/conversations/search"
+	post := func() (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", u, strings.NewReader(`{"channel":"sms","customeraddress":"c","bizaddress":"b"}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return http.DefaultClient.Do(req)
+	}
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Reset: true, Times: 1})
+	if resp, err := post(); err == nil {
+		resp.Body.Close()
+		t.Fatalf("reset fault answered %d", resp.StatusCode)
+	}
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Malformed: true, Times: 1})
+	resp, err := post()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || json.Valid(body) {
+		t.Fatalf("malformed fault: %d %s", resp.StatusCode, body)
+	}
+	if resp, err := post(); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after the faults: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
+func TestPercentageFaultsAreDeterministicForASeed(t *testing.T) {
+	t.Parallel()
+	pattern := func(seed uint64) []bool {
+		sim := engagesim.Start(t, engagesim.Config{Seed: seed})
+		tok := sim.AccessToken(domain)
+		sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 500, Percent: 30})
+		out := make([]bool, 200)
+		for i := range out {
+			out[i] = searchStatus(t, sim, domain, tok) == 500
+		}
+		return out
+	}
+	a, b := pattern(7), pattern(7)
+	fired := 0
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("call %d differs between runs with the same seed", i)
+		}
+		if a[i] {
+			fired++
+		}
+	}
+	if fired < 30 || fired > 90 {
+		t.Fatalf("30%% fault fired %d times in 200", fired)
+	}
+}
+
+func TestLatencyEndsWhenTheCallerLeavesOrTheSimulatorCloses(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: time.Hour})
+
+	// The caller leaves: its handler ends.
+	ctx := ctxTimeout(t, 50*time.Millisecond)
+	req, _ := http.NewRequestWithContext(ctx, "POST", sim.BaseURL()+"/"+domain+"/conversations/search",
+		strings.NewReader(`{"channel":"sms","customeraddress":"c","bizaddress":"b"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("an hour of latency answered within 50ms")
+	}
+	waitFor(t, func() bool { return sim.InFlight() == 0 })
+
+	// The simulator closes: waiting handlers end at once.
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", sim.BaseURL()+"/"+domain+"/conversations/search", strings.NewReader(`{}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	waitFor(t, func() bool { return sim.Calls(engagesim.OpSearch) == 2 })
+	start := time.Now()
+	sim.Close()
+	if st := <-done; st != 0 && st != http.StatusServiceUnavailable {
+		t.Fatalf("closing answered %d", st)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+}
+
+func TestUnknownStatusFaultOnlyChangesSearches(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b", Status: "active"})
+	sim.InjectFault(engagesim.Fault{UnknownStatus: "escalated", Times: 1})
+	if st, _ := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/"+id+"/participants", tok, map[string]string{"participant": "a"}); st != 200 {
+		t.Fatalf("add participant: %d", st)
+	}
+	_, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/search", tok, map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"})
+	if !strings.Contains(string(env.Value), `"status":"escalated"`) || !strings.Contains(string(env.Value), id) {
+		t.Fatalf("search %s", env.Value)
+	}
+	_, env = call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/search", tok, map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"})
+	if !strings.Contains(string(env.Value), `"status":"active"`) {
+		t.Fatalf("second search %s", env.Value)
+	}
+}
+
+func TestInjectFaultPanicsOnNonsense(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.New(engagesim.Config{})
+	for name, f := range map[string]engagesim.Fault{
+		"unknown op":    {Op: "teleport", Status: 500},
+		"does nothing":  {Op: engagesim.OpSearch},
+		"bad status":    {Status: 42},
+		"bad percent":   {Status: 500, Percent: 120},
+		"negative time": {Latency: -time.Second},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			sim.InjectFault(f)
+		}()
+	}
+}
+
+func TestCountersHoldUnderConcurrentLoad(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	tok := sim.AccessToken(domain)
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 503, Percent: 20})
+	const workers, each = 200, 5
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	defer client.CloseIdleConnections()
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				req, _ := http.NewRequest("POST", sim.BaseURL()+"/"+domain+"/conversations/search",
+					bytes.NewReader([]byte(`{"channel":"sms","customeraddress":"c","bizaddress":"b"}`)))
+				req.Header.Set("Authorization", "Bearer "+tok)
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				statuses[resp.StatusCode]++
+				mu.Unlock()
+				_ = sim.Calls(engagesim.OpSearch) // readers race with writers
+				_ = sim.Counts()
+			}
+		})
+	}
+	wg.Wait()
+	if n := sim.Calls(engagesim.OpSearch); n != workers*each {
+		t.Fatalf("calls %d, want %d", n, workers*each)
+	}
+	if statuses[200]+statuses[503] != workers*each || statuses[503] == 0 {
+		t.Fatalf("statuses %v", statuses)
+	}
+	sim.ResetCounters()
+	if n := sim.Calls(engagesim.OpSearch); n != 0 {
+		t.Fatalf("after reset %d", n)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
