@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/noderuntime/noderuntime/internal/engage"
+)
+
+func TestRunServesTheSimulatorUntilCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"-addr", "127.0.0.1:0", "-tenant", "t1:se:cret:acme", "-user", "ada:pw:acme",
+			"-client", "nr:sec:http://127.0.0.1:9/cb", "-token-ttl", "2m"}, pw)
+		pw.Close()
+	}()
+
+	// Read the banner: the URLs are the readiness signal.
+	urls := map[string]string{}
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() && len(urls) < 5 {
+		if k, v, ok := strings.Cut(sc.Text(), ": "); ok && strings.HasPrefix(strings.TrimSpace(v), "http://127.0.0.1:") {
+			urls[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	base := urls["engage base URL"]
+	if base == "" || urls["client credentials"] != base+"/oauth/token" || urls["authorize"] == "" || urls["admin"] == "" {
+		t.Fatalf("banner URLs %v", urls)
+	}
+
+	// The tenant's secret holds a colon: only the first and last colons split.
+	cc := &clientcredentials.Config{ClientID: "t1", ClientSecret: "se:cret", TokenURL: urls["client credentials"]}
+	tok, err := cc.Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(tok.Expiry); d > 2*time.Minute+time.Second || d < time.Minute {
+		t.Fatalf("-token-ttl ignored: expires in %v", d)
+	}
+	c := engage.New(engage.Options{})
+	defer c.CloseIdleConnections()
+	resp, err := c.Search(t.Context(), engage.Target{BaseURL: base, Domain: "acme"}, tok.AccessToken,
+		engage.SearchRequest{Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+	if err != nil || resp.Value.ChatExist {
+		t.Fatalf("search: %+v %v", resp, err)
+	}
+	page, err := http.Get(urls["authorize"] + "?client_id=nr&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&response_type=code&state=s" +
+		"&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK {
+		t.Fatalf("login page: %d", page.StatusCode)
+	}
+
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not stop after cancel")
+	}
+}
+
+func TestRunRefusesBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-user", "ada"},
+		{"-tenant", "t1::acme"},
+		{"-client", "id:secret"},
+		{"-token-ttl", "0s"},
+		{"-nope"},
+		{"extra"},
+	} {
+		if err := run(t.Context(), append([]string{"-addr", "127.0.0.1:0"}, args...), io.Discard); err == nil {
+			t.Errorf("%v: accepted", args)
+		}
+	}
+}
