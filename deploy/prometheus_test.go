@@ -46,6 +46,8 @@ var metricTypes = map[string]string{
 	"noderuntime_http_requests_total":                "counter",
 	"noderuntime_http_request_duration_seconds":      "histogram",
 	"noderuntime_circuit_breaker_state":              "gauge",
+	"noderuntime_db_pool_acquire_waits_total":        "counter",
+	"noderuntime_db_queries_total":                   "counter",
 }
 
 var otherMetrics = regexp.MustCompile(`^(up|go_[a-z0-9_]+|process_[a-z0-9_]+|kube_[a-z0-9_]+)$`)
