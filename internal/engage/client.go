@@ -42,6 +42,8 @@ type Options struct {
 	Observer Observer
 	// UserAgent is sent with every call; empty: "noderuntime".
 	UserAgent string
+	// Breaker, if set, puts a circuit breaker in front of each Engage base URL.
+	Breaker *BreakerOptions
 }
 
 // Client calls Engage. It is safe for concurrent use; make one per process and share it.
@@ -50,6 +52,7 @@ type Client struct {
 	max       int64
 	obs       Observer
 	userAgent []string
+	breakers  *breakers
 }
 
 // New returns a Client.
@@ -66,7 +69,12 @@ func New(opts Options) *Client {
 	if ua == "" {
 		ua = "noderuntime"
 	}
+	var br *breakers
+	if opts.Breaker != nil {
+		br = newBreakers(*opts.Breaker)
+	}
 	return &Client{
+		breakers: br,
 		hc: &http.Client{
 			Transport: rt,
 			// A redirect is not an Engage answer; following one could carry the token
@@ -216,8 +224,21 @@ func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conv
 		req.ContentLength = int64(n)
 	}
 
+	var done func(error)
+	if c.breakers != nil {
+		if done, err = c.breakers.get(t.BaseURL).Allow(); err != nil {
+			return 0, nil, &Error{Op: op, Kind: KindCircuitOpen, Err: errors.New("Engage at this base URL is failing; calls are refused for a few seconds")}
+		}
+	}
 	start := time.Now()
 	status, raw, e := c.exchange(ctx, op, req)
+	if done != nil {
+		if countsAgainstEngage(e) {
+			done(errBreakerFailure)
+		} else {
+			done(nil)
+		}
+	}
 	if c.obs != nil {
 		c.obs.ObserveEngageCall(op, statusLabel(status, e), time.Since(start))
 	}

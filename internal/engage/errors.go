@@ -32,6 +32,9 @@ const (
 	// KindInvalidRequest: the call never left: the target or the request could not be
 	// turned into an HTTP request (no domain, a relative base URL, invalid raw JSON).
 	KindInvalidRequest Kind = "invalid_request"
+	// KindCircuitOpen: the call never left because Engage at this base URL has been
+	// failing persistently (see BreakerOptions); it recovers by itself.
+	KindCircuitOpen Kind = "circuit_open"
 )
 
 // Error is every failure a Client returns. It never holds the bearer token.

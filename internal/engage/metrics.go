@@ -12,6 +12,7 @@ import (
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	breaker  *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not registered).
@@ -28,9 +29,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			// execution deadline caps calls at tens of seconds.
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"operation"}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "noderuntime_circuit_breaker_state",
+			Help: "State of the circuit breaker in front of each Engage base URL: 0 closed, 1 half-open, 2 open.",
+		}, []string{"target"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration)
+		reg.MustRegister(m.requests, m.duration, m.breaker)
 	}
 	return m
 }
@@ -39,4 +44,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) ObserveEngageCall(op, status string, d time.Duration) {
 	m.requests.WithLabelValues(op, status).Inc()
 	m.duration.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// ObserveBreakerState implements BreakerObserver.
+func (m *Metrics) ObserveBreakerState(target string, state int) {
+	m.breaker.WithLabelValues(target).Set(float64(state))
+}
+
+// BreakerGauge returns the state gauge of one base URL (for tests and dashboards' sake).
+func (m *Metrics) BreakerGauge(target string) prometheus.Gauge {
+	return m.breaker.WithLabelValues(target)
 }

@@ -1,0 +1,96 @@
+package engage
+
+import (
+	"sync"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// BreakerOptions turn on a circuit breaker per Engage base URL: when one regional
+// Engage fails persistently (5xx, connection failures, malformed answers), calls to it
+// fail at once with KindCircuitOpen instead of each waiting for its own failure, and a
+// few probe calls close the breaker again when Engage recovers.
+//
+// Business errors, 401/403, 429, timeouts and cancellations do not count as failures: a
+// timeout often says more about the caller's deadline than about Engage, and an open
+// breaker must never turn a flow's onTimeout into something else.
+type BreakerOptions struct {
+	// OpenFor is how long a tripped breaker refuses calls before letting probes through.
+	// Zero: 5 s.
+	OpenFor time.Duration
+	// ConsecutiveFailures trips the breaker. Zero: 5.
+	ConsecutiveFailures uint32
+	// Observer, if set, sees every state change.
+	Observer BreakerObserver
+}
+
+// BreakerObserver sees breaker state changes; state is 0 closed, 1 half-open, 2 open.
+type BreakerObserver interface {
+	ObserveBreakerState(target string, state int)
+}
+
+// breakers holds one breaker per base URL; the set of base URLs is bounded by the
+// allowlist, so the map is too.
+type breakers struct {
+	opts BreakerOptions
+	mu   sync.Mutex
+	m    map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]
+}
+
+func newBreakers(o BreakerOptions) *breakers {
+	if o.OpenFor <= 0 {
+		o.OpenFor = 5 * time.Second
+	}
+	if o.ConsecutiveFailures == 0 {
+		o.ConsecutiveFailures = 5
+	}
+	return &breakers{opts: o, m: map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]{}}
+}
+
+func (b *breakers) get(target string) *gobreaker.TwoStepCircuitBreaker[struct{}] {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cb, ok := b.m[target]; ok {
+		return cb
+	}
+	cb := gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        target,
+		MaxRequests: 3,
+		Interval:    30 * time.Second,
+		Timeout:     b.opts.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.ConsecutiveFailures >= b.opts.ConsecutiveFailures ||
+				(c.Requests >= 20 && c.TotalFailures*2 >= c.Requests)
+		},
+		IsSuccessful: func(err error) bool { return err == nil },
+		OnStateChange: func(name string, _, to gobreaker.State) {
+			if b.opts.Observer != nil {
+				b.opts.Observer.ObserveBreakerState(name, breakerState(to))
+			}
+		},
+	})
+	b.m[target] = cb
+	if b.opts.Observer != nil {
+		b.opts.Observer.ObserveBreakerState(target, 0)
+	}
+	return cb
+}
+
+func breakerState(s gobreaker.State) int {
+	switch s {
+	case gobreaker.StateHalfOpen:
+		return 1
+	case gobreaker.StateOpen:
+		return 2
+	}
+	return 0
+}
+
+// countsAgainstEngage reports whether a call's failure says Engage itself is failing.
+func countsAgainstEngage(e *Error) bool {
+	return e != nil && e.Kind == KindUpstream
+}
+
+// errBreakerFailure is what the breaker records for a failure; its text never matters.
+var errBreakerFailure = &Error{Kind: KindUpstream}

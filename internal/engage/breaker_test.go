@@ -1,0 +1,114 @@
+package engage_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/noderuntime/noderuntime/internal/engage"
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+)
+
+func breakerFixture(t *testing.T) (*fixture, *engage.Metrics) {
+	t.Helper()
+	f := setup(t)
+	m := engage.NewMetrics(prometheus.NewRegistry())
+	f.client = engage.New(engage.Options{Breaker: &engage.BreakerOptions{OpenFor: 200 * time.Millisecond, ConsecutiveFailures: 5, Observer: m}})
+	t.Cleanup(f.client.CloseIdleConnections)
+	return f, m
+}
+
+func (f *fixture) search(t *testing.T) error {
+	t.Helper()
+	_, err := f.client.Search(t.Context(), f.target, f.token, engage.SearchRequest{Channel: "sms", CustomerAddress: "+1", BizAddress: "2"})
+	return err
+}
+
+func TestBreakerOpensOnPersistentFailureFailsFastAndRecovers(t *testing.T) {
+	f, m := breakerFixture(t)
+	f.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 503})
+	for i := range 5 {
+		if k := engage.KindOf(f.search(t)); k != engage.KindUpstream {
+			t.Fatalf("call %d: kind %q, want upstream", i, k)
+		}
+	}
+	before := f.sim.Calls(engagesim.OpSearch)
+	err := f.search(t)
+	if k := engage.KindOf(err); k != engage.KindCircuitOpen {
+		t.Fatalf("after 5 failures: kind %q (%v), want circuit_open", k, err)
+	}
+	if f.sim.Calls(engagesim.OpSearch) != before {
+		t.Fatal("an open breaker still sent the call to Engage")
+	}
+	if got := testutil.ToFloat64(m.BreakerGauge(f.sim.BaseURL())); got != 2 {
+		t.Fatalf("breaker state metric %v, want 2 (open)", got)
+	}
+
+	f.sim.ClearFaults()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.search(t) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the breaker did not close after Engage recovered")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range 3 { // half-open lets a few probes through, then closes
+		if err := f.search(t); err != nil {
+			t.Fatalf("after recovery: %v", err)
+		}
+	}
+	if got := testutil.ToFloat64(m.BreakerGauge(f.sim.BaseURL())); got != 0 {
+		t.Fatalf("breaker state metric %v, want 0 (closed)", got)
+	}
+}
+
+func TestBreakerIgnoresBusinessErrorsRateLimitsAndTimeouts(t *testing.T) {
+	f, _ := breakerFixture(t)
+	f.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 429, Times: 6})
+	for range 6 {
+		if k := engage.KindOf(f.search(t)); k != engage.KindRateLimited {
+			t.Fatalf("kind %q, want rate_limited", k)
+		}
+	}
+	f.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: time.Second, Times: 6})
+	for range 6 {
+		ctx, cancel := contextWithTimeout(t, 20*time.Millisecond)
+		_, err := f.client.Search(ctx, f.target, f.token, engage.SearchRequest{Channel: "sms", CustomerAddress: "+1", BizAddress: "2"})
+		cancel()
+		if k := engage.KindOf(err); k != engage.KindTimeout {
+			t.Fatalf("kind %q, want timeout", k)
+		}
+	}
+	for range 6 {
+		if _, err := f.client.Close(t.Context(), f.target, f.token, "no-such-conversation"); engage.KindOf(err) != engage.KindBusiness {
+			t.Fatalf("close unknown: %v", err)
+		}
+	}
+	f.sim.ClearFaults()
+	if err := f.search(t); err != nil {
+		t.Fatalf("the breaker opened on errors that are not Engage failing: %v", err)
+	}
+}
+
+func TestBreakersAreSeparatePerBaseURL(t *testing.T) {
+	f, _ := breakerFixture(t)
+	other := engagesim.Start(t, engagesim.Config{})
+	f.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 500})
+	for range 6 {
+		_ = f.search(t)
+	}
+	if k := engage.KindOf(f.search(t)); k != engage.KindCircuitOpen {
+		t.Fatalf("failing region: %q", k)
+	}
+	_, err := f.client.Search(t.Context(), engage.Target{BaseURL: other.BaseURL(), Domain: domain}, other.AccessToken(domain), engage.SearchRequest{Channel: "sms", CustomerAddress: "+1", BizAddress: "2"})
+	if err != nil {
+		t.Fatalf("a healthy region was refused: %v", err)
+	}
+}
+
+func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(t.Context(), d)
+}
