@@ -42,6 +42,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the HTTP service", serve},
 		{"migrate", "apply (up) or show (status) database migrations", migrateCmd},
+		{"dev", "run the service with an in-process Engage simulator and a demo authorization", dev},
 		{"version", "print the version", version},
 	}
 }

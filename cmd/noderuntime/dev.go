@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/noderuntime/noderuntime/internal/app"
+	"github.com/noderuntime/noderuntime/internal/config"
+	"github.com/noderuntime/noderuntime/internal/database"
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/pgtemp"
+	"github.com/noderuntime/noderuntime/internal/secrets"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+// The demo world `dev` creates.
+const (
+	devTenant    = "demo"
+	devDomain    = "demo"
+	devUser      = "demo"
+	devPassword  = "demo-password"
+	devDatabase  = "noderuntime_dev"
+	devCustomer  = "+15550001"
+	devBizNumber = "+15559999"
+)
+
+// dev gives a working system on a laptop: Postgres (DATABASE_URL, else the local server,
+// else a throwaway cluster), the Engage simulator in-process, the service, a demo API key
+// and a demo authorization made through the real Webex login flow.
+func dev(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("dev", "Run the service with an in-process Engage simulator and a demo authorization.\nUses DATABASE_URL, else the local Postgres (database "+devDatabase+", recreated), else a throwaway cluster.", stderr)
+	addr := fs.String("addr", envOr(getenv, "NODERUNTIME_ADDR", "127.0.0.1:8080"), "listen address of the service (env NODERUNTIME_ADDR)")
+	simAddr := fs.String("sim-addr", "127.0.0.1:8090", "listen address of the Engage simulator")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	logger := newLogger(stderr, slog.LevelInfo)
+
+	dbURL, cleanup, err := devDatabaseURL(ctx, getenv, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
+		return exitFailed
+	}
+	defer cleanup()
+	if _, _, err := database.Migrate(ctx, dbURL); err != nil {
+		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
+		return exitFailed
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "noderuntime dev: listen on %s: %v (set --addr or NODERUNTIME_ADDR)\n", *addr, err)
+		return exitFailed
+	}
+	publicURL := "http://" + ln.Addr().String()
+	ln.Close() // app.Run listens itself; the port was free a moment ago
+
+	clientSecret := randomHex(16)
+	sim, stopSim, err := startDevSimulator(*simAddr, publicURL, clientSecret)
+	if err != nil {
+		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
+		return exitFailed
+	}
+	defer stopSim()
+
+	apiKey := randomHex(20)
+	cfg, err := devConfig(dbURL, apiKey, publicURL, clientSecret, sim)
+	if err != nil {
+		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
+		return exitFailed
+	}
+	cfg.Addr = ln.Addr().String()
+	a, err := app.New(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
+		return exitFailed
+	}
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, func(net.Addr) { close(ready) }) }()
+	select {
+	case err := <-done:
+		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
+		return exitFailed
+	case <-ready:
+	}
+
+	authID, err := devAuthorization(ctx, publicURL, apiKey, sim)
+	if err != nil {
+		fmt.Fprintf(stderr, "noderuntime dev: demo authorization: %v\n", err)
+		stop()
+		<-done
+		return exitFailed
+	}
+	sim.SeedConversation(devDomain, engagesim.Conversation{Channel: "sms", CustomerAddress: devCustomer, BizAddress: devBizNumber, Status: "active"})
+	printDevBanner(stdout, publicURL, apiKey, authID, sim)
+
+	if err := <-done; err != nil {
+		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// devDatabaseURL picks the database: DATABASE_URL as given, else a fresh database on
+// the local server, else a throwaway cluster.
+func devDatabaseURL(ctx context.Context, getenv func(string) string, stdout io.Writer) (string, func(), error) {
+	if u := getenv("DATABASE_URL"); u != "" {
+		return u, func() {}, nil
+	}
+	local := "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=3"
+	if conn, err := pgx.Connect(ctx, local); err == nil {
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "drop database if exists "+devDatabase+" with (force)"); err != nil {
+			return "", nil, fmt.Errorf("local postgres: %w", err)
+		}
+		if _, err := conn.Exec(ctx, "create database "+devDatabase); err != nil {
+			return "", nil, fmt.Errorf("local postgres: %w", err)
+		}
+		fmt.Fprintf(stdout, "postgres: the local server, database %s (recreated)\n", devDatabase)
+		return strings.Replace(local, "/postgres?", "/"+devDatabase+"?", 1), func() {}, nil
+	}
+	cluster, err := pgtemp.Start(ctx, "")
+	if err != nil {
+		if errors.Is(err, pgtemp.ErrNoBinaries) {
+			return "", nil, errors.New("no Postgres: set DATABASE_URL, start a local server on 127.0.0.1:5432, or install the postgresql package")
+		}
+		return "", nil, err
+	}
+	fmt.Fprintf(stdout, "postgres: a throwaway cluster in %s on port %d\n", cluster.Dir, cluster.Port)
+	return cluster.URL("postgres"), func() { cluster.Close() }, nil
+}
+
+func startDevSimulator(addr, publicURL, clientSecret string) (*engagesim.Sim, func(), error) {
+	sim := engagesim.New(engagesim.Config{
+		Users:   []engagesim.User{{Username: devUser, Password: devPassword, Domain: devDomain}},
+		Clients: []engagesim.OAuthClient{{ID: "noderuntime-dev", Secret: clientSecret, RedirectURIs: []string{publicURL + "/oauth/callback"}}},
+		Tenants: []engagesim.Tenant{{ID: "demo-tenant", Secret: randomHex(16), Domain: devDomain}},
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, nil, fmt.Errorf("engage simulator: %w", err)
+		}
+	}
+	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	sim.SetURL("http://" + ln.Addr().String())
+	return sim, func() { srv.Close() }, nil
+}
+
+func devConfig(dbURL, apiKey, publicURL, clientSecret string, sim *engagesim.Sim) (config.Config, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return config.Config{}, err
+	}
+	ring, err := secrets.ParseKeyRing("dev:" + base64.StdEncoding.EncodeToString(key))
+	if err != nil {
+		return config.Config{}, err
+	}
+	keys, err := tenant.ParseKeys(devTenant + ":" + tenant.HashKey(apiKey))
+	if err != nil {
+		return config.Config{}, err
+	}
+	return config.Config{
+		DatabaseURL:    dbURL,
+		EncryptionKeys: ring,
+		APIKeys:        keys,
+		PublicURL:      publicURL,
+		Webex: config.Webex{
+			AuthorizeURL: sim.AuthorizeURL(), TokenURL: sim.TokenURL(),
+			ClientID: "noderuntime-dev", ClientSecret: secrets.New(clientSecret), Scopes: []string{"engage"},
+		},
+		EngageAllowedBases: append([]string{sim.BaseURL()}, config.DefaultEngageBaseURLs...),
+		ExecutionTimeout:   10 * time.Second,
+		ExecutionTimeoutMx: 60 * time.Second,
+		ShutdownGrace:      5 * time.Second,
+		TokenRefreshSkew:   5 * time.Minute,
+		LogLevel:           slog.LevelInfo,
+	}, nil
+}
+
+// devAuthorization adds the demo authorization the way a person would: create it,
+// sign in on the (simulated) Webex login page, come back to the callback.
+func devAuthorization(ctx context.Context, publicURL, apiKey string, sim *engagesim.Sim) (string, error) {
+	body, _ := json.Marshal(map[string]string{"name": "demo", "kind": "webex-login", "baseUrl": sim.BaseURL(), "domain": devDomain})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, publicURL+"/v1/authorizations", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var created struct {
+		ID           string `json:"id"`
+		AuthorizeURL string `json:"authorizeUrl"`
+	}
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal(raw, &created) != nil || created.AuthorizeURL == "" {
+		return "", fmt.Errorf("create: %d %s", resp.StatusCode, raw)
+	}
+	back, err := engagesim.SignIn(ctx, created.AuthorizeURL, devUser, devPassword)
+	if err != nil {
+		return "", err
+	}
+	cb, err := http.NewRequestWithContext(ctx, http.MethodGet, back.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err = http.DefaultClient.Do(cb)
+	if err != nil {
+		return "", err
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("callback: %d %s", resp.StatusCode, page)
+	}
+	return created.ID, nil
+}
+
+func printDevBanner(w io.Writer, publicURL, apiKey, authID string, sim *engagesim.Sim) {
+	exec := map[string]any{
+		"node": "search-conversation", "version": "1.3", "authorizationId": authID,
+		"input": map[string]string{"channel": "sms", "bizAddress": devBizNumber, "customerAddress": devCustomer},
+	}
+	body, _ := json.Marshal(exec)
+	fmt.Fprintf(w, `
+noderuntime dev is ready.
+  service            %s   (admin pages: %s/admin/, metrics: %s/metrics)
+  Engage simulator   %s   (login %s / %s; admin API %s)
+  API key            %s   (tenant %q)
+  authorization      %s   (webex-login "demo", active)
+
+Run Search Conversation:
+
+curl -s %s/v1/executions \
+  -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \
+  -d '%s'
+
+Stop with Ctrl-C.
+`, publicURL, publicURL, publicURL, sim.URL(), devUser, devPassword, sim.AdminURL(), apiKey, devTenant, authID,
+		publicURL, apiKey, body)
+}
+
+func envOr(getenv func(string) string, k, def string) string {
+	if v := getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
