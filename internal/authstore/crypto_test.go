@@ -1,0 +1,118 @@
+package authstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/authstore"
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/outcomes"
+	"github.com/noderuntime/noderuntime/internal/secrets"
+)
+
+func TestACiphertextMovedToAnotherRowOrColumnDoesNotDecrypt(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	victim := e.createCC(s, acme, "victim")
+	thief := e.createCC(s, globex, "thief")
+	login := e.createLogin(s, acme, "login")
+	ctx := context.Background()
+	for name, sql := range map[string]string{
+		"another row's access token":            "update authorizations set access_token = (select access_token from authorizations where id = $1) where id = $2",
+		"the refresh token as the access token": "update authorizations set access_token = (select refresh_token from authorizations where id = $1) where id = $2",
+	} {
+		t.Run(name, func(t *testing.T) {
+			from, to := victim.ID, thief.ID
+			if name == "the refresh token as the access token" {
+				from, to = login.ID, login.ID
+			}
+			if _, err := e.pool.Exec(ctx, sql, from, to); err != nil {
+				t.Fatal(err)
+			}
+			fresh := e.store() // nothing cached
+			tenantOf := globex
+			if to == login.ID {
+				tenantOf = acme
+			}
+			_, err := fresh.Token(ctxT(t), tenantOf, to)
+			if !errors.Is(err, secrets.ErrDecrypt) {
+				t.Fatalf("got %v, want a decryption failure", err)
+			}
+			if _, ok := errors.AsType[*outcomes.AuthorizationError](err); ok {
+				t.Fatal("a decryption failure must be a plain error (onError), not an authorization failure")
+			}
+		})
+	}
+	if _, err := e.store().Token(ctxT(t), acme, victim.ID); err != nil {
+		t.Fatalf("the victim's own row: %v", err)
+	}
+}
+
+func TestRotateKeysLeavesEveryAuthorizationUsable(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	var ids []string
+	for _, name := range []string{"a", "b", "c"} {
+		ids = append(ids, e.createCC(s, acme, "cc "+name).ID)
+		ids = append(ids, e.createLogin(s, acme, "login "+name).ID)
+	}
+	pending, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{Name: "pending", Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The new key goes first in the ring; the old one stays to decrypt.
+	both := ringOf(t, keySpec("k2", 2)+","+keySpec("k1", 1))
+	res, err := authstore.RotateKeys(ctxT(t), e.pool, both, 2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Authorizations != 7 || res.States != 1 || res.Remaining != 0 {
+		t.Fatalf("rotated %+v, want 7 authorizations, 1 state, 0 remaining", res)
+	}
+	rows, err := e.pool.Query(context.Background(), `select key_id, tenant_secret, access_token, refresh_token from authorizations
+		union all select key_id, verifier, null, null from oauth_states`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var keyID string
+		var cts [3][]byte
+		if err := rows.Scan(&keyID, &cts[0], &cts[1], &cts[2]); err != nil {
+			t.Fatal(err)
+		}
+		for _, ct := range cts {
+			if id, _ := secrets.KeyID(ct); ct != nil && id != "k2" {
+				t.Fatalf("a ciphertext is still under %q", id)
+			}
+		}
+		if keyID != "k2" {
+			t.Fatalf("row key_id %q", keyID)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// With the old key gone, every authorization still works, refreshes included, and
+	// the pending login still completes.
+	onlyNew := e.store(func(o *authstore.Options) { o.Keys = ringOf(t, keySpec("k2", 2)) })
+	for _, id := range ids {
+		c, err := onlyNew.Token(ctxT(t), acme, id)
+		if err == nil {
+			c, err = onlyNew.Refresh(ctxT(t), acme, id, c.AccessToken)
+		}
+		if err != nil || e.works(c) != nil {
+			t.Fatalf("authorization %s after rotation: %v", id, err)
+		}
+	}
+	if _, err := onlyNew.CompleteLogin(ctxT(t), e.login(pending.AuthorizeURL, "login")); err != nil {
+		t.Fatalf("pending login after rotation: %v", err)
+	}
+	again, err := authstore.RotateKeys(ctxT(t), e.pool, ringOf(t, keySpec("k2", 2)), 2, time.Second)
+	if err != nil || again.Authorizations != 0 || again.States != 0 {
+		t.Fatalf("a second run found work: %+v %v", again, err)
+	}
+}

@@ -1,0 +1,345 @@
+package authstore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/noderuntime/noderuntime/internal/authstore"
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/outcomes"
+	"github.com/noderuntime/noderuntime/internal/secrets"
+)
+
+func TestClientCredentialsAreCheckedAtOnceAndStoredOnlyEncrypted(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createCC(s, acme, "standalone")
+	if a.Status != authstore.StatusActive || a.Kind != authstore.KindClientCredentials || a.TenantID != "tenant-1" {
+		t.Fatalf("created %+v", a)
+	}
+	if got := e.sim.Grants(engagesim.GrantClientCredentials); got != 1 {
+		t.Fatalf("%d client-credentials grants, want 1 (checked at once)", got)
+	}
+	c, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.works(c); err != nil {
+		t.Fatalf("the stored token does not work at Engage: %v", err)
+	}
+	// Nothing in the row is readable: not the secret, not the token.
+	var secret, token []byte
+	var keyID string
+	if err := e.pool.QueryRow(context.Background(), "select tenant_secret, access_token, key_id from authorizations where id = $1", a.ID).Scan(&secret, &token, &keyID); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(secret, []byte(ccSecret)) || bytes.Contains(token, []byte(c.AccessToken.Reveal())) || bytes.Contains(token, []byte("simat_")) {
+		t.Fatal("a secret is stored in clear")
+	}
+	if id, _ := secrets.KeyID(secret); id != "k1" || keyID != "k1" {
+		t.Fatalf("key IDs %q / %q, want k1", id, keyID)
+	}
+}
+
+func TestRefusedClientCredentialsAnswerTheProvidersErrorAndStoreNothing(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "bad", Kind: authstore.KindClientCredentials, BaseURL: e.sim.BaseURL(), Domain: "acme",
+		TenantID: "tenant-1", TenantSecret: secrets.New("wrong-secret"),
+	})
+	ae := wantCode(t, err, authstore.ErrProviderRejected)
+	if ae.ProviderError != "invalid_client" {
+		t.Fatalf("provider error %q, want invalid_client", ae.ProviderError)
+	}
+	var n int
+	if err := e.pool.QueryRow(context.Background(), "select count(*) from authorizations").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rows stored (%v), want none", n, err)
+	}
+}
+
+func TestWebexLoginGoesFromPendingToActiveThroughTheProvidersLogin(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	started, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "Support bot", Kind: authstore.KindWebexLogin, Region: "", BaseURL: e.sim.BaseURL() + "/", Domain: "acme",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if started.Status != authstore.StatusPending || started.BaseURL != e.sim.BaseURL() {
+		t.Fatalf("created %+v", started.Authorization)
+	}
+	u := mustParse(t, started.AuthorizeURL)
+	q := u.Query()
+	if !strings.HasPrefix(started.AuthorizeURL, e.sim.AuthorizeURL()+"?") || q.Get("code_challenge_method") != "S256" ||
+		len(q.Get("code_challenge")) != 43 || len(q.Get("state")) < 43 || q.Get("redirect_uri") != redirectURI || q.Get("client_id") != "noderuntime" {
+		t.Fatalf("authorize URL %s", started.AuthorizeURL)
+	}
+	_, err = s.Token(ctxT(t), acme, started.ID)
+	wantAuthError(t, err, outcomes.CodeAuthorizationPending)
+
+	callback := e.login(started.AuthorizeURL, "login")
+	a, err := s.CompleteLogin(ctxT(t), callback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Status != authstore.StatusActive || a.Name != "Support bot" {
+		t.Fatalf("after login %+v", a)
+	}
+	c, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.works(c); err != nil {
+		t.Fatalf("token does not work: %v", err)
+	}
+
+	// The same callback again: the state was single use; nothing changes.
+	var version int64
+	_ = e.pool.QueryRow(context.Background(), "select version from authorizations where id = $1", a.ID).Scan(&version)
+	_, err = s.CompleteLogin(ctxT(t), callback)
+	wantCode(t, err, authstore.ErrStateUnknown)
+	var after int64
+	_ = e.pool.QueryRow(context.Background(), "select version from authorizations where id = $1", a.ID).Scan(&after)
+	if after != version {
+		t.Fatal("a replayed callback changed the authorization")
+	}
+	if n := e.sim.Grants(engagesim.GrantAuthorizationCode); n != 1 {
+		t.Fatalf("%d code exchanges, want 1", n)
+	}
+	events, err := s.Audit(ctxT(t), acme, a.ID)
+	if err != nil || len(events) != 2 || events[0].Action != "created" || events[1].Action != "authorized" || events[1].Actor != "login" {
+		t.Fatalf("audit %+v %v", events, err)
+	}
+}
+
+func TestLoginFailuresShowWhyAndChangeNothing(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	start := func(name string) authstore.Started {
+		st, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{Name: name, Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	cases := []struct {
+		name  string
+		query func(st authstore.Started) map[string][]string
+		want  authstore.ErrorCode
+	}{
+		{"unknown state", func(st authstore.Started) map[string][]string {
+			q := e.login(st.AuthorizeURL, "login")
+			q.Set("state", "never-issued")
+			return q
+		}, authstore.ErrStateUnknown},
+		{"no state at all", func(st authstore.Started) map[string][]string {
+			q := e.login(st.AuthorizeURL, "login")
+			q.Del("state")
+			return q
+		}, authstore.ErrStateUnknown},
+		{"expired state", func(st authstore.Started) map[string][]string {
+			q := e.login(st.AuthorizeURL, "login")
+			if _, err := e.pool.Exec(context.Background(), "update oauth_states set expires_at = now() - interval '1 second'"); err != nil {
+				t.Fatal(err)
+			}
+			return q
+		}, authstore.ErrStateExpired},
+		{"the user cancels at the provider", func(st authstore.Started) map[string][]string {
+			return e.login(st.AuthorizeURL, "cancel")
+		}, authstore.ErrLoginDenied},
+		{"a code that does not exchange", func(st authstore.Started) map[string][]string {
+			q := e.login(st.AuthorizeURL, "login")
+			q.Set("code", "simcode_forged")
+			return q
+		}, authstore.ErrExchangeFailed},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := start("login " + string(rune('a'+i)))
+			_, err := s.CompleteLogin(ctxT(t), c.query(st))
+			ae := wantCode(t, err, c.want)
+			if strings.Contains(ae.Message, "simcode_") {
+				t.Fatal("the message repeats the code")
+			}
+			if got := e.status(st.ID); got != "pending" {
+				t.Fatalf("status %s after a failed login, want pending", got)
+			}
+			if _, err := e.pool.Exec(context.Background(), "delete from oauth_states"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if e.sim.Grants(engagesim.GrantAuthorizationCode) != 0 {
+		t.Fatal("a failed login obtained tokens")
+	}
+}
+
+func TestNamesAreUniquePerTenant(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	e.createCC(s, acme, "shared name")
+	_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: " shared name ", Kind: authstore.KindClientCredentials, BaseURL: e.sim.BaseURL(), Domain: "acme",
+		TenantID: "tenant-1", TenantSecret: secrets.New(ccSecret),
+	})
+	wantCode(t, err, authstore.ErrConflict)
+	e.createCC(s, globex, "shared name") // another tenant may use it
+	if n := e.sim.Grants(engagesim.GrantClientCredentials); n != 2 {
+		t.Fatalf("%d token calls, want 2 (a duplicate is refused before calling the provider)", n)
+	}
+}
+
+func TestBaseURLsOffTheAllowlistAreRefusedWithoutARequest(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	var hits atomic.Int64
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer evil.Close()
+	s := e.store()
+	for _, req := range []authstore.CreateRequest{
+		{BaseURL: evil.URL + "/api/v1", Kind: authstore.KindClientCredentials},
+		{BaseURL: evil.URL + "/api/v1", Kind: authstore.KindWebexLogin},
+		{Region: "us", Kind: authstore.KindClientCredentials}, // documented, but not on this allowlist
+		{BaseURL: e.sim.BaseURL() + "/../evil", Kind: authstore.KindClientCredentials},
+	} {
+		req.Name, req.Domain, req.TenantID, req.TenantSecret = "x", "acme", "tenant-1", secrets.New(ccSecret)
+		_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, req)
+		wantCode(t, err, authstore.ErrBaseURLNotAllowed)
+	}
+	for _, req := range []authstore.CreateRequest{
+		{Region: "mars"},
+		{Region: "us", BaseURL: e.sim.BaseURL()},
+		{},
+		{BaseURL: "ftp://example.com"},
+		{BaseURL: "http://user:pw@example.com"},
+	} {
+		req.Name, req.Kind, req.Domain, req.TenantID, req.TenantSecret = "x", authstore.KindClientCredentials, "acme", "tenant-1", secrets.New(ccSecret)
+		_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, req)
+		wantCode(t, err, authstore.ErrInvalid)
+	}
+	if hits.Load() != 0 || e.sim.Calls(engagesim.OpToken) != 0 {
+		t.Fatalf("requests were sent: %d to the host off the list, %d token calls", hits.Load(), e.sim.Calls(engagesim.OpToken))
+	}
+}
+
+func TestRegionsNameTheDocumentedBaseURLs(t *testing.T) {
+	want := map[string]string{
+		"us": "https://api-us-site-1.imiengage.io/api/v1", "uk": "https://api-uk-site-1.imiengage.io/api/v1",
+		"eu": "https://api-eu-site-1.imiengage.io/api/v1", "ca": "https://api-ca-site-1.imiengage.io/api/v1",
+		"syd": "https://api-syd-site-1.imiengage.com.au/api/v1", "ind": "https://api-ind-site-1.imiengage.io/api/v1",
+	}
+	for r, u := range want {
+		if got, ok := authstore.RegionBaseURL(strings.ToUpper(r)); !ok || got != u {
+			t.Errorf("region %s: %q, want %q", r, got, u)
+		}
+	}
+	if len(authstore.Regions()) != len(want) {
+		t.Errorf("regions %v", authstore.Regions())
+	}
+}
+
+func TestWebexLoginNeedsItsConfiguration(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store(func(o *authstore.Options) { o.Webex = authstore.Webex{} })
+	_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{Name: "x", Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme"})
+	wantCode(t, err, authstore.ErrWebexDisabled)
+}
+
+func TestAForeignTenantsIDBehavesExactlyAsAMissingOne(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createCC(s, acme, "acme's")
+	missing := "6f1c2b9e-8d0a-4c3e-9f1a-2b3c4d5e6f70"
+	ctx := ctxT(t)
+	type answers struct{ token, refresh, get, del, reauth, audit string }
+	ask := func(id string) answers {
+		_, tokErr := s.Token(ctx, globex, id)
+		_, refErr := s.Refresh(ctx, globex, id, secrets.New("x"))
+		_, getErr := s.Get(ctx, globex, id)
+		delErr := s.Delete(ctx, globex, authstore.ActorAPI, id)
+		_, reErr := s.Reauthorize(ctx, globex, authstore.ActorAPI, id, authstore.ReauthorizeRequest{})
+		ev, _ := s.Audit(ctx, globex, id)
+		return answers{tokErr.Error(), refErr.Error(), getErr.Error(), delErr.Error(), reErr.Error(), strings.Repeat("e", len(ev))}
+	}
+	foreign, absent, malformed := ask(a.ID), ask(missing), ask("not-a-uuid'; drop table authorizations; --")
+	if foreign != absent || malformed != absent {
+		t.Fatalf("foreign %+v\nmissing %+v\nmalformed %+v", foreign, absent, malformed)
+	}
+	_, err := s.Token(ctx, globex, a.ID)
+	wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+	if list, _ := s.List(ctx, globex); len(list) != 0 {
+		t.Fatalf("globex lists %v", list)
+	}
+	if _, err := s.Token(ctx, acme, strings.ToUpper(a.ID)); err != nil {
+		t.Fatalf("the owner, with the ID in capitals: %v", err)
+	}
+	if e.status(a.ID) != "active" {
+		t.Fatal("the foreign tenant changed acme's authorization")
+	}
+}
+
+func TestDeleteRemovesTheAuthorizationAndKeepsItsAuditTrail(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createCC(s, acme, "to delete")
+	if err := s.Delete(ctxT(t), acme, authstore.ActorAdmin, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Token(ctxT(t), acme, a.ID)
+	wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+	_, err = s.Get(ctxT(t), acme, a.ID)
+	wantCode(t, err, authstore.ErrNotFound)
+	err = s.Delete(ctxT(t), acme, authstore.ActorAdmin, a.ID)
+	wantCode(t, err, authstore.ErrNotFound)
+	events, _ := s.Audit(ctxT(t), acme, a.ID)
+	if len(events) != 3 || events[2].Action != "deleted" || events[2].Actor != "admin" {
+		t.Fatalf("audit %+v", events)
+	}
+}
+
+func TestReauthorizingWebexLoginKeepsTheOldTokensUntilTheNewLoginCompletes(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createLogin(s, acme, "relogin")
+	before, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Reauthorize(ctxT(t), acme, authstore.ActorAPI, a.ID, authstore.ReauthorizeRequest{})
+	if err != nil || st.AuthorizeURL == "" {
+		t.Fatalf("reauthorize: %+v %v", st, err)
+	}
+	if c, err := s.Token(ctxT(t), acme, a.ID); err != nil || c.AccessToken != before.AccessToken {
+		t.Fatalf("token changed before the new login completed: %v", err)
+	}
+	if _, err := s.CompleteLogin(ctxT(t), e.login(st.AuthorizeURL, "login")); err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil || after.AccessToken.Reveal() == before.AccessToken.Reveal() {
+		t.Fatalf("after the new login: same token or %v", err)
+	}
+}
+
+func TestErrorsNeverCarryASecret(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "x", Kind: authstore.KindClientCredentials, BaseURL: e.sim.BaseURL(), Domain: "acme",
+		TenantID: "tenant-1", TenantSecret: secrets.New(ccSecret + "-wrong"),
+	})
+	if err == nil || strings.Contains(err.Error(), ccSecret) {
+		t.Fatalf("error %v", err)
+	}
+	var ae *authstore.Error
+	if !errors.As(err, &ae) || strings.Contains(ae.ProviderDescription, ccSecret) {
+		t.Fatalf("provider description %q", ae.ProviderDescription)
+	}
+}

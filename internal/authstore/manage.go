@@ -1,0 +1,465 @@
+package authstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/oauth2"
+
+	"github.com/noderuntime/noderuntime/internal/secrets"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+const maxNameLength = 100
+
+var validDomain = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+func validateName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		return "", errorf(ErrInvalid, "name is required")
+	case utf8.RuneCountInString(name) > maxNameLength:
+		return "", errorf(ErrInvalid, fmt.Sprintf("name is longer than %d characters", maxNameLength))
+	case strings.IndexFunc(name, unicode.IsControl) >= 0 || !utf8.ValidString(name):
+		return "", errorf(ErrInvalid, "name must be printable text")
+	}
+	return name, nil
+}
+
+// Create adds an authorization for t. A Webex login starts pending and answers the URL
+// the user must visit; client credentials are checked at the token endpoint at once,
+// and nothing is stored when they are refused.
+func (s *Store) Create(ctx context.Context, t tenant.ID, actor Actor, req CreateRequest) (Started, error) {
+	name, err := validateName(req.Name)
+	if err != nil {
+		return Started{}, err
+	}
+	domain := strings.TrimSpace(req.Domain)
+	if !validDomain.MatchString(domain) {
+		return Started{}, errorf(ErrInvalid, "domain is required: the Engage domain (letters, digits, '.', '_' or '-')")
+	}
+	switch req.Kind {
+	case KindWebexLogin:
+		if !s.webex.Enabled() {
+			return Started{}, errorf(ErrWebexDisabled, "the webex-login kind is not configured on this service (WEBEX_CLIENT_ID and friends); use client-credentials")
+		}
+	case KindClientCredentials:
+		if strings.TrimSpace(req.TenantID) == "" || req.TenantSecret.IsZero() {
+			return Started{}, errorf(ErrInvalid, "client-credentials needs tenantId and tenantSecret")
+		}
+	default:
+		return Started{}, errorf(ErrInvalid, `kind must be "webex-login" or "client-credentials"`)
+	}
+	base, region, err := s.resolveBase(req.Region, req.BaseURL)
+	if err != nil {
+		return Started{}, err
+	}
+	if taken, err := s.nameTaken(ctx, t, name); err != nil {
+		return Started{}, err
+	} else if taken {
+		return Started{}, conflict(name)
+	}
+
+	id := newID()
+	r := &row{id: id, tenant: t, name: name, kind: req.Kind, status: StatusPending, baseURL: base, region: region, domain: domain}
+	var o opened
+	var got tokens
+	if req.Kind == KindClientCredentials {
+		r.engageTenantID = strings.TrimSpace(req.TenantID)
+		o.tenantSecret = req.TenantSecret
+		if got, err = s.fetchClientCredentials(ctx, base, r.engageTenantID, o.tenantSecret); err != nil {
+			return Started{}, providerRefusal(err)
+		}
+		o.accessToken = got.access
+		r.status = StatusActive
+	} else {
+		r.statusReason = "waiting for the Webex login to complete"
+	}
+
+	sl, err := s.sealRow(id, o)
+	if err != nil {
+		return Started{}, err
+	}
+	var out Started
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var expiry *time.Time
+		if !got.expiry.IsZero() {
+			expiry = &got.expiry
+		}
+		err := tx.QueryRow(ctx, `insert into authorizations (id, tenant, name, kind, status, status_reason, base_url, region, domain,
+			engage_tenant_id, tenant_secret, access_token, token_expiry, key_id)
+			values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+			returning created_at, updated_at`,
+			id, string(t), name, string(r.kind), string(r.status), r.statusReason, base, region, domain,
+			r.engageTenantID, sl.tenantSecret, sl.accessToken, expiry, sl.keyID).Scan(&r.createdAt, &r.updatedAt)
+		if err != nil {
+			return err
+		}
+		if err := audit(ctx, tx, t, id, "created", actor, map[string]any{"name": name, "kind": r.kind, "baseUrl": base, "domain": domain}); err != nil {
+			return err
+		}
+		out.Authorization = r.public()
+		if r.kind == KindClientCredentials {
+			return audit(ctx, tx, t, id, "authorized", actor, nil)
+		}
+		out.AuthorizeURL, err = s.startLogin(ctx, tx, t, id)
+		return err
+	})
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "23505" { // unique_violation
+		return Started{}, conflict(name)
+	}
+	if err != nil {
+		return Started{}, fmt.Errorf("create authorization: %w", err)
+	}
+	s.logger.Info("authorization created", slog.String("authorizationId", id), slog.String("tenant", string(t)),
+		slog.String("kind", string(r.kind)), slog.String("status", string(r.status)), slog.String("actor", string(actor)))
+	return out, nil
+}
+
+func conflict(name string) error {
+	return errorf(ErrConflict, "an authorization named "+quote(name)+" already exists")
+}
+
+func (s *Store) nameTaken(ctx context.Context, t tenant.ID, name string) (bool, error) {
+	var taken bool
+	err := s.pool.QueryRow(ctx, "select exists (select 1 from authorizations where tenant = $1 and name = $2)", string(t), name).Scan(&taken)
+	if err != nil {
+		return false, fmt.Errorf("check name: %w", err)
+	}
+	return taken, nil
+}
+
+// providerRefusal turns a failed client-credentials check into the caller's answer.
+func providerRefusal(err error) error {
+	pe, ok := errors.AsType[*providerError](err)
+	if !ok {
+		return err
+	}
+	if pe.final || (pe.status >= 400 && pe.status < 500 && pe.status != 429) {
+		msg := "the token endpoint refused the credentials"
+		if pe.code != "" {
+			msg += ": " + pe.code
+		}
+		if pe.desc != "" {
+			msg += " (" + pe.desc + ")"
+		}
+		return &Error{Code: ErrProviderRejected, Message: msg, ProviderError: pe.code, ProviderDescription: pe.desc}
+	}
+	return &Error{Code: ErrProviderUnavailable, Message: "the token endpoint did not grant a token: " + strings.TrimPrefix(pe.Error(), "token endpoint: ") + "; try again"}
+}
+
+// startLogin records a fresh single-use state with its PKCE verifier and returns the
+// provider's authorization URL. Only the state's hash is stored.
+func (s *Store) startLogin(ctx context.Context, q querier, t tenant.ID, id string) (string, error) {
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw)
+	state := base64.RawURLEncoding.EncodeToString(raw)
+	hash := sha256.Sum256([]byte(state))
+	verifier := oauth2.GenerateVerifier()
+	ct, err := s.keys.Encrypt([]byte(verifier), stateAAD(hash[:], colVerifier))
+	if err != nil {
+		return "", fmt.Errorf("encrypt verifier: %w", err)
+	}
+	// Housekeeping: states long past use (kept a day so an expired one still reads as
+	// expired rather than unknown).
+	if _, err := q.Exec(ctx, "delete from oauth_states where expires_at < now() - interval '1 day'"); err != nil {
+		return "", err
+	}
+	_, err = q.Exec(ctx, `insert into oauth_states (state_hash, authorization_id, tenant, verifier, key_id, expires_at)
+		values ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))`,
+		hash[:], id, string(t), ct, s.keys.PrimaryID(), s.stateTTL.Seconds())
+	if err != nil {
+		return "", fmt.Errorf("store login state: %w", err)
+	}
+	return s.webexConfig().AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)), nil
+}
+
+// List returns t's authorizations by name.
+func (s *Store) List(ctx context.Context, t tenant.ID) ([]Authorization, error) {
+	rows, err := s.pool.Query(ctx, "select "+rowColumns+" from authorizations where tenant = $1 order by name, id", string(t))
+	if err != nil {
+		return nil, fmt.Errorf("list authorizations: %w", err)
+	}
+	defer rows.Close()
+	out := []Authorization{}
+	for rows.Next() {
+		r, err := scanRow(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list authorizations: %w", err)
+		}
+		out = append(out, r.public())
+	}
+	return out, rows.Err()
+}
+
+// Get returns one of t's authorizations; a missing, malformed or foreign ID is
+// ErrNotFound.
+func (s *Store) Get(ctx context.Context, t tenant.ID, authorizationID string) (Authorization, error) {
+	id, ok := normalizeID(authorizationID)
+	if !ok {
+		return Authorization{}, errNotFound
+	}
+	r, err := readRow(ctx, s.pool, t, id, false)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Authorization{}, errNotFound
+	}
+	if err != nil {
+		return Authorization{}, fmt.Errorf("read authorization: %w", err)
+	}
+	return r.public(), nil
+}
+
+// Delete removes one of t's authorizations. Every replica forgets it within a second
+// (NOTIFY); its audit trail stays.
+func (s *Store) Delete(ctx context.Context, t tenant.ID, actor Actor, authorizationID string) error {
+	id, ok := normalizeID(authorizationID)
+	if !ok {
+		return errNotFound
+	}
+	var name string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, "delete from authorizations where id = $1 and tenant = $2 returning name", id, string(t)).Scan(&name); err != nil {
+			return err
+		}
+		if err := audit(ctx, tx, t, id, "deleted", actor, map[string]any{"name": name}); err != nil {
+			return err
+		}
+		return notify(ctx, tx, id)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("delete authorization: %w", err)
+	}
+	s.cache.invalidate(id)
+	s.logger.Info("authorization deleted", slog.String("authorizationId", id), slog.String("tenant", string(t)), slog.String("actor", string(actor)))
+	return nil
+}
+
+// Reauthorize starts a new Webex login for an authorization (it stays as it is until
+// the login completes), or checks client credentials again, new ones if given: on
+// success the authorization is active with a fresh token; on refusal nothing changes.
+func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, authorizationID string, req ReauthorizeRequest) (Started, error) {
+	id, ok := normalizeID(authorizationID)
+	if !ok {
+		return Started{}, errNotFound
+	}
+	r, err := readRow(ctx, s.pool, t, id, false)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Started{}, errNotFound
+	}
+	if err != nil {
+		return Started{}, fmt.Errorf("read authorization: %w", err)
+	}
+	if r.kind == KindWebexLogin {
+		if !s.webex.Enabled() {
+			return Started{}, errorf(ErrWebexDisabled, "the webex-login kind is not configured on this service")
+		}
+		var out Started
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var err error
+			if out.AuthorizeURL, err = s.startLogin(ctx, tx, t, id); err != nil {
+				return err
+			}
+			return audit(ctx, tx, t, id, "reauthorize_started", actor, nil)
+		})
+		if errors.Is(err, pgx.ErrNoRows) || isForeignKeyViolation(err) {
+			return Started{}, errNotFound // deleted meanwhile
+		}
+		if err != nil {
+			return Started{}, fmt.Errorf("reauthorize: %w", err)
+		}
+		out.Authorization = r.public()
+		return out, nil
+	}
+
+	o, err := s.openRow(r)
+	if err != nil {
+		return Started{}, err
+	}
+	tenantID := r.engageTenantID
+	if v := strings.TrimSpace(req.TenantID); v != "" {
+		tenantID = v
+	}
+	if !req.TenantSecret.IsZero() {
+		o.tenantSecret = req.TenantSecret
+	}
+	got, err := s.fetchClientCredentials(ctx, r.baseURL, tenantID, o.tenantSecret)
+	if err != nil {
+		return Started{}, providerRefusal(err)
+	}
+	o.accessToken, o.refreshToken = got.access, secrets.Value{}
+	sl, err := s.sealRow(id, o)
+	if err != nil {
+		return Started{}, err
+	}
+	var expiry *time.Time
+	if !got.expiry.IsZero() {
+		expiry = &got.expiry
+	}
+	var updated *row
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		updated, err = scanRow(tx.QueryRow(ctx, `update authorizations set engage_tenant_id = $3, tenant_secret = $4, access_token = $5,
+			refresh_token = null, token_expiry = $6, key_id = $7, status = 'active', status_reason = '', version = version + 1, updated_at = now()
+			where id = $1 and tenant = $2 returning `+rowColumns, id, string(t), tenantID, sl.tenantSecret, sl.accessToken, expiry, sl.keyID))
+		if err != nil {
+			return err
+		}
+		if err := audit(ctx, tx, t, id, "authorized", actor, map[string]any{"reauthorized": true}); err != nil {
+			return err
+		}
+		return notify(ctx, tx, id)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Started{}, errNotFound
+	}
+	if err != nil {
+		return Started{}, fmt.Errorf("reauthorize: %w", err)
+	}
+	s.cache.invalidate(id)
+	s.logger.Info("authorization re-authorized", slog.String("authorizationId", id), slog.String("tenant", string(t)), slog.String("actor", string(actor)))
+	return Started{Authorization: updated.public()}, nil
+}
+
+func isForeignKeyViolation(err error) bool {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && pgErr.Code == "23503"
+}
+
+// CompleteLogin finishes a Webex login from the callback's query (code and state, or
+// the provider's error and state). The state is spent whatever happens. Every failure
+// is an *Error and leaves the authorization as it was.
+func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Authorization, error) {
+	state := query.Get("state")
+	var st *loginState
+	if state != "" && len(state) <= 512 {
+		var err error
+		if st, err = s.takeState(ctx, state); err != nil {
+			return Authorization{}, err
+		}
+	}
+	if code := query.Get("error"); code != "" {
+		desc := shorten(query.Get("error_description"), nil)
+		if !validCode(code) {
+			code = "invalid_error_code"
+		}
+		msg := "the login was not completed: the provider answered " + code
+		if desc != "" {
+			msg += " (" + desc + ")"
+		}
+		return Authorization{}, &Error{Code: ErrLoginDenied, Message: msg, ProviderError: code, ProviderDescription: desc}
+	}
+	switch {
+	case st == nil:
+		return Authorization{}, errorf(ErrStateUnknown, "this login link is unknown or was already used; start the authorization again")
+	case !st.fresh:
+		return Authorization{}, errorf(ErrStateExpired, "this login took too long and expired; start the authorization again")
+	}
+	code := query.Get("code")
+	if code == "" {
+		return Authorization{}, errorf(ErrExchangeFailed, "the provider sent no authorization code")
+	}
+	if !s.webex.Enabled() {
+		return Authorization{}, errorf(ErrExchangeFailed, "the Webex login is not configured on this service")
+	}
+	verifier, err := s.keys.Decrypt(st.verifier, stateAAD(st.hash, colVerifier))
+	if err != nil {
+		return Authorization{}, fmt.Errorf("decrypt login verifier: %w", err)
+	}
+	got, err := s.exchangeCode(ctx, code, secrets.New(string(verifier)))
+	if err != nil {
+		pe, _ := errors.AsType[*providerError](err)
+		msg := "the provider did not exchange the login code"
+		e := &Error{Code: ErrExchangeFailed}
+		if pe != nil {
+			msg += ": " + strings.TrimPrefix(pe.Error(), "token endpoint: ")
+			e.ProviderError, e.ProviderDescription = pe.code, pe.desc
+		}
+		e.Message = msg + "; start the authorization again"
+		s.logger.Warn("login code exchange failed", slog.String("authorizationId", st.authorizationID), slog.String("tenant", string(st.tenant)), slog.String("error", err.Error()))
+		return Authorization{}, e
+	}
+
+	var updated *row
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		r, err := readRow(ctx, tx, st.tenant, st.authorizationID, true)
+		if err != nil {
+			return err
+		}
+		o, err := s.openRow(r)
+		if err != nil {
+			return err
+		}
+		o.accessToken, o.refreshToken = got.access, got.refresh
+		sl, err := s.sealRow(r.id, o)
+		if err != nil {
+			return err
+		}
+		var expiry *time.Time
+		if !got.expiry.IsZero() {
+			expiry = &got.expiry
+		}
+		updated, err = scanRow(tx.QueryRow(ctx, `update authorizations set access_token = $2, refresh_token = $3, tenant_secret = $4,
+			token_expiry = $5, key_id = $6, status = 'active', status_reason = '', version = version + 1, updated_at = now()
+			where id = $1 returning `+rowColumns, r.id, sl.accessToken, sl.refreshToken, sl.tenantSecret, expiry, sl.keyID))
+		if err != nil {
+			return err
+		}
+		action := "authorized"
+		if err := audit(ctx, tx, r.tenant, r.id, action, ActorLogin, map[string]any{"previousStatus": r.status}); err != nil {
+			return err
+		}
+		return notify(ctx, tx, r.id)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Authorization{}, errorf(ErrStateUnknown, "the authorization of this login was deleted")
+	}
+	if err != nil {
+		return Authorization{}, fmt.Errorf("complete login: %w", err)
+	}
+	s.cache.invalidate(updated.id)
+	s.cache.recovered(updated.id)
+	s.logger.Info("authorization logged in", slog.String("authorizationId", updated.id), slog.String("tenant", string(updated.tenant)))
+	return updated.public(), nil
+}
+
+type loginState struct {
+	hash            []byte
+	authorizationID string
+	tenant          tenant.ID
+	verifier        []byte
+	fresh           bool
+}
+
+// takeState spends a state: it is deleted whether or not the login then succeeds.
+func (s *Store) takeState(ctx context.Context, state string) (*loginState, error) {
+	hash := sha256.Sum256([]byte(state))
+	st := &loginState{hash: hash[:]}
+	var t string
+	err := s.pool.QueryRow(ctx, `delete from oauth_states where state_hash = $1
+		returning authorization_id::text, tenant, verifier, expires_at > now()`, hash[:]).Scan(&st.authorizationID, &t, &st.verifier, &st.fresh)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read login state: %w", err)
+	}
+	st.tenant = tenant.ID(t)
+	return st, nil
+}

@@ -1,0 +1,310 @@
+package authstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/noderuntime/noderuntime/internal/secrets"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+// Token returns a valid access token for t's authorization id. In the steady state it
+// is a memory cache hit without any database round trip; otherwise it reads the row and,
+// when the token is within the refresh skew of its expiry, refreshes it (once per
+// authorization across every replica).
+//
+// An authorization that cannot be used (missing, another tenant's, malformed ID,
+// pending, needs re-authorization) answers an *outcomes.AuthorizationError; any other
+// failure is a plain error.
+func (s *Store) Token(ctx context.Context, t tenant.ID, authorizationID string) (Credential, error) {
+	id, ok := normalizeID(authorizationID)
+	if !ok {
+		return Credential{}, authNotFound()
+	}
+	if s.listening.Load() {
+		if c, ok := s.cache.get(id, t, s.now()); ok {
+			s.metrics.cacheHit.Inc()
+			return c, nil
+		}
+	}
+	s.metrics.cacheMiss.Inc()
+	return s.shared(ctx, t, id, secrets.Value{})
+}
+
+// Refresh is for the execution path after Engage answered 401 to the token rejected:
+// it refreshes once, unless another caller or replica already replaced that token, in
+// which case it returns the newer one. Errors are those of Token.
+func (s *Store) Refresh(ctx context.Context, t tenant.ID, authorizationID string, rejected secrets.Value) (Credential, error) {
+	id, ok := normalizeID(authorizationID)
+	if !ok {
+		return Credential{}, authNotFound()
+	}
+	if !rejected.IsZero() {
+		s.cache.dropToken(id, rejected)
+	}
+	return s.shared(ctx, t, id, rejected)
+}
+
+// shared runs one load per (tenant, authorization, rejected token) in this process; the
+// callers that arrive meanwhile wait for its answer. The load runs on its own deadline,
+// not the first caller's: a caller that gives up must not cut a refresh in half (the
+// provider may already have rotated the refresh token we are about to store).
+func (s *Store) shared(ctx context.Context, t tenant.ID, id string, rejected secrets.Value) (Credential, error) {
+	key := string(t) + "\x00" + id
+	if !rejected.IsZero() {
+		sum := sha256.Sum256([]byte(rejected.Reveal()))
+		key += "\x00" + hex.EncodeToString(sum[:8])
+	}
+	ch := s.flight.DoChan(key, func() (any, error) {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.lockTimeout+s.refreshTimeout+5*time.Second)
+		defer cancel()
+		return s.load(wctx, t, id, rejected)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return Credential{}, r.Err
+		}
+		return r.Val.(Credential), nil
+	case <-ctx.Done():
+		return Credential{}, fmt.Errorf("wait for the authorization's token: %w", ctx.Err())
+	}
+}
+
+// usable reports whether c can be handed out: not within the skew of its expiry and
+// not the token Engage just rejected.
+func (s *Store) usable(c Credential, rejected secrets.Value, now time.Time) bool {
+	if c.AccessToken.IsZero() {
+		return false
+	}
+	if !rejected.IsZero() && c.AccessToken.Reveal() == rejected.Reveal() {
+		return false
+	}
+	return c.ExpiresAt.IsZero() || now.Add(s.skew).Before(c.ExpiresAt)
+}
+
+// stillValid reports whether c works at all (it may be within the skew): what a caller
+// gets while the token endpoint is failing.
+func stillValid(c Credential, rejected secrets.Value, now time.Time) bool {
+	if c.AccessToken.IsZero() || (!rejected.IsZero() && c.AccessToken.Reveal() == rejected.Reveal()) {
+		return false
+	}
+	return c.ExpiresAt.IsZero() || now.Before(c.ExpiresAt)
+}
+
+func statusError(r *row) error {
+	switch r.status {
+	case StatusActive:
+		return nil
+	case StatusPending:
+		return authPending()
+	default:
+		return authNeedsReauthorization()
+	}
+}
+
+func (s *Store) credential(r *row) (Credential, error) {
+	at, err := s.open(r.id, colAccessToken, r.accessToken)
+	if err != nil {
+		return Credential{}, err
+	}
+	c := Credential{AuthorizationID: r.id, BaseURL: r.baseURL, Domain: r.domain, AccessToken: at}
+	if r.tokenExpiry != nil {
+		c.ExpiresAt = *r.tokenExpiry
+	}
+	return c, nil
+}
+
+// remember caches c until the skew before its expiry, at most CacheMaxAge (or until
+// cap, when given).
+func (s *Store) remember(snap uint64, t tenant.ID, r *row, c Credential, capAt time.Time) {
+	until := s.now().Add(s.maxAge)
+	if !c.ExpiresAt.IsZero() {
+		if e := c.ExpiresAt.Add(-s.skew); e.Before(until) {
+			until = e
+		}
+	}
+	if !capAt.IsZero() && capAt.Before(until) {
+		until = capAt
+	}
+	s.cache.put(snap, r.id, &entry{tenant: t, cred: c, version: r.version, until: until})
+}
+
+// load reads the row and refreshes its token if needed.
+func (s *Store) load(ctx context.Context, t tenant.ID, id string, rejected secrets.Value) (Credential, error) {
+	snap := s.cache.snapshot()
+	r, err := readRow(ctx, s.pool, t, id, false)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Credential{}, authNotFound()
+	}
+	if err != nil {
+		return Credential{}, fmt.Errorf("read authorization: %w", err)
+	}
+	if err := statusError(r); err != nil {
+		return Credential{}, err
+	}
+	cur, err := s.credential(r)
+	if err != nil {
+		return Credential{}, err
+	}
+	now := s.now()
+	if s.usable(cur, rejected, now) {
+		if !rejected.IsZero() {
+			s.metrics.refresh(resultSkipped) // someone already replaced the rejected token
+		}
+		s.remember(snap, t, r, cur, time.Time{})
+		return cur, nil
+	}
+	if until, ok := s.cache.backingOff(id, now); ok {
+		if stillValid(cur, rejected, now) {
+			s.remember(snap, t, r, cur, until)
+			return cur, nil
+		}
+		return Credential{}, fmt.Errorf("refresh token: the token endpoint failed moments ago; next attempt after %s", until.UTC().Format(time.RFC3339Nano))
+	}
+	return s.refreshLocked(ctx, t, r.version, id, rejected)
+}
+
+// refreshLocked refreshes under the row lock: take the lock (bounded by LockTimeout),
+// skip if another replica changed the row since we read it, else call the token
+// endpoint (bounded by RefreshTimeout) and store the new pair before anyone uses it.
+func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int64, id string, rejected secrets.Value) (Credential, error) {
+	log := s.logger.With(slog.String("authorizationId", id), slog.String("tenant", string(t)))
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return Credential{}, fmt.Errorf("refresh token: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, "select set_config('lock_timeout', $1, true)", strconv.FormatInt(s.lockTimeout.Milliseconds(), 10)+"ms"); err != nil {
+		return Credential{}, fmt.Errorf("refresh token: set lock timeout: %w", err)
+	}
+	snap := s.cache.snapshot()
+	r, err := readRow(ctx, tx, t, id, true)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Credential{}, authNotFound()
+	}
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "55P03" { // lock_not_available
+		return Credential{}, errors.New("refresh token: another replica holds the authorization's refresh lock past the lock timeout")
+	}
+	if err != nil {
+		return Credential{}, fmt.Errorf("refresh token: lock authorization: %w", err)
+	}
+	if err := statusError(r); err != nil {
+		return Credential{}, err
+	}
+	cur, err := s.credential(r)
+	if err != nil {
+		return Credential{}, err
+	}
+	now := s.now()
+	if r.version != seenVersion && s.usable(cur, rejected, now) {
+		// Another replica (or caller) refreshed while we waited for the lock.
+		if err := tx.Commit(ctx); err != nil {
+			return Credential{}, fmt.Errorf("refresh token: %w", err)
+		}
+		s.metrics.refresh(resultSkipped)
+		s.remember(snap, t, r, cur, time.Time{})
+		return cur, nil
+	}
+	o, err := s.openRow(r)
+	if err != nil {
+		return Credential{}, err
+	}
+
+	var got tokens
+	switch r.kind {
+	case KindClientCredentials:
+		got, err = s.fetchClientCredentials(ctx, r.baseURL, r.engageTenantID, o.tenantSecret)
+	default:
+		got, err = s.refreshWebex(ctx, o.refreshToken)
+	}
+	if pe, ok := errors.AsType[*providerError](err); ok && pe.final {
+		return Credential{}, s.markNeedsReauthorization(ctx, tx, log, r, pe)
+	}
+	if err != nil {
+		s.metrics.refresh(resultError)
+		until := s.now().Add(s.backoff)
+		s.cache.fail(id, until)
+		log.Warn("token refresh failed; backing off", slog.String("error", err.Error()), slog.Duration("backoff", s.backoff))
+		if stillValid(cur, rejected, s.now()) {
+			return cur, nil // still good for a while: better than failing the execution
+		}
+		return Credential{}, fmt.Errorf("refresh token: %w", err)
+	}
+
+	o.accessToken = got.access
+	if !got.refresh.IsZero() {
+		o.refreshToken = got.refresh // rotated; otherwise the old one stays valid
+	}
+	sl, err := s.sealRow(r.id, o)
+	if err != nil {
+		return Credential{}, err
+	}
+	var expiry *time.Time
+	if !got.expiry.IsZero() {
+		expiry = &got.expiry
+	}
+	var version int64
+	err = tx.QueryRow(ctx, `update authorizations set access_token = $2, refresh_token = $3, tenant_secret = $4,
+		key_id = $5, token_expiry = $6, version = version + 1, updated_at = now()
+		where id = $1 returning version`, r.id, sl.accessToken, sl.refreshToken, sl.tenantSecret, sl.keyID, expiry).Scan(&version)
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
+	if err != nil {
+		// The provider may have rotated the refresh token we failed to store; the next
+		// refresh will tell (invalid_grant moves the authorization to re-authorization).
+		s.metrics.refresh(resultError)
+		log.Error("token refreshed but not stored", slog.String("error", err.Error()))
+		return Credential{}, fmt.Errorf("refresh token: store the new token: %w", err)
+	}
+	s.metrics.refresh(resultSuccess)
+	s.cache.recovered(id)
+	r.version = version
+	c := Credential{AuthorizationID: r.id, BaseURL: r.baseURL, Domain: r.domain, AccessToken: got.access, ExpiresAt: got.expiry}
+	s.remember(snap, t, r, c, time.Time{})
+	log.Debug("token refreshed", slog.String("kind", string(r.kind)))
+	return c, nil
+}
+
+// markNeedsReauthorization records that the provider refused the grant for good: the
+// status, an audit event and a notification to every replica, all in the locked
+// transaction. The caller gets the authorization error, and no retry loop follows:
+// every later call answers from the status without calling the provider.
+func (s *Store) markNeedsReauthorization(ctx context.Context, tx pgx.Tx, log *slog.Logger, r *row, pe *providerError) error {
+	reason := "the provider refused the credentials"
+	if pe.code != "" {
+		reason += " (" + pe.code + ")"
+	}
+	reason += "; re-authorize it"
+	_, err := tx.Exec(ctx, `update authorizations set status = 'needs_reauthorization', status_reason = $2,
+		access_token = null, refresh_token = null, token_expiry = null, version = version + 1, updated_at = now()
+		where id = $1`, r.id, reason)
+	if err == nil {
+		err = audit(ctx, tx, r.tenant, r.id, "refresh_failed", ActorSystem, map[string]any{"error": pe.code, "httpStatus": pe.status, "newStatus": StatusNeedsReauthorization})
+	}
+	if err == nil {
+		err = notify(ctx, tx, r.id)
+	}
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
+	if err != nil {
+		s.metrics.refresh(resultError)
+		return fmt.Errorf("refresh token: record needs_reauthorization: %w", err)
+	}
+	s.metrics.refresh(resultInvalidGrant)
+	s.cache.invalidate(r.id)
+	log.Warn("provider refused the refresh; authorization needs re-authorization",
+		slog.String("error", pe.Error()), slog.String("kind", string(r.kind)))
+	return authNeedsReauthorization()
+}

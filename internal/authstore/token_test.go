@@ -1,0 +1,364 @@
+package authstore_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/authstore"
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/outcomes"
+	"github.com/noderuntime/noderuntime/internal/secrets"
+)
+
+// storedRefreshToken reads a row's refresh token the way an attacker with the key ring
+// would, to replay it.
+func (e *env) storedRefreshToken(id string) string {
+	e.t.Helper()
+	var ct []byte
+	if err := e.pool.QueryRow(context.Background(), "select refresh_token from authorizations where id = $1", id).Scan(&ct); err != nil {
+		e.t.Fatal(err)
+	}
+	plain, err := e.ring.Decrypt(ct, []byte("authorizations/"+id+"/refresh_token"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return string(plain)
+}
+
+func concurrently(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			f(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+}
+
+func Test200ConcurrentCallsOnAnExpiredTokenRefreshItOnce(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createLogin(s, acme, "busy")
+	e.expire(a.ID)
+	e.sim.ResetCounters()
+
+	tokens := make([]string, 200)
+	errs := make([]error, 200)
+	concurrently(200, func(i int) {
+		c, err := s.Token(ctxT(t), acme, a.ID)
+		tokens[i], errs[i] = c.AccessToken.Reveal(), err
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if tokens[i] != tokens[0] {
+			t.Fatal("callers got different tokens")
+		}
+	}
+	if n := e.sim.Grants(engagesim.GrantRefreshToken); n != 1 {
+		t.Fatalf("%d refresh grants, want exactly 1", n)
+	}
+	if e.sim.InvalidGrants() != 0 {
+		t.Fatal("invalid_grant answered")
+	}
+	if got := counter(t, e.regs[0], "noderuntime_token_refreshes_total", "success"); got != 1 {
+		t.Fatalf("refreshes{success} = %v", got)
+	}
+}
+
+func TestThreeInstancesOnOneDatabaseStillRefreshOnce(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	creator := e.store()
+	a := e.createLogin(creator, acme, "shared")
+	instances := []*authstore.Store{e.replica(), e.replica(), e.replica()}
+	e.expire(a.ID)
+	e.sim.ResetCounters()
+	// A slow token endpoint, so every instance reads the expired token and queues for
+	// the row lock while the first refresh is in flight.
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Latency: 300 * time.Millisecond})
+
+	tokens := make([]string, 210)
+	errs := make([]error, 210)
+	concurrently(210, func(i int) {
+		c, err := instances[i%3].Token(ctxT(t), acme, a.ID)
+		tokens[i], errs[i] = c.AccessToken.Reveal(), err
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("call %d on instance %d: %v", i, i%3, err)
+		}
+		if tokens[i] != tokens[0] {
+			t.Fatal("instances got different tokens")
+		}
+	}
+	if n := e.sim.Grants(engagesim.GrantRefreshToken); n != 1 {
+		t.Fatalf("%d refresh grants across 3 instances, want exactly 1", n)
+	}
+	if n := e.sim.InvalidGrants(); n != 0 {
+		t.Fatalf("%d invalid_grant answers, want 0", n)
+	}
+	var skipped float64
+	for _, reg := range e.regs[1:] {
+		skipped += counter(t, reg, "noderuntime_token_refreshes_total", "skipped")
+	}
+	if skipped != 2 {
+		t.Fatalf("%v instances skipped the refresh, want 2 (they waited for the lock and found it done)", skipped)
+	}
+	c, err := instances[0].Token(ctxT(t), acme, a.ID)
+	if err != nil || e.works(c) != nil {
+		t.Fatalf("the refreshed token does not work: %v", err)
+	}
+}
+
+func TestAReplayedRefreshTokenEndsInNeedsReauthorizationNotALoop(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createLogin(s, acme, "stolen")
+	// Someone else spends the refresh token first: the provider sees our later use as a
+	// replay and revokes the whole family.
+	resp, err := http.PostForm(e.sim.TokenURL(), url.Values{
+		"grant_type": {"refresh_token"}, "refresh_token": {e.storedRefreshToken(a.ID)},
+		"client_id": {"noderuntime"}, "client_secret": {clientSecret},
+	})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("thief's refresh: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	e.expire(a.ID)
+	e.sim.ResetCounters()
+
+	_, err = s.Token(ctxT(t), acme, a.ID)
+	wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
+	if e.status(a.ID) != "needs_reauthorization" {
+		t.Fatalf("status %s", e.status(a.ID))
+	}
+	for range 50 {
+		_, err = s.Token(ctxT(t), acme, a.ID)
+		wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
+		_, err = s.Refresh(ctxT(t), acme, a.ID, secrets.New("simat_whatever"))
+		wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
+	}
+	if calls := e.sim.Calls(engagesim.OpToken); calls != 1 || e.sim.InvalidGrants() != 1 {
+		t.Fatalf("%d token calls, %d invalid_grant: want exactly one of each, no retry loop", calls, e.sim.InvalidGrants())
+	}
+	if got := counter(t, e.regs[0], "noderuntime_token_refreshes_total", "invalid_grant"); got != 1 {
+		t.Fatalf("refreshes{invalid_grant} = %v", got)
+	}
+	got, _ := s.Get(ctxT(t), acme, a.ID)
+	if !strings.Contains(got.StatusReason, "invalid_grant") {
+		t.Fatalf("status reason %q", got.StatusReason)
+	}
+	events, _ := s.Audit(ctxT(t), acme, a.ID)
+	if last := events[len(events)-1]; last.Action != "refresh_failed" || last.Actor != "system" || last.Detail["error"] != "invalid_grant" {
+		t.Fatalf("last audit event %+v", last)
+	}
+}
+
+func TestChangedCredentialsAtTheProviderLeadToNeedsReauthorizationOnTheNextRefresh(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	login := e.createLogin(s, acme, "login")
+	cc := e.createCC(s, acme, "cc")
+	for _, id := range []string{login.ID, cc.ID} {
+		if _, err := s.Token(ctxT(t), acme, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.sim.ChangePassword("alice", "new-"+userPassword); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.ChangeTenantSecret("tenant-1", newCCSecret); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{login.ID, cc.ID} {
+		e.expire(id)
+		// The cache still holds the old token until its own expiry; Engage's 401 is
+		// what the execution path would see first.
+		c, err := s.Token(ctxT(t), acme, id)
+		if err == nil {
+			_, err = s.Refresh(ctxT(t), acme, id, c.AccessToken)
+		}
+		wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
+		if e.status(id) != "needs_reauthorization" {
+			t.Fatalf("status %s", e.status(id))
+		}
+	}
+
+	// Re-authorizing with the new secret makes the client credentials usable again.
+	_, err := s.Reauthorize(ctxT(t), acme, authstore.ActorAPI, cc.ID, authstore.ReauthorizeRequest{TenantSecret: secrets.New("still-wrong")})
+	wantCode(t, err, authstore.ErrProviderRejected)
+	if e.status(cc.ID) != "needs_reauthorization" {
+		t.Fatal("a refused re-authorization changed the status")
+	}
+	st, err := s.Reauthorize(ctxT(t), acme, authstore.ActorAPI, cc.ID, authstore.ReauthorizeRequest{TenantSecret: secrets.New(newCCSecret)})
+	if err != nil || st.Status != authstore.StatusActive || st.AuthorizeURL != "" {
+		t.Fatalf("reauthorize: %+v %v", st, err)
+	}
+	c, err := s.Token(ctxT(t), acme, cc.ID)
+	if err != nil || e.works(c) != nil {
+		t.Fatalf("after re-authorization: %v", err)
+	}
+}
+
+func TestRefreshAfterA401ReplacesTheRejectedTokenOnce(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	other := e.replica()
+	a := e.createLogin(s, acme, "401")
+	old, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Engage answered 401 to old (why does not matter here: the simulator's
+	// RevokeAccessToken would revoke the refresh family too).
+	e.sim.ResetCounters()
+
+	fresh := make([]string, 50)
+	concurrently(50, func(i int) {
+		st := s
+		if i%2 == 1 {
+			st = other
+		}
+		c, err := st.Refresh(ctxT(t), acme, a.ID, old.AccessToken)
+		if err != nil {
+			t.Error(err)
+		}
+		fresh[i] = c.AccessToken.Reveal()
+	})
+	if n := e.sim.Grants(engagesim.GrantRefreshToken); n != 1 {
+		t.Fatalf("%d refresh grants for one rejected token, want 1", n)
+	}
+	for _, f := range fresh {
+		if f != fresh[0] || f == old.AccessToken.Reveal() {
+			t.Fatal("callers did not all get the one new token")
+		}
+	}
+	c, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil || c.AccessToken.Reveal() != fresh[0] || e.works(c) != nil {
+		t.Fatalf("Token after Refresh: %v", err)
+	}
+}
+
+func TestTokenEndpointFailuresBackOffInsteadOfHammering(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createCC(s, acme, "flaky")
+	e.expire(a.ID)
+	e.sim.ResetCounters()
+	fault := e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusServiceUnavailable})
+
+	_, err := s.Token(ctxT(t), acme, a.ID)
+	if err == nil {
+		t.Fatal("no error with the token endpoint down")
+	}
+	if _, ok := errors.AsType[*outcomes.AuthorizationError](err); ok {
+		t.Fatalf("a passing outage is not an authorization failure: %v", err)
+	}
+	for range 30 {
+		if _, err := s.Token(ctxT(t), acme, a.ID); err == nil {
+			t.Fatal("no error during the backoff")
+		}
+	}
+	if n := e.sim.Calls(engagesim.OpToken); n != 1 {
+		t.Fatalf("%d token calls during the backoff, want 1", n)
+	}
+	if e.status(a.ID) != "active" {
+		t.Fatal("an outage changed the status")
+	}
+	if got := counter(t, e.regs[0], "noderuntime_token_refreshes_total", "error"); got != 1 {
+		t.Fatalf("refreshes{error} = %v", got)
+	}
+	e.sim.RemoveFault(fault)
+	waitFor(t, 5*time.Second, "recovery after the backoff", func() bool {
+		_, err := s.Token(ctxT(t), acme, a.ID)
+		return err == nil
+	})
+}
+
+func TestAFailingRefreshStillServesATokenThatHasNotExpired(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store(func(o *authstore.Options) { o.RefreshSkew = 2 * time.Hour }) // always "due"
+	a := e.createCC(s, acme, "due")
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusBadGateway})
+	c, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil || e.works(c) != nil {
+		t.Fatalf("a valid token was withheld because its early refresh failed: %v", err)
+	}
+}
+
+func TestTokensAreRefreshedEarlyWithinTheSkew(t *testing.T) {
+	e := newEnv(t, engagesim.Config{AccessTokenTTL: 3 * time.Second})
+	s := e.store(func(o *authstore.Options) { o.RefreshSkew = 2500 * time.Millisecond })
+	a := e.createLogin(s, acme, "short-lived")
+	first, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The token lives 3 s; with a 2.5 s skew it is renewed from 0.5 s on, long before
+	// it expires.
+	var next authstore.Credential
+	waitFor(t, 2*time.Second, "early refresh", func() bool {
+		next, err = s.Token(ctxT(t), acme, a.ID)
+		return err == nil && next.AccessToken.Reveal() != first.AccessToken.Reveal()
+	})
+	if !time.Now().Before(first.ExpiresAt) {
+		t.Fatal("refreshed only after expiry")
+	}
+	if e.works(next) != nil || e.sim.Grants(engagesim.GrantRefreshToken) != 1 {
+		t.Fatalf("refresh grants %d", e.sim.Grants(engagesim.GrantRefreshToken))
+	}
+}
+
+func TestTheSteadyStateIsACacheHitWithoutADatabaseRoundTrip(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	pool := e.newPool()
+	s := e.store(func(o *authstore.Options) { o.Pool = pool; o.RefreshSkew = time.Minute })
+	a := e.createCC(s, acme, "hot")
+	waitListening(t, s)
+	if _, err := s.Token(ctxT(t), acme, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	acquires := pool.Stat().AcquireCount()
+	for range 1000 {
+		if _, err := s.Token(ctxT(t), acme, a.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := pool.Stat().AcquireCount(); got != acquires {
+		t.Fatalf("%d database round trips in the steady state, want 0", got-acquires)
+	}
+	if hits := counter(t, e.regs[0], "noderuntime_token_cache_requests_total", "hit"); hits != 1000 {
+		t.Fatalf("cache hits %v, want 1000", hits)
+	}
+	// Another tenant asking for the cached ID is not served from the cache.
+	_, err := s.Token(ctxT(t), globex, a.ID)
+	wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+}
+
+func TestTheAuthorizationsGaugeCountsByStatus(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	e.createCC(s, acme, "one")
+	e.createCC(s, globex, "two")
+	if _, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{Name: "p", Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	reg := e.regs[0]
+	for status, want := range map[string]float64{"active": 2, "pending": 1, "needs_reauthorization": 0} {
+		if got := counter(t, reg, "noderuntime_authorizations", status); got != want {
+			t.Errorf("authorizations{status=%q} = %v, want %v", status, got, want)
+		}
+	}
+}
