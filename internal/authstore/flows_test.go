@@ -319,8 +319,8 @@ func TestReauthorizingWebexLoginKeepsTheOldTokensUntilTheNewLoginCompletes(t *te
 	if c, err := s.Token(ctxT(t), acme, a.ID); err != nil || c.AccessToken != before.AccessToken {
 		t.Fatalf("token changed before the new login completed: %v", err)
 	}
-	if _, err := s.CompleteLogin(ctxT(t), e.login(st.AuthorizeURL, "login")); err != nil {
-		t.Fatal(err)
+	if done, err := s.CompleteLogin(ctxT(t), e.login(st.AuthorizeURL, "login")); err != nil || !done.Reauthorized {
+		t.Fatalf("second login: %+v %v", done, err)
 	}
 	after, err := s.Token(ctxT(t), acme, a.ID)
 	if err != nil || after.AccessToken.Reveal() == before.AccessToken.Reveal() {

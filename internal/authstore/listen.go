@@ -53,6 +53,7 @@ func (s *Store) listen(ctx context.Context) {
 // listening.
 func (s *Store) listenOnce(ctx context.Context) bool {
 	cfg := s.pool.Config().ConnConfig.Copy()
+	cfg.Tracer = nil // the pool's query tracer counts the pool's queries, not this session's
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	conn, err := pgx.ConnectConfig(cctx, cfg)
 	cancel()

@@ -345,13 +345,13 @@ func isForeignKeyViolation(err error) bool {
 // CompleteLogin finishes a Webex login from the callback's query (code and state, or
 // the provider's error and state). The state is spent whatever happens. Every failure
 // is an *Error and leaves the authorization as it was.
-func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Authorization, error) {
+func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed, error) {
 	state := query.Get("state")
 	var st *loginState
 	if state != "" && len(state) <= 512 {
 		var err error
 		if st, err = s.takeState(ctx, state); err != nil {
-			return Authorization{}, err
+			return Completed{}, err
 		}
 	}
 	if code := query.Get("error"); code != "" {
@@ -363,24 +363,24 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Authorizat
 		if desc != "" {
 			msg += " (" + desc + ")"
 		}
-		return Authorization{}, &Error{Code: ErrLoginDenied, Message: msg, ProviderError: code, ProviderDescription: desc}
+		return Completed{}, &Error{Code: ErrLoginDenied, Message: msg, ProviderError: code, ProviderDescription: desc}
 	}
 	switch {
 	case st == nil:
-		return Authorization{}, errorf(ErrStateUnknown, "this login link is unknown or was already used; start the authorization again")
+		return Completed{}, errorf(ErrStateUnknown, "this login link is unknown or was already used; start the authorization again")
 	case !st.fresh:
-		return Authorization{}, errorf(ErrStateExpired, "this login took too long and expired; start the authorization again")
+		return Completed{}, errorf(ErrStateExpired, "this login took too long and expired; start the authorization again")
 	}
 	code := query.Get("code")
 	if code == "" {
-		return Authorization{}, errorf(ErrExchangeFailed, "the provider sent no authorization code")
+		return Completed{}, errorf(ErrExchangeFailed, "the provider sent no authorization code")
 	}
 	if !s.webex.Enabled() {
-		return Authorization{}, errorf(ErrExchangeFailed, "the Webex login is not configured on this service")
+		return Completed{}, errorf(ErrExchangeFailed, "the Webex login is not configured on this service")
 	}
 	verifier, err := s.keys.Decrypt(st.verifier, stateAAD(st.hash, colVerifier))
 	if err != nil {
-		return Authorization{}, fmt.Errorf("decrypt login verifier: %w", err)
+		return Completed{}, fmt.Errorf("decrypt login verifier: %w", err)
 	}
 	got, err := s.exchangeCode(ctx, code, secrets.New(string(verifier)))
 	if err != nil {
@@ -393,15 +393,17 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Authorizat
 		}
 		e.Message = msg + "; start the authorization again"
 		s.logger.Warn("login code exchange failed", slog.String("authorizationId", st.authorizationID), slog.String("tenant", string(st.tenant)), slog.String("error", err.Error()))
-		return Authorization{}, e
+		return Completed{}, e
 	}
 
 	var updated *row
+	var previous Status
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		r, err := readRow(ctx, tx, st.tenant, st.authorizationID, true)
 		if err != nil {
 			return err
 		}
+		previous = r.status
 		o, err := s.openRow(r)
 		if err != nil {
 			return err
@@ -428,15 +430,22 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Authorizat
 		return notify(ctx, tx, r.id)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Authorization{}, errorf(ErrStateUnknown, "the authorization of this login was deleted")
+		return Completed{}, errorf(ErrStateUnknown, "the authorization of this login was deleted")
 	}
 	if err != nil {
-		return Authorization{}, fmt.Errorf("complete login: %w", err)
+		return Completed{}, fmt.Errorf("complete login: %w", err)
 	}
 	s.cache.invalidate(updated.id)
 	s.cache.recovered(updated.id)
 	s.logger.Info("authorization logged in", slog.String("authorizationId", updated.id), slog.String("tenant", string(updated.tenant)))
-	return updated.public(), nil
+	return Completed{Authorization: updated.public(), Reauthorized: previous != StatusPending}, nil
+}
+
+// Completed is a finished Webex login.
+type Completed struct {
+	Authorization
+	// Reauthorized: the authorization had been active before (this login renewed it).
+	Reauthorized bool
 }
 
 type loginState struct {
