@@ -1,0 +1,326 @@
+package httpapi
+
+import (
+	"embed"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/noderuntime/noderuntime/internal/authstore"
+	"github.com/noderuntime/noderuntime/internal/secrets"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+//go:embed admin_templates/*.html
+var adminTemplateFS embed.FS
+
+// adminTemplates holds one template set per page, each with the layout.
+var adminTemplates = func() map[string]*template.Template {
+	pages := map[string]*template.Template{}
+	for _, name := range []string{"login", "list", "new", "reauthorize", "delete", "message"} {
+		pages[name] = template.Must(template.New(name).ParseFS(adminTemplateFS, "admin_templates/layout.html", "admin_templates/"+name+".html"))
+	}
+	return pages
+}()
+
+// PagesDeps is what the HTML side needs: the admin pages under /admin/ and the OAuth
+// callback.
+type PagesDeps struct {
+	Store   *authstore.Store
+	Keys    *secrets.KeyRing // seals the admin session cookie
+	APIKeys tenant.Keys      // a tenant signs in with one of its API keys
+	Logger  *slog.Logger
+	// AllowedBaseURLs are offered as the Engage regions of a new authorization.
+	AllowedBaseURLs []string
+	WebexEnabled    bool
+	// WebexAuthorizeURL is where the add form redirects for a Webex login; the content
+	// security policy lets forms go there.
+	WebexAuthorizeURL string
+	// SecureCookies marks the session cookie Secure (the service is served over https).
+	SecureCookies bool
+}
+
+// MountAuthorizationPages serves the admin pages (list, add, re-authorize, delete; a
+// tenant signs in with its API key) and GET /oauth/callback, where the Webex login
+// comes back. Server-rendered HTML, no JavaScript; every form carries a CSRF token.
+func MountAuthorizationPages(r chi.Router, d PagesDeps) {
+	a := &adminPages{d: d, sessions: &sessions{keys: d.Keys, api: d.APIKeys, secure: d.SecureCookies}}
+	a.csp = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+	if u, err := url.Parse(d.WebexAuthorizeURL); err == nil && u.Host != "" {
+		a.csp += " " + u.Scheme + "://" + u.Host
+	}
+	r.Get("/oauth/callback", a.callback)
+	r.Route("/admin", func(r chi.Router) {
+		r.Get("/login", a.loginForm)
+		r.Post("/login", a.login)
+		r.Post("/logout", a.signedIn(a.logout))
+		r.Get("/", a.signedIn(a.list))
+		r.Get("/authorizations/new", a.signedIn(a.newForm))
+		r.Post("/authorizations", a.signedIn(a.create))
+		r.Get("/authorizations/{id}/reauthorize", a.signedIn(a.reauthorizeForm))
+		r.Post("/authorizations/{id}/reauthorize", a.signedIn(a.reauthorize))
+		r.Get("/authorizations/{id}/delete", a.signedIn(a.deleteForm))
+		r.Post("/authorizations/{id}/delete", a.signedIn(a.delete))
+	})
+}
+
+type adminPages struct {
+	d        PagesDeps
+	sessions *sessions
+	csp      string
+}
+
+// pageData is what every page template sees; each page uses the fields it needs.
+type pageData struct {
+	Title, Headline string
+	Lines           []string
+	Tenant          tenant.ID
+	CSRF            string
+	Notice, Error   string
+	Authorizations  []authstore.Authorization
+	Authorization   authstore.Authorization
+	Form            formValues
+	Bases           []baseOption
+	WebexEnabled    bool
+}
+
+type formValues struct{ Name, Domain, TenantID, BaseURL string }
+
+type baseOption struct {
+	URL, Label string
+	Selected   bool
+}
+
+func (a *adminPages) render(w http.ResponseWriter, r *http.Request, status int, page string, data pageData) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", a.csp)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer") // the callback's URL holds the login code
+	w.WriteHeader(status)
+	if err := adminTemplates[page].ExecuteTemplate(w, "layout", data); err != nil {
+		a.d.Logger.ErrorContext(r.Context(), "render admin page", slog.String("page", page), slog.String("error", err.Error()))
+	}
+}
+
+func (a *adminPages) message(w http.ResponseWriter, r *http.Request, status int, sess adminSession, headline string, lines ...string) {
+	a.render(w, r, status, "message", pageData{Title: headline, Headline: headline, Lines: lines, Tenant: sess.Tenant, CSRF: sess.CSRF})
+}
+
+// readForm parses a form body of at most 64 KiB.
+func readForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	return r.ParseForm() == nil
+}
+
+type signedInHandler func(w http.ResponseWriter, r *http.Request, sess adminSession)
+
+// signedIn lets a request through only with a tenant's session, and a POST only with
+// the session's CSRF token.
+func (a *adminPages) signedIn(next signedInHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sess, ok := a.sessions.read(r)
+		if !ok || sess.Tenant == "" {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+				return
+			}
+			a.message(w, r, http.StatusForbidden, adminSession{}, "Signed out", "Your session ended. Sign in again and repeat what you were doing.")
+			return
+		}
+		if r.Method == http.MethodPost {
+			if !readForm(w, r) {
+				a.message(w, r, http.StatusBadRequest, sess, "Unreadable form", "The form could not be read.")
+				return
+			}
+			if !csrfOK(sess, r) {
+				a.message(w, r, http.StatusForbidden, sess, "Form expired", "This form is not from your current session. Go back, reload the page and try again.")
+				return
+			}
+		}
+		AnnotateLog(r.Context(), slog.String("tenant", string(sess.Tenant)))
+		next(w, r, sess)
+	}
+}
+
+func (a *adminPages) loginForm(w http.ResponseWriter, r *http.Request) {
+	sess, ok := a.sessions.read(r)
+	if ok && sess.Tenant != "" {
+		http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+		return
+	}
+	if !ok {
+		sess = adminSession{CSRF: newCSRFToken()}
+		if err := a.sessions.write(w, sess); err != nil {
+			a.failure(w, r, sess, err)
+			return
+		}
+	}
+	a.render(w, r, http.StatusOK, "login", pageData{Title: "Sign in", CSRF: sess.CSRF})
+}
+
+func (a *adminPages) login(w http.ResponseWriter, r *http.Request) {
+	sess, ok := a.sessions.read(r)
+	if !readForm(w, r) || !ok || !csrfOK(sess, r) {
+		fresh := adminSession{CSRF: newCSRFToken()}
+		_ = a.sessions.write(w, fresh)
+		a.render(w, r, http.StatusForbidden, "login", pageData{Title: "Sign in", CSRF: fresh.CSRF, Error: "The sign-in form expired. Please try again."})
+		return
+	}
+	t, ok := a.d.APIKeys.Lookup(r.PostForm.Get("apiKey"))
+	if !ok {
+		a.render(w, r, http.StatusUnauthorized, "login", pageData{Title: "Sign in", CSRF: sess.CSRF, Error: "That API key is not valid."})
+		return
+	}
+	// A new CSRF token with the new identity, so a token seen before sign-in is useless.
+	if err := a.sessions.write(w, adminSession{Tenant: t, CSRF: newCSRFToken()}); err != nil {
+		a.failure(w, r, sess, err)
+		return
+	}
+	AnnotateLog(r.Context(), slog.String("tenant", string(t)))
+	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+}
+
+func (a *adminPages) logout(w http.ResponseWriter, r *http.Request, _ adminSession) {
+	a.sessions.clear(w)
+	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+}
+
+// notices are the confirmations the list page shows after a redirect.
+var notices = map[string]string{
+	"added":        "Authorization %s added.",
+	"reauthorized": "Authorization %s re-authorized.",
+	"deleted":      "Authorization %s deleted.",
+}
+
+func (a *adminPages) list(w http.ResponseWriter, r *http.Request, sess adminSession) {
+	list, err := a.d.Store.List(r.Context(), sess.Tenant)
+	if err != nil {
+		a.failure(w, r, sess, err)
+		return
+	}
+	data := pageData{Title: "Authorizations", Tenant: sess.Tenant, CSRF: sess.CSRF, Authorizations: list}
+	if n, ok := notices[r.URL.Query().Get("notice")]; ok {
+		data.Notice = strings.Replace(n, "%s", r.URL.Query().Get("name"), 1)
+	}
+	a.render(w, r, http.StatusOK, "list", data)
+}
+
+func (a *adminPages) bases(selected string) []baseOption {
+	var out []baseOption
+	for _, u := range a.d.AllowedBaseURLs {
+		label := u
+		for _, region := range authstore.Regions() {
+			if doc, _ := authstore.RegionBaseURL(region); doc == u {
+				label = region + " — " + u
+			}
+		}
+		out = append(out, baseOption{URL: u, Label: label, Selected: u == selected})
+	}
+	return out
+}
+
+func (a *adminPages) newForm(w http.ResponseWriter, r *http.Request, sess adminSession) {
+	a.render(w, r, http.StatusOK, "new", pageData{Title: "Add an authorization", Tenant: sess.Tenant, CSRF: sess.CSRF, Bases: a.bases(""), WebexEnabled: a.d.WebexEnabled})
+}
+
+func (a *adminPages) create(w http.ResponseWriter, r *http.Request, sess adminSession) {
+	f := r.PostForm
+	form := formValues{Name: f.Get("name"), Domain: f.Get("domain"), TenantID: f.Get("tenantId"), BaseURL: f.Get("baseUrl")}
+	started, err := a.d.Store.Create(r.Context(), sess.Tenant, authstore.ActorAdmin, authstore.CreateRequest{
+		Name: form.Name, Kind: authstore.Kind(f.Get("kind")), BaseURL: form.BaseURL, Domain: form.Domain,
+		TenantID: form.TenantID, TenantSecret: secrets.New(f.Get("tenantSecret")),
+	})
+	if err != nil {
+		status, msg := a.storeFailure(r, err)
+		a.render(w, r, status, "new", pageData{Title: "Add an authorization", Tenant: sess.Tenant, CSRF: sess.CSRF,
+			Error: msg, Form: form, Bases: a.bases(form.BaseURL), WebexEnabled: a.d.WebexEnabled})
+		return
+	}
+	AnnotateLog(r.Context(), slog.String("authorizationId", started.ID))
+	if started.AuthorizeURL != "" {
+		http.Redirect(w, r, started.AuthorizeURL, http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/admin/?"+url.Values{"notice": {"added"}, "name": {started.Name}}.Encode(), http.StatusSeeOther)
+}
+
+func (a *adminPages) reauthorizeForm(w http.ResponseWriter, r *http.Request, sess adminSession) {
+	auth, err := a.d.Store.Get(r.Context(), sess.Tenant, chi.URLParam(r, "id"))
+	if err != nil {
+		a.failure(w, r, sess, err)
+		return
+	}
+	a.render(w, r, http.StatusOK, "reauthorize", pageData{Title: "Re-authorize " + auth.Name, Tenant: sess.Tenant, CSRF: sess.CSRF, Authorization: auth})
+}
+
+func (a *adminPages) reauthorize(w http.ResponseWriter, r *http.Request, sess adminSession) {
+	id := chi.URLParam(r, "id")
+	started, err := a.d.Store.Reauthorize(r.Context(), sess.Tenant, authstore.ActorAdmin, id, authstore.ReauthorizeRequest{
+		TenantID: r.PostForm.Get("tenantId"), TenantSecret: secrets.New(r.PostForm.Get("tenantSecret")),
+	})
+	if err != nil {
+		if authstore.CodeOf(err) == authstore.ErrNotFound {
+			a.failure(w, r, sess, err)
+			return
+		}
+		auth, gerr := a.d.Store.Get(r.Context(), sess.Tenant, id)
+		if gerr != nil {
+			a.failure(w, r, sess, gerr)
+			return
+		}
+		status, msg := a.storeFailure(r, err)
+		a.render(w, r, status, "reauthorize", pageData{Title: "Re-authorize " + auth.Name, Tenant: sess.Tenant, CSRF: sess.CSRF, Authorization: auth, Error: msg})
+		return
+	}
+	AnnotateLog(r.Context(), slog.String("authorizationId", started.ID))
+	if started.AuthorizeURL != "" {
+		http.Redirect(w, r, started.AuthorizeURL, http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/admin/?"+url.Values{"notice": {"reauthorized"}, "name": {started.Name}}.Encode(), http.StatusSeeOther)
+}
+
+func (a *adminPages) deleteForm(w http.ResponseWriter, r *http.Request, sess adminSession) {
+	auth, err := a.d.Store.Get(r.Context(), sess.Tenant, chi.URLParam(r, "id"))
+	if err != nil {
+		a.failure(w, r, sess, err)
+		return
+	}
+	a.render(w, r, http.StatusOK, "delete", pageData{Title: "Delete " + auth.Name, Tenant: sess.Tenant, CSRF: sess.CSRF, Authorization: auth})
+}
+
+func (a *adminPages) delete(w http.ResponseWriter, r *http.Request, sess adminSession) {
+	id := chi.URLParam(r, "id")
+	auth, err := a.d.Store.Get(r.Context(), sess.Tenant, id)
+	if err == nil {
+		err = a.d.Store.Delete(r.Context(), sess.Tenant, authstore.ActorAdmin, id)
+	}
+	if err != nil {
+		a.failure(w, r, sess, err)
+		return
+	}
+	AnnotateLog(r.Context(), slog.String("authorizationId", auth.ID))
+	http.Redirect(w, r, "/admin/?"+url.Values{"notice": {"deleted"}, "name": {auth.Name}}.Encode(), http.StatusSeeOther)
+}
+
+// storeFailure turns a store error into a status and a message for the page.
+func (a *adminPages) storeFailure(r *http.Request, err error) (int, string) {
+	p := authorizationProblem(r, a.d.Logger, err)
+	return p.Status, p.Detail
+}
+
+func (a *adminPages) failure(w http.ResponseWriter, r *http.Request, sess adminSession, err error) {
+	status, msg := a.storeFailure(r, err)
+	headline := "Something went wrong"
+	if authstore.CodeOf(err) == authstore.ErrNotFound {
+		headline, msg = "Not found", "There is no such authorization (it may have been deleted)."
+	}
+	a.message(w, r, status, sess, headline, msg)
+}

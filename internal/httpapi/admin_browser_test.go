@@ -1,0 +1,182 @@
+package httpapi_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+)
+
+// chromiumPath is Debian's chromium (.ci/run installs it); CHROMIUM overrides it.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium"} {
+		if p == "" {
+			continue
+		}
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is not installed (apt-get install chromium); CI must run the browser test")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium); set CI=true to make this a failure")
+	return ""
+}
+
+// TestAdminPagesInARealBrowser drives Debian's chromium through the admin pages: sign
+// in, add a Webex-login authorization, log in on the simulator's form, see the
+// confirmation and the active status, delete it. Each page is saved as a screenshot in
+// testdata/artifacts/<test name>/.
+func TestAdminPagesInARealBrowser(t *testing.T) {
+	path := chromiumPath(t)
+	s := newAuthServer(t)
+	artifacts := filepath.Join("testdata", "artifacts", t.Name())
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1200, 900),
+	)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	if err := chromedp.Do(browser); err != nil { // starts the browser, without a deadline on it
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	defer cancel()
+
+	step := 0
+	shot := func(name string) {
+		t.Helper()
+		step++
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		file := filepath.Join(artifacts, strings.Join([]string{twoDigits(step), name}, "-")+".png")
+		if err := os.WriteFile(file, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return strings.TrimSpace(v)
+	}
+	location := func() string {
+		t.Helper()
+		u, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+
+	// 1. The admin pages send a stranger to sign in.
+	do("open the admin pages", chromedp.Navigate(s.srv.URL+"/admin/"), chromedp.WaitVisible(chromedp.CSS("#apiKey")))
+	if got := location(); got != s.srv.URL+"/admin/login" {
+		t.Fatalf("at %s, want the sign-in page", got)
+	}
+	shot("sign-in")
+
+	// 2. Sign in with the tenant's API key.
+	do("sign in", chromedp.SendKeys(chromedp.CSS("#apiKey"), azAcmeKey), chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#tenant")))
+	if got := text("#tenant"); got != "acme" {
+		t.Fatalf("signed in as %q", got)
+	}
+	if got := text("#empty"); got != "No authorizations yet." {
+		t.Fatalf("empty list says %q", got)
+	}
+	shot("empty-list")
+
+	// 3. Add a Webex-login authorization.
+	do("open the add page", chromedp.Click(chromedp.CSS("#add")), chromedp.WaitVisible(chromedp.CSS("#webex-form")))
+	do("fill the Webex form", chromedp.SendKeys(chromedp.CSS("#webex-name"), "Browser bot"), chromedp.SendKeys(chromedp.CSS("#webex-domain"), "acme"))
+	shot("add-form")
+	do("authorize at Webex", chromedp.Click(chromedp.CSS("#webex-submit")), chromedp.WaitVisible(chromedp.CSS("#username")))
+	if got := location(); !strings.HasPrefix(got, s.sim.AuthorizeURL()+"?") {
+		t.Fatalf("at %s, want the provider's login", got)
+	}
+	if got := text("h1"); got != "Sign in" {
+		t.Fatalf("provider page says %q", got)
+	}
+	shot("provider-login")
+
+	// 4. Log in on the simulator's form and come back to the confirmation.
+	do("log in at the provider",
+		chromedp.SendKeys(chromedp.CSS("#username"), "alice"), chromedp.SendKeys(chromedp.CSS("#password"), azAlicePassword),
+		chromedp.Click(chromedp.CSS("#login")), chromedp.WaitVisible(chromedp.CSS("#headline")))
+	if got := location(); !strings.HasPrefix(got, s.srv.URL+"/oauth/callback?") {
+		t.Fatalf("at %s, want the callback", got)
+	}
+	if got := text("#headline"); got != "Authorization Browser bot added" {
+		t.Fatalf("confirmation says %q", got)
+	}
+	shot("confirmation")
+
+	// 5. The list shows it active.
+	row := `tr[data-name="Browser bot"]`
+	do("back to the list", chromedp.Click(chromedp.CSS("#back")), chromedp.WaitVisible(chromedp.CSS(row)))
+	if got := text(row + " [data-status]"); got != "active" {
+		t.Fatalf("status %q, want active", got)
+	}
+	shot("list-active")
+
+	// 6. Delete it, with confirmation.
+	do("ask to delete", chromedp.Click(chromedp.CSS(row+" a.danger")), chromedp.WaitVisible(chromedp.CSS("#confirm-delete")))
+	if got := text("h1"); got != "Delete Browser bot?" {
+		t.Fatalf("confirmation page says %q", got)
+	}
+	shot("confirm-delete")
+	do("delete", chromedp.Click(chromedp.CSS("#confirm-delete")), chromedp.WaitVisible(chromedp.CSS("#notice")))
+	if got := text("#notice"); got != "Authorization Browser bot deleted." {
+		t.Fatalf("notice %q", got)
+	}
+	if got := text("#empty"); got != "No authorizations yet." {
+		t.Fatalf("after delete the list says %q", got)
+	}
+	shot("deleted")
+
+	if _, list := s.api("GET", "/v1/authorizations", azAcmeKey, nil); len(list["authorizations"].([]any)) != 0 {
+		t.Fatalf("still listed: %v", list)
+	}
+	if n := s.sim.Grants(engagesim.GrantAuthorizationCode); n != 1 {
+		t.Fatalf("%d code exchanges, want 1", n)
+	}
+	t.Logf("screenshots in %s", artifacts)
+}
+
+func twoDigits(n int) string {
+	if n < 10 {
+		return "0" + string(rune('0'+n))
+	}
+	return string(rune('0'+n/10)) + string(rune('0'+n%10))
+}

@@ -1,0 +1,93 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/secrets"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+// The admin pages' session: a cookie sealed with the key ring (AES-256-GCM, bound to
+// its own associated data), holding the tenant, the CSRF token and an expiry. It never
+// holds the API key, and a cookie from another deployment (another key ring) does not
+// open. Before sign-in the same cookie carries only a CSRF token, for the sign-in form.
+const (
+	sessionCookie = "nr_admin"
+	sessionTTL    = 8 * time.Hour
+)
+
+var sessionAAD = []byte("noderuntime/admin-session/v1")
+
+type adminSession struct {
+	Tenant tenant.ID `json:"t,omitempty"`
+	CSRF   string    `json:"c"`
+	Expiry int64     `json:"e"`
+}
+
+type sessions struct {
+	keys   *secrets.KeyRing
+	api    tenant.Keys
+	secure bool
+}
+
+func newCSRFToken() string { return rand.Text() }
+
+// read returns the request's session, if it has a valid one. A session of a tenant that
+// is no longer configured is not valid.
+func (s *sessions) read(r *http.Request) (adminSession, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return adminSession{}, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil {
+		return adminSession{}, false
+	}
+	plain, err := s.keys.Decrypt(raw, sessionAAD)
+	if err != nil {
+		return adminSession{}, false
+	}
+	var sess adminSession
+	if json.Unmarshal(plain, &sess) != nil || sess.CSRF == "" || time.Now().Unix() >= sess.Expiry {
+		return adminSession{}, false
+	}
+	if sess.Tenant != "" && !slices.Contains(s.api.Tenants(), sess.Tenant) {
+		return adminSession{}, false
+	}
+	return sess, true
+}
+
+// write sets the session cookie: HttpOnly, SameSite=Strict, scoped to /admin, Secure
+// when the service is served over https.
+func (s *sessions) write(w http.ResponseWriter, sess adminSession) error {
+	sess.Expiry = time.Now().Add(sessionTTL).Unix()
+	plain, err := json.Marshal(sess)
+	if err != nil {
+		return err
+	}
+	sealed, err := s.keys.Encrypt(plain, sessionAAD)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: base64.RawURLEncoding.EncodeToString(sealed), Path: "/admin",
+		MaxAge: int(sessionTTL.Seconds()), HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode,
+	})
+	return nil
+}
+
+func (s *sessions) clear(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/admin", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
+}
+
+// csrfOK checks a form's token against the session's, in constant time.
+func csrfOK(sess adminSession, r *http.Request) bool {
+	got := r.PostForm.Get("csrf")
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRF)) == 1
+}

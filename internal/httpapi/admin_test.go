@@ -1,0 +1,187 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// signIn signs c in on the admin pages with key and returns the list page.
+func (s *authServer) signIn(c *http.Client, key string) string {
+	s.t.Helper()
+	_, page := s.get(c, s.srv.URL+"/admin/login")
+	resp, _ := s.postForm(c, "/admin/login", url.Values{"csrf": {csrfOf(s.t, page)}, "apiKey": {key}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/" {
+		s.t.Fatalf("sign in: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, list := s.get(c, s.srv.URL+"/admin/")
+	return list
+}
+
+func TestAdminPagesNeedASessionFromTheTenantsAPIKey(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	resp, _ := s.get(c, s.srv.URL+"/admin/")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/login" {
+		t.Fatalf("not signed in: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, page := s.get(c, s.srv.URL+"/admin/login")
+	if !strings.Contains(page, `name="csrf"`) {
+		t.Fatal("the sign-in form has no CSRF token")
+	}
+	if resp, _ := s.postForm(c, "/admin/login", url.Values{"apiKey": {azAcmeKey}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("sign-in without the CSRF token: %d", resp.StatusCode)
+	}
+	_, page = s.get(c, s.srv.URL+"/admin/login")
+	csrf := csrfOf(t, page)
+	if resp, body := s.postForm(c, "/admin/login", url.Values{"csrf": {csrf}, "apiKey": {"wrong"}}); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "not valid") {
+		t.Fatalf("wrong key: %d", resp.StatusCode)
+	}
+	resp, _ = s.postForm(c, "/admin/login", url.Values{"csrf": {csrf}, "apiKey": {azAcmeKey}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", resp.StatusCode)
+	}
+	var cookie *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "nr_admin" {
+			cookie = ck
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/admin" || cookie.MaxAge <= 0 {
+		t.Fatalf("session cookie %+v", cookie)
+	}
+	for _, clear := range []string{azAcmeKey, "acme", csrf} {
+		if strings.Contains(cookie.Value, clear) {
+			t.Fatalf("the cookie shows %q in clear", clear)
+		}
+	}
+	_, list := s.get(c, s.srv.URL+"/admin/")
+	if !strings.Contains(list, `id="tenant">acme<`) || !strings.Contains(list, "No authorizations yet") {
+		t.Fatalf("list page:\n%s", list)
+	}
+
+	// The same cookie on a service with another key ring is no session at all.
+	other := newAuthServer(t, withAnotherKeyRing)
+	req, _ := http.NewRequest("GET", other.srv.URL+"/admin/", nil)
+	req.AddCookie(&http.Cookie{Name: "nr_admin", Value: cookie.Value})
+	resp, err := other.client(false).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a foreign cookie was accepted: %d", resp.StatusCode)
+	}
+
+	// Sign out ends the session.
+	csrf = csrfOf(t, list)
+	if resp, _ := s.postForm(c, "/admin/logout", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out: %d", resp.StatusCode)
+	}
+	if resp, _ := s.get(c, s.srv.URL+"/admin/"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("after sign out: %d", resp.StatusCode)
+	}
+}
+
+func TestAdminFormsRefuseAMissingOrForeignCSRFToken(t *testing.T) {
+	s := newAuthServer(t)
+	acme, globex := s.client(true), s.client(true)
+	s.signIn(acme, azAcmeKey)
+	globexCSRF := csrfOf(t, s.signIn(globex, azGlobexKey))
+	form := url.Values{"kind": {"client-credentials"}, "name": {"x"}, "baseUrl": {s.sim.BaseURL()}, "domain": {"acme"}, "tenantId": {"tenant-1"}, "tenantSecret": {azCCSecret}}
+	for name, token := range map[string]string{"no token": "", "another session's token": globexCSRF} {
+		f := url.Values{}
+		for k, v := range form {
+			f[k] = v
+		}
+		if token != "" {
+			f.Set("csrf", token)
+		}
+		resp, body := s.postForm(acme, "/admin/authorizations", f)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Form expired") {
+			t.Fatalf("%s: %d", name, resp.StatusCode)
+		}
+	}
+	if _, list := s.api("GET", "/v1/authorizations", azAcmeKey, nil); len(list["authorizations"].([]any)) != 0 {
+		t.Fatal("a form without a valid CSRF token created something")
+	}
+}
+
+func TestAdminAddsReauthorizesAndDeletesClientCredentials(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	s.signIn(c, azAcmeKey)
+	_, page := s.get(c, s.srv.URL+"/admin/authorizations/new")
+	if !strings.Contains(page, `id="webex-form"`) || !strings.Contains(page, `id="cc-form"`) || !strings.Contains(page, s.sim.BaseURL()) {
+		t.Fatalf("add page:\n%s", page)
+	}
+	csrf := csrfOf(t, page)
+	form := url.Values{"csrf": {csrf}, "kind": {"client-credentials"}, "name": {"Billing <bot>"}, "baseUrl": {s.sim.BaseURL()}, "domain": {"acme"}, "tenantId": {"tenant-1"}, "tenantSecret": {"wrong"}}
+
+	resp, body := s.postForm(c, "/admin/authorizations", form)
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "invalid_client") || !strings.Contains(body, `value="Billing &lt;bot&gt;"`) || strings.Contains(body, `value="wrong"`) {
+		t.Fatalf("refused credentials: %d\n%s", resp.StatusCode, body)
+	}
+	form.Set("tenantSecret", azCCSecret)
+	resp, _ = s.postForm(c, "/admin/authorizations", form)
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/admin/?") {
+		t.Fatalf("add: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, list := s.get(c, s.srv.URL+resp.Header.Get("Location"))
+	if !strings.Contains(list, "Authorization Billing &lt;bot&gt; added.") || !strings.Contains(list, `data-status="active"`) {
+		t.Fatalf("list after add:\n%s", list)
+	}
+	_, api := s.api("GET", "/v1/authorizations", azAcmeKey, nil)
+	id := api["authorizations"].([]any)[0].(map[string]any)["id"].(string)
+
+	// The secret changes upstream; the admin re-authorizes with the new one.
+	if err := s.sim.ChangeTenantSecret("tenant-1", azNewCCSecret); err != nil {
+		t.Fatal(err)
+	}
+	_, page = s.get(c, s.srv.URL+"/admin/authorizations/"+id+"/reauthorize")
+	resp, _ = s.postForm(c, "/admin/authorizations/"+id+"/reauthorize", url.Values{"csrf": {csrfOf(t, page)}, "tenantId": {"tenant-1"}, "tenantSecret": {azNewCCSecret}})
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "notice=reauthorized") {
+		t.Fatalf("reauthorize: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// Delete asks first, then deletes.
+	_, page = s.get(c, s.srv.URL+"/admin/authorizations/"+id+"/delete")
+	if !strings.Contains(page, "Delete Billing &lt;bot&gt;?") || !strings.Contains(page, "onAuthorizationFailure") {
+		t.Fatalf("confirmation page:\n%s", page)
+	}
+	resp, _ = s.postForm(c, "/admin/authorizations/"+id+"/delete", url.Values{"csrf": {csrfOf(t, page)}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	_, list = s.get(c, s.srv.URL+resp.Header.Get("Location"))
+	if !strings.Contains(list, "Authorization Billing &lt;bot&gt; deleted.") || strings.Contains(list, id) {
+		t.Fatalf("list after delete:\n%s", list)
+	}
+	if resp, _ := s.api("GET", "/v1/authorizations/"+id, azAcmeKey, nil); resp.StatusCode != 404 {
+		t.Fatalf("API after delete: %d", resp.StatusCode)
+	}
+}
+
+func TestAdminPagesDoNotReachAnotherTenantsAuthorization(t *testing.T) {
+	s := newAuthServer(t)
+	id := s.createCC("acme's")
+	globex := s.client(true)
+	list := s.signIn(globex, azGlobexKey)
+	if strings.Contains(list, id) {
+		t.Fatal("globex sees acme's authorization")
+	}
+	for _, path := range []string{"/delete", "/reauthorize"} {
+		resp, body := s.get(globex, s.srv.URL+"/admin/authorizations/"+id+path)
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "Not found") {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+		resp, _ = s.postForm(globex, "/admin/authorizations/"+id+path, url.Values{"csrf": {csrfOf(t, list)}})
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("POST %s: %d", path, resp.StatusCode)
+		}
+	}
+	if s.status(id) != "active" {
+		t.Fatal("acme's authorization changed")
+	}
+}

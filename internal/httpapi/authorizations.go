@@ -1,0 +1,153 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/noderuntime/noderuntime/internal/authstore"
+	"github.com/noderuntime/noderuntime/internal/secrets"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+// AuthorizationRoutes serves the authorizations API under /v1 (DESIGN.md
+// "Authorizations"). Answers never contain a secret or a token.
+func AuthorizationRoutes(store *authstore.Store, logger *slog.Logger) func(chi.Router) {
+	h := &authorizationHandlers{store: store, logger: logger}
+	return func(r chi.Router) {
+		r.Post("/authorizations", h.create)
+		r.Get("/authorizations", h.list)
+		r.Get("/authorizations/{id}", h.get)
+		r.Delete("/authorizations/{id}", h.delete)
+		r.Post("/authorizations/{id}/reauthorize", h.reauthorize)
+	}
+}
+
+type authorizationHandlers struct {
+	store  *authstore.Store
+	logger *slog.Logger
+}
+
+// createAuthorizationRequest is the body of POST /v1/authorizations.
+type createAuthorizationRequest struct {
+	Name         string `json:"name"`
+	Kind         string `json:"kind"`
+	Region       string `json:"region"`
+	BaseURL      string `json:"baseUrl"`
+	Domain       string `json:"domain"`
+	TenantID     string `json:"tenantId"`
+	TenantSecret string `json:"tenantSecret"`
+}
+
+// reauthorizeRequest is the optional body of POST /v1/authorizations/{id}/reauthorize.
+type reauthorizeRequest struct {
+	TenantID     string `json:"tenantId"`
+	TenantSecret string `json:"tenantSecret"`
+}
+
+func (h *authorizationHandlers) create(w http.ResponseWriter, r *http.Request) {
+	var body createAuthorizationRequest
+	if !DecodeJSON(w, r, &body) {
+		return
+	}
+	t, _ := tenant.FromContext(r.Context())
+	started, err := h.store.Create(r.Context(), t, authstore.ActorAPI, authstore.CreateRequest{
+		Name: body.Name, Kind: authstore.Kind(body.Kind), Region: body.Region, BaseURL: body.BaseURL,
+		Domain: body.Domain, TenantID: body.TenantID, TenantSecret: secrets.New(body.TenantSecret),
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	AnnotateLog(r.Context(), slog.String("authorizationId", started.ID))
+	w.Header().Set("Location", "/v1/authorizations/"+started.ID)
+	WriteJSON(w, http.StatusCreated, started)
+}
+
+func (h *authorizationHandlers) list(w http.ResponseWriter, r *http.Request) {
+	t, _ := tenant.FromContext(r.Context())
+	list, err := h.store.List(r.Context(), t)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"authorizations": list})
+}
+
+func (h *authorizationHandlers) get(w http.ResponseWriter, r *http.Request) {
+	t, _ := tenant.FromContext(r.Context())
+	a, err := h.store.Get(r.Context(), t, chi.URLParam(r, "id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, a)
+}
+
+func (h *authorizationHandlers) delete(w http.ResponseWriter, r *http.Request) {
+	t, _ := tenant.FromContext(r.Context())
+	id := chi.URLParam(r, "id")
+	if err := h.store.Delete(r.Context(), t, authstore.ActorAPI, id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	AnnotateLog(r.Context(), slog.String("authorizationId", id))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *authorizationHandlers) reauthorize(w http.ResponseWriter, r *http.Request) {
+	var body reauthorizeRequest
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		if !DecodeJSON(w, r, &body) {
+			return
+		}
+	}
+	t, _ := tenant.FromContext(r.Context())
+	id := chi.URLParam(r, "id")
+	started, err := h.store.Reauthorize(r.Context(), t, authstore.ActorAPI, id, authstore.ReauthorizeRequest{
+		TenantID: body.TenantID, TenantSecret: secrets.New(body.TenantSecret),
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	AnnotateLog(r.Context(), slog.String("authorizationId", started.ID))
+	WriteJSON(w, http.StatusOK, started)
+}
+
+// fail answers a store error as a problem. The store's messages are safe to show; an
+// unexpected error is logged and answered as a bare 500.
+func (h *authorizationHandlers) fail(w http.ResponseWriter, r *http.Request, err error) {
+	WriteProblem(w, r, authorizationProblem(r, h.logger, err))
+}
+
+func authorizationProblem(r *http.Request, logger *slog.Logger, err error) Problem {
+	e, ok := errors.AsType[*authstore.Error](err)
+	if !ok {
+		logger.ErrorContext(r.Context(), "authorization request failed",
+			slog.String("requestId", RequestID(r.Context())), slog.String("error", err.Error()))
+		return NewProblem(http.StatusInternalServerError, CodeInternal, "an internal error occurred; the request ID identifies it in the logs")
+	}
+	var p Problem
+	switch e.Code {
+	case authstore.ErrNotFound:
+		p = NewProblem(http.StatusNotFound, CodeNotFound, e.Message)
+	case authstore.ErrConflict:
+		p = NewProblem(http.StatusConflict, CodeConflict, e.Message)
+	case authstore.ErrProviderUnavailable:
+		p = NewProblem(http.StatusBadGateway, CodeUnavailable, e.Message)
+	default:
+		p = NewProblem(http.StatusUnprocessableEntity, CodeUnprocessable, e.Message)
+	}
+	p.Extra = map[string]any{"reason": e.Code}
+	if e.ProviderError != "" {
+		p.Extra["providerError"] = e.ProviderError
+	}
+	if e.ProviderDescription != "" {
+		p.Extra["providerDescription"] = e.ProviderDescription
+	}
+	return p
+}

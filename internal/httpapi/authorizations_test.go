@@ -1,0 +1,263 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+)
+
+func TestTheWebexLoginWorksEndToEndOverHTTP(t *testing.T) {
+	s := newAuthServer(t)
+	resp, created := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{
+		"name": "Support desk", "kind": "webex-login", "baseUrl": s.sim.BaseURL(), "domain": "acme",
+	})
+	if resp.StatusCode != http.StatusCreated || created["status"] != "pending" || created["authorizeUrl"] == nil {
+		t.Fatalf("create: %d %v", resp.StatusCode, created)
+	}
+	id := created["id"].(string)
+	if resp.Header.Get("Location") != "/v1/authorizations/"+id {
+		t.Fatalf("Location %q", resp.Header.Get("Location"))
+	}
+	back, err := engagesim.SignIn(t.Context(), created["authorizeUrl"].(string), "alice", azAlicePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(back.String(), s.srv.URL+"/oauth/callback?") {
+		t.Fatalf("the provider sent the user to %s", back.Redacted())
+	}
+	browser := s.client(false)
+	page, body := s.get(browser, back.String())
+	if page.StatusCode != 200 || !strings.Contains(body, "Authorization Support desk added") {
+		t.Fatalf("confirmation page: %d\n%s", page.StatusCode, body)
+	}
+	if page.Header.Get("Referrer-Policy") != "no-referrer" || !strings.Contains(page.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("headers %v", page.Header)
+	}
+	if st := s.status(id); st != "active" {
+		t.Fatalf("status %s", st)
+	}
+	// The token works for the execution path.
+	c, err := s.store.Token(t.Context(), "acme", id)
+	if err != nil || c.BaseURL != s.sim.BaseURL() || c.Domain != "acme" {
+		t.Fatalf("token: %+v %v", c, err)
+	}
+
+	// Replaying the callback shows an error page and changes nothing.
+	page, body = s.get(browser, back.String())
+	if page.StatusCode != http.StatusBadRequest || !strings.Contains(body, "unknown or was already used") || !strings.Contains(body, "Nothing was changed") {
+		t.Fatalf("replay: %d\n%s", page.StatusCode, body)
+	}
+	if s.sim.Grants(engagesim.GrantAuthorizationCode) != 1 || s.status(id) != "active" {
+		t.Fatal("the replay exchanged the code again or changed the status")
+	}
+
+	// Re-authorize answers a new login URL.
+	resp, re := s.api("POST", "/v1/authorizations/"+id+"/reauthorize", azAcmeKey, nil)
+	if resp.StatusCode != 200 || !strings.HasPrefix(re["authorizeUrl"].(string), s.sim.AuthorizeURL()) {
+		t.Fatalf("reauthorize: %d %v", resp.StatusCode, re)
+	}
+	back, err = engagesim.SignIn(t.Context(), re["authorizeUrl"].(string), "alice", azAlicePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page, body = s.get(browser, back.String()); page.StatusCode != 200 || !strings.Contains(body, "Authorization Support desk re-authorized") {
+		t.Fatalf("re-authorization page: %d\n%s", page.StatusCode, body)
+	}
+}
+
+func TestCallbackErrorsShowAClearPageAndChangeNothing(t *testing.T) {
+	s := newAuthServer(t)
+	browser := s.client(false)
+	start := func(name string) (string, string) {
+		resp, created := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{"name": name, "kind": "webex-login", "baseUrl": s.sim.BaseURL(), "domain": "acme"})
+		if resp.StatusCode != 201 {
+			t.Fatalf("create %d %v", resp.StatusCode, created)
+		}
+		return created["id"].(string), created["authorizeUrl"].(string)
+	}
+	cases := []struct {
+		name, want string
+		status     int
+		callback   func(authorizeURL string) string
+	}{
+		{"the provider reports an error", "The login was refused", 400, func(au string) string {
+			u, _ := url.Parse(au)
+			return s.srv.URL + "/oauth/callback?" + url.Values{"state": {u.Query().Get("state")}, "error": {"access_denied"}, "error_description": {"the user canceled"}}.Encode()
+		}},
+		{"an unknown state", "unknown or was already used", 400, func(au string) string {
+			return s.srv.URL + "/oauth/callback?state=forged&code=simcode_x"
+		}},
+		{"no parameters at all", "unknown or was already used", 400, func(string) string { return s.srv.URL + "/oauth/callback" }},
+		{"an expired state", "This login expired", 400, func(au string) string {
+			back, err := engagesim.SignIn(t.Context(), au, "alice", azAlicePassword)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.sql("update oauth_states set expires_at = now() - interval '1 second'")
+			return back.String()
+		}},
+		{"a code the provider does not exchange", "The login could not be completed", 502, func(au string) string {
+			back, err := engagesim.SignIn(t.Context(), au, "alice", azAlicePassword)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := back.Query()
+			q.Set("code", "simcode_forged")
+			back.RawQuery = q.Encode()
+			return back.String()
+		}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id, au := start("pending " + string(rune('a'+i)))
+			resp, body := s.get(browser, c.callback(au))
+			if resp.StatusCode != c.status || !strings.Contains(body, c.want) || !strings.Contains(body, "Nothing was changed") {
+				t.Fatalf("%d, want %d with %q:\n%s", resp.StatusCode, c.status, c.want, body)
+			}
+			if st := s.status(id); st != "pending" {
+				t.Fatalf("status %s", st)
+			}
+		})
+	}
+}
+
+func TestClientCredentialsAreCheckedAtCreationOverHTTP(t *testing.T) {
+	s := newAuthServer(t)
+	resp, created := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{
+		"name": "standalone", "kind": "client-credentials", "baseUrl": s.sim.BaseURL(), "domain": "acme", "tenantId": "tenant-1", "tenantSecret": azCCSecret,
+	})
+	if resp.StatusCode != http.StatusCreated || created["status"] != "active" || created["tenantId"] != "tenant-1" || created["authorizeUrl"] != nil {
+		t.Fatalf("create: %d %v", resp.StatusCode, created)
+	}
+	if _, ok := created["tenantSecret"]; ok {
+		t.Fatal("the answer carries the secret")
+	}
+	resp, problem := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{
+		"name": "wrong", "kind": "client-credentials", "baseUrl": s.sim.BaseURL(), "domain": "acme", "tenantId": "tenant-1", "tenantSecret": "not-" + azCCSecret,
+	})
+	if resp.StatusCode != http.StatusUnprocessableEntity || problem["reason"] != "provider_rejected" || problem["providerError"] != "invalid_client" {
+		t.Fatalf("bad credentials: %d %v", resp.StatusCode, problem)
+	}
+	_, list := s.api("GET", "/v1/authorizations", azAcmeKey, nil)
+	if items := list["authorizations"].([]any); len(items) != 1 || items[0].(map[string]any)["name"] != "standalone" {
+		t.Fatalf("list %v", list)
+	}
+
+	// Credentials changed upstream: re-authorize with the new secret.
+	if err := s.sim.ChangeTenantSecret("tenant-1", azNewCCSecret); err != nil {
+		t.Fatal(err)
+	}
+	id := created["id"].(string)
+	resp, problem = s.api("POST", "/v1/authorizations/"+id+"/reauthorize", azAcmeKey, map[string]string{"tenantSecret": "still-wrong"})
+	if resp.StatusCode != 422 || problem["reason"] != "provider_rejected" {
+		t.Fatalf("reauthorize with a wrong secret: %d %v", resp.StatusCode, problem)
+	}
+	resp, re := s.api("POST", "/v1/authorizations/"+id+"/reauthorize", azAcmeKey, map[string]string{"tenantSecret": azNewCCSecret})
+	if resp.StatusCode != 200 || re["status"] != "active" {
+		t.Fatalf("reauthorize: %d %v", resp.StatusCode, re)
+	}
+	if c, err := s.store.Token(t.Context(), "acme", id); err != nil || c.AccessToken.IsZero() {
+		t.Fatalf("token after re-authorization: %v", err)
+	}
+
+	resp, _ = s.api("DELETE", "/v1/authorizations/"+id, azAcmeKey, nil)
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	if resp, _ = s.api("GET", "/v1/authorizations/"+id, azAcmeKey, nil); resp.StatusCode != 404 {
+		t.Fatalf("after delete: %d", resp.StatusCode)
+	}
+}
+
+func TestCreateRefusesWhatItCannotServe(t *testing.T) {
+	s := newAuthServer(t)
+	s.createCC("taken")
+	base := func(over map[string]string) map[string]string {
+		m := map[string]string{"name": "new", "kind": "client-credentials", "baseUrl": s.sim.BaseURL(), "domain": "acme", "tenantId": "tenant-1", "tenantSecret": azCCSecret}
+		for k, v := range over {
+			if v == "" {
+				delete(m, k)
+			} else {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	cases := []struct {
+		name   string
+		body   map[string]string
+		status int
+		reason string
+	}{
+		{"a duplicate name", base(map[string]string{"name": "taken"}), 409, "conflict"},
+		{"a base URL off the allowlist", base(map[string]string{"baseUrl": "https://evil.example/api/v1"}), 422, "base_url_not_allowed"},
+		{"a documented region that is not allowed here", base(map[string]string{"baseUrl": "", "region": "eu"}), 422, "base_url_not_allowed"},
+		{"an unknown region", base(map[string]string{"baseUrl": "", "region": "moon"}), 422, "invalid"},
+		{"no domain", base(map[string]string{"domain": ""}), 422, "invalid"},
+		{"an unknown kind", base(map[string]string{"kind": "password"}), 422, "invalid"},
+		{"client credentials without a secret", base(map[string]string{"tenantSecret": ""}), 422, "invalid"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, problem := s.api("POST", "/v1/authorizations", azAcmeKey, c.body)
+			if resp.StatusCode != c.status || problem["reason"] != c.reason || resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("%d %v, want %d %s", resp.StatusCode, problem, c.status, c.reason)
+			}
+		})
+	}
+	if n := s.sim.Calls(engagesim.OpToken); n != 1 {
+		t.Fatalf("%d token calls, want 1 (only the first creation)", n)
+	}
+	if resp, _ := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]any{"name": "x", "unknown": 1}); resp.StatusCode != 400 {
+		t.Fatalf("unknown field: %d", resp.StatusCode)
+	}
+	if resp, _ := s.api("POST", "/v1/authorizations", "", base(nil)); resp.StatusCode != 401 {
+		t.Fatalf("no API key: %d", resp.StatusCode)
+	}
+}
+
+func TestWebexLoginIsRefusedWhenNotConfigured(t *testing.T) {
+	s := newAuthServer(t, withoutWebex)
+	resp, problem := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{"name": "x", "kind": "webex-login", "baseUrl": s.sim.BaseURL(), "domain": "acme"})
+	if resp.StatusCode != 422 || problem["reason"] != "webex_login_disabled" || !strings.Contains(problem["detail"].(string), "not configured") {
+		t.Fatalf("%d %v", resp.StatusCode, problem)
+	}
+}
+
+func TestAnotherTenantsAuthorizationIsAnswered404LikeAMissingOne(t *testing.T) {
+	s := newAuthServer(t)
+	id := s.createCC("acme only")
+	missing := "0b7e0d44-1111-4c1c-8f00-000000000000"
+	for _, call := range []struct{ method, suffix string }{{"GET", ""}, {"DELETE", ""}, {"POST", "/reauthorize"}} {
+		foreignResp, foreign := s.api(call.method, "/v1/authorizations/"+id+call.suffix, azGlobexKey, nil)
+		missingResp, absent := s.api(call.method, "/v1/authorizations/"+missing+call.suffix, azGlobexKey, nil)
+		for _, p := range []map[string]any{foreign, absent} {
+			delete(p, "requestId")
+			delete(p, "instance")
+		}
+		if foreignResp.StatusCode != 404 || missingResp.StatusCode != 404 || !equalJSON(foreign, absent) {
+			t.Fatalf("%s: foreign %d %v, missing %d %v", call.method, foreignResp.StatusCode, foreign, missingResp.StatusCode, absent)
+		}
+	}
+	if _, list := s.api("GET", "/v1/authorizations", azGlobexKey, nil); len(list["authorizations"].([]any)) != 0 {
+		t.Fatalf("globex lists %v", list)
+	}
+	if s.status(id) != "active" {
+		t.Fatal("acme's authorization changed")
+	}
+}
+
+func equalJSON(a, b map[string]any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
