@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/config"
 	"github.com/noderuntime/noderuntime/internal/database"
 	"github.com/noderuntime/noderuntime/internal/httpapi"
@@ -30,6 +31,7 @@ type App struct {
 	pool     *pgxpool.Pool
 	registry *prometheus.Registry
 	handler  chi.Router
+	auth     *authstore.Store
 }
 
 // New builds the service. It fails if the schema is behind; an unreachable Postgres is
@@ -59,7 +61,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	if cfg.MetricsAddr == "" {
 		deps.Gatherer = a.registry
 	}
+	mountAuthorizationPages, err := a.wireAuthorizations(&deps)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
 	a.handler = httpapi.NewRouter(deps)
+	mountAuthorizationPages(a.handler)
 	return a, nil
 }
 
@@ -147,5 +155,10 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	return err
 }
 
-// Close releases the pool.
-func (a *App) Close() { a.pool.Close() }
+// Close stops the authorization listener and releases the pool.
+func (a *App) Close() {
+	if a.auth != nil {
+		a.auth.Close()
+	}
+	a.pool.Close()
+}
