@@ -2,6 +2,7 @@
 //
 //	noderuntime serve        run the HTTP service
 //	noderuntime migrate up   apply pending database migrations
+//	noderuntime rotate-keys  re-encrypt stored secrets under the newest key
 //	noderuntime version      print the version
 package main
 
@@ -43,6 +44,7 @@ func commands() []command {
 		{"serve", "run the HTTP service", serve},
 		{"migrate", "apply (up) or show (status) database migrations", migrateCmd},
 		{"dev", "run the service with an in-process Engage simulator and a demo authorization", dev},
+		{"rotate-keys", "re-encrypt every stored secret under the first encryption key", rotateKeys},
 		{"version", "print the version", version},
 	}
 }

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/authstore"
+	"github.com/noderuntime/noderuntime/internal/database"
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/secrets"
+)
+
+func ringSpec(id string, b byte) string {
+	return id + ":" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32))
+}
+
+func TestRotateKeysReencryptsUnderTheNewKeyAndEveryAuthorizationStillWorks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dbURL := dbtest.NewEmptyURL(t)
+	if _, _, err := database.Migrate(ctx, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := database.Open(ctx, dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	sim := engagesim.Start(t, engagesim.Config{Tenants: []engagesim.Tenant{{ID: "t1", Secret: "s1", Domain: "acme"}}})
+	open := func(spec string) *authstore.Store {
+		ring, err := secrets.ParseKeyRing(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := authstore.New(authstore.Options{Pool: pool, Keys: ring, AllowedBaseURLs: []string{sim.BaseURL()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	old := open(ringSpec("old", 1))
+	a, err := old.Create(ctx, "acme", authstore.ActorAPI, authstore.CreateRequest{Name: "cc", Kind: authstore.KindClientCredentials,
+		BaseURL: sim.BaseURL(), Domain: "acme", TenantID: "t1", TenantSecret: secrets.New("s1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var stdout, stderr bytes.Buffer
+	env := env(map[string]string{"DATABASE_URL": dbURL, "NODERUNTIME_ENCRYPTION_KEYS": ringSpec("new", 2)})
+	if code := run([]string{"rotate-keys"}, env, &stdout, &stderr); code != exitFailed || !strings.Contains(stderr.String(), "decrypt") {
+		t.Fatalf("without the old key: exit %d, %q", code, stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	env = envWith(env, "NODERUNTIME_ENCRYPTION_KEYS", ringSpec("new", 2)+","+ringSpec("old", 1))
+	if code := run([]string{"rotate-keys", "--batch-size", "1"}, env, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), `re-encrypted 1 authorizations and 0 login states under key "new"; 0 rows remain`) {
+		t.Fatalf("stdout %q", stdout.String())
+	}
+	c, err := open(ringSpec("new", 2)).Token(ctx, "acme", a.ID)
+	if err != nil || c.AccessToken.IsZero() {
+		t.Fatalf("with only the new key: %v", err)
+	}
+}
+
+func TestRotateKeysNamesAMissingSetting(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"rotate-keys"}, env(map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db"}), &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "NODERUNTIME_ENCRYPTION_KEYS") {
+		t.Fatalf("exit %d %q", code, stderr.String())
+	}
+}
+
+func envWith(base func(string) string, k, v string) func(string) string {
+	return func(key string) string {
+		if key == k {
+			return v
+		}
+		return base(key)
+	}
+}
