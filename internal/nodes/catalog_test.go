@@ -1,0 +1,294 @@
+package nodes
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/noderuntime/noderuntime/internal/outcomes"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/catalog.golden.json and docs/nodes.md from the registry")
+
+const (
+	goldenPath = "testdata/catalog.golden.json"
+	docsPath   = "../../docs/nodes.md"
+)
+
+func checkGenerated(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/nodes -run %s -update)", err, t.Name())
+	}
+	if !bytes.Equal(got, want) {
+		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+		for i := range min(len(gl), len(wl)) {
+			if gl[i] != wl[i] {
+				t.Fatalf("%s differs from the registry at line %d:\n got %s\nwant %s\n(if the change is intended: go test ./internal/nodes -run %s -update)", path, i+1, gl[i], wl[i], t.Name())
+			}
+		}
+		t.Fatalf("%s differs from the registry in length (%d vs %d lines); go test ./internal/nodes -run %s -update", path, len(gl), len(wl), t.Name())
+	}
+}
+
+// TestCatalogGolden pins the catalog JSON that GET /v1/nodes serves: any change to a
+// node's inputs, outputs or outcomes shows up in review as a diff of the golden file.
+func TestCatalogGolden(t *testing.T) {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, NewRegistry().CatalogJSON(), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	checkGenerated(t, goldenPath, buf.Bytes())
+}
+
+// TestDocsNodesMdIsTheCatalog keeps docs/nodes.md generated from the registry.
+func TestDocsNodesMdIsTheCatalog(t *testing.T) {
+	checkGenerated(t, docsPath, markdown(NewRegistry()))
+}
+
+// TestEveryOutcomeTheCodeCanReturnIsDeclared walks every way a node's code picks an
+// outcome (its success outcomes, the status table, each failure column, the standard
+// outcomes) and checks the version declares it; the HTTP tests check the same from the
+// answers they get.
+func TestEveryOutcomeTheCodeCanReturnIsDeclared(t *testing.T) {
+	t.Parallel()
+	for _, v := range NewRegistry().Versions() {
+		def := v.node.def
+		can := append([]outcomes.Outcome{def.rejected, def.failed}, def.success...)
+		can = append(can, outcomes.OnTimeout, outcomes.OnAuthorizationFailure, outcomes.OnError, outcomes.OnInvalidData)
+		if def.succeed != nil && def.id == "search-conversation" {
+			for _, o := range searchStatuses {
+				can = append(can, o)
+			}
+			can = append(can, outcomes.NoConversationFound, outcomes.OnInvalidChoice)
+		}
+		for _, col := range []column{columnTimeout, columnAuthorization, columnRejected, columnFailed, columnError} {
+			can = append(can, outcomeOf(def, col))
+		}
+		for _, o := range can {
+			if !v.Declares(o) {
+				t.Errorf("%s can answer %s but does not declare it", v, o)
+			}
+		}
+		// And the catalog declares nothing the code cannot answer, but onInvalidChoice,
+		// which every node has (ENGAGE.md §2).
+		for _, o := range v.Outcomes() {
+			if !slices.Contains(can, o) && o != outcomes.OnInvalidChoice {
+				t.Errorf("%s declares %s, which its code never answers", v, o)
+			}
+		}
+	}
+}
+
+// outcomeOf is the outcome of a column for a node, as engageFailure picks it.
+func outcomeOf(def *definition, c column) outcomes.Outcome {
+	switch c {
+	case columnTimeout:
+		return outcomes.OnTimeout
+	case columnAuthorization:
+		return outcomes.OnAuthorizationFailure
+	case columnRejected:
+		return def.rejected
+	case columnFailed:
+		return def.failed
+	}
+	return outcomes.OnError
+}
+
+const docIntro = `# Node catalog
+
+<!-- Generated from internal/nodes by ` + "`go test ./internal/nodes -run TestDocsNodesMdIsTheCatalog -update`" + `; do not edit. -->
+
+The nodes noderuntime runs, each version with its inputs, output variables and outcomes.
+It is the same catalog that ` + "`GET /v1/nodes`" + ` serves as JSON (with each version's input
+JSON Schema), generated from the definitions the runtime executes; the behaviour is
+specified in ENGAGE.md.
+
+Run a version with ` + "`POST /v1/executions`" + ` ` + "`{\"node\", \"version\", \"authorizationId\", \"input\", \"timeoutMs\"?}`" + `.
+The answer is 200 with ` + "`{outcome, output, error?, executionId, durationMs}`" + ` for every
+execution that names a node version; ` + "`version`" + ` may be ` + "`1.3`" + ` or ` + "`v1.3`" + `.
+
+- ` + "`output`" + ` always holds exactly the version's output variables; those the execution did
+  not produce have their zero value (` + "`\"\"`, `false`, `0`" + `).
+- Failure outcomes carry ` + "`error: {code, message}`" + `, and when Engage answered also
+  ` + "`engageStatus`, `engageCode`, `engageDescription`" + `. Codes: ` + "`invalid_input`, `authorization_not_found`,\n  `authorization_pending`, `authorization_needs_reauthorization`, `engage_unauthorized`,\n  `timeout`, `engage_rejected`, `engage_rate_limited`, `engage_unavailable`,\n  `engage_bad_response`, `engage_circuit_open`, `unknown_status`, `internal`" + `.
+- Input: empty strings, ` + "`null` and `[]`" + ` count as not given; where a string is expected a
+  number is taken as its digits; ` + "`channel`" + ` takes the wire value or the display name in
+  any case (` + "`abc`" + ` is an alias of ` + "`amb`" + `); timestamps are RFC 3339 in UTC; a field the
+  version does not have is ` + "`onInvalidData`" + `, naming it. Lists of addresses may be one
+  comma-separated string; rich objects may be JSON text.
+- A 401 from Engage refreshes the token and repeats the call once, for every node. Search
+  is repeated once, inside the deadline, after a connection failure or a 502/503/504;
+  nothing that may have changed something in Engage is ever repeated.
+- ` + "`Idempotency-Key`" + ` (header, per tenant): the same key with the same body within 24 h
+  answers the first answer (header ` + "`Idempotent-Replayed: true`" + `) without running the node
+  again; another body is 422; a request while the first still runs waits for its answer.
+
+The choices ENGAGE.md leaves open ("our decision") are all in ` + "`internal/nodes/decisions.go`" + `.
+`
+
+// markdown renders the catalog for people.
+func markdown(r *Registry) []byte {
+	var b strings.Builder
+	b.WriteString(docIntro)
+	for _, n := range r.nodes {
+		def := n.def
+		fmt.Fprintf(&b, "\n## %s (`%s`)\n\n", def.displayName, def.id)
+		fmt.Fprintf(&b, "Method: %s", def.method)
+		if len(def.methodAliases) > 0 {
+			fmt.Fprintf(&b, " (also: %s)", strings.Join(def.methodAliases, ", "))
+		}
+		fmt.Fprintf(&b, ". Versions: %s (recommended: %s).\n\n", strings.Join(n.VersionNumbers(), ", "), n.Recommended().number)
+		b.WriteString("| outcome | aliases | kind | when |\n|---|---|---|---|\n")
+		for _, o := range n.Recommended().catalog.Outcomes {
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Name, codeList(o.Aliases), o.Kind, o.Description)
+		}
+		var prev *Version
+		for _, v := range n.versions {
+			fmt.Fprintf(&b, "\n### %s %s\n\n", def.displayName, v.number)
+			if prev != nil {
+				fmt.Fprintf(&b, "Adds to %s: %s.\n\n", prev.number, versionDelta(prev, v))
+			}
+			if len(v.channels) > 0 {
+				fmt.Fprintf(&b, "Channels: %s.\n\n", codeList(v.channels))
+			}
+			when := requiredWhen(v)
+			b.WriteString("| input | required | description |\n|---|---|---|\n")
+			for _, name := range v.inputs {
+				fmt.Fprintf(&b, "| `%s` | %s | %s |\n", name, when[name], fieldByName[name].desc)
+			}
+			if v.messages != 0 {
+				b.WriteString("\n| channel | direction | message types |\n|---|---|---|\n")
+				for _, ch := range v.channels {
+					for _, d := range directionOrder {
+						if types := v.msgTypes[msgKey{channel: ch, direction: d}]; len(types) > 0 {
+							fmt.Fprintf(&b, "| %s | %s | %s |\n", ch, d, codeList(types))
+						}
+					}
+				}
+			}
+			b.WriteString("\n| output | type | description |\n|---|---|---|\n")
+			for _, o := range v.catalog.Outputs {
+				fmt.Fprintf(&b, "| `%s` | %s | %s |\n", o.Name, o.Type, o.Description)
+			}
+			prev = v
+		}
+	}
+	return []byte(b.String())
+}
+
+func codeList(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return "`" + strings.Join(names, "`, `") + "`"
+}
+
+// versionDelta says in words what v adds to prev.
+func versionDelta(prev, v *Version) string {
+	var parts []string
+	if ch := without(v.channels, prev.channels); len(ch) > 0 {
+		parts = append(parts, "channels "+codeList(ch))
+	}
+	var combos []string
+	for _, ch := range v.channels {
+		for _, d := range directionOrder {
+			for _, typ := range v.msgTypes[msgKey{channel: ch, direction: d}] {
+				if !prev.msgAllowed[msgKey{ch, d, typ}] {
+					combos = append(combos, fmt.Sprintf("%s %s `%s`", ch, d, typ))
+				}
+			}
+		}
+	}
+	if len(combos) > 0 {
+		parts = append(parts, "message types "+strings.Join(combos, ", "))
+	}
+	if in := without(v.inputs, prev.inputs); len(in) > 0 {
+		parts = append(parts, "inputs "+codeList(in))
+	}
+	if out := without(v.outputs, prev.outputs); len(out) > 0 {
+		parts = append(parts, "outputs "+codeList(out))
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func without(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// requiredWhen reads from the version's JSON Schema when each input is required.
+func requiredWhen(v *Version) map[string]string {
+	s := v.catalog.InputSchema
+	conds := map[string][]string{}
+	always := map[string]bool{}
+	for _, f := range s["required"].([]string) {
+		always[f] = true
+	}
+	byChannel := map[string][]string{}
+	allOf, _ := s["allOf"].([]any)
+	for _, c := range allOf {
+		m := c.(map[string]any)
+		ifProps := m["if"].(map[string]any)["properties"].(map[string]any)
+		then := m["then"].(map[string]any)
+		req, _ := then["required"].([]string)
+		if p, ok := ifProps["messageType"].(map[string]any); ok {
+			typ := p["const"].(string)
+			for _, f := range req {
+				conds[f] = append(conds[f], "`"+typ+"`")
+			}
+			var alts []string
+			for _, alt := range asAnyList(then["anyOf"]) {
+				alts = append(alts, alt.(map[string]any)["required"].([]string)[0])
+			}
+			for _, f := range alts {
+				conds[f] = append(conds[f], "`"+typ+"` (one of "+codeList(alts)+")")
+			}
+			continue
+		}
+		if p, ok := ifProps["channel"].(map[string]any); ok && len(ifProps) == 1 {
+			for _, f := range req {
+				byChannel[f] = append(byChannel[f], p["const"].(string))
+			}
+		}
+	}
+	out := map[string]string{}
+	for _, name := range v.inputs {
+		switch {
+		case always[name] || (len(byChannel[name]) == len(v.channels) && len(v.channels) > 0):
+			out[name] = "yes"
+		case len(byChannel[name]) > 0:
+			out[name] = "on " + strings.Join(byChannel[name], ", ")
+		case len(conds[name]) > 0:
+			out[name] = "for " + strings.Join(conds[name], ", ")
+		default:
+			out[name] = "no"
+		}
+	}
+	return out
+}
+
+func asAnyList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}

@@ -1,0 +1,328 @@
+package nodes
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/noderuntime/noderuntime/internal/engage"
+)
+
+// InvalidInputError says why an input is onInvalidData. Field names the input field at
+// fault ("" when it is the input as a whole).
+type InvalidInputError struct {
+	Field   string
+	Problem string
+}
+
+func (e *InvalidInputError) Error() string {
+	if e.Field == "" {
+		return "input: " + e.Problem
+	}
+	return "input." + e.Field + ": " + e.Problem
+}
+
+func invalid(field, format string, args ...any) *InvalidInputError {
+	return &InvalidInputError{Field: field, Problem: fmt.Sprintf(format, args...)}
+}
+
+// input is a node's input object, field by field, read lazily: a field is decoded only
+// when the chosen channel and message type use it. An absent field, null, "" and []
+// all mean "not given".
+type input struct {
+	v *Version
+	m map[string]json.RawMessage
+}
+
+// parseInput reads the input object and refuses fields the version does not have.
+func parseInput(v *Version, raw json.RawMessage) (*input, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, invalid("", "want a JSON object")
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, invalid("", "not a valid JSON object")
+	}
+	in := &input{v: v, m: m}
+	if err := in.checkNames(); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// checkNames refuses a given field the version does not have, naming it; of several,
+// the first in alphabetical order, so the message does not depend on map order.
+func (in *input) checkNames() error {
+	bad := ""
+	for name, raw := range in.m {
+		if in.v.inputSet[name] || empty(raw) {
+			continue
+		}
+		if bad == "" || name < bad {
+			bad = name
+		}
+	}
+	if bad == "" {
+		return nil
+	}
+	n := in.v.node
+	if since := n.firstVersionWith(func(x *Version) bool { return x.inputSet[bad] }); since != "" {
+		return invalid(bad, "not an input of %s (it is one from %s on)", in.v, since)
+	}
+	for _, name := range in.v.inputs {
+		if strings.EqualFold(name, bad) {
+			return invalid(bad, "not an input of %s; did you mean %s?", in.v, name)
+		}
+	}
+	return invalid(bad, "not an input of %s", in.v)
+}
+
+// empty reports whether a raw value means "not given".
+func empty(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	switch string(raw) {
+	case "", "null", `""`:
+		return true
+	}
+	if len(raw) >= 2 && raw[0] == '[' {
+		return len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0
+	}
+	return false
+}
+
+// raw returns a given field's raw value, or nil.
+func (in *input) raw(name string) json.RawMessage {
+	r, ok := in.m[name]
+	if !ok || empty(r) {
+		return nil
+	}
+	return r
+}
+
+// str reads a string field; "" when not given. A JSON number is taken as its digits
+// (an address or ID is often a number in the flow). Fields of kindString lose
+// surrounding spaces.
+func (in *input) str(name string) (string, error) {
+	r := in.raw(name)
+	if r == nil {
+		return "", nil
+	}
+	var s string
+	switch c := r[0]; {
+	case c == '"':
+		if err := json.Unmarshal(r, &s); err != nil {
+			return "", invalid(name, "not a valid JSON string")
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		s = string(r)
+	default:
+		return "", invalid(name, "want a string")
+	}
+	if f := fieldByName[name]; f == nil || f.kind != kindText {
+		s = strings.TrimSpace(s)
+	}
+	return s, nil
+}
+
+// need reads a string field that must be given; why says for what ("for channel sms").
+func (in *input) need(name, why string) (string, error) {
+	s, err := in.str(name)
+	if err != nil {
+		return "", err
+	}
+	if s == "" {
+		return "", required(name, why)
+	}
+	return s, nil
+}
+
+// require checks that every named string field is given, in order; the channel must
+// also be one the version has, so that a channel of another version is reported before
+// the fields it would need.
+func (in *input) require(names []string, why string) error {
+	for _, name := range names {
+		var err error
+		if name == "channel" {
+			_, err = in.channel()
+		} else {
+			_, err = in.need(name, why)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func required(name, why string) *InvalidInputError {
+	if why == "" {
+		return invalid(name, "required")
+	}
+	return invalid(name, "required %s", why)
+}
+
+// strs reads a list of strings: a JSON array of strings, or one string of
+// comma-separated values. Empty entries are dropped.
+func (in *input) strs(name string) ([]string, error) {
+	r := in.raw(name)
+	if r == nil {
+		return nil, nil
+	}
+	var list []string
+	switch r[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(r, &s); err != nil {
+			return nil, invalid(name, "not a valid JSON string")
+		}
+		list = strings.Split(s, ",")
+	case '[':
+		if err := json.Unmarshal(r, &list); err != nil {
+			return nil, invalid(name, "want a list of strings")
+		}
+	default:
+		return nil, invalid(name, "want a list of strings or a comma-separated string")
+	}
+	out := list[:0]
+	for _, s := range list {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// object reads a JSON object or array, or a string that holds one (flows often carry
+// JSON as text).
+func (in *input) object(name string) (json.RawMessage, error) {
+	r := in.raw(name)
+	if r == nil {
+		return nil, nil
+	}
+	if r[0] == '"' {
+		var s string
+		if err := json.Unmarshal(r, &s); err != nil {
+			return nil, invalid(name, "not a valid JSON string")
+		}
+		r = json.RawMessage(strings.TrimSpace(s))
+		if len(r) == 0 || (r[0] != '{' && r[0] != '[') || !json.Valid(r) {
+			return nil, invalid(name, "want a JSON object (or a string holding one)")
+		}
+		return r, nil
+	}
+	if r[0] != '{' && r[0] != '[' {
+		return nil, invalid(name, "want a JSON object")
+	}
+	return r, nil
+}
+
+// text reads a message text and checks its length.
+func (in *input) text(name string) (string, error) {
+	s, err := in.str(name)
+	if err != nil {
+		return "", err
+	}
+	if n := utf8.RuneCountInString(s); n > MaxTextLength {
+		return "", invalid(name, "%d characters, over the limit of %d", n, MaxTextLength)
+	}
+	return s, nil
+}
+
+// timestamp reads an RFC 3339 time in UTC and returns it as Engage gets it.
+func (in *input) timestamp(name, why string) (string, error) {
+	s, err := in.need(name, why)
+	if err != nil {
+		return "", err
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return "", invalid(name, "%q is not an RFC 3339 timestamp (e.g. 2026-03-01T12:00:00Z)", clip(s))
+	}
+	if _, off := t.Zone(); off != 0 {
+		return "", invalid(name, "%q is not in UTC; end it in Z", clip(s))
+	}
+	return t.UTC().Format(time.RFC3339Nano), nil
+}
+
+type attachmentInput struct {
+	MimeType string `json:"mimeType"`
+	FileName string `json:"fileName"`
+	FileURL  string `json:"fileUrl"`
+}
+
+// attachments reads the list of attachments; each needs a MIME type and an absolute
+// http(s) URL.
+func (in *input) attachments(name string) ([]engage.Attachment, error) {
+	r := in.raw(name)
+	if r == nil {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(r))
+	dec.DisallowUnknownFields()
+	var list []attachmentInput
+	if err := dec.Decode(&list); err != nil {
+		return nil, invalid(name, "want a list of {mimeType, fileName, fileUrl}")
+	}
+	out := make([]engage.Attachment, len(list))
+	for i, a := range list {
+		at := name + "[" + strconv.Itoa(i) + "]"
+		if strings.TrimSpace(a.MimeType) == "" {
+			return nil, required(at+".mimeType", "")
+		}
+		if !strings.Contains(a.MimeType, "/") {
+			return nil, invalid(at+".mimeType", "%q is not a MIME type (type/subtype)", clip(a.MimeType))
+		}
+		if strings.TrimSpace(a.FileURL) == "" {
+			return nil, required(at+".fileUrl", "")
+		}
+		u, err := url.Parse(strings.TrimSpace(a.FileURL))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, invalid(at+".fileUrl", "%q is not an absolute http(s) URL", clip(a.FileURL))
+		}
+		out[i] = engage.Attachment{MimeType: strings.TrimSpace(a.MimeType), FileName: a.FileName, FileURL: u.String()}
+	}
+	return out, nil
+}
+
+// channel reads the channel and checks that the version has it.
+func (in *input) channel() (string, error) {
+	s, err := in.need("channel", "")
+	if err != nil {
+		return "", err
+	}
+	wire, ok := channelWire[strings.ToLower(s)]
+	if !ok {
+		return "", invalid("channel", "unknown channel %q; %s takes %s", clip(s), in.v, strings.Join(in.v.channels, ", "))
+	}
+	if in.v.channelSet[wire] {
+		return wire, nil
+	}
+	if since := in.v.node.firstVersionWith(func(x *Version) bool { return x.channelSet[wire] }); since != "" {
+		return "", invalid("channel", "channel %s is not available in %s (it is from %s on); this version takes %s", wire, in.v, since, strings.Join(in.v.channels, ", "))
+	}
+	return "", invalid("channel", "channel %s is not available in %s; it takes %s", wire, in.v, strings.Join(in.v.channels, ", "))
+}
+
+// clip shortens a value quoted in a message.
+func clip(s string) string { return clipN(s, 64) }
+
+// clipN shortens s to at most max bytes, on a character boundary.
+func clipN(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}

@@ -1,0 +1,172 @@
+package nodes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/noderuntime/noderuntime/internal/engage"
+	"github.com/noderuntime/noderuntime/internal/outcomes"
+	"github.com/noderuntime/noderuntime/internal/secrets"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+// refusingCredentials fails the test if an execution asks for a token: invalid input
+// must be refused before.
+type refusingCredentials struct{ t testing.TB }
+
+func (c refusingCredentials) Token(context.Context, tenant.ID, string) (Credential, error) {
+	c.t.Error("a token was asked for")
+	return Credential{}, errors.New("no")
+}
+
+func (c refusingCredentials) Refresh(context.Context, tenant.ID, string, secrets.Value) (Credential, error) {
+	c.t.Error("a refresh was asked for")
+	return Credential{}, errors.New("no")
+}
+
+// prepared runs the decoder of a version and returns the Engage request it would send.
+func prepared(t *testing.T, node, version, input string) (*input, call, error) {
+	t.Helper()
+	v, err := NewRegistry().Lookup(node, version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := parseInput(v, json.RawMessage(input))
+	if err != nil {
+		return nil, call{}, err
+	}
+	if err := in.require(v.node.def.required, ""); err != nil {
+		return in, call{}, err
+	}
+	c, err := v.node.def.prepare(v, in)
+	return in, c, err
+}
+
+func TestInputsAreReadLeniently(t *testing.T) {
+	t.Parallel()
+	v, _ := NewRegistry().Lookup("append-message", "1.4")
+	in, err := parseInput(v, json.RawMessage(`{
+		"conversationId": 12345, "channel": " WhatsApp ", "direction": "OUTBOUND",
+		"messageType": "Wab-Buttons", "timestamp": "2026-03-01T12:00:00.250+00:00",
+		"wabButtons": "{\"buttons\":[1,2]}", "text": "  keep my spaces  ",
+		"toRecipients": " a@x.example , ,b@x.example ", "ccRecipients": [], "subject": null,
+		"messageAliasId": ""}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := in.message("whatsapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := in.str("conversationId"); id != "12345" {
+		t.Errorf("a number as string: %q", id)
+	}
+	if msg.Direction != "outbound" || msg.MessageType != "wab-buttons" || msg.Timestamp != "2026-03-01T12:00:00.25Z" {
+		t.Errorf("message %+v", msg)
+	}
+	if string(msg.WabButtons) != `{"buttons":[1,2]}` || msg.Text != "  keep my spaces  " || msg.AliasID != "" {
+		t.Errorf("message %+v", msg)
+	}
+	if list, _ := in.strs("toRecipients"); strings.Join(list, "|") != "a@x.example|b@x.example" {
+		t.Errorf("comma-separated list: %q", list)
+	}
+	if list, _ := in.strs("ccRecipients"); list != nil {
+		t.Errorf("empty list: %q", list)
+	}
+}
+
+func TestCreateSendsTheCustomerAddressWhenThereIsNoName(t *testing.T) {
+	t.Parallel()
+	const msg = `"direction":"inbound","messageType":"text","timestamp":"2026-03-01T12:00:00Z","text":"hi"`
+	for _, tc := range []struct {
+		name, version, input, wantName, wantProactive string
+	}{
+		{"sms without a name", "1.3", `{"channel":"sms","bizAddress":"b","customerAddress":"+1555",` + msg + `}`, "+1555", ""},
+		{"sms with a name", "1.3", `{"channel":"sms","bizAddress":"b","customerAddress":"+1555","customerName":"Ada",` + msg + `}`, "Ada", ""},
+		{"email ignores the name", "1.3", `{"channel":"email","bizAddress":"b","customerAddress":"a@x","customerName":"Ada","direction":"inbound","messageType":"email","timestamp":"2026-03-01T12:00:00Z","fromAddress":"a@x","plainBody":"hi"}`, "a@x", ""},
+		{"livechat with its proactive ID", "1.3", `{"channel":"livechat","threadId":"t","livechatUserId":"u","livechatAppId":"a","livechatWebsiteDomain":"d","livechatProactiveId":"p",` + msg + `}`, "u", "p"},
+	} {
+		_, c, err := prepared(t, "create-conversation", tc.version, tc.input)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		// The request is inside the call; send it to a stub Engage to see it.
+		got := captureCreate(t, c)
+		if got.CustomerName != tc.wantName || got.LivechatProactiveID != tc.wantProactive {
+			t.Errorf("%s: sent customername %q, proactive %q", tc.name, got.CustomerName, got.LivechatProactiveID)
+		}
+	}
+}
+
+func TestInvalidInputNamesTheField(t *testing.T) {
+	t.Parallel()
+	const ts = `"timestamp":"2026-03-01T12:00:00Z"`
+	for _, tc := range []struct {
+		node, version, input, want string
+	}{
+		{"search-conversation", "1.3", `[]`, "input: want a JSON object"},
+		{"search-conversation", "1.3", `{"channel":"sms","bizAddress":{},"customerAddress":"c"}`, "input.bizAddress: want a string"},
+		{"search-conversation", "1.3", `{"channel":"email","bizAddress":"b","customerAddress":"c","subject":"s","toRecipients":5}`, "input.toRecipients: want a list"},
+		{"search-conversation", "1.3", `{"channel":"sms","bizAddress":"   ","customerAddress":"c"}`, "input.bizAddress: required for channel sms"},
+		{"search-conversation", "1.1", `{"channel":"abc","bizAddress":"b","customerAddress":"c"}`, "input.channel: channel amb is not available in search-conversation 1.1 (it is from 1.3 on)"},
+		{"create-conversation", "1.3", `{"channel":"amb","bizAddress":"b","customerAddress":"c"}`, "input.channel: channel amb is not available in create-conversation 1.3; it takes"},
+		{"append-message", "1.0", `{"conversationId":"c","channel":"livechat","direction":"announcement","messageType":"text","text":"x",` + ts + `}`, "input.direction: announcement messages on livechat are not available in append-message 1.0 (they are from 1.3 on)"},
+		{"append-message", "1.3", `{"conversationId":"c","channel":"livechat","direction":"announcement","messageType":"text-with-attachments",` + ts + `}`, "input.messageType: text-with-attachments is not available for announcement livechat messages"},
+		{"append-message", "1.4", `{"conversationId":"c","channel":"sms","direction":"inbound","messageType":"fax",` + ts + `}`, `input.messageType: unknown message type "fax"; inbound sms messages in append-message 1.4 take text`},
+		{"append-message", "1.4", `{"conversationId":"c","channel":"sms","direction":"inbound","messageType":"text","text":"x","timestamp":"yesterday"}`, `input.timestamp: "yesterday" is not an RFC 3339 timestamp`},
+		{"append-message", "1.4", `{"conversationId":"c","channel":"whatsapp","direction":"outbound","messageType":"wab-list","wabList":"not json",` + ts + `}`, "input.wabList: want a JSON object"},
+		{"append-message", "1.4", `{"conversationId":"c","channel":"whatsapp","direction":"outbound","messageType":"wab-list","wabList":7,` + ts + `}`, "input.wabList: want a JSON object"},
+		{"append-message", "1.4", `{"conversationId":"c","channel":"api","direction":"inbound","messageType":"text-with-attachments","attachments":[{"fileUrl":"https://x/a"}],` + ts + `}`, "input.attachments[0].mimeType: required"},
+		{"append-message", "1.4", `{"conversationId":"c","channel":"api","direction":"inbound","messageType":"text-with-attachments","attachments":[{"mimeType":"a/b","fileUrl":"https://x/a","size":1}],` + ts + `}`, "input.attachments: want a list of {mimeType, fileName, fileUrl}"},
+		{"update-conversation", "1.0", `{"conversationId":"c","taskID":"t"}`, "input.taskID: not an input of update-conversation 1.0; did you mean taskId?"},
+	} {
+		_, _, err := prepared(t, tc.node, tc.version, tc.input)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s %s %s:\n got %v\nwant %s...", tc.node, tc.version, tc.input, err, tc.want)
+		}
+		if _, ok := err.(*InvalidInputError); err != nil && !ok {
+			t.Errorf("%T is not an *InvalidInputError", err)
+		}
+	}
+}
+
+func TestInvalidDataNeverAsksForAToken(t *testing.T) {
+	t.Parallel()
+	r := NewRegistry()
+	x := NewExecutor(ExecutorOptions{Engage: engage.New(engage.Options{}), Credentials: refusingCredentials{t}})
+	for _, v := range r.Versions() {
+		res := x.Execute(t.Context(), v, Request{Tenant: "acme", AuthorizationID: "a", Input: json.RawMessage(`{"colour":"red"}`)})
+		if res.Outcome != outcomes.OnInvalidData || res.Error == nil || !strings.Contains(res.Error.Message, "input.colour") {
+			t.Errorf("%s: %+v", v, res)
+		}
+		if len(res.Output) != len(v.outputs) {
+			t.Errorf("%s: output %v, want every declared variable", v, res.Output)
+		}
+	}
+}
+
+// captureCreate runs a prepared create call against a stub Engage and returns the body
+// it sent.
+func captureCreate(t *testing.T, c call) engage.CreateRequest {
+	t.Helper()
+	var got engage.CreateRequest
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			t.Error(err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":201,"code":1000,"tid":"t1","value":{"conversationId":"c1"}}`))
+	}))
+	defer srv.Close()
+	client := engage.New(engage.Options{})
+	defer client.CloseIdleConnections()
+	if _, err := c.do(t.Context(), client, engage.Target{BaseURL: srv.URL, Domain: "d"}, "tok"); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
