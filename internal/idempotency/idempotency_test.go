@@ -1,0 +1,157 @@
+package idempotency_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
+	"github.com/noderuntime/noderuntime/internal/idempotency"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+func hash(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+
+func claim(t *testing.T, s *idempotency.Store, tn, key, body string, lease time.Duration, takeOver bool) idempotency.Claim {
+	t.Helper()
+	c, err := s.Claim(t.Context(), tenant.ID("t-"+tn), key, hash(body), lease, takeOver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestTheFirstRequestRunsAndTheNextOnesReplayItsAnswer(t *testing.T) {
+	t.Parallel()
+	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{})
+	if c := claim(t, s, "a", "k1", "body", time.Minute, false); c.State != idempotency.Run {
+		t.Fatalf("first claim: %v", c.State)
+	}
+	if err := s.Complete(t.Context(), "t-a", "k1", hash("body"), []byte(`{"outcome":"x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	c := claim(t, s, "a", "k1", "body", time.Minute, false)
+	if c.State != idempotency.Replay || string(c.Response) != `{"outcome":"x"}` {
+		t.Fatalf("second claim: %v %q", c.State, c.Response)
+	}
+	if c := claim(t, s, "a", "k1", "other body", time.Minute, false); c.State != idempotency.Mismatch {
+		t.Fatalf("other body: %v", c.State)
+	}
+	if c := claim(t, s, "b", "k1", "body", time.Minute, false); c.State != idempotency.Run {
+		t.Fatalf("another tenant's key is its own: %v", c.State)
+	}
+	// A late second answer does not replace the first.
+	if err := s.Complete(t.Context(), "t-a", "k1", hash("body"), []byte(`{"outcome":"y"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if c := claim(t, s, "a", "k1", "body", time.Minute, false); string(c.Response) != `{"outcome":"x"}` {
+		t.Fatalf("answer replaced: %q", c.Response)
+	}
+}
+
+func TestConcurrentRequestsWithOneKeyRunOnceAndAllGetTheAnswer(t *testing.T) {
+	t.Parallel()
+	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{MaxPoll: 10 * time.Millisecond})
+	const n = 20
+	var wg sync.WaitGroup
+	states := make(chan idempotency.Claim, n)
+	var runs sync.Mutex
+	ran := 0
+	for range n {
+		wg.Go(func() {
+			c, err := s.Claim(t.Context(), "acme", "k", hash("b"), time.Minute, false)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if c.State == idempotency.Run {
+				runs.Lock()
+				ran++
+				runs.Unlock()
+				if err := s.Complete(context.Background(), "acme", "k", hash("b"), []byte("answer")); err != nil {
+					t.Error(err)
+				}
+			}
+			states <- c
+		})
+	}
+	wg.Wait()
+	close(states)
+	if ran != 1 {
+		t.Fatalf("%d requests ran the execution, want 1", ran)
+	}
+	for c := range states {
+		if c.State == idempotency.Replay && string(c.Response) != "answer" {
+			t.Errorf("replayed %q", c.Response)
+		} else if c.State != idempotency.Replay && c.State != idempotency.Run {
+			t.Errorf("state %v", c.State)
+		}
+	}
+}
+
+func TestAWaiterGivesUpWhenItsContextEnds(t *testing.T) {
+	t.Parallel()
+	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{})
+	if c := claim(t, s, "a", "k", "b", time.Minute, false); c.State != idempotency.Run {
+		t.Fatal(c.State)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	c, err := s.Claim(ctx, "t-a", "k", hash("b"), time.Minute, false)
+	if err != nil || c.State != idempotency.InProgress {
+		t.Fatalf("got %v, %v; want InProgress", c.State, err)
+	}
+}
+
+func TestAnAbandonedKeyIsTakenOverOnlyWhenTheCallerMayRunAgain(t *testing.T) {
+	t.Parallel()
+	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{})
+	// A lease of zero has lapsed at once: the holder went away without an answer.
+	if c := claim(t, s, "a", "k", "b", 0, false); c.State != idempotency.Run {
+		t.Fatal(c.State)
+	}
+	if c := claim(t, s, "a", "k", "b", time.Minute, false); c.State != idempotency.Abandoned {
+		t.Fatalf("mutating caller: %v, want Abandoned", c.State)
+	}
+	if c := claim(t, s, "a", "k", "b", time.Minute, true); c.State != idempotency.Run {
+		t.Fatalf("read-only caller: %v, want Run", c.State)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if c, err := s.Claim(ctx, "t-a", "k", hash("b"), time.Minute, true); err != nil || c.State != idempotency.InProgress {
+		t.Fatalf("a key taken over is held again: got %v (%v), want InProgress", c.State, err)
+	}
+}
+
+func TestExpiredKeysAreReclaimedAndSwept(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.NewPool(t)
+	s := idempotency.New(pool, idempotency.Options{})
+	for _, key := range []string{"old1", "old2", "fresh"} {
+		if c := claim(t, s, "a", key, "b", time.Minute, false); c.State != idempotency.Run {
+			t.Fatal(c.State)
+		}
+		if err := s.Complete(t.Context(), "t-a", key, hash("b"), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(t.Context(), `update idempotency_keys set expires_at = now() - interval '1 second' where key like 'old%'`); err != nil {
+		t.Fatal(err)
+	}
+	// An expired key is new again, even with another body.
+	if c := claim(t, s, "a", "old1", "another body", time.Minute, false); c.State != idempotency.Run {
+		t.Fatalf("expired key: %v, want Run", c.State)
+	}
+	n, err := s.Sweep(t.Context(), 100)
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d (%v), want 1 (old2)", n, err)
+	}
+	var left int
+	if err := pool.QueryRow(t.Context(), `select count(*) from idempotency_keys`).Scan(&left); err != nil || left != 2 {
+		t.Fatalf("%d rows left (%v), want 2", left, err)
+	}
+}
