@@ -31,6 +31,8 @@ func (a *App) wireAuthorizations(deps *httpapi.Deps) (func(chi.Router), error) {
 		AllowedBaseURLs: cfg.EngageAllowedBases,
 		Webex:           webex,
 		RefreshSkew:     cfg.TokenRefreshSkew,
+		// A refresh must fail inside the deadline of the execution that waits for it.
+		RefreshTimeout: min(authstore.DefaultRefreshTimeout, cfg.ExecutionTimeout/2),
 	})
 	if err != nil {
 		return nil, err
