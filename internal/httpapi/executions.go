@@ -1,0 +1,331 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/noderuntime/noderuntime/internal/idempotency"
+	"github.com/noderuntime/noderuntime/internal/nodes"
+	"github.com/noderuntime/noderuntime/internal/outcomes"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+// Executions is what POST /v1/executions needs.
+type Executions struct {
+	Registry *nodes.Registry
+	Executor *nodes.Executor
+	// Idempotency stores answers for the Idempotency-Key header; nil: requests with the
+	// header are refused with 503.
+	Idempotency *idempotency.Store
+	// DefaultTimeout is the deadline of an execution without timeoutMs; MaxTimeout caps
+	// timeoutMs.
+	DefaultTimeout, MaxTimeout time.Duration
+}
+
+// Limits of the execution envelope.
+const (
+	maxIdempotencyKey  = 255
+	maxAuthorizationID = 256
+	// idempotencyGrace is how long past its deadline an execution's key stays held: the
+	// time to store its answer.
+	idempotencyGrace = 5 * time.Second
+)
+
+// ExecutionRoutes serves POST /v1/executions (DESIGN.md): every request that names a
+// node version answers 200 with the outcome; only requests that cannot be routed get a
+// problem.
+func ExecutionRoutes(e Executions) func(chi.Router) {
+	if e.Registry == nil || e.Executor == nil {
+		panic("httpapi: ExecutionRoutes needs a Registry and an Executor")
+	}
+	if e.DefaultTimeout <= 0 {
+		e.DefaultTimeout = 10 * time.Second
+	}
+	if e.MaxTimeout < e.DefaultTimeout {
+		e.MaxTimeout = e.DefaultTimeout
+	}
+	h := &executionHandler{Executions: e}
+	return func(r chi.Router) { r.Post("/executions", h.serve) }
+}
+
+type executionHandler struct{ Executions }
+
+// executionRequest is the body of POST /v1/executions.
+type executionRequest struct {
+	Node            string            `json:"node"`
+	Version         string            `json:"version"`
+	AuthorizationID string            `json:"authorizationId"`
+	Input           json.RawMessage   `json:"input"`
+	TimeoutMs       *int64            `json:"timeoutMs"`
+	Context         *executionContext `json:"context"`
+}
+
+// executionContext says where in a flow the execution comes from; it is logged.
+type executionContext struct {
+	FlowID        string `json:"flowId"`
+	NodeID        string `json:"nodeId"`
+	TransactionID string `json:"transactionId"`
+}
+
+// executionResponse is the answer of an execution.
+type executionResponse struct {
+	Outcome     outcomes.Outcome `json:"outcome"`
+	Output      map[string]any   `json:"output"`
+	Error       *outcomes.Error  `json:"error,omitempty"`
+	ExecutionID string           `json:"executionId"`
+	DurationMs  int64            `json:"durationMs"`
+}
+
+func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var req executionRequest
+	if !decodeBytes(w, r, body, &req) {
+		return
+	}
+	if msg := req.validate(); msg != "" {
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, msg))
+		return
+	}
+	v, err := h.Registry.Lookup(req.Node, req.Version)
+	if err != nil {
+		WriteProblem(w, r, lookupProblem(h.Registry, err))
+		return
+	}
+	ctx := r.Context()
+	t, _ := tenant.FromContext(ctx)
+	timeout := h.timeout(req.TimeoutMs)
+	attrs := []slog.Attr{
+		slog.String("node", v.Node().ID()),
+		slog.String("version", v.Number()),
+		slog.String("authorizationId", req.AuthorizationID),
+	}
+	if c := req.Context; c != nil {
+		attrs = append(attrs, slog.String("flowId", c.FlowID), slog.String("flowNodeId", c.NodeID), slog.String("transactionId", c.TransactionID))
+	}
+	AnnotateLog(ctx, attrs...)
+	nreq := nodes.Request{Tenant: t, AuthorizationID: req.AuthorizationID, Input: req.Input}
+
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		writeRawJSON(w, h.execute(ctx, v, nreq))
+		return
+	}
+	if msg := checkIdempotencyKey(key); msg != "" {
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, msg))
+		return
+	}
+	h.serveIdempotent(w, r, v, nreq, t, key, sha256.Sum256(body), timeout)
+}
+
+// serveIdempotent runs the execution once per tenant, key and body: the first request
+// runs it and stores its answer, the others get that answer (DESIGN.md).
+func (h *executionHandler) serveIdempotent(w http.ResponseWriter, r *http.Request, v *nodes.Version, nreq nodes.Request, t tenant.ID, key string, sum [sha256.Size]byte, timeout time.Duration) {
+	if h.Idempotency == nil {
+		WriteProblem(w, r, NewProblem(http.StatusServiceUnavailable, CodeUnavailable, "Idempotency-Key is not available on this server"))
+		return
+	}
+	// Waiting for another request with the key ends with this request's own deadline
+	// (plus the time that one needs to store its answer), or when the caller leaves.
+	waitCtx, cancelWait := context.WithTimeout(r.Context(), timeout+idempotencyGrace)
+	defer cancelWait()
+	claim, err := h.Idempotency.Claim(waitCtx, t, key, sum[:], timeout+idempotencyGrace, v.ReadOnly())
+	if err != nil {
+		AnnotateLog(r.Context(), slog.String("idempotencyError", err.Error()))
+		WriteProblem(w, r, NewProblem(http.StatusServiceUnavailable, CodeUnavailable, "the idempotency store is unavailable; retry the request"))
+		return
+	}
+	AnnotateLog(r.Context(), slog.String("idempotency", claim.State.String()))
+	switch claim.State {
+	case idempotency.Replay:
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeRawJSON(w, claim.Response)
+	case idempotency.Mismatch:
+		WriteProblem(w, r, NewProblem(http.StatusUnprocessableEntity, CodeUnprocessable,
+			"this Idempotency-Key was used with another request body; use a new key for a new request"))
+	case idempotency.InProgress:
+		WriteProblem(w, r, NewProblem(http.StatusConflict, CodeConflict,
+			"a request with this Idempotency-Key is still running; retry it later to get its answer"))
+	case idempotency.Abandoned:
+		WriteProblem(w, r, NewProblem(http.StatusConflict, CodeConflict,
+			"an earlier request with this Idempotency-Key did not finish, and what it did in Engage is unknown; check, then use a new key"))
+	case idempotency.Run:
+		// The caller leaving must not cut the execution short: its answer is stored
+		// for the retry that is sure to come.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)
+		defer cancel()
+		answer := h.execute(ctx, v, nreq)
+		storeCtx, cancelStore := context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyGrace)
+		defer cancelStore()
+		if err := h.Idempotency.Complete(storeCtx, t, key, sum[:], answer); err != nil {
+			// The answer is still the caller's; a retry will find the key abandoned.
+			AnnotateLog(r.Context(), slog.String("idempotencyError", err.Error()))
+		}
+		writeRawJSON(w, answer)
+	}
+}
+
+// execute runs the node version and encodes its answer.
+func (h *executionHandler) execute(ctx context.Context, v *nodes.Version, req nodes.Request) []byte {
+	start := time.Now()
+	res := h.Executor.Execute(ctx, v, req)
+	elapsed := time.Since(start)
+	resp := executionResponse{
+		Outcome:     res.Outcome,
+		Output:      res.Output,
+		Error:       res.Error,
+		ExecutionID: newExecutionID(),
+		DurationMs:  elapsed.Milliseconds(),
+	}
+	attrs := []slog.Attr{
+		slog.String("outcome", string(res.Outcome)),
+		slog.String("executionId", resp.ExecutionID),
+		slog.Float64("executionMs", float64(elapsed.Microseconds())/1000),
+	}
+	if res.Error != nil {
+		attrs = append(attrs, slog.String("errorCode", res.Error.Code))
+	}
+	AnnotateLog(ctx, attrs...)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&resp); err != nil {
+		// An output holds only strings, numbers and booleans: this cannot fail.
+		panic("httpapi: encode execution answer: " + err.Error())
+	}
+	return buf.Bytes()
+}
+
+func (h *executionHandler) timeout(ms *int64) time.Duration {
+	if ms == nil {
+		return min(h.DefaultTimeout, h.MaxTimeout)
+	}
+	d := time.Duration(*ms) * time.Millisecond
+	if *ms > int64(h.MaxTimeout/time.Millisecond) {
+		d = h.MaxTimeout
+	}
+	return d
+}
+
+// validate checks the envelope; it returns what is wrong, or "".
+func (req *executionRequest) validate() string {
+	switch {
+	case req.Node == "":
+		return "node is required"
+	case req.Version == "":
+		return "version is required"
+	case strings.TrimSpace(req.AuthorizationID) == "":
+		return "authorizationId is required"
+	case len(req.AuthorizationID) > maxAuthorizationID:
+		return fmt.Sprintf("authorizationId is over %d characters", maxAuthorizationID)
+	case len(req.Input) == 0 || bytes.Equal(req.Input, []byte("null")):
+		return "input is required: a JSON object with the node's input variables"
+	case req.Input[0] != '{':
+		return "input must be a JSON object"
+	case req.TimeoutMs != nil && *req.TimeoutMs <= 0:
+		return "timeoutMs must be a positive number of milliseconds"
+	}
+	return ""
+}
+
+// checkIdempotencyKey returns what is wrong with an Idempotency-Key, or "".
+func checkIdempotencyKey(key string) string {
+	if len(key) > maxIdempotencyKey {
+		return fmt.Sprintf("Idempotency-Key is over %d characters", maxIdempotencyKey)
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x21 || c > 0x7e {
+			return "Idempotency-Key must be printable ASCII without spaces"
+		}
+	}
+	return ""
+}
+
+// lookupProblem is the 404 of an unknown node or version; it lists what exists.
+func lookupProblem(reg *nodes.Registry, err error) Problem {
+	le, ok := errors.AsType[*nodes.LookupError](err)
+	if !ok {
+		return NewProblem(http.StatusNotFound, CodeNotFound, "no such node version")
+	}
+	if len(le.Versions) == 0 {
+		p := NewProblem(http.StatusNotFound, CodeNotFound, fmt.Sprintf("there is no node %q; GET /v1/nodes lists them", clipValue(le.Node)))
+		p.Extra = map[string]any{"nodes": reg.NodeIDs()}
+		return p
+	}
+	p := NewProblem(http.StatusNotFound, CodeNotFound, fmt.Sprintf("node %s has no version %q; it has %s",
+		le.Node, clipValue(le.Version), strings.Join(le.Versions, ", ")))
+	p.Extra = map[string]any{"versions": le.Versions}
+	return p
+}
+
+func clipValue(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+// readBody reads the whole body (already capped by limitBody); on failure it has
+// answered.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			WriteProblem(w, r, NewProblem(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, fmt.Sprintf("the body is over %d bytes", MaxBodyBytes)))
+			return nil, false
+		}
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, "the body could not be read"))
+		return nil, false
+	}
+	return body, true
+}
+
+// decodeBytes decodes body strictly, as DecodeJSON does.
+func decodeBytes(w http.ResponseWriter, r *http.Request, body []byte, v any) bool {
+	r2 := *r
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	return DecodeJSON(w, &r2, v)
+}
+
+func writeRawJSON(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// newExecutionID is a random UUID (version 4).
+func newExecutionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}

@@ -1,0 +1,248 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/nodes"
+)
+
+func problemOf(t *testing.T, raw []byte) map[string]any {
+	t.Helper()
+	var p map[string]any
+	if err := json.Unmarshal(raw, &p); err != nil {
+		t.Fatalf("not a problem: %s", raw)
+	}
+	return p
+}
+
+func TestExecutionEnvelopesTheRuntimeCannotRouteGetProblems(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	const input = `"input":{"channel":"sms","bizAddress":"b","customerAddress":"c"}`
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		detail     string
+	}{
+		{"malformed JSON", `{"node":`, 400, "ends in the middle"},
+		{"unknown envelope field", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"retries":3}`, 400, `unknown field "retries"`},
+		{"no node", `{"version":"1.3","authorizationId":"a",` + input + `}`, 400, "node is required"},
+		{"no version", `{"node":"search-conversation","authorizationId":"a",` + input + `}`, 400, "version is required"},
+		{"no authorization", `{"node":"search-conversation","version":"1.3",` + input + `}`, 400, "authorizationId is required"},
+		{"no input", `{"node":"search-conversation","version":"1.3","authorizationId":"a"}`, 400, "input is required"},
+		{"input not an object", `{"node":"search-conversation","version":"1.3","authorizationId":"a","input":["sms"]}`, 400, "input must be a JSON object"},
+		{"zero timeout", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":0}`, 400, "timeoutMs must be a positive"},
+		{"timeout not a number", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":"5s"}`, 400, `field "timeoutMs"`},
+		{"unknown node", `{"node":"send-fax","version":"1.0","authorizationId":"a",` + input + `}`, 404, `there is no node "send-fax"`},
+		{"unknown version", `{"node":"search-conversation","version":"1.2","authorizationId":"a",` + input + `}`, 404, `has no version "1.2"; it has 1.0, 1.1, 1.3`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, raw := h.post(t, "/v1/executions", execKey, []byte(tc.body), nil)
+			if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("status %d %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+			}
+			p := problemOf(t, raw)
+			if !strings.Contains(p["detail"].(string), tc.detail) || p["requestId"] == "" {
+				t.Fatalf("problem %s, want detail with %q", raw, tc.detail)
+			}
+			if tc.name == "unknown version" && !reflectEqual(p["versions"], []any{"1.0", "1.1", "1.3"}) {
+				t.Fatalf("the 404 does not list the versions: %s", raw)
+			}
+			if tc.name == "unknown node" && len(asList(p["nodes"])) != 8 {
+				t.Fatalf("the 404 does not list the nodes: %s", raw)
+			}
+		})
+	}
+	t.Run("no API key", func(t *testing.T) {
+		resp, _ := h.post(t, "/v1/executions", "", []byte(`{}`), nil)
+		if resp.StatusCode != 401 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	})
+	t.Run("not JSON", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/executions", strings.NewReader("node=x"))
+		req.Header.Set("Authorization", "Bearer "+execKey)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 415 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	})
+	t.Run("body over 1 MiB", func(t *testing.T) {
+		big := `{"node":"search-conversation","version":"1.3","authorizationId":"a","input":{"channel":"` + strings.Repeat("x", 1<<20) + `"}}`
+		resp, _ := h.post(t, "/v1/executions", execKey, []byte(big), nil)
+		if resp.StatusCode != 413 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	})
+	if n := h.sim.Counts().Calls; len(n) != 0 {
+		for op, c := range n {
+			if c != 0 {
+				t.Errorf("a refused request reached Engage: %d %s", c, op)
+			}
+		}
+	}
+}
+
+func reflectEqual(a, b any) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}
+
+func TestBothVersionSpellingsRunTheSameVersion(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	_, raw := h.get(t, "/v1/nodes")
+	vi := readCatalog(t, raw)[2] // search-conversation 1.3
+	h.sim.SeedConversation(simDomain, searchable("sms", "queued"))
+	for _, spelled := range []string{"1.3", "v1.3"} {
+		a := h.run(t, execution{vi: vi, version: spelled, input: vi.input(combo{channel: "sms"}, "")})
+		if a.Outcome != "conversationInQueue" || len(a.Output) != 10 {
+			t.Fatalf("%s: %s %v", spelled, a.Outcome, a.Output)
+		}
+	}
+}
+
+func TestTheDeadlineIsTimeoutMsCappedByTheMaximumOrTheDefault(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{defaultTimeout: 150 * time.Millisecond, maxTimeout: 300 * time.Millisecond})
+	h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: time.Minute})
+	body := func(timeout string) []byte {
+		return []byte(`{"node":"search-conversation","version":"1.3","authorizationId":"` + authOK + `",` +
+			`"input":{"channel":"sms","bizAddress":"b","customerAddress":"c"}` + timeout + `}`)
+	}
+	for name, tc := range map[string]struct {
+		body     []byte
+		min, max time.Duration
+	}{
+		"the default":       {body(""), 150 * time.Millisecond, 1500 * time.Millisecond},
+		"capped at the max": {body(`,"timeoutMs":600000`), 300 * time.Millisecond, 1650 * time.Millisecond},
+		"timeoutMs itself":  {body(`,"timeoutMs":50`), 50 * time.Millisecond, 1400 * time.Millisecond},
+	} {
+		start := time.Now()
+		resp, raw := h.post(t, "/v1/executions", execKey, tc.body, nil)
+		took := time.Since(start)
+		if resp.StatusCode != 200 || !strings.Contains(string(raw), `"outcome":"onTimeout"`) {
+			t.Fatalf("%s: %d %s", name, resp.StatusCode, raw)
+		}
+		if took < tc.min || took > tc.max {
+			t.Fatalf("%s: answered after %s, want between %s and %s", name, took, tc.min, tc.max)
+		}
+	}
+}
+
+func TestAnExecutionIsOneLogLineAndCountedByNodeVersionAndOutcome(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	_, raw := h.get(t, "/v1/nodes")
+	vi := readCatalog(t, raw)[2] // search-conversation 1.3
+	h.sim.SeedConversation(simDomain, searchable("sms", "active"))
+	a := h.run(t, execution{vi: vi, input: vi.input(combo{channel: "sms"}, "")})
+	h.run(t, execution{vi: vi, input: map[string]any{"channel": "fax"}})
+
+	var line map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(h.logs.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["executionId"] == a.ExecutionID {
+			line = m
+		}
+	}
+	if line == nil {
+		t.Fatalf("no log line with executionId %s:\n%s", a.ExecutionID, h.logs)
+	}
+	for k, want := range map[string]any{
+		"node": "search-conversation", "version": "1.3", "outcome": "conversationActive", "tenant": "acme",
+		"authorizationId": authOK, "flowId": "flow-1", "transactionId": "tx-9", "route": "/v1/executions",
+	} {
+		if line[k] != want {
+			t.Errorf("log %s = %v, want %v", k, line[k], want)
+		}
+	}
+	if _, ok := line["executionMs"].(float64); !ok {
+		t.Errorf("log line without executionMs: %v", line)
+	}
+	token := h.creds.token(t)
+	if strings.Contains(h.logs.String(), token) {
+		t.Fatal("the access token is in the log")
+	}
+	for _, tc := range []struct {
+		outcome string
+		want    float64
+	}{{"conversationActive", 1}, {"onInvalidData", 1}, {"onTimeout", 0}} {
+		got := counter(t, h.metrics, "noderuntime_executions_total", map[string]string{"node": "search-conversation", "version": "1.3", "outcome": tc.outcome})
+		if got != tc.want {
+			t.Errorf("executions_total{outcome=%s} = %v, want %v", tc.outcome, got, tc.want)
+		}
+	}
+	if got := counter(t, h.metrics, "noderuntime_execution_duration_seconds", map[string]string{"node": "search-conversation", "version": "1.3"}); got != 2 {
+		t.Errorf("execution_duration_seconds count %v, want 2", got)
+	}
+	// Every declared outcome of every version is a series from the start.
+	if got := counter(t, h.metrics, "noderuntime_executions_total", map[string]string{"node": "reopen-conversation", "version": "1.0", "outcome": "ConversationReopenFailed"}); got != 0 {
+		t.Errorf("an untouched series is %v", got)
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(a.ExecutionID) {
+		t.Errorf("executionId %q is not a UUID", a.ExecutionID)
+	}
+}
+
+func TestTheCatalogIsServedFromTheRegistry(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	resp, raw := h.get(t, "/v1/nodes")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || !bytes.Equal(raw, registry.CatalogJSON()) {
+		t.Fatalf("GET /v1/nodes: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, spelled := range []string{"1.4", "v1.4"} {
+		resp, raw := h.get(t, "/v1/nodes/append-message/versions/"+spelled)
+		var v nodes.CatalogVersionDetail
+		if err := json.Unmarshal(raw, &v); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", spelled, resp.StatusCode, raw)
+		}
+		if v.Node != "append-message" || v.DisplayName != "Append Message" || v.Version != "1.4" || !v.Recommended || v.InputSchema["$schema"] == nil {
+			t.Fatalf("%s: %+v", spelled, v)
+		}
+	}
+	resp, raw = h.get(t, "/v1/nodes/append-message/versions/1.1")
+	if p := problemOf(t, raw); resp.StatusCode != 404 || !reflectEqual(p["versions"], []string{"1.0", "1.3", "1.4"}) {
+		t.Fatalf("unknown version: %d %s", resp.StatusCode, raw)
+	}
+	resp, _ = h.get(t, "/v1/nodes/send-fax/versions/1.0")
+	if resp.StatusCode != 404 {
+		t.Fatalf("unknown node: %d", resp.StatusCode)
+	}
+	// A client revalidates with the ETag.
+	first, _ := h.get(t, "/v1/nodes")
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/v1/nodes", nil)
+	req.Header.Set("Authorization", "Bearer "+execKey)
+	req.Header.Set("If-None-Match", first.Header.Get("ETag"))
+	again, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Body.Close()
+	if first.Header.Get("ETag") == "" || again.StatusCode != http.StatusNotModified {
+		t.Fatalf("ETag %q, revalidation %d", first.Header.Get("ETag"), again.StatusCode)
+	}
+	// Every node and version of the catalog is there, and nothing else.
+	var ids []string
+	for _, n := range registry.Catalog().Nodes {
+		ids = append(ids, n.ID)
+	}
+	if !slices.Equal(ids, registry.NodeIDs()) {
+		t.Fatalf("catalog nodes %v", ids)
+	}
+}

@@ -1,0 +1,175 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/noderuntime/noderuntime/internal/database"
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+)
+
+type idempotencyFixture struct {
+	h       *harness
+	pool    *pgxpool.Pool
+	queries *database.QueryCounter
+	conv    string
+}
+
+func newIdempotencyFixture(t *testing.T) *idempotencyFixture {
+	t.Helper()
+	queries := &database.QueryCounter{}
+	pool, err := database.Open(t.Context(), dbtest.NewURL(t), queries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	h := newHarness(t, harnessOptions{pool: pool})
+	conv := h.sim.SeedConversation(simDomain, engagesim.Conversation{Channel: "sms", CustomerAddress: "+15550001", BizAddress: "+15559999", Status: "active"})
+	return &idempotencyFixture{h: h, pool: pool, queries: queries, conv: conv}
+}
+
+func (f *idempotencyFixture) appendBody(text string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"node": "append-message", "version": "1.4", "authorizationId": authOK,
+		"input": map[string]any{"conversationId": f.conv, "channel": "sms", "direction": "outbound",
+			"messageType": "text", "timestamp": "2026-03-01T12:00:00Z", "text": text},
+	})
+	return b
+}
+
+func (f *idempotencyFixture) post(t *testing.T, key string, body []byte, apiKey string) (*http.Response, []byte) {
+	t.Helper()
+	return f.h.post(t, "/v1/executions", apiKey, body, http.Header{"Idempotency-Key": {key}})
+}
+
+func (f *idempotencyFixture) messages(t *testing.T) int {
+	t.Helper()
+	c, _ := f.h.sim.Conversation(simDomain, f.conv)
+	return len(c.Messages)
+}
+
+func TestTheSameKeyAndBodyAnswerTheFirstAnswerWithoutCallingEngageAgain(t *testing.T) {
+	t.Parallel()
+	f := newIdempotencyFixture(t)
+	body := f.appendBody("once only")
+	r1, first := f.post(t, "key-1", body, execKey)
+	r2, second := f.post(t, "key-1", body, execKey)
+	if r1.StatusCode != 200 || r2.StatusCode != 200 || !bytes.Equal(first, second) {
+		t.Fatalf("answers differ: %d %s / %d %s", r1.StatusCode, first, r2.StatusCode, second)
+	}
+	if !strings.Contains(string(first), `"outcome":"onAppendMessageSuccess"`) || r1.Header.Get("Idempotent-Replayed") != "" || r2.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("first %s (replayed %q), second replayed %q", first, r1.Header.Get("Idempotent-Replayed"), r2.Header.Get("Idempotent-Replayed"))
+	}
+	if n := f.h.sim.Calls(engagesim.OpAppend); n != 1 || f.messages(t) != 1 {
+		t.Fatalf("%d append calls, %d messages; want 1 and 1", n, f.messages(t))
+	}
+
+	// Another body with the key is refused, and changes nothing.
+	resp, raw := f.post(t, "key-1", f.appendBody("something else"), execKey)
+	if resp.StatusCode != http.StatusUnprocessableEntity || problemOf(t, raw)["code"] != "unprocessable" {
+		t.Fatalf("another body: %d %s", resp.StatusCode, raw)
+	}
+	// The key is the tenant's: another tenant's key of the same name is its own (and its
+	// authorization ID is a missing one there).
+	resp, raw = f.post(t, "key-1", body, globexKey)
+	if resp.StatusCode != 200 || !strings.Contains(string(raw), `"outcome":"onAuthorizationFailure"`) {
+		t.Fatalf("another tenant: %d %s", resp.StatusCode, raw)
+	}
+	// A new key runs again.
+	if _, raw := f.post(t, "key-2", body, execKey); !strings.Contains(string(raw), `"outcome":"onAppendMessageSuccess"`) || f.messages(t) != 2 {
+		t.Fatalf("a new key: %s, %d messages", raw, f.messages(t))
+	}
+	if n := f.h.sim.Calls(engagesim.OpAppend); n != 2 {
+		t.Fatalf("%d append calls, want 2", n)
+	}
+}
+
+func TestTwentyConcurrentRequestsWithOneKeyAppendOneMessage(t *testing.T) {
+	t.Parallel()
+	f := newIdempotencyFixture(t)
+	// Engage is slow, so the other 19 arrive while the first runs.
+	f.h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpAppend, Latency: 200 * time.Millisecond})
+	body := f.appendBody("exactly once")
+	const n = 20
+	answers := make([][]byte, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			resp, raw := f.post(t, "burst", body, execKey)
+			if resp.StatusCode != 200 {
+				t.Errorf("request %d: %d %s", i, resp.StatusCode, raw)
+			}
+			answers[i] = raw
+		})
+	}
+	wg.Wait()
+	if f.messages(t) != 1 || f.h.sim.Calls(engagesim.OpAppend) != 1 {
+		t.Fatalf("%d messages, %d append calls; want exactly 1", f.messages(t), f.h.sim.Calls(engagesim.OpAppend))
+	}
+	for i, a := range answers {
+		if !bytes.Equal(a, answers[0]) {
+			t.Fatalf("answer %d differs: %s vs %s", i, a, answers[0])
+		}
+	}
+	if !strings.Contains(string(answers[0]), `"outcome":"onAppendMessageSuccess"`) {
+		t.Fatalf("answer %s", answers[0])
+	}
+}
+
+func TestAKeyWhoseFirstRequestNeverFinishedIsNotRunAgain(t *testing.T) {
+	t.Parallel()
+	f := newIdempotencyFixture(t)
+	body := f.appendBody("lost")
+	// The first request took the key and died before storing an answer: its lease is
+	// over and it has no response.
+	if _, raw := f.post(t, "crashed", body, execKey); !strings.Contains(string(raw), "onAppendMessageSuccess") {
+		t.Fatal(string(raw))
+	}
+	if _, err := f.pool.Exec(t.Context(), `update idempotency_keys set response = null, locked_until = now() - interval '1 second' where key = 'crashed'`); err != nil {
+		t.Fatal(err)
+	}
+	resp, raw := f.post(t, "crashed", body, execKey)
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(problemOf(t, raw)["detail"].(string), "did not finish") {
+		t.Fatalf("%d %s, want 409", resp.StatusCode, raw)
+	}
+	if f.messages(t) != 1 {
+		t.Fatalf("%d messages: the append was repeated", f.messages(t))
+	}
+}
+
+func TestBadIdempotencyKeysAreRefused(t *testing.T) {
+	t.Parallel()
+	f := newIdempotencyFixture(t)
+	for _, key := range []string{"has space", strings.Repeat("k", 256), "naïve"} {
+		resp, raw := f.post(t, key, f.appendBody("x"), execKey)
+		if resp.StatusCode != 400 {
+			t.Fatalf("key %q: %d %s", key, resp.StatusCode, raw)
+		}
+	}
+	if f.h.sim.Calls(engagesim.OpAppend) != 0 {
+		t.Fatal("a refused request reached Engage")
+	}
+}
+
+func TestWithoutTheHeaderAnExecutionNeverTouchesPostgres(t *testing.T) {
+	t.Parallel()
+	f := newIdempotencyFixture(t)
+	before := f.queries.Count()
+	for i := range 10 {
+		resp, raw := f.h.post(t, "/v1/executions", execKey, f.appendBody("no key "+string(rune('a'+i))), nil)
+		if resp.StatusCode != 200 || !strings.Contains(string(raw), "onAppendMessageSuccess") {
+			t.Fatalf("%d %s", resp.StatusCode, raw)
+		}
+	}
+	if n := f.queries.Count() - before; n != 0 {
+		t.Fatalf("10 executions without Idempotency-Key ran %d queries, want 0", n)
+	}
+}
