@@ -66,6 +66,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		pool.Close()
 		return nil, err
 	}
+	a.wireExecutions(&deps)
 	a.handler = httpapi.NewRouter(deps)
 	mountAuthorizationPages(a.handler)
 	return a, nil
