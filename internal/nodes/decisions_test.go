@@ -1,0 +1,89 @@
+package nodes
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/noderuntime/noderuntime/internal/engage"
+	"github.com/noderuntime/noderuntime/internal/outcomes"
+)
+
+func TestEveryKindOfEngageFailureLeadsToItsColumn(t *testing.T) {
+	t.Parallel()
+	r := NewRegistry()
+	appendV, _ := r.Lookup("append-message", "1.4")
+	closeV, _ := r.Lookup("close-conversation", "1.0")
+	searchV, _ := r.Lookup("search-conversation", "1.3")
+	for _, tc := range []struct {
+		name string
+		e    engage.Error
+		// outcome for append, close and search
+		wantAppend, wantClose, wantSearch outcomes.Outcome
+		wantCode                          string
+	}{
+		{"business 409", engage.Error{Kind: engage.KindBusiness, HTTPStatus: 409, Code: 1009, Description: "closed"},
+			outcomes.OnAppendMessageFailure, outcomes.OnCloseConversationFailure, outcomes.OnError, outcomes.CodeEngageRejected},
+		{"rate limited", engage.Error{Kind: engage.KindRateLimited, HTTPStatus: 429},
+			outcomes.Failure, outcomes.OnFailure, outcomes.OnError, outcomes.CodeEngageRateLimited},
+		{"5xx", engage.Error{Kind: engage.KindUpstream, HTTPStatus: 503},
+			outcomes.Failure, outcomes.OnFailure, outcomes.OnError, outcomes.CodeEngageUnavailable},
+		{"connection refused", engage.Error{Kind: engage.KindUpstream, Err: errors.New("dial tcp: refused")},
+			outcomes.Failure, outcomes.OnFailure, outcomes.OnError, outcomes.CodeEngageUnavailable},
+		{"malformed 200", engage.Error{Kind: engage.KindUpstream, HTTPStatus: 200},
+			outcomes.Failure, outcomes.OnFailure, outcomes.OnError, outcomes.CodeEngageBadResponse},
+		{"4xx without an envelope", engage.Error{Kind: engage.KindUpstream, HTTPStatus: 404},
+			outcomes.Failure, outcomes.OnFailure, outcomes.OnError, outcomes.CodeEngageBadResponse},
+		{"circuit open", engage.Error{Kind: engage.KindCircuitOpen},
+			outcomes.Failure, outcomes.OnFailure, outcomes.OnError, outcomes.CodeCircuitOpen},
+		{"timeout", engage.Error{Kind: engage.KindTimeout},
+			outcomes.OnTimeout, outcomes.OnTimeout, outcomes.OnTimeout, outcomes.CodeTimeout},
+		{"403", engage.Error{Kind: engage.KindUnauthorized, HTTPStatus: 403},
+			outcomes.OnAuthorizationFailure, outcomes.OnAuthorizationFailure, outcomes.OnAuthorizationFailure, outcomes.CodeEngageUnauthorized},
+		{"canceled", engage.Error{Kind: engage.KindCanceled},
+			outcomes.OnError, outcomes.OnError, outcomes.OnError, outcomes.CodeInternal},
+		{"call never left", engage.Error{Kind: engage.KindInvalidRequest, Err: errors.New("need domain")},
+			outcomes.OnError, outcomes.OnError, outcomes.OnError, outcomes.CodeInternal},
+	} {
+		for _, c := range []struct {
+			v    *Version
+			want outcomes.Outcome
+		}{{appendV, tc.wantAppend}, {closeV, tc.wantClose}, {searchV, tc.wantSearch}} {
+			e := tc.e
+			res := engageFailure(c.v, &e, false)
+			if res.Outcome != c.want || res.Error == nil || res.Error.Code != tc.wantCode || res.Error.Message == "" {
+				t.Errorf("%s on %s: %s %+v, want %s %s", tc.name, c.v, res.Outcome, res.Error, c.want, tc.wantCode)
+				continue
+			}
+			if res.Error.EngageStatus != tc.e.HTTPStatus || res.Error.EngageCode != tc.e.Code || res.Error.EngageDescription != tc.e.Description {
+				t.Errorf("%s on %s: error %+v does not carry Engage's answer", tc.name, c.v, res.Error)
+			}
+		}
+	}
+	if got := engageFailure(searchV, &engage.Error{Kind: engage.KindBusiness, HTTPStatus: 404}, false); got.Outcome != outcomes.NoConversationFound || got.Error != nil {
+		t.Errorf("search 404: %+v", got)
+	}
+}
+
+func TestSearchFollowsTheStatusNotTheChatExistFlag(t *testing.T) {
+	t.Parallel()
+	v, _ := NewRegistry().Lookup("search-conversation", "1.3")
+	for _, tc := range []struct {
+		value engage.SearchValue
+		want  outcomes.Outcome
+	}{
+		{engage.SearchValue{ConversationID: "c", ChatExist: false, Status: "closed"}, outcomes.ConversationClosed},
+		{engage.SearchValue{ConversationID: "", ChatExist: true, Status: "active"}, outcomes.NoConversationFound},
+		{engage.SearchValue{ConversationID: "c", ChatExist: true, Status: " OnHold "}, outcomes.ConversationOnHold},
+		{engage.SearchValue{ConversationID: "c", ChatExist: true, Status: "PICKED"}, outcomes.ConversationActive},
+		{engage.SearchValue{ConversationID: "c", ChatExist: true, Status: ""}, outcomes.OnInvalidChoice},
+		{engage.SearchValue{ConversationID: "c", ChatExist: true, Status: "transferred"}, outcomes.OnInvalidChoice},
+	} {
+		res := v.shape(searchAnswer(v, &reply{env: engage.Envelope{HTTPStatus: 200}, search: tc.value}))
+		if res.Outcome != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.value, res.Outcome, tc.want)
+		}
+		if res.Output["conversationExistsBool"] != (tc.value.ConversationID != "") {
+			t.Errorf("%+v: conversationExistsBool %v", tc.value, res.Output["conversationExistsBool"])
+		}
+	}
+}
