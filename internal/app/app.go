@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -134,7 +135,7 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 			ln.Close()
 			return fmt.Errorf("listen on %s: %w", a.cfg.MetricsAddr, err)
 		}
-		msrv := httpapi.NewServer(httpapi.MetricsHandler(a.registry), 30*time.Second)
+		msrv := httpapi.NewServer(a.metricsHandler(), 30*time.Second)
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- httpapi.Serve(ctx, msrv, mln, time.Second) }()
 		a.logger.Info("serving metrics", slog.String("addr", mln.Addr().String()))
@@ -154,6 +155,21 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	a.Close()
 	a.logger.Info("stopped")
 	return err
+}
+
+// metricsHandler serves /metrics and, when configured, the profiler. Both stay on the
+// metrics listener, which only Prometheus reaches.
+func (a *App) metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", httpapi.MetricsHandler(a.registry))
+	if a.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
 }
 
 // Close stops the authorization listener and releases the pool.

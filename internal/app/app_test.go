@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -129,4 +130,45 @@ func TestReadyzIsGreenOnAMigratedDatabase(t *testing.T) {
 	if got := status(t, srv.URL+"/readyz"); got != 200 {
 		t.Fatalf("readyz %d", got)
 	}
+}
+
+func TestMetricsListenerServesMetricsAndTheProfilerOnlyWhenAsked(t *testing.T) {
+	for _, pprofOn := range []bool{false, true} {
+		cfg := testConfig(t, dbtest.NewURL(t))
+		cfg.MetricsAddr = freeAddr(t)
+		cfg.Pprof = pprofOn
+		a, err := app.New(context.Background(), cfg, quietLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		up := make(chan struct{})
+		go func() { done <- a.Run(ctx, func(net.Addr) { close(up) }) }()
+		<-up
+		if got := status(t, "http://"+cfg.MetricsAddr+"/metrics"); got != 200 {
+			t.Errorf("pprof %v: /metrics %d", pprofOn, got)
+		}
+		want := 404
+		if pprofOn {
+			want = 200
+		}
+		if got := status(t, "http://"+cfg.MetricsAddr+"/debug/pprof/"); got != want {
+			t.Errorf("pprof %v: /debug/pprof/ %d, want %d", pprofOn, got, want)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +43,7 @@ type Config struct {
 	TokenRefreshSkew   time.Duration
 	LogLevel           slog.Level
 	Migrate            bool // apply migrations before serving (development)
+	Pprof              bool // serve /debug/pprof/ on the metrics listener
 }
 
 // Webex is the Webex login integration (OAuth 2.0 authorization code).
@@ -122,6 +124,8 @@ func Settings(fs *flag.FlagSet, getenv func(string) string, cfg *Config) func() 
 			parse: durationInto(&cfg.TokenRefreshSkew)},
 		{env: "NODERUNTIME_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error",
 			parse: func(s string) error { return cfg.LogLevel.UnmarshalText([]byte(s)) }},
+		{env: "NODERUNTIME_PPROF", flag: "pprof", def: "false", usage: "serve /debug/pprof/ on the metrics listener (needs NODERUNTIME_METRICS_ADDR)",
+			parse: func(s string) (err error) { cfg.Pprof, err = strconv.ParseBool(s); return err }},
 	}
 	values := make([]*string, len(list))
 	for i, s := range list {

@@ -1,0 +1,41 @@
+// Command nrbench measures noderuntime under load against the Engage simulator and
+// against a "ceiling": a minimal handler that does only the unavoidable work (decode the
+// request, one pooled call to the simulator, encode the answer). Both servers run as
+// their own processes pinned to the same CPU with the same GOMAXPROCS, so the runtime's
+// figures read as a ratio to what any Go service could do on this machine.
+//
+//	nrbench [-duration 10s] [-concurrency 32] [-soak 60s]
+//
+// Output: one line per scenario with requests/s, p50, p99, p99.9, errors, the server's
+// RSS and database queries per execution.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "ceiling" {
+		if err := runCeiling(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "nrbench ceiling:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.DurationVar(&o.duration, "duration", o.defaults().duration, "length of each measured scenario")
+	flag.DurationVar(&o.warmup, "warmup", o.defaults().warmup, "warm-up before each scenario")
+	flag.IntVar(&o.concurrency, "concurrency", o.defaults().concurrency, "closed-loop concurrency at full load")
+	flag.DurationVar(&o.soak, "soak", o.defaults().soak, "length of the RSS soak at full load (0 skips it)")
+	flag.IntVar(&o.burst, "burst", o.defaults().burst, "concurrent executions in the expired-token burst")
+	flag.StringVar(&o.serverCPU, "server-cpu", "0", "CPU list (taskset) of the server under test")
+	flag.StringVar(&o.benchCPU, "bench-cpu", "1", "CPU list of the load generator and simulator")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "save a CPU profile of the runtime during the search scenario at 0 ms")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "nrbench:", err)
+		os.Exit(1)
+	}
+}

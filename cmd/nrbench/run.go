@@ -1,0 +1,550 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+type options struct {
+	duration, warmup, soak time.Duration
+	concurrency, burst     int
+	serverCPU, benchCPU    string
+	cpuProfile             string
+}
+
+func (options) defaults() options {
+	return options{duration: 10 * time.Second, warmup: 2 * time.Second, soak: 60 * time.Second, concurrency: 32, burst: 1000}
+}
+
+const (
+	domain       = "bench"
+	tenantID     = "bench-tenant"
+	tenantSecret = "bench-tenant-secret"
+	burstTTL     = 4 * time.Second
+)
+
+// env is everything one benchmark run set up.
+type env struct {
+	o           options
+	dir         string
+	apiKey      string
+	steady      *engagesim.Sim
+	short       *engagesim.Sim // a short token lifetime, for the burst on an expired token
+	runtime     *exec.Cmd
+	runtimeURL  string
+	metricsURL  string
+	ceiling     *exec.Cmd
+	ceilingURL  string
+	authID      string
+	burstAuthID string
+	convID      string
+	client      *http.Client
+	cleanups    []func()
+}
+
+func run(o options) error {
+	e := &env{o: o, client: newClient(max(o.concurrency, o.burst) + 64)}
+	defer func() {
+		for i := len(e.cleanups) - 1; i >= 0; i-- {
+			e.cleanups[i]()
+		}
+	}()
+	var err error
+	if e.dir, err = os.MkdirTemp("", "nrbench-"); err != nil {
+		return err
+	}
+	e.cleanups = append(e.cleanups, func() { os.RemoveAll(e.dir) })
+	pin(os.Getpid(), o.benchCPU)
+	fmt.Printf("# nrbench %s, %d CPUs (%s), server on CPU %s with GOMAXPROCS=1, load generator and simulator on CPU %s\n",
+		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), cpuModel(), o.serverCPU, o.benchCPU)
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"simulators", e.startSimulators},
+		{"database and runtime", e.startRuntime},
+		{"authorizations", e.createAuthorizations},
+		{"ceiling", e.startCeiling},
+		{"scenarios", e.scenarios},
+	}
+	for _, s := range steps {
+		if err := s.fn(); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+func (e *env) startSimulators() error {
+	start := func(cfg engagesim.Config) (*engagesim.Sim, error) {
+		s := engagesim.New(cfg)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		s.SetURL("http://" + ln.Addr().String())
+		e.cleanups = append(e.cleanups, func() { srv.Close() })
+		return s, nil
+	}
+	var err error
+	tenants := []engagesim.Tenant{{ID: tenantID, Secret: tenantSecret, Domain: domain}}
+	if e.steady, err = start(engagesim.Config{Tenants: tenants}); err != nil {
+		return err
+	}
+	e.short, err = start(engagesim.Config{Tenants: tenants, ClientCredentialsTTL: burstTTL})
+	return err
+}
+
+func adminURL() string {
+	for _, v := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
+		if s := os.Getenv(v); s != "" {
+			return s
+		}
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+func (e *env) startRuntime() error {
+	ctx := context.Background()
+	dbName := fmt.Sprintf("nrbench_%d", os.Getpid())
+	conn, err := pgx.Connect(ctx, adminURL())
+	if err != nil {
+		return fmt.Errorf("no PostgreSQL (set DATABASE_URL or start the local one): %w", err)
+	}
+	if _, err := conn.Exec(ctx, "create database "+dbName); err != nil {
+		conn.Close(ctx)
+		return err
+	}
+	e.cleanups = append(e.cleanups, func() {
+		_, _ = conn.Exec(context.Background(), "drop database if exists "+dbName+" with (force)")
+		conn.Close(context.Background())
+	})
+	u, _ := url.Parse(adminURL())
+	u.Path = "/" + dbName
+
+	bin := filepath.Join(e.dir, "noderuntime")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/noderuntime")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build noderuntime (run nrbench from the repository root): %w", err)
+	}
+	e.apiKey = randomHex(16)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	addr, maddr := freeAddr(), freeAddr()
+	cmd := exec.Command("taskset", "-c", e.o.serverCPU, bin, "serve", "--migrate")
+	cmd.Env = append(os.Environ(),
+		"GOMAXPROCS=1",
+		"NODERUNTIME_ADDR="+addr,
+		"NODERUNTIME_METRICS_ADDR="+maddr,
+		"DATABASE_URL="+u.String(),
+		"NODERUNTIME_ENCRYPTION_KEYS=bench:"+base64.StdEncoding.EncodeToString(key),
+		"NODERUNTIME_API_KEYS=bench:"+tenant.HashKey(e.apiKey),
+		"ENGAGE_ALLOWED_BASE_URLS="+e.steady.BaseURL()+","+e.short.BaseURL(),
+		"NODERUNTIME_TOKEN_REFRESH_SKEW=500ms",
+		"NODERUNTIME_LOG_LEVEL=info",
+		"NODERUNTIME_PPROF="+strconv.FormatBool(e.o.cpuProfile != ""),
+	)
+	logFile, err := os.Create(filepath.Join(e.dir, "runtime.log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	e.runtime = cmd
+	e.cleanups = append(e.cleanups, func() { stop(cmd); logFile.Close() })
+	e.runtimeURL, e.metricsURL = "http://"+addr, "http://"+maddr
+	return waitReady(e.runtimeURL+"/readyz", filepath.Join(e.dir, "runtime.log"))
+}
+
+func (e *env) createAuthorizations() error {
+	create := func(name, base string) (string, error) {
+		body, _ := json.Marshal(map[string]string{
+			"name": name, "kind": "client-credentials", "baseUrl": base, "domain": domain,
+			"tenantId": tenantID, "tenantSecret": tenantSecret,
+		})
+		req, _ := http.NewRequest(http.MethodPost, e.runtimeURL+"/v1/authorizations", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+e.apiKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := e.client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var out struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal(raw, &out); err != nil || resp.StatusCode != http.StatusCreated || out.Status != "active" {
+			return "", fmt.Errorf("create authorization %s: %d %s", name, resp.StatusCode, raw)
+		}
+		return out.ID, nil
+	}
+	var err error
+	if e.authID, err = create("bench", e.steady.BaseURL()); err != nil {
+		return err
+	}
+	if e.burstAuthID, err = create("burst", e.short.BaseURL()); err != nil {
+		return err
+	}
+	e.steady.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "+15550001", BizAddress: "+15559999", Status: "active"})
+	e.convID = e.steady.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "+15550002", BizAddress: "+15559999", Status: "active"})
+	return nil
+}
+
+func (e *env) startCeiling() error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("taskset", "-c", e.o.serverCPU, self, "ceiling",
+		"-engage", e.steady.BaseURL()+"/"+domain, "-token", e.steady.AccessToken(domain))
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	e.ceiling = cmd
+	e.cleanups = append(e.cleanups, func() { stop(cmd) })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("ceiling did not print its address: %w", err)
+	}
+	e.ceilingURL = "http://" + strings.TrimSpace(line)
+	return nil
+}
+
+// node returns the execution request of a scenario against the runtime or the ceiling.
+func (e *env) node(name, authID, target string) request {
+	input := map[string]any{"channel": "sms", "bizAddress": "+15559999", "customerAddress": "+15550001"}
+	version, want := "1.3", `"outcome":"conversationActive"`
+	if name == "append-message" {
+		version, want = "1.4", `"outcome":"onAppendMessageSuccess"`
+		input = map[string]any{"conversationId": e.convID, "channel": "sms", "direction": "inbound",
+			"messageType": "text", "text": "Hello from the benchmark", "timestamp": "2026-11-25T10:00:00Z"}
+	}
+	body, _ := json.Marshal(map[string]any{"node": name, "version": version, "authorizationId": authID, "input": input})
+	r := request{body: body}
+	if target == "ceiling" {
+		r.url = e.ceilingURL + "/v1/executions"
+		r.accept = func(status int, _ []byte) bool { return status == http.StatusOK }
+		return r
+	}
+	r.url, r.apiKey = e.runtimeURL+"/v1/executions", e.apiKey
+	r.accept = func(status int, b []byte) bool { return status == http.StatusOK && bytes.Contains(b, []byte(want)) }
+	return r
+}
+
+func (e *env) pidOf(target string) int {
+	if target == "ceiling" {
+		return e.ceiling.Process.Pid
+	}
+	return e.runtime.Process.Pid
+}
+
+// measure runs fn while sampling the target's RSS and counting its database queries.
+func (e *env) measure(target string, fn func() stats) (stats, rssStats, float64) {
+	q0, _ := e.metric("noderuntime_db_queries_total")
+	rs := sampleRSS(e.pidOf(target))
+	s := fn()
+	r := rs.stop()
+	q1, _ := e.metric("noderuntime_db_queries_total")
+	perExec := 0.0
+	if target == "runtime" && s.requests > 0 {
+		perExec = (q1 - q0) / float64(s.requests)
+	}
+	return s, r, perExec
+}
+
+func (e *env) scenarios() error {
+	o := e.o
+	ceilingMax := map[string]float64{}
+	steadyP99 := time.Duration(0)
+	for _, latency := range []time.Duration{0, 20 * time.Millisecond} {
+		e.steady.ClearFaults()
+		if latency > 0 {
+			e.steady.InjectFault(engagesim.Fault{Op: "*", Latency: latency})
+		}
+		conc := o.concurrency
+		if latency > 0 {
+			conc = o.concurrency * 8 // keep the server busy while Engage takes its time
+		}
+		for _, node := range []string{"search-conversation", "append-message"} {
+			var ceilingRPS float64
+			for _, target := range []string{"ceiling", "runtime"} {
+				r := e.node(node, e.authID, target)
+				closedLoop(e.client, r, conc, o.warmup)
+				var profiled chan error
+				if o.cpuProfile != "" && target == "runtime" && latency == 0 && node == "search-conversation" {
+					profiled = make(chan error, 1)
+					go func() { profiled <- e.profile(o.duration - time.Second) }()
+				}
+				s, rss, q := e.measure(target, func() stats { return closedLoop(e.client, r, conc, o.duration) })
+				if profiled != nil {
+					if err := <-profiled; err != nil {
+						return fmt.Errorf("cpu profile: %w", err)
+					}
+				}
+				line := fmt.Sprintf("full-load   %-20s upstream=%-5s %-8s conc=%-4d %s rss=%s", node, latency, target, conc, s.format(), rss.format())
+				if target == "ceiling" {
+					ceilingRPS = s.rps()
+					if latency == 0 {
+						ceilingMax[node] = s.rps()
+					}
+				} else {
+					line += fmt.Sprintf(" dbq/exec=%.4f ratio=%.2f", q, s.rps()/ceilingRPS)
+					if latency == 0 && node == "search-conversation" {
+						steadyP99 = s.quantile(.99)
+					}
+				}
+				fmt.Println(line)
+			}
+		}
+	}
+	e.steady.ClearFaults()
+
+	// Added latency at half of the ceiling's maximum load.
+	for _, node := range []string{"search-conversation", "append-message"} {
+		rate := ceilingMax[node] / 2
+		var base stats
+		for _, target := range []string{"ceiling", "runtime"} {
+			r := e.node(node, e.authID, target)
+			openLoop(e.client, r, rate, o.warmup)
+			s, rss, q := e.measure(target, func() stats { return openLoop(e.client, r, rate, o.duration) })
+			line := fmt.Sprintf("half-load   %-20s upstream=0s    %-8s rate=%-6.0f %s rss=%s", node, target, rate, s.format(), rss.format())
+			if target == "ceiling" {
+				base = s
+			} else {
+				line += fmt.Sprintf(" dbq/exec=%.4f added-p50=%s added-p99=%s", q,
+					ms(s.quantile(.5)-base.quantile(.5)), ms(s.quantile(.99)-base.quantile(.99)))
+			}
+			fmt.Println(line)
+		}
+	}
+
+	// Burst on an expired token: one refresh, everything succeeds.
+	if o.burst > 0 {
+		r := e.node("search-conversation", e.burstAuthID, "runtime")
+		e.short.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "+15550001", BizAddress: "+15559999", Status: "active"})
+		tokenRTT := e.tokenRoundTrip()
+		// Let the burst authorization's token expire (its lifetime is burstTTL).
+		time.Sleep(burstTTL + time.Second)
+		g0 := e.short.Grants("client_credentials")
+		s := burst(e.client, r, o.burst)
+		grants := e.short.Grants("client_credentials") - g0
+		fmt.Printf("burst       %-20s expired token  runtime  n=%-5d %s refreshes=%d target-p99<%s\n",
+			"search-conversation", o.burst, s.format(), grants, ms(3*steadyP99+tokenRTT))
+	}
+
+	// RSS over a long run at full load.
+	if o.soak > 0 {
+		r := e.node("search-conversation", e.authID, "runtime")
+		rs := sampleRSS(e.pidOf("runtime"))
+		s := closedLoop(e.client, r, o.concurrency, o.soak)
+		rss := rs.stop()
+		fmt.Printf("soak        %-20s upstream=0s    runtime  conc=%-4d %s rss=%s rss-first=%s rss-last=%s\n",
+			"search-conversation", o.concurrency, s.format(), rss.format(), mib(rss.first), mib(rss.last))
+	}
+	return nil
+}
+
+// profile saves a CPU profile of the runtime over d.
+func (e *env) profile(d time.Duration) error {
+	resp, err := e.client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", e.metricsURL, max(1, int(d.Seconds()))))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile: HTTP %d", resp.StatusCode)
+	}
+	f, err := os.Create(e.o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
+}
+
+// tokenRoundTrip times one client-credentials grant at the simulator.
+func (e *env) tokenRoundTrip() time.Duration {
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {tenantID}, "client_secret": {tenantSecret}}
+	start := time.Now()
+	resp, err := e.client.PostForm(e.short.ClientCredentialsTokenURL(), form)
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	return time.Since(start)
+}
+
+// metric reads one un-labelled counter from the runtime's /metrics.
+func (e *env) metric(name string) (float64, error) {
+	resp, err := e.client.Get(e.metricsURL + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("metric %s not found", name)
+}
+
+func (s stats) format() string {
+	return fmt.Sprintf("rps=%-8.0f p50=%-7s p99=%-7s p99.9=%-7s errors=%d/%d",
+		s.rps(), ms(s.quantile(.5)), ms(s.quantile(.99)), ms(s.quantile(.999)), s.errors, s.requests)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+type rssStats struct{ first, last, max int64 }
+
+func (r rssStats) format() string { return mib(r.max) }
+
+func mib(kb int64) string { return fmt.Sprintf("%.1fMiB", float64(kb)/1024) }
+
+type rssSampler struct {
+	done chan struct{}
+	out  chan rssStats
+}
+
+func sampleRSS(pid int) *rssSampler {
+	s := &rssSampler{done: make(chan struct{}), out: make(chan rssStats, 1)}
+	go func() {
+		var r rssStats
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			kb := readRSS(pid)
+			if r.first == 0 {
+				r.first = kb
+			}
+			r.last = kb
+			r.max = max(r.max, kb)
+			select {
+			case <-s.done:
+				s.out <- r
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *rssSampler) stop() rssStats { close(s.done); return <-s.out }
+
+func readRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func waitReady(u, logPath string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(u); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(logPath)
+	return fmt.Errorf("not ready after 60s; log:\n%s", log)
+}
+
+func stop(cmd *exec.Cmd) {
+	if cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+	}
+}
+
+func pin(pid int, cpus string) {
+	if err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(pid)).Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "nrbench: taskset:", err, "(running unpinned)")
+	}
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+		}
+	}
+	return "unknown CPU"
+}
+
