@@ -547,4 +547,3 @@ func cpuModel() string {
 	}
 	return "unknown CPU"
 }
-
