@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -48,6 +47,7 @@ func dev(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	fs := newFlagSet("dev", "Run the service with an in-process Engage simulator and a demo authorization.\nUses DATABASE_URL, else the local Postgres (database "+devDatabase+", recreated), else a throwaway cluster.", stderr)
 	addr := fs.String("addr", envOr(getenv, "NODERUNTIME_ADDR", "127.0.0.1:8080"), "listen address of the service (env NODERUNTIME_ADDR)")
 	simAddr := fs.String("sim-addr", "127.0.0.1:8090", "listen address of the Engage simulator")
+	local := fs.String("local-postgres", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=3", "the local server tried when DATABASE_URL is unset")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -55,7 +55,7 @@ func dev(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	defer stop()
 	logger := newLogger(stderr, slog.LevelInfo)
 
-	dbURL, cleanup, err := devDatabaseURL(ctx, getenv, stdout)
+	dbURL, cleanup, err := devDatabaseURL(ctx, getenv("DATABASE_URL"), *local, devDatabase, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
 		return exitFailed
@@ -123,21 +123,20 @@ func dev(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 // devDatabaseURL picks the database: DATABASE_URL as given, else a fresh database on
 // the local server, else a throwaway cluster.
-func devDatabaseURL(ctx context.Context, getenv func(string) string, stdout io.Writer) (string, func(), error) {
-	if u := getenv("DATABASE_URL"); u != "" {
-		return u, func() {}, nil
+func devDatabaseURL(ctx context.Context, given, local, name string, stdout io.Writer) (string, func(), error) {
+	if given != "" {
+		return given, func() {}, nil
 	}
-	local := "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=3"
 	if conn, err := pgx.Connect(ctx, local); err == nil {
 		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "drop database if exists "+devDatabase+" with (force)"); err != nil {
+		if _, err := conn.Exec(ctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)"); err != nil {
 			return "", nil, fmt.Errorf("local postgres: %w", err)
 		}
-		if _, err := conn.Exec(ctx, "create database "+devDatabase); err != nil {
+		if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
 			return "", nil, fmt.Errorf("local postgres: %w", err)
 		}
-		fmt.Fprintf(stdout, "postgres: the local server, database %s (recreated)\n", devDatabase)
-		return strings.Replace(local, "/postgres?", "/"+devDatabase+"?", 1), func() {}, nil
+		fmt.Fprintf(stdout, "postgres: the local server, database %s (recreated)\n", name)
+		return database.WithDatabaseName(local, name), func() {}, nil
 	}
 	cluster, err := pgtemp.Start(ctx, "")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -137,3 +138,13 @@ func redact(err error) error {
 
 // MigrationNames lists the embedded migration files, in order.
 func MigrationNames() ([]string, error) { return migrate.FindMigrations(migrations.FS) }
+
+// WithDatabaseName returns connection string u pointing at database name instead.
+func WithDatabaseName(u, name string) string {
+	parsed, err := url.Parse(u)
+	if err != nil || parsed.Scheme == "" {
+		return u + " dbname=" + name // key=value form: a later key wins
+	}
+	parsed.Path = "/" + name
+	return parsed.String()
+}

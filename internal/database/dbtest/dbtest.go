@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -114,14 +113,7 @@ func NewEmptyURL(t testing.TB) string {
 }
 
 // WithDatabase returns connection string u pointing at database name.
-func WithDatabase(u, name string) string {
-	parsed, err := url.Parse(u)
-	if err != nil || parsed.Scheme == "" {
-		return u + " dbname=" + name // key=value form
-	}
-	parsed.Path = "/" + name
-	return parsed.String()
-}
+func WithDatabase(u, name string) string { return database.WithDatabaseName(u, name) }
 
 func makeTemplate(ctx context.Context) error {
 	dropAbandoned(ctx)

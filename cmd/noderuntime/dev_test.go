@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/noderuntime/noderuntime/internal/database"
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
+)
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var curlLine = regexp.MustCompile(`(?s)curl -s (\S+) \\\s+-H 'Authorization: Bearer ([0-9a-f]+)' -H 'Content-Type: application/json' \\\s+-d '([^']+)'`)
+
+// TestDevPrintsACurlThatRunsSearchConversation does what the README's quick start
+// promises a new user: `noderuntime dev`, then paste the printed curl, get an outcome.
+func TestDevPrintsACurlThatRunsSearchConversation(t *testing.T) {
+	dbURL := dbtest.NewEmptyURL(t)
+	var stdout, stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"dev", "--addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:0"},
+			env(map[string]string{"DATABASE_URL": dbURL}), &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(stdout.String(), "Stop with Ctrl-C.") {
+		select {
+		case code := <-done:
+			t.Fatalf("dev exited %d before it was ready:\n%s\n%s", code, stdout.String(), stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dev not ready after 60 s:\n%s\n%s", stdout.String(), stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m := curlLine.FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("no curl in the banner:\n%s", stdout.String())
+	}
+	req, _ := http.NewRequest(http.MethodPost, m[1], strings.NewReader(m[3]))
+	req.Header.Set("Authorization", "Bearer "+m[2])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var answer struct {
+		Outcome string         `json:"outcome"`
+		Output  map[string]any `json:"output"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(raw, &answer) != nil || answer.Outcome != "conversationActive" || answer.Output["conversationId"] == "" {
+		t.Fatalf("the printed curl answered %d %s", resp.StatusCode, raw)
+	}
+
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("dev exited %d after SIGTERM:\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev did not stop after SIGTERM")
+	}
+	if strings.Contains(stderr.String(), m[2]) {
+		t.Fatal("the API key appears in the logs")
+	}
+}
+
+func TestDevFallsBackToAThrowawayClusterWithoutAnyPostgres(t *testing.T) {
+	var out bytes.Buffer
+	url, cleanup, err := devDatabaseURL(t.Context(), "", "postgres://postgres@127.0.0.1:1/postgres?connect_timeout=1", "unused", &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	if !strings.Contains(out.String(), "throwaway cluster") {
+		t.Fatalf("said %q", out.String())
+	}
+	if _, _, err := database.Migrate(t.Context(), url); err != nil {
+		t.Fatalf("the throwaway cluster does not take migrations: %v", err)
+	}
+}
+
+func TestDevUsesTheLocalServerWithAFreshDatabase(t *testing.T) {
+	var out bytes.Buffer
+	// Not the real dev database: a developer's `make run` must survive `make test`.
+	name := fmt.Sprintf("nrtest_%d_dev", os.Getpid())
+	url, cleanup, err := devDatabaseURL(t.Context(), "", dbtest.AdminURL(), name, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	t.Cleanup(func() {
+		if conn, err := pgx.Connect(context.Background(), dbtest.AdminURL()); err == nil {
+			_, _ = conn.Exec(context.Background(), "drop database if exists "+name+" with (force)")
+			conn.Close(context.Background())
+		}
+	})
+	if _, _, err := database.Migrate(t.Context(), url); err != nil {
+		t.Fatalf("the fresh local database does not take migrations: %v", err)
+	}
+	if !strings.Contains(url, "/"+name) || !strings.Contains(out.String(), "recreated") {
+		t.Fatalf("url %q, said %q", url, out.String())
+	}
+}
