@@ -6,16 +6,20 @@ FUZZTIME ?= 15s
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/noderuntime/noderuntime/internal/buildinfo.Version=$(VERSION)
 
-.PHONY: run test test-long lint bench build fuzz
+.PHONY: run test test-deps test-long lint bench build fuzz
 
 ## run: the service with an in-process Engage simulator and a demo authorization
 run:
 	$(GO) run ./cmd/noderuntime dev
 
 ## test: every test, integration included, race detector on (needs Postgres; see README)
-test:
+test: test-deps
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd deploy && $(GO) test -count=1 -timeout 5m ./...
+
+## test-deps: the Debian packages the tests use (chromium, promtool), installed when missing
+test-deps:
+	@.ci/install-test-deps
 
 ## test-long: soak, multi-replica and fuzz runs, each bounded in count or time
 test-long:

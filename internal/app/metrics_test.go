@@ -1,0 +1,127 @@
+package app_test
+
+import (
+	"bytes"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+)
+
+// TestMetricsAfterAHandfulOfExecutions checks what an operator's dashboards and alerts
+// read: executions counted per node, version and outcome, their latency histograms, the
+// Engage calls by operation and status, the token cache, and that promtool accepts the
+// live exposition.
+func TestMetricsAfterAHandfulOfExecutions(t *testing.T) {
+	e := startE2E(t)
+	auth := e.authorize("metrics", map[string]any{"kind": "client-credentials", "baseUrl": e.sim.BaseURL(),
+		"domain": e2eDomain, "tenantId": "acme-engage", "tenantSecret": e2eCCSecret}, "")
+	seed(e.sim, "active")
+	search := map[string]any{"channel": "sms", "bizAddress": "+15559999", "customerAddress": "+15550001"}
+	nobody := map[string]any{"channel": "sms", "bizAddress": "+15559999", "customerAddress": "+19990000"}
+	for range 3 {
+		e.execute(e2eKey, "search-conversation", "1.3", auth, search)
+	}
+	e.execute(e2eKey, "search-conversation", "v1.1", auth, nobody)
+	e.execute(e2eKey, "search-conversation", "1.0", auth, map[string]any{"channel": "sms"})
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpAppend, Status: 503, Times: 1})
+	e.execute(e2eKey, "append-message", "1.4", auth, map[string]any{"conversationId": seed(e.sim, "active"), "channel": "sms",
+		"direction": "outbound", "messageType": "text", "timestamp": "2026-03-01T12:00:00Z", "text": "hi"})
+
+	status, raw := e.do(http.MethodGet, "/metrics", e2eKey, nil)
+	if status != 200 {
+		t.Fatalf("/metrics: %d", status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	value := func(name string, labels map[string]string) float64 {
+		t.Helper()
+		f, ok := families[name]
+		if !ok {
+			t.Fatalf("metric %s missing", name)
+		}
+		var sum float64
+		var found bool
+	metrics:
+		for _, m := range f.GetMetric() {
+			for k, v := range labels {
+				if label(m, k) != v {
+					continue metrics
+				}
+			}
+			found = true
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				sum += m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+		if !found {
+			t.Fatalf("%s%v: no such series", name, labels)
+		}
+		return sum
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"noderuntime_executions_total", map[string]string{"node": "search-conversation", "version": "1.3", "outcome": "conversationActive"}, 3},
+		{"noderuntime_executions_total", map[string]string{"node": "search-conversation", "version": "1.1", "outcome": "noConversationFound"}, 1},
+		{"noderuntime_executions_total", map[string]string{"node": "search-conversation", "version": "1.0", "outcome": "onInvalidData"}, 1},
+		{"noderuntime_executions_total", map[string]string{"node": "append-message", "version": "1.4", "outcome": "Failure"}, 1},
+		{"noderuntime_execution_duration_seconds", map[string]string{"node": "search-conversation", "version": "1.3"}, 3},
+		{"noderuntime_execution_duration_seconds", map[string]string{"node": "append-message", "version": "1.4"}, 1},
+		{"noderuntime_engage_requests_total", map[string]string{"operation": "search", "status": "200"}, 4},
+		{"noderuntime_engage_requests_total", map[string]string{"operation": "append", "status": "503"}, 1},
+		{"noderuntime_http_requests_total", map[string]string{"route": "/v1/executions", "code": "200"}, 6},
+	} {
+		if got := value(c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if hits := value("noderuntime_token_cache_requests_total", map[string]string{"result": "hit"}); hits < 4 {
+		t.Errorf("token cache hits %v after 5 executions on one authorization, want >= 4", hits)
+	}
+	if b := families["noderuntime_execution_duration_seconds"].GetMetric()[0].GetHistogram().GetBucket(); b[0].GetUpperBound() != 0.001 || b[len(b)-2].GetUpperBound() != 30 {
+		t.Errorf("execution latency buckets %v..%v, want 1 ms to 30 s", b[0].GetUpperBound(), b[len(b)-2].GetUpperBound())
+	}
+	for _, id := range []string{auth, "acme-engage"} {
+		if strings.Contains(string(raw), id) {
+			t.Errorf("an ID (%s) became a label value: unbounded cardinality", id)
+		}
+	}
+
+	// promtool checks names, units, help and types the way Prometheus' own tooling does.
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool is not on PATH: run `make test` (it installs Debian's prometheus package)")
+	}
+	cmd := exec.Command(path, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(raw)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
