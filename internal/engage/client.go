@@ -227,7 +227,7 @@ func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conv
 	var done func(error)
 	if c.breakers != nil {
 		if done, err = c.breakers.get(t.BaseURL).Allow(); err != nil {
-			return 0, nil, &Error{Op: op, Kind: KindCircuitOpen, Err: errors.New("Engage at this base URL is failing; calls are refused for a few seconds")}
+			return 0, nil, &Error{Op: op, Kind: KindCircuitOpen, Err: errors.New("engage at this base URL is failing; calls are refused for a few seconds")}
 		}
 	}
 	start := time.Now()
