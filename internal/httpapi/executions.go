@@ -203,10 +203,15 @@ func (h *executionHandler) execute(ctx context.Context, v *nodes.Version, req no
 		attrs = append(attrs, slog.String("errorCode", res.Error.Code))
 	}
 	AnnotateLog(ctx, attrs...)
+	return encodeAnswer(&resp)
+}
+
+// encodeAnswer is the JSON of an execution's answer.
+func encodeAnswer(resp *executionResponse) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&resp); err != nil {
+	if err := enc.Encode(resp); err != nil {
 		// An output holds only strings, numbers and booleans: this cannot fail.
 		panic("httpapi: encode execution answer: " + err.Error())
 	}
