@@ -21,6 +21,7 @@ import (
 	"github.com/noderuntime/noderuntime/internal/buildinfo"
 	"github.com/noderuntime/noderuntime/internal/config"
 	"github.com/noderuntime/noderuntime/internal/database"
+	"github.com/noderuntime/noderuntime/internal/logbuf"
 )
 
 func main() {
@@ -115,20 +116,28 @@ func serve(args []string, getenv func(string) string, _, stderr io.Writer) int {
 	if err := load(); err != nil {
 		return configError(stderr, err)
 	}
-	logger := newLogger(stderr, cfg.LogLevel)
+	// One access-log line per request: buffered, they cost a write per few hundred
+	// requests instead of one each. Every return below passes the deferred Close, so the
+	// log is complete when the process exits.
+	logOut := logbuf.New(stderr, logbuf.DefaultDelay, logbuf.DefaultSize)
+	defer logOut.Close()
+	logger := newLogger(logOut, cfg.LogLevel)
+	fail := func(err error) int {
+		_ = logOut.Flush() // the lines before it come first
+		fmt.Fprintf(stderr, "noderuntime: %v\n", err)
+		return exitFailed
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
 	if cfg.Migrate {
 		if _, _, err := database.Migrate(ctx, cfg.DatabaseURL); err != nil {
-			fmt.Fprintf(stderr, "noderuntime: %v\n", err)
-			return exitFailed
+			return fail(err)
 		}
 	}
 	a, err := app.New(ctx, cfg, logger)
 	if err != nil {
-		fmt.Fprintf(stderr, "noderuntime: %v\n", err)
-		return exitFailed
+		return fail(err)
 	}
 	if err := a.Run(ctx, nil); err != nil {
 		logger.Error("serve failed", slog.String("error", err.Error()))

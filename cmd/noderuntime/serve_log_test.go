@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
+	"github.com/noderuntime/noderuntime/internal/tenant"
+)
+
+var servingLine = regexp.MustCompile(`"msg":"serving","addr":"([^"]+)"`)
+
+// TestServeWritesEveryLogLineBeforeItExits: the log is buffered, and whatever is still
+// in the buffer when SIGTERM ends the process must reach stderr, the last access-log
+// line and the final "stopped" included.
+func TestServeWritesEveryLogLineBeforeItExits(t *testing.T) {
+	const apiKey, requests = "serve-log-test-key", 300
+	vars := map[string]string{
+		"DATABASE_URL":                dbtest.NewEmptyURL(t),
+		"NODERUNTIME_ADDR":            "127.0.0.1:0",
+		"NODERUNTIME_METRICS_ADDR":    "127.0.0.1:0",
+		"NODERUNTIME_ENCRYPTION_KEYS": goodKeys,
+		"NODERUNTIME_API_KEYS":        "acme:" + tenant.HashKey(apiKey),
+	}
+	var stdout, stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() { done <- run([]string{"serve", "--migrate"}, env(vars), &stdout, &stderr) }()
+	var addr string
+	for deadline := time.Now().Add(60 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
+		if m := servingLine.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited %d before serving:\n%s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not serving after 60 s:\n%s", stderr.String())
+		}
+	}
+	for i := range requests {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/nodes", nil)
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set("X-Request-Id", fmt.Sprintf("log-test-%04d", i))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /v1/nodes: %d", resp.StatusCode)
+		}
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d after SIGTERM:\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after SIGTERM")
+	}
+
+	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	seen := map[string]bool{}
+	for _, l := range lines {
+		var rec struct {
+			Msg       string `json:"msg"`
+			RequestID string `json:"requestId"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("a log line is not whole JSON: %q", l)
+		}
+		if rec.Msg == "request" && strings.HasPrefix(rec.RequestID, "log-test-") {
+			seen[rec.RequestID] = true
+		}
+	}
+	if len(seen) != requests {
+		t.Fatalf("%d access-log lines of %d requests reached stderr", len(seen), requests)
+	}
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"msg":"stopped"`) {
+		t.Fatalf("the last line is %q, want the final \"stopped\"", last)
+	}
+}

@@ -1,0 +1,192 @@
+package logbuf_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/logbuf"
+)
+
+// sink records every write the buffer makes to it.
+type sink struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	writes int
+	fail   error
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes++
+	if s.fail != nil {
+		return 0, s.fail
+	}
+	return s.buf.Write(p)
+}
+
+func (s *sink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+func (s *sink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writes
+}
+
+func TestCloseWritesEveryBufferedLine(t *testing.T) {
+	var s sink
+	w := logbuf.New(&s, time.Hour, 0)
+	var want strings.Builder
+	for i := range 1000 {
+		line := fmt.Sprintf(`{"msg":"request","n":%d}`+"\n", i)
+		want.WriteString(line)
+		if _, err := w.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.String() != want.String() {
+		t.Fatalf("after Close the output has %d of %d bytes", len(s.String()), want.Len())
+	}
+	if n := s.count(); n > 1+want.Len()/logbuf.DefaultSize {
+		t.Fatalf("%d writes for %d bytes: the lines were not gathered", n, want.Len())
+	}
+	// A line after Close still reaches the output, at once.
+	_, _ = w.Write([]byte("late\n"))
+	if !strings.HasSuffix(s.String(), "late\n") {
+		t.Fatal("a line written after Close was lost")
+	}
+}
+
+func TestALineWaitsAtMostTheDelay(t *testing.T) {
+	var s sink
+	w := logbuf.New(&s, 20*time.Millisecond, 0)
+	defer w.Close()
+	start := time.Now()
+	_, _ = w.Write([]byte("one\n"))
+	if s.String() != "" {
+		t.Fatal("the line was written through instead of buffered")
+	}
+	for s.String() != "one\n" {
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("the buffered line was not flushed by the timer")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The timer re-arms for the next line.
+	_, _ = w.Write([]byte("two\n"))
+	for s.String() != "one\ntwo\n" {
+		if time.Since(start) > 4*time.Second {
+			t.Fatal("the second line was not flushed by the timer")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestConcurrentLinesStayWholeAndInOrderPerWriter(t *testing.T) {
+	var s sink
+	w := logbuf.New(&s, time.Millisecond, 512) // small: many flushes meanwhile
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				_, _ = fmt.Fprintf(w, "g%d %04d %s\n", g, i, strings.Repeat("x", i%100))
+			}
+		}()
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := map[string]int{}
+	lines := strings.Split(strings.TrimSuffix(s.String(), "\n"), "\n")
+	if len(lines) != 8*500 {
+		t.Fatalf("%d lines, want %d", len(lines), 8*500)
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			t.Fatalf("torn line %q", l)
+		}
+		i, err := strconv.Atoi(f[1])
+		pad := strings.TrimPrefix(l, f[0]+" "+f[1]+" ")
+		if err != nil || i != next[f[0]] || pad != strings.Repeat("x", i%100) {
+			t.Fatalf("line %q torn or out of order (want %s %04d)", l, f[0], next[f[0]])
+		}
+		next[f[0]]++
+	}
+}
+
+func TestALineLargerThanTheBufferIsWrittenThroughAfterTheOthers(t *testing.T) {
+	var s sink
+	w := logbuf.New(&s, time.Hour, 16)
+	_, _ = w.Write([]byte("short\n"))
+	big := strings.Repeat("y", 40) + "\n"
+	_, _ = w.Write([]byte(big))
+	if s.String() != "short\n"+big {
+		t.Fatalf("got %q", s.String())
+	}
+	_ = w.Close()
+}
+
+func TestFlushAndCloseReportTheOutputsError(t *testing.T) {
+	s := sink{fail: errors.New("disk full")}
+	w := logbuf.New(&s, time.Hour, 0)
+	_, _ = w.Write([]byte("line\n"))
+	if err := w.Flush(); err == nil || err.Error() != "disk full" {
+		t.Fatalf("Flush: %v", err)
+	}
+	if err := w.Close(); err == nil {
+		t.Fatal("Close forgot the error")
+	}
+}
+
+// BenchmarkAccessLogLine writes one access-log-sized line to a pipe, as a container's
+// stderr is: straight, and through the buffer.
+func BenchmarkAccessLogLine(b *testing.B) {
+	line := []byte(`{"time":"2026-11-25T12:00:00.000000000Z","level":"INFO","msg":"request","requestId":"0123456789abcdef0123456789abcdef","method":"POST","route":"/v1/executions","status":200,"bytes":412,"durationMs":1.234,"tenant":"bench","node":"search-conversation","version":"1.3","authorizationId":"7d0c1a2b-0000-4000-8000-000000000001","outcome":"conversationActive","executionId":"66f7c982-2201-4407-a81f-4112791c2806","executionMs":1.1}` + "\n")
+	for _, buffered := range []bool{false, true} {
+		name := "direct"
+		if buffered {
+			name = "buffered"
+		}
+		b.Run(name, func(b *testing.B) {
+			r, f, err := os.Pipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			drained := make(chan struct{})
+			go func() { _, _ = io.Copy(io.Discard, r); close(drained) }()
+			defer func() { f.Close(); <-drained; r.Close() }()
+			var w io.Writer = f
+			if buffered {
+				lw := logbuf.New(f, logbuf.DefaultDelay, logbuf.DefaultSize)
+				defer lw.Close()
+				w = lw
+			}
+			b.SetBytes(int64(len(line)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := w.Write(line); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
