@@ -112,3 +112,18 @@ func TestBreakersAreSeparatePerBaseURL(t *testing.T) {
 func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(t.Context(), d)
 }
+
+// A malformed answer is Engage failing as much as a 503 is (BreakerOptions): persistent
+// ones open the breaker too, although they come with a 200.
+func TestBreakerOpensOnPersistentMalformedAnswers(t *testing.T) {
+	f, _ := breakerFixture(t)
+	f.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Malformed: true})
+	for i := range 5 {
+		if k := engage.KindOf(f.search(t)); k != engage.KindUpstream {
+			t.Fatalf("call %d: kind %q, want upstream", i, k)
+		}
+	}
+	if k := engage.KindOf(f.search(t)); k != engage.KindCircuitOpen {
+		t.Fatalf("after 5 malformed answers: kind %q, want circuit_open", k)
+	}
+}

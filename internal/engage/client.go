@@ -179,21 +179,18 @@ func (c *Client) mutate(ctx context.Context, op string, t Target, token, convers
 // call does one request and decodes a 2xx envelope whose value is V. Every failure is an
 // *Error, scrubbed of the token.
 func call[V any](ctx context.Context, c *Client, op string, t Target, token, conversationID, participant string, body any) (*wire[V], Envelope, error) {
-	status, raw, err := c.roundTrip(ctx, op, t, token, conversationID, participant, body)
+	w := new(wire[V])
+	status, raw, err := c.roundTrip(ctx, op, t, token, conversationID, participant, body, func(raw []byte) error { return decodeObject(raw, w) })
 	if err != nil {
 		return nil, Envelope{}, err.scrub(token)
-	}
-	w := new(wire[V])
-	if derr := decodeObject(raw, w); derr != nil {
-		e := &Error{Op: op, Kind: KindUpstream, HTTPStatus: status, Raw: raw, Err: fmt.Errorf("malformed answer: %w", derr)}
-		return nil, Envelope{}, e.scrub(token)
 	}
 	return w, w.envelope(status, raw), nil
 }
 
-// roundTrip sends one request and returns the status and body of a 2xx answer; anything
-// else is a classified *Error.
-func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conversationID, participant string, body any) (int, []byte, *Error) {
+// roundTrip sends one request and decodes a 2xx answer with decode; it returns the
+// status and body of that answer, and anything else as a classified *Error. A 2xx answer
+// that does not decode is KindUpstream and counts against the breaker like a 5xx.
+func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conversationID, participant string, body any, decode func([]byte) error) (int, []byte, *Error) {
 	rt, err := endpoint(t, op, conversationID, participant)
 	if err != nil {
 		return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: err}
@@ -232,6 +229,11 @@ func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conv
 	}
 	start := time.Now()
 	status, raw, e := c.exchange(ctx, op, req)
+	if e == nil {
+		if derr := decode(raw); derr != nil {
+			e = &Error{Op: op, Kind: KindUpstream, HTTPStatus: status, Raw: raw, Err: fmt.Errorf("malformed answer: %w", derr)}
+		}
+	}
 	if done != nil {
 		if countsAgainstEngage(e) {
 			done(errBreakerFailure)
