@@ -1,6 +1,7 @@
 package engage
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +14,18 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	breaker  *prometheus.GaugeVec
+
+	// calls caches the series of each operation and status, so a call costs no label
+	// hashing; operations and statuses are few.
+	mu    sync.RWMutex
+	calls map[opStatus]callSeries
+}
+
+type opStatus struct{ op, status string }
+
+type callSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not registered).
@@ -34,6 +47,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "State of the circuit breaker in front of each Engage base URL: 0 closed, 1 half-open, 2 open.",
 		}, []string{"target"}),
 	}
+	m.calls = map[opStatus]callSeries{}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.breaker)
 	}
@@ -42,8 +56,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // ObserveEngageCall implements Observer.
 func (m *Metrics) ObserveEngageCall(op, status string, d time.Duration) {
-	m.requests.WithLabelValues(op, status).Inc()
-	m.duration.WithLabelValues(op).Observe(d.Seconds())
+	k := opStatus{op, status}
+	m.mu.RLock()
+	s, ok := m.calls[k]
+	m.mu.RUnlock()
+	if !ok {
+		s = callSeries{requests: m.requests.WithLabelValues(op, status), duration: m.duration.WithLabelValues(op)}
+		m.mu.Lock()
+		m.calls[k] = s
+		m.mu.Unlock()
+	}
+	s.requests.Inc()
+	s.duration.Observe(d.Seconds())
 }
 
 // ObserveBreakerState implements BreakerObserver.

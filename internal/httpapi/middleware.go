@@ -8,9 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"regexp"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,50 +18,73 @@ import (
 	"github.com/noderuntime/noderuntime/internal/tenant"
 )
 
-type requestIDKey struct{}
+// requestState is what the edge keeps for one request: its ID, the status and size of
+// its answer, and the attributes of its access-log line. observe allocates it once and
+// puts it in the context once, instead of a context value (and a copy of the request)
+// per piece.
+type requestState struct {
+	id  string
+	rec statusRecorder
+
+	mu sync.Mutex
+	// attrs is the access-log line: len(baseAttrs) slots that observe fills at the end,
+	// then what handlers add. It starts on inline, so a typical execution's line
+	// allocates nothing of its own.
+	attrs  []slog.Attr
+	inline [24]slog.Attr
+}
+
+// baseAttrs is the number of attributes every access-log line starts with.
+const baseAttrs = 6
+
+type requestStateKey struct{}
+
+func stateOf(ctx context.Context) *requestState {
+	st, _ := ctx.Value(requestStateKey{}).(*requestState)
+	return st
+}
 
 // RequestID returns the request's ID (accepted from X-Request-Id or generated).
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if st := stateOf(ctx); st != nil {
+		return st.id
+	}
+	return ""
 }
 
-// A caller's request ID is echoed only if it is short and plain, so it cannot inject
-// anything into logs or headers.
-var acceptableRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-
-func withRequestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if !acceptableRequestID.MatchString(id) {
-			id = newID()
+// acceptableRequestID reports whether a caller's request ID is short and plain
+// (^[A-Za-z0-9._:-]{1,128}$), so it can be echoed without injecting anything into logs
+// or headers.
+func acceptableRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9',
+			c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
 		}
-		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
-	})
+	}
+	return true
 }
 
 func newID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	var s [32]byte
+	hex.Encode(s[:], b[:])
+	return string(s[:])
 }
-
-// logFields collects attributes that handlers add to the request's one access-log line.
-type logFields struct {
-	mu    sync.Mutex
-	attrs []slog.Attr
-}
-
-type logFieldsKey struct{}
 
 // AnnotateLog adds attributes (node, version, outcome, ...) to the request's access log
 // line. Never pass a secret.
 func AnnotateLog(ctx context.Context, attrs ...slog.Attr) {
-	if f, ok := ctx.Value(logFieldsKey{}).(*logFields); ok {
-		f.mu.Lock()
-		f.attrs = append(f.attrs, attrs...)
-		f.mu.Unlock()
+	if st := stateOf(ctx); st != nil {
+		st.mu.Lock()
+		st.attrs = append(st.attrs, attrs...)
+		st.mu.Unlock()
 	}
 }
 
@@ -92,14 +113,21 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// observe writes one access-log line and the HTTP metrics per request.
+// observe gives the request its ID (X-Request-Id, echoed in the answer), and writes one
+// access-log line and the HTTP metrics per request.
 func observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			fields := &logFields{}
-			rec := &statusRecorder{ResponseWriter: w}
-			r = r.WithContext(context.WithValue(r.Context(), logFieldsKey{}, fields))
+			st := &requestState{id: r.Header.Get("X-Request-Id")}
+			if !acceptableRequestID(st.id) {
+				st.id = newID()
+			}
+			w.Header().Set("X-Request-Id", st.id)
+			st.attrs = st.inline[:baseAttrs]
+			st.rec.ResponseWriter = w
+			rec := &st.rec
+			r = r.WithContext(context.WithValue(r.Context(), requestStateKey{}, st))
 			next.ServeHTTP(rec, r)
 			if rec.status == 0 {
 				rec.status = http.StatusOK
@@ -109,8 +137,7 @@ func observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 			if route == "" {
 				route = "unmatched"
 			}
-			m.requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
-			m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+			m.observe(route, rec.status, elapsed)
 
 			level := slog.LevelInfo
 			if rec.status >= 500 {
@@ -119,17 +146,18 @@ func observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 			if route == "/healthz" || route == "/readyz" || route == "/metrics" {
 				level = slog.LevelDebug // probes and scrapes would drown the log
 			}
-			attrs := []slog.Attr{
-				slog.String("requestId", RequestID(r.Context())),
-				slog.String("method", r.Method),
-				slog.String("route", route),
-				slog.Int("status", rec.status),
-				slog.Int("bytes", rec.bytes),
-				slog.Float64("durationMs", float64(elapsed.Microseconds())/1000),
+			if !logger.Enabled(r.Context(), level) {
+				return
 			}
-			fields.mu.Lock()
-			attrs = append(attrs, fields.attrs...)
-			fields.mu.Unlock()
+			st.mu.Lock()
+			attrs := st.attrs
+			st.mu.Unlock()
+			attrs[0] = slog.String("requestId", st.id)
+			attrs[1] = slog.String("method", r.Method)
+			attrs[2] = slog.String("route", route)
+			attrs[3] = slog.Int("status", rec.status)
+			attrs[4] = slog.Int("bytes", rec.bytes)
+			attrs[5] = slog.Float64("durationMs", float64(elapsed.Microseconds())/1000)
 			logger.LogAttrs(r.Context(), level, "request", attrs...)
 		})
 	}
@@ -177,7 +205,9 @@ func requireJSON(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hasBody := r.ContentLength > 0 || (r.ContentLength == -1 && r.Body != nil && r.Body != http.NoBody)
 		if hasBody || r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
-			if ct := r.Header.Get("Content-Type"); ct != "" || hasBody {
+			// "application/json" as such is what nearly every caller sends: accepted
+			// without parsing (ParseMediaType allocates), as it would be.
+			if ct := r.Header.Get("Content-Type"); ct != "application/json" && (ct != "" || hasBody) {
 				mt, _, err := mime.ParseMediaType(ct)
 				if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
 					WriteProblem(w, r, NewProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "send the body as application/json"))

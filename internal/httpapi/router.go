@@ -29,7 +29,7 @@ type Deps struct {
 // NewRouter builds the service's HTTP handler.
 func NewRouter(d Deps) chi.Router {
 	r := chi.NewRouter()
-	r.Use(withRequestID, observe(d.Logger, d.Metrics), recoverPanics(d.Logger))
+	r.Use(observe(d.Logger, d.Metrics), recoverPanics(d.Logger))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such route"))
 	})
