@@ -45,9 +45,11 @@ func parseInput(v *Version, raw json.RawMessage) (*input, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, invalid("", "want a JSON object")
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, invalid("", "not a valid JSON object")
+	m, ok := splitObject(raw)
+	if !ok {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, invalid("", "not a valid JSON object")
+		}
 	}
 	in := &input{v: v, m: m}
 	if err := in.checkNames(); err != nil {
@@ -116,8 +118,11 @@ func (in *input) str(name string) (string, error) {
 	var s string
 	switch c := r[0]; {
 	case c == '"':
-		if err := json.Unmarshal(r, &s); err != nil {
-			return "", invalid(name, "not a valid JSON string")
+		var ok bool
+		if s, ok = plainString(r); !ok {
+			if err := json.Unmarshal(r, &s); err != nil {
+				return "", invalid(name, "not a valid JSON string")
+			}
 		}
 	case c == '-' || (c >= '0' && c <= '9'):
 		s = string(r)
@@ -128,6 +133,29 @@ func (in *input) str(name string) (string, error) {
 		s = strings.TrimSpace(s)
 	}
 	return s, nil
+}
+
+// plainString returns the text of a JSON string literal without escapes or control
+// characters, in valid UTF-8: what json.Unmarshal would decode it to, without its
+// validity scan and decoder. ok is false for any other literal.
+func plainString(r json.RawMessage) (string, bool) {
+	if len(r) < 2 || r[0] != '"' || r[len(r)-1] != '"' {
+		return "", false
+	}
+	inner := r[1 : len(r)-1]
+	ascii := true
+	for _, c := range inner {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+		if c >= utf8.RuneSelf {
+			ascii = false
+		}
+	}
+	if !ascii && !utf8.Valid(inner) {
+		return "", false // json.Unmarshal replaces bad bytes with U+FFFD
+	}
+	return string(inner), true
 }
 
 // need reads a string field that must be given; why says for what ("for channel sms").
