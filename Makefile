@@ -44,7 +44,7 @@ lint:
 
 ## bench: the load benchmark against the simulator, then the Go micro-benchmarks
 bench:
-	$(GO) run ./cmd/nrbench
+	$(GO) run ./cmd/nrbench -soak 60s
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## build: a static binary in bin/
