@@ -208,6 +208,9 @@ func (h *executionHandler) execute(ctx context.Context, v *nodes.Version, req no
 
 // encodeAnswer is the JSON of an execution's answer.
 func encodeAnswer(resp *executionResponse) []byte {
+	if b, ok := appendAnswer(make([]byte, 0, 512), resp); ok {
+		return b
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
