@@ -330,6 +330,12 @@ func decodeObject(raw []byte, v any) error {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return errors.New("body is not a JSON object")
 	}
+	if f, ok := v.(fastDecoder); ok {
+		if f.decodeFast(raw) {
+			return nil
+		}
+		f.reset()
+	}
 	return json.Unmarshal(raw, v)
 }
 

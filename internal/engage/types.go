@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+
+	"github.com/noderuntime/noderuntime/internal/jsonscan"
 )
 
 // Operation names, used in errors and as the "operation" label of metrics.
@@ -173,6 +175,73 @@ func (w *wire[V]) envelope(httpStatus int, raw []byte) Envelope {
 	}
 }
 
+// fastDecoder is a wire type that decodes the plain JSON of a usual answer itself:
+// decodeFast answers false for anything else (and may have set some fields by then),
+// reset gives the zero value back for encoding/json to start from.
+type fastDecoder interface {
+	decodeFast(data []byte) bool
+	reset()
+}
+
+// decodeFast reads the envelope as encoding/json would: each field by its name or a
+// case-insensitive match, through the same UnmarshalJSON methods, in order (a repeated
+// key is decoded again), other keys ignored.
+func (w *wire[V]) decodeFast(data []byte) bool {
+	return jsonscan.Object(data, func(key, value []byte) bool {
+		switch {
+		case fieldName(key, "status"):
+			return w.Status.UnmarshalJSON(value) == nil
+		case fieldName(key, "code"):
+			return w.Code.UnmarshalJSON(value) == nil
+		case fieldName(key, "description"):
+			return w.Description.UnmarshalJSON(value) == nil
+		case fieldName(key, "tid"):
+			return w.TID.UnmarshalJSON(value) == nil
+		case fieldName(key, "value"):
+			f, ok := any(&w.Value).(interface{ decodeFast([]byte) bool })
+			return ok && f.decodeFast(value)
+		}
+		return true
+	})
+}
+
+func (w *wire[V]) reset() { *w = wire[V]{} }
+
+// fieldName reports whether a JSON key names a field, as encoding/json matches them
+// (exactly or folded; keys from jsonscan are ASCII, where folding is ASCII case).
+func fieldName(key []byte, name string) bool {
+	if len(key) != len(name) {
+		return false
+	}
+	for i := range len(key) {
+		a, b := key[i], name[i]
+		if a != b && lower(a) != lower(b) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// decodeStruct decodes a value into a struct of flex fields: null leaves it as it is,
+// an object sets the fields it names, anything else is encoding/json's type error
+// (false here).
+func decodeStruct(value []byte, field func(key, value []byte) bool) bool {
+	switch {
+	case string(value) == "null":
+		return true
+	case len(value) > 0 && value[0] == '{':
+		return jsonscan.Object(value, field)
+	}
+	return false
+}
+
 type searchWire struct {
 	ConversationID flexString `json:"conversationId"`
 	AliasID        flexString `json:"aliasId"`
@@ -182,14 +251,45 @@ type searchWire struct {
 	UserID         flexString `json:"userId"`
 }
 
+func (v *searchWire) decodeFast(data []byte) bool {
+	return decodeStruct(data, func(key, value []byte) bool {
+		switch {
+		case fieldName(key, "conversationId"):
+			return v.ConversationID.UnmarshalJSON(value) == nil
+		case fieldName(key, "aliasId"):
+			return v.AliasID.UnmarshalJSON(value) == nil
+		case fieldName(key, "chatExist"):
+			return v.ChatExist.UnmarshalJSON(value) == nil
+		case fieldName(key, "status"):
+			return v.Status.UnmarshalJSON(value) == nil
+		case fieldName(key, "teamId"):
+			return v.TeamID.UnmarshalJSON(value) == nil
+		case fieldName(key, "userId"):
+			return v.UserID.UnmarshalJSON(value) == nil
+		}
+		return true
+	})
+}
+
 type createWire struct {
 	ConversationID flexString `json:"conversationId"`
+}
+
+func (v *createWire) decodeFast(data []byte) bool {
+	return decodeStruct(data, func(key, value []byte) bool {
+		if fieldName(key, "conversationId") {
+			return v.ConversationID.UnmarshalJSON(value) == nil
+		}
+		return true
+	})
 }
 
 // noValue skips whatever the value holds.
 type noValue struct{}
 
 func (*noValue) UnmarshalJSON([]byte) error { return nil }
+
+func (*noValue) decodeFast([]byte) bool { return true }
 
 // flexInt accepts 200, "200" and null.
 type flexInt int
@@ -199,7 +299,7 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	if len(b) > 0 && b[0] == '"' {
-		s, ok := plainString(b)
+		s, ok := jsonscan.PlainString(b)
 		if !ok {
 			if err := json.Unmarshal(b, &s); err != nil {
 				return err
@@ -226,7 +326,7 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	case bytes.Equal(b, []byte("null")):
 		return nil
 	case len(b) > 0 && b[0] == '"':
-		s, ok := plainString(b)
+		s, ok := jsonscan.PlainString(b)
 		if !ok {
 			if err := json.Unmarshal(b, &s); err != nil {
 				return err
@@ -234,7 +334,7 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 		}
 		*f = flexString(s)
 		return nil
-	case isNumber(b):
+	case jsonscan.IsNumber(b):
 		*f = flexString(b) // what json.Number would hold
 		return nil
 	default:
@@ -245,63 +345,6 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 		*f = flexString(n)
 		return nil
 	}
-}
-
-// plainString returns the text of a JSON string literal that has no escapes and only
-// ASCII: the common case, where decoding it is taking what is between the quotes (a
-// nested json.Unmarshal would scan it twice and allocate a decoder). ok is false for
-// anything else, which the caller decodes in full.
-func plainString(b []byte) (string, bool) {
-	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
-		return "", false
-	}
-	inner := b[1 : len(b)-1]
-	for _, c := range inner {
-		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			return "", false
-		}
-	}
-	return string(inner), true
-}
-
-// isNumber reports whether b is a JSON number (RFC 8259 §6).
-func isNumber(b []byte) bool {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if i == len(b) || b[i] < '0' || b[i] > '9' {
-			return false
-		}
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i == len(b) || b[i] < '0' || b[i] > '9' {
-			return false
-		}
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	}
-	return i == len(b)
 }
 
 var errNotBool = errors.New("not a boolean")

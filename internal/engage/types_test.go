@@ -1,7 +1,9 @@
 package engage
 
 import (
+	"bytes"
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"testing"
 )
@@ -74,16 +76,35 @@ func FuzzFlexDecodingEqualsEncodingJSON(f *testing.F) {
 	})
 }
 
-func TestIsNumberFollowsTheJSONGrammar(t *testing.T) {
-	t.Parallel()
-	for _, s := range []string{"0", "-0", "1", "-12", "1.5", "1e5", "1E+5", "-1.25e-3", "10", "9007199254740993"} {
-		if !isNumber([]byte(s)) {
-			t.Errorf("%s is a number", s)
-		}
+// FuzzWireDecodingEqualsEncodingJSON: decodeObject's own reading of an answer gives what
+// json.Unmarshal gives, for every wire type, error or not.
+func FuzzWireDecodingEqualsEncodingJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"status":200,"code":1000,"description":"conversation found","value":{"conversationId":"c0ffee","aliasId":"","chatExist":true,"status":"active","teamId":"t1","userId":"u1"}}`,
+		`{"status":"200","code":"","description":null,"tid":123,"value":null}`,
+		`{"Status":201,"CODE":1,"value":{"ConversationID":"c","chatexist":"1"},"extra":[1,{"x":2}]}`,
+		`{"status":200,"status":null,"description":"a","description":"b"}`,
+		`{"value":"not an object"}`, `{"value":[1]}`, `{"status":true}`, `{"code":"12x"}`, `{"value":{"chatExist":2}}`,
+		`{"description":"caf\u00e9","tid":"tid-\"q\""}`, ` {"status":200} `, `{"status":200}x`, `{"ſtatus":200}`, `{}`,
+	} {
+		f.Add([]byte(s))
 	}
-	for _, s := range []string{"", "-", "01", "1.", ".5", "1e", "1e+", "+1", "0x1", "1 ", "NaN", "--1", "1.2.3"} {
-		if isNumber([]byte(s)) {
-			t.Errorf("%q is not a number", s)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		check := func(name string, fast, slow any) {
+			errFast := decodeObject(b, fast)
+			errSlow := json.Unmarshal(b, slow)
+			if (errFast == nil) != (errSlow == nil) {
+				t.Fatalf("%s %q: decodeObject error %v, json.Unmarshal error %v", name, b, errFast, errSlow)
+			}
+			if errFast == nil && !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("%s %q: decodeObject %+v, json.Unmarshal %+v", name, b, fast, slow)
+			}
 		}
-	}
+		if len(bytes.TrimLeft(b, " \t\r\n")) == 0 || bytes.TrimLeft(b, " \t\r\n")[0] != '{' {
+			return // not an object: decodeObject refuses it before decoding
+		}
+		check("search", new(wire[searchWire]), new(wire[searchWire]))
+		check("create", new(wire[createWire]), new(wire[createWire]))
+		check("mutation", new(wire[noValue]), new(wire[noValue]))
+	})
 }

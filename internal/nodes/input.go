@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/noderuntime/noderuntime/internal/engage"
+	"github.com/noderuntime/noderuntime/internal/jsonscan"
 )
 
 // InvalidInputError says why an input is onInvalidData. Field names the input field at
@@ -119,7 +120,7 @@ func (in *input) str(name string) (string, error) {
 	switch c := r[0]; {
 	case c == '"':
 		var ok bool
-		if s, ok = plainString(r); !ok {
+		if s, ok = jsonscan.PlainString(r); !ok {
 			if err := json.Unmarshal(r, &s); err != nil {
 				return "", invalid(name, "not a valid JSON string")
 			}
@@ -133,29 +134,6 @@ func (in *input) str(name string) (string, error) {
 		s = strings.TrimSpace(s)
 	}
 	return s, nil
-}
-
-// plainString returns the text of a JSON string literal without escapes or control
-// characters, in valid UTF-8: what json.Unmarshal would decode it to, without its
-// validity scan and decoder. ok is false for any other literal.
-func plainString(r json.RawMessage) (string, bool) {
-	if len(r) < 2 || r[0] != '"' || r[len(r)-1] != '"' {
-		return "", false
-	}
-	inner := r[1 : len(r)-1]
-	ascii := true
-	for _, c := range inner {
-		if c < 0x20 || c == '"' || c == '\\' {
-			return "", false
-		}
-		if c >= utf8.RuneSelf {
-			ascii = false
-		}
-	}
-	if !ascii && !utf8.Valid(inner) {
-		return "", false // json.Unmarshal replaces bad bytes with U+FFFD
-	}
-	return string(inner), true
 }
 
 // need reads a string field that must be given; why says for what ("for channel sms").

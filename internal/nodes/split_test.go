@@ -5,24 +5,6 @@ import (
 	"testing"
 )
 
-// FuzzPlainStringEqualsEncodingJSON: whenever the shortcut decodes a string literal,
-// json.Unmarshal decodes it to the same string.
-func FuzzPlainStringEqualsEncodingJSON(f *testing.F) {
-	for _, s := range []string{`""`, `"sms"`, `"été"`, `"a\"b"`, `"\u0041"`, "\"\xff\"", "\"a\tb\"", `"+15550001"`, `"`, `"a"b"`, `x`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		got, ok := plainString(b)
-		if !ok {
-			return
-		}
-		var want string
-		if err := json.Unmarshal(b, &want); err != nil || got != want {
-			t.Fatalf("plainString(%q) = %q; json.Unmarshal: %q, %v", b, got, want, err)
-		}
-	})
-}
-
 // FuzzSplitObject: whenever the splitter reads an input object, json.Unmarshal into a
 // map of raw values reads the same fields with the same bytes.
 func FuzzSplitObject(f *testing.F) {
