@@ -189,7 +189,7 @@ func engageFailure(v *Version, e *engage.Error, refreshed bool) outcomes.Result 
 	}
 	return outcomes.Result{
 		Outcome: o,
-		Output:  engageOutput(e.HTTPStatus, e.Code, e.Description, e.Raw),
+		Output:  engageOutput(e.HTTPStatus, e.Code, e.Description, e.Raw, 4),
 		Error: &outcomes.Error{
 			Code:              code,
 			Message:           describe(e, refreshed),
@@ -202,13 +202,14 @@ func engageFailure(v *Version, e *engage.Error, refreshed bool) outcomes.Result 
 
 // engageOutput holds the output variables that report Engage's answer as such; only
 // versions that declare them (Search 1.1, 1.3) keep them.
-func engageOutput(status, code int, description string, raw []byte) map[string]any {
-	return map[string]any{
-		"apiStatus":       status,
-		"code":            code,
-		"description":     description,
-		"responsePayload": string(raw),
-	}
+// size is the number of variables the caller will hold in it, so the map never grows.
+func engageOutput(status, code int, description string, raw []byte, size int) map[string]any {
+	out := make(map[string]any, size)
+	out["apiStatus"] = status
+	out["code"] = code
+	out["description"] = description
+	out["responsePayload"] = string(raw)
+	return out
 }
 
 // describe is the human message of a failed Engage call. It never holds a token (the
@@ -272,6 +273,9 @@ func errText(err error) string {
 // shape gives the result exactly the version's output variables: those the execution
 // produced, the others at their zero value, so a flow can rely on every one of them.
 func (v *Version) shape(res outcomes.Result) outcomes.Result {
+	if v.hasExactly(res.Output) {
+		return res // the usual success: nothing to add or drop, no second map
+	}
 	out := make(map[string]any, len(v.outputs))
 	for _, name := range v.outputs {
 		if val, ok := res.Output[name]; ok {
@@ -282,4 +286,17 @@ func (v *Version) shape(res outcomes.Result) outcomes.Result {
 	}
 	res.Output = out
 	return res
+}
+
+// hasExactly reports whether out holds exactly the version's output variables.
+func (v *Version) hasExactly(out map[string]any) bool {
+	if len(out) != len(v.outputs) {
+		return false
+	}
+	for _, name := range v.outputs {
+		if _, ok := out[name]; !ok {
+			return false
+		}
+	}
+	return true
 }

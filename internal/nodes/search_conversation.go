@@ -99,7 +99,7 @@ func prepareSearch(v *Version, in *input) (call, error) {
 // from the chatExist flag alone.
 func searchAnswer(v *Version, r *reply) outcomes.Result {
 	s := r.search
-	out := engageOutput(r.env.HTTPStatus, r.env.Code, r.env.Description, r.env.Raw)
+	out := engageOutput(r.env.HTTPStatus, r.env.Code, r.env.Description, r.env.Raw, 10)
 	out["conversationId"] = s.ConversationID
 	out["conversationExistsBool"] = s.ConversationID != ""
 	out["status"] = s.Status
@@ -126,7 +126,7 @@ func searchRejected(_ *Version, e *engage.Error) (outcomes.Result, bool) {
 	if !searchNotFound(e) {
 		return outcomes.Result{}, false
 	}
-	out := engageOutput(e.HTTPStatus, e.Code, e.Description, e.Raw)
+	out := engageOutput(e.HTTPStatus, e.Code, e.Description, e.Raw, 5)
 	out["conversationExistsBool"] = false
 	return outcomes.Success(outcomes.NoConversationFound, out), true
 }
