@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -52,7 +53,10 @@ type Client struct {
 	max       int64
 	obs       Observer
 	userAgent []string
-	breakers  *breakers
+
+	basesMu  sync.RWMutex
+	bases    map[string]struct{} // base URLs already checked (Client.endpoint)
+	breakers *breakers
 }
 
 // New returns a Client.
@@ -84,6 +88,7 @@ func New(opts Options) *Client {
 		max:       max,
 		obs:       opts.Observer,
 		userAgent: []string{ua},
+		bases:     map[string]struct{}{},
 	}
 }
 
@@ -191,7 +196,7 @@ func call[V any](ctx context.Context, c *Client, op string, t Target, token, con
 // status and body of that answer, and anything else as a classified *Error. A 2xx answer
 // that does not decode is KindUpstream and counts against the breaker like a 5xx.
 func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conversationID, participant string, body any, decode func([]byte) error) (int, []byte, *Error) {
-	rt, err := endpoint(t, op, conversationID, participant)
+	rt, err := c.endpoint(t, op, conversationID, participant)
 	if err != nil {
 		return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: err}
 	}
@@ -256,7 +261,7 @@ func (c *Client) exchange(ctx context.Context, op string, req *http.Request) (in
 		return 0, nil, transportError(ctx, op, 0, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, c.max+1))
+	raw, err := readAll(io.LimitReader(resp.Body, c.max+1), resp.ContentLength)
 	if err != nil {
 		return 0, nil, transportError(ctx, op, resp.StatusCode, err)
 	}
@@ -269,6 +274,29 @@ func (c *Client) exchange(ctx context.Context, op string, req *http.Request) (in
 		return status, raw, nil
 	}
 	return status, nil, statusError(op, status, resp.Header, raw)
+}
+
+// readAll is io.ReadAll with a first buffer of the announced length (when there is one,
+// and it is small), so a usual answer is read without growing the buffer.
+func readAll(r io.Reader, length int64) ([]byte, error) {
+	size := int64(512)
+	if length > 0 && length < 64<<10 {
+		size = length + 1 // room for the read that sees EOF
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // transportError classifies a failure without a complete answer. The caller's context

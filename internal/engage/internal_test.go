@@ -1,8 +1,13 @@
 package engage
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -89,5 +94,47 @@ func TestFlexibleDecodingAcceptsNumbersAsStringsAndBack(t *testing.T) {
 		if err := decodeObject([]byte(bad), &w); err == nil {
 			t.Errorf("decodeObject(%q) accepted it", bad)
 		}
+	}
+}
+
+func TestReadAllReadsWhatIoReadAllReads(t *testing.T) {
+	t.Parallel()
+	body := strings.Repeat("engage answer ", 100)
+	for _, length := range []int64{-1, 0, 1, int64(len(body)) - 3, int64(len(body)), int64(len(body)) + 50, 1 << 30} {
+		for name, r := range map[string]func() io.Reader{
+			"plain":      func() io.Reader { return strings.NewReader(body) },
+			"one byte":   func() io.Reader { return iotest.OneByteReader(strings.NewReader(body)) },
+			"data + EOF": func() io.Reader { return iotest.DataErrReader(strings.NewReader(body)) },
+			"error":      func() io.Reader { return io.MultiReader(strings.NewReader(body), iotest.ErrReader(errors.New("reset"))) },
+		} {
+			got, gotErr := readAll(r(), length)
+			want, wantErr := io.ReadAll(r())
+			if string(got) != string(want) || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+				t.Errorf("%s, length %d: %d bytes, %v; io.ReadAll %d bytes, %v", name, length, len(got), gotErr, len(want), wantErr)
+			}
+		}
+	}
+}
+
+func TestAClientChecksABaseURLOnceAndStillRefusesBadTargets(t *testing.T) {
+	t.Parallel()
+	c := New(Options{})
+	good := Target{BaseURL: "https://api-us-site-1.imiengage.io/api/v1", Domain: "acme"}
+	for range 2 {
+		if rt, err := c.endpoint(good, OpSearch, "", ""); err != nil || rt.url != good.BaseURL+"/acme/conversations/search" {
+			t.Fatalf("%+v %v", rt, err)
+		}
+	}
+	for _, bad := range []Target{
+		{BaseURL: good.BaseURL, Domain: ""},
+		{BaseURL: "ftp://x", Domain: "acme"},
+		{BaseURL: good.BaseURL + "?q=1", Domain: "acme"},
+	} {
+		if _, err := c.endpoint(bad, OpSearch, "", ""); err == nil {
+			t.Errorf("%+v was accepted", bad)
+		}
+	}
+	if _, err := c.endpoint(good, OpAppend, "", ""); err == nil {
+		t.Error("an append without a conversation ID was accepted")
 	}
 }

@@ -29,6 +29,11 @@ func endpoint(t Target, op, conversationID, participant string) (route, error) {
 	if err := t.validate(); err != nil {
 		return route{}, err
 	}
+	return layout(t, op, conversationID, participant)
+}
+
+// layout is endpoint after the target's check.
+func layout(t Target, op, conversationID, participant string) (route, error) {
 	if op != OpSearch && op != OpCreate && conversationID == "" {
 		return route{}, errMissing("conversation ID")
 	}
@@ -94,3 +99,27 @@ type missingError string
 func (m missingError) Error() string { return "invalid target or request: need " + string(m) }
 
 func errMissing(what string) error { return missingError(what) }
+
+// maxKnownBases bounds the base URLs a Client remembers as checked; an allowlist has a
+// handful.
+const maxKnownBases = 256
+
+// endpoint is the package's endpoint with the check of a base URL (a url.Parse) done
+// once per base URL instead of once per call.
+func (c *Client) endpoint(t Target, op, conversationID, participant string) (route, error) {
+	c.basesMu.RLock()
+	_, known := c.bases[t.BaseURL]
+	c.basesMu.RUnlock()
+	if known && t.Domain != "" {
+		return layout(t, op, conversationID, participant)
+	}
+	rt, err := endpoint(t, op, conversationID, participant)
+	if err == nil {
+		c.basesMu.Lock()
+		if len(c.bases) < maxKnownBases {
+			c.bases[t.BaseURL] = struct{}{}
+		}
+		c.basesMu.Unlock()
+	}
+	return rt, err
+}
