@@ -177,7 +177,8 @@ func normalizeID(id string) (string, bool) {
 	if len(id) != 36 {
 		return "", false
 	}
-	out := make([]byte, 36)
+	var out [36]byte
+	lower := true // already canonical: id itself is the answer, no copy
 	for i := 0; i < 36; i++ {
 		c := id[i]
 		switch {
@@ -188,10 +189,14 @@ func normalizeID(id string) (string, bool) {
 		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
 		case c >= 'A' && c <= 'F':
 			c += 'a' - 'A'
+			lower = false
 		default:
 			return "", false
 		}
 		out[i] = c
 	}
-	return string(out), true
+	if lower {
+		return id, true
+	}
+	return string(out[:]), true
 }
