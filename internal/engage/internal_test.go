@@ -105,7 +105,9 @@ func TestReadAllReadsWhatIoReadAllReads(t *testing.T) {
 			"plain":      func() io.Reader { return strings.NewReader(body) },
 			"one byte":   func() io.Reader { return iotest.OneByteReader(strings.NewReader(body)) },
 			"data + EOF": func() io.Reader { return iotest.DataErrReader(strings.NewReader(body)) },
-			"error":      func() io.Reader { return io.MultiReader(strings.NewReader(body), iotest.ErrReader(errors.New("reset"))) },
+			"error": func() io.Reader {
+				return io.MultiReader(strings.NewReader(body), iotest.ErrReader(errors.New("reset")))
+			},
 		} {
 			got, gotErr := readAll(r(), length)
 			want, wantErr := io.ReadAll(r())
