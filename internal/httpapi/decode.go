@@ -1,22 +1,35 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxBodyBytes bounds every /v1 request body.
 const MaxBodyBytes = 1 << 20
 
 // DecodeJSON reads one JSON value from the request body into v, rejecting unknown
-// fields and trailing data. On failure it has already answered with a problem (400 or
-// 413) and returns false.
+// fields, trailing data, invalid UTF-8 and a key given twice in one object. On failure
+// it has already answered with a problem (400 or 413) and returns false.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
+	body, ok := readBody(w, r)
+	return ok && decodeBytes(w, r, body, v)
+}
+
+// decodeBytes decodes a body already read, as DecodeJSON does.
+func decodeBytes(w http.ResponseWriter, r *http.Request, body []byte, v any) bool {
+	if !utf8.Valid(body) {
+		// encoding/json would replace the bad bytes, changing what Engage receives.
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, "the body is not valid UTF-8"))
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -24,16 +37,15 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 			err = errors.New("trailing data after the JSON value")
 		}
 	}
-	if err == nil {
-		return true
-	}
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		WriteProblem(w, r, NewProblem(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, fmt.Sprintf("the body is over %d bytes", MaxBodyBytes)))
+	if err != nil {
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, describeJSONError(err)))
 		return false
 	}
-	WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, describeJSONError(err)))
-	return false
+	if key, dup := duplicateKey(body); dup {
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("the key %q is given twice in one object", clipValue(key))))
+		return false
+	}
+	return true
 }
 
 // describeJSONError turns a decoding error into a message that names the problem but

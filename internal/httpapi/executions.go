@@ -305,13 +305,6 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	return body, true
 }
 
-// decodeBytes decodes body strictly, as DecodeJSON does.
-func decodeBytes(w http.ResponseWriter, r *http.Request, body []byte, v any) bool {
-	r2 := *r
-	r2.Body = io.NopCloser(bytes.NewReader(body))
-	return DecodeJSON(w, &r2, v)
-}
-
 func writeRawJSON(w http.ResponseWriter, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
