@@ -116,6 +116,7 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 // observe gives the request its ID (X-Request-Id, echoed in the answer), and writes one
 // access-log line and the HTTP metrics per request.
 func observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
+	patterns := &routePatterns{m: map[string]string{}}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -133,7 +134,7 @@ func observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 				rec.status = http.StatusOK
 			}
 			elapsed := time.Since(start)
-			route := chi.RouteContext(r.Context()).RoutePattern()
+			route := patterns.of(chi.RouteContext(r.Context()))
 			if route == "" {
 				route = "unmatched"
 			}
@@ -161,6 +162,41 @@ func observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 			logger.LogAttrs(r.Context(), level, "request", attrs...)
 		})
 	}
+}
+
+// routePatterns caches chi's RoutePattern, which joins and rewrites the matched
+// patterns on every call, by the patterns it joins. They come from the router's own
+// definitions, so the cache stays small; it stops growing at maxRoutePatterns anyway.
+type routePatterns struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+const maxRoutePatterns = 1024
+
+func (p *routePatterns) of(rctx *chi.Context) string {
+	if rctx == nil {
+		return ""
+	}
+	var buf [256]byte
+	key := buf[:0]
+	for _, s := range rctx.RoutePatterns {
+		key = append(key, s...)
+		key = append(key, 0)
+	}
+	p.mu.RLock()
+	route, ok := p.m[string(key)]
+	p.mu.RUnlock()
+	if ok {
+		return route
+	}
+	route = rctx.RoutePattern()
+	p.mu.Lock()
+	if len(p.m) < maxRoutePatterns {
+		p.m[string(key)] = route
+	}
+	p.mu.Unlock()
+	return route
 }
 
 // recoverPanics answers a panicking handler with a 500 problem and logs the stack; the
