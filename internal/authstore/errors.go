@@ -70,6 +70,13 @@ func authPending() error {
 	return &outcomes.AuthorizationError{Code: outcomes.CodeAuthorizationPending, Message: "the authorization is pending: its login was not completed"}
 }
 
+// authBaseNotAllowed answers an authorization whose base URL is not on the allowlist
+// (the allowlist shrank, or the row was written past the API): for the execution path it
+// does not exist, and nothing is sent to that URL.
+func authBaseNotAllowed() error {
+	return &outcomes.AuthorizationError{Code: outcomes.CodeAuthorizationNotFound, Message: "the authorization's Engage base URL is not on this service's allowlist (ENGAGE_ALLOWED_BASE_URLS)"}
+}
+
 func authNeedsReauthorization() error {
 	return &outcomes.AuthorizationError{Code: outcomes.CodeNeedsReauthorization, Message: "the authorization needs re-authorization: the provider no longer accepts its credentials"}
 }

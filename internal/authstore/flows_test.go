@@ -229,6 +229,25 @@ func TestBaseURLsOffTheAllowlistAreRefusedWithoutARequest(t *testing.T) {
 	}
 }
 
+// The allowlist shrank after an authorization was made (or a row was written past the
+// API): the store never hands out its token nor sends its secret to that base URL.
+func TestAnAuthorizationWhoseBaseURLLeftTheAllowlistIsNeverUsed(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	auth := e.createCC(e.store(), acme, "made while allowed")
+	shrunk := e.store(func(o *authstore.Options) { o.AllowedBaseURLs = []string{"https://api-us-site-1.imiengage.io/api/v1"} })
+	tokenCalls := e.sim.Calls(engagesim.OpToken)
+	_, err := shrunk.Token(ctxT(t), acme, auth.ID)
+	wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+	e.expire(auth.ID) // a refresh would send the tenant secret to the base URL
+	_, err = shrunk.Token(ctxT(t), acme, auth.ID)
+	wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+	_, err = shrunk.Reauthorize(ctxT(t), acme, authstore.ActorAPI, auth.ID, authstore.ReauthorizeRequest{})
+	wantCode(t, err, authstore.ErrBaseURLNotAllowed)
+	if n := e.sim.Calls(engagesim.OpToken) - tokenCalls; n != 0 {
+		t.Fatalf("%d token requests went to a base URL off the allowlist", n)
+	}
+}
+
 func TestRegionsNameTheDocumentedBaseURLs(t *testing.T) {
 	want := map[string]string{
 		"us": "https://api-us-site-1.imiengage.io/api/v1", "uk": "https://api-uk-site-1.imiengage.io/api/v1",

@@ -28,8 +28,9 @@ const (
 
 // listen keeps a LISTEN connection of its own (not a pool connection: LISTEN belongs to
 // a session) and drops cache entries as notifications arrive. While it is not
-// connected, Token does not answer from the cache, and every (re)connect clears the
-// cache, since notifications may have been missed meanwhile.
+// connected, Token asks Postgres before the cache (which serves only when Postgres does
+// not answer), and every (re)connect clears the cache, since notifications may have
+// been missed meanwhile.
 func (s *Store) listen(ctx context.Context) {
 	wait := listenMinWait
 	for ctx.Err() == nil {
@@ -67,10 +68,9 @@ func (s *Store) listenOnce(ctx context.Context) bool {
 	}
 	s.cache.invalidateAll()
 	s.listening.Store(true)
-	defer func() {
-		s.listening.Store(false)
-		s.cache.invalidateAll()
-	}()
+	// The cache is kept when the connection goes: it is what serves while Postgres is
+	// down. The next connect clears it.
+	defer s.listening.Store(false)
 	s.logger.Debug("authorization listener connected")
 	for {
 		wctx, cancel := context.WithTimeout(ctx, listenIdlePing)

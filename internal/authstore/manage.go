@@ -288,6 +288,9 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 		return out, nil
 	}
 
+	if !s.allowedBase(r.baseURL) {
+		return Started{}, errorf(ErrBaseURLNotAllowed, "the authorization's Engage base URL "+quote(r.baseURL)+" is not on the allowlist (ENGAGE_ALLOWED_BASE_URLS); delete it and add it again with an allowed one")
+	}
 	o, err := s.openRow(r)
 	if err != nil {
 		return Started{}, err

@@ -156,9 +156,13 @@ func (s *Store) webexConfig() *oauth2.Config {
 // for a base URL (ENGAGE.md §5, our decision).
 func clientCredentialsTokenURL(baseURL string) string { return baseURL + "/oauth/token" }
 
-// fetchClientCredentials asks {base}/oauth/token for a token. base must be on the
-// allowlist: the caller checked it.
+// fetchClientCredentials asks {base}/oauth/token for a token. The callers check the
+// allowlist first and say why; this check is the last line, so the tenant secret never
+// goes anywhere else.
 func (s *Store) fetchClientCredentials(ctx context.Context, baseURL, tenantID string, secret secrets.Value) (tokens, error) {
+	if !s.allowedBase(baseURL) {
+		return tokens{}, errorf(ErrBaseURLNotAllowed, "the Engage base URL "+quote(baseURL)+" is not on the allowlist (ENGAGE_ALLOWED_BASE_URLS)")
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.refreshTimeout)
 	defer cancel()
 	conf := clientcredentials.Config{

@@ -75,10 +75,18 @@ func (s *Store) resolveBase(region, baseURL string) (base, regionName string, er
 	default:
 		return "", "", errorf(ErrInvalid, "region or baseUrl is required")
 	}
-	if !slices.Contains(s.allowed, base) {
+	if !s.allowedBase(base) {
 		return "", "", errorf(ErrBaseURLNotAllowed, "the Engage base URL "+quote(base)+" is not on the allowlist (ENGAGE_ALLOWED_BASE_URLS)")
 	}
 	return base, regionName, nil
+}
+
+// allowedBase reports whether base is on the allowlist. It is checked wherever a base
+// URL leaves the store (creating, re-authorizing, refreshing, handing out a token), not
+// only when a row is created: the allowlist may have shrunk since, and a row may have
+// been written past the API.
+func (s *Store) allowedBase(base string) bool {
+	return slices.Contains(s.allowed, strings.TrimRight(base, "/"))
 }
 
 // quote shows a caller's value in a message, shortened.

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/noderuntime/noderuntime/internal/outcomes"
 	"github.com/noderuntime/noderuntime/internal/secrets"
 	"github.com/noderuntime/noderuntime/internal/tenant"
 )
@@ -22,22 +23,36 @@ import (
 // when the token is within the refresh skew of its expiry, refreshes it (once per
 // authorization across every replica).
 //
+// While the LISTEN/NOTIFY listener is down the cache may have missed a deletion, so
+// Postgres answers first; only when Postgres cannot answer either (it is down or
+// restarting) does a token still good in the cache serve: executions that ran before the
+// outage keep running through it.
+//
 // An authorization that cannot be used (missing, another tenant's, malformed ID,
-// pending, needs re-authorization) answers an *outcomes.AuthorizationError; any other
-// failure is a plain error.
+// pending, needs re-authorization, a base URL off the allowlist) answers an
+// *outcomes.AuthorizationError; any other failure is a plain error.
 func (s *Store) Token(ctx context.Context, t tenant.ID, authorizationID string) (Credential, error) {
 	id, ok := normalizeID(authorizationID)
 	if !ok {
 		return Credential{}, authNotFound()
 	}
-	if s.listening.Load() {
+	listening := s.listening.Load()
+	if listening {
 		if c, ok := s.cache.get(id, t, s.now()); ok {
 			s.metrics.cacheHit.Inc()
 			return c, nil
 		}
 	}
 	s.metrics.cacheMiss.Inc()
-	return s.shared(ctx, t, id, secrets.Value{})
+	c, err := s.shared(ctx, t, id, secrets.Value{})
+	if err != nil && !listening && ctx.Err() == nil {
+		if _, final := errors.AsType[*outcomes.AuthorizationError](err); !final {
+			if stale, ok := s.cache.get(id, t, s.now()); ok {
+				return stale, nil
+			}
+		}
+	}
+	return c, err
 }
 
 // Refresh is for the execution path after Engage answered 401 to the token rejected:
@@ -101,6 +116,15 @@ func stillValid(c Credential, rejected secrets.Value, now time.Time) bool {
 	return c.ExpiresAt.IsZero() || now.Before(c.ExpiresAt)
 }
 
+// usableRow says why the execution path cannot use r, or nil.
+func (s *Store) usableRow(r *row) error {
+	if !s.allowedBase(r.baseURL) {
+		s.logger.Warn("authorization refused: its base URL is not on the allowlist", slog.String("authorizationId", r.id), slog.String("tenant", string(r.tenant)))
+		return authBaseNotAllowed()
+	}
+	return statusError(r)
+}
+
 func statusError(r *row) error {
 	switch r.status {
 	case StatusActive:
@@ -149,7 +173,7 @@ func (s *Store) load(ctx context.Context, t tenant.ID, id string, rejected secre
 	if err != nil {
 		return Credential{}, fmt.Errorf("read authorization: %w", err)
 	}
-	if err := statusError(r); err != nil {
+	if err := s.usableRow(r); err != nil {
 		return Credential{}, err
 	}
 	cur, err := s.credential(r)
@@ -198,7 +222,7 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 	if err != nil {
 		return Credential{}, fmt.Errorf("refresh token: lock authorization: %w", err)
 	}
-	if err := statusError(r); err != nil {
+	if err := s.usableRow(r); err != nil {
 		return Credential{}, err
 	}
 	cur, err := s.credential(r)
