@@ -16,7 +16,6 @@ import (
 	"github.com/noderuntime/noderuntime/internal/config"
 	"github.com/noderuntime/noderuntime/internal/database"
 	"github.com/noderuntime/noderuntime/internal/database/dbtest"
-	"github.com/noderuntime/noderuntime/internal/pgtemp"
 	"github.com/noderuntime/noderuntime/internal/secrets"
 	"github.com/noderuntime/noderuntime/internal/tenant"
 )
@@ -56,15 +55,7 @@ func status(t *testing.T, url string) int {
 func TestReadyzIsRedWhilePostgresIsDownAndGreenWhenItIsBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cluster, err := pgtemp.Start(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cluster.Close() })
-	url := cluster.URL("postgres")
-	if _, _, err := database.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
+	cluster, url := dbtest.NewCluster(t)
 	a, err := app.New(ctx, testConfig(t, url), quietLogger())
 	if err != nil {
 		t.Fatal(err)

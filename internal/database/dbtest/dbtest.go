@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/noderuntime/noderuntime/internal/database"
+	"github.com/noderuntime/noderuntime/internal/pgtemp"
 )
 
 const prefix = "nrtest_"
@@ -49,14 +50,19 @@ func AdminURL() string {
 // Main runs the package's tests and drops its template afterwards. Use it as
 //
 //	func TestMain(m *testing.M) { dbtest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run runs the package's tests, drops the template and returns the exit code, for a
+// TestMain that has more to check after the tests before it exits.
+func Run(m *testing.M) int {
 	code := m.Run()
 	mu.Lock()
 	if template != "" {
 		_ = dropDatabase(context.Background(), template)
+		template = ""
 	}
 	mu.Unlock()
-	os.Exit(code)
+	return code
 }
 
 // NewURL creates a fresh migrated database for t and returns its connection string.
@@ -94,6 +100,25 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close) // registered after the drop, so it runs before it
 	return pool
+}
+
+// NewCluster starts a throwaway PostgreSQL cluster of t's own (internal/pgtemp), for
+// tests that stop and restart the server, and returns it with the connection string of
+// its migrated postgres database. The cluster is removed when t ends.
+func NewCluster(t testing.TB) (*pgtemp.Cluster, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cluster, err := pgtemp.Start(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Close() })
+	url := cluster.URL("postgres")
+	if _, _, err := database.Migrate(ctx, url); err != nil {
+		t.Fatalf("dbtest: migrate the cluster: %v", err)
+	}
+	return cluster, url
 }
 
 // NewEmptyURL creates a fresh database with no schema at all, for migration tests.
