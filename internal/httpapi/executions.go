@@ -95,8 +95,11 @@ func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req executionRequest
-	if !decodeBytes(w, r, body, &req) {
-		return
+	if !req.decodeFast(body) {
+		req = executionRequest{}
+		if !decodeBytes(w, r, body, &req) {
+			return
+		}
 	}
 	if msg := req.validate(); msg != "" {
 		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, msg))

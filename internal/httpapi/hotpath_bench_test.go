@@ -14,17 +14,36 @@ const benchEnvelope = `{"node":"search-conversation","version":"1.3","authorizat
 	`"input":{"channel":"sms","bizAddress":"+15559999","customerAddress":"+15550001"},` +
 	`"timeoutMs":5000,"context":{"flowId":"f1","nodeId":"n6","transactionId":"t9"}}`
 
+// BenchmarkDecodeEnvelope decodes and checks the envelope as serve does (decodeFast,
+// else decodeBytes), and with decodeBytes alone (every body that is not the usual one).
 func BenchmarkDecodeEnvelope(b *testing.B) {
 	body := []byte(benchEnvelope)
 	r := httptest.NewRequest(http.MethodPost, "/v1/executions", nil)
 	w := httptest.NewRecorder()
-	b.ReportAllocs()
-	for b.Loop() {
-		var req executionRequest
-		if !decodeBytes(w, r, body, &req) || req.validate() != "" {
-			b.Fatal(w.Body.String())
+	b.Run("serve", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var req executionRequest
+			if !req.decodeFast(body) {
+				req = executionRequest{}
+				if !decodeBytes(w, r, body, &req) {
+					b.Fatal(w.Body.String())
+				}
+			}
+			if req.validate() != "" {
+				b.Fatal(req.validate())
+			}
 		}
-	}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var req executionRequest
+			if !decodeBytes(w, r, body, &req) || req.validate() != "" {
+				b.Fatal(w.Body.String())
+			}
+		}
+	})
 }
 
 func BenchmarkEncodeAnswer(b *testing.B) {
