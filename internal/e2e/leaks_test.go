@@ -127,7 +127,7 @@ func (w *leakWriter) Write(p []byte) (int, error) {
 	leaks.scan(w.test, w.source, p)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.tail) == 100 {
+	if len(w.tail) == 30 {
 		w.tail = w.tail[1:]
 	}
 	w.tail = append(w.tail, bytes.Clone(p))

@@ -147,7 +147,7 @@ func startProcess(t testing.TB, name string, env map[string]string) *process {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if t.Failed() {
-			t.Logf("the last lines of %s's log:\n%s", name, bytes.Join(p.lines[max(0, len(p.lines)-100):], []byte("\n")))
+			t.Logf("the last lines of %s's log:\n%s", name, bytes.Join(p.lines[max(0, len(p.lines)-30):], []byte("\n")))
 		}
 		for _, l := range p.lines {
 			if bytes.Contains(l, []byte("WARNING: DATA RACE")) {

@@ -180,7 +180,7 @@ func TestLongThreeReplicasShareOneDatabaseWithTokensExpiringEveryFewSeconds(t *t
 	before := len(must(conversation(sim, conv)).Messages)
 	sim.InjectFault(engagesim.Fault{Op: engagesim.OpAppend, Latency: 300 * time.Millisecond})
 	answers := make([][]byte, 20)
-	parallel(20, func(i int) {
+	staggered(20, 0, func(i int) {
 		body := appendText(cc, conv, "exactly once across replicas", 5000)
 		resp, raw := send(t, client, http.MethodPost, replicas[i%3].url+"/v1/executions", acmeKey, map[string]any(body), http.Header{"Idempotency-Key": {"across-replicas"}})
 		if resp.StatusCode != http.StatusOK {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"runtime"
 	"strings"
 	"sync"
@@ -157,6 +158,12 @@ func (s *service) do(method, path, key string, body any, header http.Header) (*h
 
 func send(t testing.TB, c *http.Client, method, url, key string, body any, header http.Header) (*http.Response, []byte) {
 	t.Helper()
+	return sendTraced(t, c, method, url, key, body, header, nil)
+}
+
+// sendTraced is send with a client trace (nil: none).
+func sendTraced(t testing.TB, c *http.Client, method, url, key string, body any, header http.Header, trace *httptrace.ClientTrace) (*http.Response, []byte) {
+	t.Helper()
 	var raw []byte
 	switch b := body.(type) {
 	case nil:
@@ -171,6 +178,9 @@ func send(t testing.TB, c *http.Client, method, url, key string, body any, heade
 	req, err := http.NewRequest(method, url, bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if trace != nil {
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -295,8 +305,9 @@ func seedConversation(sim *engagesim.Sim) string {
 	})
 }
 
-// execute runs e and returns its answer and how long the whole HTTP exchange took. A
-// status other than 200 fails the test.
+// execute runs e and returns its answer and how long the service took to answer: from
+// the request written whole to the first byte of the answer, as the caller sees it on
+// the wire. A status other than 200 fails the test.
 func (s *service) execute(e execution, header http.Header) (answer, time.Duration) {
 	s.t.Helper()
 	return executeAt(s.t, s.client, s.url, e, header)
@@ -304,9 +315,13 @@ func (s *service) execute(e execution, header http.Header) (answer, time.Duratio
 
 func executeAt(t testing.TB, c *http.Client, url string, e execution, header http.Header) (answer, time.Duration) {
 	t.Helper()
-	start := time.Now()
-	resp, raw := send(t, c, http.MethodPost, url+"/v1/executions", acmeKey, map[string]any(e), header)
-	took := time.Since(start)
+	var wrote, first time.Time
+	trace := &httptrace.ClientTrace{
+		WroteRequest:         func(httptrace.WroteRequestInfo) { wrote = time.Now() },
+		GotFirstResponseByte: func() { first = time.Now() },
+	}
+	resp, raw := sendTraced(t, c, http.MethodPost, url+"/v1/executions", acmeKey, map[string]any(e), header, trace)
+	took := first.Sub(wrote)
 	var a answer
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &a) != nil || a.Outcome == "" {
 		t.Errorf("%s: %d %s", e["node"], resp.StatusCode, raw)
@@ -373,11 +388,16 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 	}
 }
 
-// parallel runs f(0..n-1) at once and waits for all of them.
-func parallel(n int, f func(i int)) {
+// staggered runs f(0..n-1), starting them evenly over spread, and waits for all of them.
+// With a spread shorter than each call, all n still run at once, but they do not all
+// reach their deadline in the same instant, as real traffic does not either.
+func staggered(n int, spread time.Duration, f func(i int)) {
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { f(i) })
+		wg.Go(func() {
+			time.Sleep(spread * time.Duration(i) / time.Duration(n))
+			f(i)
+		})
 	}
 	wg.Wait()
 }
