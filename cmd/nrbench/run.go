@@ -275,25 +275,39 @@ func (e *env) pidOf(target string) int {
 	return e.runtime.Process.Pid
 }
 
-// measure runs fn while sampling the target's RSS and counting its database queries.
-func (e *env) measure(target string, fn func() stats) (stats, rssStats, float64) {
+// measure runs fn while sampling the target's RSS and counting the runtime's database
+// queries. Reading the counter is a /metrics scrape, and a scrape counts authorizations
+// by status in Postgres (at most once per 10 s): a window may hold that one query, which
+// is the scrape's and not the executions'.
+func (e *env) measure(target string, fn func() stats) (stats, rssStats, queries) {
 	q0, _ := e.metric("noderuntime_db_queries_total")
 	rs := sampleRSS(e.pidOf(target))
 	s := fn()
 	r := rs.stop()
 	q1, _ := e.metric("noderuntime_db_queries_total")
-	perExec := 0.0
-	if target == "runtime" && s.requests > 0 {
-		perExec = (q1 - q0) / float64(s.requests)
+	var q queries
+	if target == "runtime" {
+		q = queries{n: int(q1 - q0), execs: s.requests}
 	}
-	return s, r, perExec
+	return s, r, q
+}
+
+// queries is the count of database queries in a scenario.
+type queries struct{ n, execs int }
+
+func (q queries) String() string {
+	per := 0.0
+	if q.execs > 0 {
+		per = float64(q.n) / float64(q.execs)
+	}
+	return fmt.Sprintf("dbq=%d (%.5f/exec)", q.n, per)
 }
 
 func (e *env) scenarios() error {
 	o := e.o
 	ceilingMax := map[string]float64{}
 	ratios := map[string]float64{} // runtime rps / ceiling rps at 0 ms
-	maxQueries := 0.0
+	maxQueries := 0                // in one runtime scenario
 	for _, latency := range []time.Duration{0, 20 * time.Millisecond} {
 		e.steady.ClearFaults()
 		if latency > 0 {
@@ -331,8 +345,8 @@ func (e *env) scenarios() error {
 						ceilingMax[node] = s.rps()
 					}
 				} else {
-					line += fmt.Sprintf(" dbq/exec=%.4f ratio=%.2f", q, s.rps()/ceilingRPS)
-					maxQueries = max(maxQueries, q)
+					line += fmt.Sprintf(" %s ratio=%.2f", q, s.rps()/ceilingRPS)
+					maxQueries = max(maxQueries, q.n)
 					if latency == 0 {
 						ratios[node] = s.rps() / ceilingRPS
 					}
@@ -345,7 +359,8 @@ func (e *env) scenarios() error {
 	var v verdicts
 	v.add("throughput >= 85% of the ceiling (search, 0 ms)", fmt.Sprintf("%.2f", ratios["search-conversation"]), ratios["search-conversation"] >= 0.85)
 	v.add("throughput >= 85% of the ceiling (append, 0 ms)", fmt.Sprintf("%.2f", ratios["append-message"]), ratios["append-message"] >= 0.85)
-	v.add("0 database queries per execution (steady state)", fmt.Sprintf("%.4f", maxQueries), maxQueries == 0)
+	v.add("0 database queries per execution (steady state)",
+		fmt.Sprintf("at most %d per scenario of thousands (1 = the scrape's own)", maxQueries), maxQueries <= 1)
 
 	// Added latency at half of the ceiling's maximum load. The rate is the ceiling's, not
 	// the runtime's: the point is that the runtime sustains it with little added latency.
@@ -368,7 +383,7 @@ func (e *env) scenarios() error {
 				base, baseOverloaded = s, overloaded
 			} else {
 				added50, added99 := s.quantile(.5)-base.quantile(.5), s.quantile(.99)-base.quantile(.99)
-				line += fmt.Sprintf(" dbq/exec=%.4f added-p50=%s added-p99=%s", q, ms(added50), ms(added99))
+				line += fmt.Sprintf(" %s added-p50=%s added-p99=%s", q, ms(added50), ms(added99))
 				short := strings.SplitN(node, "-", 2)[0]
 				m50, m99 := ms(added50), ms(added99)
 				switch {
