@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -65,10 +66,24 @@ func runCeiling(args []string) error {
 	}
 	fmt.Println(ln.Addr().String())
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// NRBENCH_CEILING_CPUPROFILE profiles the ceiling over its whole life, to compare
+	// with the runtime's profile (-cpuprofile).
+	stopProfile := func() {}
+	if path := os.Getenv("NRBENCH_CEILING_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+	}
 	go func() {
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 		<-sig
+		stopProfile()
 		srv.Close()
 	}()
 	if err := srv.Serve(ln); err != http.ErrServerClosed {

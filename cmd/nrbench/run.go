@@ -15,10 +15,13 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,21 +66,48 @@ type env struct {
 	burstAuthID string
 	convID      string
 	client      *http.Client
-	cleanups    []func()
+
+	mu       sync.Mutex
+	cleanups []func()
+}
+
+// onCleanup registers fn to run when the benchmark ends or is interrupted.
+func (e *env) onCleanup(fn func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cleanups = append(e.cleanups, fn)
 }
 
 func run(o options) error {
 	e := &env{o: o, client: newClient(max(o.concurrency, o.burst) + 64)}
-	defer func() {
-		for i := len(e.cleanups) - 1; i >= 0; i-- {
-			e.cleanups[i]()
+	var cleanOnce sync.Once
+	cleanup := func() {
+		cleanOnce.Do(func() {
+			e.mu.Lock()
+			fns := e.cleanups
+			e.mu.Unlock()
+			for i := len(fns) - 1; i >= 0; i-- {
+				fns[i]()
+			}
+		})
+	}
+	defer cleanup()
+	// Interrupted, it still stops the servers it started and drops its database.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	go func() {
+		if _, ok := <-sig; ok {
+			fmt.Fprintln(os.Stderr, "nrbench: interrupted; cleaning up")
+			cleanup()
+			os.Exit(130)
 		}
 	}()
 	var err error
 	if e.dir, err = os.MkdirTemp("", "nrbench-"); err != nil {
 		return err
 	}
-	e.cleanups = append(e.cleanups, func() { os.RemoveAll(e.dir) })
+	e.onCleanup(func() { os.RemoveAll(e.dir) })
 	pin(os.Getpid(), o.benchCPU)
 	fmt.Printf("# nrbench %s, %d CPUs (%s), server on CPU %s with GOMAXPROCS=1, load generator and simulator on CPU %s\n",
 		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), cpuModel(), o.serverCPU, o.benchCPU)
@@ -109,7 +139,7 @@ func (e *env) startSimulators() error {
 		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		s.SetURL("http://" + ln.Addr().String())
-		e.cleanups = append(e.cleanups, func() { srv.Close() })
+		e.onCleanup(func() { srv.Close() })
 		return s, nil
 	}
 	var err error
@@ -141,7 +171,7 @@ func (e *env) startRuntime() error {
 		conn.Close(ctx)
 		return err
 	}
-	e.cleanups = append(e.cleanups, func() {
+	e.onCleanup(func() {
 		_, _ = conn.Exec(context.Background(), "drop database if exists "+dbName+" with (force)")
 		conn.Close(context.Background())
 	})
@@ -180,7 +210,7 @@ func (e *env) startRuntime() error {
 		return err
 	}
 	e.runtime = cmd
-	e.cleanups = append(e.cleanups, func() { stop(cmd); logFile.Close() })
+	e.onCleanup(func() { stop(cmd); logFile.Close() })
 	e.runtimeURL, e.metricsURL = "http://"+addr, "http://"+maddr
 	return waitReady(e.runtimeURL+"/readyz", filepath.Join(e.dir, "runtime.log"))
 }
@@ -238,7 +268,7 @@ func (e *env) startCeiling() error {
 		return err
 	}
 	e.ceiling = cmd
-	e.cleanups = append(e.cleanups, func() { stop(cmd) })
+	e.onCleanup(func() { stop(cmd) })
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		return fmt.Errorf("ceiling did not print its address: %w", err)
