@@ -137,15 +137,30 @@ func (in *input) str(name string) (string, error) {
 }
 
 // need reads a string field that must be given; why says for what ("for channel sms").
+// Only spaces is not given: Engage would get an empty field.
 func (in *input) need(name, why string) (string, error) {
 	s, err := in.str(name)
 	if err != nil {
 		return "", err
 	}
-	if s == "" {
+	if strings.TrimSpace(s) == "" {
 		return "", required(name, why)
 	}
 	return s, nil
+}
+
+// given reports whether a field has a value: not absent, null, "", [] or only spaces.
+// A string that does not decode counts as given, so that reading it reports why.
+func (in *input) given(name string) bool {
+	r := in.raw(name)
+	if r == nil {
+		return false
+	}
+	if r[0] == '"' {
+		s, err := in.str(name)
+		return err != nil || strings.TrimSpace(s) != ""
+	}
+	return true
 }
 
 // require checks that every named string field is given, in order; the channel must

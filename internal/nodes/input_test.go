@@ -170,3 +170,22 @@ func captureCreate(t *testing.T, c call) engage.CreateRequest {
 	}
 	return got
 }
+
+func TestARequiredFieldOfOnlySpacesIsNotGiven(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ name, node, version, input, field string }{
+		{"email sender", "append-message", "1.4", `{"conversationId":"c1","channel":"email","direction":"inbound","messageType":"email","timestamp":"2026-03-01T12:00:00Z","fromAddress":"   ","plainBody":"hi"}`, "fromAddress"},
+		{"email bodies", "append-message", "1.4", `{"conversationId":"c1","channel":"email","direction":"inbound","messageType":"email","timestamp":"2026-03-01T12:00:00Z","fromAddress":"a@x","plainBody":" \n ","htmlBody":"\t"}`, "plainBody"},
+		{"message text", "append-message", "1.0", `{"conversationId":"c1","channel":"sms","direction":"inbound","messageType":"text","timestamp":"2026-03-01T12:00:00Z","text":"   "}`, "text"},
+		{"email subject of a search", "search-conversation", "1.3", `{"channel":"email","bizAddress":"b@x","customerAddress":"a@x","subject":"   "}`, "subject"},
+		{"conversation ID", "close-conversation", "1.0", `{"conversationId":"  "}`, "conversationId"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := prepared(t, c.node, c.version, c.input)
+			var ie *InvalidInputError
+			if !errors.As(err, &ie) || !strings.Contains(err.Error(), c.field) {
+				t.Fatalf("got %v, want invalid input naming %s", err, c.field)
+			}
+		})
+	}
+}

@@ -121,7 +121,7 @@ func (in *input) message(channel string) (engage.Message, error) {
 
 func (in *input) anyGiven(names []string) bool {
 	for _, n := range names {
-		if in.raw(n) != nil {
+		if in.given(n) {
 			return true
 		}
 	}
