@@ -13,7 +13,12 @@ import (
 func splitObject(data []byte) (map[string]json.RawMessage, bool) {
 	m := make(map[string]json.RawMessage, 8)
 	ok := jsonscan.Object(data, func(key, value []byte) bool {
-		m[string(key)] = value
+		// A known field's name is the vocabulary's own string: no copy of the key.
+		if f, known := fieldByName[string(key)]; known {
+			m[f.name] = value
+		} else {
+			m[string(key)] = value
+		}
 		return true
 	})
 	return m, ok
