@@ -9,13 +9,12 @@ package jsonscan
 import "unicode/utf8"
 
 // Object calls field, in order, with each key and value of the JSON object in data, and
-// reports whether all of data is one valid JSON object of the plain kind: keys of
-// printable ASCII without escapes, values nested at most maxDepth deep. Keys (without
-// their quotes) and values (the exact bytes, no surrounding space) are sub-slices of
-// data. It stops and
-// answers false as soon as field does, or at the first thing it does not handle; field
-// may have been called for earlier fields by then, so a caller that falls back to
-// encoding/json starts again from a zero value.
+// reports whether all of data is one valid JSON object of the plain kind: keys of ASCII
+// without escapes or control characters, values nested at most maxDepth deep. Keys
+// (without their quotes) and values (the exact bytes, no surrounding space) are
+// sub-slices of data. It stops and answers false as soon as field does, or at the first
+// thing it does not handle; field may have been called for earlier fields by then, so a
+// caller that falls back to encoding/json starts again from a zero value.
 func Object(data []byte, field func(key, value []byte) bool) bool {
 	s := scanner{data: data}
 	s.space()
@@ -118,7 +117,7 @@ func (s *scanner) end() bool {
 	return s.i == len(s.data)
 }
 
-// plainKey reads a key of printable ASCII without escapes.
+// plainKey reads a key of ASCII without escapes or control characters.
 func (s *scanner) plainKey() ([]byte, bool) {
 	if !s.consume('"') {
 		return nil, false
