@@ -167,6 +167,7 @@ func (e *env) startRuntime() error {
 	if err != nil {
 		return fmt.Errorf("no PostgreSQL (set DATABASE_URL or start the local one): %w", err)
 	}
+	dropAbandoned(ctx, conn)
 	if _, err := conn.Exec(ctx, "create database "+dbName); err != nil {
 		conn.Close(ctx)
 		return err
@@ -189,6 +190,7 @@ func (e *env) startRuntime() error {
 	_, _ = rand.Read(key)
 	addr, maddr := freeAddr(), freeAddr()
 	cmd := exec.Command("taskset", "-c", e.o.serverCPU, bin, "serve", "--migrate")
+	cmd.SysProcAttr = dieWithParent()
 	cmd.Env = append(os.Environ(),
 		"GOMAXPROCS=1",
 		"NODERUNTIME_ADDR="+addr,
@@ -258,6 +260,7 @@ func (e *env) startCeiling() error {
 	}
 	cmd := exec.Command("taskset", "-c", e.o.serverCPU, self, "ceiling",
 		"-engage", e.steady.BaseURL()+"/"+domain, "-token", e.steady.AccessToken(domain))
+	cmd.SysProcAttr = dieWithParent()
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -682,4 +685,29 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// dieWithParent makes the kernel kill a server when nrbench itself dies, even by
+// SIGKILL or a timeout, so no benchmark server outlives its run.
+func dieWithParent() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
+
+// dropAbandoned drops the databases of earlier runs that were killed before they could
+// clean up (their process is gone).
+func dropAbandoned(ctx context.Context, conn *pgx.Conn) {
+	rows, err := conn.Query(ctx, "select datname from pg_database where datname like 'nrbench\\_%'")
+	if err != nil {
+		return
+	}
+	names, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	for _, n := range names {
+		pid, err := strconv.Atoi(strings.TrimPrefix(n, "nrbench_"))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
+			_, _ = conn.Exec(ctx, "drop database if exists "+pgx.Identifier{n}.Sanitize()+" with (force)")
+		}
+	}
 }
