@@ -2,33 +2,13 @@ package engage_test
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/noderuntime/noderuntime/internal/engage"
+	"github.com/noderuntime/noderuntime/internal/engagesim"
 )
-
-// cannedTransport answers every call from memory, so a benchmark measures the client's
-// own work (URL, request encoding, answer decoding, metrics) and not a server's.
-type cannedTransport struct{ body string }
-
-func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		r.Body.Close()
-	}
-	return &http.Response{
-		StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:        http.Header{"Content-Type": {"application/json"}},
-		Body:          io.NopCloser(strings.NewReader(c.body)),
-		ContentLength: int64(len(c.body)),
-		Request:       r,
-	}, nil
-}
 
 // BenchmarkClientCanned is one call of each hot operation against a canned answer,
 // with the Prometheus observer and the circuit breaker the service uses.
@@ -52,7 +32,7 @@ func BenchmarkClientCanned(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			m := engage.NewMetrics(prometheus.NewRegistry())
-			client := engage.New(engage.Options{Transport: cannedTransport{c.answer}, Observer: m, Breaker: &engage.BreakerOptions{Observer: m}})
+			client := engage.New(engage.Options{Transport: engagesim.Canned{Body: c.answer}, Observer: m, Breaker: &engage.BreakerOptions{Observer: m}})
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := c.call(client); err != nil {

@@ -146,20 +146,17 @@ func (s *Sim) AddTenant(t Tenant) {
 // ChangePassword sets a user's password and revokes every token they hold: their refresh
 // tokens answer invalid_grant, their access tokens 401.
 func (s *Sim) ChangePassword(username, newPassword string) error {
-	a := &s.auth
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	u, ok := a.users[username]
-	if !ok {
-		return notFound("user", username)
-	}
-	u.Password = newPassword
-	u.gen++
-	return nil
+	return s.revokeUser(username, func(u *user) { u.Password = newPassword })
 }
 
 // RevokeTokens revokes every token of a user, as "sign out everywhere" would.
 func (s *Sim) RevokeTokens(username string) error {
+	return s.revokeUser(username, func(*user) {})
+}
+
+// revokeUser applies change to a user and starts a new generation of their tokens, which
+// revokes every token issued before.
+func (s *Sim) revokeUser(username string, change func(*user)) error {
 	a := &s.auth
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -167,6 +164,7 @@ func (s *Sim) RevokeTokens(username string) error {
 	if !ok {
 		return notFound("user", username)
 	}
+	change(u)
 	u.gen++
 	return nil
 }

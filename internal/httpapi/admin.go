@@ -243,12 +243,18 @@ func (a *adminPages) create(w http.ResponseWriter, r *http.Request, sess adminSe
 			Error: msg, Form: form, Bases: a.bases(form.BaseURL), WebexEnabled: a.d.WebexEnabled})
 		return
 	}
+	a.afterStart(w, r, started, "added")
+}
+
+// afterStart sends the browser on after an add or re-authorize: to the Webex login when
+// one is needed, else back to the list with a notice.
+func (a *adminPages) afterStart(w http.ResponseWriter, r *http.Request, started authstore.Started, notice string) {
 	AnnotateLog(r.Context(), slog.String("authorizationId", started.ID))
 	if started.AuthorizeURL != "" {
 		http.Redirect(w, r, started.AuthorizeURL, http.StatusSeeOther)
 		return
 	}
-	http.Redirect(w, r, "/admin/?"+url.Values{"notice": {"added"}, "name": {started.Name}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/?"+url.Values{"notice": {notice}, "name": {started.Name}}.Encode(), http.StatusSeeOther)
 }
 
 func (a *adminPages) reauthorizeForm(w http.ResponseWriter, r *http.Request, sess adminSession) {
@@ -279,12 +285,7 @@ func (a *adminPages) reauthorize(w http.ResponseWriter, r *http.Request, sess ad
 		a.render(w, r, status, "reauthorize", pageData{Title: "Re-authorize " + auth.Name, Tenant: sess.Tenant, CSRF: sess.CSRF, Authorization: auth, Error: msg})
 		return
 	}
-	AnnotateLog(r.Context(), slog.String("authorizationId", started.ID))
-	if started.AuthorizeURL != "" {
-		http.Redirect(w, r, started.AuthorizeURL, http.StatusSeeOther)
-		return
-	}
-	http.Redirect(w, r, "/admin/?"+url.Values{"notice": {"reauthorized"}, "name": {started.Name}}.Encode(), http.StatusSeeOther)
+	a.afterStart(w, r, started, "reauthorized")
 }
 
 func (a *adminPages) deleteForm(w http.ResponseWriter, r *http.Request, sess adminSession) {

@@ -25,23 +25,6 @@ import (
 // the simulator's own work in this process; "canned" answers Engage's part from memory,
 // so allocs/op are the runtime's alone. The access log is JSON, written to io.Discard.
 
-// cannedEngage answers every call with one fixed Engage answer.
-type cannedEngage struct{ body string }
-
-func (c cannedEngage) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		r.Body.Close()
-	}
-	return &http.Response{
-		StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:        http.Header{"Content-Type": {"application/json"}},
-		Body:          io.NopCloser(strings.NewReader(c.body)),
-		ContentLength: int64(len(c.body)),
-		Request:       r,
-	}, nil
-}
-
 // benchRouter builds the edge as internal/app does, on the simulator's credentials.
 func benchRouter(b *testing.B, transport http.RoundTripper) (http.Handler, *engagesim.Sim) {
 	b.Helper()
@@ -113,7 +96,7 @@ func BenchmarkExecution(b *testing.B) {
 					if strings.HasPrefix(name, "append") {
 						answer = `{"status":200,"code":1000,"description":"message appended","tid":"tid-3fcb5f72cb833738e836b8e472300d62"}`
 					}
-					transport = cannedEngage{body: answer}
+					transport = engagesim.Canned{Body: answer}
 				}
 				router, sim := benchRouter(b, transport)
 				conv := sim.SeedConversation(simDomain, engagesim.Conversation{Channel: "sms", CustomerAddress: "+15550002", BizAddress: "+15559999", Status: "active"})
