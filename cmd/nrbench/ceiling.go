@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -28,38 +29,7 @@ func runCeiling(args []string) error {
 		return err
 	}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: time.Minute}}
-	auth := "Bearer " + *token
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var in struct {
-			Node  string                     `json:"node"`
-			Input map[string]json.RawMessage `json:"input"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		path := *base + "/conversations/search"
-		if in.Node == "append-message" {
-			var id string
-			_ = json.Unmarshal(in.Input["conversationId"], &id)
-			path = *base + "/conversations/" + id + "/messages"
-		}
-		body, _ := json.Marshal(in.Input)
-		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, path, bytes.NewReader(body))
-		req.Header.Set("Authorization", auth)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var env map[string]any
-		_ = json.Unmarshal(raw, &env)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"outcome": "ok", "output": env["value"]})
-	})
+	h := ceilingHandler(client, *base, *token)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -90,4 +60,53 @@ func runCeiling(args []string) error {
 		return err
 	}
 	return nil
+}
+
+// ceilingHandler is the ceiling's whole work per request, calling Engage at base
+// (including the domain) through client with token. The call is the one the runtime
+// makes, so the simulator does the same work for both: the node's input names become
+// Engage's wire names (lower case; an append's conversationId moves to the path), and an
+// answer other than Engage's 200 is a 502, which the harness counts as an error.
+func ceilingHandler(client *http.Client, base, token string) http.Handler {
+	auth := "Bearer " + token
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Node  string                     `json:"node"`
+			Input map[string]json.RawMessage `json:"input"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		path := base + "/conversations/search"
+		if in.Node == "append-message" {
+			var id string
+			_ = json.Unmarshal(in.Input["conversationId"], &id)
+			delete(in.Input, "conversationId")
+			path = base + "/conversations/" + id + "/messages"
+		}
+		wire := make(map[string]json.RawMessage, len(in.Input))
+		for k, v := range in.Input {
+			wire[strings.ToLower(k)] = v
+		}
+		body, _ := json.Marshal(wire)
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, path, bytes.NewReader(body))
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			http.Error(w, string(raw), http.StatusBadGateway)
+			return
+		}
+		var env map[string]any
+		_ = json.Unmarshal(raw, &env)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"outcome": "ok", "output": env["value"]})
+	})
 }

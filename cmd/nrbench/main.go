@@ -4,7 +4,7 @@
 // their own processes pinned to the same CPU with the same GOMAXPROCS, so the runtime's
 // figures read as a ratio to what any Go service could do on this machine.
 //
-//	nrbench [-duration 10s] [-concurrency 32] [-soak 60s] [-burst 1000] [-cpuprofile f] [-memprofile f]
+//	nrbench [-quick] [-duration 10s] [-concurrency 32] [-soak 60s] [-burst 1000] [-cpuprofile f] [-memprofile f]
 //
 // Output: one line per scenario with requests/s, p50, p99, p99.9, errors, the server's
 // RSS and database queries per execution, then each target of the performance issue
@@ -35,6 +35,7 @@ func main() {
 	flag.StringVar(&o.benchCPU, "bench-cpu", "1", "CPU list of the load generator and simulator")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "save a CPU profile of the runtime during the search scenario at 0 ms")
 	flag.StringVar(&o.memProfile, "memprofile", "", "save the runtime's allocations (pprof allocs) during the search scenario at 0 ms")
+	flag.BoolVar(&o.quick, "quick", false, "run only the full-load scenarios at 0 ms (the throughput ratio)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "nrbench:", err)
