@@ -21,6 +21,7 @@ import (
 	"github.com/noderuntime/noderuntime/internal/buildinfo"
 	"github.com/noderuntime/noderuntime/internal/config"
 	"github.com/noderuntime/noderuntime/internal/database"
+	"github.com/noderuntime/noderuntime/internal/jsonlog"
 	"github.com/noderuntime/noderuntime/internal/logbuf"
 )
 
@@ -103,7 +104,7 @@ func configError(stderr io.Writer, err error) int {
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(jsonlog.New(w, &slog.HandlerOptions{Level: level}))
 }
 
 func serve(args []string, getenv func(string) string, _, stderr io.Writer) int {

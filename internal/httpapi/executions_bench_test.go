@@ -16,6 +16,7 @@ import (
 	"github.com/noderuntime/noderuntime/internal/engage"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 	"github.com/noderuntime/noderuntime/internal/httpapi"
+	"github.com/noderuntime/noderuntime/internal/jsonlog"
 	"github.com/noderuntime/noderuntime/internal/nodes"
 	"github.com/noderuntime/noderuntime/internal/tenant"
 )
@@ -43,7 +44,7 @@ func benchRouter(b *testing.B, transport http.RoundTripper) (http.Handler, *enga
 		b.Fatal(err)
 	}
 	router := httpapi.NewRouter(httpapi.Deps{
-		Logger:  slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Logger:  slog.New(jsonlog.New(io.Discard, nil)),
 		Metrics: httpapi.NewMetrics(reg),
 		APIKeys: keys,
 		V1: []func(chi.Router){

@@ -26,6 +26,7 @@ import (
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 	"github.com/noderuntime/noderuntime/internal/httpapi"
 	"github.com/noderuntime/noderuntime/internal/idempotency"
+	"github.com/noderuntime/noderuntime/internal/jsonlog"
 	"github.com/noderuntime/noderuntime/internal/nodes"
 	"github.com/noderuntime/noderuntime/internal/outcomes"
 	"github.com/noderuntime/noderuntime/internal/secrets"
@@ -193,7 +194,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	router := httpapi.NewRouter(httpapi.Deps{
-		Logger:  slog.New(slog.NewJSONHandler(h.logs, nil)),
+		Logger:  slog.New(jsonlog.New(h.logs, nil)),
 		Metrics: httpapi.NewMetrics(h.metrics),
 		APIKeys: keys,
 		V1: []func(chi.Router){

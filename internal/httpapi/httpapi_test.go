@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/noderuntime/noderuntime/internal/httpapi"
+	"github.com/noderuntime/noderuntime/internal/jsonlog"
 	"github.com/noderuntime/noderuntime/internal/tenant"
 )
 
@@ -51,7 +52,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.router = httpapi.NewRouter(httpapi.Deps{
 		V1:       []func(chi.Router){testRoutes},
-		Logger:   slog.New(slog.NewJSONHandler(f.logs, nil)),
+		Logger:   slog.New(jsonlog.New(f.logs, nil)),
 		Metrics:  httpapi.NewMetrics(reg),
 		APIKeys:  keys,
 		Gatherer: reg,

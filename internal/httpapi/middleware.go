@@ -117,6 +117,7 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 // access-log line and the HTTP metrics per request.
 func observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 	patterns := &routePatterns{m: map[string]string{}}
+	line, _ := logger.Handler().(lineLogger)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -159,9 +160,20 @@ func observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 			attrs[3] = slog.Int("status", rec.status)
 			attrs[4] = slog.Int("bytes", rec.bytes)
 			attrs[5] = slog.Float64("durationMs", float64(elapsed.Microseconds())/1000)
+			if line != nil {
+				_ = line.Line(r.Context(), level, "request", attrs...)
+				return
+			}
 			logger.LogAttrs(r.Context(), level, "request", attrs...)
 		})
 	}
+}
+
+// lineLogger is a handler that writes a line from its attributes as they are
+// (internal/jsonlog), without the copy of every attribute past the fifth that
+// slog.Logger makes into a record.
+type lineLogger interface {
+	Line(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) error
 }
 
 // routePatterns caches chi's RoutePattern, which joins and rewrites the matched
