@@ -392,6 +392,10 @@ func (s *Sim) handleAppend(w http.ResponseWriter, r *http.Request, d *domainCall
 			return http.StatusConflict, CodeConflict, "conversation is closed"
 		}
 		c.Messages = append(c.Messages, m)
+		if keep := s.store.keep; keep > 0 && len(c.Messages) >= 2*keep {
+			// Dropped in batches, so an append stays O(1) amortized.
+			c.Messages = append(c.Messages[:0:0], c.Messages[len(c.Messages)-keep:]...)
+		}
 		return 0, 0, ""
 	})
 }

@@ -3,6 +3,7 @@ package engagesim_test
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -202,5 +203,22 @@ func TestSeedSetStatusAndReadBack(t *testing.T) {
 	}
 	if n := len(sim.Conversations(domain)); n != 1 {
 		t.Fatalf("%d conversations", n)
+	}
+}
+
+func TestKeepMessagesBoundsAConversationToItsNewestMessages(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{KeepMessages: 3})
+	tok := sim.AccessToken(domain)
+	id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b", Status: "active"})
+	for i := range 20 {
+		m := map[string]any{"channel": "sms", "direction": "inbound", "messagetype": "text", "text": strconv.Itoa(i), "timestamp": "2026-03-01T12:00:00Z"}
+		if status, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/"+id+"/messages", tok, m); status != http.StatusOK {
+			t.Fatalf("append %d: %d %+v", i, status, env)
+		}
+		c, _ := sim.Conversation(domain, id)
+		if n := len(c.Messages); n < min(i+1, 3) || n >= 6 || c.Messages[n-1].Text != strconv.Itoa(i) {
+			t.Fatalf("after append %d: %d messages, the last %q", i, n, c.Messages[n-1].Text)
+		}
 	}
 }

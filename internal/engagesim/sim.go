@@ -53,6 +53,11 @@ type Config struct {
 	Now func() time.Time
 	// Seed seeds the generator that decides percentage faults, so runs repeat.
 	Seed uint64
+	// KeepMessages, when positive, bounds the messages kept per conversation to the
+	// newest ones, between KeepMessages and twice that: a load test appending for minutes would otherwise grow the
+	// simulator's heap, and its garbage collection, without end. Zero keeps them all,
+	// as Engage does.
+	KeepMessages int
 }
 
 // Defaults.
@@ -98,6 +103,7 @@ func New(cfg Config) *Sim {
 	}
 	s.auth.init()
 	s.store.init()
+	s.store.keep = cfg.KeepMessages
 	s.faults.init(cfg.Seed)
 	s.counters.init()
 	for _, u := range cfg.Users {

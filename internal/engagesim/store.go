@@ -104,6 +104,7 @@ func (c *Conversation) clone() Conversation {
 type store struct {
 	mu      sync.Mutex
 	domains map[string]*domainStore
+	keep    int // Config.KeepMessages
 }
 
 type domainStore struct {
