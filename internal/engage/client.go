@@ -3,13 +3,16 @@ package engage
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -49,13 +52,13 @@ type Options struct {
 
 // Client calls Engage. It is safe for concurrent use; make one per process and share it.
 type Client struct {
-	hc        *http.Client
+	rt        http.RoundTripper // called directly, not through an http.Client (see send)
 	max       int64
 	obs       Observer
 	userAgent []string
 
 	basesMu  sync.RWMutex
-	bases    map[string]struct{} // base URLs already checked (Client.endpoint)
+	bases    map[string]*base // base URLs already checked (Client.endpoint)
 	breakers *breakers
 }
 
@@ -78,17 +81,12 @@ func New(opts Options) *Client {
 		br = newBreakers(*opts.Breaker)
 	}
 	return &Client{
-		breakers: br,
-		hc: &http.Client{
-			Transport: rt,
-			// A redirect is not an Engage answer; following one could carry the token
-			// elsewhere. It surfaces as KindUpstream instead.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		breakers:  br,
+		rt:        rt,
 		max:       max,
 		obs:       opts.Observer,
 		userAgent: []string{ua},
-		bases:     map[string]struct{}{},
+		bases:     map[string]*base{},
 	}
 }
 
@@ -112,7 +110,11 @@ func NewTransport() *http.Transport {
 }
 
 // CloseIdleConnections closes the idle keep-alive connections of the transport.
-func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	if t, ok := c.rt.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+}
 
 // Search looks for the conversation of a customer on a channel.
 func (c *Client) Search(ctx context.Context, t Target, token string, req SearchRequest) (*SearchResponse, error) {
@@ -196,12 +198,11 @@ func call[V any](ctx context.Context, c *Client, op string, t Target, token, con
 // status and body of that answer, and anything else as a classified *Error. A 2xx answer
 // that does not decode is KindUpstream and counts against the breaker like a 5xx.
 func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conversationID, participant string, body any, decode func([]byte) error) (int, []byte, *Error) {
-	rt, err := c.endpoint(t, op, conversationID, participant)
+	method, u, err := c.endpoint(t, op, conversationID, participant)
 	if err != nil {
 		return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: err}
 	}
-	var rd io.Reader = http.NoBody
-	var n int
+	var payload []byte
 	if body != nil {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
@@ -210,21 +211,12 @@ func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conv
 		if err := enc.Encode(body); err != nil {
 			return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: fmt.Errorf("encode request: %w", err)}
 		}
-		n = buf.Len()
-		rd = bytes.NewReader(buf.Bytes())
+		payload = buf.Bytes()
 	}
-	req, err := http.NewRequestWithContext(ctx, rt.method, rt.url, rd)
-	if err != nil {
-		return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: err}
+	if ctx == nil { // as http.NewRequestWithContext
+		return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: errors.New("net/http: nil Context")}
 	}
-	// Canonical keys set directly: no per-call canonicalization.
-	req.Header["Authorization"] = []string{"Bearer " + token}
-	req.Header["Accept"] = jsonType
-	req.Header["User-Agent"] = c.userAgent
-	if body != nil {
-		req.Header["Content-Type"] = jsonType
-		req.ContentLength = int64(n)
-	}
+	req := c.newRequest(ctx, method, u, token, payload)
 
 	var done func(error)
 	if c.breakers != nil {
@@ -254,9 +246,89 @@ func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conv
 
 var jsonType = []string{"application/json"}
 
+// newRequest is the request http.NewRequestWithContext(ctx, method, u.String(), body)
+// makes, with Engage's headers, from a URL already parsed.
+func (c *Client) newRequest(ctx context.Context, method string, u *url.URL, token string, body []byte) *http.Request {
+	// Canonical keys set directly: no per-call canonicalization.
+	h := make(http.Header, 4)
+	h["Authorization"] = []string{"Bearer " + token}
+	h["Accept"] = jsonType
+	h["User-Agent"] = c.userAgent
+	r := http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+		Body:       http.NoBody,
+		Host:       u.Host,
+	}
+	if body != nil {
+		h["Content-Type"] = jsonType
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		// The transport resends a body it could not send (a dead keep-alive connection).
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return r.WithContext(ctx)
+}
+
+// send does what http.Client.Do did for this client, by calling the RoundTripper itself:
+// Do's per-call work for what this client never uses (copying the headers for redirects
+// it never follows, cookies, Client.Timeout) cost microseconds and allocations per call
+// under load. Its answers and errors are Do's, down to the *url.Error around a failure.
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(req)
+	if err != nil {
+		// A response that comes with an error is ignored, as Do ignores it.
+		if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
+		return nil, urlError(req, nil, err)
+	}
+	if resp == nil {
+		return nil, urlError(req, nil, fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", c.rt))
+	}
+	if resp.Body == nil {
+		if resp.ContentLength > 0 {
+			return nil, urlError(req, nil, fmt.Errorf("http: RoundTripper implementation (%T) returned a *Response with content length %d but a nil Body", c.rt, resp.ContentLength))
+		}
+		resp.Body = http.NoBody
+	}
+	// A redirect is not an Engage answer; following one could carry the token elsewhere.
+	// It is never followed and surfaces as KindUpstream, as it did with Do and a
+	// CheckRedirect of http.ErrUseLastResponse; Do failed the call when it could not
+	// resolve the Location, before asking CheckRedirect.
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		if loc := resp.Header.Get("Location"); loc != "" {
+			if _, err := req.URL.Parse(loc); err != nil {
+				resp.Body.Close()
+				return nil, urlError(req, resp, fmt.Errorf("failed to parse Location header %q: %v", loc, err))
+			}
+		}
+	}
+	return resp, nil
+}
+
+// urlError wraps err as Do does.
+func urlError(req *http.Request, resp *http.Response, err error) error {
+	u := req.URL
+	if resp != nil && resp.Request != nil {
+		u = resp.Request.URL
+	}
+	s := u.String()
+	if _, ok := u.User.Password(); ok {
+		s = strings.Replace(s, u.User.String()+"@", u.User.Username()+":***@", 1)
+	}
+	return &url.Error{Op: req.Method[:1] + strings.ToLower(req.Method[1:]), URL: s, Err: err}
+}
+
 // exchange sends req and reads and classifies the answer.
 func (c *Client) exchange(ctx context.Context, op string, req *http.Request) (int, []byte, *Error) {
-	resp, err := c.hc.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return 0, nil, transportError(ctx, op, 0, err)
 	}

@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -830,5 +832,128 @@ func BenchmarkClientSearch(b *testing.B) {
 		if err != nil || !resp.Value.ChatExist {
 			b.Fatalf("%+v %v", resp, err)
 		}
+	}
+}
+
+func TestRedirectsAreNeverFollowedAndAreUpstream(t *testing.T) {
+	t.Parallel()
+	var followed atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { followed.Add(1) }))
+	t.Cleanup(elsewhere.Close)
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Location", elsewhere.URL+r.URL.Path)
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(`{"status":200,"code":1000,"value":{"conversationId":"c1"}}`))
+		})
+		rec := &recorder{}
+		c := engage.New(engage.Options{Observer: rec})
+		_, err := c.Search(t.Context(), tg, "tok", engage.SearchRequest{Channel: "sms"})
+		if e := wantKind(t, err, engage.KindUpstream); e.HTTPStatus != status || !strings.Contains(err.Error(), "unexpected HTTP status") {
+			t.Errorf("%d: search got %+v", status, e)
+		}
+		_, err = c.Append(t.Context(), tg, "tok", "c1", textMessage("x"))
+		if e := wantKind(t, err, engage.KindUpstream); e.HTTPStatus != status {
+			t.Errorf("%d: append got %+v", status, e)
+		}
+		if got, want := rec.last(), "append "+strconv.Itoa(status); got != want {
+			t.Errorf("observer saw %q, want %q", got, want)
+		}
+	}
+	if n := followed.Load(); n != 0 {
+		t.Fatalf("%d redirects were followed", n)
+	}
+}
+
+func TestARedirectToAnUnreadableLocationIsATransportError(t *testing.T) {
+	t.Parallel()
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "%zz")
+		w.WriteHeader(http.StatusFound)
+	})
+	rec := &recorder{}
+	_, err := engage.New(engage.Options{Observer: rec}).Search(t.Context(), tg, "tok", engage.SearchRequest{Channel: "sms"})
+	if e := wantKind(t, err, engage.KindUpstream); e.HTTPStatus != 0 || !strings.Contains(err.Error(), `failed to parse Location header "%zz"`) {
+		t.Fatalf("got %v", err)
+	}
+	if got := rec.last(); got != "search transport_error" {
+		t.Errorf("observer saw %q", got)
+	}
+}
+
+// answered is a transport that reports when an answer's headers have arrived.
+type answered struct {
+	http.RoundTripper
+	headers chan struct{}
+}
+
+func (a answered) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := a.RoundTripper.RoundTrip(r)
+	if err == nil {
+		close(a.headers)
+	}
+	return resp, err
+}
+
+// stallingBody answers headers and half a body, then waits for the caller to leave.
+func stallingBody(t *testing.T) engage.Target {
+	return fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"status":200,"code":1000,`))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+}
+
+func TestTimeoutWhileReadingTheAnswerIsATimeout(t *testing.T) {
+	t.Parallel()
+	tg := stallingBody(t)
+	rec := &recorder{}
+	tr := answered{engage.NewTransport(), make(chan struct{})}
+	c := engage.New(engage.Options{Observer: rec, Transport: tr})
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err := c.Search(ctx, tg, "tok", engage.SearchRequest{Channel: "sms"})
+	select {
+	case <-tr.headers:
+	default:
+		t.Fatalf("the deadline passed before the answer's headers: %v", err)
+	}
+	if e := wantKind(t, err, engage.KindTimeout); e.HTTPStatus != 0 {
+		t.Fatalf("got %+v", e)
+	}
+	if got := rec.last(); got != "search timeout" {
+		t.Errorf("observer saw %q", got)
+	}
+}
+
+func TestCancellationWhileReadingTheAnswerIsCanceled(t *testing.T) {
+	t.Parallel()
+	tg := stallingBody(t)
+	rec := &recorder{}
+	tr := answered{engage.NewTransport(), make(chan struct{})}
+	c := engage.New(engage.Options{Observer: rec, Transport: tr})
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		<-tr.headers
+		cancel()
+	}()
+	_, err := c.Search(ctx, tg, "tok", engage.SearchRequest{Channel: "sms"})
+	if e := wantKind(t, err, engage.KindCanceled); e.HTTPStatus != 0 {
+		t.Fatalf("got %+v", e)
+	}
+	if got := rec.last(); got != "search canceled" {
+		t.Errorf("observer saw %q", got)
+	}
+}
+
+func TestHTTPSToAnHTTPServerIsUpstream(t *testing.T) {
+	t.Parallel()
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {})
+	tg.BaseURL = "https" + strings.TrimPrefix(tg.BaseURL, "http")
+	_, err := engage.New(engage.Options{}).Search(t.Context(), tg, "tok", engage.SearchRequest{Channel: "sms"})
+	if e := wantKind(t, err, engage.KindUpstream); e.HTTPStatus != 0 || !errors.Is(err, http.ErrSchemeMismatch) {
+		t.Fatalf("got %v", err)
 	}
 }

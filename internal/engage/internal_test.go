@@ -123,8 +123,8 @@ func TestAClientChecksABaseURLOnceAndStillRefusesBadTargets(t *testing.T) {
 	c := New(Options{})
 	good := Target{BaseURL: "https://api-us-site-1.imiengage.io/api/v1", Domain: "acme"}
 	for range 2 {
-		if rt, err := c.endpoint(good, OpSearch, "", ""); err != nil || rt.url != good.BaseURL+"/acme/conversations/search" {
-			t.Fatalf("%+v %v", rt, err)
+		if method, u, err := c.endpoint(good, OpSearch, "", ""); err != nil || method != http.MethodPost || u.String() != good.BaseURL+"/acme/conversations/search" {
+			t.Fatalf("%s %v %v", method, u, err)
 		}
 	}
 	for _, bad := range []Target{
@@ -132,11 +132,11 @@ func TestAClientChecksABaseURLOnceAndStillRefusesBadTargets(t *testing.T) {
 		{BaseURL: "ftp://x", Domain: "acme"},
 		{BaseURL: good.BaseURL + "?q=1", Domain: "acme"},
 	} {
-		if _, err := c.endpoint(bad, OpSearch, "", ""); err == nil {
+		if _, _, err := c.endpoint(bad, OpSearch, "", ""); err == nil {
 			t.Errorf("%+v was accepted", bad)
 		}
 	}
-	if _, err := c.endpoint(good, OpAppend, "", ""); err == nil {
+	if _, _, err := c.endpoint(good, OpAppend, "", ""); err == nil {
 		t.Error("an append without a conversation ID was accepted")
 	}
 }

@@ -29,20 +29,22 @@ func endpoint(t Target, op, conversationID, participant string) (route, error) {
 	if err := t.validate(); err != nil {
 		return route{}, err
 	}
-	return layout(t, op, conversationID, participant)
+	method, u, err := layout(strings.TrimRight(t.BaseURL, "/"), t, op, conversationID, participant)
+	return route{method: method, url: u}, err
 }
 
-// layout is endpoint after the target's check.
-func layout(t Target, op, conversationID, participant string) (route, error) {
+// layout is endpoint after the target's check: the method of op, and prefix (the base URL
+// without trailing slashes, or its path) followed by op's path.
+func layout(prefix string, t Target, op, conversationID, participant string) (string, string, error) {
 	if op != OpSearch && op != OpCreate && conversationID == "" {
-		return route{}, errMissing("conversation ID")
+		return "", "", errMissing("conversation ID")
 	}
 	if op == OpRemoveParticipant && participant == "" {
-		return route{}, errMissing("participant")
+		return "", "", errMissing("participant")
 	}
 	var b strings.Builder
-	b.Grow(len(t.BaseURL) + len(t.Domain) + len(conversationID) + len(participant) + 40)
-	b.WriteString(strings.TrimRight(t.BaseURL, "/"))
+	b.Grow(len(prefix) + len(t.Domain) + len(conversationID) + len(participant) + 40)
+	b.WriteString(prefix)
 	b.WriteByte('/')
 	b.WriteString(url.PathEscape(t.Domain))
 	b.WriteString("/conversations")
@@ -73,9 +75,9 @@ func layout(t Target, op, conversationID, participant string) (route, error) {
 		b.WriteString(url.PathEscape(participant))
 		method = http.MethodDelete
 	default:
-		return route{}, errMissing("known operation")
+		return "", "", errMissing("known operation")
 	}
-	return route{method: method, url: b.String()}, nil
+	return method, b.String(), nil
 }
 
 // validate checks that the target can address Engage at all. Which hosts are allowed is
@@ -104,22 +106,85 @@ func errMissing(what string) error { return missingError(what) }
 // handful.
 const maxKnownBases = 256
 
-// endpoint is the package's endpoint with the check of a base URL (a url.Parse) done
-// once per base URL instead of once per call.
-func (c *Client) endpoint(t Target, op, conversationID, participant string) (route, error) {
-	c.basesMu.RLock()
-	_, known := c.bases[t.BaseURL]
-	c.basesMu.RUnlock()
-	if known && t.Domain != "" {
-		return layout(t, op, conversationID, participant)
+// base is a base URL checked and parsed once. Every request URL is a copy of url with
+// op's path after path: what url.Parse of the whole URL string gives, without parsing it.
+type base struct {
+	url  url.URL // the base URL without trailing slashes, host normalized as http.NewRequest does
+	path string  // its path as written (escaped), without trailing slashes
+}
+
+// parseBase parses a checked base URL. Nil: the base URL cannot simply be extended (a
+// "?" or "#" left in it puts op's path in the query or fragment); its request URLs are
+// parsed whole, as they always were.
+func parseBase(baseURL string) *base {
+	s := strings.TrimRight(baseURL, "/")
+	if strings.ContainsAny(s, "?#") {
+		return nil
 	}
-	rt, err := endpoint(t, op, conversationID, participant)
-	if err == nil {
+	u, err := url.Parse(s)
+	i := strings.Index(s, "://")
+	if err != nil || u.Host == "" || i < 0 {
+		return nil
+	}
+	// s is scheme://authority[path]; the authority ends at the first "/".
+	path := ""
+	if j := strings.IndexByte(s[i+3:], '/'); j >= 0 {
+		path = s[i+3+j:]
+	}
+	u.Host = removeEmptyPort(u.Host)
+	return &base{url: *u, path: path}
+}
+
+// removeEmptyPort is net/http's: "host:" is "host".
+func removeEmptyPort(host string) string {
+	if strings.LastIndex(host, ":") > strings.LastIndex(host, "]") {
+		return strings.TrimSuffix(host, ":")
+	}
+	return host
+}
+
+// endpoint is the package's endpoint with the check and the parse of a base URL done once
+// per base URL instead of once per call. It returns the method and URL of the request.
+func (c *Client) endpoint(t Target, op, conversationID, participant string) (string, *url.URL, error) {
+	c.basesMu.RLock()
+	b, known := c.bases[t.BaseURL]
+	c.basesMu.RUnlock()
+	if !known || t.Domain == "" {
+		if err := t.validate(); err != nil {
+			return "", nil, err
+		}
+		b = parseBase(t.BaseURL)
 		c.basesMu.Lock()
 		if len(c.bases) < maxKnownBases {
-			c.bases[t.BaseURL] = struct{}{}
+			c.bases[t.BaseURL] = b
 		}
 		c.basesMu.Unlock()
 	}
-	return rt, err
+	if b == nil {
+		method, s, err := layout(strings.TrimRight(t.BaseURL, "/"), t, op, conversationID, participant)
+		if err != nil {
+			return "", nil, err
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			return "", nil, err
+		}
+		u.Host = removeEmptyPort(u.Host)
+		return method, u, nil
+	}
+	method, p, err := layout(b.path, t, op, conversationID, participant)
+	if err != nil {
+		return "", nil, err
+	}
+	u := new(url.URL)
+	*u = b.url
+	// url.URL.setPath: Path unescaped, RawPath only when the default escaping differs.
+	if u.Path, err = url.PathUnescape(p); err != nil {
+		return "", nil, err
+	}
+	u.RawPath = ""
+	if u.EscapedPath() != p {
+		u.RawPath = p
+	}
+	return method, u, nil
 }
