@@ -9,7 +9,6 @@ import (
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/secrets"
-	"github.com/noderuntime/noderuntime/internal/tenant"
 )
 
 // AuthorizationRoutes serves the authorizations API under /v1 (DESIGN.md
@@ -52,7 +51,7 @@ func (h *authorizationHandlers) create(w http.ResponseWriter, r *http.Request) {
 	if !DecodeJSON(w, r, &body) {
 		return
 	}
-	t, _ := tenant.FromContext(r.Context())
+	t, _ := Tenant(r.Context())
 	started, err := h.store.Create(r.Context(), t, authstore.ActorAPI, authstore.CreateRequest{
 		Name: body.Name, Kind: authstore.Kind(body.Kind), Region: body.Region, BaseURL: body.BaseURL,
 		Domain: body.Domain, TenantID: body.TenantID, TenantSecret: secrets.New(body.TenantSecret),
@@ -67,7 +66,7 @@ func (h *authorizationHandlers) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *authorizationHandlers) list(w http.ResponseWriter, r *http.Request) {
-	t, _ := tenant.FromContext(r.Context())
+	t, _ := Tenant(r.Context())
 	list, err := h.store.List(r.Context(), t)
 	if err != nil {
 		h.fail(w, r, err)
@@ -77,7 +76,7 @@ func (h *authorizationHandlers) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *authorizationHandlers) get(w http.ResponseWriter, r *http.Request) {
-	t, _ := tenant.FromContext(r.Context())
+	t, _ := Tenant(r.Context())
 	a, err := h.store.Get(r.Context(), t, chi.URLParam(r, "id"))
 	if err != nil {
 		h.fail(w, r, err)
@@ -87,7 +86,7 @@ func (h *authorizationHandlers) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *authorizationHandlers) delete(w http.ResponseWriter, r *http.Request) {
-	t, _ := tenant.FromContext(r.Context())
+	t, _ := Tenant(r.Context())
 	id := chi.URLParam(r, "id")
 	if err := h.store.Delete(r.Context(), t, authstore.ActorAPI, id); err != nil {
 		h.fail(w, r, err)
@@ -105,7 +104,7 @@ func (h *authorizationHandlers) reauthorize(w http.ResponseWriter, r *http.Reque
 			return
 		}
 	}
-	t, _ := tenant.FromContext(r.Context())
+	t, _ := Tenant(r.Context())
 	id := chi.URLParam(r, "id")
 	started, err := h.store.Reauthorize(r.Context(), t, authstore.ActorAPI, id, authstore.ReauthorizeRequest{
 		TenantID: body.TenantID, TenantSecret: secrets.New(body.TenantSecret),

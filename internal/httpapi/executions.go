@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -111,7 +112,7 @@ func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	t, _ := tenant.FromContext(ctx)
+	t, _ := Tenant(ctx)
 	timeout := h.timeout(req.TimeoutMs)
 	attrs := []slog.Attr{
 		slog.String("node", v.Node().ID()),
@@ -128,7 +129,15 @@ func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
 	if key == "" {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		writeRawJSON(w, h.execute(ctx, v, nreq))
+		// The answer is encoded into a pooled buffer: Write copies it into the
+		// connection's own buffer, so it can serve the next request.
+		buf := answerBuffers.Get().(*[]byte)
+		answer := h.execute(ctx, v, nreq, (*buf)[:0])
+		writeRawJSON(w, answer)
+		if cap(answer) <= maxPooledAnswer {
+			*buf = answer[:0]
+			answerBuffers.Put(buf)
+		}
 		return
 	}
 	if msg := checkIdempotencyKey(key); msg != "" {
@@ -174,7 +183,7 @@ func (h *executionHandler) serveIdempotent(w http.ResponseWriter, r *http.Reques
 		// for the retry that is sure to come.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)
 		defer cancel()
-		answer := h.execute(ctx, v, nreq)
+		answer := h.execute(ctx, v, nreq, nil) // kept by the idempotency store
 		storeCtx, cancelStore := context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyGrace)
 		defer cancelStore()
 		if err := h.Idempotency.Complete(storeCtx, t, key, sum[:], answer); err != nil {
@@ -185,8 +194,14 @@ func (h *executionHandler) serveIdempotent(w http.ResponseWriter, r *http.Reques
 	}
 }
 
-// execute runs the node version and encodes its answer.
-func (h *executionHandler) execute(ctx context.Context, v *nodes.Version, req nodes.Request) []byte {
+// answerBuffers hold encoded answers between requests; a buffer grown past
+// maxPooledAnswer by a rare large answer is left to the garbage collector.
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledAnswer = 16 << 10
+
+// execute runs the node version and appends its encoded answer to buf.
+func (h *executionHandler) execute(ctx context.Context, v *nodes.Version, req nodes.Request, buf []byte) []byte {
 	start := time.Now()
 	res := h.Executor.Execute(ctx, v, req)
 	elapsed := time.Since(start)
@@ -206,16 +221,21 @@ func (h *executionHandler) execute(ctx context.Context, v *nodes.Version, req no
 		attrs = append(attrs, slog.String("errorCode", res.Error.Code))
 	}
 	AnnotateLog(ctx, attrs...)
-	return encodeAnswer(&resp)
+	return appendEncodedAnswer(buf, &resp)
 }
 
 // encodeAnswer is the JSON of an execution's answer.
 func encodeAnswer(resp *executionResponse) []byte {
-	if b, ok := appendAnswer(make([]byte, 0, 512), resp); ok {
-		return b
+	return appendEncodedAnswer(make([]byte, 0, 1024), resp)
+}
+
+// appendEncodedAnswer appends the JSON of an execution's answer to b.
+func appendEncodedAnswer(b []byte, resp *executionResponse) []byte {
+	if out, ok := appendAnswer(b, resp); ok {
+		return out
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	buf := bytes.NewBuffer(b[:len(b):len(b)])
+	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(resp); err != nil {
 		// An output holds only strings, numbers and booleans: this cannot fail.

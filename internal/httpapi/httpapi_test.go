@@ -45,7 +45,7 @@ func newFixture(t *testing.T) *fixture {
 			if !httpapi.DecodeJSON(w, r, &body) {
 				return
 			}
-			tn, _ := tenant.FromContext(r.Context())
+			tn, _ := httpapi.Tenant(r.Context())
 			httpapi.WriteJSON(w, http.StatusOK, map[string]any{"tenant": tn, "body": body})
 		})
 		v1.Get("/test/panic", func(http.ResponseWriter, *http.Request) { panic("boom in handler") })

@@ -25,6 +25,10 @@ import (
 type requestState struct {
 	id  string
 	rec statusRecorder
+	// tenant is the caller authenticate resolved (authed): kept here rather than in a
+	// new context, which would copy the request once more.
+	tenant tenant.ID
+	authed bool
 
 	mu sync.Mutex
 	// attrs is the access-log line: len(baseAttrs) slots that observe fills at the end,
@@ -50,6 +54,14 @@ func RequestID(ctx context.Context) string {
 		return st.id
 	}
 	return ""
+}
+
+// Tenant returns the caller the API key resolved, for the routes under /v1.
+func Tenant(ctx context.Context) (tenant.ID, bool) {
+	if st := stateOf(ctx); st != nil && st.authed {
+		return st.tenant, true
+	}
+	return tenant.FromContext(ctx)
 }
 
 // acceptableRequestID reports whether a caller's request ID is short and plain
@@ -282,6 +294,11 @@ func authenticate(keys tenant.Keys) func(http.Handler) http.Handler {
 				return
 			}
 			AnnotateLog(r.Context(), slog.String("tenant", string(id)))
+			if st := stateOf(r.Context()); st != nil {
+				st.tenant, st.authed = id, true
+				next.ServeHTTP(w, r)
+				return
+			}
 			next.ServeHTTP(w, r.WithContext(tenant.WithID(r.Context(), id)))
 		})
 	}
