@@ -29,14 +29,14 @@ func (a *App) wireExecutions(deps *httpapi.Deps) {
 		Metrics:     nodes.NewMetrics(a.registry, reg, httpapi.LatencyBuckets),
 		Logger:      a.logger,
 	})
-	deps.V1 = append(deps.V1,
+	// Executions are the hot path: V1Hot resolves them in one route lookup.
+	deps.V1Hot = append(deps.V1Hot,
 		httpapi.ExecutionRoutes(httpapi.Executions{
 			Registry: reg, Executor: exec,
 			Idempotency:    idempotency.New(a.pool, idempotency.Options{}),
 			DefaultTimeout: a.cfg.ExecutionTimeout, MaxTimeout: a.cfg.ExecutionTimeoutMx,
-		}),
-		httpapi.CatalogRoutes(reg),
-	)
+		}))
+	deps.V1 = append(deps.V1, httpapi.CatalogRoutes(reg))
 }
 
 // credentials is the authorization store as the nodes' token source; nodes never see

@@ -47,7 +47,7 @@ func benchRouter(b *testing.B, transport http.RoundTripper) (http.Handler, *enga
 		Logger:  slog.New(jsonlog.New(io.Discard, nil)),
 		Metrics: httpapi.NewMetrics(reg),
 		APIKeys: keys,
-		V1: []func(chi.Router){
+		V1Hot: []func(chi.Router){
 			httpapi.ExecutionRoutes(httpapi.Executions{Registry: registry, Executor: exec, DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute}),
 		},
 	})

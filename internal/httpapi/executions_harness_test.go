@@ -197,7 +197,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		Logger:  slog.New(jsonlog.New(h.logs, nil)),
 		Metrics: httpapi.NewMetrics(h.metrics),
 		APIKeys: keys,
-		V1: []func(chi.Router){
+		V1Hot: []func(chi.Router){
 			httpapi.ExecutionRoutes(httpapi.Executions{
 				Registry: registry, Executor: exec, Idempotency: idem,
 				DefaultTimeout: o.defaultTimeout, MaxTimeout: o.maxTimeout,

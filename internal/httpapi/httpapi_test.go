@@ -39,7 +39,8 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{logs: &syncBuffer{}}
 	f.ready.Store(true)
 	reg := prometheus.NewRegistry()
-	testRoutes := func(v1 chi.Router) {
+	// echo is a hot route (Deps.V1Hot), as executions are; panic an ordinary one.
+	echoRoutes := func(v1 chi.Router) {
 		v1.Post("/test/echo", func(w http.ResponseWriter, r *http.Request) {
 			var body map[string]any
 			if !httpapi.DecodeJSON(w, r, &body) {
@@ -48,9 +49,12 @@ func newFixture(t *testing.T) *fixture {
 			tn, _ := httpapi.Tenant(r.Context())
 			httpapi.WriteJSON(w, http.StatusOK, map[string]any{"tenant": tn, "body": body})
 		})
+	}
+	testRoutes := func(v1 chi.Router) {
 		v1.Get("/test/panic", func(http.ResponseWriter, *http.Request) { panic("boom in handler") })
 	}
 	f.router = httpapi.NewRouter(httpapi.Deps{
+		V1Hot:    []func(chi.Router){echoRoutes},
 		V1:       []func(chi.Router){testRoutes},
 		Logger:   slog.New(jsonlog.New(f.logs, nil)),
 		Metrics:  httpapi.NewMetrics(reg),
@@ -269,5 +273,39 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if !bytes.Contains(body, []byte(`noderuntime_http_requests_total{code="200",route="/healthz"} 1`)) {
 		t.Fatalf("metrics:\n%s", body)
+	}
+}
+
+// A hot route (Deps.V1Hot) answers as it would under the /v1 mount: authentication
+// first, 405 for another method, and the route pattern in logs and metrics.
+func TestHotRoutesAnswerAsMountedRoutes(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct {
+		method, key string
+		want        int
+	}{
+		{"POST", "", 401},
+		{"POST", "wrong-key", 401},
+		{"GET", "", 401},
+		{"GET", testKey, 405},
+		{"DELETE", testKey, 405},
+		{"POST", testKey, 200},
+	} {
+		var body io.Reader
+		if c.method == "POST" {
+			body = strings.NewReader(`{"a":1}`)
+		}
+		resp, _ := f.do(t, c.method, "/v1/test/echo", c.key, "application/json", body)
+		if resp.StatusCode != c.want {
+			t.Errorf("%s with key %q: %d, want %d", c.method, c.key, resp.StatusCode, c.want)
+		}
+	}
+	// The mounted route's own 405 is labelled as the hot route's is.
+	if resp, _ := f.do(t, "DELETE", "/v1/test/panic", testKey, "", nil); resp.StatusCode != 405 {
+		t.Fatalf("DELETE on a mounted route: %d", resp.StatusCode)
+	}
+	logs := f.logs.String()
+	if strings.Count(logs, `"route":"/v1/test/echo"`) != 3 || strings.Count(logs, `"route":"/v1/*"`) != 4 {
+		t.Errorf("access log routes:\n%s", logs)
 	}
 }
