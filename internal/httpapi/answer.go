@@ -19,7 +19,7 @@ func appendAnswer(dst []byte, resp *executionResponse) ([]byte, bool) {
 	dst = appendJSONString(dst, string(resp.Outcome))
 	dst = append(dst, `,"output":`...)
 	var ok bool
-	if dst, ok = appendOutput(dst, resp.Output); !ok {
+	if dst, ok = appendOutput(dst, resp.Output, resp.outputOrder); !ok {
 		return dst, false
 	}
 	if e := resp.Error; e != nil {
@@ -32,16 +32,21 @@ func appendAnswer(dst []byte, resp *executionResponse) ([]byte, bool) {
 	return append(dst, "}\n"...), true
 }
 
-func appendOutput(dst []byte, out map[string]any) ([]byte, bool) {
+func appendOutput(dst []byte, out map[string]any, order []string) ([]byte, bool) {
 	if out == nil {
 		return append(dst, "null"...), true
 	}
-	var inline [16]string
-	keys := inline[:0]
-	for k := range out {
-		keys = append(keys, k)
+	// order, when it holds exactly the output's keys (the version's outputs, sorted once
+	// in the registry), saves collecting and sorting them on every answer.
+	keys := order
+	if !hasExactly(out, order) {
+		var inline [16]string
+		keys = inline[:0]
+		for k := range out {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
 	}
-	slices.Sort(keys)
 	dst = append(dst, '{')
 	for i, k := range keys {
 		if i > 0 {
@@ -65,6 +70,19 @@ func appendOutput(dst []byte, out map[string]any) ([]byte, bool) {
 		}
 	}
 	return append(dst, '}'), true
+}
+
+// hasExactly reports whether keys are exactly out's keys (keys has no duplicates).
+func hasExactly(out map[string]any, keys []string) bool {
+	if len(keys) != len(out) {
+		return false
+	}
+	for _, k := range keys {
+		if _, ok := out[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // appendError writes outcomes.Error as its json tags say (the Engage fields omitempty).

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/noderuntime/noderuntime/internal/outcomes"
@@ -32,9 +34,16 @@ func TestAppendAnswerEqualsEncodingJSON(t *testing.T) {
 		{Outcome: outcomes.Outcome(weird), Output: map[string]any{weird: weird, "Z": false, "a": int64(-9), "b": nil, "": "empty key"}, ExecutionID: weird, DurationMs: -1},
 		{Outcome: "x", Output: nil},
 	} {
-		got, ok := appendAnswer(nil, &resp)
-		if want := encodeAnswerJSON(t, &resp); !ok || !bytes.Equal(got, want) {
-			t.Errorf("appendAnswer (ok %v):\n%s\nencoding/json:\n%s", ok, got, want)
+		want := encodeAnswerJSON(t, &resp)
+		keys := slices.Sorted(maps.Keys(resp.Output))
+		// The order given (a version's sorted outputs) is used only when it names
+		// exactly the output's keys; otherwise they are collected and sorted.
+		for _, order := range [][]string{nil, keys, append(slices.Clone(keys), "extra"), {"other"}, keys[:len(keys)/2]} {
+			resp.outputOrder = order
+			got, ok := appendAnswer(nil, &resp)
+			if !ok || !bytes.Equal(got, want) {
+				t.Errorf("appendAnswer (order %q, ok %v):\n%s\nencoding/json:\n%s", order, ok, got, want)
+			}
 		}
 	}
 	// A type it does not write falls back.

@@ -88,6 +88,8 @@ type executionResponse struct {
 	Error       *outcomes.Error  `json:"error,omitempty"`
 	ExecutionID string           `json:"executionId"`
 	DurationMs  int64            `json:"durationMs"`
+	// outputOrder is the version's outputs in byte order (nodes.Version.SortedOutputs).
+	outputOrder []string
 }
 
 func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
@@ -211,6 +213,7 @@ func (h *executionHandler) execute(ctx context.Context, v *nodes.Version, req no
 		Error:       res.Error,
 		ExecutionID: newExecutionID(),
 		DurationMs:  elapsed.Milliseconds(),
+		outputOrder: v.SortedOutputs(),
 	}
 	attrs := []slog.Attr{
 		slog.String("outcome", string(res.Outcome)),

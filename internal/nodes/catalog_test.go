@@ -292,3 +292,14 @@ func asAnyList(v any) []any {
 	l, _ := v.([]any)
 	return l
 }
+
+func TestSortedOutputsAreEveryOutputInByteOrder(t *testing.T) {
+	for _, n := range NewRegistry().Nodes() {
+		for _, v := range n.Versions() {
+			got, want := v.SortedOutputs(), slices.Sorted(slices.Values(v.Outputs()))
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: SortedOutputs %q, want %q", v, got, want)
+			}
+		}
+	}
+}

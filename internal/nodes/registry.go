@@ -119,6 +119,7 @@ type Version struct {
 	inputs      []string            // input fields, in catalog order
 	inputSet    map[string]bool     // the same, as a set
 	outputs     []string            // output variables, in catalog order
+	sorted      []string            // the same, in byte order
 	channels    []string            // channels, in channelTable order
 	channelSet  map[string]bool     // the same, as a set
 	messages    messageSet          // 0: the node sends no message
@@ -161,6 +162,10 @@ func (v *Version) Outcomes() []outcomes.Outcome {
 
 // Outputs lists the version's output variables in catalog order.
 func (v *Version) Outputs() []string { return slices.Clone(v.outputs) }
+
+// SortedOutputs returns the version's output variables in byte order, the order an
+// answer lists them in. The slice is shared: read it, never change it.
+func (v *Version) SortedOutputs() []string { return v.sorted }
 
 // Registry holds every node version the runtime serves. Build it once with NewRegistry;
 // it is immutable and safe for concurrent use.
@@ -233,6 +238,7 @@ func buildVersion(n *Node, prev *Version, d delta) *Version {
 			panic(fmt.Sprintf("nodes: %s %s: input %q has no field definition", n.def.id, d.version, name))
 		}
 	}
+	v.sorted = slices.Sorted(slices.Values(v.outputs))
 	for _, name := range v.outputs {
 		if _, ok := outputByName[name]; !ok {
 			panic(fmt.Sprintf("nodes: %s %s: output %q has no definition", n.def.id, d.version, name))
