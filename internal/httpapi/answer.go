@@ -3,8 +3,8 @@ package httpapi
 import (
 	"slices"
 	"strconv"
-	"unicode/utf8"
 
+	"github.com/noderuntime/noderuntime/internal/jsonenc"
 	"github.com/noderuntime/noderuntime/internal/outcomes"
 )
 
@@ -106,57 +106,5 @@ func appendError(dst []byte, e *outcomes.Error) []byte {
 	return append(dst, '}')
 }
 
-// appendJSONString is encoding/json's string encoding without HTML escaping: quotes,
-// backslashes and control characters escaped, invalid UTF-8 as \ufffd, U+2028 and
-// U+2029 escaped.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// appendJSONString is encoding/json's string encoding without HTML escaping.
+func appendJSONString(dst []byte, s string) []byte { return jsonenc.AppendString(dst, s) }
