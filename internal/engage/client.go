@@ -203,7 +203,9 @@ func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conv
 		return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: err}
 	}
 	var payload []byte
-	if body != nil {
+	if a, ok := body.(jsonAppender); ok {
+		payload = a.appendJSON(make([]byte, 0, 256))
+	} else if body != nil {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		// Engage gets text as written: "<" stays "<", not "\u003c".

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/noderuntime/noderuntime/internal/jsonenc"
 	"github.com/noderuntime/noderuntime/internal/jsonscan"
 )
 
@@ -39,6 +40,56 @@ type SearchRequest struct {
 	ToRecipients       []string `json:"toRecipients,omitempty"`
 	CcRecipients       []string `json:"ccRecipients,omitempty"`
 	InReplyTo          string   `json:"inReplyTo,omitempty"`
+}
+
+// jsonAppender is a request body that writes its own JSON: byte for byte what
+// encoding/json's Encoder writes with SetEscapeHTML(false), final newline included, so
+// the hot path's bodies skip reflection. FuzzSearchRequestJSON holds it to that.
+type jsonAppender interface {
+	appendJSON(dst []byte) []byte
+}
+
+func (r *SearchRequest) appendJSON(dst []byte) []byte {
+	dst = append(dst, '{')
+	n := len(dst)
+	field := func(key, v string) {
+		if v == "" {
+			return
+		}
+		if len(dst) > n {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, key...)
+		dst = jsonenc.AppendString(dst, v)
+	}
+	list := func(key string, vs []string) {
+		if len(vs) == 0 {
+			return
+		}
+		if len(dst) > n {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, key...)
+		for i, v := range vs {
+			if i == 0 {
+				dst = append(dst, '[')
+			} else {
+				dst = append(dst, ',')
+			}
+			dst = jsonenc.AppendString(dst, v)
+		}
+		dst = append(dst, ']')
+	}
+	field(`"channel":`, r.Channel)
+	field(`"customeraddress":`, r.CustomerAddress)
+	field(`"bizaddress":`, r.BizAddress)
+	field(`"subject":`, r.Subject)
+	field(`"threadid":`, r.ThreadID)
+	field(`"browserfingerprint":`, r.BrowserFingerprint)
+	list(`"toRecipients":`, r.ToRecipients)
+	list(`"ccRecipients":`, r.CcRecipients)
+	field(`"inReplyTo":`, r.InReplyTo)
+	return append(dst, '}', '\n')
 }
 
 // Attachment is one file of a text-with-attachments message.
