@@ -204,7 +204,7 @@ func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conv
 	}
 	var payload []byte
 	if a, ok := body.(jsonAppender); ok {
-		payload = a.appendJSON(make([]byte, 0, 256))
+		payload = a.appendJSON(make([]byte, 0, 128))
 	} else if body != nil {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
