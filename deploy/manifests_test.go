@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +201,7 @@ func check(b *bundle, want expectation) []string {
 	}
 
 	p.env("Deployment", b, c, secretVars, true)
+	p.gc(c)
 	for _, v := range configVars {
 		if _, ok := configValue(b, c, v); !ok {
 			p.add("Deployment gets %s from no ConfigMap", v)
@@ -499,6 +501,50 @@ func (p *problems) env(what string, b *bundle, c corev1.Container, vars []string
 	}
 }
 
+// gc checks the garbage collector's budget: a GOGC, and a GOMEMLIMIT between 60% and
+// 90% of the memory limit (the collector must act before the kernel does, and the
+// limit must not sit so low that the collector runs all the time).
+func (p *problems) gc(c corev1.Container) {
+	var gogc, memLimit string
+	for _, e := range c.Env {
+		switch e.Name {
+		case "GOGC":
+			gogc = e.Value
+		case "GOMEMLIMIT":
+			memLimit = e.Value
+		}
+	}
+	if n, err := strconv.Atoi(gogc); err != nil || n < 100 {
+		p.add("GOGC %q is not a number of at least 100", gogc)
+	}
+	limit := c.Resources.Limits[corev1.ResourceMemory]
+	soft, ok := goBytes(memLimit)
+	switch {
+	case !ok:
+		p.add("GOMEMLIMIT %q is not a Go memory limit (like 200MiB)", memLimit)
+	case limit.IsZero():
+	case float64(soft) < 0.6*float64(limit.Value()) || float64(soft) > 0.9*float64(limit.Value()):
+		p.add("GOMEMLIMIT %s is not between 60%% and 90%% of the memory limit %s", memLimit, limit.String())
+	}
+}
+
+// goBytes parses a GOMEMLIMIT value: a number of bytes with an optional B, KiB, MiB,
+// GiB or TiB suffix.
+func goBytes(s string) (int64, bool) {
+	num, mult := s, int64(1)
+	for i, unit := range []string{"TiB", "GiB", "MiB", "KiB", "B"} {
+		if n, ok := strings.CutSuffix(s, unit); ok {
+			num, mult = n, int64(1)<<(10*(4-i))
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return n * mult, true
+}
+
 // configValue finds name in the ConfigMaps the container reads with envFrom.
 func configValue(b *bundle, c corev1.Container, name string) (string, bool) {
 	for _, from := range c.EnvFrom {
@@ -675,6 +721,14 @@ func intOrString(v int32) intstr.IntOrString { return intstr.FromInt32(v) }
 
 // TestChecksCatchBrokenManifests proves the checks above can fail: each case breaks one
 // rule in an otherwise good rendering and expects check to say so.
+func setEnv(c *corev1.Container, name, value string) {
+	for i := range c.Env {
+		if c.Env[i].Name == name {
+			c.Env[i].Value = value
+		}
+	}
+}
+
 func TestChecksCatchBrokenManifests(t *testing.T) {
 	t.Parallel()
 	docs, err := render("overlays/prod")
@@ -700,6 +754,9 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		{"readiness on the liveness endpoint", func(b *bundle) { ctr(b).ReadinessProbe.HTTPGet.Path = "/healthz" }, "readiness probe path"},
 		{"no startup probe", func(b *bundle) { ctr(b).StartupProbe = nil }, "startup probe"},
 		{"no memory limit", func(b *bundle) { delete(ctr(b).Resources.Limits, corev1.ResourceMemory) }, "memory limit"},
+		{"GOMEMLIMIT above the limit", func(b *bundle) { setEnv(ctr(b), "GOMEMLIMIT", "600MiB") }, "GOMEMLIMIT"},
+		{"GOMEMLIMIT unparsable", func(b *bundle) { setEnv(ctr(b), "GOMEMLIMIT", "400Mi") }, "GOMEMLIMIT"},
+		{"GOGC off", func(b *bundle) { setEnv(ctr(b), "GOGC", "off") }, "GOGC"},
 		{"latest image", func(b *bundle) { ctr(b).Image = imageRepo + ":latest" }, "image tag"},
 		{"secret as a literal", func(b *bundle) {
 			for i := range ctr(b).Env {
