@@ -501,9 +501,9 @@ func (p *problems) env(what string, b *bundle, c corev1.Container, vars []string
 	}
 }
 
-// gc checks the garbage collector's budget: a GOGC, and a GOMEMLIMIT between 60% and
-// 90% of the memory limit (the collector must act before the kernel does, and the
-// limit must not sit so low that the collector runs all the time).
+// gc checks the garbage collector's budget: a GOGC, and a GOMEMLIMIT of at least
+// 32 MiB (below, the collector would run all the time) and at most 90% of the memory
+// limit (the collector must act before the kernel does).
 func (p *problems) gc(c corev1.Container) {
 	var gogc, memLimit string
 	for _, e := range c.Env {
@@ -523,8 +523,8 @@ func (p *problems) gc(c corev1.Container) {
 	case !ok:
 		p.add("GOMEMLIMIT %q is not a Go memory limit (like 200MiB)", memLimit)
 	case limit.IsZero():
-	case float64(soft) < 0.6*float64(limit.Value()) || float64(soft) > 0.9*float64(limit.Value()):
-		p.add("GOMEMLIMIT %s is not between 60%% and 90%% of the memory limit %s", memLimit, limit.String())
+	case soft < 32<<20 || float64(soft) > 0.9*float64(limit.Value()):
+		p.add("GOMEMLIMIT %s is not between 32 MiB and 90%% of the memory limit %s", memLimit, limit.String())
 	}
 }
 
@@ -756,6 +756,7 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		{"no memory limit", func(b *bundle) { delete(ctr(b).Resources.Limits, corev1.ResourceMemory) }, "memory limit"},
 		{"GOMEMLIMIT above the limit", func(b *bundle) { setEnv(ctr(b), "GOMEMLIMIT", "600MiB") }, "GOMEMLIMIT"},
 		{"GOMEMLIMIT unparsable", func(b *bundle) { setEnv(ctr(b), "GOMEMLIMIT", "400Mi") }, "GOMEMLIMIT"},
+		{"GOMEMLIMIT tiny", func(b *bundle) { setEnv(ctr(b), "GOMEMLIMIT", "8MiB") }, "GOMEMLIMIT"},
 		{"GOGC off", func(b *bundle) { setEnv(ctr(b), "GOGC", "off") }, "GOGC"},
 		{"latest image", func(b *bundle) { ctr(b).Image = imageRepo + ":latest" }, "image tag"},
 		{"secret as a literal", func(b *bundle) {

@@ -36,6 +36,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "save a CPU profile of the runtime during the search scenario at 0 ms")
 	flag.StringVar(&o.memProfile, "memprofile", "", "save the runtime's allocations (pprof allocs) during the search scenario at 0 ms")
 	flag.StringVar(&o.gogc, "gogc", o.defaults().gogc, "GOGC of both servers (the deployment's)")
+	flag.StringVar(&o.memLimit, "gomemlimit", o.defaults().memLimit, "GOMEMLIMIT of both servers (the deployment's)")
 	flag.BoolVar(&o.quick, "quick", false, "run only the full-load scenarios at 0 ms (the throughput ratio)")
 	flag.Parse()
 	if err := run(o); err != nil {

@@ -35,15 +35,16 @@ type options struct {
 	concurrency, burst     int
 	serverCPU, benchCPU    string
 	cpuProfile, memProfile string
-	// gogc is the GOGC both servers run with: the deployment's (deploy/base).
-	gogc string
+	// gogc and memLimit are the GOGC and GOMEMLIMIT both servers run with: the
+	// deployment's (deploy/base).
+	gogc, memLimit string
 	// quick runs only the full-load scenarios at 0 ms: the throughput ratio, for
 	// iterating on the hot path.
 	quick bool
 }
 
 func (options) defaults() options {
-	return options{duration: 10 * time.Second, warmup: 2 * time.Second, soak: 60 * time.Second, concurrency: 32, burst: 1000, gogc: "400"}
+	return options{duration: 10 * time.Second, warmup: 2 * time.Second, soak: 60 * time.Second, concurrency: 32, burst: 1000, gogc: "400", memLimit: "48MiB"}
 }
 
 const (
@@ -114,8 +115,8 @@ func run(o options) error {
 	}
 	e.onCleanup(func() { os.RemoveAll(e.dir) })
 	pin(os.Getpid(), o.benchCPU)
-	fmt.Printf("# nrbench %s, %d CPUs (%s), server on CPU %s with GOMAXPROCS=1 GOGC=%s, load generator and simulator on CPU %s\n",
-		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), cpuModel(), o.serverCPU, o.gogc, o.benchCPU)
+	fmt.Printf("# nrbench %s, %d CPUs (%s), server on CPU %s with GOMAXPROCS=1 GOGC=%s GOMEMLIMIT=%s, load generator and simulator on CPU %s\n",
+		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), cpuModel(), o.serverCPU, o.gogc, o.memLimit, o.benchCPU)
 	steps := []struct {
 		name string
 		fn   func() error
@@ -201,6 +202,7 @@ func (e *env) startRuntime() error {
 	cmd.Env = append(os.Environ(),
 		"GOMAXPROCS=1",
 		"GOGC="+e.o.gogc,
+		"GOMEMLIMIT="+e.o.memLimit,
 		"NODERUNTIME_ADDR="+addr,
 		"NODERUNTIME_METRICS_ADDR="+maddr,
 		"DATABASE_URL="+u.String(),
@@ -269,7 +271,7 @@ func (e *env) startCeiling() error {
 	cmd := exec.Command("taskset", "-c", e.o.serverCPU, self, "ceiling",
 		"-engage", e.steady.BaseURL()+"/"+domain, "-token", e.steady.AccessToken(domain))
 	cmd.SysProcAttr = dieWithParent()
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GOGC="+e.o.gogc)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GOGC="+e.o.gogc, "GOMEMLIMIT="+e.o.memLimit)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
