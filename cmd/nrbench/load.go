@@ -105,6 +105,10 @@ func closedLoop(c *http.Client, r request, concurrency int, d time.Duration) sta
 	return all
 }
 
+// openLoopConns is the open loop's connections (and workers); due requests beyond them
+// wait in line, and their wait counts in their latency.
+const openLoopConns = 64
+
 // openLoop sends at a fixed rate for d, measuring each request from the moment it was
 // due, so a slow server cannot hide its queueing (no coordinated omission).
 func openLoop(c *http.Client, r request, rate float64, d time.Duration) stats {
@@ -113,7 +117,9 @@ func openLoop(c *http.Client, r request, rate float64, d time.Duration) stats {
 	var mu sync.Mutex
 	var all stats
 	var wg sync.WaitGroup
-	for range 512 {
+	// Enough connections for any backlog a hiccup leaves, as an orchestrator's pool would
+	// have, and no more: each connection costs both sides memory and wake-ups.
+	for range openLoopConns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -4,7 +4,7 @@
 // their own processes pinned to the same CPU with the same GOMAXPROCS, so the runtime's
 // figures read as a ratio to what any Go service could do on this machine.
 //
-//	nrbench [-quick] [-duration 10s] [-concurrency 32] [-soak 60s] [-burst 1000] [-cpuprofile f] [-memprofile f]
+//	nrbench [-quick | -half-load] [-duration 10s] [-concurrency 32] [-soak 60s] [-burst 1000] [-cpuprofile f] [-memprofile f]
 //
 // Output: one line per scenario with requests/s, p50, p99, p99.9, errors, the server's
 // RSS and database queries per execution, then each target of the performance issue
@@ -37,7 +37,9 @@ func main() {
 	flag.StringVar(&o.memProfile, "memprofile", "", "save the runtime's allocations (pprof allocs) during the search scenario at 0 ms")
 	flag.StringVar(&o.gogc, "gogc", o.defaults().gogc, "GOGC of both servers (the deployment's)")
 	flag.StringVar(&o.memLimit, "gomemlimit", o.defaults().memLimit, "GOMEMLIMIT of both servers (the deployment's)")
+	flag.IntVar(&o.rounds, "rounds", o.defaults().rounds, "alternating windows per target in each full-load and half-load scenario")
 	flag.BoolVar(&o.quick, "quick", false, "run only the full-load scenarios at 0 ms (the throughput ratio)")
+	flag.BoolVar(&o.halfLoad, "half-load", false, "run only the full-load scenarios at 0 ms and the half-load ones (the added latency)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "nrbench:", err)

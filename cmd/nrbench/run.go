@@ -18,6 +18,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,10 +43,15 @@ type options struct {
 	// quick runs only the full-load scenarios at 0 ms: the throughput ratio, for
 	// iterating on the hot path.
 	quick bool
+	// rounds is the number of alternating windows per target (see alternate).
+	rounds int
+	// halfLoad runs the full-load scenarios at 0 ms (whose ceiling sets the rate), then
+	// the half-load ones: the added latency, for iterating on it.
+	halfLoad bool
 }
 
 func (options) defaults() options {
-	return options{duration: 10 * time.Second, warmup: 2 * time.Second, soak: 60 * time.Second, concurrency: 32, burst: 1000, gogc: "400", memLimit: "48MiB"}
+	return options{duration: 10 * time.Second, warmup: 2 * time.Second, soak: 60 * time.Second, concurrency: 32, burst: 1000, gogc: "400", memLimit: "48MiB", rounds: 5}
 }
 
 const (
@@ -115,6 +122,11 @@ func run(o options) error {
 	}
 	e.onCleanup(func() { os.RemoveAll(e.dir) })
 	pin(os.Getpid(), o.benchCPU)
+	// The harness's own collections (load generator and simulators, marked on one CPU)
+	// stall every request in flight, on both servers' figures alike: fewer of them.
+	// (Off altogether, the heap grows through fresh pages, and faulting them in costs
+	// the harness's CPU more than collecting.)
+	debug.SetGCPercent(400)
 	fmt.Printf("# nrbench %s, %d CPUs (%s), server on CPU %s with GOMAXPROCS=1 GOGC=%s GOMEMLIMIT=%s, load generator and simulator on CPU %s\n",
 		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), cpuModel(), o.serverCPU, o.gogc, o.memLimit, o.benchCPU)
 	steps := []struct {
@@ -374,6 +386,73 @@ func cpuTime(pid int) time.Duration {
 	return total
 }
 
+// result is one target's figures in a scenario.
+type result struct {
+	s   stats
+	rss rssStats
+	q   queries
+}
+
+// alternate measures the ceiling and the runtime on node in alternating windows (-rounds
+// of each, -duration in all per target, after one warm-up each), so that a slow spell of
+// the shared machine falls on both; each target's figures are its windows' together.
+// With profile, the runtime's first window is profiled (-cpuprofile, -memprofile).
+func (e *env) alternate(node string, run func(r request, d time.Duration) stats, profile bool) (map[string]result, error) {
+	rounds := max(1, e.o.rounds)
+	window := e.o.duration / time.Duration(rounds)
+	out := map[string]result{}
+	for i := range rounds {
+		for _, target := range []string{"ceiling", "runtime"} {
+			r := e.node(node, e.authID, target)
+			if i == 0 {
+				run(r, e.o.warmup)
+			}
+			var profiles []chan error
+			if profile && i == 0 && target == "runtime" {
+				for _, p := range []struct{ path, file string }{{"profile", e.o.cpuProfile}, {"allocs", e.o.memProfile}} {
+					if p.file != "" {
+						c := make(chan error, 1)
+						go func() { c <- e.profile(p.path, p.file, window-window/4) }()
+						profiles = append(profiles, c)
+					}
+				}
+			}
+			s, rss, q := e.measure(target, func() stats { return run(r, window) })
+			for _, c := range profiles {
+				if err := <-c; err != nil {
+					return nil, fmt.Errorf("profile: %w", err)
+				}
+			}
+			out[target] = out[target].add(s, rss, q, i == 0)
+		}
+	}
+	for target, r := range out {
+		sort.Slice(r.s.latencies, func(i, j int) bool { return r.s.latencies[i] < r.s.latencies[j] })
+		out[target] = r
+	}
+	return out, nil
+}
+
+// add merges one window into the result; the caller sorts the latencies at the end.
+func (r result) add(s stats, rss rssStats, q queries, first bool) result {
+	r.s.requests += s.requests
+	r.s.errors += s.errors
+	r.s.elapsed += s.elapsed
+	r.s.latencies = append(r.s.latencies, s.latencies...)
+	if first {
+		r.rss.first = rss.first
+	}
+	r.rss.last = rss.last
+	r.rss.max = max(r.rss.max, rss.max)
+	r.rss.cpu.server += rss.cpu.server
+	r.rss.cpu.bench += rss.cpu.bench
+	r.rss.cpu.wall += rss.cpu.wall
+	r.rss.cpu.requests += rss.cpu.requests
+	r.q.n += q.n
+	r.q.execs += q.execs
+	return r
+}
+
 // queries is the count of database queries in a scenario.
 type queries struct{ n, execs int }
 
@@ -408,7 +487,7 @@ func (e *env) scenarios() error {
 		v.add("no RSS growth over the soak "+o.soak.String()+" (last <= first + 10%)", mib(rss.first)+" -> "+mib(rss.last), float64(rss.last) <= 1.1*float64(rss.first))
 	}
 	latencies := []time.Duration{0, 20 * time.Millisecond}
-	if o.quick {
+	if o.quick || o.halfLoad {
 		latencies = latencies[:1]
 	}
 	for _, latency := range latencies {
@@ -421,44 +500,23 @@ func (e *env) scenarios() error {
 			conc = o.concurrency * 8 // keep the server busy while Engage takes its time
 		}
 		for _, node := range []string{"search-conversation", "append-message"} {
-			var ceilingRPS float64
-			for _, target := range []string{"ceiling", "runtime"} {
-				r := e.node(node, e.authID, target)
-				closedLoop(e.client, r, conc, o.warmup)
-				var profiles []chan error
-				if target == "runtime" && latency == 0 && node == "search-conversation" {
-					for _, p := range []struct{ path, file string }{{"profile", o.cpuProfile}, {"allocs", o.memProfile}} {
-						if p.file != "" {
-							c := make(chan error, 1)
-							go func() { c <- e.profile(p.path, p.file, o.duration-time.Second) }()
-							profiles = append(profiles, c)
-						}
-					}
-				}
-				s, rss, q := e.measure(target, func() stats { return closedLoop(e.client, r, conc, o.duration) })
-				for _, c := range profiles {
-					if err := <-c; err != nil {
-						return fmt.Errorf("profile: %w", err)
-					}
-				}
-				line := fmt.Sprintf("full-load   %-20s upstream=%-5s %-8s conc=%-4d %s rss=%s", node, latency, target, conc, s.format(), rss.format())
-				if target == "ceiling" {
-					ceilingRPS = s.rps()
-					if latency == 0 {
-						ceilingMax[node] = s.rps()
-					}
-				} else {
-					line += fmt.Sprintf(" %s ratio=%.2f", q, s.rps()/ceilingRPS)
-					maxQueries = max(maxQueries, q.n)
-					fullLoadRSS = max(fullLoadRSS, rss.max)
-					if latency == 0 {
-						ratios[node] = s.rps() / ceilingRPS
-					}
-				}
-				fmt.Println(line)
+			profile := latency == 0 && node == "search-conversation"
+			res, err := e.alternate(node, func(r request, d time.Duration) stats { return closedLoop(e.client, r, conc, d) }, profile)
+			if err != nil {
+				return err
+			}
+			c, rt := res["ceiling"], res["runtime"]
+			ratio := rt.s.rps() / c.s.rps()
+			fmt.Printf("full-load   %-20s upstream=%-5s %-8s conc=%-4d %s rss=%s\n", node, latency, "ceiling", conc, c.s.format(), c.rss.format())
+			fmt.Printf("full-load   %-20s upstream=%-5s %-8s conc=%-4d %s rss=%s %s ratio=%.2f\n", node, latency, "runtime", conc, rt.s.format(), rt.rss.format(), rt.q, ratio)
+			maxQueries = max(maxQueries, rt.q.n)
+			fullLoadRSS = max(fullLoadRSS, rt.rss.max)
+			if latency == 0 {
+				ceilingMax[node] = c.s.rps()
+				ratios[node] = ratio
 			}
 		}
-		if latency == 0 && o.soak > 0 && !o.quick {
+		if latency == 0 && o.soak > 0 && !o.quick && !o.halfLoad {
 			soak()
 		}
 	}
@@ -479,10 +537,12 @@ func (e *env) scenarios() error {
 		rate := ceilingMax[node] / 2
 		var base stats
 		baseOverloaded := false
+		res, err := e.alternate(node, func(r request, d time.Duration) stats { return openLoop(e.client, r, rate, d) }, false)
+		if err != nil {
+			return err
+		}
 		for _, target := range []string{"ceiling", "runtime"} {
-			r := e.node(node, e.authID, target)
-			openLoop(e.client, r, rate, o.warmup)
-			s, rss, q := e.measure(target, func() stats { return openLoop(e.client, r, rate, o.duration) })
+			s, rss, q := res[target].s, res[target].rss, res[target].q
 			line := fmt.Sprintf("half-load   %-20s upstream=0s    %-8s rate=%-6.0f %s rss=%s", node, target, rate, s.format(), rss.format())
 			// An open loop that the server cannot keep up with queues without bound: the
 			// answers per second fall short of the rate and latency grows with the run.
@@ -509,6 +569,11 @@ func (e *env) scenarios() error {
 			}
 			fmt.Println(line)
 		}
+	}
+
+	if o.halfLoad {
+		v.print()
+		return nil
 	}
 
 	// A burst of concurrent executions, first on a valid token (the baseline: at this
