@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -349,7 +348,7 @@ func writeRawJSON(w http.ResponseWriter, body []byte) {
 // newExecutionID is a random UUID (version 4).
 func newExecutionID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	randomBytes(&b)
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	var s [36]byte

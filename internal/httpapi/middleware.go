@@ -2,10 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"runtime/debug"
@@ -82,9 +83,17 @@ func acceptableRequestID(id string) bool {
 	return true
 }
 
+// randomBytes fills b from math/rand/v2's generator (ChaCha8, seeded by the runtime):
+// request and execution IDs must be unique, not secret, and crypto/rand's per-call
+// system-random checks cost a request a microsecond.
+func randomBytes(b *[16]byte) {
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
+}
+
 func newID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	randomBytes(&b)
 	var s [32]byte
 	hex.Encode(s[:], b[:])
 	return string(s[:])

@@ -13,16 +13,24 @@ func AppendString(dst []byte, s string) []byte { return appendString(dst, s, tru
 // \b and \f as \u0008 and \u000c.
 func AppendSlogString(dst []byte, s string) []byte { return appendString(dst, s, false) }
 
+// plain marks the bytes written as they are: printable ASCII but quote and backslash.
+var plain = func() (t [256]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '"' && b != '\\'
+	}
+	return t
+}()
+
 func appendString(dst []byte, s string, shortBF bool) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if plain[s[i]] {
+			i++
+			continue
+		}
 		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch {
 			case b == '\\' || b == '"':
