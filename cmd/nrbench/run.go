@@ -486,6 +486,50 @@ func (e *env) scenarios() error {
 		fullLoadRSS = max(fullLoadRSS, rss.max)
 		v.add("no RSS growth over the soak "+o.soak.String()+" (last <= first + 10%)", mib(rss.first)+" -> "+mib(rss.last), float64(rss.last) <= 1.1*float64(rss.first))
 	}
+	// Added latency at half of the ceiling's maximum load. The rate is the ceiling's, not
+	// the runtime's: the point is that the runtime sustains it with little added latency.
+	// It runs right after the full-load scenarios at 0 ms and the soak, on the state
+	// they leave (32 connections), not after the 20 ms ones' 256.
+	halfLoad := func() error {
+		for _, node := range []string{"search-conversation", "append-message"} {
+			rate := ceilingMax[node] / 2
+			var base stats
+			baseOverloaded := false
+			res, err := e.alternate(node, func(r request, d time.Duration) stats { return openLoop(e.client, r, rate, d) }, false)
+			if err != nil {
+				return err
+			}
+			for _, target := range []string{"ceiling", "runtime"} {
+				s, rss, q := res[target].s, res[target].rss, res[target].q
+				line := fmt.Sprintf("half-load   %-20s upstream=0s    %-8s rate=%-6.0f %s rss=%s", node, target, rate, s.format(), rss.format())
+				// An open loop that the server cannot keep up with queues without bound: the
+				// answers per second fall short of the rate and latency grows with the run.
+				overloaded := s.rps() < 0.97*rate
+				if overloaded {
+					line += " OVERLOADED (answered below the offered rate)"
+				}
+				if target == "ceiling" {
+					base, baseOverloaded = s, overloaded
+				} else {
+					added50, added99 := s.quantile(.5)-base.quantile(.5), s.quantile(.99)-base.quantile(.99)
+					line += fmt.Sprintf(" %s added-p50=%s added-p99=%s", q, ms(added50), ms(added99))
+					short := strings.SplitN(node, "-", 2)[0]
+					m50, m99 := ms(added50), ms(added99)
+					switch {
+					case baseOverloaded:
+						m50, m99 = "no baseline: the ceiling was overloaded (a noisy machine?)", "no baseline"
+					case overloaded:
+						m50, m99 = "runtime overloaded: its max is below "+fmt.Sprintf("%.0f", rate)+" rps", "runtime overloaded"
+					}
+					valid := !overloaded && !baseOverloaded
+					v.add("added p50 < 0.2 ms at half the ceiling's max ("+short+")", m50, valid && added50 < 200*time.Microsecond)
+					v.add("added p99 < 1 ms at half the ceiling's max ("+short+")", m99, valid && added99 < time.Millisecond)
+				}
+				fmt.Println(line)
+			}
+		}
+		return nil
+	}
 	latencies := []time.Duration{0, 20 * time.Millisecond}
 	if o.quick || o.halfLoad {
 		latencies = latencies[:1]
@@ -519,6 +563,11 @@ func (e *env) scenarios() error {
 		if latency == 0 && o.soak > 0 && !o.quick && !o.halfLoad {
 			soak()
 		}
+		if latency == 0 && !o.quick {
+			if err := halfLoad(); err != nil {
+				return err
+			}
+		}
 	}
 	e.steady.ClearFaults()
 	v.add("RSS < 64 MiB at full load (every full-load scenario and the soak)", mib(fullLoadRSS), fullLoadRSS < 64*1024)
@@ -529,46 +578,6 @@ func (e *env) scenarios() error {
 	if o.quick {
 		v.print()
 		return nil
-	}
-
-	// Added latency at half of the ceiling's maximum load. The rate is the ceiling's, not
-	// the runtime's: the point is that the runtime sustains it with little added latency.
-	for _, node := range []string{"search-conversation", "append-message"} {
-		rate := ceilingMax[node] / 2
-		var base stats
-		baseOverloaded := false
-		res, err := e.alternate(node, func(r request, d time.Duration) stats { return openLoop(e.client, r, rate, d) }, false)
-		if err != nil {
-			return err
-		}
-		for _, target := range []string{"ceiling", "runtime"} {
-			s, rss, q := res[target].s, res[target].rss, res[target].q
-			line := fmt.Sprintf("half-load   %-20s upstream=0s    %-8s rate=%-6.0f %s rss=%s", node, target, rate, s.format(), rss.format())
-			// An open loop that the server cannot keep up with queues without bound: the
-			// answers per second fall short of the rate and latency grows with the run.
-			overloaded := s.rps() < 0.97*rate
-			if overloaded {
-				line += " OVERLOADED (answered below the offered rate)"
-			}
-			if target == "ceiling" {
-				base, baseOverloaded = s, overloaded
-			} else {
-				added50, added99 := s.quantile(.5)-base.quantile(.5), s.quantile(.99)-base.quantile(.99)
-				line += fmt.Sprintf(" %s added-p50=%s added-p99=%s", q, ms(added50), ms(added99))
-				short := strings.SplitN(node, "-", 2)[0]
-				m50, m99 := ms(added50), ms(added99)
-				switch {
-				case baseOverloaded:
-					m50, m99 = "no baseline: the ceiling was overloaded (a noisy machine?)", "no baseline"
-				case overloaded:
-					m50, m99 = "runtime overloaded: its max is below "+fmt.Sprintf("%.0f", rate)+" rps", "runtime overloaded"
-				}
-				valid := !overloaded && !baseOverloaded
-				v.add("added p50 < 0.2 ms at half the ceiling's max ("+short+")", m50, valid && added50 < 200*time.Microsecond)
-				v.add("added p99 < 1 ms at half the ceiling's max ("+short+")", m99, valid && added99 < time.Millisecond)
-			}
-			fmt.Println(line)
-		}
 	}
 
 	if o.halfLoad {
