@@ -116,25 +116,20 @@ func declaredOutcomes(def *definition) []outcomeDecl {
 	return out
 }
 
+// buildCatalog encodes the catalog once. Only the JSON is kept: the catalog's Go values
+// (a JSON Schema of nested maps per version) are thousands of small pointer-holding
+// objects, which every garbage collection would scan again for the life of the process.
 func (r *Registry) buildCatalog() {
 	for _, n := range r.nodes {
-		cn := CatalogNode{
-			ID: n.def.id, DisplayName: n.def.displayName, Method: n.def.method,
-			MethodAliases:      n.def.methodAliases,
-			RecommendedVersion: n.Recommended().number,
-		}
 		for _, v := range n.versions {
-			v.catalog = v.buildCatalog()
-			cn.Versions = append(cn.Versions, v.catalog)
 			detail := CatalogVersionDetail{
 				Node: n.def.id, DisplayName: n.def.displayName, Method: n.def.method,
-				MethodAliases: n.def.methodAliases, CatalogVersion: v.catalog,
+				MethodAliases: n.def.methodAliases, CatalogVersion: v.buildCatalog(),
 			}
 			v.catalogJSON = mustJSON(detail)
 		}
-		r.catalog.Nodes = append(r.catalog.Nodes, cn)
 	}
-	r.catalogJSON = mustJSON(r.catalog)
+	r.catalogJSON = mustJSON(r.Catalog())
 }
 
 func mustJSON(v any) []byte {
@@ -145,8 +140,22 @@ func mustJSON(v any) []byte {
 	return append(b, '\n')
 }
 
-// Catalog returns the catalog of every node version.
-func (r *Registry) Catalog() Catalog { return r.catalog }
+// Catalog returns the catalog of every node version, built anew on each call.
+func (r *Registry) Catalog() Catalog {
+	var c Catalog
+	for _, n := range r.nodes {
+		cn := CatalogNode{
+			ID: n.def.id, DisplayName: n.def.displayName, Method: n.def.method,
+			MethodAliases:      n.def.methodAliases,
+			RecommendedVersion: n.Recommended().number,
+		}
+		for _, v := range n.versions {
+			cn.Versions = append(cn.Versions, v.buildCatalog())
+		}
+		c.Nodes = append(c.Nodes, cn)
+	}
+	return c
+}
 
 // CatalogJSON is the catalog as JSON (GET /v1/nodes), built once.
 func (r *Registry) CatalogJSON() []byte { return r.catalogJSON }

@@ -152,7 +152,7 @@ func markdown(r *Registry) []byte {
 		}
 		fmt.Fprintf(&b, ". Versions: %s (recommended: %s).\n\n", strings.Join(n.VersionNumbers(), ", "), n.Recommended().number)
 		b.WriteString("| outcome | aliases | kind | when |\n|---|---|---|---|\n")
-		for _, o := range n.Recommended().catalog.Outcomes {
+		for _, o := range n.Recommended().buildCatalog().Outcomes {
 			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Name, codeList(o.Aliases), o.Kind, o.Description)
 		}
 		var prev *Version
@@ -180,7 +180,7 @@ func markdown(r *Registry) []byte {
 				}
 			}
 			b.WriteString("\n| output | type | description |\n|---|---|---|\n")
-			for _, o := range v.catalog.Outputs {
+			for _, o := range v.buildCatalog().Outputs {
 				fmt.Fprintf(&b, "| `%s` | %s | %s |\n", o.Name, o.Type, o.Description)
 			}
 			prev = v
@@ -239,7 +239,7 @@ func without(a, b []string) []string {
 
 // requiredWhen reads from the version's JSON Schema when each input is required.
 func requiredWhen(v *Version) map[string]string {
-	s := v.catalog.InputSchema
+	s := v.buildCatalog().InputSchema
 	conds := map[string][]string{}
 	always := map[string]bool{}
 	for _, f := range s["required"].([]string) {

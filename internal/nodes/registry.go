@@ -130,8 +130,7 @@ type Version struct {
 	declared    []outcomeDecl       // outcomes, catalog order
 	declaredSet map[outcomes.Outcome]bool
 
-	catalog     CatalogVersion
-	catalogJSON []byte
+	catalogJSON []byte // its catalog entry; the Go values are rebuilt on demand (below)
 }
 
 type msgKey struct{ channel, direction, typ string }
@@ -173,7 +172,6 @@ type Registry struct {
 	nodes       []*Node
 	byID        map[string]*Node
 	versions    []*Version
-	catalog     Catalog
 	catalogJSON []byte
 }
 
