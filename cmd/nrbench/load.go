@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"io"
-	"net"
-	"net/http"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 )
@@ -18,6 +14,14 @@ type request struct {
 	body    []byte
 	accept  func(status int, body []byte) bool // is this answer a success?
 	headers map[string]string
+	wire    wireRequest // built by prepare
+	wireErr error
+}
+
+// prepare builds the request's bytes on the wire.
+func (r request) prepare() request {
+	r.wire, r.wireErr = buildWire(r)
+	return r
 }
 
 // stats summarises one scenario.
@@ -25,54 +29,40 @@ type stats struct {
 	requests, errors int
 	elapsed          time.Duration
 	latencies        []time.Duration // sorted
+	// lags (open loop only, sorted): how late each request left the load generator
+	// after it was due, the harness's own share of its latency.
+	lags []time.Duration
 }
 
 func (s stats) rps() float64 { return float64(s.requests) / s.elapsed.Seconds() }
 
-func (s stats) quantile(q float64) time.Duration {
-	if len(s.latencies) == 0 {
+func (s stats) quantile(q float64) time.Duration { return quantile(s.latencies, q) }
+
+// sort orders the latencies and lags, for quantile.
+func (s stats) sort() {
+	slices.Sort(s.latencies)
+	slices.Sort(s.lags)
+}
+
+// quantile is the q-quantile of sorted durations (0 when there are none).
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(q * float64(len(s.latencies)-1))
-	return s.latencies[i]
+	return sorted[int(q*float64(len(sorted)-1))]
 }
 
-func newClient(conns int) *http.Client {
-	return &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        conns * 2,
-			MaxIdleConnsPerHost: conns * 2,
-			MaxConnsPerHost:     0,
-			IdleConnTimeout:     time.Minute,
-			DisableCompression:  true,
-		},
+// send makes one request on wc and says whether its answer was a success.
+func send(wc *wireConn, r request) bool {
+	if r.wireErr != nil {
+		return false
 	}
-}
-
-func send(c *http.Client, r request) (bool, time.Duration) {
-	req, _ := http.NewRequest(http.MethodPost, r.url, bytes.NewReader(r.body))
-	req.Header.Set("Content-Type", "application/json")
-	if r.apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+r.apiKey)
-	}
-	for k, v := range r.headers {
-		req.Header.Set(k, v)
-	}
-	start := time.Now()
-	resp, err := c.Do(req)
-	if err != nil {
-		return false, time.Since(start)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	d := time.Since(start)
-	return err == nil && r.accept(resp.StatusCode, body), d
+	status, body, err := wc.do(r.wire)
+	return err == nil && r.accept(status, body)
 }
 
 // closedLoop keeps `concurrency` requests in flight for d.
-func closedLoop(c *http.Client, r request, concurrency int, d time.Duration) stats {
+func closedLoop(p *wirePool, r request, concurrency int, d time.Duration) stats {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var mu sync.Mutex
@@ -83,11 +73,14 @@ func closedLoop(c *http.Client, r request, concurrency int, d time.Duration) sta
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			wc := p.get(r.wire.addr)
+			defer p.put(wc)
 			lat := make([]time.Duration, 0, 4096)
 			errs := 0
 			for ctx.Err() == nil {
-				ok, l := send(c, r)
-				lat = append(lat, l)
+				start := time.Now()
+				ok := send(wc, r)
+				lat = append(lat, time.Since(start))
 				if !ok {
 					errs++
 				}
@@ -101,7 +94,7 @@ func closedLoop(c *http.Client, r request, concurrency int, d time.Duration) sta
 	wg.Wait()
 	all.elapsed = time.Since(start)
 	all.requests = len(all.latencies)
-	sort.Slice(all.latencies, func(i, j int) bool { return all.latencies[i] < all.latencies[j] })
+	all.sort()
 	return all
 }
 
@@ -111,7 +104,7 @@ const openLoopConns = 64
 
 // openLoop sends at a fixed rate for d, measuring each request from the moment it was
 // due, so a slow server cannot hide its queueing (no coordinated omission).
-func openLoop(c *http.Client, r request, rate float64, d time.Duration) stats {
+func openLoop(p *wirePool, r request, rate float64, d time.Duration) stats {
 	interval := time.Duration(float64(time.Second) / rate)
 	due := make(chan time.Time, 4096)
 	var mu sync.Mutex
@@ -123,10 +116,13 @@ func openLoop(c *http.Client, r request, rate float64, d time.Duration) stats {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var lat []time.Duration
+			wc := p.get(r.wire.addr)
+			defer p.put(wc)
+			var lat, lags []time.Duration
 			errs := 0
 			for at := range due {
-				ok, _ := send(c, r)
+				lags = append(lags, time.Since(at))
+				ok := send(wc, r)
 				lat = append(lat, time.Since(at))
 				if !ok {
 					errs++
@@ -134,6 +130,7 @@ func openLoop(c *http.Client, r request, rate float64, d time.Duration) stats {
 			}
 			mu.Lock()
 			all.latencies = append(all.latencies, lat...)
+			all.lags = append(all.lags, lags...)
 			all.errors += errs
 			mu.Unlock()
 		}()
@@ -151,12 +148,12 @@ func openLoop(c *http.Client, r request, rate float64, d time.Duration) stats {
 	wg.Wait()
 	all.elapsed = time.Since(start)
 	all.requests = len(all.latencies)
-	sort.Slice(all.latencies, func(i, j int) bool { return all.latencies[i] < all.latencies[j] })
+	all.sort()
 	return all
 }
 
-// burst fires n requests at once and waits for all.
-func burst(c *http.Client, r request, n int) stats {
+// burst fires n requests at once, each on a connection of its own, and waits for all.
+func burst(p *wirePool, r request, n int) stats {
 	var wg sync.WaitGroup
 	lat := make([]time.Duration, n)
 	oks := make([]bool, n)
@@ -165,8 +162,12 @@ func burst(c *http.Client, r request, n int) stats {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			wc := p.get(r.wire.addr)
+			defer p.put(wc)
 			<-gate
-			oks[i], lat[i] = send(c, r)
+			start := time.Now()
+			oks[i] = send(wc, r)
+			lat[i] = time.Since(start)
 		}()
 	}
 	start := time.Now()
@@ -178,6 +179,6 @@ func burst(c *http.Client, r request, n int) stats {
 			s.errors++
 		}
 	}
-	sort.Slice(s.latencies, func(i, j int) bool { return s.latencies[i] < s.latencies[j] })
+	s.sort()
 	return s
 }

@@ -4,7 +4,7 @@
 // their own processes pinned to the same CPU with the same GOMAXPROCS, so the runtime's
 // figures read as a ratio to what any Go service could do on this machine.
 //
-//	nrbench [-quick | -half-load] [-duration 10s] [-concurrency 32] [-soak 60s] [-burst 1000] [-cpuprofile f] [-memprofile f]
+//	nrbench [-quick | -half-load] [-duration 10s] [-concurrency 32] [-soak 60s] [-burst 1000] [-cpuprofile f] [-memprofile f] [-trace f] [-windows]
 //
 // Output: one line per scenario with requests/s, p50, p99, p99.9, errors, the server's
 // RSS and database queries per execution, then each target of the performance issue
@@ -40,6 +40,8 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", o.defaults().rounds, "alternating windows per target in each full-load and half-load scenario")
 	flag.BoolVar(&o.quick, "quick", false, "run only the full-load scenarios at 0 ms (the throughput ratio)")
 	flag.BoolVar(&o.halfLoad, "half-load", false, "run only the full-load scenarios at 0 ms and the half-load ones (the added latency)")
+	flag.BoolVar(&o.windows, "windows", false, "print each alternating window's figures too")
+	flag.StringVar(&o.trace, "trace", "", "save an execution trace (go tool trace) of the runtime during its first half-load search window")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "nrbench:", err)

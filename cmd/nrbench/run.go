@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +47,10 @@ type options struct {
 	// halfLoad runs the full-load scenarios at 0 ms (whose ceiling sets the rate), then
 	// the half-load ones: the added latency, for iterating on it.
 	halfLoad bool
+	// windows prints each alternating window's figures as well.
+	windows bool
+	// trace saves an execution trace of the runtime in its first half-load search window.
+	trace string
 }
 
 func (options) defaults() options {
@@ -78,7 +81,8 @@ type env struct {
 	authID      string
 	burstAuthID string
 	convID      string
-	client      *http.Client
+	client      *http.Client // set-up calls and scrapes
+	load        wirePool     // the load generator's connections
 
 	mu       sync.Mutex
 	cleanups []func()
@@ -92,7 +96,7 @@ func (e *env) onCleanup(fn func()) {
 }
 
 func run(o options) error {
-	e := &env{o: o, client: newClient(max(o.concurrency, o.burst) + 64)}
+	e := &env{o: o, client: &http.Client{Timeout: 30 * time.Second}}
 	var cleanOnce sync.Once
 	cleanup := func() {
 		cleanOnce.Do(func() {
@@ -316,11 +320,11 @@ func (e *env) node(name, authID, target string) request {
 	if target == "ceiling" {
 		r.url = e.ceilingURL + "/v1/executions"
 		r.accept = func(status int, _ []byte) bool { return status == http.StatusOK }
-		return r
+		return r.prepare()
 	}
 	r.url, r.apiKey = e.runtimeURL+"/v1/executions", e.apiKey
 	r.accept = func(status int, b []byte) bool { return status == http.StatusOK && bytes.Contains(b, []byte(want)) }
-	return r
+	return r.prepare()
 }
 
 func (e *env) pidOf(target string) int {
@@ -338,11 +342,12 @@ func (e *env) measure(target string, fn func() stats) (stats, rssStats, queries)
 	q0, _ := e.metric("noderuntime_db_queries_total")
 	pid := e.pidOf(target)
 	rs := sampleRSS(pid)
+	h0 := readHarness()
 	c0, b0, t0 := cpuTime(pid), cpuTime(os.Getpid()), time.Now()
 	s := fn()
 	c1, b1, wall := cpuTime(pid), cpuTime(os.Getpid()), time.Since(t0)
 	r := rs.stop()
-	r.cpu = cpuUse{server: c1 - c0, bench: b1 - b0, wall: wall, requests: s.requests}
+	r.cpu = cpuUse{server: c1 - c0, bench: b1 - b0, wall: wall, requests: s.requests, harness: readHarness().since(h0)}
 	q1, _ := e.metric("noderuntime_db_queries_total")
 	var q queries
 	if target == "runtime" {
@@ -357,6 +362,7 @@ func (e *env) measure(target string, fn func() stats) (stats, rssStats, queries)
 type cpuUse struct {
 	server, bench, wall time.Duration
 	requests            int
+	harness             harnessStats
 }
 
 func (c cpuUse) String() string {
@@ -365,7 +371,7 @@ func (c cpuUse) String() string {
 	}
 	return fmt.Sprintf(" cpu=%.0f%% cpu/req=%.1fus bench-cpu=%.0f%%",
 		100*c.server.Seconds()/c.wall.Seconds(), float64(c.server.Microseconds())/float64(c.requests),
-		100*c.bench.Seconds()/c.wall.Seconds())
+		100*c.bench.Seconds()/c.wall.Seconds()) + c.harness.String()
 }
 
 // cpuTime is the CPU time of every thread of process pid so far (schedstat, in ns).
@@ -396,8 +402,9 @@ type result struct {
 // alternate measures the ceiling and the runtime on node in alternating windows (-rounds
 // of each, -duration in all per target, after one warm-up each), so that a slow spell of
 // the shared machine falls on both; each target's figures are its windows' together.
-// With profile, the runtime's first window is profiled (-cpuprofile, -memprofile).
-func (e *env) alternate(node string, run func(r request, d time.Duration) stats, profile bool) (map[string]result, error) {
+// The runtime's first window is profiled as profiles say; with -windows, each window's
+// figures are printed too.
+func (e *env) alternate(node string, run func(r request, d time.Duration) stats, profiles []profileSpec) (map[string]result, error) {
 	rounds := max(1, e.o.rounds)
 	window := e.o.duration / time.Duration(rounds)
 	out := map[string]result{}
@@ -407,27 +414,30 @@ func (e *env) alternate(node string, run func(r request, d time.Duration) stats,
 			if i == 0 {
 				run(r, e.o.warmup)
 			}
-			var profiles []chan error
-			if profile && i == 0 && target == "runtime" {
-				for _, p := range []struct{ path, file string }{{"profile", e.o.cpuProfile}, {"allocs", e.o.memProfile}} {
+			var taken []chan error
+			if i == 0 && target == "runtime" {
+				for _, p := range profiles {
 					if p.file != "" {
 						c := make(chan error, 1)
-						go func() { c <- e.profile(p.path, p.file, window-window/4) }()
-						profiles = append(profiles, c)
+						go func() { c <- e.profile(p.kind, p.file, window-window/4) }()
+						taken = append(taken, c)
 					}
 				}
 			}
 			s, rss, q := e.measure(target, func() stats { return run(r, window) })
-			for _, c := range profiles {
+			for _, c := range taken {
 				if err := <-c; err != nil {
 					return nil, fmt.Errorf("profile: %w", err)
 				}
+			}
+			if e.o.windows {
+				fmt.Printf("window      %-20s %-8s %d/%d %s\n", node, target, i+1, rounds, s.format())
 			}
 			out[target] = out[target].add(s, rss, q, i == 0)
 		}
 	}
 	for target, r := range out {
-		sort.Slice(r.s.latencies, func(i, j int) bool { return r.s.latencies[i] < r.s.latencies[j] })
+		r.s.sort()
 		out[target] = r
 	}
 	return out, nil
@@ -439,6 +449,7 @@ func (r result) add(s stats, rss rssStats, q queries, first bool) result {
 	r.s.errors += s.errors
 	r.s.elapsed += s.elapsed
 	r.s.latencies = append(r.s.latencies, s.latencies...)
+	r.s.lags = append(r.s.lags, s.lags...)
 	if first {
 		r.rss.first = rss.first
 	}
@@ -448,6 +459,7 @@ func (r result) add(s stats, rss rssStats, q queries, first bool) result {
 	r.rss.cpu.bench += rss.cpu.bench
 	r.rss.cpu.wall += rss.cpu.wall
 	r.rss.cpu.requests += rss.cpu.requests
+	r.rss.cpu.harness = r.rss.cpu.harness.add(rss.cpu.harness)
 	r.q.n += q.n
 	r.q.execs += q.execs
 	return r
@@ -479,7 +491,7 @@ func (e *env) scenarios() error {
 	soak := func() {
 		r := e.node("search-conversation", e.authID, "runtime")
 		rs := sampleRSS(e.pidOf("runtime"))
-		s := closedLoop(e.client, r, o.concurrency, o.soak)
+		s := closedLoop(&e.load, r, o.concurrency, o.soak)
 		rss := rs.stop()
 		fmt.Printf("soak        %-20s upstream=0s    runtime  conc=%-4d %s rss-first=%s rss-last=%s rss-max=%s duration=%s\n",
 			"search-conversation", o.concurrency, s.format(), mib(rss.first), mib(rss.last), mib(rss.max), o.soak)
@@ -495,7 +507,11 @@ func (e *env) scenarios() error {
 			rate := ceilingMax[node] / 2
 			var base stats
 			baseOverloaded := false
-			res, err := e.alternate(node, func(r request, d time.Duration) stats { return openLoop(e.client, r, rate, d) }, false)
+			var profiles []profileSpec
+			if node == "search-conversation" {
+				profiles = []profileSpec{{"trace", o.trace}}
+			}
+			res, err := e.alternate(node, func(r request, d time.Duration) stats { return openLoop(&e.load, r, rate, d) }, profiles)
 			if err != nil {
 				return err
 			}
@@ -544,8 +560,11 @@ func (e *env) scenarios() error {
 			conc = o.concurrency * 8 // keep the server busy while Engage takes its time
 		}
 		for _, node := range []string{"search-conversation", "append-message"} {
-			profile := latency == 0 && node == "search-conversation"
-			res, err := e.alternate(node, func(r request, d time.Duration) stats { return closedLoop(e.client, r, conc, d) }, profile)
+			var profiles []profileSpec
+			if latency == 0 && node == "search-conversation" {
+				profiles = []profileSpec{{"profile", o.cpuProfile}, {"allocs", o.memProfile}}
+			}
+			res, err := e.alternate(node, func(r request, d time.Duration) stats { return closedLoop(&e.load, r, conc, d) }, profiles)
 			if err != nil {
 				return err
 			}
@@ -595,14 +614,17 @@ func (e *env) scenarios() error {
 		tokenRTT := e.tokenRoundTrip()
 		// One execution fetches a fresh token (the one made at creation is long expired);
 		// the baseline burst then runs well within its lifetime (burstTTL).
-		if ok, _ := send(e.client, r); !ok {
+		first := &wireConn{}
+		ok := send(first, r)
+		first.close()
+		if !ok {
 			return fmt.Errorf("burst: the first execution on the burst authorization failed")
 		}
 		runBurst := func(label string) (stats, int) {
 			// Each burst opens its connections anew, so the two compare like with like.
-			e.client.CloseIdleConnections()
+			e.load.closeIdle()
 			g0 := e.short.Grants("client_credentials")
-			s := burst(e.client, r, o.burst)
+			s := burst(&e.load, r, o.burst)
 			grants := e.short.Grants("client_credentials") - g0
 			fmt.Printf("burst       %-20s %-14s runtime  n=%-5d %s refreshes=%d\n", "search-conversation", label, o.burst, s.format(), grants)
 			return s, grants
@@ -616,7 +638,7 @@ func (e *env) scenarios() error {
 		s, grants := runBurst("expired token")
 		target := 3*base.quantile(.99) + tokenRTT
 		fmt.Printf("burst       target: expired p99 < 3 x valid p99 (%s) + token round trip (%s) = %s\n", ms(base.quantile(.99)), ms(tokenRTT), ms(target))
-		e.client.CloseIdleConnections()
+		e.load.closeIdle()
 		v.add(fmt.Sprintf("burst of %d on an expired token: exactly one refresh", o.burst), strconv.Itoa(grants), grants == 1)
 		v.add(fmt.Sprintf("burst of %d on an expired token: no errors", o.burst), fmt.Sprintf("%d/%d", s.errors, s.requests), s.errors == 0)
 		v.add("burst p99 < 3 x baseline burst p99 + token round trip", ms(s.quantile(.99))+" < "+ms(target), s.quantile(.99) < target)
@@ -648,8 +670,12 @@ func (v verdicts) print() {
 	}
 }
 
-// profile saves a profile of the runtime over d: "profile" (CPU) or "allocs" (the
-// allocations made during d).
+// profileSpec asks for a profile of the runtime's first window into file (none when
+// file is empty).
+type profileSpec struct{ kind, file string }
+
+// profile saves a profile of the runtime over d: "profile" (CPU), "allocs" (the
+// allocations made during d) or "trace" (an execution trace, for go tool trace).
 func (e *env) profile(kind, file string, d time.Duration) error {
 	resp, err := e.client.Get(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", e.metricsURL, kind, max(1, int(d.Seconds()))))
 	if err != nil {
@@ -698,8 +724,12 @@ func (e *env) metric(name string) (float64, error) {
 }
 
 func (s stats) format() string {
-	return fmt.Sprintf("rps=%-8.0f p50=%-7s p99=%-7s p99.9=%-7s errors=%d/%d",
+	line := fmt.Sprintf("rps=%-8.0f p50=%-7s p99=%-7s p99.9=%-7s errors=%d/%d",
 		s.rps(), ms(s.quantile(.5)), ms(s.quantile(.99)), ms(s.quantile(.999)), s.errors, s.requests)
+	if len(s.lags) > 0 {
+		line += fmt.Sprintf(" lag-p50=%s lag-p99=%s", ms(quantile(s.lags, .5)), ms(quantile(s.lags, .99)))
+	}
+	return line
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
