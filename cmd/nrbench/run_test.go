@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -33,5 +34,35 @@ func TestMedianWindowP99(t *testing.T) {
 	}
 	if (result{}).medianWindowP99() != 0 {
 		t.Error("no windows, yet a median")
+	}
+}
+
+// The harness's scheduling latencies: a window is the difference of two readings, two
+// windows add up, and the quantile is the bound of the bucket that holds it.
+func TestHarnessStatsWindows(t *testing.T) {
+	buckets := []float64{0, 1e-4, 1e-3, 1e-2, math.Inf(1)}
+	h0 := harnessStats{gcs: 3, sched: []uint64{10, 5, 0, 0}, buckets: buckets}
+	h1 := harnessStats{gcs: 5, sched: []uint64{208, 5, 1, 0}, buckets: buckets}
+	w := h1.since(h0)
+	if w.gcs != 2 || w.sched[0] != 198 || w.sched[2] != 1 {
+		t.Fatalf("window %+v", w)
+	}
+	if got := w.schedQuantile(.99); got != 100*time.Microsecond {
+		t.Errorf("p99 of 198 fast and 1 slow = %s, want the first bucket's bound, 100us", got)
+	}
+	both := w.add(harnessStats{gcs: 1, sched: []uint64{0, 0, 0, 4}, buckets: buckets})
+	if both.gcs != 3 || both.sched[3] != 4 || w.sched[3] != 0 {
+		t.Fatalf("sum %+v (window after: %+v)", both, w)
+	}
+	// 5 of 203 in the two slow buckets: the p99 lies in the unbounded one, reported as
+	// its lower bound.
+	if got := both.schedQuantile(.99); got != 10*time.Millisecond {
+		t.Errorf("p99 = %s, want 10ms", got)
+	}
+	if (harnessStats{}).String() != "" || (harnessStats{}).add(w).gcs != 2 {
+		t.Error("an empty reading should print nothing and add as nothing")
+	}
+	if r := readHarness(); len(r.sched)+1 != len(r.buckets) {
+		t.Errorf("runtime/metrics: %d counts for %d bounds", len(r.sched), len(r.buckets))
 	}
 }
