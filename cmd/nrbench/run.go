@@ -54,6 +54,10 @@ type options struct {
 	trace string
 }
 
+// profiles reports whether any profile or trace of the runtime was asked for: the
+// runtime then serves /debug/pprof/ on its metrics listener.
+func (o options) profiles() bool { return o.cpuProfile != "" || o.memProfile != "" || o.trace != "" }
+
 func (options) defaults() options {
 	return options{duration: 10 * time.Second, warmup: 2 * time.Second, soak: 60 * time.Second, concurrency: 32, burst: 1000, gogc: "400", memLimit: "48MiB", rounds: 5}
 }
@@ -228,7 +232,7 @@ func (e *env) startRuntime() error {
 		"ENGAGE_ALLOWED_BASE_URLS="+e.steady.BaseURL()+","+e.short.BaseURL(),
 		"NODERUNTIME_TOKEN_REFRESH_SKEW=500ms",
 		"NODERUNTIME_LOG_LEVEL=info",
-		"NODERUNTIME_PPROF="+strconv.FormatBool(e.o.cpuProfile != "" || e.o.memProfile != ""),
+		"NODERUNTIME_PPROF="+strconv.FormatBool(e.o.profiles()),
 	)
 	logFile, err := os.Create(filepath.Join(e.dir, "runtime.log"))
 	if err != nil {

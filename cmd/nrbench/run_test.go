@@ -66,3 +66,15 @@ func TestHarnessStatsWindows(t *testing.T) {
 		t.Errorf("runtime/metrics: %d counts for %d bounds", len(r.sched), len(r.buckets))
 	}
 }
+
+// Each of -cpuprofile, -memprofile and -trace needs the runtime's pprof endpoints.
+func TestProfilesTurnOnPprof(t *testing.T) {
+	for _, o := range []options{{cpuProfile: "c"}, {memProfile: "m"}, {trace: "t"}} {
+		if !o.profiles() {
+			t.Errorf("%+v: pprof left off", o)
+		}
+	}
+	if (options{}).defaults().profiles() {
+		t.Error("pprof on by default")
+	}
+}
