@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/go-chi/chi/v5"
 
@@ -18,14 +19,18 @@ import (
 //go:embed admin_templates/*.html
 var adminTemplateFS embed.FS
 
-// adminTemplates holds one template set per page, each with the layout.
-var adminTemplates = func() map[string]*template.Template {
+// adminTemplates holds one template set per page, each with the layout. They are parsed
+// on the first admin page a replica serves, not at start: parsed templates are
+// thousands of pointer-holding nodes that every garbage collection would mark again,
+// and a replica that only runs executions never needs them. TestAdminTemplatesParse
+// parses them all, so a broken one fails the tests, not a page.
+var adminTemplates = sync.OnceValue(func() map[string]*template.Template {
 	pages := map[string]*template.Template{}
 	for _, name := range []string{"login", "list", "new", "reauthorize", "delete", "message"} {
 		pages[name] = template.Must(template.New(name).ParseFS(adminTemplateFS, "admin_templates/layout.html", "admin_templates/"+name+".html"))
 	}
 	return pages
-}()
+})
 
 // PagesDeps is what the HTML side needs: the admin pages under /admin/ and the OAuth
 // callback.
@@ -104,7 +109,7 @@ func (a *adminPages) render(w http.ResponseWriter, r *http.Request, status int, 
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer") // the callback's URL holds the login code
 	w.WriteHeader(status)
-	if err := adminTemplates[page].ExecuteTemplate(w, "layout", data); err != nil {
+	if err := adminTemplates()[page].ExecuteTemplate(w, "layout", data); err != nil {
 		a.d.Logger.ErrorContext(r.Context(), "render admin page", slog.String("page", page), slog.String("error", err.Error()))
 	}
 }
