@@ -18,6 +18,13 @@ import (
 	"github.com/noderuntime/noderuntime/migrations"
 )
 
+// CacheCapacity is each connection's statement and description cache size, unless the
+// URL sets its own (statement_cache_capacity, description_cache_capacity).
+const CacheCapacity = 64
+
+// pgxDefaultCacheCapacity is what pgx.ParseConfig gives either cache.
+const pgxDefaultCacheCapacity = 512
+
 // VersionTable is where tern records the applied schema version.
 const VersionTable = "public.schema_version"
 
@@ -31,6 +38,16 @@ func Open(ctx context.Context, url string, counter *QueryCounter) (*pgxpool.Pool
 	}
 	if counter != nil {
 		cfg.ConnConfig.Tracer = counter
+	}
+	// The service runs a few dozen distinct statements. pgx's default caches hold 512
+	// each, their maps allocated up front on every connection: pointer-holding memory
+	// that every garbage collection marks (docs/performance.md). A capacity the URL
+	// sets (other than pgx's 512) is kept.
+	if cfg.ConnConfig.StatementCacheCapacity == pgxDefaultCacheCapacity {
+		cfg.ConnConfig.StatementCacheCapacity = CacheCapacity
+	}
+	if cfg.ConnConfig.DescriptionCacheCapacity == pgxDefaultCacheCapacity {
+		cfg.ConnConfig.DescriptionCacheCapacity = CacheCapacity
 	}
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.HealthCheckPeriod = 15 * time.Second

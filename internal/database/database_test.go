@@ -100,3 +100,25 @@ func TestPoolStatsAreExportedAsMetrics(t *testing.T) {
 		t.Errorf("total connections %v after a ping, want >= 1", got["noderuntime_db_pool_total_connections"])
 	}
 }
+
+// The pool's per-connection statement caches are the service's size, unless the URL
+// sets its own. Open does not connect, so no server is needed.
+func TestOpenSizesTheStatementCaches(t *testing.T) {
+	for _, c := range []struct {
+		url              string
+		statement, descr int
+	}{
+		{"postgres://u@127.0.0.1:1/db", database.CacheCapacity, database.CacheCapacity},
+		{"postgres://u@127.0.0.1:1/db?statement_cache_capacity=7&description_cache_capacity=9", 7, 9},
+	} {
+		pool, err := database.Open(context.Background(), c.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc := pool.Config().ConnConfig
+		pool.Close()
+		if cc.StatementCacheCapacity != c.statement || cc.DescriptionCacheCapacity != c.descr {
+			t.Errorf("%s: caches %d and %d, want %d and %d", c.url, cc.StatementCacheCapacity, cc.DescriptionCacheCapacity, c.statement, c.descr)
+		}
+	}
+}
