@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -19,13 +18,12 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/oauth2"
 
+	"github.com/noderuntime/noderuntime/internal/names"
 	"github.com/noderuntime/noderuntime/internal/secrets"
 	"github.com/noderuntime/noderuntime/internal/tenant"
 )
 
 const maxNameLength = 100
-
-var validDomain = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 func validateName(name string) (string, error) {
 	name = strings.TrimSpace(name)
@@ -49,7 +47,7 @@ func (s *Store) Create(ctx context.Context, t tenant.ID, actor Actor, req Create
 		return Started{}, err
 	}
 	domain := strings.TrimSpace(req.Domain)
-	if !validDomain.MatchString(domain) {
+	if !names.ValidLead(domain, 128) {
 		return Started{}, errorf(ErrInvalid, "domain is required: the Engage domain (letters, digits, '.', '_' or '-')")
 	}
 	switch req.Kind {

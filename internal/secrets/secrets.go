@@ -12,8 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
+
+	"github.com/noderuntime/noderuntime/internal/names"
 )
 
 // Value is a secret string. It prints as [redacted] through fmt, slog and encoding/json,
@@ -55,8 +56,6 @@ type KeyRing struct {
 	keys []key
 }
 
-var validKeyID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
-
 // ParseKeyRing reads "id:base64key,id:base64key"; each key is 32 bytes (AES-256).
 func ParseKeyRing(s string) (*KeyRing, error) {
 	r := &KeyRing{}
@@ -70,7 +69,7 @@ func ParseKeyRing(s string) (*KeyRing, error) {
 		if !ok {
 			return nil, fmt.Errorf("entry %d: want id:base64key", i+1)
 		}
-		if !validKeyID.MatchString(id) {
+		if !names.Valid(id, 32) {
 			return nil, fmt.Errorf("entry %d: key ID %q: want 1-32 letters, digits, '.', '_' or '-'", i+1, id)
 		}
 		if seen[id] {

@@ -8,14 +8,13 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/noderuntime/noderuntime/internal/names"
 )
 
 // ID names a tenant. Every authorization belongs to exactly one.
 type ID string
-
-var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 type keyHash struct {
 	tenant ID
@@ -40,7 +39,7 @@ func ParseKeys(s string) (Keys, error) {
 		if !ok {
 			return Keys{}, fmt.Errorf("entry %d: want tenant:sha256hex", len(k.hashes)+1)
 		}
-		if !validID.MatchString(name) {
+		if !names.ValidLead(name, 63) {
 			return Keys{}, fmt.Errorf("entry %d: tenant %q: want letters, digits, '.', '_' or '-'", len(k.hashes)+1, name)
 		}
 		raw, err := hex.DecodeString(hexSum)
