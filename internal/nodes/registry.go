@@ -116,19 +116,18 @@ type Version struct {
 	number string
 	index  int // position in the registry, for the metrics
 
-	inputs      []string            // input fields, in catalog order
-	inputSet    map[string]bool     // the same, as a set
-	outputs     []string            // output variables, in catalog order
-	sorted      []string            // the same, in byte order
-	channels    []string            // channels, in channelTable order
-	channelSet  map[string]bool     // the same, as a set
-	messages    messageSet          // 0: the node sends no message
-	msgAllowed  map[msgKey]bool     // channel, direction, type -> allowed
-	msgTypes    map[msgKey][]string // channel, direction -> allowed types (key.typ empty)
-	directions  []string            // directions allowed on some channel
-	typeNames   []string            // message types allowed on some channel
-	declared    []outcomeDecl       // outcomes, catalog order
-	declaredSet map[outcomes.Outcome]bool
+	inputs     []string            // input fields, in catalog order
+	inputSet   map[string]bool     // the same, as a set
+	outputs    []string            // output variables, in catalog order
+	sorted     []string            // the same, in byte order
+	channels   []string            // channels, in channelTable order
+	channelSet map[string]bool     // the same, as a set
+	messages   messageSet          // 0: the node sends no message
+	msgAllowed map[msgKey]bool     // channel, direction, type -> allowed
+	msgTypes   map[msgKey][]string // channel, direction -> allowed types (key.typ empty)
+	directions []string            // directions allowed on some channel
+	typeNames  []string            // message types allowed on some channel
+	declared   []outcomeDecl       // outcomes, catalog order
 
 	catalogJSON []byte // its catalog entry; the Go values are rebuilt on demand (below)
 }
@@ -148,7 +147,11 @@ func (v *Version) Recommended() bool { return v == v.node.Recommended() }
 func (v *Version) String() string { return v.node.def.id + " " + v.number }
 
 // Declares reports whether o is one of the version's outcomes.
-func (v *Version) Declares(o outcomes.Outcome) bool { return v.declaredSet[o] }
+func (v *Version) Declares(o outcomes.Outcome) bool {
+	// A scan of a dozen outcomes, not a map: a map per version is memory every garbage
+	// collection marks again (docs/performance.md).
+	return slices.ContainsFunc(v.declared, func(d outcomeDecl) bool { return d.name == o })
+}
 
 // Outcomes lists the version's outcomes in catalog order.
 func (v *Version) Outcomes() []outcomes.Outcome {
@@ -243,10 +246,6 @@ func buildVersion(n *Node, prev *Version, d delta) *Version {
 		}
 	}
 	v.declared = declaredOutcomes(n.def)
-	v.declaredSet = map[outcomes.Outcome]bool{}
-	for _, o := range v.declared {
-		v.declaredSet[o.name] = true
-	}
 	return v
 }
 
