@@ -70,10 +70,10 @@ func closedLoop(p *wirePool, r request, concurrency int, d time.Duration) stats 
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range concurrency {
+		wc := p.get(r.wire.addr) // before the goroutine, as in burst
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wc := p.get(r.wire.addr)
 			defer p.put(wc)
 			lat := make([]time.Duration, 0, 4096)
 			errs := 0
@@ -113,10 +113,10 @@ func openLoop(p *wirePool, r request, rate float64, d time.Duration) stats {
 	// Enough connections for any backlog a hiccup leaves, as an orchestrator's pool would
 	// have, and no more: each connection costs both sides memory and wake-ups.
 	for range openLoopConns {
+		wc := p.get(r.wire.addr) // before the goroutine, as in burst
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wc := p.get(r.wire.addr)
 			defer p.put(wc)
 			var lat, lags []time.Duration
 			errs := 0
@@ -159,10 +159,13 @@ func burst(p *wirePool, r request, n int) stats {
 	oks := make([]bool, n)
 	gate := make(chan struct{})
 	for i := range n {
+		// Taken here, not in the goroutine: a goroutine that started late would otherwise
+		// reuse a connection an earlier one had already put back, and the burst would not
+		// be n requests at once.
+		wc := p.get(r.wire.addr)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wc := p.get(r.wire.addr)
 			defer p.put(wc)
 			<-gate
 			start := time.Now()
