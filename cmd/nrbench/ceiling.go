@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -35,7 +36,10 @@ func runCeiling(args []string) error {
 		return err
 	}
 	fmt.Println(ln.Addr().String())
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /metrics", serveGCMetrics)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	// NRBENCH_CEILING_CPUPROFILE profiles the ceiling over its whole life, to compare
 	// with the runtime's profile (-cpuprofile).
 	stopProfile := func() {}
@@ -109,4 +113,13 @@ func ceilingHandler(client *http.Client, base, token string) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"outcome": "ok", "output": env["value"]})
 	})
+}
+
+// serveGCMetrics answers the two collector figures the harness reads from the runtime's
+// /metrics, under the names client_golang's Go collector gives them there, from the same
+// runtime/metrics sources.
+func serveGCMetrics(w http.ResponseWriter, _ *http.Request) {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	fmt.Fprintf(w, "go_gc_duration_seconds_count %d\ngo_memstats_alloc_bytes_total %d\n", s[0].Value.Uint64(), s[1].Value.Uint64())
 }

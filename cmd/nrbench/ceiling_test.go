@@ -5,8 +5,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 )
@@ -71,3 +76,29 @@ func TestCeilingMakesTheRuntimesEngageCalls(t *testing.T) {
 		t.Fatalf("append to a missing conversation: %d %s", w.Code, w.Body)
 	}
 }
+
+// The ceiling's /metrics and the runtime's (client_golang's Go collector, as
+// internal/app registers it) give the harness the same two figures under the same names.
+func TestBothServersReportCollectionsAndAllocations(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector())
+	for name, h := range map[string]http.Handler{
+		"ceiling": http.HandlerFunc(serveGCMetrics),
+		"runtime": promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			e := &env{client: srv.Client(), metricsURL: srv.URL, ceilingURL: srv.URL}
+			g0 := e.serverGC(name)
+			sink = make([]byte, 1<<20)
+			runtime.GC()
+			g1 := e.serverGC(name)
+			if g1.cycles < g0.cycles+1 || g1.allocs < g0.allocs+1<<20 {
+				t.Fatalf("%+v -> %+v: want a collection and 1 MiB more", g0, g1)
+			}
+		})
+	}
+}
+
+var sink []byte

@@ -344,7 +344,8 @@ func (e *env) pidOf(target string) int {
 // by status in Postgres (at most once per 10 s): a window may hold that one query, which
 // is the scrape's and not the executions'.
 func (e *env) measure(target string, fn func() stats) (stats, rssStats, queries) {
-	q0, _ := e.metric("noderuntime_db_queries_total")
+	q0 := e.dbQueries()
+	g0 := e.serverGC(target)
 	pid := e.pidOf(target)
 	rs := sampleRSS(pid)
 	h0 := readHarness()
@@ -352,13 +353,21 @@ func (e *env) measure(target string, fn func() stats) (stats, rssStats, queries)
 	s := fn()
 	c1, b1, wall := cpuTime(pid), cpuTime(os.Getpid()), time.Since(t0)
 	r := rs.stop()
-	r.cpu = cpuUse{server: c1 - c0, bench: b1 - b0, wall: wall, requests: s.requests, harness: readHarness().since(h0)}
-	q1, _ := e.metric("noderuntime_db_queries_total")
+	g1 := e.serverGC(target)
+	r.cpu = cpuUse{server: c1 - c0, bench: b1 - b0, wall: wall, requests: s.requests, harness: readHarness().since(h0),
+		gcs: int(g1.cycles - g0.cycles), allocs: g1.allocs - g0.allocs}
+	q1 := e.dbQueries()
 	var q queries
 	if target == "runtime" {
 		q = queries{n: int(q1 - q0), execs: s.requests}
 	}
 	return s, r, q
+}
+
+// dbQueries is the runtime's count of database queries so far.
+func (e *env) dbQueries() float64 {
+	m, _ := e.metrics(e.metricsURL+"/metrics", "noderuntime_db_queries_total")
+	return m["noderuntime_db_queries_total"]
 }
 
 // cpuUse is the CPU time the server and the harness (load generator and simulators)
@@ -368,14 +377,20 @@ type cpuUse struct {
 	server, bench, wall time.Duration
 	requests            int
 	harness             harnessStats
+	// gcs and allocs are the server's collections and allocated bytes: at the same
+	// rate, the more a request allocates, the more often a mark phase shares the
+	// server's one P with the requests.
+	gcs    int
+	allocs float64
 }
 
 func (c cpuUse) String() string {
 	if c.wall <= 0 || c.requests == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" cpu=%.0f%% cpu/req=%.1fus bench-cpu=%.0f%%",
+	return fmt.Sprintf(" cpu=%.0f%% cpu/req=%.1fus gcs=%d alloc/req=%.1fKiB bench-cpu=%.0f%%",
 		100*c.server.Seconds()/c.wall.Seconds(), float64(c.server.Microseconds())/float64(c.requests),
+		c.gcs, c.allocs/1024/float64(c.requests),
 		100*c.bench.Seconds()/c.wall.Seconds()) + c.harness.String()
 }
 
@@ -479,6 +494,8 @@ func (r result) add(s stats, rss rssStats, q queries, first bool) result {
 	r.rss.cpu.wall += rss.cpu.wall
 	r.rss.cpu.requests += rss.cpu.requests
 	r.rss.cpu.harness = r.rss.cpu.harness.add(rss.cpu.harness)
+	r.rss.cpu.gcs += rss.cpu.gcs
+	r.rss.cpu.allocs += rss.cpu.allocs
 	r.q.n += q.n
 	r.q.execs += q.execs
 	return r
@@ -726,21 +743,39 @@ func (e *env) tokenRoundTrip() time.Duration {
 	return time.Since(start)
 }
 
-// metric reads one un-labelled counter from the runtime's /metrics.
-func (e *env) metric(name string) (float64, error) {
-	resp, err := e.client.Get(e.metricsURL + "/metrics")
+// metrics reads un-labelled samples from the Prometheus text at url: those not there
+// are missing from the map.
+func (e *env) metrics(url string, names ...string) (map[string]float64, error) {
+	resp, err := e.client.Get(url)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
+	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(v, 64)
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if ok && slices.Contains(names, name) {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				out[name] = f
+			}
 		}
 	}
-	return 0, fmt.Errorf("metric %s not found", name)
+	return out, sc.Err()
+}
+
+// serverGC is a server's collections and allocated bytes so far, from its /metrics (the
+// ceiling serves the same two names).
+type serverGC struct{ cycles, allocs float64 }
+
+func (e *env) serverGC(target string) serverGC {
+	u := e.metricsURL + "/metrics"
+	if target == "ceiling" {
+		u = e.ceilingURL + "/metrics"
+	}
+	m, _ := e.metrics(u, "go_gc_duration_seconds_count", "go_memstats_alloc_bytes_total")
+	return serverGC{cycles: m["go_gc_duration_seconds_count"], allocs: m["go_memstats_alloc_bytes_total"]}
 }
 
 func (s stats) format() string {
