@@ -95,6 +95,13 @@ func startE2E(t *testing.T) *e2e {
 	srv.Config.Handler = a.Handler()
 	srv.Start()
 	t.Cleanup(func() { srv.Close(); a.Close() })
+	// The token cache serves only while the LISTEN connection is up (it would miss a
+	// deletion otherwise); on a busy machine it comes up after the first requests.
+	for deadline := time.Now().Add(10 * time.Second); !a.Authorizations().Listening(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the authorization store's listener did not come up")
+		}
+	}
 	return &e2e{t: t, sim: sim, url: publicURL, app: a, logs: logs}
 }
 

@@ -14,6 +14,9 @@ import (
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
+// waiterPatience is how long the tests' waiters wait on a key held by another request.
+const waiterPatience = time.Second
+
 func hash(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
 
 func claim(t *testing.T, s *idempotency.Store, tn, key, body string, lease time.Duration, takeOver bool) idempotency.Claim {
@@ -99,7 +102,9 @@ func TestAWaiterGivesUpWhenItsContextEnds(t *testing.T) {
 	if c := claim(t, s, "a", "k", "b", time.Minute, false); c.State != idempotency.Run {
 		t.Fatal(c.State)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	// Long enough for the first read on a busy machine: a context that ends during a
+	// read is an error (the key's state is unknown), not InProgress.
+	ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
 	defer cancel()
 	c, err := s.Claim(ctx, "t-a", "k", hash("b"), time.Minute, false)
 	if err != nil || c.State != idempotency.InProgress {
@@ -120,7 +125,9 @@ func TestAnAbandonedKeyIsTakenOverOnlyWhenTheCallerMayRunAgain(t *testing.T) {
 	if c := claim(t, s, "a", "k", "b", time.Minute, true); c.State != idempotency.Run {
 		t.Fatalf("read-only caller: %v, want Run", c.State)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	// Long enough for the first read on a busy machine: a context that ends during a
+	// read is an error (the key's state is unknown), not InProgress.
+	ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
 	defer cancel()
 	if c, err := s.Claim(ctx, "t-a", "k", hash("b"), time.Minute, true); err != nil || c.State != idempotency.InProgress {
 		t.Fatalf("a key taken over is held again: got %v (%v), want InProgress", c.State, err)
