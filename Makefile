@@ -24,6 +24,7 @@ test-deps:
 ## test-long: soak, multi-replica and fuzz runs, each bounded in count or time
 test-long:
 	$(GO) test -race -count=1 -tags long -run 'Long' -timeout 30m ./...
+	.ci/test-fuzz-one
 	$(MAKE) fuzz
 
 ## fuzz: every Fuzz target for FUZZTIME each
