@@ -8,7 +8,9 @@
 //
 // Output: one line per scenario with requests/s, p50, p99, p99.9, errors, the server's
 // RSS and database queries per execution, then each target of the performance issue
-// with the figure this run measured and MET or MISS.
+// with the figure this run measured and MET or MISS. At half load the ceiling is
+// measured again after each of the runtime's windows: the ceiling against itself shows
+// how large a difference this harness reports between two identical servers.
 package main
 
 import (

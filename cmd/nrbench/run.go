@@ -322,7 +322,7 @@ func (e *env) node(name, authID, target string) request {
 	}
 	body, _ := json.Marshal(map[string]any{"node": name, "version": version, "authorizationId": authID, "input": input})
 	r := request{body: body}
-	if target == "ceiling" {
+	if isCeiling(target) {
 		r.url = e.ceilingURL + "/v1/executions"
 		r.accept = func(status int, _ []byte) bool { return status == http.StatusOK }
 		return r.prepare()
@@ -332,8 +332,19 @@ func (e *env) node(name, authID, target string) request {
 	return r.prepare()
 }
 
+// The targets of a scenario. ceilingAgain is the ceiling measured in a window of its
+// own after the runtime's: the ceiling against itself (an A/A comparison) shows how
+// large a difference between two identical servers the harness reports on this machine.
+const (
+	ceiling       = "ceiling"
+	runtimeTarget = "runtime"
+	ceilingAgain  = "ceiling-again"
+)
+
+func isCeiling(target string) bool { return target == ceiling || target == ceilingAgain }
+
 func (e *env) pidOf(target string) int {
-	if target == "ceiling" {
+	if isCeiling(target) {
 		return e.ceiling.Process.Pid
 	}
 	return e.runtime.Process.Pid
@@ -358,7 +369,7 @@ func (e *env) measure(target string, fn func() stats) (stats, rssStats, queries)
 		gcs: int(g1.cycles - g0.cycles), allocs: g1.allocs - g0.allocs}
 	q1 := e.dbQueries()
 	var q queries
-	if target == "runtime" {
+	if target == runtimeTarget {
 		q = queries{n: int(q1 - q0), execs: s.requests}
 	}
 	return s, r, q
@@ -432,23 +443,37 @@ func (r result) medianWindowP99() time.Duration {
 	return p[len(p)/2]
 }
 
-// alternate measures the ceiling and the runtime on node in alternating windows (-rounds
-// of each, -duration in all per target, after one warm-up each), so that a slow spell of
-// the shared machine falls on both; each target's figures are its windows' together.
+// latencyDiff is how much later one target answered than another.
+type latencyDiff struct{ p50, p99, windowP99Median time.Duration }
+
+// over is r's latency over base's: pooled p50 and p99, and the median of the windows'
+// p99s.
+func (r result) over(base result) latencyDiff {
+	return latencyDiff{
+		p50:             r.s.quantile(.5) - base.s.quantile(.5),
+		p99:             r.s.quantile(.99) - base.s.quantile(.99),
+		windowP99Median: r.medianWindowP99() - base.medianWindowP99(),
+	}
+}
+
+// alternate measures targets (the ceiling and the runtime, and for the added latency the
+// ceiling again) on node in alternating windows (-rounds of each, -duration in all per
+// target, after one warm-up each), so that a slow spell of the shared machine falls on
+// all; each target's figures are its windows' together.
 // The runtime's first window is profiled as profiles say; with -windows, each window's
 // figures are printed too.
-func (e *env) alternate(node string, run func(r request, d time.Duration) stats, profiles []profileSpec) (map[string]result, error) {
+func (e *env) alternate(node string, targets []string, run func(r request, d time.Duration) stats, profiles []profileSpec) (map[string]result, error) {
 	rounds := max(1, e.o.rounds)
 	window := e.o.duration / time.Duration(rounds)
 	out := map[string]result{}
 	for i := range rounds {
-		for _, target := range []string{"ceiling", "runtime"} {
+		for _, target := range targets {
 			r := e.node(node, e.authID, target)
 			if i == 0 {
 				run(r, e.o.warmup)
 			}
 			var taken []chan error
-			if i == 0 && target == "runtime" {
+			if i == 0 && target == runtimeTarget {
 				for _, p := range profiles {
 					if p.file != "" {
 						c := make(chan error, 1)
@@ -541,42 +566,46 @@ func (e *env) scenarios() error {
 	halfLoad := func() error {
 		for _, node := range []string{"search-conversation", "append-message"} {
 			rate := ceilingMax[node] / 2
-			var base stats
-			baseOverloaded := false
 			var profiles []profileSpec
 			if node == "search-conversation" {
 				profiles = []profileSpec{{"trace", o.trace}}
 			}
-			res, err := e.alternate(node, func(r request, d time.Duration) stats { return openLoop(&e.load, r, rate, d) }, profiles)
+			res, err := e.alternate(node, []string{ceiling, runtimeTarget, ceilingAgain}, func(r request, d time.Duration) stats { return openLoop(&e.load, r, rate, d) }, profiles)
 			if err != nil {
 				return err
 			}
-			for _, target := range []string{"ceiling", "runtime"} {
+			// An open loop that a server cannot keep up with queues without bound: the
+			// answers per second fall short of the rate and latency grows with the run.
+			overloaded := func(target string) bool { return res[target].s.rps() < 0.97*rate }
+			aa := res[ceilingAgain].over(res[ceiling])
+			for _, target := range []string{ceiling, runtimeTarget, ceilingAgain} {
 				s, rss, q := res[target].s, res[target].rss, res[target].q
 				line := fmt.Sprintf("half-load   %-20s upstream=0s    %-8s rate=%-6.0f %s window-p99-median=%s rss=%s", node, target, rate, s.format(), ms(res[target].medianWindowP99()), rss.format())
-				// An open loop that the server cannot keep up with queues without bound: the
-				// answers per second fall short of the rate and latency grows with the run.
-				overloaded := s.rps() < 0.97*rate
-				if overloaded {
+				if overloaded(target) {
 					line += " OVERLOADED (answered below the offered rate)"
 				}
-				if target == "ceiling" {
-					base, baseOverloaded = s, overloaded
-				} else {
-					added50, added99 := s.quantile(.5)-base.quantile(.5), s.quantile(.99)-base.quantile(.99)
-					line += fmt.Sprintf(" %s added-p50=%s added-p99=%s added-window-p99-median=%s", q, ms(added50), ms(added99),
-						ms(res[target].medianWindowP99()-res["ceiling"].medianWindowP99()))
+				switch target {
+				case ceilingAgain:
+					line += fmt.Sprintf(" a/a-p50=%s a/a-p99=%s a/a-window-p99-median=%s", ms(aa.p50), ms(aa.p99), ms(aa.windowP99Median))
+				case runtimeTarget:
+					added := res[runtimeTarget].over(res[ceiling])
+					line += fmt.Sprintf(" %s added-p50=%s added-p99=%s added-window-p99-median=%s", q, ms(added.p50), ms(added.p99), ms(added.windowP99Median))
 					short := strings.SplitN(node, "-", 2)[0]
-					m50, m99 := ms(added50), ms(added99)
+					m50, m99 := ms(added.p50), ms(added.p99)
 					switch {
-					case baseOverloaded:
+					case overloaded(ceiling):
 						m50, m99 = "no baseline: the ceiling was overloaded (a noisy machine?)", "no baseline"
-					case overloaded:
+					case overloaded(runtimeTarget):
 						m50, m99 = "runtime overloaded: its max is below "+fmt.Sprintf("%.0f", rate)+" rps", "runtime overloaded"
+					case !overloaded(ceilingAgain):
+						// The verdict stays the runtime against the ceiling; the A/A figure
+						// beside it says what a difference of that size is worth here.
+						m50 += " (ceiling vs itself " + ms(aa.p50) + ")"
+						m99 += " (ceiling vs itself " + ms(aa.p99) + ")"
 					}
-					valid := !overloaded && !baseOverloaded
-					v.add("added p50 < 0.2 ms at half the ceiling's max ("+short+")", m50, valid && added50 < 200*time.Microsecond)
-					v.add("added p99 < 1 ms at half the ceiling's max ("+short+")", m99, valid && added99 < time.Millisecond)
+					valid := !overloaded(runtimeTarget) && !overloaded(ceiling)
+					v.add("added p50 < 0.2 ms at half the ceiling's max ("+short+")", m50, valid && added.p50 < 200*time.Microsecond)
+					v.add("added p99 < 1 ms at half the ceiling's max ("+short+")", m99, valid && added.p99 < time.Millisecond)
 				}
 				fmt.Println(line)
 			}
@@ -601,11 +630,11 @@ func (e *env) scenarios() error {
 			if latency == 0 && node == "search-conversation" {
 				profiles = []profileSpec{{"profile", o.cpuProfile}, {"allocs", o.memProfile}}
 			}
-			res, err := e.alternate(node, func(r request, d time.Duration) stats { return closedLoop(&e.load, r, conc, d) }, profiles)
+			res, err := e.alternate(node, []string{ceiling, runtimeTarget}, func(r request, d time.Duration) stats { return closedLoop(&e.load, r, conc, d) }, profiles)
 			if err != nil {
 				return err
 			}
-			c, rt := res["ceiling"], res["runtime"]
+			c, rt := res[ceiling], res[runtimeTarget]
 			ratio := rt.s.rps() / c.s.rps()
 			fmt.Printf("full-load   %-20s upstream=%-5s %-8s conc=%-4d %s rss=%s\n", node, latency, "ceiling", conc, c.s.format(), c.rss.format())
 			fmt.Printf("full-load   %-20s upstream=%-5s %-8s conc=%-4d %s rss=%s %s ratio=%.2f\n", node, latency, "runtime", conc, rt.s.format(), rt.rss.format(), rt.q, ratio)
@@ -771,7 +800,7 @@ type serverGC struct{ cycles, allocs float64 }
 
 func (e *env) serverGC(target string) serverGC {
 	u := e.metricsURL + "/metrics"
-	if target == "ceiling" {
+	if isCeiling(target) {
 		u = e.ceilingURL + "/metrics"
 	}
 	m, _ := e.metrics(u, "go_gc_duration_seconds_count", "go_memstats_alloc_bytes_total")

@@ -78,3 +78,50 @@ func TestProfilesTurnOnPprof(t *testing.T) {
 		t.Error("pprof on by default")
 	}
 }
+
+// The added latency is one target's pooled quantiles and median window p99 less
+// another's; a target over itself (the A/A comparison) is zero.
+func TestLatencyOver(t *testing.T) {
+	target := func(ms ...int) result {
+		var r result
+		for _, m := range ms {
+			s := stats{}
+			for i := range 100 {
+				d := time.Millisecond
+				if i >= 95 {
+					d = time.Duration(m) * time.Millisecond
+				}
+				s.latencies = append(s.latencies, d)
+			}
+			s.requests = len(s.latencies)
+			s.sort()
+			r = r.add(s, rssStats{}, queries{}, r.windowP99s == nil)
+		}
+		r.s.sort()
+		return r
+	}
+	base, slower := target(3, 4, 5), target(5, 6, 40)
+	got := slower.over(base)
+	want := latencyDiff{p50: 0, p99: 40*time.Millisecond - 5*time.Millisecond, windowP99Median: 2 * time.Millisecond}
+	if got != want {
+		t.Errorf("over = %+v, want %+v", got, want)
+	}
+	if aa := base.over(base); aa != (latencyDiff{}) {
+		t.Errorf("a target over itself = %+v, want zero", aa)
+	}
+}
+
+// The ceiling measured again is the same server: its requests go to the ceiling, with
+// no API key, and its process is the ceiling's.
+func TestCeilingAgainIsTheCeiling(t *testing.T) {
+	e := &env{ceilingURL: "http://127.0.0.1:1", runtimeURL: "http://127.0.0.1:2", apiKey: "k"}
+	for target, url := range map[string]string{ceiling: e.ceilingURL, ceilingAgain: e.ceilingURL, runtimeTarget: e.runtimeURL} {
+		r := e.node("search-conversation", "auth", target)
+		if r.url != url+"/v1/executions" {
+			t.Errorf("%s: url %s", target, r.url)
+		}
+		if isCeiling(target) == (r.apiKey != "") {
+			t.Errorf("%s: api key %q", target, r.apiKey)
+		}
+	}
+}
