@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,10 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/noderuntime/noderuntime/internal/database"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 )
 
@@ -102,3 +106,28 @@ func TestBothServersReportCollectionsAndAllocations(t *testing.T) {
 }
 
 var sink []byte
+
+// The harness counts the runtime's own queries: the exposition of its real collector,
+// read the way each window reads it, leaves out the queries of a scrape.
+func TestDBQueriesLeaveOutTheScrapes(t *testing.T) {
+	pool, err := pgxpool.New(context.Background(), "postgres://127.0.0.1:1/none") // never connects
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	counter := &database.QueryCounter{}
+	for range 2 {
+		counter.TraceQueryStart(context.Background(), nil, pgx.TraceQueryStartData{})
+	}
+	for range 3 {
+		counter.TraceQueryStart(database.ForScrape(context.Background()), nil, pgx.TraceQueryStartData{})
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(database.NewPoolCollector(pool, counter))
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	e := &env{client: srv.Client(), metricsURL: srv.URL}
+	if got := e.dbQueries(); got != 2 {
+		t.Errorf("dbQueries = %v, want the service's 2 (of %d in all)", got, counter.Count())
+	}
+}

@@ -125,3 +125,49 @@ func label(m *dto.Metric, name string) string {
 	}
 	return ""
 }
+
+// TestSteadyStateExecutionsSendNoQueries: once an authorization's token is cached,
+// executions send Postgres nothing. The scrape's own query (authorizations by status)
+// counts apart, under origin="scrape", so the service's count reads zero per execution
+// while Prometheus scrapes.
+func TestSteadyStateExecutionsSendNoQueries(t *testing.T) {
+	e := startE2E(t)
+	auth := e.authorize("steady", map[string]any{"kind": "client-credentials", "baseUrl": e.sim.BaseURL(),
+		"domain": e2eDomain, "tenantId": "acme-engage", "tenantSecret": e2eCCSecret}, "")
+	seed(e.sim, "active")
+	search := map[string]any{"channel": "sms", "bizAddress": "+15559999", "customerAddress": "+15550001"}
+	e.execute(e2eKey, "search-conversation", "1.3", auth, search) // caches the token
+	before := e.queries()
+	for range 5 {
+		e.execute(e2eKey, "search-conversation", "1.3", auth, search)
+	}
+	after := e.queries()
+	if after["service"] != before["service"] {
+		t.Errorf("5 executions on a cached token sent %v queries (before %v, after %v), want 0", after["service"]-before["service"], before, after)
+	}
+	if after["scrape"] < 1 {
+		t.Errorf("the scrape's count of authorizations by status was not counted under origin=scrape: %v", after)
+	}
+}
+
+// queries scrapes noderuntime_db_queries_total by origin.
+func (e *e2e) queries() map[string]float64 {
+	e.t.Helper()
+	status, raw := e.do(http.MethodGet, "/metrics", e2eKey, nil)
+	if status != http.StatusOK {
+		e.t.Fatalf("/metrics: %d", status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+	if err != nil {
+		e.t.Fatalf("parse /metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for _, m := range families["noderuntime_db_queries_total"].GetMetric() {
+		out[label(m, "origin")] = m.GetCounter().GetValue()
+	}
+	if len(out) != 2 {
+		e.t.Fatalf("noderuntime_db_queries_total by origin: %v, want service and scrape", out)
+	}
+	return out
+}

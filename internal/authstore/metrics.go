@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/noderuntime/noderuntime/internal/database"
 )
 
 // Results of a token refresh, the label values of noderuntime_token_refreshes_total.
@@ -81,7 +83,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (c *statusCollector) count() (map[Status]float64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(database.ForScrape(context.Background()), 2*time.Second)
 	defer cancel()
 	rows, err := c.pool.Query(ctx, "select status, count(*) from authorizations group by status")
 	if err != nil {

@@ -61,20 +61,34 @@ func Open(ctx context.Context, url string, counter *QueryCounter) (*pgxpool.Pool
 	return pool, nil
 }
 
-// QueryCounter counts the queries a pool sends.
-type QueryCounter struct{ n atomic.Uint64 }
+// QueryCounter counts the queries a pool sends: those of a metrics scrape (their
+// context marked by ForScrape) apart from the service's own, so that "no query per
+// execution" can be read off the service's count while Prometheus scrapes.
+type QueryCounter struct{ service, scrape atomic.Uint64 }
+
+type scrapeKey struct{}
+
+// ForScrape marks ctx as a metrics scrape's: the queries sent on it count under
+// origin="scrape".
+func ForScrape(ctx context.Context) context.Context {
+	return context.WithValue(ctx, scrapeKey{}, true)
+}
 
 // TraceQueryStart implements pgx.QueryTracer.
 func (c *QueryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	c.n.Add(1)
+	if ctx.Value(scrapeKey{}) != nil {
+		c.scrape.Add(1)
+	} else {
+		c.service.Add(1)
+	}
 	return ctx
 }
 
 // TraceQueryEnd implements pgx.QueryTracer.
 func (c *QueryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-// Count is the number of queries sent so far.
-func (c *QueryCounter) Count() uint64 { return c.n.Load() }
+// Count is the number of queries sent so far, of every origin.
+func (c *QueryCounter) Count() uint64 { return c.service.Load() + c.scrape.Load() }
 
 // Migrate applies every pending migration. Tern holds a Postgres advisory lock for the
 // whole run and applies each file in its own transaction, so replicas that start at the

@@ -93,8 +93,15 @@ func TestPoolStatsAreExportedAsMetrics(t *testing.T) {
 			t.Errorf("metric %s missing; have %v", name, got)
 		}
 	}
-	if got["noderuntime_db_queries_total"] != 1 {
-		t.Errorf("queries %v after one query, want 1", got["noderuntime_db_queries_total"])
+	if got[`noderuntime_db_queries_total{origin="service"}`] != 1 || got[`noderuntime_db_queries_total{origin="scrape"}`] != 0 {
+		t.Errorf("queries %v after one query of the service, want service 1, scrape 0", got)
+	}
+	if _, err := pool.Exec(database.ForScrape(context.Background()), "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	got = collect(t, c)
+	if got[`noderuntime_db_queries_total{origin="service"}`] != 1 || got[`noderuntime_db_queries_total{origin="scrape"}`] != 1 || counter.Count() != 2 {
+		t.Errorf("queries %v (Count %d) after one more for a scrape, want service 1, scrape 1, Count 2", got, counter.Count())
 	}
 	if got["noderuntime_db_pool_total_connections"] < 1 {
 		t.Errorf("total connections %v after a ping, want >= 1", got["noderuntime_db_pool_total_connections"])

@@ -19,11 +19,16 @@ func collect(t *testing.T, c prometheus.Collector) map[string]float64 {
 	out := map[string]float64{}
 	for _, f := range families {
 		for _, m := range f.GetMetric() {
+			// A labelled series is keyed as name{label="value"}.
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += "{" + l.GetName() + "=\"" + l.GetValue() + "\"}"
+			}
 			switch {
 			case m.GetGauge() != nil:
-				out[f.GetName()] = m.GetGauge().GetValue()
+				out[key] = m.GetGauge().GetValue()
 			case m.GetCounter() != nil:
-				out[f.GetName()] = m.GetCounter().GetValue()
+				out[key] = m.GetCounter().GetValue()
 			}
 		}
 	}

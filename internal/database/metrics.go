@@ -19,9 +19,11 @@ func NewPoolCollector(pool *pgxpool.Pool, counter *QueryCounter) *PoolCollector 
 		return prometheus.NewDesc("noderuntime_db_pool_"+name, help, nil, nil)
 	}
 	return &PoolCollector{
-		pool:     pool,
-		counter:  counter,
-		queries:  prometheus.NewDesc("noderuntime_db_queries_total", "Queries sent to Postgres.", nil, nil),
+		pool:    pool,
+		counter: counter,
+		queries: prometheus.NewDesc("noderuntime_db_queries_total",
+			"Queries sent to Postgres by origin: scrape (counted for a metrics scrape) or service (everything else).",
+			[]string{"origin"}, nil),
 		acquired: d("acquired_connections", "Connections currently in use."),
 		idle:     d("idle_connections", "Connections idle in the pool."),
 		total:    d("total_connections", "Connections open, in use or idle."),
@@ -48,6 +50,7 @@ func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.wait, prometheus.CounterValue, s.EmptyAcquireWaitTime().Seconds())
 	ch <- prometheus.MustNewConstMetric(c.waits, prometheus.CounterValue, float64(s.EmptyAcquireCount()))
 	if c.counter != nil {
-		ch <- prometheus.MustNewConstMetric(c.queries, prometheus.CounterValue, float64(c.counter.Count()))
+		ch <- prometheus.MustNewConstMetric(c.queries, prometheus.CounterValue, float64(c.counter.service.Load()), "service")
+		ch <- prometheus.MustNewConstMetric(c.queries, prometheus.CounterValue, float64(c.counter.scrape.Load()), "scrape")
 	}
 }
