@@ -19,11 +19,7 @@ import (
 // Engage calls by operation and status, the token cache, and that promtool accepts the
 // live exposition.
 func TestMetricsAfterAHandfulOfExecutions(t *testing.T) {
-	e := startE2E(t)
-	auth := e.authorize("metrics", map[string]any{"kind": "client-credentials", "baseUrl": e.sim.BaseURL(),
-		"domain": e2eDomain, "tenantId": "acme-engage", "tenantSecret": e2eCCSecret}, "")
-	seed(e.sim, "active")
-	search := map[string]any{"channel": "sms", "bizAddress": "+15559999", "customerAddress": "+15550001"}
+	e, auth, search := startWithActiveConversation(t, "metrics")
 	nobody := map[string]any{"channel": "sms", "bizAddress": "+15559999", "customerAddress": "+19990000"}
 	for range 3 {
 		e.execute(e2eKey, "search-conversation", "1.3", auth, search)
@@ -131,11 +127,7 @@ func label(m *dto.Metric, name string) string {
 // counts apart, under origin="scrape", so the service's count reads zero per execution
 // while Prometheus scrapes.
 func TestSteadyStateExecutionsSendNoQueries(t *testing.T) {
-	e := startE2E(t)
-	auth := e.authorize("steady", map[string]any{"kind": "client-credentials", "baseUrl": e.sim.BaseURL(),
-		"domain": e2eDomain, "tenantId": "acme-engage", "tenantSecret": e2eCCSecret}, "")
-	seed(e.sim, "active")
-	search := map[string]any{"channel": "sms", "bizAddress": "+15559999", "customerAddress": "+15550001"}
+	e, auth, search := startWithActiveConversation(t, "steady")
 	e.execute(e2eKey, "search-conversation", "1.3", auth, search) // caches the token
 	before := e.queries()
 	for range 5 {
@@ -170,4 +162,15 @@ func (e *e2e) queries() map[string]float64 {
 		e.t.Fatalf("noderuntime_db_queries_total by origin: %v, want service and scrape", out)
 	}
 	return out
+}
+
+// startWithActiveConversation starts the service with a client-credentials
+// authorization named name and one active conversation, and returns the search input
+// that finds it.
+func startWithActiveConversation(t *testing.T, name string) (*e2e, string, map[string]any) {
+	e := startE2E(t)
+	auth := e.authorize(name, map[string]any{"kind": "client-credentials", "baseUrl": e.sim.BaseURL(),
+		"domain": e2eDomain, "tenantId": "acme-engage", "tenantSecret": e2eCCSecret}, "")
+	seed(e.sim, "active")
+	return e, auth, map[string]any{"channel": "sms", "bizAddress": "+15559999", "customerAddress": "+15550001"}
 }
