@@ -112,7 +112,7 @@ func TestLatencyOver(t *testing.T) {
 }
 
 // The ceiling measured again is the same server: its requests go to the ceiling, with
-// no API key, and its process is the ceiling's.
+// no API key, like the ceiling's own.
 func TestCeilingAgainIsTheCeiling(t *testing.T) {
 	e := &env{ceilingURL: "http://127.0.0.1:1", runtimeURL: "http://127.0.0.1:2", apiKey: "k"}
 	for target, url := range map[string]string{ceiling: e.ceilingURL, ceilingAgain: e.ceilingURL, runtimeTarget: e.runtimeURL} {

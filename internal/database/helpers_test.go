@@ -1,6 +1,7 @@
 package database_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,10 +20,14 @@ func collect(t *testing.T, c prometheus.Collector) map[string]float64 {
 	out := map[string]float64{}
 	for _, f := range families {
 		for _, m := range f.GetMetric() {
-			// A labelled series is keyed as name{label="value"}.
+			// A labelled series is keyed as in the exposition: name{a="x",b="y"}.
 			key := f.GetName()
-			for _, l := range m.GetLabel() {
-				key += "{" + l.GetName() + "=\"" + l.GetValue() + "\"}"
+			if len(m.GetLabel()) > 0 {
+				pairs := make([]string, 0, len(m.GetLabel()))
+				for _, l := range m.GetLabel() {
+					pairs = append(pairs, l.GetName()+"=\""+l.GetValue()+"\"")
+				}
+				key += "{" + strings.Join(pairs, ",") + "}"
 			}
 			switch {
 			case m.GetGauge() != nil:
