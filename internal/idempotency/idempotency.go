@@ -106,19 +106,30 @@ type Claim struct {
 // Claim takes key for the request whose body hashes to hash, or finds what an earlier
 // request with key left. The caller that gets Run holds the key for lease: it must call
 // Complete before then. While another request holds the key, Claim waits (polling)
-// until it has an answer or ctx ends (InProgress). takeOver lets the caller run a key
-// whose holder abandoned it; pass it only for executions that change nothing, since
-// the first holder may have changed something before it went away.
+// until it has an answer or ctx ends (InProgress, also when ctx ends during a read
+// after the key was seen held). takeOver lets the caller run a key whose holder
+// abandoned it; pass it only for executions that change nothing, since the first
+// holder may have changed something before it went away.
 func (s *Store) Claim(ctx context.Context, t tenant.ID, key string, hash []byte, lease time.Duration, takeOver bool) (Claim, error) {
 	if s.claims.Add(1)%s.sweepEvery == 0 {
 		// Bounded and rare: at most a few hundred rows, once every SweepEvery claims.
 		_, _ = s.Sweep(ctx, 500)
 	}
 	wait := 5 * time.Millisecond
+	// seenHeld: a look found the key held by another request. A context that ends
+	// during a later read then answers InProgress, as it would between two looks;
+	// before any look it is an error, since the key's state is unknown.
+	seenHeld := false
+	failed := func(err error) (Claim, error) {
+		if seenHeld && ctx.Err() != nil {
+			return Claim{State: InProgress}, nil
+		}
+		return Claim{}, err
+	}
 	for {
 		won, err := s.insert(ctx, t, key, hash, lease)
 		if err != nil {
-			return Claim{}, err
+			return failed(err)
 		}
 		if won {
 			return Claim{State: Run}, nil
@@ -126,7 +137,7 @@ func (s *Store) Claim(ctx context.Context, t tenant.ID, key string, hash []byte,
 		for {
 			c, found, err := s.look(ctx, t, key, hash, lease, takeOver)
 			if err != nil {
-				return Claim{}, err
+				return failed(err)
 			}
 			if !found {
 				break // expired and swept meanwhile: try to insert again
@@ -134,6 +145,7 @@ func (s *Store) Claim(ctx context.Context, t tenant.ID, key string, hash []byte,
 			if c.State != InProgress {
 				return c, nil
 			}
+			seenHeld = true
 			timer := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():

@@ -3,9 +3,15 @@ package idempotency_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/noderuntime/noderuntime/internal/database/dbtest"
 	"github.com/noderuntime/noderuntime/internal/idempotency"
@@ -102,13 +108,80 @@ func TestAWaiterGivesUpWhenItsContextEnds(t *testing.T) {
 	if c := claim(t, s, "a", "k", "b", time.Minute, false); c.State != idempotency.Run {
 		t.Fatal(c.State)
 	}
-	// Long enough for the first read on a busy machine: a context that ends during a
-	// read is an error (the key's state is unknown), not InProgress.
+	// Long enough for the first read on a busy machine: a context that ends before
+	// any look saw the key held is an error (the key's state is unknown).
 	ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
 	defer cancel()
 	c, err := s.Claim(ctx, "t-a", "k", hash("b"), time.Minute, false)
 	if err != nil || c.State != idempotency.InProgress {
 		t.Fatalf("got %v, %v; want InProgress", c.State, err)
+	}
+}
+
+// cancelOnRead cancels the waiter's context as its read number at starts, so that
+// read runs on an ended context: what a slow database does to a waiter near its deadline.
+type cancelOnRead struct {
+	at     int32
+	reads  atomic.Int32
+	cancel atomic.Pointer[context.CancelFunc]
+}
+
+func (c *cancelOnRead) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, "select request_hash") && c.reads.Add(1) == c.at {
+		(*c.cancel.Load())()
+	}
+	return ctx
+}
+
+func (c *cancelOnRead) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func TestAWaiterWhoseContextEndsDuringARead(t *testing.T) {
+	t.Parallel()
+	cfg, err := pgxpool.ParseConfig(dbtest.NewURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		at    int32
+		state idempotency.State // zero: an error is wanted
+	}{
+		// The first look has not seen the key yet: its state is unknown.
+		{"first read", 1, 0},
+		// An earlier look saw the key held: as if the context had ended between looks.
+		{"a later read", 2, idempotency.InProgress},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tracer := &cancelOnRead{at: tc.at}
+			cfg := cfg.Copy()
+			cfg.ConnConfig.Tracer = tracer
+			pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			s := idempotency.New(pool, idempotency.Options{MaxPoll: time.Millisecond})
+			key := "k-" + tc.name
+			if c := claim(t, s, "a", key, "b", time.Minute, false); c.State != idempotency.Run {
+				t.Fatal(c.State)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			tracer.cancel.Store(&cancel)
+			c, err := s.Claim(ctx, "t-a", key, hash("b"), time.Minute, false)
+			if tracer.reads.Load() != tc.at {
+				t.Fatalf("%d reads, want the claim to end at read %d", tracer.reads.Load(), tc.at)
+			}
+			if tc.state == 0 {
+				if err == nil || !errors.Is(err, context.Canceled) {
+					t.Fatalf("got %v, %v; want the context's error", c.State, err)
+				}
+				return
+			}
+			if err != nil || c.State != tc.state {
+				t.Fatalf("got %v, %v; want %v", c.State, err, tc.state)
+			}
+		})
 	}
 }
 
@@ -125,8 +198,8 @@ func TestAnAbandonedKeyIsTakenOverOnlyWhenTheCallerMayRunAgain(t *testing.T) {
 	if c := claim(t, s, "a", "k", "b", time.Minute, true); c.State != idempotency.Run {
 		t.Fatalf("read-only caller: %v, want Run", c.State)
 	}
-	// Long enough for the first read on a busy machine: a context that ends during a
-	// read is an error (the key's state is unknown), not InProgress.
+	// Long enough for the first read on a busy machine: a context that ends before
+	// any look saw the key held is an error (the key's state is unknown).
 	ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
 	defer cancel()
 	if c, err := s.Claim(ctx, "t-a", "k", hash("b"), time.Minute, true); err != nil || c.State != idempotency.InProgress {
