@@ -202,6 +202,7 @@ func check(b *bundle, want expectation) []string {
 
 	p.env("Deployment", b, c, secretVars, true)
 	p.gc(c)
+	p.maxProcs(c)
 	for _, v := range configVars {
 		if _, ok := configValue(b, c, v); !ok {
 			p.add("Deployment gets %s from no ConfigMap", v)
@@ -528,6 +529,34 @@ func (p *problems) gc(c corev1.Container) {
 	}
 }
 
+// maxProcs checks that GOMAXPROCS follows the CPU limit: the downward API's limits.cpu
+// in whole CPUs, or a literal no larger than the limit rounded up. Left to Go, a one-CPU
+// limit gets two Ps, and the pod is throttled.
+func (p *problems) maxProcs(c corev1.Container) {
+	limit := c.Resources.Limits[corev1.ResourceCPU]
+	for _, e := range c.Env {
+		if e.Name != "GOMAXPROCS" {
+			continue
+		}
+		if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
+			ref := e.ValueFrom.ResourceFieldRef
+			if ref.Resource != "limits.cpu" || (ref.ContainerName != "" && ref.ContainerName != c.Name) || ref.Divisor.Cmp(resource.MustParse("1")) != 0 {
+				p.add("GOMAXPROCS comes from %s of %q with divisor %s, want limits.cpu of this container with divisor 1", ref.Resource, ref.ContainerName, ref.Divisor.String())
+			}
+			return
+		}
+		n, err := strconv.Atoi(e.Value)
+		switch {
+		case err != nil || n < 1:
+			p.add("GOMAXPROCS %q is not a positive number", e.Value)
+		case !limit.IsZero() && int64(n) > (limit.MilliValue()+999)/1000:
+			p.add("GOMAXPROCS %d is more than the CPU limit %s", n, limit.String())
+		}
+		return
+	}
+	p.add("GOMAXPROCS is not set from the CPU limit")
+}
+
 // goBytes parses a GOMEMLIMIT value: a number of bytes with an optional B, KiB, MiB,
 // GiB or TiB suffix.
 func goBytes(s string) (int64, bool) {
@@ -758,6 +787,23 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		{"GOMEMLIMIT unparsable", func(b *bundle) { setEnv(ctr(b), "GOMEMLIMIT", "400Mi") }, "GOMEMLIMIT"},
 		{"GOMEMLIMIT tiny", func(b *bundle) { setEnv(ctr(b), "GOMEMLIMIT", "8MiB") }, "GOMEMLIMIT"},
 		{"GOGC off", func(b *bundle) { setEnv(ctr(b), "GOGC", "off") }, "GOGC"},
+		{"GOMAXPROCS left to Go", func(b *bundle) {
+			ctr(b).Env = slices.DeleteFunc(ctr(b).Env, func(e corev1.EnvVar) bool { return e.Name == "GOMAXPROCS" })
+		}, "GOMAXPROCS is not set"},
+		{"GOMAXPROCS above the CPU limit", func(b *bundle) {
+			for i := range ctr(b).Env {
+				if ctr(b).Env[i].Name == "GOMAXPROCS" {
+					ctr(b).Env[i] = corev1.EnvVar{Name: "GOMAXPROCS", Value: "4"}
+				}
+			}
+		}, "more than the CPU limit"},
+		{"GOMAXPROCS from the request", func(b *bundle) {
+			for i := range ctr(b).Env {
+				if ref := ctr(b).Env[i].ValueFrom; ctr(b).Env[i].Name == "GOMAXPROCS" && ref != nil && ref.ResourceFieldRef != nil {
+					ref.ResourceFieldRef.Resource = "requests.cpu"
+				}
+			}
+		}, "want limits.cpu"},
 		{"latest image", func(b *bundle) { ctr(b).Image = imageRepo + ":latest" }, "image tag"},
 		{"secret as a literal", func(b *bundle) {
 			for i := range ctr(b).Env {
