@@ -750,12 +750,16 @@ func intOrString(v int32) intstr.IntOrString { return intstr.FromInt32(v) }
 
 // TestChecksCatchBrokenManifests proves the checks above can fail: each case breaks one
 // rule in an otherwise good rendering and expects check to say so.
-func setEnv(c *corev1.Container, name, value string) {
+func setEnv(c *corev1.Container, name, value string) { envVar(c, name).Value = value }
+
+// envVar is the container's variable name, for a case to break; the rendering must have it.
+func envVar(c *corev1.Container, name string) *corev1.EnvVar {
 	for i := range c.Env {
 		if c.Env[i].Name == name {
-			c.Env[i].Value = value
+			return &c.Env[i]
 		}
 	}
+	panic("the rendering has no variable " + name)
 }
 
 func TestChecksCatchBrokenManifests(t *testing.T) {
@@ -791,26 +795,14 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 			ctr(b).Env = slices.DeleteFunc(ctr(b).Env, func(e corev1.EnvVar) bool { return e.Name == "GOMAXPROCS" })
 		}, "GOMAXPROCS is not set"},
 		{"GOMAXPROCS above the CPU limit", func(b *bundle) {
-			for i := range ctr(b).Env {
-				if ctr(b).Env[i].Name == "GOMAXPROCS" {
-					ctr(b).Env[i] = corev1.EnvVar{Name: "GOMAXPROCS", Value: "4"}
-				}
-			}
+			*envVar(ctr(b), "GOMAXPROCS") = corev1.EnvVar{Name: "GOMAXPROCS", Value: "4"}
 		}, "more than the CPU limit"},
 		{"GOMAXPROCS from the request", func(b *bundle) {
-			for i := range ctr(b).Env {
-				if ref := ctr(b).Env[i].ValueFrom; ctr(b).Env[i].Name == "GOMAXPROCS" && ref != nil && ref.ResourceFieldRef != nil {
-					ref.ResourceFieldRef.Resource = "requests.cpu"
-				}
-			}
+			envVar(ctr(b), "GOMAXPROCS").ValueFrom.ResourceFieldRef.Resource = "requests.cpu"
 		}, "want limits.cpu"},
 		{"latest image", func(b *bundle) { ctr(b).Image = imageRepo + ":latest" }, "image tag"},
 		{"secret as a literal", func(b *bundle) {
-			for i := range ctr(b).Env {
-				if ctr(b).Env[i].Name == "DATABASE_URL" {
-					ctr(b).Env[i] = corev1.EnvVar{Name: "DATABASE_URL", Value: "postgres://u:p@db/nr"}
-				}
-			}
+			*envVar(ctr(b), "DATABASE_URL") = corev1.EnvVar{Name: "DATABASE_URL", Value: "postgres://u:p@db/nr"}
 		}, "DATABASE_URL as a literal"},
 		{"a Secret object", func(b *bundle) {
 			b.Secrets = append(b.Secrets, &corev1.Secret{StringData: map[string]string{"database-url": "postgres://"}})
