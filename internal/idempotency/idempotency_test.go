@@ -118,8 +118,9 @@ func TestAWaiterGivesUpWhenItsContextEnds(t *testing.T) {
 	}
 }
 
-// cancelOnRead cancels the waiter's context as its read number at starts, so that
-// read runs on an ended context: what a slow database does to a waiter near its deadline.
+// cancelOnRead cancels the waiter's context as its at-th read of the key starts, so
+// that read runs on an ended context: what a slow database does to a waiter near its
+// deadline.
 type cancelOnRead struct {
 	at     int32
 	reads  atomic.Int32
