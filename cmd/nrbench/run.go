@@ -221,7 +221,7 @@ func (e *env) startRuntime() error {
 	cmd := exec.Command("taskset", "-c", e.o.serverCPU, bin, "serve", "--migrate")
 	cmd.SysProcAttr = dieWithParent()
 	cmd.Env = append(os.Environ(),
-		"GOMAXPROCS=1",
+		"GOMAXPROCS=1", // the base Deployment's: deploy/ sets it from the CPU limit of 1
 		"GOGC="+e.o.gogc,
 		"GOMEMLIMIT="+e.o.memLimit,
 		"NODERUNTIME_ADDR="+addr,
