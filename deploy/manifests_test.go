@@ -540,7 +540,9 @@ func (p *problems) maxProcs(c corev1.Container) {
 		}
 		if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
 			ref := e.ValueFrom.ResourceFieldRef
-			if ref.Resource != "limits.cpu" || (ref.ContainerName != "" && ref.ContainerName != c.Name) || ref.Divisor.Cmp(resource.MustParse("1")) != 0 {
+			// An omitted divisor is Kubernetes' default, 1.
+			wholeCPUs := ref.Divisor.IsZero() || ref.Divisor.Cmp(resource.MustParse("1")) == 0
+			if ref.Resource != "limits.cpu" || (ref.ContainerName != "" && ref.ContainerName != c.Name) || !wholeCPUs {
 				p.add("GOMAXPROCS comes from %s of %q with divisor %s, want limits.cpu of this container with divisor 1", ref.Resource, ref.ContainerName, ref.Divisor.String())
 			}
 			return
@@ -748,8 +750,7 @@ func (p *problems) monitoring(b *bundle) {
 
 func intOrString(v int32) intstr.IntOrString { return intstr.FromInt32(v) }
 
-// TestChecksCatchBrokenManifests proves the checks above can fail: each case breaks one
-// rule in an otherwise good rendering and expects check to say so.
+// setEnv sets the container's variable name, which the rendering must have.
 func setEnv(c *corev1.Container, name, value string) { envVar(c, name).Value = value }
 
 // envVar is the container's variable name, for a case to break; the rendering must have it.
@@ -762,6 +763,8 @@ func envVar(c *corev1.Container, name string) *corev1.EnvVar {
 	panic("the rendering has no variable " + name)
 }
 
+// TestChecksCatchBrokenManifests proves the checks above can fail: each case breaks one
+// rule in an otherwise good rendering and expects check to say so.
 func TestChecksCatchBrokenManifests(t *testing.T) {
 	t.Parallel()
 	docs, err := render("overlays/prod")
@@ -800,6 +803,9 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		{"GOMAXPROCS from the request", func(b *bundle) {
 			envVar(ctr(b), "GOMAXPROCS").ValueFrom.ResourceFieldRef.Resource = "requests.cpu"
 		}, "want limits.cpu"},
+		{"GOMAXPROCS in millicores", func(b *bundle) {
+			envVar(ctr(b), "GOMAXPROCS").ValueFrom.ResourceFieldRef.Divisor = resource.MustParse("1m")
+		}, "divisor 1m"},
 		{"latest image", func(b *bundle) { ctr(b).Image = imageRepo + ":latest" }, "image tag"},
 		{"secret as a literal", func(b *bundle) {
 			*envVar(ctr(b), "DATABASE_URL") = corev1.EnvVar{Name: "DATABASE_URL", Value: "postgres://u:p@db/nr"}
@@ -848,5 +854,23 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 				t.Fatalf("check did not report %q; it reported %q", c.says, got)
 			}
 		})
+	}
+}
+
+// TestGOMAXPROCSWithoutADivisorIsWholeCPUs: Kubernetes takes an omitted divisor as 1, so
+// the check accepts it as it accepts "1".
+func TestGOMAXPROCSWithoutADivisorIsWholeCPUs(t *testing.T) {
+	t.Parallel()
+	docs, err := render("overlays/prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := decode(docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envVar(&b.Deployments[0].Spec.Template.Spec.Containers[0], "GOMAXPROCS").ValueFrom.ResourceFieldRef.Divisor = resource.Quantity{}
+	if got := check(b, expectations["overlays/prod"]); len(got) != 0 {
+		t.Fatalf("an omitted divisor is refused: %q", got)
 	}
 }
