@@ -460,6 +460,41 @@ func (r result) over(base result) latencyDiff {
 	}
 }
 
+// overloadedAt reports whether an open loop at rate outran the target: a server that
+// cannot keep up queues without bound, so its answers per second fall short of the rate
+// and its latency grows with the run.
+func (r result) overloadedAt(rate float64) bool { return r.s.rps() < 0.97*rate }
+
+// halfLoadVerdict is what the half-load targets can say of res at the offered rate: the
+// added latencies to print, with the ceiling against itself beside them, and whether
+// the comparison is valid at all. An overloaded server's latency is its queue's length,
+// so there is no comparison to make; the message says which server fell short, and by
+// how much, from what was measured.
+func halfLoadVerdict(rate float64, res map[string]result) (m50, m99 string, valid bool) {
+	c, rt, again := res[ceiling], res[runtimeTarget], res[ceilingAgain]
+	switch {
+	case c.overloadedAt(rate):
+		return "no baseline: the ceiling was overloaded (a noisy machine?)", "no baseline", false
+	case rt.overloadedAt(rate) && again.overloadedAt(rate):
+		// The ceiling fell short too, in the windows right after the runtime's: this
+		// machine could not give even the ceiling the rate by then.
+		return fmt.Sprintf("runtime overloaded (%.0f of %.0f requests/s), and so was the ceiling measured again (%.0f): the machine was slower than in the full-load scenarios", rt.s.rps(), rate, again.s.rps()),
+			"runtime and ceiling again overloaded", false
+	case rt.overloadedAt(rate):
+		return fmt.Sprintf("runtime overloaded: it answered %.0f of %.0f requests/s", rt.s.rps(), rate), "runtime overloaded", false
+	}
+	added := rt.over(c)
+	m50, m99 = ms(added.p50), ms(added.p99)
+	if !again.overloadedAt(rate) {
+		// The verdict stays the runtime against the ceiling; the A/A figure beside it
+		// says what a difference of that size is worth here.
+		aa := again.over(c)
+		m50 += " (ceiling vs itself " + ms(aa.p50) + ")"
+		m99 += " (ceiling vs itself " + ms(aa.p99) + ")"
+	}
+	return m50, m99, true
+}
+
 // alternate measures targets (the ceiling and the runtime, and for the added latency the
 // ceiling again) on node in alternating windows (-rounds of each, -duration in all per
 // target, after one warm-up each), so that a slow spell of the shared machine falls on
@@ -578,14 +613,11 @@ func (e *env) scenarios() error {
 			if err != nil {
 				return err
 			}
-			// An open loop that a server cannot keep up with queues without bound: the
-			// answers per second fall short of the rate and latency grows with the run.
-			overloaded := func(target string) bool { return res[target].s.rps() < 0.97*rate }
 			aa := res[ceilingAgain].over(res[ceiling])
 			for _, target := range []string{ceiling, runtimeTarget, ceilingAgain} {
 				s, rss, q := res[target].s, res[target].rss, res[target].q
 				line := fmt.Sprintf("half-load   %-20s upstream=0s    %-8s rate=%-6.0f %s window-p99-median=%s rss=%s", node, target, rate, s.format(), ms(res[target].medianWindowP99()), rss.format())
-				if overloaded(target) {
+				if res[target].overloadedAt(rate) {
 					line += " OVERLOADED (answered below the offered rate)"
 				}
 				switch target {
@@ -595,19 +627,7 @@ func (e *env) scenarios() error {
 					added := res[runtimeTarget].over(res[ceiling])
 					line += fmt.Sprintf(" %s added-p50=%s added-p99=%s added-window-p99-median=%s", q, ms(added.p50), ms(added.p99), ms(added.windowP99Median))
 					short := strings.SplitN(node, "-", 2)[0]
-					m50, m99 := ms(added.p50), ms(added.p99)
-					switch {
-					case overloaded(ceiling):
-						m50, m99 = "no baseline: the ceiling was overloaded (a noisy machine?)", "no baseline"
-					case overloaded(runtimeTarget):
-						m50, m99 = "runtime overloaded: its max is below "+fmt.Sprintf("%.0f", rate)+" rps", "runtime overloaded"
-					case !overloaded(ceilingAgain):
-						// The verdict stays the runtime against the ceiling; the A/A figure
-						// beside it says what a difference of that size is worth here.
-						m50 += " (ceiling vs itself " + ms(aa.p50) + ")"
-						m99 += " (ceiling vs itself " + ms(aa.p99) + ")"
-					}
-					valid := !overloaded(runtimeTarget) && !overloaded(ceiling)
+					m50, m99, valid := halfLoadVerdict(rate, res)
 					v.add("added p50 < 0.2 ms at half the ceiling's max ("+short+")", m50, valid && added.p50 < 200*time.Microsecond)
 					v.add("added p99 < 1 ms at half the ceiling's max ("+short+")", m99, valid && added.p99 < time.Millisecond)
 				}

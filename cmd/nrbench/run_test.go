@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -123,5 +124,50 @@ func TestCeilingAgainIsTheCeiling(t *testing.T) {
 		if isCeiling(target) == (r.apiKey != "") {
 			t.Errorf("%s: api key %q", target, r.apiKey)
 		}
+	}
+}
+
+// The half-load verdict compares the runtime with the ceiling only when both kept the
+// offered rate, and otherwise says which server fell short, by the figures measured.
+func TestHalfLoadVerdict(t *testing.T) {
+	const rate = 1000
+	served := func(rps int, p99 time.Duration) result {
+		s := stats{requests: rps, elapsed: time.Second}
+		for i := range 100 {
+			d := time.Millisecond
+			if i >= 95 {
+				d = p99
+			}
+			s.latencies = append(s.latencies, d)
+		}
+		s.sort()
+		return result{s: s}
+	}
+	keeps, slower, short := served(rate, 4*time.Millisecond), served(rate, 6*time.Millisecond), served(700, 90*time.Millisecond)
+	for _, c := range []struct {
+		name      string
+		res       map[string]result
+		valid     bool
+		m50, m99  string // what the figures must contain
+		notInFigs string // and must not
+	}{
+		{"all kept the rate", map[string]result{ceiling: keeps, runtimeTarget: slower, ceilingAgain: keeps}, true, "0.00ms (ceiling vs itself 0.00ms)", "2.00ms (ceiling vs itself 0.00ms)", ""},
+		{"the ceiling fell short", map[string]result{ceiling: short, runtimeTarget: slower, ceilingAgain: keeps}, false, "no baseline", "no baseline", "ceiling vs itself"},
+		{"the runtime fell short", map[string]result{ceiling: keeps, runtimeTarget: short, ceilingAgain: keeps}, false, "runtime overloaded: it answered 700 of 1000 requests/s", "runtime overloaded", "ceiling again"},
+		{"the runtime and the ceiling again fell short", map[string]result{ceiling: keeps, runtimeTarget: short, ceilingAgain: short}, false, "runtime overloaded (700 of 1000 requests/s), and so was the ceiling measured again (700)", "runtime and ceiling again overloaded", ""},
+		{"only the ceiling again fell short", map[string]result{ceiling: keeps, runtimeTarget: slower, ceilingAgain: short}, true, "0.00ms", "2.00ms", "ceiling vs itself"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m50, m99, valid := halfLoadVerdict(rate, c.res)
+			if valid != c.valid {
+				t.Errorf("valid = %v, want %v", valid, c.valid)
+			}
+			if !strings.Contains(m50, c.m50) || !strings.Contains(m99, c.m99) {
+				t.Errorf("figures %q, %q; want them to hold %q, %q", m50, m99, c.m50, c.m99)
+			}
+			if c.notInFigs != "" && (strings.Contains(m50, c.notInFigs) || strings.Contains(m99, c.notInFigs)) {
+				t.Errorf("figures %q, %q hold %q", m50, m99, c.notInFigs)
+			}
+		})
 	}
 }
