@@ -2,6 +2,7 @@ package engagesim_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -152,14 +153,26 @@ func TestLatencyEndsWhenTheCallerLeavesOrTheSimulatorCloses(t *testing.T) {
 	tok := sim.AccessToken(domain)
 	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: time.Hour})
 
-	// The caller leaves: its handler ends.
-	ctx := ctxTimeout(t, 50*time.Millisecond)
+	// The caller leaves once its request is waiting in the handler: the handler ends.
+	// (Leaving on a short deadline instead could leave before a busy machine delivers
+	// the request, and then nothing would be tested.)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "POST", sim.BaseURL()+"/"+domain+"/conversations/search",
 		strings.NewReader(`{"channel":"sms","customeraddress":"c","bizaddress":"b"}`))
 	req.Header.Set("Authorization", "Bearer "+tok)
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		resp.Body.Close()
-		t.Fatal("an hour of latency answered within 50ms")
+	left := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		left <- err
+	}()
+	waitFor(t, func() bool { return sim.Calls(engagesim.OpSearch) == 1 })
+	cancel()
+	if err := <-left; err == nil {
+		t.Fatal("an hour of latency answered")
 	}
 	waitFor(t, func() bool { return sim.InFlight() == 0 })
 

@@ -2,7 +2,6 @@ package engagesim_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"html"
@@ -185,10 +184,4 @@ func searchStatus(t *testing.T, sim *engagesim.Sim, dom, token string) int {
 	st, _ := call(t, http.MethodPost, sim.BaseURL()+"/"+dom+"/conversations/search", token,
 		map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"})
 	return st
-}
-
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), d)
-	t.Cleanup(cancel)
-	return ctx
 }
