@@ -918,12 +918,16 @@ func stallingBody(t *testing.T) engage.Target {
 func TestTimeoutWhileReadingTheAnswerIsATimeout(t *testing.T) {
 	t.Parallel()
 	tg := stallingBody(t)
-	rec := &recorder{}
 	// The deadline must pass after the headers, while the body is read. A busy machine
 	// (the race detector, other packages' tests) can take longer than a short deadline to
 	// deliver the headers, so each try that misses them tries again with a longer one.
-	var err error
+	// Each try has its own observer, so what is checked below is the last try's alone.
+	var (
+		err error
+		rec *recorder
+	)
 	for deadline := 100 * time.Millisecond; ; deadline *= 4 {
+		rec = &recorder{}
 		tr := answered{engage.NewTransport(), make(chan struct{})}
 		c := engage.New(engage.Options{Observer: rec, Transport: tr})
 		ctx, cancel := context.WithTimeout(t.Context(), deadline)
@@ -939,8 +943,8 @@ func TestTimeoutWhileReadingTheAnswerIsATimeout(t *testing.T) {
 	if e := wantKind(t, err, engage.KindTimeout); e.HTTPStatus != 0 {
 		t.Fatalf("got %+v", e)
 	}
-	if got := rec.last(); got != "search timeout" {
-		t.Errorf("observer saw %q", got)
+	if got := rec.calls; len(got) != 1 || got[0] != "search timeout" {
+		t.Errorf("observer saw %q, want one search timeout", got)
 	}
 }
 
