@@ -9,8 +9,12 @@ LDFLAGS := -s -w -X github.com/noderuntime/noderuntime/internal/buildinfo.Versio
 .PHONY: run test test-deps test-long lint bench build fuzz
 
 ## run: the service with an in-process Engage simulator and a demo authorization
+# Built, then run: `go run` exits 1 after an interrupt even when the program it ran
+# exits 0, so Ctrl-C would end `make run` with a make error.
+RUN_BIN ?= bin/noderuntime
 run:
-	$(GO) run ./cmd/noderuntime dev
+	$(GO) build -o $(RUN_BIN) ./cmd/noderuntime
+	exec $(RUN_BIN) dev
 
 ## test: every test, integration included, race detector on (needs Postgres; see README)
 # The deadline tests run once more without the race detector and alone on the machine:
