@@ -38,6 +38,29 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// waitForOutput polls out until ready accepts it and returns what out holds then. It
+// fails the test, showing out, if the program ends first (a value on exited) or timeout
+// passes.
+func waitForOutput[T any](t *testing.T, what string, out *lockedBuffer, ready func(string) bool, exited <-chan T, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := out.String()
+		if ready(got) {
+			return got
+		}
+		select {
+		case v := <-exited:
+			t.Fatalf("%s ended (%v) before it was ready:\n%s", what, v, got)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after %s:\n%s", what, timeout, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 var curlLine = regexp.MustCompile(`(?s)curl -s (\S+) \\\s+-H 'Authorization: Bearer ([0-9a-f]+)' -H 'Content-Type: application/json' \\\s+-d '([^']+)'`)
 
 // TestDevPrintsACurlThatRunsSearchConversation does what the README's quick start
@@ -50,21 +73,10 @@ func TestDevPrintsACurlThatRunsSearchConversation(t *testing.T) {
 		done <- run([]string{"dev", "--addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:0"},
 			env(map[string]string{"DATABASE_URL": dbURL}), &stdout, &stderr)
 	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(stdout.String(), "Stop with Ctrl-C.") {
-		select {
-		case code := <-done:
-			t.Fatalf("dev exited %d before it was ready:\n%s\n%s", code, stdout.String(), stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dev not ready after 60 s:\n%s\n%s", stdout.String(), stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	m := curlLine.FindStringSubmatch(stdout.String())
+	banner := waitForOutput(t, "dev (exit code)", &stdout, func(out string) bool { return strings.Contains(out, "Stop with Ctrl-C.") }, done, 60*time.Second)
+	m := curlLine.FindStringSubmatch(banner)
 	if m == nil {
-		t.Fatalf("no curl in the banner:\n%s", stdout.String())
+		t.Fatalf("no curl in the banner:\n%s", banner)
 	}
 	req, _ := http.NewRequest(http.MethodPost, m[1], strings.NewReader(m[3]))
 	req.Header.Set("Authorization", "Bearer "+m[2])

@@ -33,18 +33,7 @@ func TestMakeRunStopsCleanlyOnCtrlC(t *testing.T) {
 	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
 
 	// Building the binary may take a while on a cold cache.
-	deadline := time.Now().Add(4 * time.Minute)
-	for !strings.Contains(out.String(), "Stop with Ctrl-C.") {
-		select {
-		case err := <-exited:
-			t.Fatalf("make run ended (%v) before the service was ready:\n%s", err, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("make run not ready after 4 minutes:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForOutput(t, "make run", &out, func(s string) bool { return strings.Contains(s, "Stop with Ctrl-C.") }, exited, 4*time.Minute)
 
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)

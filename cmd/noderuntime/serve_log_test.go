@@ -32,20 +32,8 @@ func TestServeWritesEveryLogLineBeforeItExits(t *testing.T) {
 	var stdout, stderr lockedBuffer
 	done := make(chan int, 1)
 	go func() { done <- run([]string{"serve", "--migrate"}, env(vars), &stdout, &stderr) }()
-	var addr string
-	for deadline := time.Now().Add(60 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
-		if m := servingLine.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited %d before serving:\n%s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve not serving after 60 s:\n%s", stderr.String())
-		}
-	}
+	logs := waitForOutput(t, "serve (exit code)", &stderr, servingLine.MatchString, done, 60*time.Second)
+	addr := servingLine.FindStringSubmatch(logs)[1]
 	for i := range requests {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/nodes", nil)
 		req.Header.Set("Authorization", "Bearer "+apiKey)
