@@ -39,10 +39,16 @@ func (b *lockedBuffer) String() string {
 }
 
 // waitForOutput polls out until ready accepts it and returns what out holds then. It
-// fails the test, showing out, if the program ends first (a value on exited) or timeout
-// passes.
-func waitForOutput[T any](t *testing.T, what string, out *lockedBuffer, ready func(string) bool, exited <-chan T, timeout time.Duration) string {
+// fails the test, showing out and the others (a program's other stream), if the program
+// ends first (a value on exited) or timeout passes.
+func waitForOutput[T any](t *testing.T, what string, out *lockedBuffer, ready func(string) bool, exited <-chan T, timeout time.Duration, others ...*lockedBuffer) string {
 	t.Helper()
+	shown := func(got string) string {
+		for _, o := range others {
+			got += "\n" + o.String()
+		}
+		return got
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		got := out.String()
@@ -51,11 +57,11 @@ func waitForOutput[T any](t *testing.T, what string, out *lockedBuffer, ready fu
 		}
 		select {
 		case v := <-exited:
-			t.Fatalf("%s ended (%v) before it was ready:\n%s", what, v, got)
+			t.Fatalf("%s ended before it was ready (%v):\n%s", what, v, shown(got))
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after %s:\n%s", what, timeout, got)
+			t.Fatalf("%s not ready after %s:\n%s", what, timeout, shown(got))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -73,7 +79,7 @@ func TestDevPrintsACurlThatRunsSearchConversation(t *testing.T) {
 		done <- run([]string{"dev", "--addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:0"},
 			env(map[string]string{"DATABASE_URL": dbURL}), &stdout, &stderr)
 	}()
-	banner := waitForOutput(t, "dev (exit code)", &stdout, func(out string) bool { return strings.Contains(out, "Stop with Ctrl-C.") }, done, 60*time.Second)
+	banner := waitForOutput(t, "noderuntime dev", &stdout, func(out string) bool { return strings.Contains(out, "Stop with Ctrl-C.") }, done, 60*time.Second, &stderr)
 	m := curlLine.FindStringSubmatch(banner)
 	if m == nil {
 		t.Fatalf("no curl in the banner:\n%s", banner)

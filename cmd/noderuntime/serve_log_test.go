@@ -32,7 +32,7 @@ func TestServeWritesEveryLogLineBeforeItExits(t *testing.T) {
 	var stdout, stderr lockedBuffer
 	done := make(chan int, 1)
 	go func() { done <- run([]string{"serve", "--migrate"}, env(vars), &stdout, &stderr) }()
-	logs := waitForOutput(t, "serve (exit code)", &stderr, servingLine.MatchString, done, 60*time.Second)
+	logs := waitForOutput(t, "noderuntime serve", &stderr, servingLine.MatchString, done, 60*time.Second, &stdout)
 	addr := servingLine.FindStringSubmatch(logs)[1]
 	for i := range requests {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/nodes", nil)
