@@ -374,7 +374,10 @@ func readAll(r io.Reader, length int64) ([]byte, error) {
 }
 
 // transportError classifies a failure without a complete answer. The caller's context
-// decides first: its deadline is a timeout, its cancellation is the caller's choice.
+// decides: its deadline is a timeout (onTimeout means the execution's deadline passed,
+// ENGAGE.md §2), its cancellation is the caller's choice. Anything else, the transport's
+// own dial or TLS handshake timeout included, is a connection failure while the
+// execution still has time: a search may retry it, and it counts for the breaker.
 func transportError(ctx context.Context, op string, status int, err error) *Error {
 	e := &Error{Op: op, Kind: KindUpstream, HTTPStatus: status, Err: err}
 	switch cerr := ctx.Err(); {
@@ -382,12 +385,6 @@ func transportError(ctx context.Context, op string, status int, err error) *Erro
 		e.Kind = KindTimeout
 	case errors.Is(cerr, context.Canceled):
 		e.Kind = KindCanceled
-	case errors.Is(err, context.DeadlineExceeded):
-		e.Kind = KindTimeout
-	default:
-		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-			e.Kind = KindTimeout
-		}
 	}
 	// No answer was read: the status is not Engage's verdict.
 	e.HTTPStatus = 0

@@ -14,8 +14,8 @@ type Kind string
 
 // The kinds of failure. A call either succeeds or fails with exactly one of them.
 const (
-	// KindTimeout: the caller's deadline passed (or a transport timeout fired) before
-	// Engage answered.
+	// KindTimeout: the caller's deadline passed before Engage answered. (A dial or TLS
+	// handshake timeout of the transport, with time left, is KindUpstream.)
 	KindTimeout Kind = "timeout"
 	// KindCanceled: the caller canceled the context.
 	KindCanceled Kind = "canceled"
@@ -26,8 +26,8 @@ const (
 	KindBusiness Kind = "business"
 	// KindRateLimited: 429; RetryAfter holds Engage's Retry-After when it sent one.
 	KindRateLimited Kind = "rate_limited"
-	// KindUpstream: Engage failed: 5xx, connection refused or reset, a malformed or
-	// unexpected body, a body over the size limit, an unexpected status.
+	// KindUpstream: Engage failed: 5xx, connection refused, reset or timed out, a
+	// malformed or unexpected body, a body over the size limit, an unexpected status.
 	KindUpstream Kind = "upstream"
 	// KindInvalidRequest: the call never left: the target or the request could not be
 	// turned into an HTTP request (no domain, a relative base URL, invalid raw JSON).

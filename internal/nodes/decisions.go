@@ -161,7 +161,7 @@ const (
 //
 //	4xx with Engage's envelope (404, 409, 400, ...)    rejected   engage_rejected
 //	429                                                failed     engage_rate_limited
-//	5xx, connection refused or reset                   failed     engage_unavailable
+//	5xx, connection refused, reset or timed out        failed     engage_unavailable
 //	malformed body, 4xx without envelope, redirect     failed     engage_bad_response
 //	circuit breaker open (Engage failing persistently) failed     engage_circuit_open
 //	401, 403 (after the one refresh and repeat)        authorization  engage_unauthorized
