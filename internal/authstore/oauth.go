@@ -26,8 +26,8 @@ type tokens struct {
 // error or the kind of failure, never a body, a token or a secret.
 type providerError struct {
 	// final: the provider refused the grant or the client (invalid_grant,
-	// invalid_client, unauthorized_client). Trying again cannot help; a person must
-	// re-authorize.
+	// invalid_client, unauthorized_client). Trying again cannot help: someone must
+	// re-authorize, or fix the service's Webex client (finalFor says which).
 	final  bool
 	status int    // HTTP status, 0 when no answer came
 	code   string // RFC 6749 error code, when the provider sent one
@@ -57,6 +57,25 @@ func (e *providerError) Unwrap() error { return e.cause }
 
 // finalCodes are the OAuth errors after which only a new authorization helps.
 var finalCodes = map[string]bool{"invalid_grant": true, "invalid_client": true, "unauthorized_client": true}
+
+// finalFor reports whether the refusal is the authorization's own, so that only a new
+// authorization helps. For client credentials the client is the authorization's tenant
+// ID and secret. A Webex login's client is this service's integration (WEBEX_CLIENT_ID,
+// WEBEX_CLIENT_SECRET), the same for every login: refusing it is a configuration fault,
+// and only invalid_grant (the login's refresh token is dead) is the login's own.
+// Marking every login for re-authorization over a wrong secret would throw away
+// refresh tokens that still work.
+func (e *providerError) finalFor(k Kind) bool {
+	if k == KindClientCredentials {
+		return e.final
+	}
+	return e.code == "invalid_grant"
+}
+
+// clientRefused reports whether the provider refused the OAuth client itself.
+func (e *providerError) clientRefused() bool {
+	return e.final && e.code != "invalid_grant"
+}
 
 // classify turns an oauth2 error into a providerError; scrub is removed from any text
 // the provider sent back.

@@ -251,14 +251,21 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 	default:
 		got, err = s.refreshWebex(ctx, o.refreshToken)
 	}
-	if pe, ok := errors.AsType[*providerError](err); ok && pe.final {
+	pe, _ := errors.AsType[*providerError](err)
+	if pe != nil && pe.finalFor(r.kind) {
 		return Credential{}, s.markNeedsReauthorization(ctx, tx, log, r, pe)
 	}
 	if err != nil {
 		s.metrics.refresh(resultError)
 		until := s.now().Add(s.backoff)
 		s.cache.fail(id, until)
-		log.Warn("token refresh failed; backing off", slog.String("error", err.Error()), slog.Duration("backoff", s.backoff))
+		if pe != nil && pe.clientRefused() {
+			// Every login refreshes through the same client: the operator must act.
+			log.Error("the Webex token endpoint refused this service's client; check WEBEX_CLIENT_ID and WEBEX_CLIENT_SECRET (the authorization keeps its refresh token)",
+				slog.String("error", err.Error()), slog.Duration("backoff", s.backoff))
+		} else {
+			log.Warn("token refresh failed; backing off", slog.String("error", err.Error()), slog.Duration("backoff", s.backoff))
+		}
 		if stillValid(cur, rejected, s.now()) {
 			return cur, nil // still good for a while: better than failing the execution
 		}

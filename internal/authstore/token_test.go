@@ -212,6 +212,46 @@ func TestChangedCredentialsAtTheProviderLeadToNeedsReauthorizationOnTheNextRefre
 	}
 }
 
+// A Webex login refreshes through the service's own client (WEBEX_CLIENT_ID/SECRET).
+// A replica with a wrong client secret is misconfigured; the logins are fine, so none
+// of them may be marked for re-authorization or lose its refresh token over it.
+func TestARefusedWebexClientIsAConfigurationFaultNotTheLogins(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createLogin(s, acme, "login")
+	refreshToken := e.storedRefreshToken(a.ID)
+	e.expire(a.ID)
+	misconfigured := e.replica(func(o *authstore.Options) { o.Webex.ClientSecret = secrets.New("not-the-client-secret") })
+
+	for range 3 {
+		_, err := misconfigured.Token(ctxT(t), acme, a.ID)
+		if err == nil {
+			t.Fatal("a token came through a refused client")
+		}
+		if _, ok := errors.AsType[*outcomes.AuthorizationError](err); ok {
+			t.Fatalf("the service's own client was refused, yet the login was blamed: %v", err)
+		}
+	}
+	if st := e.status(a.ID); st != "active" {
+		t.Fatalf("status %s, want active", st)
+	}
+	if got := e.storedRefreshToken(a.ID); got != refreshToken {
+		t.Fatal("the login's refresh token was dropped or replaced")
+	}
+	if got := counter(t, e.regs[len(e.regs)-1], "noderuntime_token_refreshes_total", "invalid_grant"); got != 0 {
+		t.Fatalf("refreshes{invalid_grant} = %v, want 0", got)
+	}
+	if !strings.Contains(e.logs.String(), "WEBEX_CLIENT_SECRET") {
+		t.Fatal("no log line tells the operator which setting to check")
+	}
+
+	// Once the configuration is right, the same login refreshes with no one signing in.
+	c, err := e.replica().Token(ctxT(t), acme, a.ID)
+	if err != nil || e.works(c) != nil {
+		t.Fatalf("after fixing the client secret: %v", err)
+	}
+}
+
 func TestRefreshAfterA401ReplacesTheRejectedTokenOnce(t *testing.T) {
 	e := newEnv(t, engagesim.Config{})
 	s := e.store()
