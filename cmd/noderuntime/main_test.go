@@ -26,6 +26,8 @@ func TestServeStopsWithOneLineNamingTheBadSetting(t *testing.T) {
 		{"bad duration", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys, "NODERUNTIME_SHUTDOWN_GRACE": "soon"}, nil, "NODERUNTIME_SHUTDOWN_GRACE"},
 		{"bad allowlist entry", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys, "ENGAGE_ALLOWED_BASE_URLS": "ftp://x"}, nil, "ENGAGE_ALLOWED_BASE_URLS"},
 		{"webex half configured", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys, "WEBEX_CLIENT_ID": "id"}, nil, "WEBEX_AUTHORIZE_URL"},
+		{"API keys given as an empty flag", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys}, []string{"--api-keys="}, "NODERUNTIME_API_KEYS"},
+		{"listen address without a port", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys, "NODERUNTIME_ADDR": "bogus"}, nil, "NODERUNTIME_ADDR"},
 		{"flag overrides a good env with a bad value", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys}, []string{"--encryption-keys", "nope"}, "NODERUNTIME_ENCRYPTION_KEYS"},
 	}
 	for _, c := range cases {

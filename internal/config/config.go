@@ -8,10 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/noderuntime/noderuntime/internal/secrets"
 	"github.com/noderuntime/noderuntime/internal/tenant"
@@ -79,9 +82,9 @@ func Settings(fs *flag.FlagSet, getenv func(string) string, cfg *Config) func() 
 	var webexSecret string
 	list := []setting{
 		{env: "NODERUNTIME_ADDR", flag: "addr", def: ":8080", usage: "listen address",
-			parse: func(s string) error { cfg.Addr = s; return nil }},
+			parse: func(s string) error { cfg.Addr = s; return validateListenAddr(s) }},
 		{env: "NODERUNTIME_METRICS_ADDR", flag: "metrics-addr", def: ":9090", usage: "listen address of /metrics; empty serves it on the main address",
-			parse: func(s string) error { cfg.MetricsAddr = s; return nil }},
+			parse: func(s string) error { cfg.MetricsAddr = s; return validateListenAddr(s) }},
 		{env: "DATABASE_URL", flag: "database-url", required: true, usage: "Postgres connection string",
 			parse: func(s string) error { cfg.DatabaseURL = s; return validateDatabaseURL(s) }},
 		{env: "NODERUNTIME_ENCRYPTION_KEYS", flag: "encryption-keys", required: true, usage: "key ring id:base64key,...; the first encrypts, all decrypt",
@@ -142,12 +145,12 @@ func Settings(fs *flag.FlagSet, getenv func(string) string, cfg *Config) func() 
 				v, set = *values[i], true
 			}
 			if !set {
-				if s.required {
-					return &Error{Variable: s.env, Problem: "is required (or --" + s.flag + ")"}
-				}
 				v = s.def
 			}
 			if v == "" {
+				if s.required { // unset, or a flag given empty
+					return &Error{Variable: s.env, Problem: "is required (or --" + s.flag + ")"}
+				}
 				continue // optional and empty: the zero value means "not configured"
 			}
 			if err := s.parse(v); err != nil {
@@ -170,6 +173,10 @@ func (c *Config) validate() error {
 				return &Error{Variable: req.env, Problem: "is required when WEBEX_CLIENT_ID is set"}
 			}
 		}
+	}
+	if c.Pprof && c.MetricsAddr == "" {
+		// Never on the main listener, which callers reach.
+		return &Error{Variable: "NODERUNTIME_PPROF", Problem: "needs NODERUNTIME_METRICS_ADDR: the profiler is served on the metrics listener only"}
 	}
 	if c.ExecutionTimeout > c.ExecutionTimeoutMx {
 		return &Error{Variable: "NODERUNTIME_EXECUTION_TIMEOUT", Problem: "must not exceed NODERUNTIME_EXECUTION_TIMEOUT_MAX"}
@@ -202,6 +209,19 @@ func splitList(s, seps string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(seps, r) })
 }
 
+// validateListenAddr wants host:port (the host may be empty, the port a number or a
+// service name), what net.Listen takes.
+func validateListenAddr(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	if err != nil || port == "" {
+		return fmt.Errorf("%q is not a listen address (want host:port, e.g. :8080 or 127.0.0.1:8080)", s)
+	}
+	return nil
+}
+
 func validateHTTPURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -210,17 +230,12 @@ func validateHTTPURL(s string) error {
 	return nil
 }
 
-// validateDatabaseURL checks the shape only; the error never repeats the value, which
-// may hold a password.
+// validateDatabaseURL checks that pgx accepts the connection string (a URL or the
+// key=value form), without connecting. The error never repeats the value, which may
+// hold a password.
 func validateDatabaseURL(s string) error {
-	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
-		if _, err := url.Parse(s); err != nil {
-			return errors.New("not a valid postgres:// URL")
-		}
-		return nil
+	if _, err := pgconn.ParseConfig(s); err != nil {
+		return errors.New("pgx cannot parse it (want postgres://user@host:port/db or the key=value form; the value is not repeated here)")
 	}
-	if strings.Contains(s, "=") {
-		return nil // key=value form; pgx reports its own problems at connect time
-	}
-	return errors.New("want postgres://user@host:port/db or key=value form")
+	return nil
 }

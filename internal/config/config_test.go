@@ -1,0 +1,115 @@
+package config_test
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/config"
+)
+
+const (
+	goodKeys    = "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	goodAPIKeys = "acme:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+	goodDB      = "postgres://u@127.0.0.1/db"
+)
+
+// load reads a configuration from env and args the way serve does.
+func load(env map[string]string, args ...string) (*config.Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var cfg config.Config
+	finish := config.Settings(fs, func(k string) string { return env[k] }, &cfg)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return &cfg, finish()
+}
+
+func minimal() map[string]string {
+	return map[string]string{"DATABASE_URL": goodDB, "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys}
+}
+
+func with(m map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = v
+	}
+	for i := 0; i < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := load(minimal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":8080" || cfg.MetricsAddr != ":9090" || cfg.ExecutionTimeout != 10*time.Second ||
+		cfg.ExecutionTimeoutMx != 60*time.Second || cfg.TokenRefreshSkew != 5*time.Minute || cfg.Pprof ||
+		len(cfg.EngageAllowedBases) != len(config.DefaultEngageBaseURLs) || cfg.Webex.Enabled() {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+func TestAFlagBeatsItsVariable(t *testing.T) {
+	cfg, err := load(with(minimal(), "NODERUNTIME_ADDR", ":7000", "NODERUNTIME_EXECUTION_TIMEOUT", "3s"),
+		"--addr", "127.0.0.1:7001", "--execution-timeout", "4s", "--metrics-addr=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:7001" || cfg.ExecutionTimeout != 4*time.Second || cfg.MetricsAddr != "" {
+		t.Fatalf("got addr %q timeout %v metrics %q", cfg.Addr, cfg.ExecutionTimeout, cfg.MetricsAddr)
+	}
+}
+
+// Every bad setting stops start-up with an error that names its variable and never
+// repeats a secret value.
+func TestABadSettingIsNamed(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"database URL given as an empty flag", minimal(), []string{"--database-url="}, "DATABASE_URL"},
+		{"key ring given as an empty flag", minimal(), []string{"--encryption-keys="}, "NODERUNTIME_ENCRYPTION_KEYS"},
+		{"API keys given as an empty flag", minimal(), []string{"--api-keys="}, "NODERUNTIME_API_KEYS"},
+		{"database URL pgx cannot parse", with(minimal(), "DATABASE_URL", "host=127.0.0.1 password=s3cret-pw sslmode=bogus"), nil, "DATABASE_URL"},
+		{"database URL of another scheme", with(minimal(), "DATABASE_URL", "mysql://u:s3cret-pw@h/db"), nil, "DATABASE_URL"},
+		{"listen address without a port", with(minimal(), "NODERUNTIME_ADDR", "bogus"), nil, "NODERUNTIME_ADDR"},
+		{"listen address with a bad port", with(minimal(), "NODERUNTIME_ADDR", ":99999"), nil, "NODERUNTIME_ADDR"},
+		{"metrics address without a port", with(minimal(), "NODERUNTIME_METRICS_ADDR", "bogus"), nil, "NODERUNTIME_METRICS_ADDR"},
+		{"pprof without a metrics listener", with(minimal(), "NODERUNTIME_PPROF", "true"), []string{"--metrics-addr="}, "NODERUNTIME_PPROF"},
+		{"pprof not a boolean", with(minimal(), "NODERUNTIME_PPROF", "yes please"), nil, "NODERUNTIME_PPROF"},
+		{"unknown log level", with(minimal(), "NODERUNTIME_LOG_LEVEL", "loud"), nil, "NODERUNTIME_LOG_LEVEL"},
+		{"public URL not absolute", with(minimal(), "NODERUNTIME_PUBLIC_URL", "/relative"), nil, "NODERUNTIME_PUBLIC_URL"},
+		{"default timeout over the cap", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "90s"), nil, "NODERUNTIME_EXECUTION_TIMEOUT"},
+		{"negative skew", with(minimal(), "NODERUNTIME_TOKEN_REFRESH_SKEW", "-1s"), nil, "NODERUNTIME_TOKEN_REFRESH_SKEW"},
+		{"empty allowlist", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", ","), nil, "ENGAGE_ALLOWED_BASE_URLS"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := load(c.env, c.args...)
+			var ce *config.Error
+			if !errors.As(err, &ce) || ce.Variable != c.want {
+				t.Fatalf("got %v, want an error naming %s", err, c.want)
+			}
+			if strings.Contains(err.Error(), "s3cret-pw") {
+				t.Fatalf("the error repeats a password: %q", err)
+			}
+		})
+	}
+}
+
+func TestListenAddressesNetListenTakes(t *testing.T) {
+	for _, addr := range []string{":8080", "127.0.0.1:0", "[::1]:8080", "localhost:8080", "0.0.0.0:http"} {
+		if _, err := load(with(minimal(), "NODERUNTIME_ADDR", addr)); err != nil {
+			t.Errorf("%s: %v", addr, err)
+		}
+	}
+}
