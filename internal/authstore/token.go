@@ -95,16 +95,28 @@ func (s *Store) shared(ctx context.Context, t tenant.ID, id string, rejected sec
 	}
 }
 
-// usable reports whether c can be handed out: not within the skew of its expiry and
-// not the token Engage just rejected.
-func (s *Store) usable(c Credential, rejected secrets.Value, now time.Time) bool {
+// usable reports whether c, stored at issued, can be handed out: not yet due for
+// refresh and not the token Engage just rejected.
+func (s *Store) usable(c Credential, issued time.Time, rejected secrets.Value, now time.Time) bool {
 	if c.AccessToken.IsZero() {
 		return false
 	}
 	if !rejected.IsZero() && c.AccessToken.Reveal() == rejected.Reveal() {
 		return false
 	}
-	return c.ExpiresAt.IsZero() || now.Add(s.skew).Before(c.ExpiresAt)
+	return c.ExpiresAt.IsZero() || now.Before(s.refreshAt(c.ExpiresAt, issued))
+}
+
+// refreshAt is when a token stored at issued and expiring at expiry is due for refresh:
+// the skew before its expiry, but never before half its life. A provider whose tokens
+// live no longer than the skew would otherwise have every call refresh, each spending a
+// rotating refresh token.
+func (s *Store) refreshAt(expiry, issued time.Time) time.Time {
+	skew := s.skew
+	if !issued.IsZero() && issued.Before(expiry) {
+		skew = min(skew, expiry.Sub(issued)/2)
+	}
+	return expiry.Add(-skew)
 }
 
 // stillValid reports whether c works at all (it may be within the skew): what a caller
@@ -148,12 +160,12 @@ func (s *Store) credential(r *row) (Credential, error) {
 	return c, nil
 }
 
-// remember caches c until the skew before its expiry, at most CacheMaxAge (or until
-// cap, when given).
+// remember caches c until it is due for refresh, at most CacheMaxAge (or until cap, when
+// given). r.updatedAt is when its token was stored.
 func (s *Store) remember(snap uint64, t tenant.ID, r *row, c Credential, capAt time.Time) {
 	until := s.now().Add(s.maxAge)
 	if !c.ExpiresAt.IsZero() {
-		if e := c.ExpiresAt.Add(-s.skew); e.Before(until) {
+		if e := s.refreshAt(c.ExpiresAt, r.updatedAt); e.Before(until) {
 			until = e
 		}
 	}
@@ -181,7 +193,7 @@ func (s *Store) load(ctx context.Context, t tenant.ID, id string, rejected secre
 		return Credential{}, err
 	}
 	now := s.now()
-	if s.usable(cur, rejected, now) {
+	if s.usable(cur, r.updatedAt, rejected, now) {
 		if !rejected.IsZero() {
 			s.metrics.refresh(resultSkipped) // someone already replaced the rejected token
 		}
@@ -230,7 +242,7 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 		return Credential{}, err
 	}
 	now := s.now()
-	if r.version != seenVersion && s.usable(cur, rejected, now) {
+	if r.version != seenVersion && s.usable(cur, r.updatedAt, rejected, now) {
 		// Another replica (or caller) refreshed while we waited for the lock.
 		if err := tx.Commit(ctx); err != nil {
 			return Credential{}, fmt.Errorf("refresh token: %w", err)
@@ -284,10 +296,13 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 	if !got.expiry.IsZero() {
 		expiry = &got.expiry
 	}
-	var version int64
+	var (
+		version int64
+		stored  time.Time
+	)
 	err = tx.QueryRow(ctx, `update authorizations set access_token = $2, refresh_token = $3, tenant_secret = $4,
 		key_id = $5, token_expiry = $6, version = version + 1, updated_at = now()
-		where id = $1 returning version`, r.id, sl.accessToken, sl.refreshToken, sl.tenantSecret, sl.keyID, expiry).Scan(&version)
+		where id = $1 returning version, updated_at`, r.id, sl.accessToken, sl.refreshToken, sl.tenantSecret, sl.keyID, expiry).Scan(&version, &stored)
 	if err == nil {
 		err = tx.Commit(ctx)
 	}
@@ -300,7 +315,7 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 	}
 	s.metrics.refresh(resultSuccess)
 	s.cache.recovered(id)
-	r.version = version
+	r.version, r.updatedAt = version, stored
 	c := Credential{AuthorizationID: r.id, BaseURL: r.baseURL, Domain: r.domain, AccessToken: got.access, ExpiresAt: got.expiry}
 	s.remember(snap, t, r, c, time.Time{})
 	log.Debug("token refreshed", slog.String("kind", string(r.kind)))

@@ -339,17 +339,17 @@ func TestAFailingRefreshStillServesATokenThatHasNotExpired(t *testing.T) {
 }
 
 func TestTokensAreRefreshedEarlyWithinTheSkew(t *testing.T) {
-	e := newEnv(t, engagesim.Config{AccessTokenTTL: 3 * time.Second})
-	s := e.store(func(o *authstore.Options) { o.RefreshSkew = 2500 * time.Millisecond })
+	e := newEnv(t, engagesim.Config{AccessTokenTTL: 4 * time.Second})
+	s := e.store(func(o *authstore.Options) { o.RefreshSkew = 1500 * time.Millisecond })
 	a := e.createLogin(s, acme, "short-lived")
 	first, err := s.Token(ctxT(t), acme, a.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The token lives 3 s; with a 2.5 s skew it is renewed from 0.5 s on, long before
-	// it expires.
+	// The token lives 4 s; with a 1.5 s skew it is renewed from 2.5 s on, before it
+	// expires.
 	var next authstore.Credential
-	waitFor(t, 2*time.Second, "early refresh", func() bool {
+	waitFor(t, 3500*time.Millisecond, "early refresh", func() bool {
 		next, err = s.Token(ctxT(t), acme, a.ID)
 		return err == nil && next.AccessToken.Reveal() != first.AccessToken.Reveal()
 	})
@@ -358,6 +358,44 @@ func TestTokensAreRefreshedEarlyWithinTheSkew(t *testing.T) {
 	}
 	if e.works(next) != nil || e.sim.Grants(engagesim.GrantRefreshToken) != 1 {
 		t.Fatalf("refresh grants %d", e.sim.Grants(engagesim.GrantRefreshToken))
+	}
+}
+
+// A provider whose tokens live no longer than the refresh skew (here 4 s against the
+// default 5 minutes) must not have every call refresh, each spending a rotating refresh
+// token: such a token is refreshed at half its life.
+func TestTokensShorterThanTheSkewAreRefreshedAtHalfTheirLife(t *testing.T) {
+	e := newEnv(t, engagesim.Config{AccessTokenTTL: 4 * time.Second})
+	s := e.store(func(o *authstore.Options) { o.RefreshSkew = 5 * time.Minute })
+	a := e.createLogin(s, acme, "shorter-than-the-skew")
+	e.sim.ResetCounters()
+	first, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := e.replica()
+	for range 20 {
+		for _, st := range []*authstore.Store{s, other} {
+			if _, err := st.Token(ctxT(t), acme, a.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if time.Until(first.ExpiresAt) > 2*time.Second {
+		if n := e.sim.Grants(engagesim.GrantRefreshToken); n != 0 {
+			t.Fatalf("%d refreshes in the first half of the token's life, want 0", n)
+		}
+	}
+	var next authstore.Credential
+	waitFor(t, 3500*time.Millisecond, "a refresh at half the token's life", func() bool {
+		next, err = s.Token(ctxT(t), acme, a.ID)
+		return err == nil && next.AccessToken.Reveal() != first.AccessToken.Reveal()
+	})
+	if !time.Now().Before(first.ExpiresAt) || e.works(next) != nil {
+		t.Fatal("refreshed only after expiry")
+	}
+	if n := e.sim.Grants(engagesim.GrantRefreshToken); n != 1 {
+		t.Fatalf("%d refreshes, want 1", n)
 	}
 }
 

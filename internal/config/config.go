@@ -123,7 +123,7 @@ func Settings(fs *flag.FlagSet, getenv func(string) string, cfg *Config) func() 
 			parse: durationInto(&cfg.ExecutionTimeoutMx)},
 		{env: "NODERUNTIME_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "20s", usage: "how long in-flight requests may finish after SIGTERM",
 			parse: durationInto(&cfg.ShutdownGrace)},
-		{env: "NODERUNTIME_TOKEN_REFRESH_SKEW", flag: "token-refresh-skew", def: "5m", usage: "refresh an access token this long before it expires",
+		{env: "NODERUNTIME_TOKEN_REFRESH_SKEW", flag: "token-refresh-skew", def: "5m", usage: "refresh an access token this long before it expires (at most half its life)",
 			parse: durationInto(&cfg.TokenRefreshSkew)},
 		{env: "NODERUNTIME_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error",
 			parse: func(s string) error { return cfg.LogLevel.UnmarshalText([]byte(s)) }},
