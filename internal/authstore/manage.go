@@ -317,7 +317,8 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		updated, err = scanRow(tx.QueryRow(ctx, `update authorizations set engage_tenant_id = $3, tenant_secret = $4, access_token = $5,
-			refresh_token = null, token_expiry = $6, key_id = $7, status = 'active', status_reason = '', version = version + 1, updated_at = now()
+			refresh_token = null, token_expiry = $6, key_id = $7, status = 'active', status_reason = '', version = version + 1, updated_at = now(),
+			refresh_backoff_until = null
 			where id = $1 and tenant = $2 returning `+rowColumns, id, string(t), tenantID, sl.tenantSecret, sl.accessToken, expiry, sl.keyID))
 		if err != nil {
 			return err
@@ -419,7 +420,8 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 			expiry = &got.expiry
 		}
 		updated, err = scanRow(tx.QueryRow(ctx, `update authorizations set access_token = $2, refresh_token = $3, tenant_secret = $4,
-			token_expiry = $5, key_id = $6, status = 'active', status_reason = '', version = version + 1, updated_at = now()
+			token_expiry = $5, key_id = $6, status = 'active', status_reason = '', version = version + 1, updated_at = now(),
+			refresh_backoff_until = null
 			where id = $1 returning `+rowColumns, r.id, sl.accessToken, sl.refreshToken, sl.tenantSecret, expiry, sl.keyID))
 		if err != nil {
 			return err

@@ -34,11 +34,12 @@ type row struct {
 	version        int64
 	createdAt      time.Time
 	updatedAt      time.Time
+	backoffUntil   *time.Time // the token endpoint failed; no replica calls it before then
 }
 
 const rowColumns = `id::text, tenant, name, kind, status, status_reason, base_url, region, domain,
 	engage_tenant_id, tenant_secret, access_token, refresh_token, token_expiry, key_id, version,
-	created_at, updated_at`
+	created_at, updated_at, refresh_backoff_until`
 
 // querier is a pool or a transaction.
 type querier interface {
@@ -52,7 +53,7 @@ func scanRow(r pgx.Row) (*row, error) {
 	var t, kind, status string
 	err := r.Scan(&x.id, &t, &x.name, &kind, &status, &x.statusReason, &x.baseURL, &x.region, &x.domain,
 		&x.engageTenantID, &x.tenantSecret, &x.accessToken, &x.refreshToken, &x.tokenExpiry, &x.keyID, &x.version,
-		&x.createdAt, &x.updatedAt)
+		&x.createdAt, &x.updatedAt, &x.backoffUntil)
 	if err != nil {
 		return nil, err
 	}

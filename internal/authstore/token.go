@@ -200,14 +200,31 @@ func (s *Store) load(ctx context.Context, t tenant.ID, id string, rejected secre
 		s.remember(snap, t, r, cur, time.Time{})
 		return cur, nil
 	}
-	if until, ok := s.cache.backingOff(id, now); ok {
-		if stillValid(cur, rejected, now) {
-			s.remember(snap, t, r, cur, until)
-			return cur, nil
-		}
-		return Credential{}, fmt.Errorf("refresh token: the token endpoint failed moments ago; next attempt after %s", until.UTC().Format(time.RFC3339Nano))
+	if until, ok := s.backingOff(r, now); ok {
+		return s.whileBackingOff(snap, t, r, cur, rejected, now, until)
 	}
 	return s.refreshLocked(ctx, t, r.version, id, rejected)
+}
+
+// backingOff returns the end of r's backoff after a failed refresh: this process's, or
+// the one a replica recorded in the row.
+func (s *Store) backingOff(r *row, now time.Time) (time.Time, bool) {
+	until, ok := s.cache.backingOff(r.id, now)
+	if b := r.backoffUntil; b != nil && now.Before(*b) && (!ok || b.After(until)) {
+		until, ok = *b, true
+	}
+	return until, ok
+}
+
+// whileBackingOff answers without calling the token endpoint: the current token while
+// it works at all, else an error that says when the next attempt is.
+func (s *Store) whileBackingOff(snap uint64, t tenant.ID, r *row, cur Credential, rejected secrets.Value, now, until time.Time) (Credential, error) {
+	s.cache.fail(r.id, until)
+	if stillValid(cur, rejected, now) {
+		s.remember(snap, t, r, cur, until)
+		return cur, nil
+	}
+	return Credential{}, fmt.Errorf("refresh token: the token endpoint failed moments ago; next attempt after %s", until.UTC().Format(time.RFC3339Nano))
 }
 
 // refreshLocked refreshes under the row lock: take the lock (bounded by LockTimeout),
@@ -251,6 +268,11 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 		s.remember(snap, t, r, cur, time.Time{})
 		return cur, nil
 	}
+	if until, ok := s.backingOff(r, now); ok {
+		// The endpoint failed for whoever held the lock before us, here or on another
+		// replica: calling it again now would hammer it.
+		return s.whileBackingOff(snap, t, r, cur, rejected, now, until)
+	}
 	o, err := s.openRow(r)
 	if err != nil {
 		return Credential{}, err
@@ -271,6 +293,15 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 		s.metrics.refresh(resultError)
 		until := s.now().Add(s.backoff)
 		s.cache.fail(id, until)
+		// Every replica backs off, not only this one. Best effort: should Postgres refuse
+		// the write, this process backs off all the same.
+		_, uerr := tx.Exec(ctx, "update authorizations set refresh_backoff_until = $2 where id = $1", r.id, until)
+		if uerr == nil {
+			uerr = tx.Commit(ctx)
+		}
+		if uerr != nil {
+			log.Debug("could not record the refresh backoff", slog.String("error", uerr.Error()))
+		}
 		if pe != nil && pe.clientRefused() {
 			// Every login refreshes through the same client: the operator must act.
 			log.Error("the Webex token endpoint refused this service's client; check WEBEX_CLIENT_ID and WEBEX_CLIENT_SECRET (the authorization keeps its refresh token)",
@@ -301,7 +332,7 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 		stored  time.Time
 	)
 	err = tx.QueryRow(ctx, `update authorizations set access_token = $2, refresh_token = $3, tenant_secret = $4,
-		key_id = $5, token_expiry = $6, version = version + 1, updated_at = now()
+		key_id = $5, token_expiry = $6, version = version + 1, updated_at = now(), refresh_backoff_until = null
 		where id = $1 returning version, updated_at`, r.id, sl.accessToken, sl.refreshToken, sl.tenantSecret, sl.keyID, expiry).Scan(&version, &stored)
 	if err == nil {
 		err = tx.Commit(ctx)

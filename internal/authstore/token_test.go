@@ -245,9 +245,16 @@ func TestARefusedWebexClientIsAConfigurationFaultNotTheLogins(t *testing.T) {
 		t.Fatal("no log line tells the operator which setting to check")
 	}
 
-	// Once the configuration is right, the same login refreshes with no one signing in.
-	c, err := e.replica().Token(ctxT(t), acme, a.ID)
-	if err != nil || e.works(c) != nil {
+	// Once the configuration is right, the same login refreshes with no one signing in
+	// (after the backoff the failures recorded for every replica).
+	fixed := e.replica()
+	var c authstore.Credential
+	waitFor(t, 5*time.Second, "a refresh after fixing the client secret", func() bool {
+		var err error
+		c, err = fixed.Token(ctxT(t), acme, a.ID)
+		return err == nil
+	})
+	if err := e.works(c); err != nil {
 		t.Fatalf("after fixing the client secret: %v", err)
 	}
 }
@@ -325,6 +332,38 @@ func TestTokenEndpointFailuresBackOffInsteadOfHammering(t *testing.T) {
 		_, err := s.Token(ctxT(t), acme, a.ID)
 		return err == nil
 	})
+}
+
+// The backoff is the authorization's, not one replica's: replicas that queued on the
+// row's refresh lock behind a failing refresh, or come later, do not call the failing
+// token endpoint again before the backoff ends.
+func TestAFailingTokenEndpointIsCalledOnceAcrossReplicas(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	replicas := []*authstore.Store{e.store(), e.replica(), e.replica()}
+	a := e.createCC(replicas[0], acme, "flaky")
+	e.expire(a.ID)
+	e.sim.ResetCounters()
+	// Slow enough that the other replicas are waiting on the row lock when it fails.
+	fault := e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusServiceUnavailable, Latency: 200 * time.Millisecond})
+	concurrently(30, func(i int) {
+		if _, err := replicas[i%3].Token(ctxT(t), acme, a.ID); err == nil {
+			t.Error("a token with the token endpoint down and the stored one expired")
+		}
+	})
+	if n := e.sim.Calls(engagesim.OpToken); n != 1 {
+		t.Fatalf("%d token calls from three replicas during the backoff, want 1", n)
+	}
+	if e.status(a.ID) != "active" {
+		t.Fatal("an outage changed the status")
+	}
+	e.sim.RemoveFault(fault)
+	waitFor(t, 5*time.Second, "recovery after the backoff", func() bool {
+		_, err := replicas[2].Token(ctxT(t), acme, a.ID)
+		return err == nil
+	})
+	if n := e.sim.Calls(engagesim.OpToken); n != 2 {
+		t.Fatalf("%d token calls in all, want 2 (the failure and the recovery)", n)
+	}
 }
 
 func TestAFailingRefreshStillServesATokenThatHasNotExpired(t *testing.T) {
