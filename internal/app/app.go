@@ -27,12 +27,13 @@ import (
 
 // App is one running instance of the service.
 type App struct {
-	cfg      config.Config
-	logger   *slog.Logger
-	pool     *pgxpool.Pool
-	registry *prometheus.Registry
-	handler  chi.Router
-	auth     *authstore.Store
+	cfg         config.Config
+	logger      *slog.Logger
+	pool        *pgxpool.Pool
+	registry    *prometheus.Registry
+	httpMetrics *httpapi.Metrics // both listeners'
+	handler     chi.Router
+	auth        *authstore.Store
 }
 
 // New builds the service. It fails if the schema is behind; an unreachable Postgres is
@@ -53,9 +54,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		database.NewPoolCollector(pool, queries),
 	)
+	a.httpMetrics = httpapi.NewMetrics(a.registry)
 	deps := httpapi.Deps{
 		Logger:  logger,
-		Metrics: httpapi.NewMetrics(a.registry),
+		Metrics: a.httpMetrics,
 		APIKeys: cfg.APIKeys,
 		Ready:   a.ready,
 	}
@@ -160,16 +162,16 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 // metricsHandler serves /metrics and, when configured, the profiler. Both stay on the
 // metrics listener, which only Prometheus reaches.
 func (a *App) metricsHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", httpapi.MetricsHandler(a.registry))
-	if a.cfg.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
-	return mux
+	return httpapi.NewOperationsRouter(a.logger, a.httpMetrics, func(r chi.Router) {
+		r.Method(http.MethodGet, "/metrics", httpapi.MetricsHandler(a.registry))
+		if a.cfg.Pprof {
+			r.HandleFunc("/debug/pprof/*", pprof.Index) // the named profiles: heap, goroutine, ...
+			r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
+	})
 }
 
 // Close stops the authorization listener and releases the pool.

@@ -147,6 +147,34 @@ func TestMetricsListenerServesMetricsAndTheProfilerOnlyWhenAsked(t *testing.T) {
 		if got := status(t, "http://"+cfg.MetricsAddr+"/debug/pprof/"); got != want {
 			t.Errorf("pprof %v: /debug/pprof/ %d, want %d", pprofOn, got, want)
 		}
+		if pprofOn {
+			if got := status(t, "http://"+cfg.MetricsAddr+"/debug/pprof/heap"); got != 200 {
+				t.Errorf("/debug/pprof/heap %d", got)
+			}
+		}
+		// Like the main listener: a request ID on every answer, a problem document for
+		// what is not there.
+		for path, want := range map[string]int{"/metrics": 200, "/nope": 404} {
+			resp, err := http.Get("http://" + cfg.MetricsAddr + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want || resp.Header.Get("X-Request-Id") == "" {
+				t.Errorf("%s: %d with X-Request-Id %q, want %d with one", path, resp.StatusCode, resp.Header.Get("X-Request-Id"), want)
+			}
+			if ct := resp.Header.Get("Content-Type"); want == 404 && ct != "application/problem+json" {
+				t.Errorf("%s: Content-Type %q, want a problem document", path, ct)
+			}
+		}
+		resp, err := http.Post("http://"+cfg.MetricsAddr+"/metrics", "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 405 || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("POST /metrics: %d %q, want 405 as a problem document", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)

@@ -36,14 +36,7 @@ type Deps struct {
 
 // NewRouter builds the service's HTTP handler.
 func NewRouter(d Deps) chi.Router {
-	r := chi.NewRouter()
-	r.Use(observe(d.Logger, d.Metrics), recoverPanics(d.Logger))
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such route"))
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		WriteProblem(w, r, NewProblem(http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed here"))
-	})
+	r := newRouter(d.Logger, d.Metrics)
 
 	r.Get("/healthz", healthz)
 	r.Get("/readyz", readyz(d.Ready))
@@ -64,6 +57,27 @@ func NewRouter(d Deps) chi.Router {
 	for _, mount := range d.V1Hot {
 		mount(hot)
 	}
+	return r
+}
+
+// NewOperationsRouter is the metrics listener's router: only the routes mount adds
+// (/metrics, the profiler), with what every answer of the main router has: a request ID,
+// the access log, and problem documents for unknown routes and methods.
+func NewOperationsRouter(logger *slog.Logger, m *Metrics, mount func(chi.Router)) chi.Router {
+	r := newRouter(logger, m)
+	mount(r)
+	return r
+}
+
+func newRouter(logger *slog.Logger, m *Metrics) chi.Router {
+	r := chi.NewRouter()
+	r.Use(observe(logger, m), recoverPanics(logger))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such route"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, r, NewProblem(http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed here"))
+	})
 	return r
 }
 
