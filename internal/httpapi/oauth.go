@@ -8,11 +8,12 @@ import (
 )
 
 // callback is GET /oauth/callback, where the provider sends the user back after the
-// Webex login. It needs no session: the single-use state names the authorization. It
-// shows a confirmation page, or an error page that says what to do; a failure changes
-// nothing.
+// Webex login. It needs no session: the single-use state names the authorization. (Nor
+// does it get one: the admin session's cookie is scoped to /admin and SameSite=Strict,
+// and this is a cross-site navigation from the provider.) It shows a confirmation page,
+// or an error page that says what to do; a failure changes nothing.
 func (a *adminPages) callback(w http.ResponseWriter, r *http.Request) {
-	sess, _ := a.sessions.read(r) // only to show who is signed in
+	var sess adminSession // the page links back to /admin, which asks for a sign-in if needed
 	done, err := a.d.Store.CompleteLogin(r.Context(), r.URL.Query())
 	if err != nil {
 		status, msg := a.storeFailure(r, err) // 500 for anything unexpected
