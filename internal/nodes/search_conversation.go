@@ -20,7 +20,7 @@ func searchConversation() *definition {
 			outcomes.ConversationOnHold, outcomes.ConversationClosed,
 		},
 		when: map[outcomes.Outcome]string{
-			outcomes.NoConversationFound: "Engage has no conversation for the customer on the channel (an answer without a conversationId, or a 404).",
+			outcomes.NoConversationFound: "Engage has no conversation for the customer on the channel (an answer without a conversationId, or a 404 in Engage's envelope; a bare 404 from a proxy is onError, engage_bad_response).",
 			outcomes.ConversationInQueue: "The conversation waits in the queue (status queued).",
 			outcomes.ConversationActive:  "An agent has the conversation (status active or picked).",
 			outcomes.ConversationOnHold:  "The conversation is on hold (status onhold).",
