@@ -426,8 +426,12 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 		if err != nil {
 			return err
 		}
-		action := "authorized"
-		if err := audit(ctx, tx, r.tenant, r.id, action, ActorLogin, map[string]any{"previousStatus": r.status}); err != nil {
+		// The same detail as a client-credentials re-authorization, plus where it came from.
+		detail := map[string]any{"previousStatus": r.status}
+		if r.status != StatusPending {
+			detail["reauthorized"] = true
+		}
+		if err := audit(ctx, tx, r.tenant, r.id, "authorized", ActorLogin, detail); err != nil {
 			return err
 		}
 		return notify(ctx, tx, r.id)
