@@ -371,8 +371,13 @@ func (s *Sim) refreshGrant(clientID string, form url.Values) (*tokenResponse, *o
 	if sc := form.Get("scope"); sc != "" && !scopeSubset(sc, t.scope) {
 		return nil, oerr("invalid_scope", "scope exceeds the original grant")
 	}
-	t.used = true
 	resp := s.issuePairLocked(t.sub, t.domain, clientID, t.scope, t.fam, now)
+	if s.noRotation {
+		delete(a.refresh, resp.RefreshToken) // t stays valid; the answer names no new one
+		resp.RefreshToken = ""
+	} else {
+		t.used = true
+	}
 	s.counters.grant(GrantRefreshToken)
 	return resp, nil
 }

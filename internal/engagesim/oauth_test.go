@@ -1,6 +1,7 @@
 package engagesim_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -83,6 +84,42 @@ func TestReusedRefreshTokenIsInvalidGrantAndRevokesTheFamily(t *testing.T) {
 	// Another login is another family, untouched.
 	if st := searchStatus(t, sim, domain, codeFlow(t, conf).AccessToken); st != http.StatusOK {
 		t.Errorf("new login: %d", st)
+	}
+}
+
+// Without rotation the answer has no refresh_token (read raw: the oauth2 package would
+// fill the old one in) and the refresh token presented keeps working.
+func TestWithoutRotationARefreshAnswersNoRefreshTokenAndKeepsTheOldOneValid(t *testing.T) {
+	t.Parallel()
+	cfg := baseConfig()
+	cfg.NoRefreshTokenRotation = true
+	sim := engagesim.Start(t, cfg)
+	tok := codeFlow(t, oauthConfig(sim, oauth2.AuthStyleInHeader))
+	for i := range 3 {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, sim.TokenURL(),
+			strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(clientID, secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("refresh %d: HTTP %d %v %v", i, resp.StatusCode, body, err)
+		}
+		if _, ok := body["refresh_token"]; ok {
+			t.Fatalf("refresh %d answered a refresh_token", i)
+		}
+		at, _ := body["access_token"].(string)
+		if at == "" || at == tok.AccessToken || searchStatus(t, sim, domain, at) != http.StatusOK {
+			t.Fatalf("refresh %d: no working new access token", i)
+		}
+	}
+	if n := sim.InvalidGrants(); n != 0 {
+		t.Fatalf("%d invalid_grant answers, want 0", n)
 	}
 }
 

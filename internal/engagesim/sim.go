@@ -47,6 +47,10 @@ type Config struct {
 	ClientCredentialsTTL time.Duration
 	// RefreshTokenTTL bounds refresh tokens; zero: they never expire on their own.
 	RefreshTokenTTL time.Duration
+	// NoRefreshTokenRotation makes a refresh_token grant answer without a refresh_token
+	// and leave the one presented valid, as a provider that does not rotate refresh
+	// tokens does. False (the default): each refresh token works once.
+	NoRefreshTokenRotation bool
 	// CodeTTL is the lifetime of authorization codes (default 60 s).
 	CodeTTL time.Duration
 	// Now is the clock for token and code expiry; nil: time.Now.
@@ -71,6 +75,7 @@ const (
 type Sim struct {
 	accessTTL, ccTTL, refreshTTL, codeTTL time.Duration
 	now                                   func() time.Time
+	noRotation                            bool
 
 	auth     authState
 	store    store
@@ -96,6 +101,7 @@ func New(cfg Config) *Sim {
 		refreshTTL: cfg.RefreshTokenTTL,
 		codeTTL:    orDefault(cfg.CodeTTL, DefaultCodeTTL),
 		now:        cfg.Now,
+		noRotation: cfg.NoRefreshTokenRotation,
 		done:       make(chan struct{}),
 	}
 	if s.now == nil {

@@ -1,0 +1,318 @@
+package authstore_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/authstore"
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/outcomes"
+)
+
+// A provider that does not rotate answers a refresh without a refresh_token; the one
+// stored stays valid and must be kept, or the next refresh would have nothing to spend.
+func TestARefreshAnsweredWithoutARefreshTokenKeepsTheStoredOne(t *testing.T) {
+	e := newEnv(t, engagesim.Config{NoRefreshTokenRotation: true})
+	s := e.store()
+	a := e.createLogin(s, acme, "not rotating")
+	stored := e.storedRefreshToken(a.ID)
+	e.sim.ResetCounters()
+
+	var previous string
+	// The second refresh, later, runs on a fresh instance: the first one's cache would
+	// answer without reading the expired row.
+	for i, st := range []*authstore.Store{s, e.store()} {
+		e.expire(a.ID)
+		c, err := st.Token(ctxT(t), acme, a.ID)
+		if err != nil {
+			t.Fatalf("refresh %d: %v", i+1, err)
+		}
+		if c.AccessToken.Reveal() == previous {
+			t.Fatalf("refresh %d handed out the token it replaced", i+1)
+		}
+		previous = c.AccessToken.Reveal()
+		if err := e.works(c); err != nil {
+			t.Fatalf("the token of refresh %d does not work: %v", i+1, err)
+		}
+		var dropped bool
+		if err := e.pool.QueryRow(context.Background(), "select refresh_token is null from authorizations where id = $1", a.ID).Scan(&dropped); err != nil || dropped {
+			t.Fatalf("refresh %d dropped the stored refresh token (%v)", i+1, err)
+		}
+		if got := e.storedRefreshToken(a.ID); got != stored {
+			t.Fatalf("refresh %d replaced the stored refresh token, though the provider sent none", i+1)
+		}
+	}
+	if n := e.sim.Grants(engagesim.GrantRefreshToken); n != 2 {
+		t.Fatalf("%d refresh grants, want 2", n)
+	}
+	if n := e.sim.InvalidGrants(); n != 0 || e.status(a.ID) != "active" {
+		t.Fatalf("%d invalid_grant answers, status %s: want 0, active", n, e.status(a.ID))
+	}
+}
+
+// While another replica holds the row's refresh lock, a caller waits at most the lock
+// timeout and gets a plain error (onError, not onAuthorizationFailure); once the lock
+// is released the refresh goes through.
+func TestARefreshLockHeldElsewhereFailsAfterTheLockTimeoutAndThenRecovers(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store(func(o *authstore.Options) { o.LockTimeout = 200 * time.Millisecond })
+	a := e.createCC(s, acme, "locked")
+	e.expire(a.ID)
+	e.sim.ResetCounters()
+
+	tx, err := e.newPool().Begin(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctxT(t), "select 1 from authorizations where id = $1 for update", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = s.Token(ctxT(t), acme, a.ID)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("a token came through while another transaction held the refresh lock")
+	}
+	if _, ok := errors.AsType[*outcomes.AuthorizationError](err); ok {
+		t.Fatalf("a held lock is not an authorization failure: %v", err)
+	}
+	if took > 5*time.Second {
+		t.Fatalf("Token waited %s for the lock, with a 200ms lock timeout", took)
+	}
+	if n := e.sim.Calls(engagesim.OpToken); n != 0 {
+		t.Fatalf("%d token calls without the lock, want 0", n)
+	}
+	t.Logf("gave up on the lock after %s: %v", took, err)
+
+	if err := tx.Rollback(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil || e.works(c) != nil {
+		t.Fatalf("after the lock was released: %v", err)
+	}
+	if e.status(a.ID) != "active" {
+		t.Fatalf("status %s", e.status(a.ID))
+	}
+}
+
+// The pattern of TestTokenEndpointFailuresBackOffInsteadOfHammering (a 503) for the
+// other passing failures: a 429, and a token endpoint slower than the refresh timeout.
+func TestRateLimitsAndTimeoutsAtTheTokenEndpointBackOffInsteadOfHammering(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault engagesim.Fault
+	}{
+		{"429", engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusTooManyRequests}},
+		{"slower than the refresh timeout", engagesim.Fault{Op: engagesim.OpToken, Latency: 3 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, engagesim.Config{})
+			s := e.store(func(o *authstore.Options) {
+				o.RefreshTimeout = 200 * time.Millisecond
+				o.FailureBackoff = time.Second
+			})
+			a := e.createCC(s, acme, "flaky")
+			e.expire(a.ID)
+			e.sim.ResetCounters()
+			fault := e.sim.InjectFault(tc.fault)
+
+			start := time.Now()
+			_, err := s.Token(ctxT(t), acme, a.ID)
+			if err == nil {
+				t.Fatal("no error from a failing token endpoint")
+			}
+			if _, ok := errors.AsType[*outcomes.AuthorizationError](err); ok {
+				t.Fatalf("a passing failure is not an authorization failure: %v", err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Fatalf("the refresh took %s, with a 200ms refresh timeout", took)
+			}
+			for range 30 {
+				if _, err := s.Token(ctxT(t), acme, a.ID); err == nil {
+					t.Fatal("no error during the backoff")
+				}
+			}
+			if n := e.sim.Calls(engagesim.OpToken); n != 1 {
+				t.Fatalf("%d token calls during the backoff, want 1", n)
+			}
+			if e.status(a.ID) != "active" {
+				t.Fatalf("a passing failure changed the status to %s", e.status(a.ID))
+			}
+			if got := counter(t, e.regs[0], "noderuntime_token_refreshes_total", "error"); got != 1 {
+				t.Fatalf("refreshes{error} = %v", got)
+			}
+			e.sim.RemoveFault(fault)
+			waitFor(t, 5*time.Second, "recovery after the backoff", func() bool {
+				_, err := s.Token(ctxT(t), acme, a.ID)
+				return err == nil
+			})
+		})
+	}
+}
+
+func TestNeedsReauthorizationOnOneInstanceReachesAnotherInstancesCacheWithinASecond(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	a := e.replica()
+	auth := e.createLogin(a, acme, "replayed")
+	// B starts listening after the login's NOTIFY, which would otherwise race warm.
+	b := e.replica()
+	waitListening(t, a, b)
+	warm(t, e, b, 1, auth.ID)
+	// Someone else spends the refresh token first, so A's refresh is a replay:
+	// invalid_grant. Making the row look expired bypasses NOTIFY: B keeps its entry.
+	resp, err := http.PostForm(e.sim.TokenURL(), url.Values{
+		"grant_type": {"refresh_token"}, "refresh_token": {e.storedRefreshToken(auth.ID)},
+		"client_id": {"noderuntime"}, "client_secret": {clientSecret},
+	})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("thief's refresh: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	e.expire(auth.ID)
+	if _, err := b.Token(ctxT(t), acme, auth.ID); err != nil {
+		t.Fatalf("B no longer serves its cached token before A's refresh: %v", err)
+	}
+
+	_, err = a.Token(ctxT(t), acme, auth.ID)
+	wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
+	took := waitFor(t, time.Second, "instance B answers needs_reauthorization", func() bool {
+		_, err := b.Token(ctxT(t), acme, auth.ID)
+		ae, ok := errors.AsType[*outcomes.AuthorizationError](err)
+		return ok && ae.Code == outcomes.CodeNeedsReauthorization
+	})
+	t.Logf("instance B answered needs_reauthorization %s after A's refresh failed", took)
+}
+
+func TestACompletedWebexReloginOnOneInstanceReachesAnotherInstancesCacheWithinASecond(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	a := e.replica()
+	auth := e.createLogin(a, acme, "relogin")
+	// B starts listening after the login's NOTIFY, which would otherwise race warm.
+	b := e.replica()
+	waitListening(t, a, b)
+	old := warm(t, e, b, 1, auth.ID)
+
+	st, err := a.Reauthorize(ctxT(t), acme, authstore.ActorAPI, auth.ID, authstore.ReauthorizeRequest{})
+	if err != nil || st.AuthorizeURL == "" {
+		t.Fatalf("reauthorize: %+v %v", st, err)
+	}
+	if c, err := b.Token(ctxT(t), acme, auth.ID); err != nil || c.AccessToken.Reveal() != old.AccessToken.Reveal() {
+		t.Fatalf("B changed tokens before the new login completed: %v", err)
+	}
+	done, err := a.CompleteLogin(ctxT(t), e.login(st.AuthorizeURL, "login"))
+	if err != nil || !done.Reauthorized {
+		t.Fatalf("second login: %+v %v", done, err)
+	}
+	took := waitFor(t, time.Second, "instance B uses the new login's token", func() bool {
+		c, err := b.Token(ctxT(t), acme, auth.ID)
+		return err == nil && c.AccessToken.Reveal() != old.AccessToken.Reveal()
+	})
+	fromB, err := b.Token(ctxT(t), acme, auth.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromA, err := a.Token(ctxT(t), acme, auth.ID)
+	if err != nil || fromA.AccessToken.Reveal() != fromB.AccessToken.Reveal() {
+		t.Fatalf("A and B disagree on the token after the re-login: %v", err)
+	}
+	if err := e.works(fromB); err != nil {
+		t.Fatalf("B's token after the re-login: %v", err)
+	}
+	t.Logf("instance B served the new token %s after the login completed", took)
+}
+
+// A change that reaches Postgres without a NOTIFY (here a delete in SQL) is seen once
+// the cache entry reaches CacheMaxAge, though the token itself is good for an hour.
+func TestCacheEntriesExpireAfterTheCacheMaxAge(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store(func(o *authstore.Options) { o.CacheMaxAge = time.Second })
+	a := e.createCC(s, acme, "aging")
+	waitListening(t, s)
+	if _, err := s.Token(ctxT(t), acme, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	cachedAt := time.Now()
+	if _, err := e.pool.Exec(context.Background(), "delete from authorizations where id = $1", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	misses := counter(t, e.regs[0], "noderuntime_token_cache_requests_total", "miss")
+	if _, err := s.Token(ctxT(t), acme, a.ID); err != nil {
+		t.Fatalf("the entry was not served from the cache right after it was stored: %v", err)
+	}
+	if got := counter(t, e.regs[0], "noderuntime_token_cache_requests_total", "miss"); got != misses {
+		t.Fatal("the call right after storing the entry missed the cache")
+	}
+	waitFor(t, 5*time.Second, "the store notices the deletion", func() bool {
+		_, err := s.Token(ctxT(t), acme, a.ID)
+		return err != nil
+	})
+	_, err := s.Token(ctxT(t), acme, a.ID)
+	wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+	if got := counter(t, e.regs[0], "noderuntime_token_cache_requests_total", "miss"); got <= misses {
+		t.Fatal("no cache miss, yet the deletion was noticed")
+	}
+	t.Logf("the deletion was noticed %s after the entry was stored", time.Since(cachedAt))
+}
+
+func TestReauthorizationIsAudited(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	actions := func(events []authstore.AuditEvent) []string {
+		var out []string
+		for _, ev := range events {
+			out = append(out, ev.Action)
+		}
+		return out
+	}
+
+	login := e.createLogin(s, acme, "login")
+	st, err := s.Reauthorize(ctxT(t), acme, authstore.ActorAdmin, login.ID, authstore.ReauthorizeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := s.Audit(ctxT(t), acme, login.ID)
+	if err != nil || len(events) != 3 {
+		t.Fatalf("audit after Reauthorize: %v %v, want created, authorized, reauthorize_started", actions(events), err)
+	}
+	if ev := events[2]; ev.Action != "reauthorize_started" || ev.Actor != "admin" {
+		t.Fatalf("audit event of Reauthorize: %+v", ev)
+	}
+	if _, err := s.CompleteLogin(ctxT(t), e.login(st.AuthorizeURL, "login")); err != nil {
+		t.Fatal(err)
+	}
+	events, err = s.Audit(ctxT(t), acme, login.ID)
+	if err != nil || len(events) != 4 {
+		t.Fatalf("audit after the re-login: %v %v", actions(events), err)
+	}
+	// A Webex login's completion records the status it left; a re-login is marked as a
+	// re-authorization, as a client-credentials one is (below), and a first login is not.
+	if ev := events[1]; ev.Action != "authorized" || ev.Actor != "login" || ev.Detail["previousStatus"] != "pending" || ev.Detail["reauthorized"] != nil {
+		t.Fatalf("audit event of the first login: %+v", ev)
+	}
+	if ev := events[3]; ev.Action != "authorized" || ev.Actor != "login" || ev.Detail["previousStatus"] != "active" || ev.Detail["reauthorized"] != true {
+		t.Fatalf("audit event of the re-login: %+v", ev)
+	}
+
+	// Client credentials re-authorize at once: no reauthorize_started, one authorized
+	// event marked as a re-authorization.
+	cc := e.createCC(s, acme, "cc")
+	if _, err := s.Reauthorize(ctxT(t), acme, authstore.ActorAPI, cc.ID, authstore.ReauthorizeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	events, err = s.Audit(ctxT(t), acme, cc.ID)
+	if err != nil || len(events) != 3 {
+		t.Fatalf("audit of the client credentials: %v %v, want created, authorized, authorized", actions(events), err)
+	}
+	if ev := events[2]; ev.Action != "authorized" || ev.Actor != "api" || ev.Detail["reauthorized"] != true {
+		t.Fatalf("audit event of the client credentials' re-authorization: %+v", ev)
+	}
+	if ev := events[1]; ev.Detail["reauthorized"] != nil {
+		t.Fatalf("the first authorization reads as a re-authorization: %+v", ev)
+	}
+}
