@@ -22,7 +22,8 @@ const (
 	imageRepo    = "ghcr.io/noderuntime/noderuntime"
 	nonRootUID   = 65532
 	secretName   = "noderuntime-secrets"
-	defaultGrace = 20 * time.Second // NODERUNTIME_SHUTDOWN_GRACE's default in the service
+	defaultGrace = 65 * time.Second // NODERUNTIME_SHUTDOWN_GRACE's default in the service
+	defaultMaxEx = 60 * time.Second // NODERUNTIME_EXECUTION_TIMEOUT_MAX's
 )
 
 // secretVars come from the Secret by reference, never from a ConfigMap or a literal.
@@ -189,6 +190,15 @@ func check(b *bundle, want expectation) []string {
 	}
 	if tgp := pod.TerminationGracePeriodSeconds; tgp == nil || time.Duration(*tgp)*time.Second < preStop+grace {
 		p.add("terminationGracePeriodSeconds %v is shorter than preStop %s + shutdown grace %s", deref(tgp), preStop, grace)
+	}
+	maxEx := defaultMaxEx
+	if v, ok := configValue(b, c, "NODERUNTIME_EXECUTION_TIMEOUT_MAX"); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			maxEx = d
+		}
+	}
+	if grace < maxEx {
+		p.add("shutdown grace %s is shorter than NODERUNTIME_EXECUTION_TIMEOUT_MAX %s: an execution in flight at SIGTERM would be cut off", grace, maxEx)
 	}
 
 	if len(pod.TopologySpreadConstraints) == 0 {
@@ -814,6 +824,13 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 			b.Secrets = append(b.Secrets, &corev1.Secret{StringData: map[string]string{"database-url": "postgres://"}})
 		}, "Secret object"},
 		{"grace shorter than the drain", func(b *bundle) { s := int64(10); pod(b).TerminationGracePeriodSeconds = &s }, "terminationGracePeriodSeconds"},
+		{"grace shorter than the longest execution", func(b *bundle) {
+			for _, cm := range b.ConfigMaps {
+				if _, ok := cm.Data["NODERUNTIME_SHUTDOWN_GRACE"]; ok {
+					cm.Data["NODERUNTIME_SHUTDOWN_GRACE"] = "20s"
+				}
+			}
+		}, "cut off"},
 		{"token mounted", func(b *bundle) { pod(b).AutomountServiceAccountToken = &tr }, "service account token"},
 		{"HPA below the replicas", func(b *bundle) { m := int32(2); b.HPAs[0].Spec.MinReplicas = &m }, "minReplicas"},
 		{"PDB blocking drains", func(b *bundle) {

@@ -121,7 +121,7 @@ func Settings(fs *flag.FlagSet, getenv func(string) string, cfg *Config) func() 
 			parse: durationInto(&cfg.ExecutionTimeout)},
 		{env: "NODERUNTIME_EXECUTION_TIMEOUT_MAX", flag: "execution-timeout-max", def: "60s", usage: "cap on an execution's timeoutMs",
 			parse: durationInto(&cfg.ExecutionTimeoutMx)},
-		{env: "NODERUNTIME_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "20s", usage: "how long in-flight requests may finish after SIGTERM",
+		{env: "NODERUNTIME_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "65s", usage: "how long in-flight requests may finish after SIGTERM (at least NODERUNTIME_EXECUTION_TIMEOUT_MAX, or a long execution is cut off, perhaps after Engage acted)",
 			parse: durationInto(&cfg.ShutdownGrace)},
 		{env: "NODERUNTIME_TOKEN_REFRESH_SKEW", flag: "token-refresh-skew", def: "5m", usage: "refresh an access token this long before it expires (at most half its life)",
 			parse: durationInto(&cfg.TokenRefreshSkew)},
