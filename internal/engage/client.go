@@ -229,6 +229,9 @@ func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conv
 	start := time.Now()
 	status, raw, e := c.exchange(ctx, op, req)
 	if e == nil {
+		// Before anything reads it: a 2xx answer becomes output variables (Search's
+		// responsePayload and description), idempotency records and error texts.
+		raw = withoutToken(raw, token)
 		if derr := decode(raw); derr != nil {
 			e = &Error{Op: op, Kind: KindUpstream, HTTPStatus: status, Raw: raw, Err: fmt.Errorf("malformed answer: %w", derr)}
 		}

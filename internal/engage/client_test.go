@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -650,6 +651,46 @@ func fake(t *testing.T, h http.HandlerFunc) engage.Target {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return engage.Target{BaseURL: srv.URL + "/api/v1", Domain: domain}
+}
+
+// A proxy or a misbehaving Engage that echoes the request's Authorization header in a
+// successful answer must not put our bearer token into what the client returns: Search's
+// raw body and description become flow variables (responsePayload), and Create's error
+// texts go to flows and logs.
+func TestATokenEchoedInASuccessfulAnswerIsRedacted(t *testing.T) {
+	t.Parallel()
+	echo := func(w http.ResponseWriter, r *http.Request, value string) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		quoted, _ := json.Marshal(tok)
+		escaped := strings.ReplaceAll(string(quoted), "/", `\/`) // as PHP's json_encode writes it
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"status":200,"code":1000,"description":"echo %s %s","value":%s}`,
+			strings.Trim(string(quoted), `"`), strings.Trim(escaped, `"`), strings.ReplaceAll(value, "TOKEN", strings.Trim(escaped, `"`)))
+	}
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/search") {
+			echo(w, r, `{"conversationId":"c1","aliasId":"TOKEN","chatExist":true,"status":"active"}`)
+			return
+		}
+		echo(w, r, `{}`) // create without a conversationId: an error built from a 200
+	})
+	c := engage.New(engage.Options{})
+	for _, token := range []string{"tok_plain-0123456789", "tok/with/slashes+and=="} {
+		resp, err := c.Search(t.Context(), tg, token, engage.SearchRequest{Channel: "sms"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts := []string{string(resp.Raw), resp.Description, resp.Value.AliasID}
+		_, err = c.Create(t.Context(), tg, token, engage.CreateRequest{Channel: "sms"})
+		e := wantKind(t, err, engage.KindUpstream)
+		texts = append(texts, err.Error(), e.Description, string(e.Raw))
+		escaped := strings.ReplaceAll(token, "/", `\/`)
+		for _, s := range texts {
+			if strings.Contains(s, token) || strings.Contains(s, escaped) || !strings.Contains(s, "[redacted]") {
+				t.Errorf("token %q: %q holds it, or no redaction", token, s)
+			}
+		}
+	}
 }
 
 func TestAnswersThatAreNotEngageEnvelopesAreUpstream(t *testing.T) {

@@ -1,11 +1,13 @@
 package engage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Kind classifies a failed call so a node can map it to an outcome without looking at
@@ -111,15 +113,37 @@ func (e *Error) scrub(token string) *Error {
 	if token == "" {
 		return e
 	}
-	e.Description = strings.ReplaceAll(e.Description, token, redacted)
+	e.Description = stringWithoutToken(e.Description, token)
 	if e.Err != nil {
-		if msg := e.Err.Error(); strings.Contains(msg, token) {
+		if msg := e.Err.Error(); stringWithoutToken(msg, token) != msg {
 			// The chain is dropped on purpose: its messages hold the token.
-			e.Err = errors.New(strings.ReplaceAll(msg, token, redacted))
+			e.Err = errors.New(stringWithoutToken(msg, token))
 		}
 	}
-	if len(e.Raw) > 0 && strings.Contains(string(e.Raw), token) {
-		e.Raw = []byte(strings.ReplaceAll(string(e.Raw), token, redacted))
-	}
+	e.Raw = withoutToken(e.Raw, token)
 	return e
+}
+
+// withoutToken returns raw with every copy of token redacted, as written and as JSON
+// may escape it ("/" as "\/"; a bearer token has no other character JSON escapes). It
+// returns raw itself, without copying, when there is none: the usual case.
+func withoutToken(raw []byte, token string) []byte {
+	if token == "" || len(raw) < len(token) {
+		return raw
+	}
+	tok := unsafe.Slice(unsafe.StringData(token), len(token)) // a read-only view, no copy
+	if bytes.Contains(raw, tok) {
+		raw = bytes.ReplaceAll(raw, tok, []byte(redacted))
+	}
+	if strings.IndexByte(token, '/') >= 0 {
+		if esc := []byte(strings.ReplaceAll(token, "/", `\/`)); bytes.Contains(raw, esc) {
+			raw = bytes.ReplaceAll(raw, esc, []byte(redacted))
+		}
+	}
+	return raw
+}
+
+// stringWithoutToken is withoutToken for a string (error texts: not the hot path).
+func stringWithoutToken(s, token string) string {
+	return string(withoutToken([]byte(s), token))
 }

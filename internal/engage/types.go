@@ -173,7 +173,8 @@ type Envelope struct {
 	Status      int
 	Code        int
 	Description string
-	// Raw is the body exactly as received (Search 1.3 outputs it as responsePayload).
+	// Raw is the body as received, but for any copy of the request's token, redacted
+	// (Search 1.3 outputs it as responsePayload).
 	Raw []byte
 }
 
