@@ -609,6 +609,30 @@ func TestTimeoutIsReportedByIsTimeout(t *testing.T) {
 	waitFor(t, func() bool { return f.sim.InFlight() == 0 })
 }
 
+// "." and ".." survive path escaping: as a conversation or participant ID they would
+// send the call to another of Engage's endpoints. Such a call never leaves, and does not
+// count against the base URL's breaker, which every tenant on it shares.
+func TestDotSegmentsAreNotIDs(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) { calls.Add(1) })
+	c := engage.New(engage.Options{})
+	for range 10 {
+		for _, id := range []string{".", ".."} {
+			_, err := c.Close(t.Context(), tg, "tok", id)
+			wantKind(t, err, engage.KindInvalidRequest)
+			_, err = c.RemoveParticipant(t.Context(), tg, "tok", "conv-1", id)
+			wantKind(t, err, engage.KindInvalidRequest)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("%d calls reached Engage", n)
+	}
+	if _, err := c.Close(t.Context(), tg, "tok", "..."); engage.KindOf(err) == engage.KindInvalidRequest || engage.KindOf(err) == engage.KindCircuitOpen {
+		t.Fatalf("an ID of three dots is an ID: %v", err)
+	}
+}
+
 func TestConnectionRefusedIsUpstream(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,6 +1,7 @@
 package engage
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -41,6 +42,12 @@ func layout(prefix string, t Target, op, conversationID, participant string) (st
 	}
 	if op == OpRemoveParticipant && participant == "" {
 		return "", "", errMissing("participant")
+	}
+	for _, s := range []string{conversationID, participant} {
+		if s == "." || s == ".." {
+			// Escaping leaves dots alone: the request would go to another endpoint.
+			return "", "", fmt.Errorf("engage: %q is not an ID", s)
+		}
 	}
 	var b strings.Builder
 	b.Grow(len(prefix) + len(t.Domain) + len(conversationID) + len(participant) + 40)

@@ -206,6 +206,9 @@ func (v *Version) fieldSchema(f *field) map[string]any {
 	switch f.kind {
 	case kindString:
 		s["type"] = "string"
+	case kindPathID:
+		s["type"] = "string"
+		s["not"] = map[string]any{"enum": []string{".", ".."}}
 	case kindText:
 		s["type"] = "string"
 		if f.name == "text" {

@@ -130,8 +130,14 @@ func (in *input) str(name string) (string, error) {
 	default:
 		return "", invalid(name, "want a string")
 	}
-	if f := fieldByName[name]; f == nil || f.kind != kindText {
+	f := fieldByName[name]
+	if f == nil || f.kind != kindText {
 		s = strings.TrimSpace(s)
+	}
+	if f != nil && f.kind == kindPathID && (s == "." || s == "..") {
+		// Escaping leaves dots as they are: ".." would climb out of the conversation's
+		// path to another of Engage's endpoints.
+		return "", invalid(name, "%q is not an ID", s)
 	}
 	return s, nil
 }

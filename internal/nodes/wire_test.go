@@ -628,3 +628,26 @@ func TestARetryAndARefreshTogetherMakeAtMostThreeCallsAndOneRefresh(t *testing.T
 		})
 	}
 }
+
+// "." and ".." as a conversation or participant ID would climb out of the conversation's
+// path in Engage's URL: they are onInvalidData, and Engage is not called.
+func TestDotSegmentsAreInvalidIDs(t *testing.T) {
+	t.Parallel()
+	h := newWireHarness(t)
+	for _, c := range []struct{ node, input string }{
+		{"close-conversation", `{"conversationId":".."}`},
+		{"reopen-conversation", `{"conversationId":" . "}`},
+		{"update-conversation", `{"conversationId":"..","taskId":"t1"}`},
+		{"append-message", `{"conversationId":"..","channel":"sms","direction":"inbound","messageType":"text","text":"hi","timestamp":"` + wireTimestamp + `"}`},
+		{"add-participant", `{"conversationId":"c1","participant":".."}`},
+		{"remove-participant", `{"conversationId":"c1","participant":"."}`},
+	} {
+		res, calls := h.run(t, c.node, "1.0", c.input)
+		if res.Outcome != outcomes.OnInvalidData || res.Error == nil || !strings.Contains(res.Error.Message, "is not an ID") {
+			t.Errorf("%s %s: %s %+v, want onInvalidData naming the ID", c.node, c.input, res.Outcome, res.Error)
+		}
+		if len(calls) != 0 {
+			t.Errorf("%s: %d Engage calls, want none", c.node, len(calls))
+		}
+	}
+}
