@@ -63,7 +63,7 @@ func TestTheCircuitBreakerFailsFastWhileEngageIsDownAndRecoversByItself(t *testi
 	if a, _ := s.execute(search(other, 5000), nil); a.Outcome != "noConversationFound" {
 		t.Fatalf("another Engage while this one is down: %s %+v", a.Outcome, a.Error)
 	}
-	gauge := `noderuntime_circuit_breaker_state{target="` + down.BaseURL() + `"}`
+	gauge := `noderuntime_circuit_breaker_state{domain="` + engageDomain + `",target="` + down.BaseURL() + `"}`
 	if v := metric(s.scrapeMetrics(), gauge); v != "2" {
 		t.Fatalf("%s = %q, want 2 (open)", gauge, v)
 	}

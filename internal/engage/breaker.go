@@ -7,14 +7,16 @@ import (
 	"github.com/sony/gobreaker/v2"
 )
 
-// BreakerOptions turn on a circuit breaker per Engage base URL: when one regional
-// Engage fails persistently (5xx, connection failures, malformed answers), calls to it
-// fail at once with KindCircuitOpen instead of each waiting for its own failure, and a
-// few probe calls close the breaker again when Engage recovers.
+// BreakerOptions turn on a circuit breaker per Engage base URL and domain: when Engage
+// fails persistently for a domain (5xx, connection failures, malformed answers), calls
+// to it fail at once with KindCircuitOpen instead of each waiting for its own failure,
+// and a few probe calls close the breaker again when Engage recovers. Per domain, not
+// only per base URL, so that what one Engage tenant's calls provoke never refuses
+// another's (an outage of a whole region trips every domain's breaker soon enough).
 //
-// Business errors, 401/403, 429, timeouts and cancellations do not count as failures: a
-// timeout often says more about the caller's deadline than about Engage, and an open
-// breaker must never turn a flow's onTimeout into something else.
+// Business errors, 401/403, 429, the caller's deadline and cancellations do not count
+// as failures: a timeout often says more about the caller's deadline than about Engage,
+// and an open breaker must never turn a flow's onTimeout into something else.
 type BreakerOptions struct {
 	// OpenFor is how long a tripped breaker refuses calls before letting probes through.
 	// Zero: 5 s.
@@ -27,16 +29,18 @@ type BreakerOptions struct {
 
 // BreakerObserver sees breaker state changes; state is 0 closed, 1 half-open, 2 open.
 type BreakerObserver interface {
-	ObserveBreakerState(target string, state int)
+	ObserveBreakerState(target, domain string, state int)
 }
 
-// breakers holds one breaker per base URL; the set of base URLs is bounded by the
-// allowlist, so the map is too.
+// breakers holds one breaker per base URL and domain. Base URLs are bounded by the
+// allowlist and domains by the authorizations that name them, so the map is too.
 type breakers struct {
 	opts BreakerOptions
 	mu   sync.Mutex
-	m    map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]
+	m    map[breakerKey]*gobreaker.TwoStepCircuitBreaker[struct{}]
 }
+
+type breakerKey struct{ target, domain string }
 
 func newBreakers(o BreakerOptions) *breakers {
 	if o.OpenFor <= 0 {
@@ -45,17 +49,18 @@ func newBreakers(o BreakerOptions) *breakers {
 	if o.ConsecutiveFailures == 0 {
 		o.ConsecutiveFailures = 5
 	}
-	return &breakers{opts: o, m: map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]{}}
+	return &breakers{opts: o, m: map[breakerKey]*gobreaker.TwoStepCircuitBreaker[struct{}]{}}
 }
 
-func (b *breakers) get(target string) *gobreaker.TwoStepCircuitBreaker[struct{}] {
+func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
+	k := breakerKey{t.BaseURL, t.Domain}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if cb, ok := b.m[target]; ok {
+	if cb, ok := b.m[k]; ok {
 		return cb
 	}
 	cb := gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        target,
+		Name:        k.target + " " + k.domain,
 		MaxRequests: 3,
 		Interval:    30 * time.Second,
 		Timeout:     b.opts.OpenFor,
@@ -64,15 +69,15 @@ func (b *breakers) get(target string) *gobreaker.TwoStepCircuitBreaker[struct{}]
 				(c.Requests >= 20 && c.TotalFailures*2 >= c.Requests)
 		},
 		IsSuccessful: func(err error) bool { return err == nil },
-		OnStateChange: func(name string, _, to gobreaker.State) {
+		OnStateChange: func(_ string, _, to gobreaker.State) {
 			if b.opts.Observer != nil {
-				b.opts.Observer.ObserveBreakerState(name, breakerState(to))
+				b.opts.Observer.ObserveBreakerState(k.target, k.domain, breakerState(to))
 			}
 		},
 	})
-	b.m[target] = cb
+	b.m[k] = cb
 	if b.opts.Observer != nil {
-		b.opts.Observer.ObserveBreakerState(target, 0)
+		b.opts.Observer.ObserveBreakerState(k.target, k.domain, 0)
 	}
 	return cb
 }

@@ -2,6 +2,8 @@ package engage_test
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,7 +45,7 @@ func TestBreakerOpensOnPersistentFailureFailsFastAndRecovers(t *testing.T) {
 	if f.sim.Calls(engagesim.OpSearch) != before {
 		t.Fatal("an open breaker still sent the call to Engage")
 	}
-	if got := testutil.ToFloat64(m.BreakerGauge(f.sim.BaseURL())); got != 2 {
+	if got := testutil.ToFloat64(m.BreakerGauge(f.sim.BaseURL(), domain)); got != 2 {
 		t.Fatalf("breaker state metric %v, want 2 (open)", got)
 	}
 
@@ -60,7 +62,7 @@ func TestBreakerOpensOnPersistentFailureFailsFastAndRecovers(t *testing.T) {
 			t.Fatalf("after recovery: %v", err)
 		}
 	}
-	if got := testutil.ToFloat64(m.BreakerGauge(f.sim.BaseURL())); got != 0 {
+	if got := testutil.ToFloat64(m.BreakerGauge(f.sim.BaseURL(), domain)); got != 0 {
 		t.Fatalf("breaker state metric %v, want 0 (closed)", got)
 	}
 }
@@ -106,6 +108,42 @@ func TestBreakersAreSeparatePerBaseURL(t *testing.T) {
 	_, err := f.client.Search(t.Context(), engage.Target{BaseURL: other.BaseURL(), Domain: domain}, other.AccessToken(domain), engage.SearchRequest{Channel: "sms", CustomerAddress: "+1", BizAddress: "2"})
 	if err != nil {
 		t.Fatalf("a healthy region was refused: %v", err)
+	}
+}
+
+// One Engage tenant's failures never refuse another's calls on the same base URL: the
+// breaker is per domain, so what one tenant's requests provoke stays its own.
+func TestBreakersAreSeparatePerDomain(t *testing.T) {
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(r.URL.Path, "/failing/") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":503,"code":5030,"description":"down"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":200,"code":1000,"description":"ok","value":{}}`))
+	})
+	m := engage.NewMetrics(prometheus.NewRegistry())
+	c := engage.New(engage.Options{Breaker: &engage.BreakerOptions{OpenFor: time.Minute, Observer: m}})
+	failing, healthy := tg, tg
+	failing.Domain, healthy.Domain = "failing", "healthy"
+	req := engage.SearchRequest{Channel: "sms", CustomerAddress: "+1", BizAddress: "2"}
+	for range 6 {
+		_, _ = c.Search(t.Context(), failing, "tok", req)
+	}
+	if _, err := c.Search(t.Context(), failing, "tok", req); engage.KindOf(err) != engage.KindCircuitOpen {
+		t.Fatalf("the failing domain: %v, want circuit_open", err)
+	}
+	for range 10 {
+		if _, err := c.Search(t.Context(), healthy, "tok", req); err != nil {
+			t.Fatalf("another domain on the same base URL was refused: %v", err)
+		}
+	}
+	if got := testutil.ToFloat64(m.BreakerGauge(tg.BaseURL, "failing")); got != 2 {
+		t.Fatalf("failing domain's breaker state %v, want 2 (open)", got)
+	}
+	if got := testutil.ToFloat64(m.BreakerGauge(tg.BaseURL, "healthy")); got != 0 {
+		t.Fatalf("healthy domain's breaker state %v, want 0 (closed)", got)
 	}
 }
 

@@ -46,7 +46,7 @@ type Options struct {
 	Observer Observer
 	// UserAgent is sent with every call; empty: "noderuntime".
 	UserAgent string
-	// Breaker, if set, puts a circuit breaker in front of each Engage base URL.
+	// Breaker, if set, puts a circuit breaker in front of each Engage base URL and domain.
 	Breaker *BreakerOptions
 }
 
@@ -222,8 +222,8 @@ func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conv
 
 	var done func(error)
 	if c.breakers != nil {
-		if done, err = c.breakers.get(t.BaseURL).Allow(); err != nil {
-			return 0, nil, &Error{Op: op, Kind: KindCircuitOpen, Err: errors.New("engage at this base URL is failing; calls are refused for a few seconds")}
+		if done, err = c.breakers.get(t).Allow(); err != nil {
+			return 0, nil, &Error{Op: op, Kind: KindCircuitOpen, Err: errors.New("engage at this base URL is failing for this domain; calls are refused for a few seconds")}
 		}
 	}
 	start := time.Now()

@@ -44,8 +44,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"operation"}),
 		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "noderuntime_circuit_breaker_state",
-			Help: "State of the circuit breaker in front of each Engage base URL: 0 closed, 1 half-open, 2 open.",
-		}, []string{"target"}),
+			Help: "State of the circuit breaker in front of each Engage base URL and domain: 0 closed, 1 half-open, 2 open.",
+		}, []string{"target", "domain"}),
 	}
 	m.calls = map[opStatus]callSeries{}
 	if reg != nil {
@@ -71,11 +71,11 @@ func (m *Metrics) ObserveEngageCall(op, status string, d time.Duration) {
 }
 
 // ObserveBreakerState implements BreakerObserver.
-func (m *Metrics) ObserveBreakerState(target string, state int) {
-	m.breaker.WithLabelValues(target).Set(float64(state))
+func (m *Metrics) ObserveBreakerState(target, domain string, state int) {
+	m.breaker.WithLabelValues(target, domain).Set(float64(state))
 }
 
-// BreakerGauge returns the state gauge of one base URL (for tests and dashboards' sake).
-func (m *Metrics) BreakerGauge(target string) prometheus.Gauge {
-	return m.breaker.WithLabelValues(target)
+// BreakerGauge returns the state gauge of one base URL and domain (for tests).
+func (m *Metrics) BreakerGauge(target, domain string) prometheus.Gauge {
+	return m.breaker.WithLabelValues(target, domain)
 }
