@@ -159,6 +159,10 @@ func migrateCmd(args []string, getenv func(string) string, stdout, stderr io.Wri
 	if *dbURL == "" {
 		return configError(stderr, &config.Error{Variable: "DATABASE_URL", Problem: "is required (or --database-url)"})
 	}
+	if err := config.CheckDatabaseURL(*dbURL); err != nil {
+		// Before pgx sees it: its parse errors mask a password only in part.
+		return configError(stderr, err)
+	}
 	sub := fs.Arg(0)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

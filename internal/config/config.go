@@ -230,6 +230,14 @@ func validateHTTPURL(s string) error {
 	return nil
 }
 
+// CheckDatabaseURL is DATABASE_URL's check for commands that read it alone (migrate).
+func CheckDatabaseURL(s string) error {
+	if err := validateDatabaseURL(s); err != nil {
+		return &Error{Variable: "DATABASE_URL", Problem: err.Error()}
+	}
+	return nil
+}
+
 // validateDatabaseURL checks that pgx accepts the connection string (a URL or the
 // key=value form), without connecting. The error never repeats the value, which may
 // hold a password.
