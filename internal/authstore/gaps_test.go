@@ -2,15 +2,20 @@ package authstore_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 	"github.com/noderuntime/noderuntime/internal/outcomes"
+	"github.com/noderuntime/noderuntime/internal/secrets"
 )
 
 // A provider that does not rotate answers a refresh without a refresh_token; the one
@@ -314,5 +319,39 @@ func TestReauthorizationIsAudited(t *testing.T) {
 	}
 	if ev := events[1]; ev.Detail["reauthorized"] != nil {
 		t.Fatalf("the first authorization reads as a re-authorization: %+v", ev)
+	}
+}
+
+// A token endpoint that echoes what it was sent (its Authorization header, the client
+// credentials in it) in its error_description must not get the tenant secret into the
+// refusal the API caller and the admin page show, in any of its encodings.
+func TestAnEchoingTokenEndpointDoesNotLeakTheTenantSecret(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	const secret = "s3cr+t/&=CANARY-9d1"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(auth, "Basic "))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client", "error_description": auth + " " + string(raw)})
+	}))
+	t.Cleanup(echo.Close)
+	base := echo.URL + "/api/v1"
+	s := e.store(func(o *authstore.Options) { o.AllowedBaseURLs = append(o.AllowedBaseURLs, base) })
+	_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "echo", Kind: authstore.KindClientCredentials, BaseURL: base, Domain: "acme",
+		TenantID: "tenant-1", TenantSecret: secrets.New(secret),
+	})
+	ae := wantCode(t, err, authstore.ErrProviderRejected)
+	basic := base64.StdEncoding.EncodeToString([]byte("tenant-1:" + url.QueryEscape(secret)))
+	for _, text := range []string{err.Error(), ae.Message, ae.ProviderDescription} {
+		for _, leak := range []string{secret, url.QueryEscape(secret), basic} {
+			if strings.Contains(text, leak) {
+				t.Errorf("%q holds %q", text, leak)
+			}
+		}
+	}
+	if !strings.Contains(ae.ProviderDescription, "[redacted]") {
+		t.Errorf("description %q: the echo was not there to redact", ae.ProviderDescription)
 	}
 }

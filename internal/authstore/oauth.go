@@ -2,10 +2,12 @@ package authstore
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -124,7 +126,10 @@ func validCode(c string) bool {
 func shorten(s string, scrub []secrets.Value) string {
 	for _, v := range scrub {
 		if !v.IsZero() {
+			// As sent, and as a form body encodes it: an endpoint that echoes its request
+			// may echo either.
 			s = strings.ReplaceAll(s, v.Reveal(), "[redacted]")
+			s = strings.ReplaceAll(s, url.QueryEscape(v.Reveal()), "[redacted]")
 		}
 	}
 	if len(s) > 200 {
@@ -192,7 +197,7 @@ func (s *Store) fetchClientCredentials(ctx context.Context, baseURL, tenantID st
 	}
 	t, err := conf.Token(s.withClient(ctx))
 	if err != nil {
-		return tokens{}, classify(err, secret)
+		return tokens{}, classify(err, secret, basicCredentials(tenantID, secret))
 	}
 	return fromOAuth(t)
 }
@@ -210,7 +215,7 @@ func (s *Store) refreshWebex(ctx context.Context, rt secrets.Value) (tokens, err
 	defer cancel()
 	t, err := s.webexConfig().TokenSource(s.withClient(ctx), &oauth2.Token{RefreshToken: rt.Reveal()}).Token()
 	if err != nil {
-		return tokens{}, classify(err, rt)
+		return tokens{}, classify(err, rt, s.webex.ClientSecret, basicCredentials(s.webex.ClientID, s.webex.ClientSecret))
 	}
 	out, err := fromOAuth(t)
 	if err == nil && out.refresh.IsZero() {
@@ -225,7 +230,16 @@ func (s *Store) exchangeCode(ctx context.Context, code string, verifier secrets.
 	defer cancel()
 	t, err := s.webexConfig().Exchange(s.withClient(ctx), code, oauth2.VerifierOption(verifier.Reveal()))
 	if err != nil {
-		return tokens{}, classify(err, verifier)
+		return tokens{}, classify(err, verifier, s.webex.ClientSecret, basicCredentials(s.webex.ClientID, s.webex.ClientSecret))
 	}
 	return fromOAuth(t)
+}
+
+// basicCredentials is the Authorization header's credentials oauth2 sends for a client
+// (AuthStyleInHeader): what a token endpoint that echoes its request could send back.
+func basicCredentials(id string, secret secrets.Value) secrets.Value {
+	if secret.IsZero() {
+		return secrets.Value{}
+	}
+	return secrets.New(base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secret.Reveal()))))
 }
