@@ -24,6 +24,7 @@ import (
 	"github.com/noderuntime/noderuntime/internal/config"
 	"github.com/noderuntime/noderuntime/internal/database"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/loginflow"
 	"github.com/noderuntime/noderuntime/internal/pgtemp"
 	"github.com/noderuntime/noderuntime/internal/secrets"
 	"github.com/noderuntime/noderuntime/internal/tenant"
@@ -199,7 +200,7 @@ func devConfig(dbURL, apiKey, publicURL, clientSecret string, sim *engagesim.Sim
 }
 
 // devAuthorization adds the demo authorization the way a person would: create it,
-// sign in on the (simulated) Webex login page, come back to the callback.
+// sign in on the (simulated) Webex login page, come back to the callback and confirm.
 func devAuthorization(ctx context.Context, publicURL, apiKey string, sim *engagesim.Sim) (string, error) {
 	body, _ := json.Marshal(map[string]string{"name": "demo", "kind": "webex-login", "baseUrl": sim.BaseURL(), "domain": devDomain})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, publicURL+"/v1/authorizations", bytes.NewReader(body))
@@ -222,16 +223,10 @@ func devAuthorization(ctx context.Context, publicURL, apiKey string, sim *engage
 	if err != nil {
 		return "", err
 	}
-	cb, err := http.NewRequestWithContext(ctx, http.MethodGet, back.String(), nil)
+	resp, page, _, err := loginflow.Finish(ctx, http.DefaultClient, back.String(), "connect")
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("callback: %w", err)
 	}
-	resp, err = http.DefaultClient.Do(cb)
-	if err != nil {
-		return "", err
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("callback: %d %s", resp.StatusCode, page)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/noderuntime/noderuntime/internal/config"
 	"github.com/noderuntime/noderuntime/internal/database/dbtest"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/loginflow"
 	"github.com/noderuntime/noderuntime/internal/nodes"
 	"github.com/noderuntime/noderuntime/internal/outcomes"
 	"github.com/noderuntime/noderuntime/internal/secrets"
@@ -156,13 +157,12 @@ func (e *e2e) authorize(name string, body map[string]any, user string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	resp, err := http.Get(back.String())
+	resp, page, _, err := loginflow.Finish(e.t.Context(), http.DefaultClient, back.String(), "connect")
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("callback of %s: %d", name, resp.StatusCode)
+		e.t.Fatalf("callback of %s: %d\n%s", name, resp.StatusCode, page)
 	}
 	return created.ID
 }

@@ -455,6 +455,44 @@ type Completed struct {
 	Reauthorized bool
 }
 
+// LoginToConfirm is whose authorization a Webex login completes: what the person who
+// signed in sees before it is stored.
+type LoginToConfirm struct {
+	Tenant          tenant.ID
+	Name, Domain    string
+	Reauthorization bool // the authorization was active or needed re-authorization
+}
+
+// PendingLogin reads the login the provider sent back, without spending its state. One
+// tenant could send its login link to someone of another organisation, whose sign-in
+// would then give that tenant their credentials; the callback shows this first, and
+// CompleteLogin stores it only once the person confirms. Its errors are CompleteLogin's
+// for a state that is unknown, already used or expired.
+func (s *Store) PendingLogin(ctx context.Context, state string) (LoginToConfirm, error) {
+	if state == "" || len(state) > 512 {
+		return LoginToConfirm{}, errorf(ErrStateUnknown, "this login link is unknown or was already used; start the authorization again")
+	}
+	hash := sha256.Sum256([]byte(state))
+	var (
+		c         LoginToConfirm
+		t, status string
+		fresh     bool
+	)
+	err := s.pool.QueryRow(ctx, `select a.tenant, a.name, a.domain, a.status, o.expires_at > now()
+		from oauth_states o join authorizations a on a.id = o.authorization_id
+		where o.state_hash = $1`, hash[:]).Scan(&t, &c.Name, &c.Domain, &status, &fresh)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return LoginToConfirm{}, errorf(ErrStateUnknown, "this login link is unknown or was already used; start the authorization again")
+	case err != nil:
+		return LoginToConfirm{}, fmt.Errorf("read login state: %w", err)
+	case !fresh:
+		return LoginToConfirm{}, errorf(ErrStateExpired, "this login took too long and expired; start the authorization again")
+	}
+	c.Tenant, c.Reauthorization = tenant.ID(t), Status(status) != StatusPending
+	return c, nil
+}
+
 type loginState struct {
 	hash            []byte
 	authorizationID string

@@ -15,18 +15,21 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/loginflow"
 )
 
 // publicRoutes are the routes anyone may call, on purpose: probes, the metrics (on their
-// own port in production), the OAuth callback (the single-use state is its credential;
-// TestTheOAuthCallback... covers it) and the admin sign-in itself.
+// own port in production), the OAuth callback and its confirmation form (the single-use
+// state, and the sealed code, are their credentials; TestTheOAuthCallback... covers
+// them) and the admin sign-in itself.
 var publicRoutes = map[string]bool{
-	"GET /healthz":        true,
-	"GET /readyz":         true,
-	"GET /metrics":        true,
-	"GET /oauth/callback": true,
-	"GET /admin/login":    true,
-	"POST /admin/login":   true,
+	"GET /healthz":         true,
+	"GET /readyz":          true,
+	"GET /metrics":         true,
+	"GET /oauth/callback":  true,
+	"POST /oauth/callback": true,
+	"GET /admin/login":     true,
+	"POST /admin/login":    true,
 }
 
 // routes lists the router's routes as "METHOD /pattern".
@@ -172,8 +175,17 @@ func TestTheOAuthCallbackRejectsReplayedForgedAndExpiredStateAndRedirectsNowhere
 	id, authorizeURL := startAuthorization(t, s.client, s.url, acmeKey, webexLogin("replayed", sim.BaseURL()))
 	checkAuthorizeURL(authorizeURL)
 	back := must(engagesim.SignIn(t.Context(), authorizeURL, userName, userPassword))
-	if status, page := callback(back.String()); status != http.StatusOK || !strings.Contains(page, "added") {
+	// The callback stores nothing before the person confirms, on a page that names the
+	// tenant; then it works once.
+	if status, page := callback(back.String()); status != http.StatusOK || !strings.Contains(page, loginflow.ConfirmHeadline) || !strings.Contains(page, "tenant acme") {
 		t.Fatalf("the first use: %d\n%s", status, page)
+	}
+	if _, raw := s.do(http.MethodGet, "/v1/authorizations/"+id, acmeKey, nil, nil); !strings.Contains(string(raw), `"status":"pending"`) {
+		t.Fatalf("the callback stored the login before it was confirmed: %s", raw)
+	}
+	resp, page, _, err := loginflow.Finish(t.Context(), s.client, back.String(), "connect")
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" || !strings.Contains(page, "added") {
+		t.Fatalf("confirmed: %v %v\n%s", resp, err, page)
 	}
 	before := exchanges()
 	if status, page := callback(back.String()); status != http.StatusBadRequest || !strings.Contains(page, "already used") {

@@ -18,6 +18,7 @@ import (
 	"github.com/noderuntime/noderuntime/internal/config"
 	"github.com/noderuntime/noderuntime/internal/database/dbtest"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/loginflow"
 	"github.com/noderuntime/noderuntime/internal/secrets"
 	"github.com/noderuntime/noderuntime/internal/tenant"
 )
@@ -244,9 +245,9 @@ func createLogin(t testing.TB, c *http.Client, url string, sim *engagesim.Sim, n
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, page := send(t, c, http.MethodGet, back.String(), "", nil, nil)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("login callback of %s: %d %s", name, resp.StatusCode, page)
+	resp, page, _, err := loginflow.Finish(t.Context(), c, back.String(), "connect")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("login callback of %s: %v %v %s", name, resp, err, page)
 	}
 	return id
 }

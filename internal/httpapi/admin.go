@@ -26,7 +26,7 @@ var adminTemplateFS embed.FS
 // parses them all, so a broken one fails the tests, not a page.
 var adminTemplates = sync.OnceValue(func() map[string]*template.Template {
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "list", "new", "reauthorize", "delete", "message"} {
+	for _, name := range []string{"login", "list", "new", "reauthorize", "delete", "message", "confirm_login"} {
 		pages[name] = template.Must(template.New(name).ParseFS(adminTemplateFS, "admin_templates/layout.html", "admin_templates/"+name+".html"))
 	}
 	return pages
@@ -50,8 +50,8 @@ type PagesDeps struct {
 }
 
 // MountAuthorizationPages serves the admin pages (list, add, re-authorize, delete; a
-// tenant signs in with its API key) and GET /oauth/callback, where the Webex login
-// comes back. Server-rendered HTML, no JavaScript; every form carries a CSRF token.
+// tenant signs in with its API key) and /oauth/callback, where the Webex login comes
+// back and is confirmed. Server-rendered HTML, no JavaScript; every form carries a CSRF token.
 func MountAuthorizationPages(r chi.Router, d PagesDeps) {
 	a := &adminPages{d: d, sessions: &sessions{keys: d.Keys, api: d.APIKeys, secure: d.SecureCookies}}
 	a.csp = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
@@ -59,6 +59,7 @@ func MountAuthorizationPages(r chi.Router, d PagesDeps) {
 		a.csp += " " + u.Scheme + "://" + u.Host
 	}
 	r.Get("/oauth/callback", a.callback)
+	r.Post("/oauth/callback", a.confirmLogin)
 	r.Route("/admin", func(r chi.Router) {
 		r.Get("/login", a.loginForm)
 		r.Post("/login", a.login)
@@ -93,7 +94,10 @@ type pageData struct {
 	WebexEnabled    bool
 }
 
-type formValues struct{ Name, Domain, TenantID, BaseURL string }
+type formValues struct {
+	Name, Domain, TenantID, BaseURL string
+	State, Code                     string // the OAuth callback's, carried by its confirmation form
+}
 
 type baseOption struct {
 	URL, Label string

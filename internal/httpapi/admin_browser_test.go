@@ -134,6 +134,15 @@ func TestAdminPagesInARealBrowser(t *testing.T) {
 	if got := location(); !strings.HasPrefix(got, s.srv.URL+"/oauth/callback?") {
 		t.Fatalf("at %s, want the callback", got)
 	}
+	// The callback asks first, naming whose authorization the login completes.
+	if got := text("#headline"); got != "Connect your Webex login?" {
+		t.Fatalf("the callback says %q", got)
+	}
+	if got := text("section.card p"); !strings.Contains(got, "Browser bot of the noderuntime tenant acme") {
+		t.Fatalf("the callback does not name the authorization and tenant: %q", got)
+	}
+	shot("confirm-login")
+	do("connect", chromedp.Click(chromedp.CSS("#connect")), chromedp.WaitVisible(chromedp.CSS("#back")))
 	if got := text("#headline"); got != "Authorization Browser bot added" {
 		t.Fatalf("confirmation says %q", got)
 	}

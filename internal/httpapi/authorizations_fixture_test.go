@@ -25,6 +25,7 @@ import (
 	"github.com/noderuntime/noderuntime/internal/database/dbtest"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 	"github.com/noderuntime/noderuntime/internal/httpapi"
+	"github.com/noderuntime/noderuntime/internal/loginflow"
 	"github.com/noderuntime/noderuntime/internal/secrets"
 	"github.com/noderuntime/noderuntime/internal/tenant"
 )
@@ -286,4 +287,21 @@ func (s *authServer) status(id string) string {
 	_, body := s.api("GET", "/v1/authorizations/"+id, azAcmeKey, nil)
 	st, _ := body["status"].(string)
 	return st
+}
+
+// finishLogin opens the callback the provider sent the browser back to, checks the
+// confirmation page names whose authorization the login completes (wantLines), and
+// answers it with action (connect or cancel). It returns the answer and its page.
+func (s *authServer) finishLogin(c *http.Client, back, action string, wantLines ...string) (*http.Response, string) {
+	s.t.Helper()
+	resp, page, confirm, err := loginflow.Finish(s.t.Context(), c, back, action)
+	if err != nil {
+		s.t.Fatalf("%v\n%s", err, confirm)
+	}
+	for _, want := range wantLines {
+		if !strings.Contains(confirm, want) {
+			s.t.Fatalf("the confirmation page does not say %q:\n%s", want, confirm)
+		}
+	}
+	return resp, page
 }

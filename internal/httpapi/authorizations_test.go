@@ -29,7 +29,8 @@ func TestTheWebexLoginWorksEndToEndOverHTTP(t *testing.T) {
 		t.Fatalf("the provider sent the user to %s", back.Redacted())
 	}
 	browser := s.client(false)
-	page, body := s.get(browser, back.String())
+	page, body := s.finishLogin(browser, back.String(), "connect",
+		"add the authorization Support desk of the noderuntime tenant acme, for the Engage domain acme")
 	if page.StatusCode != 200 || !strings.Contains(body, "Authorization Support desk added") {
 		t.Fatalf("confirmation page: %d\n%s", page.StatusCode, body)
 	}
@@ -63,7 +64,7 @@ func TestTheWebexLoginWorksEndToEndOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if page, body = s.get(browser, back.String()); page.StatusCode != 200 || !strings.Contains(body, "Authorization Support desk re-authorized") {
+	if page, body = s.finishLogin(browser, back.String(), "connect", "re-authorize the authorization Support desk"); page.StatusCode != 200 || !strings.Contains(body, "Authorization Support desk re-authorized") {
 		t.Fatalf("re-authorization page: %d\n%s", page.StatusCode, body)
 	}
 }
@@ -82,15 +83,16 @@ func TestCallbackErrorsShowAClearPageAndChangeNothing(t *testing.T) {
 		name, want string
 		status     int
 		callback   func(authorizeURL string) string
+		answer     string // connect or cancel on the confirmation page; "": none is shown
 	}{
 		{"the provider reports an error", "The login was refused", 400, func(au string) string {
 			u, _ := url.Parse(au)
 			return s.srv.URL + "/oauth/callback?" + url.Values{"state": {u.Query().Get("state")}, "error": {"access_denied"}, "error_description": {"the user canceled"}}.Encode()
-		}},
+		}, ""},
 		{"an unknown state", "unknown or was already used", 400, func(au string) string {
 			return s.srv.URL + "/oauth/callback?state=forged&code=simcode_x"
-		}},
-		{"no parameters at all", "unknown or was already used", 400, func(string) string { return s.srv.URL + "/oauth/callback" }},
+		}, ""},
+		{"no parameters at all", "unknown or was already used", 400, func(string) string { return s.srv.URL + "/oauth/callback" }, ""},
 		{"an expired state", "This login expired", 400, func(au string) string {
 			back, err := engagesim.SignIn(t.Context(), au, "alice", azAlicePassword)
 			if err != nil {
@@ -98,7 +100,7 @@ func TestCallbackErrorsShowAClearPageAndChangeNothing(t *testing.T) {
 			}
 			s.sql("update oauth_states set expires_at = now() - interval '1 second'")
 			return back.String()
-		}},
+		}, ""},
 		{"a code the provider does not exchange", "The login could not be completed", 502, func(au string) string {
 			back, err := engagesim.SignIn(t.Context(), au, "alice", azAlicePassword)
 			if err != nil {
@@ -108,12 +110,32 @@ func TestCallbackErrorsShowAClearPageAndChangeNothing(t *testing.T) {
 			q.Set("code", "simcode_forged")
 			back.RawQuery = q.Encode()
 			return back.String()
-		}},
+		}, "connect"},
+		{"canceled on the confirmation page", "Login canceled", 200, func(au string) string {
+			back, err := engagesim.SignIn(t.Context(), au, "alice", azAlicePassword)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return back.String()
+		}, "cancel"},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			id, au := start("pending " + string(rune('a'+i)))
-			resp, body := s.get(browser, c.callback(au))
+			back := c.callback(au)
+			var (
+				resp *http.Response
+				body string
+			)
+			if c.answer != "" {
+				resp, body = s.finishLogin(browser, back, c.answer)
+				// Either way the state is spent: the link cannot be used again.
+				if again, page := s.get(browser, back); again.StatusCode != 400 || !strings.Contains(page, "unknown or was already used") {
+					t.Fatalf("the callback again after %s: %d\n%s", c.answer, again.StatusCode, page)
+				}
+			} else {
+				resp, body = s.get(browser, back)
+			}
 			if resp.StatusCode != c.status || !strings.Contains(body, c.want) || !strings.Contains(body, "Nothing was changed") {
 				t.Fatalf("%d, want %d with %q:\n%s", resp.StatusCode, c.status, c.want, body)
 			}

@@ -1,8 +1,12 @@
 package httpapi
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/url"
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
 )
@@ -10,25 +14,96 @@ import (
 // callback is GET /oauth/callback, where the provider sends the user back after the
 // Webex login. It needs no session: the single-use state names the authorization. (Nor
 // does it get one: the admin session's cookie is scoped to /admin and SameSite=Strict,
-// and this is a cross-site navigation from the provider.) It shows a confirmation page,
-// or an error page that says what to do; a failure changes nothing.
+// and this is a cross-site navigation from the provider.)
+//
+// It stores nothing yet: it shows whose authorization the login would complete (tenant,
+// name, Engage domain) and asks to confirm, since a tenant could send its login link to
+// someone of another organisation. A refusal from the provider ends the login at once.
 func (a *adminPages) callback(w http.ResponseWriter, r *http.Request) {
-	var sess adminSession // the page links back to /admin, which asks for a sign-in if needed
-	done, err := a.d.Store.CompleteLogin(r.Context(), r.URL.Query())
+	q := r.URL.Query()
+	if q.Get("error") != "" {
+		a.completeLogin(w, r, q)
+		return
+	}
+	login, err := a.d.Store.PendingLogin(r.Context(), q.Get("state"))
 	if err != nil {
-		status, msg := a.storeFailure(r, err) // 500 for anything unexpected
-		headline := "The login could not be completed"
-		switch authstore.CodeOf(err) {
-		case authstore.ErrStateUnknown:
-			status, headline = http.StatusBadRequest, "This login link is unknown or was already used"
-		case authstore.ErrStateExpired:
-			status, headline = http.StatusBadRequest, "This login expired"
-		case authstore.ErrLoginDenied:
-			status, headline = http.StatusBadRequest, "The login was refused"
-		case authstore.ErrExchangeFailed:
-			status = http.StatusBadGateway
-		}
-		a.message(w, r, status, sess, headline, msg, "Nothing was changed.")
+		a.loginFailed(w, r, err)
+		return
+	}
+	verb := "add"
+	if login.Reauthorization {
+		verb = "re-authorize"
+	}
+	sealed, err := a.sealCode(q.Get("state"), q.Get("code"))
+	if err != nil {
+		a.loginFailed(w, r, err)
+		return
+	}
+	headline := "Connect your Webex login?"
+	a.render(w, r, http.StatusOK, "confirm_login", pageData{Title: headline, Headline: headline,
+		Lines: []string{
+			"Connecting will " + verb + " the authorization " + login.Name + " of the noderuntime tenant " + string(login.Tenant) + ", for the Engage domain " + login.Domain + ": its flows will act on Engage with your login.",
+			"Connect only if you started this, or someone you trust in that tenant asked you to. Otherwise cancel: nothing is stored.",
+		},
+		Form: formValues{State: q.Get("state"), Code: sealed}})
+}
+
+// sealCode encrypts the login's code for the confirmation form, bound to its state: the
+// page never holds the code in clear (no response of the service does), and a sealed
+// code works with its own state only.
+func (a *adminPages) sealCode(state, code string) (string, error) {
+	ct, err := a.d.Keys.Encrypt([]byte(code), confirmAAD(state))
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(ct), nil
+}
+
+func (a *adminPages) openCode(state, sealed string) string {
+	ct, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil {
+		return ""
+	}
+	code, err := a.d.Keys.Decrypt(ct, confirmAAD(state))
+	if err != nil {
+		return ""
+	}
+	return string(code)
+}
+
+func confirmAAD(state string) []byte {
+	h := sha256.Sum256([]byte(state))
+	return append([]byte("oauth_confirm/"), hex.EncodeToString(h[:])...)
+}
+
+// confirmLogin is POST /oauth/callback, the confirmation form: Connect stores the login
+// (spending the state), Cancel spends the state and stores nothing. Forging it needs the
+// login's code and state, which only the browser that signed in has.
+func (a *adminPages) confirmLogin(w http.ResponseWriter, r *http.Request) {
+	if !readForm(w, r) {
+		a.message(w, r, http.StatusBadRequest, adminSession{}, "The login could not be completed", "The form could not be read.", "Nothing was changed.")
+		return
+	}
+	q := url.Values{"state": {r.PostForm.Get("state")}}
+	if r.PostForm.Get("action") == "connect" {
+		q.Set("code", a.openCode(r.PostForm.Get("state"), r.PostForm.Get("code"))) // "" if forged: the exchange refuses it
+		a.completeLogin(w, r, q)
+		return
+	}
+	q.Set("error", "access_denied") // spends the state, stores nothing
+	if _, err := a.d.Store.CompleteLogin(r.Context(), q); authstore.CodeOf(err) != authstore.ErrLoginDenied {
+		a.loginFailed(w, r, err) // the state was unknown or expired already
+		return
+	}
+	a.message(w, r, http.StatusOK, adminSession{}, "Login canceled", "Nothing was changed.", "This login link can no longer be used; start the authorization again to connect a login.")
+}
+
+// completeLogin stores the login q describes and shows a confirmation page, or an error
+// page that says what to do; a failure changes nothing.
+func (a *adminPages) completeLogin(w http.ResponseWriter, r *http.Request, q url.Values) {
+	done, err := a.d.Store.CompleteLogin(r.Context(), q)
+	if err != nil {
+		a.loginFailed(w, r, err)
 		return
 	}
 	AnnotateLog(r.Context(), slog.String("authorizationId", done.ID))
@@ -36,6 +111,22 @@ func (a *adminPages) callback(w http.ResponseWriter, r *http.Request) {
 	if done.Reauthorized {
 		verb = "re-authorized"
 	}
-	a.message(w, r, http.StatusOK, sess, "Authorization "+done.Name+" "+verb,
+	a.message(w, r, http.StatusOK, adminSession{}, "Authorization "+done.Name+" "+verb,
 		"Status: "+string(done.Status)+". Nodes that name it can use it now.", "Authorization ID: "+done.ID)
+}
+
+func (a *adminPages) loginFailed(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := a.storeFailure(r, err) // 500 for anything unexpected
+	headline := "The login could not be completed"
+	switch authstore.CodeOf(err) {
+	case authstore.ErrStateUnknown:
+		status, headline = http.StatusBadRequest, "This login link is unknown or was already used"
+	case authstore.ErrStateExpired:
+		status, headline = http.StatusBadRequest, "This login expired"
+	case authstore.ErrLoginDenied:
+		status, headline = http.StatusBadRequest, "The login was refused"
+	case authstore.ErrExchangeFailed:
+		status = http.StatusBadGateway
+	}
+	a.message(w, r, status, adminSession{}, headline, msg, "Nothing was changed.")
 }
