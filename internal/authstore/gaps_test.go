@@ -106,85 +106,18 @@ func TestARefreshLockHeldElsewhereFailsAfterTheLockTimeoutAndThenRecovers(t *tes
 	}
 }
 
-// The pattern of TestTokenEndpointFailuresBackOffInsteadOfHammering (a 503) for the
-// other passing failures: a 429, and a token endpoint slower than the refresh timeout.
-func TestRateLimitsAndTimeoutsAtTheTokenEndpointBackOffInsteadOfHammering(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		fault engagesim.Fault
-	}{
-		{"429", engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusTooManyRequests}},
-		{"slower than the refresh timeout", engagesim.Fault{Op: engagesim.OpToken, Latency: 3 * time.Second}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, engagesim.Config{})
-			s := e.store(func(o *authstore.Options) {
-				o.RefreshTimeout = 200 * time.Millisecond
-				o.FailureBackoff = time.Second
-			})
-			a := e.createCC(s, acme, "flaky")
-			e.expire(a.ID)
-			e.sim.ResetCounters()
-			fault := e.sim.InjectFault(tc.fault)
-
-			start := time.Now()
-			_, err := s.Token(ctxT(t), acme, a.ID)
-			if err == nil {
-				t.Fatal("no error from a failing token endpoint")
-			}
-			if _, ok := errors.AsType[*outcomes.AuthorizationError](err); ok {
-				t.Fatalf("a passing failure is not an authorization failure: %v", err)
-			}
-			if took := time.Since(start); took > 2*time.Second {
-				t.Fatalf("the refresh took %s, with a 200ms refresh timeout", took)
-			}
-			for range 30 {
-				if _, err := s.Token(ctxT(t), acme, a.ID); err == nil {
-					t.Fatal("no error during the backoff")
-				}
-			}
-			if n := e.sim.Calls(engagesim.OpToken); n != 1 {
-				t.Fatalf("%d token calls during the backoff, want 1", n)
-			}
-			if e.status(a.ID) != "active" {
-				t.Fatalf("a passing failure changed the status to %s", e.status(a.ID))
-			}
-			if got := counter(t, e.regs[0], "noderuntime_token_refreshes_total", "error"); got != 1 {
-				t.Fatalf("refreshes{error} = %v", got)
-			}
-			e.sim.RemoveFault(fault)
-			waitFor(t, 5*time.Second, "recovery after the backoff", func() bool {
-				_, err := s.Token(ctxT(t), acme, a.ID)
-				return err == nil
-			})
-		})
-	}
-}
-
 func TestNeedsReauthorizationOnOneInstanceReachesAnotherInstancesCacheWithinASecond(t *testing.T) {
 	e := newEnv(t, engagesim.Config{})
-	a := e.replica()
-	auth := e.createLogin(a, acme, "replayed")
-	// B starts listening after the login's NOTIFY, which would otherwise race warm.
-	b := e.replica()
-	waitListening(t, a, b)
-	warm(t, e, b, 1, auth.ID)
+	a, b, auth, _ := loginCachedOnTwoInstances(t, e, "replayed")
 	// Someone else spends the refresh token first, so A's refresh is a replay:
 	// invalid_grant. Making the row look expired bypasses NOTIFY: B keeps its entry.
-	resp, err := http.PostForm(e.sim.TokenURL(), url.Values{
-		"grant_type": {"refresh_token"}, "refresh_token": {e.storedRefreshToken(auth.ID)},
-		"client_id": {"noderuntime"}, "client_secret": {clientSecret},
-	})
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("thief's refresh: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	e.spendRefreshToken(auth.ID)
 	e.expire(auth.ID)
 	if _, err := b.Token(ctxT(t), acme, auth.ID); err != nil {
 		t.Fatalf("B no longer serves its cached token before A's refresh: %v", err)
 	}
 
-	_, err = a.Token(ctxT(t), acme, auth.ID)
+	_, err := a.Token(ctxT(t), acme, auth.ID)
 	wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
 	took := waitFor(t, time.Second, "instance B answers needs_reauthorization", func() bool {
 		_, err := b.Token(ctxT(t), acme, auth.ID)
@@ -196,12 +129,7 @@ func TestNeedsReauthorizationOnOneInstanceReachesAnotherInstancesCacheWithinASec
 
 func TestACompletedWebexReloginOnOneInstanceReachesAnotherInstancesCacheWithinASecond(t *testing.T) {
 	e := newEnv(t, engagesim.Config{})
-	a := e.replica()
-	auth := e.createLogin(a, acme, "relogin")
-	// B starts listening after the login's NOTIFY, which would otherwise race warm.
-	b := e.replica()
-	waitListening(t, a, b)
-	old := warm(t, e, b, 1, auth.ID)
+	a, b, auth, old := loginCachedOnTwoInstances(t, e, "relogin")
 
 	st, err := a.Reauthorize(ctxT(t), acme, authstore.ActorAPI, auth.ID, authstore.ReauthorizeRequest{})
 	if err != nil || st.AuthorizeURL == "" {
@@ -354,4 +282,16 @@ func TestAnEchoingTokenEndpointDoesNotLeakTheTenantSecret(t *testing.T) {
 	if !strings.Contains(ae.ProviderDescription, "[redacted]") {
 		t.Errorf("description %q: the echo was not there to redact", ae.ProviderDescription)
 	}
+}
+
+// loginCachedOnTwoInstances makes a Webex login on instance A and starts instance B,
+// whose cache then holds its token. B starts after the login's NOTIFY, which would
+// otherwise race the caching.
+func loginCachedOnTwoInstances(t *testing.T, e *env, name string) (a, b *authstore.Store, auth authstore.Authorization, cached authstore.Credential) {
+	t.Helper()
+	a = e.replica()
+	auth = e.createLogin(a, acme, name)
+	b = e.replica()
+	waitListening(t, a, b)
+	return a, b, auth, warm(t, e, b, 1, auth.ID)
 }

@@ -31,6 +31,20 @@ func (e *env) storedRefreshToken(id string) string {
 	return string(plain)
 }
 
+// spendRefreshToken uses id's stored refresh token the way a thief with the key ring
+// would, so that the store's next use of it is a replay.
+func (e *env) spendRefreshToken(id string) {
+	e.t.Helper()
+	resp, err := http.PostForm(e.sim.TokenURL(), url.Values{
+		"grant_type": {"refresh_token"}, "refresh_token": {e.storedRefreshToken(id)},
+		"client_id": {"noderuntime"}, "client_secret": {clientSecret},
+	})
+	if err != nil || resp.StatusCode != 200 {
+		e.t.Fatalf("thief's refresh: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
 func concurrently(n int, f func(i int)) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -128,18 +142,11 @@ func TestAReplayedRefreshTokenEndsInNeedsReauthorizationNotALoop(t *testing.T) {
 	a := e.createLogin(s, acme, "stolen")
 	// Someone else spends the refresh token first: the provider sees our later use as a
 	// replay and revokes the whole family.
-	resp, err := http.PostForm(e.sim.TokenURL(), url.Values{
-		"grant_type": {"refresh_token"}, "refresh_token": {e.storedRefreshToken(a.ID)},
-		"client_id": {"noderuntime"}, "client_secret": {clientSecret},
-	})
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("thief's refresh: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	e.spendRefreshToken(a.ID)
 	e.expire(a.ID)
 	e.sim.ResetCounters()
 
-	_, err = s.Token(ctxT(t), acme, a.ID)
+	_, err := s.Token(ctxT(t), acme, a.ID)
 	wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
 	if e.status(a.ID) != "needs_reauthorization" {
 		t.Fatalf("status %s", e.status(a.ID))
@@ -298,40 +305,61 @@ func TestRefreshAfterA401ReplacesTheRejectedTokenOnce(t *testing.T) {
 	}
 }
 
+// Passing failures of the token endpoint (a 503, a 429, an answer slower than the
+// refresh timeout) back off: one call during the backoff, the status stays active, and
+// the authorization recovers by itself.
 func TestTokenEndpointFailuresBackOffInsteadOfHammering(t *testing.T) {
-	e := newEnv(t, engagesim.Config{})
-	s := e.store()
-	a := e.createCC(s, acme, "flaky")
-	e.expire(a.ID)
-	e.sim.ResetCounters()
-	fault := e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusServiceUnavailable})
+	for _, tc := range []struct {
+		name  string
+		fault engagesim.Fault
+	}{
+		{"503", engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusServiceUnavailable}},
+		{"429", engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusTooManyRequests}},
+		{"slower than the refresh timeout", engagesim.Fault{Op: engagesim.OpToken, Latency: 3 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, engagesim.Config{})
+			s := e.store(func(o *authstore.Options) {
+				o.RefreshTimeout = 200 * time.Millisecond
+				o.FailureBackoff = time.Second
+			})
+			a := e.createCC(s, acme, "flaky")
+			e.expire(a.ID)
+			e.sim.ResetCounters()
+			fault := e.sim.InjectFault(tc.fault)
 
-	_, err := s.Token(ctxT(t), acme, a.ID)
-	if err == nil {
-		t.Fatal("no error with the token endpoint down")
+			start := time.Now()
+			_, err := s.Token(ctxT(t), acme, a.ID)
+			if err == nil {
+				t.Fatal("no error from a failing token endpoint")
+			}
+			if _, ok := errors.AsType[*outcomes.AuthorizationError](err); ok {
+				t.Fatalf("a passing failure is not an authorization failure: %v", err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Fatalf("the refresh took %s, with a 200ms refresh timeout", took)
+			}
+			for range 30 {
+				if _, err := s.Token(ctxT(t), acme, a.ID); err == nil {
+					t.Fatal("no error during the backoff")
+				}
+			}
+			if n := e.sim.Calls(engagesim.OpToken); n != 1 {
+				t.Fatalf("%d token calls during the backoff, want 1", n)
+			}
+			if e.status(a.ID) != "active" {
+				t.Fatalf("a passing failure changed the status to %s", e.status(a.ID))
+			}
+			if got := counter(t, e.regs[0], "noderuntime_token_refreshes_total", "error"); got != 1 {
+				t.Fatalf("refreshes{error} = %v", got)
+			}
+			e.sim.RemoveFault(fault)
+			waitFor(t, 5*time.Second, "recovery after the backoff", func() bool {
+				_, err := s.Token(ctxT(t), acme, a.ID)
+				return err == nil
+			})
+		})
 	}
-	if _, ok := errors.AsType[*outcomes.AuthorizationError](err); ok {
-		t.Fatalf("a passing outage is not an authorization failure: %v", err)
-	}
-	for range 30 {
-		if _, err := s.Token(ctxT(t), acme, a.ID); err == nil {
-			t.Fatal("no error during the backoff")
-		}
-	}
-	if n := e.sim.Calls(engagesim.OpToken); n != 1 {
-		t.Fatalf("%d token calls during the backoff, want 1", n)
-	}
-	if e.status(a.ID) != "active" {
-		t.Fatal("an outage changed the status")
-	}
-	if got := counter(t, e.regs[0], "noderuntime_token_refreshes_total", "error"); got != 1 {
-		t.Fatalf("refreshes{error} = %v", got)
-	}
-	e.sim.RemoveFault(fault)
-	waitFor(t, 5*time.Second, "recovery after the backoff", func() bool {
-		_, err := s.Token(ctxT(t), acme, a.ID)
-		return err == nil
-	})
 }
 
 // The backoff is the authorization's, not one replica's: replicas that queued on the

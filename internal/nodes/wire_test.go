@@ -299,14 +299,10 @@ func TestChannelAliasesAndDisplayNamesAreAcceptedInAnyCaseAndSentAsTheWireValue(
 		"amb": `"direction":"inbound","messageType":"text-with-attachments","text":"see","timestamp":"` + wireTimestamp + `",
 			"attachments":[{"mimeType":"image/png","fileName":"a.png","fileUrl":"https://files.example.test/a.png"}]`,
 	}
-	msgWire := map[string]string{
-		"sms":      `"direction":"inbound","messagetype":"text","text":"hi","timestamp":"` + wireTimestamp + `"`,
-		"facebook": `"direction":"inbound","messagetype":"text","text":"hi","timestamp":"` + wireTimestamp + `"`,
-		"whatsapp": `"direction":"inbound","messagetype":"text","text":"hi","timestamp":"` + wireTimestamp + `"`,
-		"livechat": `"direction":"inbound","messagetype":"text","text":"hi","timestamp":"` + wireTimestamp + `"`,
-		"api":      `"direction":"inbound","messagetype":"text","text":"hi","timestamp":"` + wireTimestamp + `"`,
-		"amb": `"direction":"inbound","messagetype":"text-with-attachments","text":"see","timestamp":"` + wireTimestamp + `",
-			"attachments":[{"mimeType":"image/png","fileName":"a.png","fileUrl":"https://files.example.test/a.png"}]`,
+	// Engage's message object spells it messagetype; the rest is as given.
+	msgWire := map[string]string{}
+	for ch, in := range msgIn {
+		msgWire[ch] = strings.Replace(in, `"messageType"`, `"messagetype"`, 1)
 	}
 	cases := []struct {
 		node     string
@@ -486,20 +482,7 @@ func TestSearchRetriesOnceAfterA5xxGatewayErrorAndAMutatingNodeNever(t *testing.
 			if res.Outcome != tc.want {
 				t.Fatalf("outcome %s %+v, want %s", res.Outcome, res.Error, tc.want)
 			}
-			if tc.wantCode != "" && (res.Error == nil || res.Error.Code != tc.wantCode || res.Error.EngageStatus != tc.wantStatuses[len(tc.wantStatuses)-1]) {
-				t.Fatalf("error %+v, want code %s with Engage status %d", res.Error, tc.wantCode, tc.wantStatuses[len(tc.wantStatuses)-1])
-			}
-			if got := statuses(calls); !reflect.DeepEqual(got, tc.wantStatuses) {
-				t.Fatalf("Engage answered %s, want %v (one entry per call)", brief(got), tc.wantStatuses)
-			}
-			for _, c := range calls {
-				if c.path != path {
-					t.Fatalf("called %s %s, want %s", c.method, c.path, path)
-				}
-			}
-			if n := h.sim.Calls(tc.op); n != len(tc.wantStatuses) {
-				t.Fatalf("the simulator counted %d %s calls, want %d", n, tc.op, len(tc.wantStatuses))
-			}
+			checkCalls(t, h, res, calls, tc.op, path, tc.wantCode, tc.wantStatuses)
 			if n, _ := h.creds.counts(); n != 0 {
 				t.Fatalf("%d refreshes, want none", n)
 			}
@@ -588,21 +571,7 @@ func TestARetryAndARefreshTogetherMakeAtMostThreeCallsAndOneRefresh(t *testing.T
 			if res.Outcome != tc.want {
 				t.Errorf("outcome %s %+v, want %s", res.Outcome, res.Error, tc.want)
 			}
-			last := tc.wantStatuses[len(tc.wantStatuses)-1]
-			if tc.wantCode != "" && (res.Error == nil || res.Error.Code != tc.wantCode || res.Error.EngageStatus != last) {
-				t.Errorf("error %+v, want code %s with Engage status %d", res.Error, tc.wantCode, last)
-			}
-			if got := statuses(calls); !reflect.DeepEqual(got, tc.wantStatuses) {
-				t.Errorf("Engage answered %s, want %v (one entry per call)", brief(got), tc.wantStatuses)
-			}
-			for _, c := range calls {
-				if c.path != path {
-					t.Errorf("called %s %s, want %s", c.method, c.path, path)
-				}
-			}
-			if n := h.sim.Calls(tc.op); n != len(tc.wantStatuses) {
-				t.Errorf("the simulator counted %d %s calls, want %d", n, tc.op, len(tc.wantStatuses))
-			}
+			checkCalls(t, h, res, calls, tc.op, path, tc.wantCode, tc.wantStatuses)
 			n, rejected := h.creds.counts()
 			if n != 1 || !reflect.DeepEqual(rejected, []string{first}) {
 				t.Fatalf("%d refreshes of rejected tokens %s, want one, of the first token", n, brief(rejected))
@@ -649,5 +618,26 @@ func TestDotSegmentsAreInvalidIDs(t *testing.T) {
 		if len(calls) != 0 {
 			t.Errorf("%s: %d Engage calls, want none", c.node, len(calls))
 		}
+	}
+}
+
+// checkCalls checks a failed execution's error code and the Engage calls it made: one
+// per entry of wantStatuses, answered that status, each to path.
+func checkCalls(t *testing.T, h *wireHarness, res outcomes.Result, calls []engageCall, op, path, wantCode string, wantStatuses []int) {
+	t.Helper()
+	last := wantStatuses[len(wantStatuses)-1]
+	if wantCode != "" && (res.Error == nil || res.Error.Code != wantCode || res.Error.EngageStatus != last) {
+		t.Errorf("error %+v, want code %s with Engage status %d", res.Error, wantCode, last)
+	}
+	if got := statuses(calls); !reflect.DeepEqual(got, wantStatuses) {
+		t.Errorf("Engage answered %s, want %v (one entry per call)", brief(got), wantStatuses)
+	}
+	for _, c := range calls {
+		if c.path != path {
+			t.Errorf("called %s %s, want %s", c.method, c.path, path)
+		}
+	}
+	if n := h.sim.Calls(op); n != len(wantStatuses) {
+		t.Errorf("the simulator counted %d %s calls, want %d", n, op, len(wantStatuses))
 	}
 }
