@@ -77,7 +77,7 @@ var standardWhen = map[outcomes.Outcome]string{
 	outcomes.OnInvalidData:          "The input lacks a field the channel or message type needs, or a value is malformed (bad timestamp, unknown channel, text too long, a field this version does not have). Engage is not called.",
 	outcomes.OnInvalidChoice:        "Engage answered with a value no outcome of this node covers.",
 	outcomes.OnTimeout:              "No answer from Engage before the execution's deadline (timeoutMs), token work included.",
-	outcomes.OnAuthorizationFailure: "The authorization is unknown, deleted, another tenant's, pending or needs re-authorization, or Engage rejected the token again after one refresh.",
+	outcomes.OnAuthorizationFailure: "The authorization is unknown, deleted, another tenant's, pending or needs re-authorization, or Engage rejected the token: again after one refresh (401), or for this domain (403, which a refresh would not change).",
 }
 
 const (
