@@ -182,13 +182,13 @@ func (a *adminPages) login(w http.ResponseWriter, r *http.Request) {
 		a.render(w, r, http.StatusForbidden, "login", pageData{Title: "Sign in", CSRF: fresh.CSRF, Error: "The sign-in form expired. Please try again."})
 		return
 	}
-	t, ok := a.d.APIKeys.Lookup(r.PostForm.Get("apiKey"))
+	t, key, ok := a.d.APIKeys.LookupKey(r.PostForm.Get("apiKey"))
 	if !ok {
 		a.render(w, r, http.StatusUnauthorized, "login", pageData{Title: "Sign in", CSRF: sess.CSRF, Error: "That API key is not valid."})
 		return
 	}
 	// A new CSRF token with the new identity, so a token seen before sign-in is useless.
-	if err := a.sessions.write(w, adminSession{Tenant: t, CSRF: newCSRFToken()}); err != nil {
+	if err := a.sessions.write(w, adminSession{Tenant: t, Key: key, CSRF: newCSRFToken()}); err != nil {
 		a.failure(w, r, sess, err)
 		return
 	}

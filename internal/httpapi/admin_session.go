@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/noderuntime/noderuntime/internal/secrets"
@@ -26,6 +25,7 @@ var sessionAAD = []byte("noderuntime/admin-session/v1")
 
 type adminSession struct {
 	Tenant tenant.ID `json:"t,omitempty"`
+	Key    string    `json:"k,omitempty"` // which of the tenant's API keys signed in (tenant.Keys.LookupKey)
 	CSRF   string    `json:"c"`
 	Expiry int64     `json:"e"`
 }
@@ -38,8 +38,9 @@ type sessions struct {
 
 func newCSRFToken() string { return rand.Text() }
 
-// read returns the request's session, if it has a valid one. A session of a tenant that
-// is no longer configured is not valid.
+// read returns the request's session, if it has a valid one. A session signed in with an
+// API key that is no longer configured (rotated out, or its tenant removed) is not
+// valid: rotating a key ends the sessions it opened.
 func (s *sessions) read(r *http.Request) (adminSession, bool) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
@@ -57,7 +58,7 @@ func (s *sessions) read(r *http.Request) (adminSession, bool) {
 	if json.Unmarshal(plain, &sess) != nil || sess.CSRF == "" || time.Now().Unix() >= sess.Expiry {
 		return adminSession{}, false
 	}
-	if sess.Tenant != "" && !slices.Contains(s.api.Tenants(), sess.Tenant) {
+	if sess.Tenant != "" && !s.api.HasKey(sess.Tenant, sess.Key) {
 		return adminSession{}, false
 	}
 	return sess, true

@@ -82,6 +82,28 @@ func (k Keys) Lookup(key string) (ID, bool) {
 	return found, match == 1
 }
 
+// LookupKey is Lookup that also names which of the tenant's keys matched: a fingerprint
+// of its configured hash (not secret: the configuration holds the hash), for a session
+// to end when that key is no longer configured.
+func (k Keys) LookupKey(key string) (ID, string, bool) {
+	t, ok := k.Lookup(key)
+	if !ok {
+		return "", "", false
+	}
+	sum := sha256.Sum256([]byte(key))
+	return t, hex.EncodeToString(sum[:8]), true
+}
+
+// HasKey reports whether t still has the key of fingerprint (from LookupKey).
+func (k Keys) HasKey(t ID, fingerprint string) bool {
+	for _, h := range k.hashes {
+		if h.tenant == t && hex.EncodeToString(h.sum[:8]) == fingerprint {
+			return true
+		}
+	}
+	return false
+}
+
 // Tenants lists the configured tenants, each once.
 func (k Keys) Tenants() []ID {
 	seen := map[ID]bool{}
