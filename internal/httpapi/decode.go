@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -45,6 +47,10 @@ func decodeBytes(w http.ResponseWriter, r *http.Request, body []byte, v any) boo
 		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("the key %q is given twice in one object", clipValue(key))))
 		return false
 	}
+	if key, bad := inexactKey(body, reflect.TypeOf(v)); bad {
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("unknown field %q (field names are case-sensitive)", clipValue(key))))
+		return false
+	}
 	return true
 }
 
@@ -61,12 +67,18 @@ func describeJSONError(err error) string {
 	case errors.As(err, &syn):
 		return fmt.Sprintf("malformed JSON at byte %d", syn.Offset)
 	case errors.As(err, &typ):
+		// Value may hold the literal ("number 99999999999999999999"): keep its kind.
+		kind, _, _ := strings.Cut(typ.Value, " ")
 		if typ.Field != "" {
-			return fmt.Sprintf("field %q: want %s, got JSON %s", typ.Field, typ.Type, typ.Value)
+			return fmt.Sprintf("field %q: want %s, got JSON %s", clipValue(typ.Field), typ.Type, kind)
 		}
-		return fmt.Sprintf("want a JSON object, got JSON %s", typ.Value)
+		return fmt.Sprintf("want a JSON object, got JSON %s", kind)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+		name, uerr := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		if uerr != nil {
+			return "unknown field"
+		}
+		return fmt.Sprintf("unknown field %q", clipValue(name))
 	}
 	return "malformed JSON: " + err.Error()
 }

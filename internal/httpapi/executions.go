@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -126,8 +127,8 @@ func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
 	AnnotateLog(ctx, attrs...)
 	nreq := nodes.Request{Tenant: t, AuthorizationID: req.AuthorizationID, Input: req.Input}
 
-	key := r.Header.Get("Idempotency-Key")
-	if key == "" {
+	keys := r.Header["Idempotency-Key"]
+	if len(keys) == 0 {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		// The answer is encoded into a pooled buffer: Write copies it into the
@@ -141,6 +142,12 @@ func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if len(keys) > 1 {
+		// Proxies disagree on which of two lines counts; refuse rather than guess.
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, "Idempotency-Key is given more than once"))
+		return
+	}
+	key := keys[0]
 	if msg := checkIdempotencyKey(key); msg != "" {
 		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, msg))
 		return
@@ -280,6 +287,11 @@ func (req *executionRequest) validate() string {
 
 // checkIdempotencyKey returns what is wrong with an Idempotency-Key, or "".
 func checkIdempotencyKey(key string) string {
+	if key == "" {
+		// A caller that sends the header asked for idempotency: running without it
+		// could repeat a create on its retry.
+		return "Idempotency-Key is empty"
+	}
 	if len(key) > maxIdempotencyKey {
 		return fmt.Sprintf("Idempotency-Key is over %d characters", maxIdempotencyKey)
 	}
@@ -309,10 +321,14 @@ func lookupProblem(reg *nodes.Registry, err error) Problem {
 }
 
 func clipValue(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
+	if len(s) <= 64 {
+		return s
 	}
-	return s
+	cut := 64
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut-- // never half a character
+	}
+	return s[:cut] + "..."
 }
 
 // readBody reads the whole body (already capped by limitBody); on failure it has

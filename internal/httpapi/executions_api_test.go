@@ -31,18 +31,24 @@ func TestExecutionEnvelopesTheRuntimeCannotRouteGetProblems(t *testing.T) {
 		name, body string
 		status     int
 		detail     string
+		absent     string // what the detail must not repeat from the body
 	}{
-		{"malformed JSON", `{"node":`, 400, "ends in the middle"},
-		{"unknown envelope field", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"retries":3}`, 400, `unknown field "retries"`},
-		{"no node", `{"version":"1.3","authorizationId":"a",` + input + `}`, 400, "node is required"},
-		{"no version", `{"node":"search-conversation","authorizationId":"a",` + input + `}`, 400, "version is required"},
-		{"no authorization", `{"node":"search-conversation","version":"1.3",` + input + `}`, 400, "authorizationId is required"},
-		{"no input", `{"node":"search-conversation","version":"1.3","authorizationId":"a"}`, 400, "input is required"},
-		{"input not an object", `{"node":"search-conversation","version":"1.3","authorizationId":"a","input":["sms"]}`, 400, "input must be a JSON object"},
-		{"zero timeout", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":0}`, 400, "timeoutMs must be a positive"},
-		{"timeout not a number", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":"5s"}`, 400, `field "timeoutMs"`},
-		{"unknown node", `{"node":"send-fax","version":"1.0","authorizationId":"a",` + input + `}`, 404, `there is no node "send-fax"`},
-		{"unknown version", `{"node":"search-conversation","version":"1.2","authorizationId":"a",` + input + `}`, 404, `has no version "1.2"; it has 1.0, 1.1, 1.3`},
+		{"malformed JSON", `{"node":`, 400, "ends in the middle", ""},
+		{"unknown envelope field", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"retries":3}`, 400, `unknown field "retries"`, ""},
+		{"no node", `{"version":"1.3","authorizationId":"a",` + input + `}`, 400, "node is required", ""},
+		{"no version", `{"node":"search-conversation","authorizationId":"a",` + input + `}`, 400, "version is required", ""},
+		{"no authorization", `{"node":"search-conversation","version":"1.3",` + input + `}`, 400, "authorizationId is required", ""},
+		{"no input", `{"node":"search-conversation","version":"1.3","authorizationId":"a"}`, 400, "input is required", ""},
+		{"input not an object", `{"node":"search-conversation","version":"1.3","authorizationId":"a","input":["sms"]}`, 400, "input must be a JSON object", ""},
+		{"zero timeout", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":0}`, 400, "timeoutMs must be a positive", ""},
+		{"timeout not a number", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":"5s"}`, 400, `field "timeoutMs"`, ""},
+		{"a field named in another case beside it", `{"node":"send-fax","Node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `}`, 400, `unknown field "Node" (field names are case-sensitive)`, ""},
+		{"a field named in capitals", `{"NODE":"search-conversation","version":"1.3","authorizationId":"a",` + input + `}`, 400, `unknown field "NODE"`, ""},
+		{"a field named with a long s", `{"node":"search-conversation","verſion":"1.3","authorizationId":"a",` + input + `}`, 400, `unknown field "verſion"`, ""},
+		{"a long unknown field", `{"` + strings.Repeat("A", 100_000) + `":1}`, 400, `unknown field "AAAA`, strings.Repeat("A", 65)},
+		{"a timeout past int64", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":99999999999999999999}`, 400, `field "timeoutMs": want int64, got JSON number`, "999999"},
+		{"unknown node", `{"node":"send-fax","version":"1.0","authorizationId":"a",` + input + `}`, 404, `there is no node "send-fax"`, ""},
+		{"unknown version", `{"node":"search-conversation","version":"1.2","authorizationId":"a",` + input + `}`, 404, `has no version "1.2"; it has 1.0, 1.1, 1.3`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, raw := h.post(t, "/v1/executions", execKey, []byte(tc.body), nil)
@@ -52,6 +58,9 @@ func TestExecutionEnvelopesTheRuntimeCannotRouteGetProblems(t *testing.T) {
 			p := problemOf(t, raw)
 			if !strings.Contains(p["detail"].(string), tc.detail) || p["requestId"] == "" {
 				t.Fatalf("problem %s, want detail with %q", raw, tc.detail)
+			}
+			if tc.absent != "" && strings.Contains(string(raw), tc.absent) {
+				t.Fatalf("the problem repeats the body (%d bytes): %.300s", len(raw), raw)
 			}
 			if tc.name == "unknown version" && !reflectEqual(p["versions"], []any{"1.0", "1.1", "1.3"}) {
 				t.Fatalf("the 404 does not list the versions: %s", raw)

@@ -148,11 +148,15 @@ func TestAKeyWhoseFirstRequestNeverFinishedIsNotRunAgain(t *testing.T) {
 func TestBadIdempotencyKeysAreRefused(t *testing.T) {
 	t.Parallel()
 	f := newIdempotencyFixture(t)
-	for _, key := range []string{"has space", strings.Repeat("k", 256), "naïve"} {
+	for _, key := range []string{"has space", strings.Repeat("k", 256), "naïve", "", "   "} {
 		resp, raw := f.post(t, key, f.appendBody("x"), execKey)
 		if resp.StatusCode != 400 {
 			t.Fatalf("key %q: %d %s", key, resp.StatusCode, raw)
 		}
+	}
+	resp, raw := f.h.post(t, "/v1/executions", execKey, f.appendBody("x"), http.Header{"Idempotency-Key": {"k1", "k2"}})
+	if resp.StatusCode != 400 || !strings.Contains(string(raw), "more than once") {
+		t.Fatalf("two Idempotency-Key lines: %d %s", resp.StatusCode, raw)
 	}
 	if f.h.sim.Calls(engagesim.OpAppend) != 0 {
 		t.Fatal("a refused request reached Engage")
