@@ -309,3 +309,25 @@ func TestHotRoutesAnswerAsMountedRoutes(t *testing.T) {
 		t.Errorf("access log routes:\n%s", logs)
 	}
 }
+
+func TestA405NamesTheAllowedMethodsAndHEADIsServedWhereGETIs(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct{ method, path, allow string }{
+		{"POST", "/healthz", "GET, HEAD"},
+		{"DELETE", "/v1/test/echo", "POST"}, // a hot route
+		{"HEAD", "/v1/test/echo", "POST"},
+		{"PUT", "/v1/test/panic", "GET, HEAD"}, // a mounted one
+	} {
+		resp, p := f.do(t, tc.method, tc.path, testKey, "", nil)
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d Allow %q, want 405 Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), tc.allow)
+		}
+		if tc.method != "HEAD" && p["code"] != "method_not_allowed" {
+			t.Errorf("%s %s: problem %v", tc.method, tc.path, p)
+		}
+	}
+	resp, _ := f.do(t, "HEAD", "/healthz", "", "", nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") == "" {
+		t.Errorf("HEAD /healthz: %d %v", resp.StatusCode, resp.Header)
+	}
+}

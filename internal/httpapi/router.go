@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -71,14 +73,38 @@ func NewOperationsRouter(logger *slog.Logger, m *Metrics, mount func(chi.Router)
 
 func newRouter(logger *slog.Logger, m *Metrics) chi.Router {
 	r := chi.NewRouter()
-	r.Use(observe(logger, m), recoverPanics(logger))
+	// GetHead answers HEAD wherever GET is served (RFC 9110 §9.3.2); net/http drops
+	// the body.
+	r.Use(observe(logger, m), recoverPanics(logger), middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such route"))
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		WriteProblem(w, r, NewProblem(http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed here"))
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		// chi sets Allow only in its own 405 handler; a 405 must carry it (RFC 9110
+		// §15.5.6).
+		w.Header().Set("Allow", allowedMethods(r, req))
+		WriteProblem(w, req, NewProblem(http.StatusMethodNotAllowed, CodeMethodNotAllowed, req.Method+" is not allowed here"))
 	})
 	return r
+}
+
+// routedMethods are the methods the routers use, in the order Allow lists them.
+var routedMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// allowedMethods lists the methods root serves on the request's path, HEAD with GET.
+func allowedMethods(root chi.Routes, req *http.Request) string {
+	path := req.URL.RawPath
+	if path == "" {
+		path = req.URL.Path
+	}
+	var allowed []string
+	for _, m := range routedMethods {
+		if root.Match(chi.NewRouteContext(), m, path) ||
+			(m == http.MethodHead && root.Match(chi.NewRouteContext(), http.MethodGet, path)) {
+			allowed = append(allowed, m)
+		}
+	}
+	return strings.Join(allowed, ", ")
 }
 
 // prefixed registers routes with a path prefix on an inline router (see Deps.V1Hot).
