@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -98,11 +99,15 @@ func (h *authorizationHandlers) delete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *authorizationHandlers) reauthorize(w http.ResponseWriter, r *http.Request) {
+	// The body is optional: none, an empty one (also when chunked) or only white space
+	// keeps the stored credentials.
 	var body reauthorizeRequest
-	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
-		if !DecodeJSON(w, r, &body) {
-			return
-		}
+	raw, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	if len(bytes.TrimSpace(raw)) > 0 && !decodeBytes(w, r, raw, &body) {
+		return
 	}
 	t, _ := Tenant(r.Context())
 	id := chi.URLParam(r, "id")

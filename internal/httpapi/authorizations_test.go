@@ -1,6 +1,9 @@
 package httpapi_test
 
 import (
+	"bufio"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -184,6 +187,13 @@ func TestClientCredentialsAreCheckedAtCreationOverHTTP(t *testing.T) {
 	if c, err := s.store.Token(t.Context(), "acme", id); err != nil || c.AccessToken.IsZero() {
 		t.Fatalf("token after re-authorization: %v", err)
 	}
+	// The body is optional, and an empty chunked one is no body too: the stored
+	// secret is checked again.
+	status := rawHTTPStatus(t, s.srv.URL, "POST /v1/authorizations/"+id+"/reauthorize HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+azAcmeKey+
+		"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n")
+	if status != "HTTP/1.1 200 OK" {
+		t.Fatalf("reauthorize with an empty chunked body: %q", status)
+	}
 
 	resp, _ = s.api("DELETE", "/v1/authorizations/"+id, azAcmeKey, nil)
 	if resp.StatusCode != http.StatusNoContent {
@@ -282,4 +292,23 @@ func equalJSON(a, b map[string]any) bool {
 		}
 	}
 	return true
+}
+
+// rawHTTPStatus writes request, exactly as given, to the server at baseURL and returns
+// the status line of the answer (for what net/http's client would not send).
+func rawHTTPStatus(t *testing.T, baseURL, request string) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(baseURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, request); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(line)
 }
