@@ -356,6 +356,11 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 			return Completed{}, err
 		}
 	}
+	if st == nil {
+		// Before the provider's error: a refusal or a cancel of a login that does not
+		// exist (or was spent already) denied nothing.
+		return Completed{}, errorf(ErrStateUnknown, "this login link is unknown or was already used; start the authorization again")
+	}
 	if code := query.Get("error"); code != "" {
 		desc := shorten(query.Get("error_description"), nil)
 		if !validCode(code) {
@@ -367,10 +372,7 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 		}
 		return Completed{}, &Error{Code: ErrLoginDenied, Message: msg, ProviderError: code, ProviderDescription: desc}
 	}
-	switch {
-	case st == nil:
-		return Completed{}, errorf(ErrStateUnknown, "this login link is unknown or was already used; start the authorization again")
-	case !st.fresh:
+	if !st.fresh {
 		return Completed{}, errorf(ErrStateExpired, "this login took too long and expired; start the authorization again")
 	}
 	code := query.Get("code")

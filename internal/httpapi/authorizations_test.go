@@ -149,6 +149,48 @@ func TestCallbackErrorsShowAClearPageAndChangeNothing(t *testing.T) {
 	}
 }
 
+func TestAnAlteredOrIncompleteConfirmationIsRefusedWithoutSpendingTheLogin(t *testing.T) {
+	s := newAuthServer(t)
+	browser := s.client(false)
+	resp, created := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{"name": "desk", "kind": "webex-login", "baseUrl": s.sim.BaseURL(), "domain": "acme"})
+	if resp.StatusCode != 201 {
+		t.Fatalf("create %d %v", resp.StatusCode, created)
+	}
+	id := created["id"].(string)
+	back, err := engagesim.SignIn(t.Context(), created["authorizeUrl"].(string), "alice", azAlicePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := back.Query().Get("state")
+	refused := func(what string, resp *http.Response, page, want string) {
+		t.Helper()
+		if resp.StatusCode != 400 || !strings.Contains(page, want) || !strings.Contains(page, "Nothing was changed") {
+			t.Fatalf("%s: %d, want 400 with %q:\n%s", what, resp.StatusCode, want, page)
+		}
+	}
+	resp, page := s.get(browser, s.srv.URL+"/oauth/callback?"+url.Values{"state": {state}}.Encode())
+	refused("the callback without a code", resp, page, "sent no authorization code")
+	resp, page = s.postForm(browser, "/oauth/callback", url.Values{"state": {state}, "action": {"connect"}, "code": {"tampered"}})
+	refused("a confirmation with an altered code", resp, page, "altered or belongs to another login")
+	resp, page = s.postForm(browser, "/oauth/callback", url.Values{"state": {state}, "action": {"maybe"}})
+	refused("a confirmation that neither connects nor cancels", resp, page, "connect or cancel")
+	resp, page = s.postForm(browser, "/oauth/callback", url.Values{"state": {"never-issued"}, "action": {"cancel"}})
+	refused("a cancel of a login that does not exist", resp, page, "unknown or was already used")
+	if s.status(id) != "pending" {
+		t.Fatalf("status %s", s.status(id))
+	}
+
+	// None of them spent the state: the real confirmation still connects.
+	if resp, page = s.finishLogin(browser, back.String(), "connect"); resp.StatusCode != 200 || s.status(id) != "active" {
+		t.Fatalf("connect after the refused forms: %d\n%s", resp.StatusCode, page)
+	}
+	resp, page = s.postForm(browser, "/oauth/callback", url.Values{"state": {state}, "action": {"cancel"}})
+	refused("a cancel after the connect", resp, page, "unknown or was already used")
+	if s.status(id) != "active" {
+		t.Fatalf("status %s after a late cancel", s.status(id))
+	}
+}
+
 func TestClientCredentialsAreCheckedAtCreationOverHTTP(t *testing.T) {
 	s := newAuthServer(t)
 	resp, created := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{

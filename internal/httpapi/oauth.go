@@ -30,6 +30,11 @@ func (a *adminPages) callback(w http.ResponseWriter, r *http.Request) {
 		a.loginFailed(w, r, err)
 		return
 	}
+	if q.Get("code") == "" {
+		// Nothing to confirm; the state stays unspent for the real answer.
+		a.message(w, r, http.StatusBadRequest, adminSession{}, "The login could not be completed", "The provider sent no authorization code.", "Nothing was changed.")
+		return
+	}
 	verb := "add"
 	if login.Reauthorization {
 		verb = "re-authorize"
@@ -59,16 +64,18 @@ func (a *adminPages) sealCode(state, code string) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(ct), nil
 }
 
-func (a *adminPages) openCode(state, sealed string) string {
+// openCode returns the code sealCode sealed for state, and false for a form that was
+// altered or belongs to another login.
+func (a *adminPages) openCode(state, sealed string) (string, bool) {
 	ct, err := base64.RawURLEncoding.DecodeString(sealed)
 	if err != nil {
-		return ""
+		return "", false
 	}
 	code, err := a.d.Keys.Decrypt(ct, confirmAAD(state))
-	if err != nil {
-		return ""
+	if err != nil || len(code) == 0 {
+		return "", false
 	}
-	return string(code)
+	return string(code), true
 }
 
 func confirmAAD(state string) []byte {
@@ -85,14 +92,25 @@ func (a *adminPages) confirmLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := url.Values{"state": {r.PostForm.Get("state")}}
-	if r.PostForm.Get("action") == "connect" {
-		q.Set("code", a.openCode(r.PostForm.Get("state"), r.PostForm.Get("code"))) // "" if forged: the exchange refuses it
+	switch r.PostForm.Get("action") {
+	case "connect":
+		code, ok := a.openCode(r.PostForm.Get("state"), r.PostForm.Get("code"))
+		if !ok {
+			// Not spending the state: whoever altered the form cannot end the real login.
+			a.message(w, r, http.StatusBadRequest, adminSession{}, "The login could not be completed", "This confirmation form was altered or belongs to another login.", "Nothing was changed.")
+			return
+		}
+		q.Set("code", code)
 		a.completeLogin(w, r, q)
+		return
+	case "cancel":
+	default:
+		a.message(w, r, http.StatusBadRequest, adminSession{}, "The login could not be completed", "The form must say connect or cancel.", "Nothing was changed.")
 		return
 	}
 	q.Set("error", "access_denied") // spends the state, stores nothing
 	if _, err := a.d.Store.CompleteLogin(r.Context(), q); authstore.CodeOf(err) != authstore.ErrLoginDenied {
-		a.loginFailed(w, r, err) // the state was unknown or expired already
+		a.loginFailed(w, r, err) // the state was unknown or spent already
 		return
 	}
 	a.message(w, r, http.StatusOK, adminSession{}, "Login canceled", "Nothing was changed.", "This login link can no longer be used; start the authorization again to connect a login.")
