@@ -243,6 +243,11 @@ func TestAnAuthorizationWhoseBaseURLLeftTheAllowlistIsNeverUsed(t *testing.T) {
 	wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
 	_, err = shrunk.Reauthorize(ctxT(t), acme, authstore.ActorAPI, auth.ID, authstore.ReauthorizeRequest{})
 	wantCode(t, err, authstore.ErrBaseURLNotAllowed)
+	// Nor is a Webex login started for one: it would end active and still unusable.
+	login := e.createLogin(e.store(), acme, "login made while allowed")
+	tokenCalls = e.sim.Calls(engagesim.OpToken)
+	_, err = shrunk.Reauthorize(ctxT(t), acme, authstore.ActorAPI, login.ID, authstore.ReauthorizeRequest{})
+	wantCode(t, err, authstore.ErrBaseURLNotAllowed)
 	if n := e.sim.Calls(engagesim.OpToken) - tokenCalls; n != 0 {
 		t.Fatalf("%d token requests went to a base URL off the allowlist", n)
 	}
@@ -360,5 +365,57 @@ func TestErrorsNeverCarryASecret(t *testing.T) {
 	var ae *authstore.Error
 	if !errors.As(err, &ae) || strings.Contains(ae.ProviderDescription, ccSecret) {
 		t.Fatalf("provider description %q", ae.ProviderDescription)
+	}
+}
+
+// heldTransport answers each request, then holds the answer until release is closed,
+// telling answered when the provider has answered: a re-authorization stopped between
+// the grant and its write.
+type heldTransport struct {
+	answered chan struct{}
+	release  chan struct{}
+}
+
+func (h heldTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	h.answered <- struct{}{}
+	<-h.release
+	return resp, err
+}
+
+// Two re-authorizations of one client-credentials authorization at once: the one that
+// checked the stored secret again must not write that old secret back over the new one
+// the other stored meanwhile (the next refresh would be refused, the row would need
+// re-authorizing, and the new secret would be lost without an error).
+func TestAReauthorizationNeverWritesBackCredentialsChangedMeanwhile(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	auth := e.createCC(e.store(), acme, "desk")
+	held := heldTransport{answered: make(chan struct{}, 1), release: make(chan struct{})}
+	slow := e.replica(func(o *authstore.Options) { o.HTTPClient = &http.Client{Transport: held} })
+	done := make(chan error, 1)
+	go func() {
+		_, err := slow.Reauthorize(context.Background(), acme, authstore.ActorAPI, auth.ID, authstore.ReauthorizeRequest{})
+		done <- err
+	}()
+	<-held.answered // its grant, with the stored secret, is answered
+
+	const rotated = "rotated-cc-secret"
+	if err := e.sim.ChangeTenantSecret("tenant-1", rotated); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store().Reauthorize(ctxT(t), acme, authstore.ActorAPI, auth.ID, authstore.ReauthorizeRequest{TenantSecret: secrets.New(rotated)}); err != nil {
+		t.Fatal(err)
+	}
+	close(held.release)
+	wantCode(t, <-done, authstore.ErrConflict)
+
+	// The rotated secret is what is stored: a refresh works with it.
+	e.expire(auth.ID)
+	c, err := e.replica().Token(ctxT(t), acme, auth.ID)
+	if err != nil {
+		t.Fatalf("token after both re-authorizations: %v (status %s)", err, e.status(auth.ID))
+	}
+	if err := e.works(c); err != nil {
+		t.Fatal(err)
 	}
 }

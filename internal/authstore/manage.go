@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -264,6 +265,9 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 	if err != nil {
 		return Started{}, fmt.Errorf("read authorization: %w", err)
 	}
+	if !s.allowedBase(r.baseURL) {
+		return Started{}, errorf(ErrBaseURLNotAllowed, "the authorization's Engage base URL "+quote(r.baseURL)+" is not on the allowlist (ENGAGE_ALLOWED_BASE_URLS); delete it and add it again with an allowed one")
+	}
 	if r.kind == KindWebexLogin {
 		if !s.webex.Enabled() {
 			return Started{}, errorf(ErrWebexDisabled, "the webex-login kind is not configured on this service")
@@ -286,13 +290,11 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 		return out, nil
 	}
 
-	if !s.allowedBase(r.baseURL) {
-		return Started{}, errorf(ErrBaseURLNotAllowed, "the authorization's Engage base URL "+quote(r.baseURL)+" is not on the allowlist (ENGAGE_ALLOWED_BASE_URLS); delete it and add it again with an allowed one")
-	}
 	o, err := s.openRow(r)
 	if err != nil {
 		return Started{}, err
 	}
+	storedSecret := o.tenantSecret
 	tenantID := r.engageTenantID
 	if v := strings.TrimSpace(req.TenantID); v != "" {
 		tenantID = v
@@ -315,7 +317,17 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 	}
 	var updated *row
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
+		// The grant was asked for with credentials read without a lock. If what this
+		// request kept of them changed meanwhile (another re-authorization stored a new
+		// secret), writing them back would undo that change: refuse instead. A refresh
+		// changes only the token, and does not conflict.
+		cur, err := readRow(ctx, tx, t, id, true)
+		if err != nil {
+			return err
+		}
+		if err := s.credentialsKept(cur, r.engageTenantID, storedSecret, req); err != nil {
+			return err
+		}
 		updated, err = scanRow(tx.QueryRow(ctx, `update authorizations set engage_tenant_id = $3, tenant_secret = $4, access_token = $5,
 			refresh_token = null, token_expiry = $6, key_id = $7, status = 'active', status_reason = '', version = version + 1, updated_at = now(),
 			refresh_backoff_until = null
@@ -331,12 +343,33 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Started{}, errNotFound
 	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return Started{}, e
+	}
 	if err != nil {
 		return Started{}, fmt.Errorf("reauthorize: %w", err)
 	}
 	s.cache.invalidate(id)
 	s.logger.Info("authorization re-authorized", slog.String("authorizationId", id), slog.String("tenant", string(t)), slog.String("actor", string(actor)))
 	return Started{Authorization: updated.public()}, nil
+}
+
+// credentialsKept answers a conflict when cur, the row as locked for the write, no
+// longer holds the stored credentials (tenant ID, secret) that a re-authorization read
+// and did not replace with its own.
+func (s *Store) credentialsKept(cur *row, tenantID string, secret secrets.Value, req ReauthorizeRequest) error {
+	changed := strings.TrimSpace(req.TenantID) == "" && cur.engageTenantID != tenantID
+	if !changed && req.TenantSecret.IsZero() {
+		o, err := s.openRow(cur)
+		if err != nil {
+			return err
+		}
+		changed = subtle.ConstantTimeCompare([]byte(o.tenantSecret.Reveal()), []byte(secret.Reveal())) != 1
+	}
+	if changed {
+		return errorf(ErrConflict, "the authorization's credentials changed while it was being re-authorized; check it and try again")
+	}
+	return nil
 }
 
 func isForeignKeyViolation(err error) bool {
