@@ -44,9 +44,9 @@ const (
 // dev gives a working system on a laptop: Postgres (DATABASE_URL, else the local server,
 // else a throwaway cluster), the Engage simulator in-process, the service, a demo API key
 // and a demo authorization made through the real Webex login flow.
-func dev(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	fs := newFlagSet("dev", "Run the service with an in-process Engage simulator and a demo authorization.\nUses DATABASE_URL, else the local Postgres (database "+devDatabase+", recreated), else a throwaway cluster.", stderr)
-	addr := fs.String("addr", envOr(getenv, "NODERUNTIME_ADDR", "127.0.0.1:8080"), "listen address of the service (env NODERUNTIME_ADDR)")
+	addr := fs.String("addr", envOr(env.get, "NODERUNTIME_ADDR", "127.0.0.1:8080"), "listen address of the service (env NODERUNTIME_ADDR)")
 	simAddr := fs.String("sim-addr", "127.0.0.1:8090", "listen address of the Engage simulator")
 	local := fs.String("local-postgres", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=3", "the local server tried when DATABASE_URL is unset")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -56,7 +56,7 @@ func dev(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	defer stop()
 	logger := newLogger(stderr, slog.LevelInfo)
 
-	dbURL, cleanup, err := devDatabaseURL(ctx, getenv("DATABASE_URL"), *local, devDatabase, stdout)
+	dbURL, cleanup, err := devDatabaseURL(ctx, env.get("DATABASE_URL"), *local, devDatabase, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
 		return exitFailed

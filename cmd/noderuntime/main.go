@@ -26,7 +26,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
 }
 
 // exit codes
@@ -36,9 +36,17 @@ const (
 	exitUsage  = 2 // bad command line or configuration
 )
 
+// lookupEnv reads the environment as os.LookupEnv does: a variable set to "" is set.
+type lookupEnv func(string) (string, bool)
+
+func (l lookupEnv) get(k string) string {
+	v, _ := l(k)
+	return v
+}
+
 type command struct {
 	name, summary string
-	run           func(args []string, getenv func(string) string, stdout, stderr io.Writer) int
+	run           func(args []string, env lookupEnv, stdout, stderr io.Writer) int
 }
 
 func commands() []command {
@@ -51,7 +59,7 @@ func commands() []command {
 	}
 }
 
-func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func run(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -61,7 +69,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			return c.run(args[1:], getenv, stdout, stderr)
+			return c.run(args[1:], env, stdout, stderr)
 		}
 	}
 	fmt.Fprintf(stderr, "noderuntime: unknown command %q; run `noderuntime help`\n", args[0])
@@ -107,10 +115,10 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(jsonlog.New(w, &slog.HandlerOptions{Level: level}))
 }
 
-func serve(args []string, getenv func(string) string, _, stderr io.Writer) int {
+func serve(args []string, env lookupEnv, _, stderr io.Writer) int {
 	fs := newFlagSet("serve", "Run the HTTP service. Refuses to start on a database schema that is behind (see `migrate`).", stderr)
 	var cfg config.Config
-	load := config.Settings(fs, getenv, &cfg)
+	load := config.Settings(fs, env, &cfg)
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -147,14 +155,14 @@ func serve(args []string, getenv func(string) string, _, stderr io.Writer) int {
 	return exitOK
 }
 
-func migrateCmd(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func migrateCmd(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	fs := newFlagSet("migrate", "migrate up: apply pending migrations (safe when several replicas run it at once).\nmigrate status: print the applied and the latest schema version; exit 1 when behind.", stderr)
 	dbURL := fs.String("database-url", "", "Postgres connection string (env DATABASE_URL)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
 	if *dbURL == "" {
-		*dbURL = getenv("DATABASE_URL")
+		*dbURL = env.get("DATABASE_URL")
 	}
 	if *dbURL == "" {
 		return configError(stderr, &config.Error{Variable: "DATABASE_URL", Problem: "is required (or --database-url)"})
@@ -198,7 +206,7 @@ func migrateCmd(args []string, getenv func(string) string, stdout, stderr io.Wri
 	}
 }
 
-func version(_ []string, _ func(string) string, stdout, _ io.Writer) int {
+func version(_ []string, _ lookupEnv, stdout, _ io.Writer) int {
 	fmt.Fprintln(stdout, "noderuntime", buildinfo.Version)
 	return exitOK
 }

@@ -6,7 +6,9 @@ import (
 	"testing"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+func env(m map[string]string) lookupEnv {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
 
 const goodKeys = "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 const goodAPIKeys = "acme:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"

@@ -18,7 +18,7 @@ import (
 // rotateKeys re-encrypts every stored secret under the key ring's first key. Run it
 // after every replica encrypts with the new key (it is first in
 // NODERUNTIME_ENCRYPTION_KEYS everywhere) and before the old key leaves the ring.
-func rotateKeys(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func rotateKeys(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	fs := newFlagSet("rotate-keys", "Re-encrypt every authorization and login state under the first key of the key ring, in batches;\nsafe while the service runs. Exit 1 when rows remain under an older key.", stderr)
 	dbURL := fs.String("database-url", "", "Postgres connection string (env DATABASE_URL)")
 	keySpec := fs.String("encryption-keys", "", "key ring id:base64key,...; the first encrypts (env NODERUNTIME_ENCRYPTION_KEYS)")
@@ -28,10 +28,10 @@ func rotateKeys(args []string, getenv func(string) string, stdout, stderr io.Wri
 		return code
 	}
 	if *dbURL == "" {
-		*dbURL = getenv("DATABASE_URL")
+		*dbURL = env.get("DATABASE_URL")
 	}
 	if *keySpec == "" {
-		*keySpec = getenv("NODERUNTIME_ENCRYPTION_KEYS")
+		*keySpec = env.get("NODERUNTIME_ENCRYPTION_KEYS")
 	}
 	if *dbURL == "" {
 		return configError(stderr, &config.Error{Variable: "DATABASE_URL", Problem: "is required (or --database-url)"})

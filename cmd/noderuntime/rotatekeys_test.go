@@ -78,10 +78,10 @@ func TestRotateKeysNamesAMissingSetting(t *testing.T) {
 	}
 }
 
-func envWith(base func(string) string, k, v string) func(string) string {
-	return func(key string) string {
+func envWith(base lookupEnv, k, v string) lookupEnv {
+	return func(key string) (string, bool) {
 		if key == k {
-			return v
+			return v, true
 		}
 		return base(key)
 	}

@@ -73,17 +73,19 @@ func (e *Error) Error() string { return e.Variable + ": " + e.Problem }
 type setting struct {
 	env, flag, usage, def string
 	required              bool
+	emptyMeans            bool // an empty value says something ("" is not the default)
 	parse                 func(string) error
 }
 
 // Settings binds every setting to fs and returns a function that, after fs.Parse, fills
-// cfg from flags (when given) or the environment, and validates it.
-func Settings(fs *flag.FlagSet, getenv func(string) string, cfg *Config) func() error {
+// cfg from flags (when given) or the environment (lookupEnv, as os.LookupEnv), and
+// validates it.
+func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Config) func() error {
 	var webexSecret string
 	list := []setting{
 		{env: "NODERUNTIME_ADDR", flag: "addr", def: ":8080", usage: "listen address",
 			parse: func(s string) error { cfg.Addr = s; return validateListenAddr(s) }},
-		{env: "NODERUNTIME_METRICS_ADDR", flag: "metrics-addr", def: ":9090", usage: "listen address of /metrics; empty serves it on the main address",
+		{env: "NODERUNTIME_METRICS_ADDR", flag: "metrics-addr", def: ":9090", usage: "listen address of /metrics; empty serves it on the main address", emptyMeans: true,
 			parse: func(s string) error { cfg.MetricsAddr = s; return validateListenAddr(s) }},
 		{env: "DATABASE_URL", flag: "database-url", required: true, usage: "Postgres connection string",
 			parse: func(s string) error { cfg.DatabaseURL = s; return validateDatabaseURL(s) }},
@@ -140,7 +142,10 @@ func Settings(fs *flag.FlagSet, getenv func(string) string, cfg *Config) func() 
 		given := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 		for i, s := range list {
-			v, set := getenv(s.env), getenv(s.env) != ""
+			v, set := lookupEnv(s.env)
+			if set && v == "" && !s.emptyMeans {
+				set = false // an empty variable is unset, unless empty is a value of its own
+			}
 			if given[s.flag] {
 				v, set = *values[i], true
 			}

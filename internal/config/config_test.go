@@ -22,7 +22,7 @@ func load(env map[string]string, args ...string) (*config.Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var cfg config.Config
-	finish := config.Settings(fs, func(k string) string { return env[k] }, &cfg)
+	finish := config.Settings(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -64,6 +64,22 @@ func TestAFlagBeatsItsVariable(t *testing.T) {
 	}
 	if cfg.Addr != "127.0.0.1:7001" || cfg.ExecutionTimeout != 4*time.Second || cfg.MetricsAddr != "" {
 		t.Fatalf("got addr %q timeout %v metrics %q", cfg.Addr, cfg.ExecutionTimeout, cfg.MetricsAddr)
+	}
+}
+
+// An empty variable is unset (its default applies), except where empty is a value:
+// NODERUNTIME_METRICS_ADDR="" serves /metrics on the main address, as --metrics-addr=
+// does.
+func TestAnEmptyVariableIsUnsetUnlessEmptyIsAValue(t *testing.T) {
+	cfg, err := load(with(minimal(), "NODERUNTIME_METRICS_ADDR", "", "NODERUNTIME_ADDR", "", "NODERUNTIME_EXECUTION_TIMEOUT", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MetricsAddr != "" || cfg.Addr != ":8080" || cfg.ExecutionTimeout != 10*time.Second {
+		t.Fatalf("metrics %q addr %q timeout %v", cfg.MetricsAddr, cfg.Addr, cfg.ExecutionTimeout)
+	}
+	if _, err := load(with(minimal(), "DATABASE_URL", "")); err == nil || !strings.Contains(err.Error(), "DATABASE_URL: is required") {
+		t.Fatalf("an empty required variable: %v", err)
 	}
 }
 
