@@ -1,9 +1,11 @@
 // Command noderuntime runs Webex Engage nodes for a flow orchestrator.
 //
-//	noderuntime serve        run the HTTP service
-//	noderuntime migrate up   apply pending database migrations
-//	noderuntime rotate-keys  re-encrypt stored secrets under the newest key
-//	noderuntime version      print the version
+//	noderuntime serve           run the HTTP service
+//	noderuntime migrate up      apply pending database migrations
+//	noderuntime migrate status  show which migrations are applied
+//	noderuntime dev             run the service with an in-process Engage simulator
+//	noderuntime rotate-keys     re-encrypt stored secrets under the newest key
+//	noderuntime version         print the version
 package main
 
 import (

@@ -164,7 +164,7 @@ const (
 //	5xx, connection refused, reset or timed out        failed     engage_unavailable
 //	malformed body, 4xx without envelope, redirect     failed     engage_bad_response
 //	circuit breaker open (Engage failing persistently) failed     engage_circuit_open
-//	401, 403 (after the one refresh and repeat)        authorization  engage_unauthorized
+//	401 after the one refresh and repeat, 403 at once  authorization  engage_unauthorized
 //	deadline passed                                    timeout    timeout
 //	call never left, caller went away                  error      internal
 func classify(e *engage.Error) (column, string) {

@@ -93,7 +93,7 @@ type output struct {
 }
 
 var outputList = []output{
-	{"conversationId", outString, "The conversation's ID; empty when none was found."},
+	{"conversationId", outString, "The conversation's ID: the one Search found (empty when none was), or the one Create made (empty unless it did)."},
 	{"conversationExistsBool", outBoolean, "Whether a conversation was found."},
 	{"status", outString, "The conversation's status as Engage gave it (queued, active, picked, onhold, closed, ...)."},
 	{"description", outString, "Engage's description of its answer."},
