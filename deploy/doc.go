@@ -4,6 +4,6 @@
 // and buildkit's parser never enter the service binary's dependency graph.
 //
 // Run the checks with `cd deploy && go test ./...`. They need no cluster, no registry
-// and no network; the promtool checks run when promtool is on PATH and fail, instead of
-// skipping, when CI=true and it is not.
+// and no network; the promtool checks need promtool on PATH and fail without it
+// (`bash .ci/install-test-deps`, which `make test` runs, installs it).
 package deploy

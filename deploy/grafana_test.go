@@ -111,6 +111,9 @@ func TestDashboardShowsWhatOperatorsNeed(t *testing.T) {
 		{"token refreshes", "sum by (result) (rate(noderuntime_token_refreshes_total"},
 		{"token cache hit ratio", `noderuntime_token_cache_requests_total{namespace="$namespace", result="hit"}`},
 		{"pool saturation", "noderuntime_db_pool_acquired_connections{namespace=\"$namespace\"} / noderuntime_db_pool_max_connections"},
+		// What docs/runbook.md sends the operator to read.
+		{"executions by node, version and outcome", "sum by (node, version, outcome) (rate(noderuntime_executions_total"},
+		{"circuit breaker state per domain", "max by (target, domain) (noderuntime_circuit_breaker_state"},
 	} {
 		if !slices.ContainsFunc(exprs, func(e string) bool { return strings.Contains(e, want.substr) }) {
 			t.Errorf("no panel shows the %s (%s)", want.what, want.substr)

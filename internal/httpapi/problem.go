@@ -12,7 +12,6 @@ type ProblemCode string
 const (
 	CodeBadRequest           ProblemCode = "bad_request"
 	CodeUnauthorized         ProblemCode = "unauthorized"
-	CodeForbidden            ProblemCode = "forbidden"
 	CodeNotFound             ProblemCode = "not_found"
 	CodeMethodNotAllowed     ProblemCode = "method_not_allowed"
 	CodeConflict             ProblemCode = "conflict"
@@ -27,7 +26,6 @@ const (
 var problemTitles = map[ProblemCode]string{
 	CodeBadRequest:           "Bad request",
 	CodeUnauthorized:         "Unauthorized",
-	CodeForbidden:            "Forbidden",
 	CodeNotFound:             "Not found",
 	CodeMethodNotAllowed:     "Method not allowed",
 	CodeConflict:             "Conflict",
