@@ -165,3 +165,37 @@ func TestBreakerOpensOnPersistentMalformedAnswers(t *testing.T) {
 		t.Fatalf("after 5 malformed answers: kind %q, want circuit_open", k)
 	}
 }
+
+// Besides 5 failures in a row, the breaker opens when at least half of 20 or more calls
+// in its 30 s window failed: an Engage failing every other call never fails 5 in a row.
+func TestBreakerOpensWhenHalfOfTwentyCallsFail(t *testing.T) {
+	third, _ := breakerFixture(t)
+	for i := range 30 { // a third failing: stays closed
+		if i%3 == 0 {
+			third.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 503, Times: 1})
+		}
+		if k := engage.KindOf(third.search(t)); k == engage.KindCircuitOpen {
+			t.Fatalf("call %d: the breaker opened with a third of the calls failing", i)
+		}
+	}
+
+	half, m := breakerFixture(t)
+	for i := range 21 { // every other one failing, the 21st too
+		if i%2 == 0 {
+			half.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 503, Times: 1})
+		}
+		if k := engage.KindOf(half.search(t)); k == engage.KindCircuitOpen {
+			t.Fatalf("call %d: open before 20 calls", i)
+		}
+	}
+	before := half.sim.Calls(engagesim.OpSearch)
+	if k := engage.KindOf(half.search(t)); k != engage.KindCircuitOpen {
+		t.Fatalf("after 11 of 21 calls failed: kind %q, want circuit_open", k)
+	}
+	if half.sim.Calls(engagesim.OpSearch) != before {
+		t.Fatal("an open breaker still sent the call to Engage")
+	}
+	if got := testutil.ToFloat64(m.BreakerGauge(half.sim.BaseURL(), domain)); got != 2 {
+		t.Fatalf("breaker state metric %v, want 2 (open)", got)
+	}
+}
