@@ -197,6 +197,20 @@ func TestNamesAreUniquePerTenant(t *testing.T) {
 	}
 }
 
+func TestNamesMustBePrintableTextThatKeepsItsOrder(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	for _, name := range []string{"", "   ", "tab\there", "desk\u202egnp.exe", "a\u2066b\u2069", "mark\u200f", strings.Repeat("n", 101)} {
+		_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{Name: name, Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme"})
+		wantCode(t, err, authstore.ErrInvalid)
+	}
+	for _, name := range []string{"Support desk", "Équipe 東京", "família 👨\u200d👩\u200d👧"} {
+		if _, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{Name: name, Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme"}); err != nil {
+			t.Errorf("name %q: %v", name, err)
+		}
+	}
+}
+
 func TestBaseURLsOffTheAllowlistAreRefusedWithoutARequest(t *testing.T) {
 	e := newEnv(t, engagesim.Config{})
 	var hits atomic.Int64

@@ -35,8 +35,24 @@ func validateName(name string) (string, error) {
 		return "", errorf(ErrInvalid, fmt.Sprintf("name is longer than %d characters", maxNameLength))
 	case strings.IndexFunc(name, unicode.IsControl) >= 0 || !utf8.ValidString(name):
 		return "", errorf(ErrInvalid, "name must be printable text")
+	case strings.IndexFunc(name, isBidiControl) >= 0:
+		// The login confirmation page shows the name to someone who may be of another
+		// organisation: a name must not reorder the text around it.
+		return "", errorf(ErrInvalid, "name must not hold bidirectional control characters")
 	}
 	return name, nil
+}
+
+// isBidiControl reports the characters that change the display order of text (Unicode
+// UAX #9: embeddings, overrides, isolates and the implicit marks).
+func isBidiControl(r rune) bool {
+	switch {
+	case r == '\u061c', r == '\u200e', r == '\u200f':
+		return true
+	case r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
+		return true
+	}
+	return false
 }
 
 // Create adds an authorization for t. A Webex login starts pending and answers the URL
