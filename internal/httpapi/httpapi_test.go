@@ -111,6 +111,19 @@ func TestV1RefusesMissingAndWrongAPIKeysWith401Problems(t *testing.T) {
 			}
 		})
 	}
+	t.Run("two Authorization headers, the first valid", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", f.srv.URL+"/v1/test/echo", strings.NewReader(`{}`))
+		req.Header["Authorization"] = []string{"Bearer " + testKey, "Bearer globex-key"}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatalf("status %d, want 401", resp.StatusCode)
+		}
+	})
 	t.Run("unknown /v1 route without a key is also 401", func(t *testing.T) {
 		resp, _ := f.do(t, "GET", "/v1/nope", "", "", nil)
 		if resp.StatusCode != 401 {

@@ -292,7 +292,17 @@ func requireJSON(next http.Handler) http.Handler {
 func authenticate(keys tenant.Keys) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			key, ok := bearer(r.Header.Get("Authorization"))
+			lines := r.Header["Authorization"]
+			if len(lines) > 1 {
+				// Proxies disagree on which line counts; refuse rather than guess.
+				WriteProblem(w, r, NewProblem(http.StatusUnauthorized, CodeUnauthorized, "send one Authorization header, not several"))
+				return
+			}
+			var key string
+			ok := len(lines) == 1
+			if ok {
+				key, ok = bearer(lines[0])
+			}
 			if !ok {
 				WriteProblem(w, r, NewProblem(http.StatusUnauthorized, CodeUnauthorized, "send an API key as Authorization: Bearer <key>"))
 				return
