@@ -257,6 +257,9 @@ func TestAnAuthorizationWhoseBaseURLLeftTheAllowlistIsNeverUsed(t *testing.T) {
 	wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
 	_, err = shrunk.Reauthorize(ctxT(t), acme, authstore.ActorAPI, auth.ID, authstore.ReauthorizeRequest{})
 	wantCode(t, err, authstore.ErrBaseURLNotAllowed)
+	if n := e.sim.Calls(engagesim.OpToken) - tokenCalls; n != 0 {
+		t.Fatalf("%d token requests went to a base URL off the allowlist", n)
+	}
 	// Nor is a Webex login started for one: it would end active and still unusable.
 	login := e.createLogin(e.store(), acme, "login made while allowed")
 	tokenCalls = e.sim.Calls(engagesim.OpToken)
