@@ -62,6 +62,41 @@ func TestTheFirstRequestRunsAndTheNextOnesReplayItsAnswer(t *testing.T) {
 	}
 }
 
+// Two tenants that pick the same key each have their own: neither reads, nor
+// completes, the other's, whether their bodies differ or are the same.
+func TestTenantsWithTheSameKeyNeverSeeEachOthersAnswer(t *testing.T) {
+	t.Parallel()
+	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{})
+	claim(t, s, "a", "k", "body-a", time.Minute, false)
+	if err := s.Complete(t.Context(), "t-a", "k", hash("body-a"), []byte(`"A"`)); err != nil {
+		t.Fatal(err)
+	}
+	if c := claim(t, s, "b", "k", "body-b", time.Minute, false); c.State != idempotency.Run {
+		t.Fatalf("b's first claim: %v", c.State)
+	}
+	if err := s.Complete(t.Context(), "t-b", "k", hash("body-b"), []byte(`"B"`)); err != nil {
+		t.Fatal(err)
+	}
+	if c := claim(t, s, "b", "k", "body-b", time.Minute, false); c.State != idempotency.Replay || string(c.Response) != `"B"` {
+		t.Fatalf("b's retry: %v %q, want its own answer", c.State, c.Response)
+	}
+	if c := claim(t, s, "b", "k", "body-a", time.Minute, false); c.State != idempotency.Mismatch {
+		t.Fatalf("b with a's body: %v %q, want a mismatch with b's own request", c.State, c.Response)
+	}
+
+	// The same body under both tenants: a's answer is not b's.
+	claim(t, s, "a", "same", "body", time.Minute, false)
+	claim(t, s, "b", "same", "body", time.Minute, false)
+	if err := s.Complete(t.Context(), "t-a", "same", hash("body"), []byte(`"A"`)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
+	defer cancel()
+	if c, err := s.Claim(ctx, "t-b", "same", hash("body"), time.Minute, false); err != nil || c.State != idempotency.InProgress {
+		t.Fatalf("b's key while b still runs: %v %q %v, want in progress", c.State, c.Response, err)
+	}
+}
+
 func TestConcurrentRequestsWithOneKeyRunOnceAndAllGetTheAnswer(t *testing.T) {
 	t.Parallel()
 	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{MaxPoll: 10 * time.Millisecond})
