@@ -818,6 +818,12 @@ func TestErrorsNeverContainTheToken(t *testing.T) {
 		_, _ = w.Write([]byte(r.Header.Get("Authorization")))
 	})
 	collect(f.client.Search(t.Context(), echoRedirect, canary, search))
+	// A Location net/http cannot parse: its own error quotes it, token and all.
+	badLocation := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "%zz"+r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusFound)
+	})
+	collect(f.client.Search(t.Context(), badLocation, canary, search))
 	collect(f.client.Search(t.Context(), engage.Target{BaseURL: "http://127.0.0.1:1/api/v1", Domain: domain}, canary, search))
 
 	kinds := map[engage.Kind]bool{}
