@@ -641,3 +641,34 @@ func checkCalls(t *testing.T, h *wireHarness, res outcomes.Result, calls []engag
 		t.Errorf("the simulator counted %d %s calls, want %d", n, op, len(wantStatuses))
 	}
 }
+
+// A 403 (Engage's answer to a token valid for another domain) is not helped by a new
+// token: the node ends in onAuthorizationFailure after one call, with no refresh (a
+// refresh would spend a rotating refresh token, and repeat a change for nothing).
+func TestA403EndsInAuthorizationFailureWithoutARefreshOrARepeat(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		node, version, op string
+		input, path       func(id string) string
+	}{
+		{"search-conversation", "1.3", engagesim.OpSearch, func(string) string { return smsSearch }, func(string) string { return searchPath }},
+		{"append-message", "1.4", engagesim.OpAppend, func(id string) string {
+			return `{"conversationId":"` + id + `","channel":"sms","direction":"outbound","messageType":"text","text":"hi","timestamp":"` + wireTimestamp + `"}`
+		}, appendPath},
+	} {
+		t.Run(tc.node, func(t *testing.T) {
+			t.Parallel()
+			h := newWireHarness(t)
+			id := h.seed("sms", "+15550001", "+15559999", "active")
+			h.creds.token = h.sim.AccessToken("another-domain")
+			res, calls := h.run(t, tc.node, tc.version, tc.input(id))
+			if res.Outcome != outcomes.OnAuthorizationFailure {
+				t.Fatalf("outcome %s %+v, want onAuthorizationFailure", res.Outcome, res.Error)
+			}
+			checkCalls(t, h, res, calls, tc.op, tc.path(id), outcomes.CodeEngageUnauthorized, []int{http.StatusForbidden})
+			if n, _ := h.creds.counts(); n != 0 {
+				t.Fatalf("%d refreshes, want none", n)
+			}
+		})
+	}
+}
