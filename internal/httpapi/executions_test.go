@@ -381,12 +381,15 @@ func testInvalidData(t *testing.T, vi *versionInfo, h *harness) {
 				in["text"] = strings.Repeat("é", 4097)
 				wantInvalid(t, in, "text", "4097 characters")
 			})
+
 		case slices.Contains(vi.requiredFor(c), "attachments"):
 			t.Run("attachment without an absolute URL on "+c.String(), func(t *testing.T) {
 				t.Parallel()
 				in := vi.input(c, "conv-1")
-				in["attachments"] = []map[string]string{{"mimeType": "image/png", "fileUrl": "/relative.png"}}
-				wantInvalid(t, in, "attachments[0].fileUrl", "absolute")
+				for _, u := range []string{"/relative.png", "https:///x.png", "http:x.png", "ftp://example.com/x.png"} {
+					in["attachments"] = []map[string]string{{"mimeType": "image/png", "fileUrl": u}}
+					wantInvalid(t, in, "attachments[0].fileUrl", "not an absolute http(s) URL")
+				}
 			})
 		}
 	}

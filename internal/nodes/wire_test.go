@@ -672,3 +672,19 @@ func TestA403EndsInAuthorizationFailureWithoutARefreshOrARepeat(t *testing.T) {
 		})
 	}
 }
+
+// The text limit is inclusive: 4096 characters (not bytes) are sent as they are.
+func TestATextOfExactlyTheLimitIsSent(t *testing.T) {
+	t.Parallel()
+	h := newWireHarness(t)
+	id := h.seed("sms", "+15550001", "+15559999", "active")
+	text := strings.Repeat("é", nodes.MaxTextLength)
+	res, calls := h.run(t, "append-message", "1.4",
+		`{"conversationId":"`+id+`","channel":"sms","direction":"outbound","messageType":"text","text":"`+text+`","timestamp":"`+wireTimestamp+`"}`)
+	if res.Outcome != outcomes.OnAppendMessageSuccess {
+		t.Fatalf("outcome %s %+v, want the text sent", res.Outcome, res.Error)
+	}
+	if len(calls) != 1 || !strings.Contains(string(calls[0].body), `"`+text+`"`) {
+		t.Fatalf("%d calls; the text was not sent whole", len(calls))
+	}
+}
