@@ -46,6 +46,10 @@ func ParseKeys(s string) (Keys, error) {
 		if err != nil || len(raw) != sha256.Size {
 			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash must be 64 hex digits (SHA-256 of the key)", len(k.hashes)+1, name)
 		}
+		if [sha256.Size]byte(raw) == emptyKeySum {
+			// An empty bearer token would then sign in (HashKey("") is well known).
+			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash is of an empty key", len(k.hashes)+1, name)
+		}
 		var h keyHash
 		h.tenant = ID(name)
 		copy(h.sum[:], raw)
@@ -56,6 +60,9 @@ func ParseKeys(s string) (Keys, error) {
 	}
 	return k, nil
 }
+
+// emptyKeySum is the SHA-256 of the empty key.
+var emptyKeySum = sha256.Sum256(nil)
 
 // HashKey returns the hex SHA-256 of an API key, the form the configuration takes.
 func HashKey(key string) string {

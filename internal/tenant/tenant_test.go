@@ -2,6 +2,7 @@ package tenant_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/noderuntime/noderuntime/internal/tenant"
@@ -28,7 +29,8 @@ func TestKeysResolveTheirTenantOnly(t *testing.T) {
 }
 
 func TestParseKeysRejectsClearKeysAndBadTenants(t *testing.T) {
-	for _, s := range []string{"", "acme", "acme:plain", "acme:" + tenant.HashKey("x")[:60], "bad tenant:" + tenant.HashKey("x")} {
+	empty := tenant.HashKey("") // an empty bearer token would sign in
+	for _, s := range []string{"", "acme", "acme:plain", "acme:" + tenant.HashKey("x")[:60], "bad tenant:" + tenant.HashKey("x"), "acme:" + empty, "acme:" + strings.ToUpper(empty)} {
 		if _, err := tenant.ParseKeys(s); err == nil {
 			t.Errorf("%q accepted", s)
 		}
