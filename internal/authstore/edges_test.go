@@ -1,0 +1,421 @@
+package authstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/noderuntime/noderuntime/internal/authstore"
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/outcomes"
+	"github.com/noderuntime/noderuntime/internal/secrets"
+)
+
+// storedAccessToken decrypts a row's access token.
+func (e *env) storedAccessToken(id string) string {
+	e.t.Helper()
+	var ct []byte
+	if err := e.pool.QueryRow(context.Background(), "select access_token from authorizations where id = $1", id).Scan(&ct); err != nil {
+		e.t.Fatal(err)
+	}
+	plain, err := e.ring.Decrypt(ct, []byte("authorizations/"+id+"/access_token"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return string(plain)
+}
+
+// dueButValid makes id's stored token due for refresh under a 5-minute skew (it was
+// issued an hour ago) though it still works for two minutes.
+func (e *env) dueButValid(id string) {
+	e.t.Helper()
+	if _, err := e.pool.Exec(context.Background(), `update authorizations set updated_at = now() - interval '1 hour',
+		token_expiry = now() + interval '2 minutes' where id = $1`, id); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// backoffUntil is the refresh backoff recorded in id's row, or nil.
+func (e *env) backoffUntil(id string) *time.Time {
+	e.t.Helper()
+	var until *time.Time
+	if err := e.pool.QueryRow(context.Background(), "select refresh_backoff_until from authorizations where id = $1", id).Scan(&until); err != nil {
+		e.t.Fatal(err)
+	}
+	return until
+}
+
+// gatedPool is a pool (for a replica) whose new connections fail while refuse is set;
+// the connections it already holds go on working. A Store's LISTEN connection copies
+// the pool's connection settings, so it cannot come back while refuse is set. Every
+// connection carries application_name app.
+func (e *env) gatedPool(app string, refuse *atomic.Bool) *pgxpool.Pool {
+	e.t.Helper()
+	cfg, err := pgxpool.ParseConfig(e.url)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	cfg.ConnConfig.AfterConnect = func(context.Context, *pgconn.PgConn) error {
+		if refuse.Load() {
+			return errors.New("new connections refused by the test")
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(pool.Close)
+	return pool
+}
+
+// lockWaiters counts the sessions of the test's database waiting for a lock.
+func (e *env) lockWaiters() int {
+	e.t.Helper()
+	var n int
+	if err := e.pool.QueryRow(context.Background(), `select count(*) from pg_stat_activity
+		where datname = current_database() and wait_event_type = 'Lock'`).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// eventually reports whether cond held within the time given (polled as waitFor does).
+func eventually(within time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(within); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+type tokenResult struct {
+	c   authstore.Credential
+	err error
+}
+
+// A refresh in flight for one tenant's authorization is not something another tenant
+// can join: globex asking for acme's authorization ID while acme's refresh runs gets
+// authorization_not_found, as it would at any other time, never acme's token.
+func TestAnotherTenantAskingDuringARefreshGetsNotFoundNotTheToken(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createCC(s, acme, "acme only")
+	e.expire(a.ID)
+	e.sim.ResetCounters()
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Latency: 500 * time.Millisecond})
+
+	acmeDone := make(chan tokenResult, 1)
+	go func() {
+		c, err := s.Token(ctxT(t), acme, a.ID)
+		acmeDone <- tokenResult{c, err}
+	}()
+	waitFor(t, 5*time.Second, "acme's refresh reaches the token endpoint", func() bool {
+		return e.sim.Calls(engagesim.OpToken) == 1
+	})
+	c, err := s.Token(ctxT(t), globex, a.ID)
+	select {
+	case <-acmeDone:
+		t.Fatal("acme's refresh ended before globex's call answered: the calls did not overlap")
+	default:
+	}
+	if err == nil {
+		t.Fatalf("globex got a credential for acme's authorization (%d characters of token)", len(c.AccessToken.Reveal()))
+	}
+	wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+
+	r := <-acmeDone
+	if r.err != nil || e.works(r.c) != nil {
+		t.Fatalf("acme's own refresh: %v", r.err)
+	}
+	if n := e.sim.Calls(engagesim.OpToken); n != 1 {
+		t.Fatalf("%d token calls, want 1 (acme's refresh)", n)
+	}
+}
+
+// While its listener is down an instance asks Postgres first, and when Postgres answers
+// that the authorization is gone, that is the answer: the cache serves only when
+// Postgres cannot answer at all, never over a definite refusal.
+func TestADisconnectedInstanceAnswersNotFoundForADeletionItMissedInsteadOfItsCache(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	var refuse atomic.Bool
+	t.Cleanup(func() { refuse.Store(false) })
+	a := e.replica()
+	b := e.store(func(o *authstore.Options) { o.Pool = e.gatedPool("replica-b", &refuse) })
+	waitListening(t, a, b)
+	auth := e.createCC(a, acme, "deleted while B is deaf")
+	warm(t, e, b, 1, auth.ID)
+
+	// B's listener loses its connection and cannot make a new one; B's pool keeps the
+	// connection it has.
+	refuse.Store(true)
+	var killed int
+	err := e.pool.QueryRow(context.Background(), `select count(pg_terminate_backend(pid)) from pg_stat_activity
+		where datname = current_database() and application_name = 'replica-b' and query like 'listen %'`).Scan(&killed)
+	if err != nil || killed != 1 {
+		t.Fatalf("terminated %d listeners of B (%v), want 1", killed, err)
+	}
+	waitFor(t, 5*time.Second, "B notices the lost connection", func() bool { return !b.Listening() })
+
+	if err := a.Delete(ctxT(t), acme, authstore.ActorAPI, auth.ID); err != nil {
+		t.Fatal(err)
+	}
+	c, err := b.Token(ctxT(t), acme, auth.ID)
+	if err == nil {
+		t.Fatalf("B served its cached token of a deleted authorization (expires %s)", c.ExpiresAt)
+	}
+	wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+	if b.Listening() {
+		t.Fatal("B's listener came back during the test: the cache was cleared anyway, so this proves nothing")
+	}
+
+	refuse.Store(false)
+	waitListening(t, b)
+	_, err = b.Token(ctxT(t), acme, auth.ID)
+	wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+}
+
+// A token due for refresh but not expired is still handed out when the refresh fails
+// for a passing reason, and the failure backs off: the next calls within the backoff
+// get the same token without calling the token endpoint again.
+func TestATransientRefreshFailureHandsOutTheCurrentTokenAndBacksOff(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store(func(o *authstore.Options) {
+		o.RefreshSkew = 5 * time.Minute
+		o.FailureBackoff = time.Minute
+	})
+	a := e.createCC(s, acme, "due")
+	e.dueButValid(a.ID)
+	current := e.storedAccessToken(a.ID)
+	e.sim.ResetCounters()
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusServiceUnavailable})
+
+	c, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatalf("a token valid for two more minutes was withheld because its early refresh failed: %v", err)
+	}
+	if c.AccessToken.Reveal() != current {
+		t.Fatal("the token handed out is not the stored one")
+	}
+	if err := e.works(c); err != nil {
+		t.Fatalf("the token handed out does not work: %v", err)
+	}
+	if n := e.sim.Calls(engagesim.OpToken); n != 1 {
+		t.Fatalf("%d token calls, want 1", n)
+	}
+	if until := e.backoffUntil(a.ID); until == nil || !until.After(time.Now()) {
+		t.Fatalf("no running backoff recorded in the row: %v", until)
+	}
+	for range 20 {
+		c, err := s.Token(ctxT(t), acme, a.ID)
+		if err != nil || c.AccessToken.Reveal() != current {
+			t.Fatalf("during the backoff: %v", err)
+		}
+	}
+	if n := e.sim.Calls(engagesim.OpToken); n != 1 {
+		t.Fatalf("%d token calls during the backoff, want 1", n)
+	}
+	if e.status(a.ID) != "active" {
+		t.Fatalf("a passing failure changed the status to %s", e.status(a.ID))
+	}
+}
+
+// For client credentials the OAuth client is the authorization's own tenant ID and
+// secret, so a token endpoint refusing it (unauthorized_client, or a 401 that names no
+// error) is final: the authorization needs re-authorization, with an audit event, and
+// the endpoint is not called again.
+func TestClientCredentialsRefusedAsUnauthorizedClientOrByABare401NeedReauthorization(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		refuse func(w http.ResponseWriter)
+		status int
+		code   string
+	}{
+		{"unauthorized_client", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":"unauthorized_client","error_description":"this client may not use client_credentials"}`))
+		}, http.StatusBadRequest, "unauthorized_client"},
+		{"a 401 without an error code", func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusUnauthorized)
+		}, http.StatusUnauthorized, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, engagesim.Config{})
+			var refusing atomic.Bool
+			var calls atomic.Int32
+			provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := calls.Add(1)
+				if r.URL.Path != "/api/v1/oauth/token" {
+					http.NotFound(w, r)
+					return
+				}
+				if refusing.Load() {
+					tc.refuse(w)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "provider-token-" + strconv.Itoa(int(n)), "token_type": "Bearer", "expires_in": 3600})
+			}))
+			t.Cleanup(provider.Close)
+			base := provider.URL + "/api/v1"
+			s := e.store(func(o *authstore.Options) { o.AllowedBaseURLs = append(o.AllowedBaseURLs, base) })
+			created, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+				Name: "cc", Kind: authstore.KindClientCredentials, BaseURL: base, Domain: "acme",
+				TenantID: "tenant-1", TenantSecret: secrets.New(ccSecret),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := created.ID
+			e.expire(id)
+			refusing.Store(true)
+			before := calls.Load()
+
+			_, err = s.Token(ctxT(t), acme, id)
+			wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
+			if st := e.status(id); st != "needs_reauthorization" {
+				t.Fatalf("status %s, want needs_reauthorization", st)
+			}
+			events, err := s.Audit(ctxT(t), acme, id)
+			if err != nil || len(events) == 0 {
+				t.Fatalf("audit: %v %v", events, err)
+			}
+			last := events[len(events)-1]
+			if last.Action != "refresh_failed" || last.Actor != "system" || last.Detail["error"] != tc.code ||
+				last.Detail["httpStatus"] != float64(tc.status) || last.Detail["newStatus"] != "needs_reauthorization" {
+				t.Fatalf("last audit event %+v", last)
+			}
+			got, err := s.Get(ctxT(t), acme, id)
+			if err != nil || !strings.Contains(got.StatusReason, "re-authorize") || !strings.Contains(got.StatusReason, tc.code) {
+				t.Fatalf("status reason %q (%v)", got.StatusReason, err)
+			}
+			for range 10 {
+				_, err = s.Token(ctxT(t), acme, id)
+				wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
+			}
+			if n := calls.Load() - before; n != 1 {
+				t.Fatalf("%d token calls after the refusal, want 1: no retry loop", n)
+			}
+			if got := counter(t, e.regs[0], "noderuntime_token_refreshes_total", "invalid_grant"); got != 1 {
+				t.Fatalf("refreshes{invalid_grant} = %v, want 1", got)
+			}
+		})
+	}
+}
+
+// Two executions whose tokens Engage rejected ask at once: one holds a token that was
+// already replaced (it gets the current one without a refresh), the other the current
+// token (it gets a new one). Their loads are separate: the second must never join the
+// first and get back the very token Engage just rejected.
+func TestRefreshesOfDifferentRejectedTokensNeverShareAnAnswer(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.replica()
+	a := e.createCC(s, acme, "two rejections")
+	first, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := s.Refresh(ctxT(t), acme, a.ID, first.AccessToken)
+	if err != nil || current.AccessToken.Reveal() == first.AccessToken.Reveal() {
+		t.Fatalf("the first Refresh: %v", err)
+	}
+	e.sim.ResetCounters()
+
+	// Hold every read of the table, so both loads are in flight at once.
+	tx, err := e.newPool().Begin(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctxT(t), "lock table authorizations in access exclusive mode"); err != nil {
+		t.Fatal(err)
+	}
+	stale, fresh := make(chan tokenResult, 1), make(chan tokenResult, 1)
+	go func() {
+		c, err := s.Refresh(ctxT(t), acme, a.ID, first.AccessToken)
+		stale <- tokenResult{c, err}
+	}()
+	waitFor(t, 5*time.Second, "the Refresh of the replaced token waits for its read", func() bool { return e.lockWaiters() == 1 })
+	go func() {
+		c, err := s.Refresh(ctxT(t), acme, a.ID, current.AccessToken)
+		fresh <- tokenResult{c, err}
+	}()
+	// Had it joined the first load instead, no second read would ever wait: report it,
+	// then let both finish to see what it answers.
+	if !eventually(3*time.Second, func() bool { return e.lockWaiters() == 2 }) {
+		t.Errorf("%d reads waiting, want 2: the Refresh of the current token did not start a load of its own", e.lockWaiters())
+	}
+	if err := tx.Rollback(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	r := <-stale
+	if r.err != nil || r.c.AccessToken.Reveal() == first.AccessToken.Reveal() {
+		t.Fatalf("the Refresh of the replaced token: %v (same token again: %t)", r.err, r.c.AccessToken.Reveal() == first.AccessToken.Reveal())
+	}
+	r = <-fresh
+	if r.err != nil {
+		t.Fatalf("the Refresh of the current token: %v", r.err)
+	}
+	if r.c.AccessToken.Reveal() == current.AccessToken.Reveal() {
+		t.Fatal("the Refresh of the current token answered the very token Engage rejected")
+	}
+	if err := e.works(r.c); err != nil {
+		t.Fatalf("the new token does not work: %v", err)
+	}
+	if n := e.sim.Grants(engagesim.GrantClientCredentials); n != 1 {
+		t.Fatalf("%d client-credentials grants, want 1 (for the current token's rejection only)", n)
+	}
+}
+
+// Should Postgres refuse to record a refresh backoff, the failing instance still backs
+// off by itself: no second call of the failing token endpoint within the backoff.
+func TestAFailedRefreshBacksOffInProcessWhenTheBackoffCannotBeStored(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store(func(o *authstore.Options) { o.FailureBackoff = time.Minute })
+	a := e.createCC(s, acme, "no backoff column")
+	if _, err := e.pool.Exec(context.Background(), `
+		create function refuse_refresh_backoff() returns trigger language plpgsql as $$
+		begin
+			raise exception 'the test refuses to store a refresh backoff';
+		end $$;
+		create trigger refuse_refresh_backoff before update of refresh_backoff_until on authorizations
+			for each row when (new.refresh_backoff_until is not null) execute function refuse_refresh_backoff();`); err != nil {
+		t.Fatal(err)
+	}
+	e.expire(a.ID)
+	e.sim.ResetCounters()
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusServiceUnavailable})
+
+	for i := range 20 {
+		_, err := s.Token(ctxT(t), acme, a.ID)
+		if err == nil {
+			t.Fatal("a token with the token endpoint down and the stored one expired")
+		}
+		if _, ok := errors.AsType[*outcomes.AuthorizationError](err); ok {
+			t.Fatalf("call %d: a passing failure is not an authorization failure: %v", i, err)
+		}
+	}
+	if until := e.backoffUntil(a.ID); until != nil {
+		t.Fatalf("the backoff was stored (%s): the trigger did not refuse it, so this proves nothing", until)
+	}
+	if n := e.sim.Calls(engagesim.OpToken); n != 1 {
+		t.Fatalf("%d token calls within the backoff, want 1", n)
+	}
+	if !strings.Contains(e.logs.String(), "could not record the refresh backoff") {
+		t.Fatal("no log line about the backoff that could not be stored")
+	}
+}
