@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -201,6 +204,19 @@ func (a *adminPages) logout(w http.ResponseWriter, r *http.Request, _ adminSessi
 	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 }
 
+// noticeURL is the list page showing a notice about the authorization name. The notice
+// is signed for the session, so a link made elsewhere cannot put its own words
+// ("Authorization <any text> deleted.") on the page.
+func noticeURL(sess adminSession, notice, name string) string {
+	return "/admin/?" + url.Values{"notice": {notice}, "name": {name}, "sig": {noticeSig(sess, notice, name)}}.Encode()
+}
+
+func noticeSig(sess adminSession, notice, name string) string {
+	m := hmac.New(sha256.New, []byte("admin notice\x00"+sess.CSRF))
+	m.Write([]byte(notice + "\x00" + name))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
 // notices are the confirmations the list page shows after a redirect.
 var notices = map[string]string{
 	"added":        "Authorization %s added.",
@@ -215,8 +231,9 @@ func (a *adminPages) list(w http.ResponseWriter, r *http.Request, sess adminSess
 		return
 	}
 	data := pageData{Title: "Authorizations", Tenant: sess.Tenant, CSRF: sess.CSRF, Authorizations: list}
-	if n, ok := notices[r.URL.Query().Get("notice")]; ok {
-		data.Notice = strings.Replace(n, "%s", r.URL.Query().Get("name"), 1)
+	q := r.URL.Query()
+	if n, ok := notices[q.Get("notice")]; ok && hmac.Equal([]byte(q.Get("sig")), []byte(noticeSig(sess, q.Get("notice"), q.Get("name")))) {
+		data.Notice = strings.Replace(n, "%s", q.Get("name"), 1)
 	}
 	a.render(w, r, http.StatusOK, "list", data)
 }
@@ -252,18 +269,18 @@ func (a *adminPages) create(w http.ResponseWriter, r *http.Request, sess adminSe
 			Error: msg, Form: form, Bases: a.bases(form.BaseURL), WebexEnabled: a.d.WebexEnabled})
 		return
 	}
-	a.afterStart(w, r, started, "added")
+	a.afterStart(w, r, sess, started, "added")
 }
 
 // afterStart sends the browser on after an add or re-authorize: to the Webex login when
 // one is needed, else back to the list with a notice.
-func (a *adminPages) afterStart(w http.ResponseWriter, r *http.Request, started authstore.Started, notice string) {
+func (a *adminPages) afterStart(w http.ResponseWriter, r *http.Request, sess adminSession, started authstore.Started, notice string) {
 	AnnotateLog(r.Context(), slog.String("authorizationId", started.ID))
 	if started.AuthorizeURL != "" {
 		http.Redirect(w, r, started.AuthorizeURL, http.StatusSeeOther)
 		return
 	}
-	http.Redirect(w, r, "/admin/?"+url.Values{"notice": {notice}, "name": {started.Name}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, noticeURL(sess, notice, started.Name), http.StatusSeeOther)
 }
 
 func (a *adminPages) reauthorizeForm(w http.ResponseWriter, r *http.Request, sess adminSession) {
@@ -294,7 +311,7 @@ func (a *adminPages) reauthorize(w http.ResponseWriter, r *http.Request, sess ad
 		a.render(w, r, status, "reauthorize", pageData{Title: "Re-authorize " + auth.Name, Tenant: sess.Tenant, CSRF: sess.CSRF, Authorization: auth, Error: msg})
 		return
 	}
-	a.afterStart(w, r, started, "reauthorized")
+	a.afterStart(w, r, sess, started, "reauthorized")
 }
 
 func (a *adminPages) deleteForm(w http.ResponseWriter, r *http.Request, sess adminSession) {
@@ -317,7 +334,7 @@ func (a *adminPages) delete(w http.ResponseWriter, r *http.Request, sess adminSe
 		return
 	}
 	AnnotateLog(r.Context(), slog.String("authorizationId", auth.ID))
-	http.Redirect(w, r, "/admin/?"+url.Values{"notice": {"deleted"}, "name": {auth.Name}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, noticeURL(sess, "deleted", auth.Name), http.StatusSeeOther)
 }
 
 // storeFailure turns a store error into a status and a message for the page.

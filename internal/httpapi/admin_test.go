@@ -158,6 +158,15 @@ func TestAdminAddsReauthorizesAndDeletesClientCredentials(t *testing.T) {
 	if !strings.Contains(list, "Authorization Billing &lt;bot&gt; deleted.") || strings.Contains(list, id) {
 		t.Fatalf("list after delete:\n%s", list)
 	}
+	// A notice is signed for the session: a link made elsewhere shows none, nor does
+	// the real one with its name changed.
+	forged := s.srv.URL + "/admin/?" + url.Values{"notice": {"deleted"}, "name": {"X. Call +1 555 0100 to restore it"}}.Encode()
+	altered := s.srv.URL + strings.Replace(resp.Header.Get("Location"), "Billing", "Bi11ing", 1)
+	for _, u := range []string{forged, altered} {
+		if _, list = s.get(c, u); strings.Contains(list, "restore it") || strings.Contains(list, " deleted.") {
+			t.Fatalf("a notice from a link the service did not make:\n%s", list)
+		}
+	}
 	if resp, _ := s.api("GET", "/v1/authorizations/"+id, azAcmeKey, nil); resp.StatusCode != 404 {
 		t.Fatalf("API after delete: %d", resp.StatusCode)
 	}
