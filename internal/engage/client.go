@@ -302,19 +302,8 @@ func (c *Client) send(req *http.Request) (*http.Response, error) {
 		resp.Body = http.NoBody
 	}
 	// A redirect is not an Engage answer; following one could carry the token elsewhere.
-	// It is never followed and surfaces as KindUpstream, as it did with Do and a
-	// CheckRedirect of http.ErrUseLastResponse; Do failed the call when it could not
-	// resolve the Location, before asking CheckRedirect.
-	switch resp.StatusCode {
-	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
-		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		if loc := resp.Header.Get("Location"); loc != "" {
-			if _, err := req.URL.Parse(loc); err != nil {
-				resp.Body.Close()
-				return nil, urlError(req, resp, fmt.Errorf("failed to parse Location header %q: %v", loc, err))
-			}
-		}
-	}
+	// It is never followed and surfaces as KindUpstream (a bad answer), whatever its
+	// Location holds: unlike Do, an unreadable Location is not a connection failure.
 	return resp, nil
 }
 
@@ -338,6 +327,12 @@ func (c *Client) exchange(ctx context.Context, op string, req *http.Request) (in
 		return 0, nil, transportError(ctx, op, 0, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode < 200 {
+		// 101 Switching Protocols: the body is the bare connection, which the deadline no
+		// longer bounds. Not an answer; never read it.
+		return resp.StatusCode, nil, &Error{Op: op, Kind: KindUpstream, HTTPStatus: resp.StatusCode,
+			Err: fmt.Errorf("unexpected HTTP status %d", resp.StatusCode)}
+	}
 	raw, err := readAll(io.LimitReader(resp.Body, c.max+1), resp.ContentLength)
 	if err != nil {
 		return 0, nil, transportError(ctx, op, resp.StatusCode, err)
@@ -399,6 +394,10 @@ func statusError(op string, status int, h http.Header, raw []byte) *Error {
 	e := &Error{Op: op, HTTPStatus: status, Raw: raw}
 	var w wire[noValue]
 	envErr := decodeObject(raw, &w)
+	if envErr == nil && !hasEnvelopeKeys(raw) {
+		// {"message": ...} or {} from a gateway is JSON, not Engage's verdict.
+		envErr = errors.New("the JSON object has neither status nor code")
+	}
 	if envErr == nil {
 		e.Code = int(w.Code)
 		e.Description = string(w.Description)
@@ -425,6 +424,17 @@ func statusError(op string, status int, h http.Header, raw []byte) *Error {
 	return e
 }
 
+// hasEnvelopeKeys reports whether raw, a JSON object, has Engage's envelope keys:
+// "status" or "code" (ENGAGE.md: every answer has both), matched as the envelope's
+// decoding matches them. Only failed answers get here: encoding/json is fast enough.
+func hasEnvelopeKeys(raw []byte) bool {
+	var keys struct {
+		Status json.RawMessage `json:"status"`
+		Code   json.RawMessage `json:"code"`
+	}
+	return json.Unmarshal(raw, &keys) == nil && (keys.Status != nil || keys.Code != nil)
+}
+
 // decodeObject decodes a JSON object; anything else (an array, null, a truncated body)
 // is an error.
 func decodeObject(raw []byte, v any) error {
@@ -441,6 +451,8 @@ func decodeObject(raw []byte, v any) error {
 	return json.Unmarshal(raw, v)
 }
 
+const maxRetryAfterSeconds = 24 * 60 * 60
+
 // parseRetryAfter reads Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3).
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
@@ -450,7 +462,8 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		if secs < 0 {
 			return 0
 		}
-		return time.Duration(secs) * time.Second
+		// Beyond a day it says nothing useful, and past ~292 years it would overflow.
+		return time.Duration(min(secs, maxRetryAfterSeconds)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {

@@ -687,9 +687,11 @@ func TestATokenEchoedInASuccessfulAnswerIsRedacted(t *testing.T) {
 		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		quoted, _ := json.Marshal(tok)
 		escaped := strings.ReplaceAll(string(quoted), "/", `\/`) // as PHP's json_encode writes it
+		// As .NET's encoder writes "+", and any character may be written.
+		uescaped := fmt.Sprintf(`\u%04x`, tok[0]) + strings.ReplaceAll(tok[1:], "+", `\u002B`)
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"status":200,"code":1000,"description":"echo %s %s","value":%s}`,
-			strings.Trim(string(quoted), `"`), strings.Trim(escaped, `"`), strings.ReplaceAll(value, "TOKEN", strings.Trim(escaped, `"`)))
+		fmt.Fprintf(w, `{"status":200,"code":1000,"description":"echo %s %s %s","tid":"%s","value":%s}`,
+			strings.Trim(string(quoted), `"`), strings.Trim(escaped, `"`), uescaped, uescaped, strings.ReplaceAll(value, "TOKEN", uescaped))
 	}
 	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/search") {
@@ -705,6 +707,11 @@ func TestATokenEchoedInASuccessfulAnswerIsRedacted(t *testing.T) {
 			t.Fatal(err)
 		}
 		texts := []string{string(resp.Raw), resp.Description, resp.Value.AliasID}
+		appended, err := c.Append(t.Context(), tg, token, "c1", textMessage("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts = append(texts, appended.TID, appended.Description)
 		_, err = c.Create(t.Context(), tg, token, engage.CreateRequest{Channel: "sms"})
 		e := wantKind(t, err, engage.KindUpstream)
 		texts = append(texts, err.Error(), e.Description, string(e.Raw))
@@ -732,6 +739,15 @@ func TestAnswersThatAreNotEngageEnvelopesAreUpstream(t *testing.T) {
 		"200 with an array": func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`[1,2]`)) },
 		"200 with null":     func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`null`)) },
 		"200 empty":         func(w http.ResponseWriter, r *http.Request) {},
+		// JSON, but a gateway's, not Engage's envelope (no status, no code).
+		"JSON 404 from a gateway": func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(404)
+			_, _ = w.Write([]byte(`{"message":"no Route matched with those values"}`))
+		},
+		"empty object 400": func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(400)
+			_, _ = w.Write([]byte(`{}`))
+		},
 		"create without conversationId": func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasSuffix(r.URL.Path, "/conversations") {
 				_, _ = w.Write([]byte(`{"status":201,"code":1000,"value":{}}`))
@@ -936,19 +952,54 @@ func TestRedirectsAreNeverFollowedAndAreUpstream(t *testing.T) {
 	}
 }
 
-func TestARedirectToAnUnreadableLocationIsATransportError(t *testing.T) {
+func TestARedirectToAnUnreadableLocationIsABadAnswerNotAConnectionFailure(t *testing.T) {
 	t.Parallel()
 	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Location", "%zz")
+		w.Header().Set("Location", "http://[::1/%zz")
 		w.WriteHeader(http.StatusFound)
 	})
 	rec := &recorder{}
 	_, err := engage.New(engage.Options{Observer: rec}).Search(t.Context(), tg, "tok", engage.SearchRequest{Channel: "sms"})
-	if e := wantKind(t, err, engage.KindUpstream); e.HTTPStatus != 0 || !strings.Contains(err.Error(), `failed to parse Location header "%zz"`) {
-		t.Fatalf("got %v", err)
+	// HTTP status 0 would read as a connection failure, which a search retries.
+	if e := wantKind(t, err, engage.KindUpstream); e.HTTPStatus != http.StatusFound {
+		t.Fatalf("got %+v", e)
 	}
-	if got := rec.last(); got != "search transport_error" {
+	if got := rec.last(); got != "search 302" {
 		t.Errorf("observer saw %q", got)
+	}
+}
+
+// 101 Switching Protocols hands over the bare connection, which the deadline no longer
+// bounds: it is refused at once, never read until the peer closes.
+func TestASwitchingProtocolsAnswerIsRefusedWithoutWaiting(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		_ = buf.Flush()
+		<-release // and never says more
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := engage.New(engage.Options{}).Close(ctx, tg, "tok", "c1")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if e := wantKind(t, err, engage.KindUpstream); e.HTTPStatus != http.StatusSwitchingProtocols || ctx.Err() != nil {
+			t.Fatalf("got %+v after the deadline: %v", e, ctx.Err())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call still waits on the switched connection, 8 s past its deadline")
 	}
 }
 

@@ -3,6 +3,7 @@ package engage
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -140,7 +141,58 @@ func withoutToken(raw []byte, token string) []byte {
 			raw = bytes.ReplaceAll(raw, esc, []byte(redacted))
 		}
 	}
+	if bytes.Contains(raw, []byte(`\u`)) {
+		raw = withoutEscapedToken(raw, token)
+	}
 	return raw
+}
+
+// withoutEscapedToken redacts token from the JSON string literals of raw that spell it
+// with \u escapes: any character may be written so, and some encoders do it by default
+// (.NET's writes "+" as \u002B, and base64 tokens hold "+"). Each literal with an
+// escape is decoded and, when it holds the token, written again without it. raw need
+// not be JSON: what does not decode as a string literal is left as it is.
+func withoutEscapedToken(raw []byte, token string) []byte {
+	var out []byte // nil until a literal changes
+	last := 0
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '"' {
+			continue
+		}
+		end, escaped := literalEnd(raw, i)
+		if end < 0 {
+			break
+		}
+		if escaped {
+			var s string
+			if json.Unmarshal(raw[i:end+1], &s) == nil && strings.Contains(s, token) {
+				q, _ := json.Marshal(strings.ReplaceAll(s, token, redacted))
+				out = append(append(out, raw[last:i]...), q...)
+				last = end + 1
+			}
+		}
+		i = end
+	}
+	if out == nil {
+		return raw
+	}
+	return append(out, raw[last:]...)
+}
+
+// literalEnd returns the index of the quote closing the string literal that opens at
+// start (-1 if none), and whether the literal holds an escape.
+func literalEnd(raw []byte, start int) (int, bool) {
+	escaped := false
+	for j := start + 1; j < len(raw); j++ {
+		switch raw[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			return j, escaped
+		}
+	}
+	return -1, escaped
 }
 
 // stringWithoutToken is withoutToken for a string (error texts: not the hot path).

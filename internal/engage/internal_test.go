@@ -68,6 +68,9 @@ func TestParseRetryAfterReadsSecondsAndHTTPDates(t *testing.T) {
 		"7":                             7 * time.Second,
 		"0":                             0,
 		"-3":                            0,
+		"86401":                         24 * time.Hour,
+		"18446744074":                   24 * time.Hour, // past int64 nanoseconds: no wrap to 290 ms
+		"9223372037":                    24 * time.Hour,
 		"soon":                          0,
 		"Sun, 01 Mar 2026 12:00:30 GMT": 30 * time.Second,
 		"Sun, 01 Mar 2026 11:59:00 GMT": 0,

@@ -53,9 +53,13 @@ func TestConversationAPIRefusesInvalidRequestsWith400Envelopes(t *testing.T) {
 		"attachments missing":          {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["messagetype"] = "text-with-attachments" }), "attachments"},
 		"rich type without its object": {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["messagetype"] = "wab-buttons" }), "wabButtons"},
 		"message with an unknown key":  {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["fromAddress"] = "x" }), "unknown field"},
-		"update with nothing":          {"PATCH", "/" + id, map[string]any{}, "nothing to update"},
-		"update to active":             {"PATCH", "/" + id, map[string]any{"status": "active"}, "re-open"},
-		"participant missing":          {"POST", "/" + id + "/participants", map[string]any{}, "participant is required"},
+		"attachment keys in another case": {"POST", "/" + id + "/messages", msg(func(m map[string]any) {
+			m["messagetype"] = "text-with-attachments"
+			m["attachments"] = []map[string]any{{"MIMETYPE": "image/png", "FileURL": "http://x.example/y.png"}}
+		}), "unknown field"},
+		"update with nothing": {"PATCH", "/" + id, map[string]any{}, "nothing to update"},
+		"update to active":    {"PATCH", "/" + id, map[string]any{"status": "active"}, "re-open"},
+		"participant missing": {"POST", "/" + id + "/participants", map[string]any{}, "participant is required"},
 	} {
 		st, env := call(t, tc.method, base+tc.path, tok, tc.body)
 		if st != http.StatusBadRequest || env.Code != engagesim.CodeInvalid || !strings.Contains(env.Description, tc.want) {

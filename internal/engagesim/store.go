@@ -44,6 +44,18 @@ type Attachment struct {
 	FileURL  string `json:"fileUrl,omitempty"`
 }
 
+type attachmentFields Attachment
+
+// UnmarshalJSON decodes strictly, as Message does: "FileURL" is not "fileUrl".
+func (a *Attachment) UnmarshalJSON(b []byte) error {
+	var f attachmentFields
+	if err := strictUnmarshal(b, &f); err != nil {
+		return err
+	}
+	*a = Attachment(f)
+	return nil
+}
+
 // Message is a message as Engage receives it (ENGAGE.md §4 keys). Raw is the message
 // object exactly as it arrived on the wire.
 type Message struct {
