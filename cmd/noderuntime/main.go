@@ -147,6 +147,10 @@ func serve(args []string, env lookupEnv, _, stderr io.Writer) int {
 		}
 	}
 	a, err := app.New(ctx, cfg, logger)
+	if cerr, ok := errors.AsType[*config.Error](err); ok {
+		_ = logOut.Flush()
+		return configError(stderr, cerr)
+	}
 	if err != nil {
 		return fail(err)
 	}

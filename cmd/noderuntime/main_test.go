@@ -2,8 +2,13 @@ package main
 
 import (
 	"bytes"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/database"
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
 )
 
 func env(m map[string]string) lookupEnv {
@@ -81,5 +86,45 @@ func TestHelpAndVersion(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"bogus"}, env(nil), &stdout, &stderr); code != 2 {
 		t.Fatalf("unknown command: exit %d", code)
+	}
+}
+
+// A connection Postgres refuses (no such database, no such user, a wrong password) is
+// a setting to fix, not an outage to wait out: serve stops with one line naming
+// DATABASE_URL and Postgres' reason, and no password.
+func TestServeStopsWhenPostgresRefusesTheConnection(t *testing.T) {
+	base := dbtest.NewEmptyURL(t)
+	noUser, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noUser.User = url.UserPassword("noderuntime_no_such_role", "pw-secret-4711")
+	for name, u := range map[string]string{
+		"no such database": database.WithDatabaseName(base, "noderuntime_no_such_database"),
+		"no such user":     noUser.String(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr lockedBuffer
+			done := make(chan int, 1)
+			go func() {
+				done <- run([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, env(map[string]string{
+					"DATABASE_URL": u, "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys,
+				}), &stdout, &stderr)
+			}()
+			var code int
+			select {
+			case code = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("serve still runs, not ready, on a connection Postgres refuses:\n%s", stderr.String())
+			}
+			lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+			last := lines[len(lines)-1]
+			if code != 2 || !strings.Contains(last, "DATABASE_URL") || !strings.Contains(last, "SQLSTATE") {
+				t.Fatalf("exit %d, want 2 with a line naming DATABASE_URL and the SQLSTATE:\n%s", code, stderr.String())
+			}
+			if strings.Contains(stderr.String(), "pw-secret-4711") {
+				t.Fatalf("the password is printed:\n%s", stderr.String())
+			}
+		})
 	}
 }

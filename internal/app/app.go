@@ -86,8 +86,12 @@ func (a *App) checkSchemaAtStart(ctx context.Context) error {
 		return nil
 	case errors.Is(err, database.ErrSchemaBehind):
 		return err
+	case database.Refused(err):
+		// Not an outage to wait out: the settings are wrong. Failing the start makes it
+		// visible (CrashLoopBackOff, one line in the logs) instead of a pod never ready.
+		return &config.Error{Variable: "DATABASE_URL", Problem: "Postgres refused the connection: " + database.Redact(err).Error() + "; check the user, the password and the database name"}
 	default:
-		a.logger.Warn("postgres not reachable at start; serving, not ready until it is", slog.String("error", "postgres unreachable"))
+		a.logger.Warn("postgres not reachable at start; serving, not ready until it is", slog.String("error", database.Redact(err).Error()))
 		return nil
 	}
 }
@@ -98,6 +102,9 @@ func (a *App) ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := a.pool.Ping(ctx); err != nil {
+		if database.Refused(err) {
+			return errors.New("postgres refuses the connection; check DATABASE_URL's user, password and database")
+		}
 		return errors.New("postgres is unreachable")
 	}
 	if err := database.CheckSchema(ctx, a.pool); err != nil {

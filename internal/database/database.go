@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -157,6 +158,18 @@ func CheckSchema(ctx context.Context, q Querier) error {
 	}
 	return nil
 }
+
+// Refused reports whether Postgres itself refused the connection for a reason that no
+// retry fixes: a wrong password or user (SQLSTATE class 28) or a database that does not
+// exist (3D000). The error names the SQLSTATE.
+func Refused(err error) bool {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && (strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "3D000")
+}
+
+// Redact is err without the connection details (host, user, database) pgx puts in
+// connect errors, for logs; the cause, such as a refusal's SQLSTATE, stays.
+func Redact(err error) error { return redact(err) }
 
 // redact drops the connection details pgx puts in connect errors.
 func redact(err error) error {
