@@ -167,6 +167,18 @@ func migrateCmd(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
+	// Flags may follow the subcommand too (`migrate up --database-url ...`): flag stops
+	// at the first argument, and what it left unread must not be silently dropped.
+	sub := fs.Arg(0)
+	if fs.NArg() > 0 {
+		if code := parseFlags(fs, fs.Args()[1:]); code >= 0 {
+			return code
+		}
+	}
+	if (sub != "up" && sub != "status") || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "noderuntime: usage: noderuntime migrate [--database-url URL] up|status")
+		return exitUsage
+	}
 	if *dbURL == "" {
 		*dbURL = env.get("DATABASE_URL")
 	}
@@ -177,7 +189,6 @@ func migrateCmd(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 		// Before pgx sees it: its parse errors mask a password only in part.
 		return configError(stderr, err)
 	}
-	sub := fs.Arg(0)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	switch sub {
@@ -198,7 +209,7 @@ func migrateCmd(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 		defer pool.Close()
 		v, err := database.SchemaVersion(ctx, pool)
 		if err != nil {
-			fmt.Fprintln(stderr, "noderuntime: cannot read the schema version: postgres unreachable or not a noderuntime database")
+			fmt.Fprintf(stderr, "noderuntime: cannot read the schema version: %v\n", database.Redact(err))
 			return exitFailed
 		}
 		fmt.Fprintf(stdout, "applied %d, latest %d\n", v, database.Latest())
@@ -206,10 +217,8 @@ func migrateCmd(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 			return exitFailed
 		}
 		return exitOK
-	default:
-		fmt.Fprintln(stderr, "noderuntime: migrate needs `up` or `status`")
-		return exitUsage
 	}
+	return exitUsage // unreachable: sub was checked
 }
 
 func version(_ []string, _ lookupEnv, stdout, _ io.Writer) int {

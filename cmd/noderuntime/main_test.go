@@ -62,6 +62,30 @@ func TestMigrateWithoutDatabaseURLStopsWithOneLine(t *testing.T) {
 	}
 }
 
+// Flags after the subcommand count (flag stops at "up"): the database named by the flag
+// is migrated, not the environment's.
+func TestMigrateReadsFlagsAfterTheSubcommand(t *testing.T) {
+	target := dbtest.NewEmptyURL(t)
+	elsewhere := database.WithDatabaseName(target, "noderuntime_no_such_database")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"migrate", "up", "--database-url", target}, env(map[string]string{"DATABASE_URL": elsewhere}), &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "schema at version") {
+		t.Fatalf("exit %d stdout %q stderr %q", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	if code := run([]string{"migrate", "status", "--database-url", target}, env(nil), &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "applied ") {
+		t.Fatalf("status: exit %d stdout %q stderr %q", code, stdout.String(), stderr.String())
+	}
+	for _, args := range [][]string{{"migrate"}, {"migrate", "sideways"}, {"migrate", "up", "extra"}} {
+		stderr.Reset()
+		if code := run(args, env(map[string]string{"DATABASE_URL": target}), &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "up|status") {
+			t.Errorf("%v: exit %d stderr %q, want 2 and the usage", args, code, stderr.String())
+		}
+	}
+	if code := run([]string{"migrate", "up", "--help"}, env(nil), &stdout, &stderr); code != 0 {
+		t.Errorf("migrate up --help: exit %d", code)
+	}
+}
+
 // A URL pgx cannot parse never reaches it: its parse errors mask a password containing
 // an unescaped "@" only in part.
 func TestMigrateWithAnUnparsableDatabaseURLNamesItWithoutThePassword(t *testing.T) {
