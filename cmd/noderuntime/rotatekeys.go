@@ -36,6 +36,13 @@ func rotateKeys(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	if *dbURL == "" {
 		return configError(stderr, &config.Error{Variable: "DATABASE_URL", Problem: "is required (or --database-url)"})
 	}
+	if err := config.CheckDatabaseURL(*dbURL); err != nil {
+		return configError(stderr, err) // as serve and migrate do, before pgx sees it
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "noderuntime: rotate-keys takes flags only, not %q\n", fs.Arg(0))
+		return exitUsage
+	}
 	if *keySpec == "" {
 		return configError(stderr, &config.Error{Variable: "NODERUNTIME_ENCRYPTION_KEYS", Problem: "is required (or --encryption-keys)"})
 	}

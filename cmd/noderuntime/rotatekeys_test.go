@@ -76,6 +76,15 @@ func TestRotateKeysNamesAMissingSetting(t *testing.T) {
 	if code := run([]string{"rotate-keys"}, env(map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db"}), &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "NODERUNTIME_ENCRYPTION_KEYS") {
 		t.Fatalf("exit %d %q", code, stderr.String())
 	}
+	stderr.Reset()
+	bad := env(map[string]string{"DATABASE_URL": "postgres://u:Sup3r@Secret@127.0.0.1:5432/db?sslmode=bogus", "NODERUNTIME_ENCRYPTION_KEYS": ringSpec("k", 1)})
+	if code := run([]string{"rotate-keys"}, bad, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "configuration: DATABASE_URL") || strings.Contains(stderr.String(), "Sup3r") {
+		t.Fatalf("an unparsable DATABASE_URL: exit %d %q", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"rotate-keys", "now"}, env(map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": ringSpec("k", 1)}), &stdout, &stderr); code != exitUsage {
+		t.Fatalf("an argument: exit %d %q", code, stderr.String())
+	}
 }
 
 func envWith(base lookupEnv, k, v string) lookupEnv {
