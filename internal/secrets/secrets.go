@@ -149,5 +149,6 @@ func (r *KeyRing) Decrypt(ciphertext, aad []byte) ([]byte, error) {
 		}
 		return plain, nil
 	}
-	return nil, ErrDecrypt
+	// The key ID is not secret, and it is what an operator mid-rotation needs.
+	return nil, fmt.Errorf("%w: it is sealed under key %q, which NODERUNTIME_ENCRYPTION_KEYS does not hold", ErrDecrypt, id)
 }

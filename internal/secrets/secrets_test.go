@@ -58,8 +58,8 @@ func TestKeyRingRotation(t *testing.T) {
 	if id, _ := secrets.KeyID(fresh); id != "k2" {
 		t.Fatalf("new ciphertext under key %q, want k2", id)
 	}
-	if _, err := old.Decrypt(fresh, []byte("a")); !errors.Is(err, secrets.ErrDecrypt) {
-		t.Fatalf("a ring without k2 opened a k2 ciphertext: %v", err)
+	if _, err := old.Decrypt(fresh, []byte("a")); !errors.Is(err, secrets.ErrDecrypt) || !strings.Contains(err.Error(), `key "k2"`) {
+		t.Fatalf("a ring without k2 opened a k2 ciphertext, or did not say which key it lacks: %v", err)
 	}
 }
 
