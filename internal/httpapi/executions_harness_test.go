@@ -178,6 +178,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	exec := nodes.NewExecutor(nodes.ExecutorOptions{
 		Engage: client, Credentials: creds,
 		Metrics: nodes.NewMetrics(h.metrics, registry, httpapi.LatencyBuckets),
+		Logger:  slog.New(jsonlog.New(h.logs, nil)),
 	})
 	var idem *idempotency.Store
 	if o.pool != nil {

@@ -459,6 +459,11 @@ func testAuthorizationFailures(t *testing.T, vi *versionInfo, h *harness) {
 			if strings.Contains(a.Error.Message, "EOF") {
 				t.Fatalf("the store's own error reached the flow: %q", a.Error.Message)
 			}
+			if tc.auth == authBroken && !slices.ContainsFunc(strings.Split(h.logs.String(), "\n"), func(l string) bool {
+				return strings.Contains(l, `"credential store failed"`) && strings.Contains(l, `"authorizationId":"`+authBroken+`"`) && strings.Contains(l, `"tenant":"acme"`)
+			}) {
+				t.Fatalf("no log line names the authorization whose store failed:\n%s", h.logs.String())
+			}
 		})
 	}
 }

@@ -108,7 +108,7 @@ func (x *Executor) run(ctx context.Context, v *Version, req Request) outcomes.Re
 	}
 	cred, err := x.creds.Token(ctx, req.Tenant, req.AuthorizationID)
 	if err != nil {
-		return x.credentialFailure(ctx, err)
+		return x.credentialFailure(ctx, req, err)
 	}
 	refreshed, repeated := false, false
 	for {
@@ -130,7 +130,7 @@ func (x *Executor) run(ctx context.Context, v *Version, req Request) outcomes.Re
 			refreshed = true
 			cred, err = x.creds.Refresh(ctx, req.Tenant, req.AuthorizationID, cred.AccessToken)
 			if err != nil {
-				return x.credentialFailure(ctx, err)
+				return x.credentialFailure(ctx, req, err)
 			}
 			continue
 		case def.readOnly && !repeated && retriesRead(e) && ctx.Err() == nil:
@@ -146,7 +146,7 @@ func invalidData(err error) outcomes.Result {
 }
 
 // credentialFailure maps an error of the credential store.
-func (x *Executor) credentialFailure(ctx context.Context, err error) outcomes.Result {
+func (x *Executor) credentialFailure(ctx context.Context, req Request, err error) outcomes.Result {
 	if ae, ok := errors.AsType[*outcomes.AuthorizationError](err); ok {
 		code := ae.Code
 		if code == "" {
@@ -158,7 +158,9 @@ func (x *Executor) credentialFailure(ctx context.Context, err error) outcomes.Re
 		return outcomes.Fail(outcomes.OnTimeout, outcomes.CodeTimeout, "the deadline passed while getting an access token")
 	}
 	// The store's error may name hosts or tables: it goes to the log, not to the flow.
-	x.logger.WarnContext(ctx, "credential store failed", slog.String("error", err.Error()))
+	// Named as the access log line of the request names it, to find one from the other.
+	x.logger.WarnContext(ctx, "credential store failed", slog.String("tenant", string(req.Tenant)),
+		slog.String("authorizationId", req.AuthorizationID), slog.String("error", err.Error()))
 	if errors.Is(err, context.Canceled) {
 		return outcomes.Fail(outcomes.OnError, outcomes.CodeInternal, "the execution was canceled")
 	}
