@@ -133,7 +133,7 @@ func (a *App) Pool() *pgxpool.Pool { return a.pool }
 func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+		return fmt.Errorf("NODERUNTIME_ADDR: listen on %s: %w", a.cfg.Addr, err)
 	}
 	srv := httpapi.NewServer(a.handler, a.cfg.ExecutionTimeoutMx+15*time.Second)
 	var wg sync.WaitGroup
@@ -142,7 +142,7 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		mln, err := net.Listen("tcp", a.cfg.MetricsAddr)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("listen on %s: %w", a.cfg.MetricsAddr, err)
+			return fmt.Errorf("NODERUNTIME_METRICS_ADDR: listen on %s: %w", a.cfg.MetricsAddr, err)
 		}
 		msrv := httpapi.NewServer(a.metricsHandler(), 30*time.Second)
 		wg.Add(1)

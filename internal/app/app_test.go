@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,4 +191,28 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// A busy port stops the start with the setting that named it.
+func TestABusyPortIsNamedByItsSetting(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	url := dbtest.NewURL(t)
+	for setting, cfg := range map[string]func(*config.Config){
+		"NODERUNTIME_ADDR":         func(c *config.Config) { c.Addr = busy.Addr().String() },
+		"NODERUNTIME_METRICS_ADDR": func(c *config.Config) { c.MetricsAddr = busy.Addr().String() },
+	} {
+		c := testConfig(t, url)
+		cfg(&c)
+		a, err := app.New(t.Context(), c, quietLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Run(t.Context(), nil); err == nil || !strings.HasPrefix(err.Error(), setting+": listen on "+busy.Addr().String()) {
+			t.Errorf("%s busy: %v", setting, err)
+		}
+	}
 }
