@@ -133,6 +133,9 @@ func serve(args []string, env lookupEnv, _, stderr io.Writer) int {
 	logOut := logbuf.New(stderr, logbuf.DefaultDelay, logbuf.DefaultSize)
 	defer logOut.Close()
 	logger := newLogger(logOut, cfg.LogLevel)
+	for _, w := range cfg.Warnings() {
+		logger.Warn(w)
+	}
 	fail := func(err error) int {
 		_ = logOut.Flush() // the lines before it come first
 		fmt.Fprintf(stderr, "noderuntime: %v\n", err)

@@ -167,6 +167,15 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 	}
 }
 
+// Warnings lists what is allowed but probably not meant, for serve to log at start.
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.ShutdownGrace < c.ExecutionTimeoutMx {
+		w = append(w, fmt.Sprintf("NODERUNTIME_SHUTDOWN_GRACE (%v) is shorter than NODERUNTIME_EXECUTION_TIMEOUT_MAX (%v): a stop may cut executions short, and one with an Idempotency-Key is then never run again", c.ShutdownGrace, c.ExecutionTimeoutMx))
+	}
+	return w
+}
+
 func (c *Config) validate() error {
 	if c.Webex.Enabled() {
 		for _, req := range []struct{ env, v string }{
@@ -178,6 +187,10 @@ func (c *Config) validate() error {
 				return &Error{Variable: req.env, Problem: "is required when WEBEX_CLIENT_ID is set"}
 			}
 		}
+	}
+	if !c.Webex.Enabled() && !c.Webex.ClientSecret.IsZero() {
+		// A secret alone would leave the Webex login silently off.
+		return &Error{Variable: "WEBEX_CLIENT_ID", Problem: "is required when WEBEX_CLIENT_SECRET is set (unset the secret to turn the Webex login off)"}
 	}
 	if c.Pprof && c.MetricsAddr == "" {
 		// Never on the main listener, which callers reach.

@@ -107,6 +107,7 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"default timeout over the cap", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "90s"), nil, "NODERUNTIME_EXECUTION_TIMEOUT"},
 		{"negative skew", with(minimal(), "NODERUNTIME_TOKEN_REFRESH_SKEW", "-1s"), nil, "NODERUNTIME_TOKEN_REFRESH_SKEW"},
 		{"empty allowlist", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", ","), nil, "ENGAGE_ALLOWED_BASE_URLS"},
+		{"Webex client secret without its ID", with(minimal(), "WEBEX_CLIENT_SECRET", "s3cret-pw"), nil, "WEBEX_CLIENT_ID"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -126,6 +127,18 @@ func TestListenAddressesNetListenTakes(t *testing.T) {
 	for _, addr := range []string{":8080", "127.0.0.1:0", "[::1]:8080", "localhost:8080", "0.0.0.0:http"} {
 		if _, err := load(with(minimal(), "NODERUNTIME_ADDR", addr)); err != nil {
 			t.Errorf("%s: %v", addr, err)
+		}
+	}
+}
+
+func TestAShutdownGraceShorterThanTheLongestExecutionIsWarnedAbout(t *testing.T) {
+	for grace, warned := range map[string]bool{"5s": true, "60s": false, "65s": false} {
+		cfg, err := load(with(minimal(), "NODERUNTIME_SHUTDOWN_GRACE", grace))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := cfg.Warnings(); (len(w) == 1 && strings.Contains(w[0], "NODERUNTIME_SHUTDOWN_GRACE")) != warned {
+			t.Errorf("grace %s with the default 60s maximum: warnings %q", grace, w)
 		}
 	}
 }
