@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
+	"github.com/noderuntime/noderuntime/internal/buildinfo"
 	"github.com/noderuntime/noderuntime/internal/config"
 	"github.com/noderuntime/noderuntime/internal/database"
 	"github.com/noderuntime/noderuntime/internal/httpapi"
@@ -149,11 +150,23 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		go func() { defer wg.Done(); errs <- httpapi.Serve(ctx, msrv, mln, time.Second) }()
 		a.logger.Info("serving metrics", slog.String("addr", mln.Addr().String()))
 	}
-	a.logger.Info("serving", slog.String("addr", ln.Addr().String()))
+	a.logger.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("version", buildinfo.Version))
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	err = httpapi.Serve(ctx, srv, ln, a.cfg.ShutdownGrace)
+	// The drain may take the whole grace: say it starts (before it does), or the log is
+	// silent meanwhile.
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
+	go func() {
+		select {
+		case <-ctx.Done():
+			a.logger.Info("stopping: no new connections, in-flight requests finish", slog.Duration("grace", a.cfg.ShutdownGrace))
+			stopServing()
+		case <-serveCtx.Done():
+		}
+	}()
+	err = httpapi.Serve(serveCtx, srv, ln, a.cfg.ShutdownGrace)
 	wg.Wait()
 	close(errs)
 	for e := range errs {

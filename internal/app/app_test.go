@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,4 +216,42 @@ func TestABusyPortIsNamedByItsSetting(t *testing.T) {
 			t.Errorf("%s busy: %v", setting, err)
 		}
 	}
+}
+
+// The log says which version serves, and when a stop starts draining (which may take
+// the whole grace), not only when it has stopped.
+func TestTheLogSaysTheVersionAndWhenADrainStarts(t *testing.T) {
+	var logs syncLog
+	a, err := app.New(t.Context(), testConfig(t, dbtest.NewURL(t)), slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, func(net.Addr) { cancel() }) }()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	serving, stopping, stopped := strings.Index(out, `"msg":"serving","addr"`), strings.Index(out, `"msg":"stopping: no new connections`), strings.Index(out, `"msg":"stopped"`)
+	if serving < 0 || !strings.Contains(out, `"version":"`) || stopping < serving || stopped < stopping {
+		t.Fatalf("want serving (with the version), stopping, stopped in that order:\n%s", out)
+	}
+}
+
+type syncLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
