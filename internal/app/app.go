@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -35,6 +36,7 @@ type App struct {
 	httpMetrics *httpapi.Metrics // both listeners'
 	handler     chi.Router
 	auth        *authstore.Store
+	notReady    atomic.Bool // what the last readiness probe found
 }
 
 // New builds the service. It fails if the schema is behind; an unreachable Postgres is
@@ -97,9 +99,22 @@ func (a *App) checkSchemaAtStart(ctx context.Context) error {
 	}
 }
 
-// ready is /readyz: Postgres answers and the schema is current. The message never
-// carries connection details.
+// ready is /readyz (readiness), logging each change: a failed probe is otherwise logged
+// at debug only, and a pod out of its Service with nothing in its log is hard to read.
 func (a *App) ready(ctx context.Context) error {
+	err := a.readiness(ctx)
+	switch was := a.notReady.Swap(err != nil); {
+	case err != nil && !was:
+		a.logger.Warn("not ready", slog.String("reason", err.Error()))
+	case err == nil && was:
+		a.logger.Info("ready again")
+	}
+	return err
+}
+
+// readiness: Postgres answers and the schema is current. The message never carries
+// connection details.
+func (a *App) readiness(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := a.pool.Ping(ctx); err != nil {

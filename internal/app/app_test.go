@@ -58,7 +58,8 @@ func TestReadyzIsRedWhilePostgresIsDownAndGreenWhenItIsBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cluster, url := dbtest.NewCluster(t)
-	a, err := app.New(ctx, testConfig(t, url), quietLogger())
+	var logs syncLog
+	a, err := app.New(ctx, testConfig(t, url), slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +90,11 @@ func TestReadyzIsRedWhilePostgresIsDownAndGreenWhenItIsBack(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	out := logs.String()
+	down, back := strings.Index(out, `"msg":"not ready"`), strings.Index(out, `"msg":"ready again"`)
+	if down < 0 || back < down || strings.Count(out, `"msg":"not ready"`) != 1 {
+		t.Fatalf("want one not ready, then ready again, in the log:\n%s", out)
+	}
 }
 
 func TestServeRefusesASchemaThatIsBehind(t *testing.T) {
@@ -100,15 +106,23 @@ func TestServeRefusesASchemaThatIsBehind(t *testing.T) {
 }
 
 func TestAppStartsWhenPostgresIsUnreachableAndReportsNotReady(t *testing.T) {
-	a, err := app.New(context.Background(), testConfig(t, "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"), quietLogger())
+	var logs syncLog
+	a, err := app.New(context.Background(), testConfig(t, "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"), slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
-	if got := status(t, srv.URL+"/readyz"); got != 503 {
-		t.Fatalf("readyz %d, want 503", got)
+	for range 3 {
+		if got := status(t, srv.URL+"/readyz"); got != 503 {
+			t.Fatalf("readyz %d, want 503", got)
+		}
+	}
+	// The start names the cause; the probes log the change once, not each probe.
+	out := logs.String()
+	if !strings.Contains(out, "connection refused") || strings.Count(out, `"msg":"not ready","reason":"postgres is unreachable"`) != 1 {
+		t.Fatalf("logs:\n%s", out)
 	}
 }
 
