@@ -54,7 +54,13 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	logger := newLogger(stderr, slog.LevelInfo)
+	level := slog.LevelInfo
+	if v := env.get("NODERUNTIME_LOG_LEVEL"); v != "" {
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			return configError(stderr, &config.Error{Variable: "NODERUNTIME_LOG_LEVEL", Problem: err.Error()})
+		}
+	}
+	logger := newLogger(stderr, level)
 
 	dbURL, cleanup, err := devDatabaseURL(ctx, env.get("DATABASE_URL"), *local, devDatabase, stdout)
 	if err != nil {

@@ -152,3 +152,11 @@ func TestServeStopsWhenPostgresRefusesTheConnection(t *testing.T) {
 		})
 	}
 }
+
+// dev reads NODERUNTIME_LOG_LEVEL as serve does (it used to log at info whatever it said).
+func TestDevReadsTheLogLevel(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"dev"}, env(map[string]string{"NODERUNTIME_LOG_LEVEL": "loud"}), &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "NODERUNTIME_LOG_LEVEL") {
+		t.Fatalf("exit %d stderr %q", code, stderr.String())
+	}
+}
