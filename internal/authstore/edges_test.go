@@ -419,3 +419,36 @@ func TestAFailedRefreshBacksOffInProcessWhenTheBackoffCannotBeStored(t *testing.
 		t.Fatal("no log line about the backoff that could not be stored")
 	}
 }
+
+// After a Postgres restart the pool still holds connections the server closed, and
+// hands out one used less than a second ago without a ping. A token read that meets one
+// must not fail the execution: the store drops them and reads again.
+func TestATokenReadOnAConnectionARestartClosedIsReadAgain(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	first := e.createCC(e.store(), acme, "read before")
+	second := e.createCC(e.store(), acme, "read after")
+	cfg, err := pgxpool.ParseConfig(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false } // as a busy pool's are not
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := e.store(func(o *authstore.Options) { o.Pool = pool })
+	waitListening(t, s)
+	if _, err := s.Token(ctxT(t), acme, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	// What a restart does to every connection of the pool (and the listener's).
+	if _, err := e.pool.Exec(ctxT(t), `select pg_terminate_backend(pid) from pg_stat_activity
+		where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the listener to reconnect", func() bool { return s.Listening() })
+	if _, err := s.Token(ctxT(t), acme, second.ID); err != nil {
+		t.Fatalf("a read on a closed connection failed the token: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -179,6 +180,13 @@ func (s *Store) remember(snap uint64, t tenant.ID, r *row, c Credential, capAt t
 func (s *Store) load(ctx context.Context, t tenant.ID, id string, rejected secrets.Value) (Credential, error) {
 	snap := s.cache.snapshot()
 	r, err := readRow(ctx, s.pool, t, id, false)
+	if err != nil && ctx.Err() == nil && connectionLost(err) {
+		// After a Postgres restart the pool still holds the connections it closed, and
+		// hands out those used less than a second ago without a ping: one read fails
+		// for each. Drop them all and read again, once (a read is safe to repeat).
+		s.pool.Reset()
+		r, err = readRow(ctx, s.pool, t, id, false)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Credential{}, authNotFound()
 	}
@@ -384,4 +392,17 @@ func (s *Store) markNeedsReauthorization(ctx context.Context, tx pgx.Tx, log *sl
 	log.Warn("provider refused the refresh; authorization needs re-authorization",
 		slog.String("error", pe.Error()), slog.String("kind", string(r.kind)))
 	return authNeedsReauthorization()
+}
+
+// connectionLost reports whether err says the connection failed rather than the query:
+// no SQL error at all, or one of the classes of a closed connection (08, connection
+// exception; 57P, the server shutting down or restarting).
+func connectionLost(err error) bool {
+	if errors.Is(err, pgx.ErrNoRows) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	return true
 }
