@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strings"
+
+	"github.com/noderuntime/noderuntime/internal/jsonfields"
 )
 
 // strictUnmarshal decodes a JSON object into the struct v points to, refusing keys its
@@ -19,30 +20,11 @@ func strictUnmarshal(raw []byte, v any) error {
 	if keys == nil {
 		return fmt.Errorf("body is not a JSON object")
 	}
-	allowed := jsonKeys(reflect.TypeOf(v).Elem())
+	allowed := jsonfields.Of(reflect.TypeOf(v).Elem())
 	for k := range keys {
-		if !allowed[k] {
+		if _, ok := allowed[k]; !ok {
 			return fmt.Errorf("json: unknown field %q", k)
 		}
 	}
 	return json.Unmarshal(raw, v)
-}
-
-// jsonKeys lists the JSON keys of a struct type's exported fields.
-func jsonKeys(t reflect.Type) map[string]bool {
-	keys := make(map[string]bool, t.NumField())
-	for f := range t.Fields() {
-		if !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		switch name {
-		case "-":
-			continue
-		case "":
-			name = f.Name
-		}
-		keys[name] = true
-	}
-	return keys
 }

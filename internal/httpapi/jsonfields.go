@@ -5,8 +5,8 @@ import (
 	"encoding"
 	"encoding/json"
 	"reflect"
-	"strings"
-	"sync"
+
+	"github.com/noderuntime/noderuntime/internal/jsonfields"
 )
 
 // inexactKey returns a key of data, a JSON text that encoding/json has already decoded
@@ -40,7 +40,7 @@ func walkKeys(dec *json.Decoder, t reflect.Type) (string, bool) {
 			var valueType reflect.Type
 			switch {
 			case t != nil && t.Kind() == reflect.Struct:
-				ft, ok := structFields(t)[key]
+				ft, ok := jsonfields.Of(t)[key]
 				if !ok {
 					return key, true
 				}
@@ -86,30 +86,4 @@ func checkedType(t reflect.Type) reflect.Type {
 		return nil
 	}
 	return t
-}
-
-var structFieldCache sync.Map // reflect.Type -> map[string]reflect.Type
-
-// structFields maps each JSON name of t's fields, as written in its tags, to the field's
-// type. The request types have no embedded structs, so none are flattened.
-func structFields(t reflect.Type) map[string]reflect.Type {
-	if m, ok := structFieldCache.Load(t); ok {
-		return m.(map[string]reflect.Type)
-	}
-	m := make(map[string]reflect.Type, t.NumField())
-	for f := range t.Fields() {
-		if !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		switch name {
-		case "-":
-			continue
-		case "":
-			name = f.Name
-		}
-		m[name] = f.Type
-	}
-	structFieldCache.Store(t, m)
-	return m
 }
