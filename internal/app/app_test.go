@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,7 +57,7 @@ func TestReadyzIsRedWhilePostgresIsDownAndGreenWhenItIsBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cluster, url := dbtest.NewCluster(t)
-	var logs syncLog
+	var logs lockedBuffer
 	a, err := app.New(ctx, testConfig(t, url), slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +105,7 @@ func TestServeRefusesASchemaThatIsBehind(t *testing.T) {
 }
 
 func TestAppStartsWhenPostgresIsUnreachableAndReportsNotReady(t *testing.T) {
-	var logs syncLog
+	var logs lockedBuffer
 	a, err := app.New(context.Background(), testConfig(t, "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"), slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +234,7 @@ func TestABusyPortIsNamedByItsSetting(t *testing.T) {
 // The log says which version serves, and when a stop starts draining (which may take
 // the whole grace), not only when it has stopped.
 func TestTheLogSaysTheVersionAndWhenADrainStarts(t *testing.T) {
-	var logs syncLog
+	var logs lockedBuffer
 	a, err := app.New(t.Context(), testConfig(t, dbtest.NewURL(t)), slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -251,21 +250,4 @@ func TestTheLogSaysTheVersionAndWhenADrainStarts(t *testing.T) {
 	if serving < 0 || !strings.Contains(out, `"version":"`) || stopping < serving || stopped < stopping {
 		t.Fatalf("want serving (with the version), stopping, stopped in that order:\n%s", out)
 	}
-}
-
-type syncLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
