@@ -14,9 +14,10 @@ import (
 // only per base URL, so that what one Engage tenant's calls provoke never refuses
 // another's (an outage of a whole region trips every domain's breaker soon enough).
 //
-// Business errors, 401/403, 429, the caller's deadline and cancellations do not count
-// as failures: a timeout often says more about the caller's deadline than about Engage,
-// and an open breaker must never turn a flow's onTimeout into something else.
+// Business errors, 401/403 and 429 count as successes (Engage answered); the caller's
+// deadline and cancellations count as neither: a timeout often says more about the
+// caller's deadline than about Engage, and an open breaker must never turn a flow's
+// onTimeout into something else, but probes that time out must not close it either.
 type BreakerOptions struct {
 	// OpenFor is how long a tripped breaker refuses calls before letting probes through.
 	// Zero: 5 s.
@@ -69,6 +70,9 @@ func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 				(c.Requests >= 20 && c.TotalFailures*2 >= c.Requests)
 		},
 		IsSuccessful: func(err error) bool { return err == nil },
+		// A call cut by the caller's deadline or cancellation is neither: counted as a
+		// success, probes that time out against a hanging Engage would close the breaker.
+		IsExcluded: func(err error) bool { return err == errBreakerExcluded },
 		OnStateChange: func(_ string, _, to gobreaker.State) {
 			if b.opts.Observer != nil {
 				b.opts.Observer.ObserveBreakerState(k.target, k.domain, breakerState(to))
@@ -97,5 +101,9 @@ func countsAgainstEngage(e *Error) bool {
 	return e != nil && e.Kind == KindUpstream
 }
 
-// errBreakerFailure is what the breaker records for a failure; its text never matters.
-var errBreakerFailure = &Error{Kind: KindUpstream}
+// errBreakerFailure is what the breaker records for a failure, errBreakerExcluded for a
+// call that says nothing about Engage; their texts never matter.
+var (
+	errBreakerFailure  = &Error{Kind: KindUpstream}
+	errBreakerExcluded = &Error{Kind: KindTimeout}
+)

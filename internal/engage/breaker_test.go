@@ -199,3 +199,41 @@ func TestBreakerOpensWhenHalfOfTwentyCallsFail(t *testing.T) {
 		t.Fatalf("breaker state metric %v, want 2 (open)", got)
 	}
 }
+
+// Half-open probes that time out against a hanging Engage say nothing about it: they
+// neither close the breaker (as successes would) nor count as failures.
+func TestProbesThatTimeOutDoNotCloseTheBreaker(t *testing.T) {
+	f, m := breakerFixture(t)
+	f.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 503, Times: 5})
+	for range 5 {
+		_ = f.search(t)
+	}
+	if got := testutil.ToFloat64(m.BreakerGauge(f.sim.BaseURL(), domain)); got != 2 {
+		t.Fatalf("breaker state %v after 5 failures, want 2 (open)", got)
+	}
+	f.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: time.Minute}) // Engage hangs
+	timedOut := func() engage.Kind {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
+		defer cancel()
+		_, err := f.client.Search(ctx, f.target, f.token, engage.SearchRequest{Channel: "sms", CustomerAddress: "+1", BizAddress: "2"})
+		return engage.KindOf(err)
+	}
+	probes := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for probes < 5 {
+		switch k := timedOut(); k {
+		case engage.KindTimeout:
+			probes++ // a probe went through, half-open, and timed out
+		case engage.KindCircuitOpen:
+			if time.Now().After(deadline) {
+				t.Fatal("the breaker never let a probe through")
+			}
+			time.Sleep(20 * time.Millisecond)
+		default:
+			t.Fatalf("kind %q", k)
+		}
+	}
+	if got := testutil.ToFloat64(m.BreakerGauge(f.sim.BaseURL(), domain)); got != 1 {
+		t.Fatalf("breaker state %v after %d probes timed out, want 1 (half-open: neither closed nor reopened)", got, probes)
+	}
+}

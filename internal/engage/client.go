@@ -237,9 +237,12 @@ func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conv
 		}
 	}
 	if done != nil {
-		if countsAgainstEngage(e) {
+		switch {
+		case countsAgainstEngage(e):
 			done(errBreakerFailure)
-		} else {
+		case e != nil && (e.Kind == KindTimeout || e.Kind == KindCanceled):
+			done(errBreakerExcluded) // says nothing about Engage, either way
+		default:
 			done(nil)
 		}
 	}
