@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"strconv"
+	"strings"
 
 	"github.com/noderuntime/noderuntime/internal/jsonenc"
 	"github.com/noderuntime/noderuntime/internal/jsonscan"
@@ -343,7 +345,9 @@ func (*noValue) UnmarshalJSON([]byte) error { return nil }
 
 func (*noValue) decodeFast([]byte) bool { return true }
 
-// flexInt accepts 200, "200" and null.
+// flexInt accepts 200, "200", null and an integral number written as a float (200.0,
+// 2e2: JavaScript and .NET serializers write them): a success must not fail on how its
+// status is spelled.
 type flexInt int
 
 func (f *flexInt) UnmarshalJSON(b []byte) error {
@@ -364,10 +368,22 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	}
 	n, err := strconv.Atoi(string(b))
 	if err != nil {
-		return err
+		var ok bool
+		if n, ok = integralFloat(string(b)); !ok {
+			return err
+		}
 	}
 	*f = flexInt(n)
 	return nil
+}
+
+// integralFloat reads s as a float that is a whole number an int holds exactly.
+func integralFloat(s string) (int, bool) {
+	x, err := strconv.ParseFloat(s, 64)
+	if err != nil || x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+		return 0, false
+	}
+	return int(x), true
 }
 
 // flexString accepts a string, a number or null.
@@ -401,7 +417,7 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 
 var errNotBool = errors.New("not a boolean")
 
-// flexBool accepts true, "true", 1 and null.
+// flexBool accepts true, "true" (in any case: "True" is .NET's), 1 and null.
 type flexBool bool
 
 func (f *flexBool) UnmarshalJSON(b []byte) error {
@@ -411,7 +427,14 @@ func (f *flexBool) UnmarshalJSON(b []byte) error {
 	case "true", `"true"`, "1", `"1"`:
 		*f = true
 	default:
-		return errNotBool
+		switch strings.ToLower(string(b)) { // the rare spelling, off the usual path
+		case `"false"`:
+			*f = false
+		case `"true"`:
+			*f = true
+		default:
+			return errNotBool
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package engage
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"reflect"
 	"strconv"
 	"testing"
@@ -45,14 +46,21 @@ func refFlexInt(b []byte) (int, bool) {
 		}
 		b = []byte(s)
 	}
-	n, err := strconv.Atoi(string(b))
-	return n, err == nil
+	if n, err := strconv.Atoi(string(b)); err == nil {
+		return n, true
+	}
+	// A whole number written as a float: 200.0, 2e2.
+	x, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+		return 0, false
+	}
+	return int(x), true
 }
 
 var flexSeeds = []string{
 	`null`, `""`, `"abc"`, `"a\"b"`, `"\u00e9t\u00e9"`, `"été"`, "\"\xff\"", `"12"`, `" 12"`, `"-7"`,
 	`0`, `-0`, `12`, `-12.5e+3`, `1E9`, `01`, `1.`, `-`, `true`, `false`, `{}`, `[1]`, `"\/"`,
-	`"tid-3fcb5f72cb833738e836b8e472300d62"`, `12345678901234567890`,
+	`"tid-3fcb5f72cb833738e836b8e472300d62"`, `12345678901234567890`, `200.0`, `"1000.0"`, `2e2`, `1.5`, `1e300`, `"NaN"`, `"inf"`,
 }
 
 func FuzzFlexDecodingEqualsEncodingJSON(f *testing.F) {
@@ -107,4 +115,22 @@ func FuzzWireDecodingEqualsEncodingJSON(f *testing.F) {
 		check("create", new(wire[createWire]), new(wire[createWire]))
 		check("mutation", new(wire[noValue]), new(wire[noValue]))
 	})
+}
+
+// What other serializers write for the same values must not fail an answer that
+// succeeded: a mutation reported as failed invites the flow to repeat it.
+func TestAnswersSpelledByOtherSerializersDecode(t *testing.T) {
+	var w wire[searchWire]
+	if err := decodeObject([]byte(`{"status":200.0,"code":"1000.0","description":"found","value":{"conversationId":"c1","chatExist":"True","status":"active"}}`), &w); err != nil {
+		t.Fatal(err)
+	}
+	if w.Status != 200 || w.Code != 1000 || !bool(w.Value.ChatExist) {
+		t.Fatalf("decoded %+v", w)
+	}
+	for _, bad := range []string{`{"status":200.5}`, `{"code":1e300}`, `{"value":{"chatExist":"yes"}}`} {
+		var w wire[searchWire]
+		if err := decodeObject([]byte(bad), &w); err == nil {
+			t.Errorf("%s decoded: %+v", bad, w)
+		}
+	}
 }
