@@ -340,6 +340,8 @@ func (c *Client) exchange(ctx context.Context, op string, req *http.Request) (in
 	if err != nil {
 		return 0, nil, transportError(ctx, op, resp.StatusCode, err)
 	}
+	// A byte order mark is not JSON, and some servers (IIS, .NET) start with one.
+	raw = bytes.TrimPrefix(raw, utf8BOM)
 	status := resp.StatusCode
 	if int64(len(raw)) > c.max {
 		return status, nil, &Error{Op: op, Kind: KindUpstream, HTTPStatus: status,
@@ -350,6 +352,8 @@ func (c *Client) exchange(ctx context.Context, op string, req *http.Request) (in
 	}
 	return status, nil, statusError(op, status, resp.Header, raw)
 }
+
+var utf8BOM = []byte("\xef\xbb\xbf")
 
 // readAll is io.ReadAll with a first buffer of the announced length (when there is one,
 // and it is small), so a usual answer is read without growing the buffer.

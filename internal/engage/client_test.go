@@ -1099,3 +1099,27 @@ func TestHTTPSToAnHTTPServerIsUpstream(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A byte order mark before the JSON (IIS and .NET servers write one) is not a malformed
+// answer, on a success or on a refusal.
+func TestAnAnswerStartingWithAByteOrderMarkDecodes(t *testing.T) {
+	t.Parallel()
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		if strings.HasSuffix(r.URL.Path, "/close") {
+			w.WriteHeader(409)
+			_, _ = w.Write([]byte("\xef\xbb\xbf" + `{"status":409,"code":1009,"description":"conversation not closed"}`))
+			return
+		}
+		_, _ = w.Write([]byte("\xef\xbb\xbf" + `{"status":200,"code":1000,"description":"found","value":{"conversationId":"c1","status":"active"}}`))
+	})
+	c := engage.New(engage.Options{})
+	resp, err := c.Search(t.Context(), tg, "tok", engage.SearchRequest{Channel: "sms"})
+	if err != nil || resp.Value.ConversationID != "c1" {
+		t.Fatalf("search: %+v %v", resp, err)
+	}
+	_, err = c.Close(t.Context(), tg, "tok", "c1")
+	if e := wantKind(t, err, engage.KindBusiness); e.Code != 1009 {
+		t.Fatalf("close: %+v", e)
+	}
+}
