@@ -410,6 +410,11 @@ func statusError(op string, status int, h http.Header, raw []byte) *Error {
 		e.Description = string(w.Description)
 	}
 	switch {
+	case status == http.StatusForbidden && envErr != nil:
+		// A WAF's or proxy's page, not Engage refusing the token for this domain: the
+		// authorization is not at fault.
+		e.Kind = KindUpstream
+		e.Err = fmt.Errorf("HTTP 403 without an Engage envelope: %w", envErr)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		e.Kind = KindUnauthorized
 	case status == http.StatusTooManyRequests:

@@ -744,6 +744,11 @@ func TestAnswersThatAreNotEngageEnvelopesAreUpstream(t *testing.T) {
 			w.WriteHeader(404)
 			_, _ = w.Write([]byte(`{"message":"no Route matched with those values"}`))
 		},
+		"HTML 403 from a WAF": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(403)
+			_, _ = w.Write([]byte("<html>Request blocked</html>"))
+		},
 		"empty object 400": func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(400)
 			_, _ = w.Write([]byte(`{}`))
