@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -256,7 +255,7 @@ func TestClientCredentialsRefusedAsUnauthorizedClientOrByABare401NeedReauthoriza
 			e := newEnv(t, engagesim.Config{})
 			var refusing atomic.Bool
 			var calls atomic.Int32
-			provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s, base := e.providerStore(func(w http.ResponseWriter, r *http.Request) {
 				n := calls.Add(1)
 				if r.URL.Path != "/api/v1/oauth/token" {
 					http.NotFound(w, r)
@@ -268,10 +267,7 @@ func TestClientCredentialsRefusedAsUnauthorizedClientOrByABare401NeedReauthoriza
 				}
 				w.Header().Set("Content-Type", "application/json")
 				_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "provider-token-" + strconv.Itoa(int(n)), "token_type": "Bearer", "expires_in": 3600})
-			}))
-			t.Cleanup(provider.Close)
-			base := provider.URL + "/api/v1"
-			s := e.store(func(o *authstore.Options) { o.AllowedBaseURLs = append(o.AllowedBaseURLs, base) })
+			})
 			created, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
 				Name: "cc", Kind: authstore.KindClientCredentials, BaseURL: base, Domain: "acme",
 				TenantID: "tenant-1", TenantSecret: secrets.New(ccSecret),

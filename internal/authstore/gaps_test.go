@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -256,16 +255,13 @@ func TestReauthorizationIsAudited(t *testing.T) {
 func TestAnEchoingTokenEndpointDoesNotLeakTheTenantSecret(t *testing.T) {
 	e := newEnv(t, engagesim.Config{})
 	const secret = "s3cr+t/&=CANARY-9d1"
-	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s, base := e.providerStore(func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
 		raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(auth, "Basic "))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client", "error_description": auth + " " + string(raw)})
-	}))
-	t.Cleanup(echo.Close)
-	base := echo.URL + "/api/v1"
-	s := e.store(func(o *authstore.Options) { o.AllowedBaseURLs = append(o.AllowedBaseURLs, base) })
+	})
 	_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
 		Name: "echo", Kind: authstore.KindClientCredentials, BaseURL: base, Domain: "acme",
 		TenantID: "tenant-1", TenantSecret: secrets.New(secret),

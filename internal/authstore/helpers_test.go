@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -331,4 +332,15 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64
 		}
 	}
 	return 0
+}
+
+// providerStore starts h as an Engage host of its own (its token endpoint is
+// {base}/oauth/token), adds its base URL to the allowlist, and returns a store that may
+// use it: for answers the simulator does not give.
+func (e *env) providerStore(h http.HandlerFunc) (*authstore.Store, string) {
+	e.t.Helper()
+	srv := httptest.NewServer(h)
+	e.t.Cleanup(srv.Close)
+	base := srv.URL + "/api/v1"
+	return e.store(func(o *authstore.Options) { o.AllowedBaseURLs = append(o.AllowedBaseURLs, base) }), base
 }

@@ -293,14 +293,14 @@ func (c *Client) send(req *http.Request) (*http.Response, error) {
 		if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
 			err = http.ErrSchemeMismatch
 		}
-		return nil, urlError(req, nil, err)
+		return nil, urlError(req, err)
 	}
 	if resp == nil {
-		return nil, urlError(req, nil, fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", c.rt))
+		return nil, urlError(req, fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", c.rt))
 	}
 	if resp.Body == nil {
 		if resp.ContentLength > 0 {
-			return nil, urlError(req, nil, fmt.Errorf("http: RoundTripper implementation (%T) returned a *Response with content length %d but a nil Body", c.rt, resp.ContentLength))
+			return nil, urlError(req, fmt.Errorf("http: RoundTripper implementation (%T) returned a *Response with content length %d but a nil Body", c.rt, resp.ContentLength))
 		}
 		resp.Body = http.NoBody
 	}
@@ -310,12 +310,9 @@ func (c *Client) send(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// urlError wraps err as Do does.
-func urlError(req *http.Request, resp *http.Response, err error) error {
+// urlError wraps err as Do does for a request that got no answer.
+func urlError(req *http.Request, err error) error {
 	u := req.URL
-	if resp != nil && resp.Request != nil {
-		u = resp.Request.URL
-	}
 	s := u.String()
 	if _, ok := u.User.Password(); ok {
 		s = strings.Replace(s, u.User.String()+"@", u.User.Username()+":***@", 1)
