@@ -187,7 +187,17 @@ func (c *Client) mutate(ctx context.Context, op string, t Target, token, convers
 // *Error, scrubbed of the token.
 func call[V any](ctx context.Context, c *Client, op string, t Target, token, conversationID, participant string, body any) (*wire[V], Envelope, error) {
 	w := new(wire[V])
-	status, raw, err := c.roundTrip(ctx, op, t, token, conversationID, participant, body, func(raw []byte) error { return decodeObject(raw, w) })
+	status, raw, err := c.roundTrip(ctx, op, t, token, conversationID, participant, body, func(raw []byte) error {
+		if err := decodeObject(raw, w); err != nil {
+			return err
+		}
+		if w.Status == 0 && w.Code == 0 && !hasEnvelopeKeys(raw) {
+			// A gateway's {} or {"message": ...} is not Engage's answer with a 2xx either:
+			// a search would read it as "no conversation", a mutation as done.
+			return errNoEnvelope
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, Envelope{}, err.scrub(token)
 	}
@@ -400,7 +410,7 @@ func statusError(op string, status int, h http.Header, raw []byte) *Error {
 	envErr := decodeObject(raw, &w)
 	if envErr == nil && !hasEnvelopeKeys(raw) {
 		// {"message": ...} or {} from a gateway is JSON, not Engage's verdict.
-		envErr = errors.New("the JSON object has neither status nor code")
+		envErr = errNoEnvelope
 	}
 	if envErr == nil {
 		e.Code = int(w.Code)
@@ -433,9 +443,12 @@ func statusError(op string, status int, h http.Header, raw []byte) *Error {
 	return e
 }
 
+var errNoEnvelope = errors.New("the JSON object has neither status nor code")
+
 // hasEnvelopeKeys reports whether raw, a JSON object, has Engage's envelope keys:
 // "status" or "code" (ENGAGE.md: every answer has both), matched as the envelope's
-// decoding matches them. Only failed answers get here: encoding/json is fast enough.
+// decoding matches them. Only failed answers, and the rare 2xx with neither a status
+// nor a code, get here: encoding/json is fast enough.
 func hasEnvelopeKeys(raw []byte) bool {
 	var keys struct {
 		Status json.RawMessage `json:"status"`

@@ -753,6 +753,12 @@ func TestAnswersThatAreNotEngageEnvelopesAreUpstream(t *testing.T) {
 			w.WriteHeader(400)
 			_, _ = w.Write([]byte(`{}`))
 		},
+		// A 200 is no more Engage's verdict than a 404 is without the envelope: read as
+		// one, it would be "no conversation" to a search and "done" to a mutation.
+		"JSON 200 from a gateway": func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"message":"ok"}`))
+		},
+		"empty object 200": func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{}`)) },
 		"create without conversationId": func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasSuffix(r.URL.Path, "/conversations") {
 				_, _ = w.Write([]byte(`{"status":201,"code":1000,"value":{}}`))
@@ -767,6 +773,9 @@ func TestAnswersThatAreNotEngageEnvelopesAreUpstream(t *testing.T) {
 		_, err = c.Create(t.Context(), tg, "tok", engage.CreateRequest{Channel: "sms"})
 		if engage.KindOf(err) != engage.KindUpstream {
 			t.Errorf("%s: create got %v", name, err)
+		}
+		if _, err = c.Close(t.Context(), tg, "tok", "c1"); engage.KindOf(err) != engage.KindUpstream {
+			t.Errorf("%s: close got %v", name, err)
 		}
 	}
 }
