@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -446,5 +447,76 @@ func TestATokenReadOnAConnectionARestartClosedIsReadAgain(t *testing.T) {
 	waitFor(t, 10*time.Second, "the listener to reconnect", func() bool { return s.Listening() })
 	if _, err := s.Token(ctxT(t), acme, second.ID); err != nil {
 		t.Fatalf("a read on a closed connection failed the token: %v", err)
+	}
+}
+
+// slowBeforeTheRefresh plays a Postgres that is slow around a refresh: the lock-timeout
+// statement, the refresh's first step in its transaction, returns only when the
+// refresh's deadline is 150 ms away (as after a long wait for a pool connection), and
+// the write of the new tokens takes 300 ms.
+type slowBeforeTheRefresh struct{ writes atomic.Int32 }
+
+func (s *slowBeforeTheRefresh) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	switch {
+	case strings.Contains(d.SQL, "set_config('lock_timeout'"):
+		if dl, ok := ctx.Deadline(); ok {
+			time.Sleep(time.Until(dl) - 150*time.Millisecond)
+		}
+	case strings.HasPrefix(d.SQL, "update authorizations set access_token"):
+		s.writes.Add(1)
+		select {
+		case <-ctx.Done():
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	return ctx
+}
+
+func (*slowBeforeTheRefresh) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// Once the token endpoint has rotated the refresh token, the new one is the only one
+// that works (the simulator, like Webex, revokes the family when the old one is
+// replayed): its write must not fail because the steps before the endpoint's call used
+// up the refresh's deadline.
+func TestANewRefreshTokenIsStoredEvenWhenTheStepsBeforeUsedUpTheDeadline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, engagesim.Config{})
+	a := e.createLogin(e.store(), acme, "slow postgres")
+	cfg, err := pgxpool.ParseConfig(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracer := &slowBeforeTheRefresh{}
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	slow := e.store(func(o *authstore.Options) {
+		o.Pool = pool
+		o.RefreshTimeout = 200 * time.Millisecond
+		o.LockTimeout = 200 * time.Millisecond
+	})
+
+	e.expire(a.ID)
+	c, err := slow.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatalf("refresh on a slow Postgres: %v", err)
+	}
+	if tracer.writes.Load() != 1 {
+		t.Fatalf("%d writes of new tokens, want 1", tracer.writes.Load())
+	}
+	if err := e.works(c); err != nil {
+		t.Fatalf("the refreshed token: %v", err)
+	}
+	// The stored refresh token is the rotated one: a replica refreshes with it.
+	e.expire(a.ID)
+	next, err := e.replica().Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatalf("the next refresh, with the stored refresh token: %v", err)
+	}
+	if err := e.works(next); err != nil {
+		t.Fatalf("the next token: %v", err)
 	}
 }

@@ -70,6 +70,10 @@ func (s *Store) Refresh(ctx context.Context, t tenant.ID, authorizationID string
 	return s.shared(ctx, t, id, rejected)
 }
 
+// storeTimeout bounds the reads and writes of a refresh around the token endpoint's
+// call; it is also the time the new pair always gets to be stored.
+const storeTimeout = 5 * time.Second
+
 // shared runs one load per (tenant, authorization, rejected token) in this process; the
 // callers that arrive meanwhile wait for its answer. The load runs on its own deadline,
 // not the first caller's: a caller that gives up must not cut a refresh in half (the
@@ -81,7 +85,7 @@ func (s *Store) shared(ctx context.Context, t tenant.ID, id string, rejected sec
 		key += "\x00" + hex.EncodeToString(sum[:8])
 	}
 	ch := s.flight.DoChan(key, func() (any, error) {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.lockTimeout+s.refreshTimeout+5*time.Second)
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.lockTimeout+s.refreshTimeout+storeTimeout)
 		defer cancel()
 		return s.load(wctx, t, id, rejected)
 	})
@@ -335,15 +339,20 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 	if !got.expiry.IsZero() {
 		expiry = &got.expiry
 	}
+	// The provider has answered and may have rotated the refresh token: the write gets
+	// a deadline of its own, so steps before it that used up the refresh's (a slow pool,
+	// a long lock wait) cannot make us lose the only refresh token that still works.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
 	var (
 		version int64
 		stored  time.Time
 	)
-	err = tx.QueryRow(ctx, `update authorizations set access_token = $2, refresh_token = $3, tenant_secret = $4,
+	err = tx.QueryRow(sctx, `update authorizations set access_token = $2, refresh_token = $3, tenant_secret = $4,
 		key_id = $5, token_expiry = $6, version = version + 1, updated_at = now(), refresh_backoff_until = null
 		where id = $1 returning version, updated_at`, r.id, sl.accessToken, sl.refreshToken, sl.tenantSecret, sl.keyID, expiry).Scan(&version, &stored)
 	if err == nil {
-		err = tx.Commit(ctx)
+		err = tx.Commit(sctx)
 	}
 	if err != nil {
 		// The provider may have rotated the refresh token we failed to store; the next
