@@ -236,7 +236,7 @@ func (s *Store) whileBackingOff(snap uint64, t tenant.ID, r *row, cur Credential
 		s.remember(snap, t, r, cur, until)
 		return cur, nil
 	}
-	return Credential{}, fmt.Errorf("refresh token: the token endpoint failed moments ago; next attempt after %s", until.UTC().Format(time.RFC3339Nano))
+	return Credential{}, fmt.Errorf("refresh token: %w (it failed moments ago; next attempt after %s)", outcomes.ErrTokenUnavailable, until.UTC().Format(time.RFC3339Nano))
 }
 
 // refreshLocked refreshes under the row lock: take the lock (bounded by LockTimeout),
@@ -324,7 +324,7 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 		if stillValid(cur, rejected, s.now()) {
 			return cur, nil // still good for a while: better than failing the execution
 		}
-		return Credential{}, fmt.Errorf("refresh token: %w", err)
+		return Credential{}, fmt.Errorf("refresh token: %w: %w", outcomes.ErrTokenUnavailable, err)
 	}
 
 	o.accessToken = got.access

@@ -174,3 +174,33 @@ func TestASlowTokenEndpointCostsAnExecutionNoMoreThanItsDeadline(t *testing.T) {
 	})
 	s.waitForGoroutines(baseline)
 }
+
+// A token endpoint that fails while the stored token has expired is an outage of the
+// endpoint, not of the runtime nor of the authorization: onError with its own code, the
+// authorization still active, and no second request while the endpoint backs off.
+func TestAFailingTokenEndpointWithAnExpiredTokenIsTokenUnavailable(t *testing.T) {
+	s := startService(t, serviceOptions{})
+	sim := s.sims[0]
+	auth := s.createClientCredentials("failing token endpoint", sim)
+	if _, err := s.app.Pool().Exec(t.Context(), `update authorizations set token_expiry = now() - interval '1 hour' where id = $1`, auth); err != nil {
+		t.Fatal(err)
+	}
+	tokenCalls := sim.Calls(engagesim.OpToken)
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusServiceUnavailable})
+	for i, what := range []string{"the failed refresh", "while it backs off"} {
+		a, _ := s.execute(search(auth, 2000), nil)
+		if a.Outcome != "onError" || a.code() != "token_unavailable" {
+			t.Fatalf("%s: %s %+v, want onError token_unavailable", what, a.Outcome, a.Error)
+		}
+		if n := sim.Calls(engagesim.OpToken) - tokenCalls; n != 1 {
+			t.Fatalf("after execution %d the token endpoint got %d requests, want 1", i+1, n)
+		}
+	}
+	var status string
+	if err := s.app.Pool().QueryRow(t.Context(), `select status from authorizations where id = $1`, auth).Scan(&status); err != nil {
+		t.Fatal(err)
+	}
+	if status != "active" {
+		t.Fatalf("status %q after an outage of the token endpoint, want active", status)
+	}
+}

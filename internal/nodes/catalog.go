@@ -73,7 +73,7 @@ type outcomeDecl struct {
 }
 
 var standardWhen = map[outcomes.Outcome]string{
-	outcomes.OnError:                "The runtime itself failed (the credential store is unreachable, an internal error).",
+	outcomes.OnError:                "The runtime could not run the node: the credential store is unreachable, the token endpoint failed while the stored token had expired, or an internal error.",
 	outcomes.OnInvalidData:          "The input lacks a field the channel or message type needs, or a value is malformed (bad timestamp, unknown channel, text too long, a field this version does not have). Engage is not called.",
 	outcomes.OnInvalidChoice:        "Engage answered with a value no outcome of this node covers.",
 	outcomes.OnTimeout:              "No answer from Engage before the execution's deadline (timeoutMs), token work included.",

@@ -164,6 +164,10 @@ func (x *Executor) credentialFailure(ctx context.Context, req Request, err error
 	if errors.Is(err, context.Canceled) {
 		return outcomes.Fail(outcomes.OnError, outcomes.CodeInternal, "the execution was canceled")
 	}
+	if errors.Is(err, outcomes.ErrTokenUnavailable) {
+		return outcomes.Fail(outcomes.OnError, outcomes.CodeTokenUnavailable,
+			"the token endpoint failed to issue a new access token, and the stored one has expired or was rejected; the authorization is still active, retry later")
+	}
 	return outcomes.Fail(outcomes.OnError, outcomes.CodeInternal, "the authorization's credentials could not be read")
 }
 

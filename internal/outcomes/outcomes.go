@@ -3,6 +3,8 @@
 // a failure outcome. It knows nothing of HTTP, Postgres or Engage.
 package outcomes
 
+import "errors"
+
 // Outcome is the name of an edge the flow follows after a node ran. Names are spelled
 // exactly as the flow designer sees them, capitals included.
 type Outcome string
@@ -85,6 +87,7 @@ const (
 	CodeEngageBadResponse     = "engage_bad_response"
 	CodeCircuitOpen           = "engage_circuit_open"
 	CodeUnknownStatus         = "unknown_status"
+	CodeTokenUnavailable      = "token_unavailable"
 	CodeInternal              = "internal"
 )
 
@@ -128,3 +131,9 @@ type AuthorizationError struct {
 }
 
 func (e *AuthorizationError) Error() string { return "authorization: " + e.Message }
+
+// ErrTokenUnavailable marks a failure to get an access token that is the token
+// endpoint's, not the authorization's: it failed (or failed moments ago and is left alone
+// meanwhile) while the stored token has expired or Engage rejected it. The authorization stays usable; the
+// node answers onError with CodeTokenUnavailable, and a later execution may succeed.
+var ErrTokenUnavailable = errors.New("the token endpoint failed, and the stored access token has expired or was rejected")
