@@ -176,7 +176,7 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	go func() {
 		select {
 		case <-ctx.Done():
-			a.logger.Info("stopping: no new connections, in-flight requests finish", slog.Duration("grace", a.cfg.ShutdownGrace))
+			a.logger.Info("stopping: no new connections, in-flight requests finish", slog.String("grace", a.cfg.ShutdownGrace.String()))
 			stopServing()
 		case <-serveCtx.Done():
 		}

@@ -317,9 +317,9 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 		if pe != nil && pe.clientRefused() {
 			// Every login refreshes through the same client: the operator must act.
 			log.Error("the Webex token endpoint refused this service's client; check WEBEX_CLIENT_ID and WEBEX_CLIENT_SECRET (the authorization keeps its refresh token)",
-				slog.String("error", err.Error()), slog.Duration("backoff", s.backoff))
+				slog.String("error", err.Error()), slog.String("backoff", s.backoff.String()))
 		} else {
-			log.Warn("token refresh failed; backing off", slog.String("error", err.Error()), slog.Duration("backoff", s.backoff))
+			log.Warn("token refresh failed; backing off", slog.String("error", err.Error()), slog.String("backoff", s.backoff.String()))
 		}
 		if stillValid(cur, rejected, s.now()) {
 			return cur, nil // still good for a while: better than failing the execution

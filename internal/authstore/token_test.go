@@ -336,12 +336,15 @@ func TestTokenEndpointFailuresBackOffInsteadOfHammering(t *testing.T) {
 			if _, ok := errors.AsType[*outcomes.AuthorizationError](err); ok {
 				t.Fatalf("a passing failure is not an authorization failure: %v", err)
 			}
+			if !errors.Is(err, outcomes.ErrTokenUnavailable) {
+				t.Fatalf("the endpoint's failure is not marked as one: %v", err)
+			}
 			if took := time.Since(start); took > 2*time.Second {
 				t.Fatalf("the refresh took %s, with a 200ms refresh timeout", took)
 			}
 			for range 30 {
-				if _, err := s.Token(ctxT(t), acme, a.ID); err == nil {
-					t.Fatal("no error during the backoff")
+				if _, err := s.Token(ctxT(t), acme, a.ID); !errors.Is(err, outcomes.ErrTokenUnavailable) {
+					t.Fatalf("during the backoff: %v, want the token endpoint's failure", err)
 				}
 			}
 			if n := e.sim.Calls(engagesim.OpToken); n != 1 {
@@ -352,6 +355,10 @@ func TestTokenEndpointFailuresBackOffInsteadOfHammering(t *testing.T) {
 			}
 			if got := counter(t, e.regs[0], "noderuntime_token_refreshes_total", "error"); got != 1 {
 				t.Fatalf("refreshes{error} = %v", got)
+			}
+			// Read by people: "1s", not slog's nanoseconds.
+			if logs := e.logs.String(); !strings.Contains(logs, `"backoff":"1s"`) {
+				t.Fatalf("the warning does not say the backoff in a readable unit:\n%s", logs)
 			}
 			e.sim.RemoveFault(fault)
 			waitFor(t, 5*time.Second, "recovery after the backoff", func() bool {
