@@ -289,7 +289,8 @@ func (a *adminPages) reauthorizeForm(w http.ResponseWriter, r *http.Request, ses
 		a.failure(w, r, sess, err)
 		return
 	}
-	a.render(w, r, http.StatusOK, "reauthorize", pageData{Title: "Re-authorize " + auth.Name, Tenant: sess.Tenant, CSRF: sess.CSRF, Authorization: auth})
+	a.render(w, r, http.StatusOK, "reauthorize", pageData{Title: "Re-authorize " + auth.Name, Tenant: sess.Tenant, CSRF: sess.CSRF, Authorization: auth,
+		Form: formValues{TenantID: auth.TenantID}})
 }
 
 func (a *adminPages) reauthorize(w http.ResponseWriter, r *http.Request, sess adminSession) {
@@ -307,8 +308,14 @@ func (a *adminPages) reauthorize(w http.ResponseWriter, r *http.Request, sess ad
 			a.failure(w, r, sess, gerr)
 			return
 		}
+		// The form shows the tenant ID that was typed, not the stored one: sent again as
+		// shown, the next try must not pair a new secret with the old ID.
+		form := formValues{TenantID: r.PostForm.Get("tenantId")}
+		if strings.TrimSpace(form.TenantID) == "" {
+			form.TenantID = auth.TenantID
+		}
 		status, msg := a.storeFailure(r, err)
-		a.render(w, r, status, "reauthorize", pageData{Title: "Re-authorize " + auth.Name, Tenant: sess.Tenant, CSRF: sess.CSRF, Authorization: auth, Error: msg})
+		a.render(w, r, status, "reauthorize", pageData{Title: "Re-authorize " + auth.Name, Tenant: sess.Tenant, CSRF: sess.CSRF, Authorization: auth, Error: msg, Form: form})
 		return
 	}
 	a.afterStart(w, r, sess, started, "reauthorized")

@@ -194,3 +194,23 @@ func TestAdminPagesDoNotReachAnotherTenantsAuthorization(t *testing.T) {
 		t.Fatal("acme's authorization changed")
 	}
 }
+
+func TestAdminReauthorizeRefusedKeepsTheTenantIDTyped(t *testing.T) {
+	s := newAuthServer(t)
+	id := s.createCC("standalone")
+	c := s.client(true)
+	s.signIn(c, azAcmeKey)
+	_, page := s.get(c, s.srv.URL+"/admin/authorizations/"+id+"/reauthorize")
+	if !strings.Contains(page, `name="tenantId" value="tenant-1"`) {
+		t.Fatalf("the form does not offer the stored tenant ID:\n%s", page)
+	}
+	// A new tenant ID with a secret that is refused: the page must show the tenant ID
+	// that was typed, or the next try silently pairs the new secret with the old ID.
+	resp, body := s.postForm(c, "/admin/authorizations/"+id+"/reauthorize", url.Values{"csrf": {csrfOf(t, page)}, "tenantId": {"tenant-2"}, "tenantSecret": {"wrong"}})
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "invalid_client") {
+		t.Fatalf("refused re-authorization: %d\n%s", resp.StatusCode, body)
+	}
+	if !strings.Contains(body, `name="tenantId" value="tenant-2"`) {
+		t.Fatalf("the refused form lost the tenant ID typed:\n%s", body)
+	}
+}
