@@ -43,7 +43,7 @@ func (a *App) wireAuthorizations(deps *httpapi.Deps) (func(chi.Router), error) {
 		httpapi.MountAuthorizationPages(r, httpapi.PagesDeps{
 			Store: store, Keys: cfg.EncryptionKeys, APIKeys: cfg.APIKeys, Logger: a.logger,
 			AllowedBaseURLs: cfg.EngageAllowedBases, WebexEnabled: webex.Enabled() && redirect != "",
-			WebexAuthorizeURL: webex.AuthorizeURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
+			SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 		})
 	}, nil
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -234,13 +235,17 @@ func TestTheOAuthCallbackRejectsReplayedForgedAndExpiredStateAndRedirectsNowhere
 	}
 	checkAuthorizeURL(started.AuthorizeURL)
 	admin := s.signIn(acmeKey)
-	resp, _ = admin.submit(http.MethodPost, "/admin/authorizations", url.Values{"name": {"from the admin page"}, "kind": {"webex-login"},
+	resp, added := admin.submit(http.MethodPost, "/admin/authorizations", url.Values{"name": {"from the admin page"}, "kind": {"webex-login"},
 		"baseUrl": {sim.BaseURL()}, "domain": {engageDomain}})
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("admin add: %d", resp.StatusCode)
+	m := continueLink.FindSubmatch(added)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("admin add: %d\n%s", resp.StatusCode, added)
 	}
-	checkAuthorizeURL(resp.Header.Get("Location"))
+	checkAuthorizeURL(html.UnescapeString(string(m[1])))
 }
+
+// continueLink is the link of the page the admin add answers for a Webex login.
+var continueLink = regexp.MustCompile(`id="continue" href="([^"]+)"`)
 
 // TestAnEngageBaseURLOffTheAllowlistIsNeverCalled runs a listener at a base URL that is
 // not on ENGAGE_ALLOWED_BASE_URLS and tries every way to make the service call it:

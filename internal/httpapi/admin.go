@@ -29,7 +29,7 @@ var adminTemplateFS embed.FS
 // parses them all, so a broken one fails the tests, not a page.
 var adminTemplates = sync.OnceValue(func() map[string]*template.Template {
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "list", "new", "reauthorize", "delete", "message", "confirm_login"} {
+	for _, name := range []string{"login", "list", "new", "reauthorize", "delete", "message", "confirm_login", "to_login"} {
 		pages[name] = template.Must(template.New(name).ParseFS(adminTemplateFS, "admin_templates/layout.html", "admin_templates/"+name+".html"))
 	}
 	return pages
@@ -45,9 +45,6 @@ type PagesDeps struct {
 	// AllowedBaseURLs are offered as the Engage regions of a new authorization.
 	AllowedBaseURLs []string
 	WebexEnabled    bool
-	// WebexAuthorizeURL is where the add form redirects for a Webex login; the content
-	// security policy lets forms go there.
-	WebexAuthorizeURL string
 	// SecureCookies marks the session cookie Secure (the service is served over https).
 	SecureCookies bool
 }
@@ -58,9 +55,6 @@ type PagesDeps struct {
 func MountAuthorizationPages(r chi.Router, d PagesDeps) {
 	a := &adminPages{d: d, sessions: &sessions{keys: d.Keys, api: d.APIKeys, secure: d.SecureCookies}}
 	a.csp = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-	if u, err := url.Parse(d.WebexAuthorizeURL); err == nil && u.Host != "" {
-		a.csp += " " + u.Scheme + "://" + u.Host
-	}
 	r.Get("/oauth/callback", a.callback)
 	r.Post("/oauth/callback", a.confirmLogin)
 	r.Route("/admin", func(r chi.Router) {
@@ -95,6 +89,7 @@ type pageData struct {
 	Form            formValues
 	Bases           []baseOption
 	WebexEnabled    bool
+	Forward         string // where the page sends the browser on at once (the Webex login)
 }
 
 type formValues struct {
@@ -277,7 +272,13 @@ func (a *adminPages) create(w http.ResponseWriter, r *http.Request, sess adminSe
 func (a *adminPages) afterStart(w http.ResponseWriter, r *http.Request, sess adminSession, started authstore.Started, notice string) {
 	AnnotateLog(r.Context(), slog.String("authorizationId", started.ID))
 	if started.AuthorizeURL != "" {
-		http.Redirect(w, r, started.AuthorizeURL, http.StatusSeeOther)
+		// A page that goes on to the login, not a redirect: a form's navigation is held
+		// to form-action on every redirect, and the authorize endpoint may send the
+		// browser on to hosts of its own (Webex's identity broker) that no policy here
+		// can name.
+		headline := "Continue to the Webex login"
+		a.render(w, r, http.StatusOK, "to_login", pageData{Title: headline, Headline: headline, Tenant: sess.Tenant, CSRF: sess.CSRF,
+			Forward: started.AuthorizeURL})
 		return
 	}
 	http.Redirect(w, r, noticeURL(sess, notice, started.Name), http.StatusSeeOther)

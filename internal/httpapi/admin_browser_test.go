@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 )
 
@@ -185,4 +188,72 @@ func twoDigits(n int) string {
 		return "0" + string(rune('0'+n))
 	}
 	return string(rune('0'+n/10)) + string(rune('0'+n%10))
+}
+
+// withAuthorizeRedirect puts the provider's authorize endpoint behind a redirect to
+// another origin, as Webex's is (webexapis.com/v1/authorize sends the browser on to
+// its identity broker).
+func withAuthorizeRedirect(t *testing.T) azOption {
+	return func(o *authstore.Options) {
+		target := o.Webex.AuthorizeURL
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target+"?"+r.URL.RawQuery, http.StatusFound)
+		}))
+		t.Cleanup(front.Close)
+		o.Webex.AuthorizeURL = front.URL + "/v1/authorize"
+	}
+}
+
+// TestAdminWebexLoginStartsWhenTheProviderRedirects: the add form must reach the
+// provider's login page in a real browser even when the authorize endpoint redirects
+// to a host of its own. A form's navigation is held to the page's form-action on every
+// redirect, and the provider's next hosts are not the service's to know.
+func TestAdminWebexLoginStartsWhenTheProviderRedirects(t *testing.T) {
+	path := chromiumPath(t)
+	s := newAuthServer(t, withAuthorizeRedirect(t))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(path), chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-dev-shm-usage", true),
+	)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.srv.URL+"/admin/login"), chromedp.WaitVisible(chromedp.CSS("#apiKey")),
+		chromedp.SendKeys(chromedp.CSS("#apiKey"), azAcmeKey), chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#tenant")),
+		chromedp.Navigate(s.srv.URL+"/admin/authorizations/new"), chromedp.WaitVisible(chromedp.CSS("#webex-form")),
+		chromedp.SendKeys(chromedp.CSS("#webex-name"), "Redirected"), chromedp.SendKeys(chromedp.CSS("#webex-domain"), "acme"),
+	); err != nil {
+		t.Fatalf("sign in and fill the form: %v", err)
+	}
+	// A blocked navigation leaves the form on screen: wait a bounded time for the login.
+	wait, cancelWait := context.WithTimeout(ctx, 15*time.Second)
+	defer cancelWait()
+	if err := chromedp.Do(wait, chromedp.Click(chromedp.CSS("#webex-submit")), chromedp.WaitVisible(chromedp.CSS("#username"))); err != nil {
+		u, _ := chromedp.Run(ctx, chromedp.Location())
+		t.Fatalf("the provider's login page never showed (%v); the browser is at %s", err, u)
+	}
+	if u, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasPrefix(u, s.sim.AuthorizeURL()+"?") {
+		t.Fatalf("at %s, want the provider's login", u)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS("#username"), "alice"), chromedp.SendKeys(chromedp.CSS("#password"), azAlicePassword),
+		chromedp.Click(chromedp.CSS("#login")), chromedp.WaitVisible(chromedp.CSS("#connect")),
+		chromedp.Click(chromedp.CSS("#connect")), chromedp.WaitVisible(chromedp.CSS("#back")),
+	); err != nil {
+		t.Fatalf("log in and connect: %v", err)
+	}
+	if got, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#headline"))); strings.TrimSpace(got) != "Authorization Redirected added" {
+		t.Fatalf("confirmation says %q", got)
+	}
+	_, list := s.api("GET", "/v1/authorizations", azAcmeKey, nil)
+	if got := list["authorizations"].([]any)[0].(map[string]any)["status"]; got != "active" {
+		t.Fatalf("status %v, want active", got)
+	}
 }

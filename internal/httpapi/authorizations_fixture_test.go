@@ -125,7 +125,7 @@ func newAuthServer(t *testing.T, opts ...azOption) *authServer {
 	})
 	httpapi.MountAuthorizationPages(router, httpapi.PagesDeps{
 		Store: s.store, Keys: s.ring, APIKeys: keys, Logger: logger, AllowedBaseURLs: o.AllowedBaseURLs,
-		WebexEnabled: o.Webex.Enabled(), WebexAuthorizeURL: o.Webex.AuthorizeURL,
+		WebexEnabled: o.Webex.Enabled(),
 	})
 	handler = router
 	t.Cleanup(s.scanForCanaries)
