@@ -63,6 +63,11 @@ func MountAuthorizationPages(r chi.Router, d PagesDeps) {
 		r.Post("/logout", a.signedIn(a.logout))
 		r.Get("/", a.signedIn(a.list))
 		r.Get("/authorizations/new", a.signedIn(a.newForm))
+		// A refused add is shown at /admin/authorizations; opening that address again
+		// leads back to the form.
+		r.Get("/authorizations", a.signedIn(func(w http.ResponseWriter, r *http.Request, _ adminSession) {
+			http.Redirect(w, r, "/admin/authorizations/new", http.StatusSeeOther)
+		}))
 		r.Post("/authorizations", a.signedIn(a.create))
 		r.Get("/authorizations/{id}/reauthorize", a.signedIn(a.reauthorizeForm))
 		r.Post("/authorizations/{id}/reauthorize", a.signedIn(a.reauthorize))

@@ -214,3 +214,25 @@ func TestAdminReauthorizeRefusedKeepsTheTenantIDTyped(t *testing.T) {
 		t.Fatalf("the refused form lost the tenant ID typed:\n%s", body)
 	}
 }
+
+// A refused add leaves /admin/authorizations in the address bar: opening that URL again
+// (Enter in the address bar, a bookmark, a shared link) must lead to the form, not to a
+// JSON 405 meant for API clients.
+func TestAdminAddressOfARefusedAddOpensTheForm(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	list := s.signIn(c, azAcmeKey)
+	resp, _ := s.postForm(c, "/admin/authorizations", url.Values{"csrf": {csrfOf(t, list)}, "kind": {"client-credentials"}, "name": {""}})
+	if resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("add without a name: %d", resp.StatusCode)
+	}
+	resp, body := s.get(c, s.srv.URL+"/admin/authorizations")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/authorizations/new" {
+		t.Fatalf("GET /admin/authorizations: %d %s %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Location"), body)
+	}
+	// Signed out, it asks to sign in like every other page.
+	resp, _ = s.get(s.client(true), s.srv.URL+"/admin/authorizations")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/login" {
+		t.Fatalf("signed out: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
