@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -434,5 +435,47 @@ func TestAReauthorizationNeverWritesBackCredentialsChangedMeanwhile(t *testing.T
 	}
 	if err := e.works(c); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// leaveAfterAnswer is a token endpoint's transport whose caller leaves once the
+// provider has answered: the code is exchanged, the answer read, the caller gone.
+type leaveAfterAnswer struct{ leave context.CancelFunc }
+
+func (l leaveAfterAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	l.leave()
+	return resp, err
+}
+
+// A browser that leaves the callback once the provider exchanged the code (a
+// double-clicked confirm, whose second click aborts the first; a closed tab) must not
+// lose the login: its state and its code are spent by then, so no request could store
+// it again, and the authorization would stay pending.
+func TestALoginWhoseBrowserLeavesAfterTheCodeExchangeIsStillStored(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	ctx, leave := context.WithCancel(ctxT(t))
+	defer leave()
+	s := e.store(func(o *authstore.Options) {
+		o.HTTPClient = &http.Client{Transport: leaveAfterAnswer{leave}}
+	})
+	started, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "desk", Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callback := e.login(started.AuthorizeURL, "login")
+	_, err = s.CompleteLogin(ctx, callback)
+	if st := e.status(started.ID); st != string(authstore.StatusActive) {
+		t.Fatalf("status %s after the exchanged login (CompleteLogin: %v), want active", st, err)
+	}
+	if _, err := s.CompleteLogin(ctxT(t), callback); authstore.CodeOf(err) != authstore.ErrStateUnknown {
+		t.Fatalf("the callback again: %v, want the state spent", err)
 	}
 }

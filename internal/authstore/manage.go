@@ -397,6 +397,11 @@ func isForeignKeyViolation(err error) bool {
 // the provider's error and state). The state is spent whatever happens. Every failure
 // is an *Error and leaves the authorization as it was.
 func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed, error) {
+	// The state, then the code, are spent on the way: a caller that leaves meanwhile (a
+	// double-clicked confirm, a closed tab) must not cut the login short, or nothing
+	// could store it again. Bounded by the code exchange and a refresh's row lock.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.refreshTimeout+s.lockTimeout)
+	defer cancel()
 	state := query.Get("state")
 	var st *loginState
 	if state != "" && len(state) <= 512 {
