@@ -146,9 +146,11 @@ func (a *App) Pool() *pgxpool.Pool { return a.pool }
 
 // Run serves until ctx is done, then drains within the shutdown grace and closes the
 // pool. ready, when non-nil, receives the bound address once the listener is open.
+// A Run that cannot listen closes the pool too: either way the App is done.
 func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
+		a.Close()
 		return fmt.Errorf("NODERUNTIME_ADDR: listen on %s: %w", a.cfg.Addr, err)
 	}
 	srv := httpapi.NewServer(a.handler, a.cfg.ExecutionTimeoutMx+15*time.Second)
@@ -158,6 +160,7 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		mln, err := net.Listen("tcp", a.cfg.MetricsAddr)
 		if err != nil {
 			ln.Close()
+			a.Close()
 			return fmt.Errorf("NODERUNTIME_METRICS_ADDR: listen on %s: %w", a.cfg.MetricsAddr, err)
 		}
 		msrv := httpapi.NewServer(a.metricsHandler(), 30*time.Second)
