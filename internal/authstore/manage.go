@@ -399,8 +399,9 @@ func isForeignKeyViolation(err error) bool {
 func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed, error) {
 	// The state, then the code, are spent on the way: a caller that leaves meanwhile (a
 	// double-clicked confirm, a closed tab) must not cut the login short, or nothing
-	// could store it again. Bounded by the code exchange and a refresh's row lock.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.refreshTimeout+s.lockTimeout)
+	// could store it again. Bounded as a refresh is: the exchange, the row lock, and
+	// the reads and writes around them.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.lockTimeout+s.refreshTimeout+storeTimeout)
 	defer cancel()
 	state := query.Get("state")
 	var st *loginState
