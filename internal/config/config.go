@@ -94,7 +94,16 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 		{env: "NODERUNTIME_API_KEYS", flag: "api-keys", required: true, usage: "tenant:sha256hex,... (SHA-256 of each API key)",
 			parse: func(s string) (err error) { cfg.APIKeys, err = tenant.ParseKeys(s); return err }},
 		{env: "NODERUNTIME_PUBLIC_URL", flag: "public-url", usage: "external base URL, for the OAuth redirect URI",
-			parse: func(s string) error { cfg.PublicURL = strings.TrimRight(s, "/"); return validateHTTPURL(s) }},
+			parse: func(s string) error {
+				if err := validateHTTPURL(s); err != nil {
+					return err
+				}
+				// Written in lower case: its scheme decides whether the admin cookie is
+				// Secure, and "HTTPS://" is https too.
+				scheme, rest, _ := strings.Cut(s, ":")
+				cfg.PublicURL = strings.ToLower(scheme) + ":" + strings.TrimRight(rest, "/")
+				return nil
+			}},
 		{env: "WEBEX_AUTHORIZE_URL", flag: "webex-authorize-url", usage: "Webex login authorization endpoint",
 			parse: func(s string) error { cfg.Webex.AuthorizeURL = s; return validateHTTPURL(s) }},
 		{env: "WEBEX_TOKEN_URL", flag: "webex-token-url", usage: "Webex login token endpoint",

@@ -142,3 +142,15 @@ func TestAShutdownGraceShorterThanTheLongestExecutionIsWarnedAbout(t *testing.T)
 		}
 	}
 }
+
+// The public URL's scheme is read in any case ("HTTPS://" is https: the admin cookie is
+// Secure) and written in lower case; a trailing slash is dropped.
+func TestThePublicURLsSchemeIsWrittenInLowerCase(t *testing.T) {
+	cfg, err := load(with(minimal(), "NODERUNTIME_PUBLIC_URL", "HTTPS://Runtime.example.com/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PublicURL != "https://Runtime.example.com" {
+		t.Fatalf("public URL %q", cfg.PublicURL)
+	}
+}
