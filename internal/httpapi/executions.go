@@ -188,8 +188,14 @@ func (h *executionHandler) serveIdempotent(w http.ResponseWriter, r *http.Reques
 			"an earlier request with this Idempotency-Key did not finish, and what it did in Engage is unknown; check, then use a new key"))
 	case idempotency.Run:
 		// The caller leaving must not cut the execution short: its answer is stored
-		// for the retry that is sure to come.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)
+		// for the retry that is sure to come. A take-over of an abandoned key starts
+		// after a long wait: it still ends by this request's own wait deadline, so the
+		// answer never comes later than timeout + grace (nor past the write timeout).
+		deadline := time.Now().Add(timeout)
+		if d, ok := waitCtx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		ctx, cancel := context.WithDeadline(context.WithoutCancel(r.Context()), deadline)
 		defer cancel()
 		answer := h.execute(ctx, v, nreq, nil) // kept by the idempotency store
 		storeCtx, cancelStore := context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyGrace)

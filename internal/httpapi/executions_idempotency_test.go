@@ -145,6 +145,39 @@ func TestAKeyWhoseFirstRequestNeverFinishedIsNotRunAgain(t *testing.T) {
 	}
 }
 
+// A search may take over a key whose holder died, once the holder's lease lapses. That
+// can come late in the waiter's own wait (timeout + 5 s): the take-over still ends by
+// then, rather than running a whole timeout more.
+func TestATakeOverEndsByTheWaitersOwnDeadline(t *testing.T) {
+	t.Parallel()
+	f := newIdempotencyFixture(t)
+	f.h.sim.SeedConversation(simDomain, searchable("sms", "active"))
+	body, _ := json.Marshal(map[string]any{
+		"node": "search-conversation", "version": "1.3", "authorizationId": authOK, "timeoutMs": 1000,
+		"input": map[string]any{"channel": "sms", "customerAddress": "+15550001", "bizAddress": "+15559999"},
+	})
+	if _, raw := f.post(t, "died", body, execKey); !strings.Contains(string(raw), "conversationActive") {
+		t.Fatal(string(raw))
+	}
+	// The holder died with 5.5 s left on its lease: a waiter with a 1 s timeout waits
+	// up to 6 s, so it takes the key over half a second before its deadline.
+	if _, err := f.pool.Exec(t.Context(), `update idempotency_keys set response = null, locked_until = now() + interval '5.5 seconds' where key = 'died'`); err != nil {
+		t.Fatal(err)
+	}
+	f.h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: 10 * time.Second})
+	start := time.Now()
+	resp, raw := f.post(t, "died", body, execKey)
+	took := time.Since(start)
+	var a answer
+	if err := json.Unmarshal(raw, &a); resp.StatusCode != http.StatusOK || err != nil || a.Outcome != "onTimeout" || a.DurationMs == nil {
+		t.Fatalf("%d %s, want the take-over's onTimeout", resp.StatusCode, raw)
+	}
+	if *a.DurationMs >= 900 {
+		t.Fatalf("the take-over ran %d ms, answering after %s: a whole timeout past the lease instead of ending by the waiter's deadline (6 s)",
+			*a.DurationMs, took.Round(time.Millisecond))
+	}
+}
+
 func TestBadIdempotencyKeysAreRefused(t *testing.T) {
 	t.Parallel()
 	f := newIdempotencyFixture(t)
