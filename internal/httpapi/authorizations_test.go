@@ -51,7 +51,8 @@ func TestTheWebexLoginWorksEndToEndOverHTTP(t *testing.T) {
 
 	// Replaying the callback shows an error page and changes nothing.
 	page, body = s.get(browser, back.String())
-	if page.StatusCode != http.StatusBadRequest || !strings.Contains(body, "unknown or was already used") || !strings.Contains(body, "Nothing was changed") {
+	if page.StatusCode != http.StatusBadRequest || !strings.Contains(body, "unknown or was already used") || !strings.Contains(body, "Nothing was changed") ||
+		!strings.Contains(body, "that login is stored") {
 		t.Fatalf("replay: %d\n%s", page.StatusCode, body)
 	}
 	if s.sim.Grants(engagesim.GrantAuthorizationCode) != 1 || s.status(id) != "active" {

@@ -136,9 +136,12 @@ func (a *adminPages) completeLogin(w http.ResponseWriter, r *http.Request, q url
 func (a *adminPages) loginFailed(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := a.storeFailure(r, err) // 500 for anything unexpected
 	headline := "The login could not be completed"
+	footer := "Nothing was changed."
 	switch authstore.CodeOf(err) {
 	case authstore.ErrStateUnknown:
 		status, headline = http.StatusBadRequest, "This login link is unknown or was already used"
+		// Most often a second click on Connect, or a reload: the first one stored it.
+		footer = "Nothing was changed. If you connected with this link a moment ago, that login is stored: the authorization's status in the list shows it."
 	case authstore.ErrStateExpired:
 		status, headline = http.StatusBadRequest, "This login expired"
 	case authstore.ErrLoginDenied:
@@ -146,5 +149,5 @@ func (a *adminPages) loginFailed(w http.ResponseWriter, r *http.Request, err err
 	case authstore.ErrExchangeFailed:
 		status = http.StatusBadGateway
 	}
-	a.message(w, r, status, adminSession{}, headline, msg, "Nothing was changed.")
+	a.message(w, r, status, adminSession{}, headline, msg, footer)
 }
