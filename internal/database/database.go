@@ -95,7 +95,14 @@ func (c *QueryCounter) Count() uint64 { return c.service.Load() + c.scrape.Load(
 // whole run and applies each file in its own transaction, so replicas that start at the
 // same time take turns and the second finds nothing left to do.
 func Migrate(ctx context.Context, url string) (from, to int32, err error) {
-	conn, err := pgx.Connect(ctx, url)
+	// The URL is the service's, pool settings included (pool_max_conns, ...): parsed as
+	// pgx.Connect parses it, those would reach Postgres as run-time parameters and be
+	// refused. pgxpool's parser takes them out.
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return 0, 0, errors.New("database: DATABASE_URL does not parse") // never echo the URL: it may hold a password
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		return 0, 0, fmt.Errorf("database: connect: %w", redact(err))
 	}

@@ -3,6 +3,7 @@ package database_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -127,5 +128,39 @@ func TestOpenSizesTheStatementCaches(t *testing.T) {
 		if cc.StatementCacheCapacity != c.statement || cc.DescriptionCacheCapacity != c.descr {
 			t.Errorf("%s: caches %d and %d, want %d and %d", c.url, cc.StatementCacheCapacity, cc.DescriptionCacheCapacity, c.statement, c.descr)
 		}
+	}
+}
+
+// The deployment has one DATABASE_URL for the pods and the migration Job, and
+// docs/operations.md sizes the pool in it (pool_max_conns). Migrate connects without a
+// pool, so the pool's settings must not reach Postgres as run-time parameters
+// ("unrecognized configuration parameter"), or the migration Job fails on the URL the
+// pods start with.
+func TestMigrateAndSchemaChecksAcceptTheURLThePodsUse(t *testing.T) {
+	u, err := url.Parse(dbtest.NewEmptyURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", "10")
+	q.Set("pool_max_conn_lifetime", "1h")
+	q.Set("statement_cache_capacity", "32")
+	u.RawQuery = q.Encode()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	from, to, err := database.Migrate(ctx, u.String())
+	if err != nil {
+		t.Fatalf("migrate with the pods' DATABASE_URL: %v", err)
+	}
+	if from != 0 || to != database.Latest() {
+		t.Fatalf("migrated from %d to %d, want 0 to %d", from, to, database.Latest())
+	}
+	pool, err := database.Open(ctx, u.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := database.CheckSchema(ctx, pool); err != nil {
+		t.Fatalf("after migrating: %v", err)
 	}
 }
