@@ -116,3 +116,37 @@ func TestRotateKeysLeavesEveryAuthorizationUsable(t *testing.T) {
 		t.Fatalf("a second run found work: %+v %v", again, err)
 	}
 }
+
+// docs/operations.md: a row left under a key that has left the ring "would need
+// re-authorizing". Re-authorizing replaces the secrets that no longer decrypt, so it
+// must not need to read them first.
+func TestARowUnderADroppedKeyIsRecoveredByReauthorizing(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	cc := e.createCC(s, acme, "cc")
+	login := e.createLogin(s, acme, "login")
+
+	onlyNew := e.store(func(o *authstore.Options) { o.Keys = ringOf(t, keySpec("k2", 2)) })
+	if _, err := onlyNew.Token(ctxT(t), acme, cc.ID); !errors.Is(err, secrets.ErrDecrypt) {
+		t.Fatalf("under a dropped key: %v, want a decryption failure", err)
+	}
+
+	// A client-credentials authorization given its secret again.
+	if _, err := onlyNew.Reauthorize(ctxT(t), acme, authstore.ActorAPI, cc.ID, authstore.ReauthorizeRequest{TenantSecret: secrets.New(ccSecret)}); err != nil {
+		t.Fatalf("re-authorize client credentials with the secret: %v", err)
+	}
+	// A Webex login signed in again.
+	st, err := onlyNew.Reauthorize(ctxT(t), acme, authstore.ActorAPI, login.ID, authstore.ReauthorizeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := onlyNew.CompleteLogin(ctxT(t), e.login(st.AuthorizeURL, "login")); err != nil {
+		t.Fatalf("complete the new login: %v", err)
+	}
+	for _, id := range []string{cc.ID, login.ID} {
+		c, err := onlyNew.Token(ctxT(t), acme, id)
+		if err != nil || e.works(c) != nil {
+			t.Fatalf("authorization %s after re-authorizing: %v", id, err)
+		}
+	}
+}

@@ -306,17 +306,22 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 		return out, nil
 	}
 
-	o, err := s.openRow(r)
-	if err != nil {
-		return Started{}, err
+	// The tokens are replaced and a secret given replaces the stored one: read only what
+	// is kept, so a row under a key that has left the ring is recovered by giving the
+	// secret again.
+	var o opened
+	var storedSecret secrets.Value
+	if req.TenantSecret.IsZero() {
+		if storedSecret, err = s.open(r.id, colTenantSecret, r.tenantSecret); err != nil {
+			return Started{}, err
+		}
+		o.tenantSecret = storedSecret
+	} else {
+		o.tenantSecret = req.TenantSecret
 	}
-	storedSecret := o.tenantSecret
 	tenantID := r.engageTenantID
 	if v := strings.TrimSpace(req.TenantID); v != "" {
 		tenantID = v
-	}
-	if !req.TenantSecret.IsZero() {
-		o.tenantSecret = req.TenantSecret
 	}
 	got, err := s.fetchClientCredentials(ctx, r.baseURL, tenantID, o.tenantSecret)
 	if err != nil {
@@ -463,12 +468,13 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 			return err
 		}
 		previous = r.status
-		o, err := s.openRow(r)
+		// Only the tenant secret is kept: the old tokens need not decrypt (a login is
+		// how a row under a key that has left the ring is recovered).
+		ts, err := s.open(r.id, colTenantSecret, r.tenantSecret)
 		if err != nil {
 			return err
 		}
-		o.accessToken, o.refreshToken = got.access, got.refresh
-		sl, err := s.sealRow(r.id, o)
+		sl, err := s.sealRow(r.id, opened{tenantSecret: ts, accessToken: got.access, refreshToken: got.refresh})
 		if err != nil {
 			return err
 		}
