@@ -73,6 +73,12 @@ func rotateKeys(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "re-encrypted %d authorizations and %d login states under key %q; %d rows remain under older keys\n",
 		res.Authorizations, res.States, keys.PrimaryID(), res.Remaining)
+	for _, err := range res.Unreadable {
+		fmt.Fprintf(stderr, "noderuntime: left as it is: %v\n", err)
+	}
+	if len(res.Unreadable) > 0 {
+		fmt.Fprintf(stderr, "noderuntime: %d rows do not decrypt with this key ring; re-authorize or delete those authorizations (an unreadable login state expires by itself)\n", len(res.Unreadable))
+	}
 	if res.Remaining > 0 {
 		return exitFailed
 	}

@@ -53,8 +53,9 @@ func TestRotateKeysReencryptsUnderTheNewKeyAndEveryAuthorizationStillWorks(t *te
 
 	var stdout, stderr bytes.Buffer
 	env := env(map[string]string{"DATABASE_URL": dbURL, "NODERUNTIME_ENCRYPTION_KEYS": ringSpec("new", 2)})
-	if code := run([]string{"rotate-keys"}, env, &stdout, &stderr); code != exitFailed || !strings.Contains(stderr.String(), "decrypt") {
-		t.Fatalf("without the old key: exit %d, %q", code, stderr.String())
+	if code := run([]string{"rotate-keys"}, env, &stdout, &stderr); code != exitFailed || !strings.Contains(stderr.String(), "decrypt") ||
+		!strings.Contains(stderr.String(), a.ID) || !strings.Contains(stdout.String(), "1 rows remain") {
+		t.Fatalf("without the old key: exit %d, %q %q", code, stdout.String(), stderr.String())
 	}
 	stdout.Reset()
 	stderr.Reset()

@@ -3,6 +3,7 @@ package authstore_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,6 +148,38 @@ func TestARowUnderADroppedKeyIsRecoveredByReauthorizing(t *testing.T) {
 		c, err := onlyNew.Token(ctxT(t), acme, id)
 		if err != nil || e.works(c) != nil {
 			t.Fatalf("authorization %s after re-authorizing: %v", id, err)
+		}
+	}
+}
+
+// One row that does not decrypt (under a key long gone, or damaged) must not keep
+// rotate-keys from re-encrypting the others: it is reported by ID, and counted as
+// remaining, while every other row moves to the new key.
+func TestRotateKeysReencryptsEveryRowItCanAndNamesThoseItCannot(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	var good []string
+	for _, name := range []string{"a", "b", "c"} {
+		good = append(good, e.createCC(s, acme, name).ID)
+	}
+	lost := e.createCC(e.store(func(o *authstore.Options) { o.Keys = ringOf(t, keySpec("k0", 9)) }), acme, "lost")
+	// First in ID order, so every batch meets it first.
+	const first = "00000000-0000-4000-8000-000000000000"
+	if _, err := e.pool.Exec(context.Background(), "update authorizations set id = $1 where id = $2", first, lost.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := authstore.RotateKeys(ctxT(t), e.pool, ringOf(t, keySpec("k2", 2)+","+keySpec("k1", 1)), 1, 0)
+	if err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	if res.Authorizations != 3 || res.Remaining != 1 || len(res.Unreadable) != 1 || !strings.Contains(res.Unreadable[0].Error(), first) {
+		t.Fatalf("rotated %+v, want 3 authorizations, 1 remaining, %s unreadable", res, first)
+	}
+	onlyNew := e.store(func(o *authstore.Options) { o.Keys = ringOf(t, keySpec("k2", 2)) })
+	for _, id := range good {
+		if _, err := onlyNew.Token(ctxT(t), acme, id); err != nil {
+			t.Fatalf("authorization %s after rotation: %v", id, err)
 		}
 	}
 }

@@ -16,15 +16,19 @@ import (
 type RotateResult struct {
 	Authorizations int // rows re-encrypted
 	States         int // login states re-encrypted
-	Remaining      int // rows still under an older key (locked for longer than the wait)
+	Remaining      int // rows still under an older key (locked for longer than the wait, or unreadable)
+	// Unreadable says why each row that does not decrypt with the ring (sealed under a
+	// key it does not hold, or damaged) was left as it is; they count in Remaining.
+	Unreadable []error
 }
 
 // RotateKeys re-encrypts every authorization and login state that is not under the key
 // ring's primary key, in batches of batchSize rows, each batch one short transaction.
 // Rows another replica holds locked (a refresh in progress) are skipped and retried
-// until wait has passed. Plaintexts do not change, so caches and version counters stay
-// as they are; it is safe while the service runs, once every replica encrypts with the
-// same primary key (see docs/authorizations.md).
+// until wait has passed. A row that does not decrypt is left as it is and reported, so
+// that it cannot hold back the others. Plaintexts do not change, so caches and version
+// counters stay as they are; it is safe while the service runs, once every replica
+// encrypts with the same primary key (see docs/authorizations.md).
 func RotateKeys(ctx context.Context, pool *pgxpool.Pool, keys *secrets.KeyRing, batchSize int, wait time.Duration) (RotateResult, error) {
 	if batchSize <= 0 {
 		batchSize = 100
@@ -33,26 +37,34 @@ func RotateKeys(ctx context.Context, pool *pgxpool.Pool, keys *secrets.KeyRing, 
 	var res RotateResult
 	deadline := time.Now().Add(wait)
 	for {
+		// Each pass walks the rows in key order from the start, so rows it skips (locked,
+		// or unreadable) do not come back within the pass, and come back in the next.
+		var unreadable []error
+		after := ""
 		for {
-			n, err := s.rotateAuthorizations(ctx, pool, batchSize)
+			n, last, err := s.rotateAuthorizations(ctx, pool, batchSize, after, &unreadable)
 			if err != nil {
 				return res, err
 			}
 			res.Authorizations += n
-			if n == 0 {
+			if last == "" {
 				break
 			}
+			after = last
 		}
+		var afterState []byte
 		for {
-			n, err := s.rotateStates(ctx, pool, batchSize)
+			n, last, err := s.rotateStates(ctx, pool, batchSize, afterState, &unreadable)
 			if err != nil {
 				return res, err
 			}
 			res.States += n
-			if n == 0 {
+			if last == nil {
 				break
 			}
+			afterState = last
 		}
+		res.Unreadable = unreadable
 		var left int
 		err := pool.QueryRow(ctx, `select (select count(*) from authorizations where key_id <> $1)
 			+ (select count(*) from oauth_states where key_id <> $1)`, keys.PrimaryID()).Scan(&left)
@@ -60,7 +72,7 @@ func RotateKeys(ctx context.Context, pool *pgxpool.Pool, keys *secrets.KeyRing, 
 			return res, fmt.Errorf("rotate keys: count remaining: %w", err)
 		}
 		res.Remaining = left
-		if left == 0 || time.Now().After(deadline) {
+		if left <= len(unreadable) || time.Now().After(deadline) {
 			return res, nil
 		}
 		select {
@@ -71,11 +83,20 @@ func RotateKeys(ctx context.Context, pool *pgxpool.Pool, keys *secrets.KeyRing, 
 	}
 }
 
-func (s *Store) rotateAuthorizations(ctx context.Context, pool *pgxpool.Pool, batch int) (int, error) {
-	n := 0
+// rotateAuthorizations re-encrypts one batch of the rows after the ID after (all when
+// empty) and returns how many it re-encrypted and the last ID it saw ("" when none was
+// left). Rows that do not decrypt are left as they are, and added to unreadable.
+func (s *Store) rotateAuthorizations(ctx context.Context, pool *pgxpool.Pool, batch int, after string, unreadable *[]error) (int, string, error) {
+	n, last := 0, ""
+	var bad []error
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, "select "+rowColumns+" from authorizations where key_id <> $1 order by id limit $2 for update skip locked",
-			s.keys.PrimaryID(), batch)
+		n, last, bad = 0, "", nil
+		var from *string // null: from the first row
+		if after != "" {
+			from = &after
+		}
+		rows, err := tx.Query(ctx, "select "+rowColumns+" from authorizations where key_id <> $1 and ($3::uuid is null or id > $3::uuid) order by id limit $2 for update skip locked",
+			s.keys.PrimaryID(), batch, from)
 		if err != nil {
 			return err
 		}
@@ -84,7 +105,12 @@ func (s *Store) rotateAuthorizations(ctx context.Context, pool *pgxpool.Pool, ba
 			return err
 		}
 		for _, r := range list {
+			last = r.id
 			o, err := s.openRow(r)
+			if errors.Is(err, secrets.ErrDecrypt) {
+				bad = append(bad, err)
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -96,21 +122,27 @@ func (s *Store) rotateAuthorizations(ctx context.Context, pool *pgxpool.Pool, ba
 				where id = $1`, r.id, sl.tenantSecret, sl.accessToken, sl.refreshToken, sl.keyID); err != nil {
 				return err
 			}
+			n++
 		}
-		n = len(list)
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("rotate keys: authorizations: %w", err)
+		return 0, "", fmt.Errorf("rotate keys: authorizations: %w", err)
 	}
-	return n, nil
+	*unreadable = append(*unreadable, bad...)
+	return n, last, nil
 }
 
-func (s *Store) rotateStates(ctx context.Context, pool *pgxpool.Pool, batch int) (int, error) {
+// rotateStates is rotateAuthorizations for login states, by state hash (after nil: from
+// the first).
+func (s *Store) rotateStates(ctx context.Context, pool *pgxpool.Pool, batch int, after []byte, unreadable *[]error) (int, []byte, error) {
 	n := 0
+	var last []byte
+	var bad []error
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, "select state_hash, verifier from oauth_states where key_id <> $1 limit $2 for update skip locked",
-			s.keys.PrimaryID(), batch)
+		n, last, bad = 0, nil, nil
+		rows, err := tx.Query(ctx, "select state_hash, verifier from oauth_states where key_id <> $1 and state_hash > $3 order by state_hash limit $2 for update skip locked",
+			s.keys.PrimaryID(), batch, append([]byte{}, after...))
 		if err != nil {
 			return err
 		}
@@ -123,9 +155,11 @@ func (s *Store) rotateStates(ctx context.Context, pool *pgxpool.Pool, batch int)
 			return err
 		}
 		for _, x := range list {
+			last = x.hash
 			plain, err := s.keys.Decrypt(x.verifier, stateAAD(x.hash, colVerifier))
 			if errors.Is(err, secrets.ErrDecrypt) {
-				return fmt.Errorf("a login state's verifier does not decrypt with this key ring: %w", err)
+				bad = append(bad, fmt.Errorf("a login state's verifier does not decrypt with this key ring: %w", err))
+				continue
 			}
 			if err != nil {
 				return err
@@ -137,12 +171,13 @@ func (s *Store) rotateStates(ctx context.Context, pool *pgxpool.Pool, batch int)
 			if _, err := tx.Exec(ctx, "update oauth_states set verifier = $2, key_id = $3 where state_hash = $1", x.hash, ct, s.keys.PrimaryID()); err != nil {
 				return err
 			}
+			n++
 		}
-		n = len(list)
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("rotate keys: login states: %w", err)
+		return 0, nil, fmt.Errorf("rotate keys: login states: %w", err)
 	}
-	return n, nil
+	*unreadable = append(*unreadable, bad...)
+	return n, last, nil
 }
