@@ -183,3 +183,15 @@ func TestRotateKeysReencryptsEveryRowItCanAndNamesThoseItCannot(t *testing.T) {
 		}
 	}
 }
+
+// Re-authorizing client credentials without a secret re-checks the stored one: when it
+// does not decrypt, the caller is told to give it (a 422), not a bare internal error.
+func TestReauthorizingAnUnreadableSecretAsksForItAgain(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	cc := e.createCC(e.store(), acme, "cc")
+	onlyNew := e.store(func(o *authstore.Options) { o.Keys = ringOf(t, keySpec("k2", 2)) })
+	_, err := onlyNew.Reauthorize(ctxT(t), acme, authstore.ActorAPI, cc.ID, authstore.ReauthorizeRequest{})
+	if e := wantCode(t, err, authstore.ErrInvalid); !strings.Contains(e.Message, "tenant secret") {
+		t.Fatalf("message %q does not ask for the tenant secret", e.Message)
+	}
+}

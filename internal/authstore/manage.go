@@ -312,7 +312,14 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 	var o opened
 	var storedSecret secrets.Value
 	if req.TenantSecret.IsZero() {
-		if storedSecret, err = s.open(r.id, colTenantSecret, r.tenantSecret); err != nil {
+		storedSecret, err = s.open(r.id, colTenantSecret, r.tenantSecret)
+		if errors.Is(err, secrets.ErrDecrypt) {
+			// Under a key that has left the ring (or damaged): only the caller can help.
+			s.logger.Warn("re-authorization refused: the stored tenant secret does not decrypt", slog.String("authorizationId", id),
+				slog.String("tenant", string(t)), slog.String("error", err.Error()))
+			return Started{}, errorf(ErrInvalid, "the stored tenant secret cannot be decrypted with this service's encryption keys; re-authorize with the tenant secret")
+		}
+		if err != nil {
 			return Started{}, err
 		}
 		o.tenantSecret = storedSecret
