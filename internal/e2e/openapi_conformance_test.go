@@ -354,6 +354,15 @@ func TestTheServiceAnswersWhatItsOpenAPIDescriptionSays(t *testing.T) {
 	page(admin, "POST", "/admin/logout", url.Values{"csrf": {"forged"}}, 403)
 	unreadable(admin, "/admin/logout")
 
+	// A body where an operation takes none: every /v1 request is held to the body
+	// limit and to JSON.
+	for _, path := range []string{"/v1/authorizations", "/v1/authorizations/" + cc, "/v1/nodes", "/v1/nodes/search-conversation/versions/1.3"} {
+		api("GET", path, acmeKey, []byte("x"), typed("text/plain"), 415)
+		api("GET", path, acmeKey, huge, nil, 413)
+	}
+	api("DELETE", "/v1/authorizations/"+missing, acmeKey, []byte("x"), typed("text/plain"), 415)
+	api("DELETE", "/v1/authorizations/"+missing, acmeKey, huge, nil, 413)
+
 	// Requests no operation describes: the router's problems.
 	api("GET", "/no-such-page", "", nil, nil, 404)
 	api("GET", "/v1/no-such-route", acmeKey, nil, nil, 404)
