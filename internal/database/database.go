@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -91,10 +92,39 @@ func (c *QueryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryE
 // Count is the number of queries sent so far, of every origin.
 func (c *QueryCounter) Count() uint64 { return c.service.Load() + c.scrape.Load() }
 
+// migrationLockTimeout bounds each wait of a migration for a lock. A migration that
+// alters a table queues for an exclusive lock behind every open transaction on it, and
+// every read of that table queues behind the migration: unbounded, one long
+// transaction would stall the running service's reads for as long as it lasts.
+const migrationLockTimeout = 2 * time.Second
+
+// migrationRetries is how long Migrate keeps trying again after a lock wait ran out.
+const migrationRetries = 5 * time.Minute
+
 // Migrate applies every pending migration. Tern holds a Postgres advisory lock for the
 // whole run and applies each file in its own transaction, so replicas that start at the
-// same time take turns and the second finds nothing left to do.
+// same time take turns and the second finds nothing left to do. A lock the migration
+// cannot get within migrationLockTimeout rolls its file back, and the run is tried again
+// after a pause that lets the service's queries through.
 func Migrate(ctx context.Context, url string) (from, to int32, err error) {
+	giveUp := time.Now().Add(migrationRetries)
+	pause := 250 * time.Millisecond
+	for {
+		from, to, err = migrateOnce(ctx, url)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "55P03" || time.Now().Add(pause).After(giveUp) { // lock_not_available
+			return from, to, err
+		}
+		select {
+		case <-ctx.Done():
+			return from, to, err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
+}
+
+func migrateOnce(ctx context.Context, url string) (from, to int32, err error) {
 	// The URL is the service's, pool settings included (pool_max_conns, ...): parsed as
 	// pgx.Connect parses it, those would reach Postgres as run-time parameters and be
 	// refused. pgxpool's parser takes them out.
@@ -102,6 +132,9 @@ func Migrate(ctx context.Context, url string) (from, to int32, err error) {
 	if err != nil {
 		return 0, 0, errors.New("database: DATABASE_URL does not parse") // never echo the URL: it may hold a password
 	}
+	// Set at connection start, it is the session's default: tern's "reset all" after
+	// each file keeps it.
+	cfg.ConnConfig.RuntimeParams["lock_timeout"] = strconv.FormatInt(migrationLockTimeout.Milliseconds(), 10)
 	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		return 0, 0, fmt.Errorf("database: connect: %w", redact(err))

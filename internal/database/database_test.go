@@ -3,15 +3,19 @@ package database_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/noderuntime/noderuntime/internal/database"
 	"github.com/noderuntime/noderuntime/internal/database/dbtest"
+	"github.com/noderuntime/noderuntime/migrations"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -162,5 +166,80 @@ func TestMigrateAndSchemaChecksAcceptTheURLThePodsUse(t *testing.T) {
 	defer pool.Close()
 	if err := database.CheckSchema(ctx, pool); err != nil {
 		t.Fatalf("after migrating: %v", err)
+	}
+}
+
+// A migration that alters a table waits for a lock behind every open transaction on it,
+// and the service's reads of that table queue behind the migration. Its lock waits are
+// bounded: a transaction that stays open does not stall the reads for as long as it
+// lasts, and the migration is applied once the transaction ends.
+func TestAMigrationWaitingForALockDoesNotStallReadsBehindIt(t *testing.T) {
+	url := dbtest.NewEmptyURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	m, err := migrate.NewMigrator(ctx, conn, database.VersionTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.LoadMigrations(migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MigrateTo(ctx, 1); err != nil { // 002 alters authorizations
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+
+	// A transaction that read authorizations and stays open (a refresh waiting on the
+	// token endpoint holds one).
+	open, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Rollback(context.Background())
+	if _, err := open.Exec(ctx, "select count(*) from authorizations"); err != nil {
+		t.Fatal(err)
+	}
+	migrated := make(chan error, 1)
+	go func() {
+		_, to, err := database.Migrate(ctx, url)
+		if err == nil && to != database.Latest() {
+			err = fmt.Errorf("migrated to %d, want %d", to, database.Latest())
+		}
+		migrated <- err
+	}()
+	waitingForLock := func() bool {
+		var n int
+		err := pool.QueryRow(ctx, `select count(*) from pg_stat_activity
+			where datname = current_database() and wait_event_type = 'Lock' and query ilike '%alter table authorizations%'`).Scan(&n)
+		return err == nil && n > 0
+	}
+	for !waitingForLock() {
+		select {
+		case err := <-migrated:
+			t.Fatalf("the migration ended (%v) while a transaction on its table was open", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	// The service's read, queued behind the migration's lock request.
+	readCtx, cancelRead := context.WithTimeout(ctx, 15*time.Second)
+	defer cancelRead()
+	start := time.Now()
+	if _, err := pool.Exec(readCtx, "select count(*) from authorizations"); err != nil {
+		t.Fatalf("a read behind the waiting migration: %v after %s", err, time.Since(start).Round(time.Millisecond))
+	}
+	if err := open.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-migrated; err != nil {
+		t.Fatalf("the migration, once the transaction ended: %v", err)
 	}
 }
