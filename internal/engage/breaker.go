@@ -60,7 +60,8 @@ func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 	if cb, ok := b.m[k]; ok {
 		return cb
 	}
-	cb := gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	var cb *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        k.target + " " + k.domain,
 		MaxRequests: 3,
 		Interval:    30 * time.Second,
@@ -74,8 +75,15 @@ func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 		// success, probes that time out against a hanging Engage would close the breaker.
 		IsExcluded: func(err error) bool { return err == errBreakerExcluded },
 		OnStateChange: func(_ string, _, to gobreaker.State) {
-			if b.opts.Observer != nil {
-				b.opts.Observer.ObserveBreakerState(k.target, k.domain, breakerState(to))
+			if b.opts.Observer == nil {
+				return
+			}
+			b.opts.Observer.ObserveBreakerState(k.target, k.domain, breakerState(to))
+			if to == gobreaker.StateOpen {
+				// gobreaker moves on to half-open only when asked: without calls the
+				// metric would say open for ever after OpenFor. Asking once then moves
+				// it (and reports the change).
+				time.AfterFunc(b.opts.OpenFor, func() { cb.State() })
 			}
 		},
 	})

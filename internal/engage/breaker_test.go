@@ -67,6 +67,31 @@ func TestBreakerOpensOnPersistentFailureFailsFastAndRecovers(t *testing.T) {
 	}
 }
 
+// The state metric follows the breaker without calls: once OpenFor has passed, an open
+// breaker is half-open (the next calls are probes), not open for ever on the dashboard.
+func TestTheBreakerMetricTurnsHalfOpenWithoutCalls(t *testing.T) {
+	f, m := breakerFixture(t)
+	f.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 503})
+	for range 5 {
+		_ = f.search(t)
+	}
+	gauge := m.BreakerGauge(f.sim.BaseURL(), domain)
+	if got := testutil.ToFloat64(gauge); got != 2 {
+		t.Fatalf("breaker state metric %v after 5 failures, want 2 (open)", got)
+	}
+	calls := f.sim.Calls(engagesim.OpSearch)
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(gauge) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("breaker state metric %v 10 s after it opened for 200 ms, want 1 (half-open)", testutil.ToFloat64(gauge))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if f.sim.Calls(engagesim.OpSearch) != calls {
+		t.Fatal("turning half-open sent a call to Engage")
+	}
+}
+
 func TestBreakerIgnoresBusinessErrorsRateLimitsAndTimeouts(t *testing.T) {
 	f, _ := breakerFixture(t)
 	f.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 429, Times: 6})
