@@ -37,10 +37,15 @@ type App struct {
 	handler     chi.Router
 	auth        *authstore.Store
 	notReady    atomic.Bool // what the last readiness probe found
+	// schemaSeen: the schema was found current since the start. Migrations only move
+	// forward, so it stays current while Postgres is out of reach.
+	schemaSeen atomic.Bool
+	postgresUp prometheus.Gauge // noderuntime_postgres_up, set by each readiness check
 }
 
 // New builds the service. It fails if the schema is behind; an unreachable Postgres is
-// not an error here (the service starts, and /readyz stays red until it is back).
+// not an error here (the service starts, and /readyz stays red until it is back; so does
+// /readyz?exclude=postgres until the schema has been seen current).
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, error) {
 	queries := &database.QueryCounter{}
 	pool, err := database.Open(ctx, cfg.DatabaseURL, queries)
@@ -48,6 +53,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		return nil, err
 	}
 	a := &App{cfg: cfg, logger: logger, pool: pool, registry: prometheus.NewRegistry()}
+	a.postgresUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "noderuntime_postgres_up",
+		Help: "1 when the last readiness check reached Postgres and found the schema current, else 0.",
+	})
 	if err := a.checkSchemaAtStart(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -56,6 +65,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		database.NewPoolCollector(pool, queries),
+		a.postgresUp,
 	)
 	a.httpMetrics = httpapi.NewMetrics(a.registry)
 	deps := httpapi.Deps{
@@ -86,6 +96,8 @@ func (a *App) checkSchemaAtStart(ctx context.Context) error {
 	err := database.CheckSchema(ctx, a.pool)
 	switch {
 	case err == nil:
+		a.schemaSeen.Store(true)
+		a.postgresUp.Set(1)
 		return nil
 	case errors.Is(err, database.ErrSchemaBehind):
 		return err
@@ -101,35 +113,55 @@ func (a *App) checkSchemaAtStart(ctx context.Context) error {
 
 // ready is /readyz (readiness), logging each change: a failed probe is otherwise logged
 // at debug only, and a pod out of its Service with nothing in its log is hard to read.
-func (a *App) ready(ctx context.Context) error {
-	err := a.readiness(ctx)
+// The log and noderuntime_postgres_up follow the full check, also when the probe
+// excludes Postgres and so still answers 200.
+func (a *App) ready(ctx context.Context) httpapi.Readiness {
+	res := a.readiness(ctx)
+	err := res.Err
+	if err == nil {
+		a.postgresUp.Set(1)
+	} else {
+		a.postgresUp.Set(0)
+	}
 	switch was := a.notReady.Swap(err != nil); {
 	case err != nil && !was:
 		a.logger.Warn("not ready", slog.String("reason", err.Error()))
 	case err == nil && was:
 		a.logger.Info("ready again")
 	}
-	return err
+	return res
 }
 
 // readiness: Postgres answers and the schema is current. The message never carries
 // connection details.
-func (a *App) readiness(ctx context.Context) error {
+func (a *App) readiness(ctx context.Context) httpapi.Readiness {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := a.pool.Ping(ctx); err != nil {
 		if database.Refused(err) {
-			return errors.New("postgres refuses the connection; check DATABASE_URL's user, password and database")
+			return a.postgresDown("refused", "postgres refuses the connection; check DATABASE_URL's user, password and database")
 		}
-		return errors.New("postgres is unreachable")
+		return a.postgresDown("unreachable", "postgres is unreachable")
 	}
 	if err := database.CheckSchema(ctx, a.pool); err != nil {
 		if errors.Is(err, database.ErrSchemaBehind) {
-			return errors.New("database schema is behind; run `noderuntime migrate up`")
+			return httpapi.Readiness{Err: errors.New("database schema is behind; run `noderuntime migrate up`")}
 		}
-		return errors.New("postgres is unreachable")
+		return a.postgresDown("unreachable", "postgres is unreachable")
 	}
-	return nil
+	a.schemaSeen.Store(true)
+	return httpapi.Readiness{}
+}
+
+// postgresDown is a check that failed only on Postgres. /readyz?exclude=postgres may
+// pass it once the schema has been seen current: a pod that never reached Postgres
+// must not take traffic on a rollout.
+func (a *App) postgresDown(how, msg string) httpapi.Readiness {
+	res := httpapi.Readiness{Err: errors.New(msg)}
+	if a.schemaSeen.Load() {
+		res.PostgresDown = how
+	}
+	return res
 }
 
 // Handler is the service's HTTP handler.

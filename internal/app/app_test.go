@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -53,6 +54,40 @@ func status(t *testing.T, url string) int {
 	return resp.StatusCode
 }
 
+// get answers the status and the JSON body of a GET.
+func get(t *testing.T, url string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("GET %s: %d, body not JSON: %v", url, resp.StatusCode, err)
+	}
+	return resp.StatusCode, body
+}
+
+// postgresUp reads noderuntime_postgres_up from the app's registry.
+func postgresUp(t *testing.T, a *app.App) float64 {
+	t.Helper()
+	families, err := a.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "noderuntime_postgres_up" {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("noderuntime_postgres_up is not registered")
+	return 0
+}
+
+// The probe the Deployment uses, /readyz?exclude=postgres, stays green through the
+// outage (every replica still serves its cached executions), saying it is degraded;
+// /readyz, the log and noderuntime_postgres_up follow the full check.
 func TestReadyzIsRedWhilePostgresIsDownAndGreenWhenItIsBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -69,8 +104,27 @@ func TestReadyzIsRedWhilePostgresIsDownAndGreenWhenItIsBack(t *testing.T) {
 	if got := status(t, srv.URL+"/readyz"); got != 200 {
 		t.Fatalf("with postgres up: %d", got)
 	}
+	if code, body := get(t, srv.URL+"/readyz?exclude=postgres"); code != 200 || body["status"] != "ready" {
+		t.Fatalf("?exclude=postgres with postgres up: %d %v", code, body)
+	}
+	if up := postgresUp(t, a); up != 1 {
+		t.Fatalf("noderuntime_postgres_up %v with postgres up, want 1", up)
+	}
 	if err := cluster.Stop(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// Only the probe that excludes Postgres first: the log and the gauge follow the
+	// full check whichever variant is asked.
+	for range 3 {
+		if code, body := get(t, srv.URL+"/readyz?exclude=postgres"); code != 200 || body["status"] != "degraded" || body["postgres"] != "unreachable" {
+			t.Fatalf("?exclude=postgres with postgres down: %d %v, want 200 degraded", code, body)
+		}
+	}
+	if !strings.Contains(logs.String(), `"msg":"not ready","reason":"postgres is unreachable"`) {
+		t.Fatalf("the probe excluding postgres logged no change:\n%s", logs.String())
+	}
+	if up := postgresUp(t, a); up != 0 {
+		t.Fatalf("noderuntime_postgres_up %v with postgres down, want 0", up)
 	}
 	if got := status(t, srv.URL+"/readyz"); got != 503 {
 		t.Fatalf("with postgres down: %d, want 503", got)
@@ -81,13 +135,27 @@ func TestReadyzIsRedWhilePostgresIsDownAndGreenWhenItIsBack(t *testing.T) {
 	if err := cluster.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The pool reconnects by itself; wait for the condition, not a fixed time.
+	// The pool reconnects by itself; wait for the condition, not a fixed time. Again
+	// on the excluding probe only: its body tells degraded from ready.
 	deadline := time.Now().Add(30 * time.Second)
-	for status(t, srv.URL+"/readyz") != 200 {
+	for {
+		code, body := get(t, srv.URL+"/readyz?exclude=postgres")
+		if code != 200 {
+			t.Fatalf("?exclude=postgres while postgres comes back: %d %v", code, body)
+		}
+		if body["status"] == "ready" {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("/readyz did not turn green after postgres came back")
+			t.Fatal("?exclude=postgres still degraded 30 s after postgres came back")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if up := postgresUp(t, a); up != 1 {
+		t.Fatalf("noderuntime_postgres_up %v after postgres came back, want 1", up)
+	}
+	if got := status(t, srv.URL+"/readyz"); got != 200 {
+		t.Fatalf("/readyz %d after postgres came back", got)
 	}
 	out := logs.String()
 	down, back := strings.Index(out, `"msg":"not ready"`), strings.Index(out, `"msg":"ready again"`)
@@ -113,10 +181,18 @@ func TestAppStartsWhenPostgresIsUnreachableAndReportsNotReady(t *testing.T) {
 	defer a.Close()
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
+	// Nor does the probe that excludes Postgres pass: this pod has never seen the
+	// schema, and on a rollout it must not take traffic.
 	for range 3 {
 		if got := status(t, srv.URL+"/readyz"); got != 503 {
 			t.Fatalf("readyz %d, want 503", got)
 		}
+		if code, body := get(t, srv.URL+"/readyz?exclude=postgres"); code != 503 || body["detail"] != "postgres is unreachable" {
+			t.Fatalf("readyz?exclude=postgres %d %v, want 503", code, body)
+		}
+	}
+	if up := postgresUp(t, a); up != 0 {
+		t.Fatalf("noderuntime_postgres_up %v, want 0", up)
 	}
 	// The start names the cause; the probes log the change once, not each probe.
 	out := logs.String()

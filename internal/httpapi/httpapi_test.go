@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,7 +28,7 @@ type fixture struct {
 	srv    *httptest.Server
 	router chi.Router
 	logs   *syncBuffer
-	ready  atomic.Bool
+	ready  atomic.Pointer[httpapi.Readiness] // what /readyz's check finds
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -37,7 +38,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{logs: &syncBuffer{}}
-	f.ready.Store(true)
+	f.ready.Store(&httpapi.Readiness{})
 	reg := prometheus.NewRegistry()
 	// echo is a hot route (Deps.V1Hot), as executions are; panic an ordinary one.
 	echoRoutes := func(v1 chi.Router) {
@@ -60,12 +61,7 @@ func newFixture(t *testing.T) *fixture {
 		Metrics:  httpapi.NewMetrics(reg),
 		APIKeys:  keys,
 		Gatherer: reg,
-		Ready: func(context.Context) error {
-			if f.ready.Load() {
-				return nil
-			}
-			return errors.New("postgres is unreachable")
-		},
+		Ready:    func(context.Context) httpapi.Readiness { return *f.ready.Load() },
 	})
 	f.srv = httptest.NewServer(f.router)
 	t.Cleanup(f.srv.Close)
@@ -244,10 +240,52 @@ func TestReadyzFollowsTheReadinessCheck(t *testing.T) {
 	if resp, _ := f.do(t, "GET", "/readyz", "", "", nil); resp.StatusCode != 200 {
 		t.Fatalf("ready: %d", resp.StatusCode)
 	}
-	f.ready.Store(false)
+	f.ready.Store(&httpapi.Readiness{Err: errors.New("postgres is unreachable"), PostgresDown: "unreachable"})
 	resp, p := f.do(t, "GET", "/readyz", "", "", nil)
 	if resp.StatusCode != 503 || p["code"] != "not_ready" {
 		t.Fatalf("not ready: %d %v", resp.StatusCode, p)
+	}
+}
+
+// ?exclude=postgres passes a Postgres outage, saying so, and nothing else: a schema
+// behind, or a Postgres never reached (no PostgresDown), keeps the pod out.
+func TestReadyzExcludingPostgresPassesOnlyAPostgresOutage(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct {
+		name      string
+		readiness httpapi.Readiness
+		want      int
+		body      map[string]any
+	}{
+		{"ready", httpapi.Readiness{}, 200, map[string]any{"status": "ready"}},
+		{"postgres unreachable", httpapi.Readiness{Err: errors.New("postgres is unreachable"), PostgresDown: "unreachable"}, 200,
+			map[string]any{"status": "degraded", "postgres": "unreachable"}},
+		{"postgres refuses", httpapi.Readiness{Err: errors.New("postgres refuses the connection"), PostgresDown: "refused"}, 200,
+			map[string]any{"status": "degraded", "postgres": "refused"}},
+		{"postgres never reached", httpapi.Readiness{Err: errors.New("postgres is unreachable")}, 503, nil},
+		{"schema behind", httpapi.Readiness{Err: errors.New("database schema is behind")}, 503, nil},
+	} {
+		f.ready.Store(&c.readiness)
+		resp, body := f.do(t, "GET", "/readyz?exclude=postgres", "", "", nil)
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: %d %v, want %d", c.name, resp.StatusCode, body, c.want)
+		} else if c.want == 200 && !maps.Equal(body, c.body) {
+			t.Errorf("%s: body %v, want %v", c.name, body, c.body)
+		} else if c.want == 503 && (body["code"] != "not_ready" || body["detail"] != c.readiness.Err.Error()) {
+			t.Errorf("%s: problem %v", c.name, body)
+		}
+	}
+}
+
+// Only postgres can be excluded, once; anything else is a mistake in the probe that a
+// 200 or a 503 would hide.
+func TestReadyzRefusesAnyOtherExclude(t *testing.T) {
+	f := newFixture(t)
+	for _, query := range []string{"exclude=etcd", "exclude=", "exclude", "exclude=Postgres", "exclude=postgres,etcd", "exclude=postgres&exclude=postgres", "exclude=postgres&exclude=etcd"} {
+		resp, p := f.do(t, "GET", "/readyz?"+query, "", "", nil)
+		if resp.StatusCode != 400 || p["code"] != "bad_request" || !strings.Contains(p["detail"].(string), `"postgres"`) {
+			t.Errorf("?%s: %d %v, want 400 bad_request naming postgres", query, resp.StatusCode, p)
+		}
 	}
 }
 

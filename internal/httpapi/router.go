@@ -19,9 +19,8 @@ type Deps struct {
 	Logger  *slog.Logger
 	Metrics *Metrics
 	APIKeys tenant.Keys
-	// Ready reports whether the service can take traffic (Postgres reachable, schema
-	// current); nil error means ready.
-	Ready func(context.Context) error
+	// Ready runs the readiness check (Postgres reachable, schema current) for /readyz.
+	Ready func(context.Context) Readiness
 	// Gatherer, when set, is served at /metrics on this router.
 	Gatherer prometheus.Gatherer
 	// V1 registers feature routes under /v1, behind V1Middleware.
@@ -138,15 +137,42 @@ func healthz(w http.ResponseWriter, _ *http.Request) {
 	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func readyz(ready func(context.Context) error) http.HandlerFunc {
+// Readiness is what one readiness check found.
+type Readiness struct {
+	// Err says why the service cannot take traffic; nil means ready.
+	Err error
+	// PostgresDown is "unreachable" or "refused" when Err is only that Postgres does not
+	// answer (or refuses the connection) and the schema was found current since the
+	// process started: the service still serves what its memory caches hold.
+	PostgresDown string
+}
+
+// excludePostgres is the one check /readyz?exclude= may leave out (as the apiserver's
+// /readyz?exclude=etcd does).
+const excludePostgres = "postgres"
+
+// readyz answers the check. With ?exclude=postgres a Postgres outage alone is 200,
+// degraded: a readiness probe on a shared dependency would take every replica out of
+// the Service at once, though each still serves its cached executions.
+func readyz(ready func(context.Context) Readiness) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if ready != nil {
-			if err := ready(r.Context()); err != nil {
-				WriteProblem(w, r, NewProblem(http.StatusServiceUnavailable, CodeNotReady, err.Error()))
-				return
-			}
+		exclude, given := r.URL.Query()["exclude"]
+		if given && (len(exclude) != 1 || exclude[0] != excludePostgres) {
+			WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, `exclude: the only check that can be excluded is "postgres", given once`))
+			return
 		}
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		var res Readiness
+		if ready != nil {
+			res = ready(r.Context())
+		}
+		switch {
+		case res.Err == nil:
+			WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		case given && res.PostgresDown != "":
+			WriteJSON(w, http.StatusOK, map[string]string{"status": "degraded", "postgres": res.PostgresDown})
+		default:
+			WriteProblem(w, r, NewProblem(http.StatusServiceUnavailable, CodeNotReady, res.Err.Error()))
+		}
 	}
 }
 
