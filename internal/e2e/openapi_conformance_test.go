@@ -64,6 +64,8 @@ func TestTheServiceAnswersWhatItsOpenAPIDescriptionSays(t *testing.T) {
 	// Probes, catalog.
 	api("GET", "/healthz", "", nil, http.Header{"X-Request-Id": {"conformance-1"}}, 200)
 	api("GET", "/readyz", "", nil, nil, 200)
+	api("GET", "/readyz?exclude=postgres", "", nil, nil, 200)
+	api("GET", "/readyz?exclude=etcd", "", nil, nil, 400)
 	api("GET", "/v1/nodes/no-such-node/versions/1", acmeKey, nil, http.Header{"X-Request-Id": {"conformance:2"}}, 404)
 	resp, _ := s.do("GET", "/v1/nodes", acmeKey, nil, nil)
 	api("GET", "/v1/nodes", acmeKey, nil, http.Header{"If-None-Match": {resp.Header.Get("ETag")}}, 304)
@@ -374,6 +376,9 @@ func TestTheServiceAnswersWhatItsOpenAPIDescriptionSays(t *testing.T) {
 	api("GET", "/metrics", "", nil, nil, 200)
 	db.cut()
 	eventually(t, 10*time.Second, "/readyz stayed green without Postgres", func() bool { return s.status("/readyz") == 503 })
+	if raw := api("GET", "/readyz?exclude=postgres", "", nil, nil, 200); !strings.Contains(string(raw), `"status":"degraded"`) {
+		t.Errorf("/readyz?exclude=postgres without Postgres: %s, want degraded", raw)
+	}
 	api("GET", "/healthz", "", nil, nil, 200)
 	api("GET", "/v1/authorizations", acmeKey, nil, nil, 500)
 	api("GET", "/v1/authorizations/"+liveCC, acmeKey, nil, nil, 500)
