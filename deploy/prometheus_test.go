@@ -48,6 +48,7 @@ var metricTypes = map[string]string{
 	"noderuntime_circuit_breaker_state":              "gauge",
 	"noderuntime_db_pool_acquire_waits_total":        "counter",
 	"noderuntime_db_queries_total":                   "counter",
+	"noderuntime_postgres_up":                        "gauge",
 }
 
 var otherMetrics = regexp.MustCompile(`^(up|go_[a-z0-9_]+|process_[a-z0-9_]+|kube_[a-z0-9_]+)$`)
@@ -240,6 +241,8 @@ func TestEveryAlertHasARunbookParagraphAndMeaning(t *testing.T) {
 		{"authorizations needing re-authorization", `status="needs_reauthorization"`},
 		{"p99 execution latency", `histogram_quantile(0.99`},
 		{"pod not ready", `kube_pod_status_ready`},
+		// Pods stay ready through a Postgres outage: the service's own check must tell.
+		{"Postgres outage", `noderuntime_postgres_up`},
 	} {
 		if !slices.ContainsFunc(list, func(r monitoringv1.Rule) bool { return strings.Contains(r.Expr.String(), want.expr) }) {
 			t.Errorf("no alert watches the %s (%s)", want.what, want.expr)
