@@ -10,9 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/noderuntime/noderuntime/internal/app"
 	"github.com/noderuntime/noderuntime/internal/config"
@@ -161,6 +164,55 @@ func TestReadyzIsRedWhilePostgresIsDownAndGreenWhenItIsBack(t *testing.T) {
 	down, back := strings.Index(out, `"msg":"not ready"`), strings.Index(out, `"msg":"ready again"`)
 	if down < 0 || back < down || strings.Count(out, `"msg":"not ready"`) != 1 {
 		t.Fatalf("want one not ready, then ready again, in the log:\n%s", out)
+	}
+}
+
+// A Postgres that refuses the pod after it started (here: its database is gone, 3D000)
+// is an outage for the probe that excludes Postgres too: the pod still serves its caches.
+func TestReadyzExcludingPostgresPassesARefusalAfterStart(t *testing.T) {
+	dbURL := dbtest.NewURL(t)
+	a, err := app.New(t.Context(), testConfig(t, dbURL), quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	if code, body := get(t, srv.URL+"/readyz?exclude=postgres"); code != 200 || body["status"] != "ready" {
+		t.Fatalf("before: %d %v", code, body)
+	}
+	u, err := neturl.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(t.Context(), dbtest.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(t.Context(), "drop database "+pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()+" with (force)"); err != nil {
+		t.Fatal(err)
+	}
+	// The pool first meets its closed connections, then the refusal.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(t, srv.URL+"/readyz?exclude=postgres")
+		if code != 200 {
+			t.Fatalf("?exclude=postgres after the refusal: %d %v", code, body)
+		}
+		if body["postgres"] == "refused" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("?exclude=postgres never said refused: %v", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, body := get(t, srv.URL+"/readyz"); code != 503 || !strings.HasPrefix(body["detail"].(string), "postgres refuses the connection") {
+		t.Fatalf("/readyz after the refusal: %d %v", code, body)
+	}
+	if up := postgresUp(t, a); up != 0 {
+		t.Fatalf("noderuntime_postgres_up %v, want 0", up)
 	}
 }
 
