@@ -134,7 +134,7 @@ func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
 		// The answer is encoded into a pooled buffer: Write copies it into the
 		// connection's own buffer, so it can serve the next request.
 		buf := answerBuffers.Get().(*[]byte)
-		answer := h.execute(ctx, v, nreq, (*buf)[:0])
+		answer, _ := h.execute(ctx, v, nreq, (*buf)[:0])
 		writeRawJSON(w, answer)
 		if cap(answer) <= maxPooledAnswer {
 			*buf = answer[:0]
@@ -197,10 +197,19 @@ func (h *executionHandler) serveIdempotent(w http.ResponseWriter, r *http.Reques
 		}
 		ctx, cancel := context.WithDeadline(context.WithoutCancel(r.Context()), deadline)
 		defer cancel()
-		answer := h.execute(ctx, v, nreq, nil) // kept by the idempotency store
+		answer, unapplied := h.execute(ctx, v, nreq, nil) // kept by the idempotency store
 		storeCtx, cancelStore := context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyGrace)
 		defer cancelStore()
-		if err := h.Idempotency.Complete(storeCtx, t, key, sum[:], answer); err != nil {
+		var err error
+		if unapplied {
+			// Nothing happened in Engage (bad input, an authorization that cannot be used,
+			// no token, a refused call): a retry with the key, after the cause is fixed,
+			// runs the execution instead of replaying this failure for 24 h.
+			err = h.Idempotency.Release(storeCtx, t, key, sum[:])
+		} else {
+			err = h.Idempotency.Complete(storeCtx, t, key, sum[:], answer)
+		}
+		if err != nil {
 			// The answer is still the caller's; a retry will find the key abandoned.
 			AnnotateLog(r.Context(), slog.String("idempotencyError", err.Error()))
 		}
@@ -214,8 +223,9 @@ var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); retu
 
 const maxPooledAnswer = 16 << 10
 
-// execute runs the node version and appends its encoded answer to buf.
-func (h *executionHandler) execute(ctx context.Context, v *nodes.Version, req nodes.Request, buf []byte) []byte {
+// execute runs the node version and appends its encoded answer to buf; unapplied
+// reports a failure that certainly changed nothing in Engage (outcomes.Result).
+func (h *executionHandler) execute(ctx context.Context, v *nodes.Version, req nodes.Request, buf []byte) (answer []byte, unapplied bool) {
 	start := time.Now()
 	res := h.Executor.Execute(ctx, v, req)
 	elapsed := time.Since(start)
@@ -236,7 +246,7 @@ func (h *executionHandler) execute(ctx context.Context, v *nodes.Version, req no
 		attrs = append(attrs, slog.String("errorCode", res.Error.Code))
 	}
 	AnnotateLog(ctx, attrs...)
-	return appendEncodedAnswer(buf, &resp)
+	return appendEncodedAnswer(buf, &resp), res.Unapplied
 }
 
 // encodeAnswer is the JSON of an execution's answer.

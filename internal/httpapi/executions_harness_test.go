@@ -163,6 +163,7 @@ type harnessOptions struct {
 	pool                       *pgxpool.Pool
 	defaultTimeout, maxTimeout time.Duration
 	credentials                nodes.Credentials // nil: simCredentials
+	breaker                    *engage.BreakerOptions
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -173,7 +174,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if o.credentials != nil {
 		creds = o.credentials
 	}
-	client := engage.New(engage.Options{})
+	client := engage.New(engage.Options{Breaker: o.breaker})
 	t.Cleanup(client.CloseIdleConnections)
 	exec := nodes.NewExecutor(nodes.ExecutorOptions{
 		Engage: client, Credentials: creds,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/noderuntime/noderuntime/internal/database"
 	"github.com/noderuntime/noderuntime/internal/database/dbtest"
+	"github.com/noderuntime/noderuntime/internal/engage"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 )
 
@@ -23,7 +24,7 @@ type idempotencyFixture struct {
 	conv    string
 }
 
-func newIdempotencyFixture(t *testing.T) *idempotencyFixture {
+func newIdempotencyFixture(t *testing.T, o harnessOptions) *idempotencyFixture {
 	t.Helper()
 	queries := &database.QueryCounter{}
 	pool, err := database.Open(t.Context(), dbtest.NewURL(t), queries)
@@ -31,7 +32,8 @@ func newIdempotencyFixture(t *testing.T) *idempotencyFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	h := newHarness(t, harnessOptions{pool: pool})
+	o.pool = pool
+	h := newHarness(t, o)
 	conv := h.sim.SeedConversation(simDomain, engagesim.Conversation{Channel: "sms", CustomerAddress: "+15550001", BizAddress: "+15559999", Status: "active"})
 	return &idempotencyFixture{h: h, pool: pool, queries: queries, conv: conv}
 }
@@ -58,7 +60,7 @@ func (f *idempotencyFixture) messages(t *testing.T) int {
 
 func TestTheSameKeyAndBodyAnswerTheFirstAnswerWithoutCallingEngageAgain(t *testing.T) {
 	t.Parallel()
-	f := newIdempotencyFixture(t)
+	f := newIdempotencyFixture(t, harnessOptions{})
 	body := f.appendBody("once only")
 	r1, first := f.post(t, "key-1", body, execKey)
 	r2, second := f.post(t, "key-1", body, execKey)
@@ -94,7 +96,7 @@ func TestTheSameKeyAndBodyAnswerTheFirstAnswerWithoutCallingEngageAgain(t *testi
 
 func TestTwentyConcurrentRequestsWithOneKeyAppendOneMessage(t *testing.T) {
 	t.Parallel()
-	f := newIdempotencyFixture(t)
+	f := newIdempotencyFixture(t, harnessOptions{})
 	// Engage is slow, so the other 19 arrive while the first runs.
 	f.h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpAppend, Latency: 200 * time.Millisecond})
 	body := f.appendBody("exactly once")
@@ -126,7 +128,7 @@ func TestTwentyConcurrentRequestsWithOneKeyAppendOneMessage(t *testing.T) {
 
 func TestAKeyWhoseFirstRequestNeverFinishedIsNotRunAgain(t *testing.T) {
 	t.Parallel()
-	f := newIdempotencyFixture(t)
+	f := newIdempotencyFixture(t, harnessOptions{})
 	body := f.appendBody("lost")
 	// The first request took the key and died before storing an answer: its lease is
 	// over and it has no response.
@@ -150,7 +152,7 @@ func TestAKeyWhoseFirstRequestNeverFinishedIsNotRunAgain(t *testing.T) {
 // then, rather than running a whole timeout more.
 func TestATakeOverEndsByTheWaitersOwnDeadline(t *testing.T) {
 	t.Parallel()
-	f := newIdempotencyFixture(t)
+	f := newIdempotencyFixture(t, harnessOptions{})
 	f.h.sim.SeedConversation(simDomain, searchable("sms", "active"))
 	body, _ := json.Marshal(map[string]any{
 		"node": "search-conversation", "version": "1.3", "authorizationId": authOK, "timeoutMs": 1000,
@@ -178,9 +180,93 @@ func TestATakeOverEndsByTheWaitersOwnDeadline(t *testing.T) {
 	}
 }
 
+// A failure that certainly changed nothing in Engage is not kept: a retry with the key,
+// once the cause is gone, runs the execution (here, appends the message once). A failure
+// after which Engage may have acted is kept and replayed, as any answer is.
+func TestAFailureThatChangedNothingInEngageIsNotReplayed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		fault     engagesim.Fault
+		outcome   string
+		replayed  bool // the retry gets the failure again
+		appended  int  // messages after the retry
+		sentFirst int  // append calls the first request made
+	}{
+		{"invalid input", engagesim.Fault{}, "onInvalidData", false, 0, 0},
+		{"no token", engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusServiceUnavailable, Times: 1}, "onError", false, 1, 0},
+		{"the breaker refused", engagesim.Fault{}, "Failure", false, 1, 0},
+		{"token refused twice", engagesim.Fault{Op: engagesim.OpAppend, Status: http.StatusUnauthorized, Times: 2}, "onAuthorizationFailure", false, 1, 2},
+		{"rate limited", engagesim.Fault{Op: engagesim.OpAppend, Status: http.StatusTooManyRequests, Times: 1}, "Failure", false, 1, 1},
+		{"Engage failed", engagesim.Fault{Op: engagesim.OpAppend, Status: http.StatusServiceUnavailable, Times: 1}, "Failure", true, 0, 1},
+		{"no answer", engagesim.Fault{Op: engagesim.OpAppend, Reset: true, Times: 1}, "Failure", true, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newIdempotencyFixture(t, harnessOptions{breaker: &engage.BreakerOptions{OpenFor: 200 * time.Millisecond}})
+			if tc.name == "the breaker refused" {
+				// Engage's failures trip the breaker of its domain; the next call never leaves.
+				f.h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: http.StatusServiceUnavailable})
+				search, _ := json.Marshal(map[string]any{"node": "search-conversation", "version": "1.3", "authorizationId": authOK,
+					"input": map[string]any{"channel": "sms", "customerAddress": "+15550001", "bizAddress": "+15559999"}})
+				for i := 0; i < 20; i++ {
+					if _, raw := f.h.post(t, "/v1/executions", execKey, search, nil); strings.Contains(string(raw), "engage_circuit_open") {
+						break
+					}
+				}
+				f.h.sim.ClearFaults()
+			} else if tc.fault != (engagesim.Fault{}) {
+				f.h.sim.InjectFault(tc.fault)
+			}
+			body := f.appendBody("retried")
+			if tc.name == "invalid input" {
+				body = f.appendBody(strings.Repeat("x", 4097)) // over the text limit
+			}
+			calls := f.h.sim.Calls(engagesim.OpAppend)
+			_, raw := f.post(t, "retry", body, execKey)
+			var a answer
+			if err := json.Unmarshal(raw, &a); err != nil || a.Outcome != tc.outcome {
+				t.Fatalf("first: %s, want %s", raw, tc.outcome)
+			}
+			if n := f.h.sim.Calls(engagesim.OpAppend) - calls; n != tc.sentFirst {
+				t.Fatalf("the first request made %d append calls, want %d", n, tc.sentFirst)
+			}
+			if tc.name == "the breaker refused" {
+				waitBreakerClosed(t, f)
+			}
+			resp, raw := f.post(t, "retry", body, execKey)
+			if replayed := resp.Header.Get("Idempotent-Replayed") == "true"; replayed != tc.replayed {
+				t.Fatalf("retry: replayed %v, want %v: %s", replayed, tc.replayed, raw)
+			}
+			if f.messages(t) != tc.appended {
+				t.Fatalf("%d messages after the retry, want %d: %s", f.messages(t), tc.appended, raw)
+			}
+		})
+	}
+}
+
+// waitBreakerClosed waits until an append goes through the breaker again (a search, to
+// append nothing).
+func waitBreakerClosed(t *testing.T, f *idempotencyFixture) {
+	t.Helper()
+	search, _ := json.Marshal(map[string]any{"node": "search-conversation", "version": "1.3", "authorizationId": authOK,
+		"input": map[string]any{"channel": "sms", "customerAddress": "+15550001", "bizAddress": "+15559999"}})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, raw := f.h.post(t, "/v1/executions", execKey, search, nil)
+		if !strings.Contains(string(raw), "engage_circuit_open") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the breaker did not close")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestBadIdempotencyKeysAreRefused(t *testing.T) {
 	t.Parallel()
-	f := newIdempotencyFixture(t)
+	f := newIdempotencyFixture(t, harnessOptions{})
 	for _, key := range []string{"has space", strings.Repeat("k", 256), "naïve", "", "   "} {
 		resp, raw := f.post(t, key, f.appendBody("x"), execKey)
 		if resp.StatusCode != 400 {
@@ -198,7 +284,7 @@ func TestBadIdempotencyKeysAreRefused(t *testing.T) {
 
 func TestWithoutTheHeaderAnExecutionNeverTouchesPostgres(t *testing.T) {
 	t.Parallel()
-	f := newIdempotencyFixture(t)
+	f := newIdempotencyFixture(t, harnessOptions{})
 	before := f.queries.Count()
 	for i := range 10 {
 		resp, raw := f.h.post(t, "/v1/executions", execKey, f.appendBody("no key "+string(rune('a'+i))), nil)

@@ -237,6 +237,20 @@ func (s *Store) Complete(ctx context.Context, t tenant.ID, key string, hash, res
 	return nil
 }
 
+// Release gives key up without an answer, for an execution that certainly changed
+// nothing (it ended before reaching Engage): the next request with the key runs the
+// execution itself, and requests waiting on the key take it as soon as it is gone.
+func (s *Store) Release(ctx context.Context, t tenant.ID, key string, hash []byte) error {
+	_, err := s.pool.Exec(ctx, `
+		delete from idempotency_keys
+		where tenant = $1 and key = $2 and request_hash = $3 and response is null`,
+		string(t), key, hash)
+	if err != nil {
+		return fmt.Errorf("release idempotency key: %w", err)
+	}
+	return nil
+}
+
 // Sweep deletes up to limit expired rows and returns how many it deleted.
 func (s *Store) Sweep(ctx context.Context, limit int) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `

@@ -271,3 +271,49 @@ func TestExpiredKeysAreReclaimedAndSwept(t *testing.T) {
 		t.Fatalf("%d rows left (%v), want 2", left, err)
 	}
 }
+
+// A released key has no answer to replay: the next request with it runs, and a request
+// that was waiting on it takes it. Release touches only the holder's own claim: not
+// another tenant's key, not another body's, not an answer already stored.
+func TestAReleasedKeyRunsAgainAndAWaiterTakesIt(t *testing.T) {
+	t.Parallel()
+	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{MaxPoll: 10 * time.Millisecond})
+	if c := claim(t, s, "a", "k", "body", time.Minute, false); c.State != idempotency.Run {
+		t.Fatalf("first claim: %v", c.State)
+	}
+	claim(t, s, "b", "k", "body", time.Minute, false)
+	waiter := make(chan idempotency.State, 1)
+	go func() {
+		c, err := s.Claim(t.Context(), "t-a", "k", hash("body"), time.Minute, false)
+		if err != nil {
+			t.Error(err)
+		}
+		waiter <- c.State
+	}()
+	for _, other := range []struct{ tenant, body string }{{"t-c", "body"}, {"t-a", "other body"}} {
+		if err := s.Release(t.Context(), tenant.ID(other.tenant), "k", hash(other.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case st := <-waiter:
+		t.Fatalf("the waiter got %v before the holder released the key", st)
+	case <-time.After(50 * time.Millisecond): // a few of its looks
+	}
+	if err := s.Release(t.Context(), "t-a", "k", hash("body")); err != nil {
+		t.Fatal(err)
+	}
+	if st := <-waiter; st != idempotency.Run {
+		t.Fatalf("the waiter after the release: %v, want run", st)
+	}
+	// Tenant b's claim was not released; once answered, a release leaves the answer.
+	if err := s.Complete(t.Context(), "t-b", "k", hash("body"), []byte(`{"outcome":"b"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Release(t.Context(), "t-b", "k", hash("body")); err != nil {
+		t.Fatal(err)
+	}
+	if c := claim(t, s, "b", "k", "body", time.Minute, false); c.State != idempotency.Replay || string(c.Response) != `{"outcome":"b"}` {
+		t.Fatalf("tenant b: %v %q, want its answer replayed", c.State, c.Response)
+	}
+}

@@ -135,6 +135,9 @@ execution that names a node version; ` + "`version`" + ` may be ` + "`1.3`" + ` 
 - ` + "`Idempotency-Key`" + ` (header, per tenant): the same key with the same body within 24 h
   answers the first answer (header ` + "`Idempotent-Replayed: true`" + `) without running the node
   again; another body is 422; a request while the first still runs waits for its answer.
+  A failure that certainly changed nothing in Engage (` + "`onInvalidData`" + `, an authorization or
+  token that cannot be used, the breaker open, Engage refusing the token or rate limiting)
+  is not kept: a retry with the key runs the node again.
 
 The choices ENGAGE.md leaves open ("our decision") are all in ` + "`internal/nodes/decisions.go`" + `.
 `

@@ -97,18 +97,18 @@ func (x *Executor) run(ctx context.Context, v *Version, req Request) outcomes.Re
 	def := v.node.def
 	in, err := parseInput(v, req.Input)
 	if err != nil {
-		return invalidData(err)
+		return unapplied(invalidData(err))
 	}
 	if err := in.require(def.required, ""); err != nil {
-		return invalidData(err)
+		return unapplied(invalidData(err))
 	}
 	c, err := def.prepare(v, in)
 	if err != nil {
-		return invalidData(err)
+		return unapplied(invalidData(err))
 	}
 	cred, err := x.creds.Token(ctx, req.Tenant, req.AuthorizationID)
 	if err != nil {
-		return x.credentialFailure(ctx, req, err)
+		return unapplied(x.credentialFailure(ctx, req, err))
 	}
 	refreshed, repeated := false, false
 	for {
@@ -130,15 +130,33 @@ func (x *Executor) run(ctx context.Context, v *Version, req Request) outcomes.Re
 			refreshed = true
 			cred, err = x.creds.Refresh(ctx, req.Tenant, req.AuthorizationID, cred.AccessToken)
 			if err != nil {
-				return x.credentialFailure(ctx, req, err)
+				return unapplied(x.credentialFailure(ctx, req, err)) // after a 401: never a change
 			}
 			continue
 		case def.readOnly && !repeated && retriesRead(e) && ctx.Err() == nil:
 			repeated = true
 			continue
 		}
-		return engageFailure(v, e, refreshed)
+		res := engageFailure(v, e, refreshed)
+		res.Unapplied = leftEngageAsItWas(e)
+		return res
 	}
+}
+
+// unapplied marks a failure that happened before any call to Engage left.
+func unapplied(r outcomes.Result) outcomes.Result {
+	r.Unapplied = true
+	return r
+}
+
+// leftEngageAsItWas reports whether a failed call certainly changed nothing in Engage:
+// it never left, or Engage refused it before acting (the token, the rate limit).
+func leftEngageAsItWas(e *engage.Error) bool {
+	switch e.Kind {
+	case engage.KindInvalidRequest, engage.KindCircuitOpen, engage.KindUnauthorized, engage.KindRateLimited:
+		return true
+	}
+	return false
 }
 
 func invalidData(err error) outcomes.Result {

@@ -106,6 +106,12 @@ type Result struct {
 	Outcome Outcome        `json:"outcome"`
 	Output  map[string]any `json:"output"`
 	Error   *Error         `json:"error,omitempty"`
+	// Unapplied marks a failure that certainly left Engage as it was: the execution
+	// ended before any call left (its input, its authorization or its token failed, the
+	// breaker refused the call), or Engage refused the call without acting on it (the
+	// token refused, rate limited). Running the same request again is safe, and is what
+	// a retry wants: an idempotency store does not keep such an answer.
+	Unapplied bool `json:"-"`
 }
 
 // Success builds a result without an error.
