@@ -114,6 +114,7 @@ func TestDashboardShowsWhatOperatorsNeed(t *testing.T) {
 		// What docs/runbook.md sends the operator to read.
 		{"executions by node, version and outcome", "sum by (node, version, outcome) (rate(noderuntime_executions_total"},
 		{"circuit breaker state per domain", "max by (target, domain) (noderuntime_circuit_breaker_state"},
+		{"Postgres reachability per pod", "min by (pod) (noderuntime_postgres_up"},
 	} {
 		if !slices.ContainsFunc(exprs, func(e string) bool { return strings.Contains(e, want.substr) }) {
 			t.Errorf("no panel shows the %s (%s)", want.what, want.substr)
