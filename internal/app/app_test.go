@@ -335,7 +335,9 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// A busy port stops the start with the setting that named it.
+// A busy port stops the start with the setting that named it, and releases what New
+// opened, as a Run that stopped does: the authorization listener's connection and the
+// pool.
 func TestABusyPortIsNamedByItsSetting(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -353,8 +355,19 @@ func TestABusyPortIsNamedByItsSetting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		for deadline := time.Now().Add(10 * time.Second); !a.Authorizations().Listening(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the authorization listener never connected")
+			}
+		}
 		if err := a.Run(t.Context(), nil); err == nil || !strings.HasPrefix(err.Error(), setting+": listen on "+busy.Addr().String()) {
 			t.Errorf("%s busy: %v", setting, err)
+		}
+		if a.Authorizations().Listening() {
+			t.Errorf("%s busy: the authorization listener still holds its connection after Run returned", setting)
+		}
+		if err := a.Pool().Ping(t.Context()); err == nil {
+			t.Errorf("%s busy: the pool is still open after Run returned", setting)
 		}
 	}
 }
@@ -377,41 +390,5 @@ func TestTheLogSaysTheVersionAndWhenADrainStarts(t *testing.T) {
 	serving, stopping, stopped := strings.Index(out, `"msg":"serving","addr"`), strings.Index(out, `"msg":"stopping: no new connections`), strings.Index(out, `"msg":"stopped"`)
 	if serving < 0 || !strings.Contains(out, `"version":"`) || stopping < serving || stopped < stopping {
 		t.Fatalf("want serving (with the version), stopping, stopped in that order:\n%s", out)
-	}
-}
-
-// A Run that cannot listen releases what New opened, as a Run that stopped does: the
-// authorization listener's connection and the pool.
-func TestARunThatCannotListenReleasesWhatNewOpened(t *testing.T) {
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	url := dbtest.NewURL(t)
-	for setting, cfg := range map[string]func(*config.Config){
-		"NODERUNTIME_ADDR":         func(c *config.Config) { c.Addr = busy.Addr().String() },
-		"NODERUNTIME_METRICS_ADDR": func(c *config.Config) { c.MetricsAddr = busy.Addr().String() },
-	} {
-		c := testConfig(t, url)
-		cfg(&c)
-		a, err := app.New(t.Context(), c, quietLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for deadline := time.Now().Add(10 * time.Second); !a.Authorizations().Listening(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the authorization listener never connected")
-			}
-		}
-		if err := a.Run(t.Context(), nil); err == nil {
-			t.Fatalf("%s busy: Run served", setting)
-		}
-		if a.Authorizations().Listening() {
-			t.Errorf("%s busy: the authorization listener still holds its connection after Run returned", setting)
-		}
-		if err := a.Pool().Ping(t.Context()); err == nil {
-			t.Errorf("%s busy: the pool is still open after Run returned", setting)
-		}
 	}
 }
