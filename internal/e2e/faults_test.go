@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/noderuntime/noderuntime/internal/config"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 )
 
@@ -203,4 +204,26 @@ func TestAFailingTokenEndpointWithAnExpiredTokenIsTokenUnavailable(t *testing.T)
 	if status != "active" {
 		t.Fatalf("status %q after an outage of the token endpoint, want active", status)
 	}
+}
+
+// A token endpoint that does not answer within the refresh timeout, while the
+// execution still has time, is the endpoint failing, as a 5xx is: onError
+// token_unavailable (the runbook's `error` result: "answered 5xx or 429, or timed out"),
+// not onTimeout, which says the execution's own deadline passed. The execution answers
+// long before its deadline.
+func TestATokenEndpointTimingOutBeforeTheDeadlineIsTokenUnavailable(t *testing.T) {
+	s := startService(t, serviceOptions{configure: func(c *config.Config) { c.ExecutionTimeout = time.Second }}) // refresh timeout 500 ms
+	sim := s.sims[0]
+	auth := s.createClientCredentials("hanging token endpoint", sim)
+	if _, err := s.app.Pool().Exec(t.Context(), `update authorizations set token_expiry = now() - interval '1 hour' where id = $1`, auth); err != nil {
+		t.Fatal(err)
+	}
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Latency: 10 * time.Second})
+	for _, what := range []string{"the refresh that timed out", "while it backs off"} {
+		a, took := executeAt(t, s.client, s.url, search(auth, 5000), nil)
+		if a.Outcome != "onError" || a.code() != "token_unavailable" {
+			t.Errorf("%s: %s %+v after %s of a 5 s deadline, want onError token_unavailable", what, a.Outcome, a.Error, took.Round(time.Millisecond))
+		}
+	}
+	sim.ClearFaults()
 }

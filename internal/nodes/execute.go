@@ -172,7 +172,10 @@ func (x *Executor) credentialFailure(ctx context.Context, req Request, err error
 		}
 		return outcomes.Fail(outcomes.OnAuthorizationFailure, code, ae.Message)
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+	// The token endpoint's own timeout (the refresh timeout, shorter than the execution's)
+	// is the endpoint failing, as a 5xx is: token_unavailable below, not onTimeout.
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) ||
+		(errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, outcomes.ErrTokenUnavailable)) {
 		return outcomes.Fail(outcomes.OnTimeout, outcomes.CodeTimeout, "the deadline passed while getting an access token")
 	}
 	// The store's error may name hosts or tables: it goes to the log, not to the flow.
