@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -109,8 +108,12 @@ const migrationRetries = 5 * time.Minute
 func Migrate(ctx context.Context, url string) (from, to int32, err error) {
 	giveUp := time.Now().Add(migrationRetries)
 	pause := 250 * time.Millisecond
-	for {
-		from, to, err = migrateOnce(ctx, url)
+	for attempt := 0; ; attempt++ {
+		var began int32
+		began, to, err = migrateOnce(ctx, url)
+		if attempt == 0 {
+			from = began // a retry starts where the files applied before it left off
+		}
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "55P03" || time.Now().Add(pause).After(giveUp) { // lock_not_available
 			return from, to, err
@@ -132,9 +135,6 @@ func migrateOnce(ctx context.Context, url string) (from, to int32, err error) {
 	if err != nil {
 		return 0, 0, errors.New("database: DATABASE_URL does not parse") // never echo the URL: it may hold a password
 	}
-	// Set at connection start, it is the session's default: tern's "reset all" after
-	// each file keeps it.
-	cfg.ConnConfig.RuntimeParams["lock_timeout"] = strconv.FormatInt(migrationLockTimeout.Milliseconds(), 10)
 	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		return 0, 0, fmt.Errorf("database: connect: %w", redact(err))
@@ -144,6 +144,11 @@ func migrateOnce(ctx context.Context, url string) (from, to int32, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("database: migrator: %w", err)
 	}
+	// Each file's lock waits are bounded inside its own transaction, which tern has
+	// begun when it calls OnStart: not the session, whose advisory lock (replicas taking
+	// turns) must wait as long as another run takes.
+	setLockTimeout := fmt.Sprintf("set local lock_timeout = %d", migrationLockTimeout.Milliseconds())
+	m.OnStart = func(int32, string, string, string) { _, _ = conn.Exec(ctx, setLockTimeout) }
 	if err := m.LoadMigrations(migrations.FS); err != nil {
 		return 0, 0, fmt.Errorf("database: load migrations: %w", err)
 	}

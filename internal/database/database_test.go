@@ -210,9 +210,9 @@ func TestAMigrationWaitingForALockDoesNotStallReadsBehindIt(t *testing.T) {
 	}
 	migrated := make(chan error, 1)
 	go func() {
-		_, to, err := database.Migrate(ctx, url)
-		if err == nil && to != database.Latest() {
-			err = fmt.Errorf("migrated to %d, want %d", to, database.Latest())
+		from, to, err := database.Migrate(ctx, url)
+		if err == nil && (from != 1 || to != database.Latest()) {
+			err = fmt.Errorf("migrated from %d to %d, want 1 to %d", from, to, database.Latest())
 		}
 		migrated <- err
 	}()
@@ -241,5 +241,48 @@ func TestAMigrationWaitingForALockDoesNotStallReadsBehindIt(t *testing.T) {
 	}
 	if err := <-migrated; err != nil {
 		t.Fatalf("the migration, once the transaction ended: %v", err)
+	}
+}
+
+// The bound on lock waits is each file's, not the session's: a run that waits for
+// another to finish (tern's advisory lock: replicas starting with --migrate take
+// turns) waits as long as that one takes, rather than giving up after a few minutes of
+// retries.
+func TestAMigrationWaitsItsTurnPastTheLockTimeout(t *testing.T) {
+	url := dbtest.NewEmptyURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	other, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(context.Background())
+	const ternLock = 9628173550095224 // tern's advisory lock (migrate.lockNum)
+	if _, err := other.Exec(ctx, "select pg_advisory_lock($1)", int64(ternLock)); err != nil {
+		t.Fatal(err)
+	}
+	migrated := make(chan error, 1)
+	go func() { _, _, err := database.Migrate(ctx, url); migrated <- err }()
+	waiter := func() int32 {
+		var pid int32
+		_ = other.QueryRow(ctx, `select coalesce(max(pid), 0) from pg_stat_activity
+			where datname = current_database() and wait_event_type = 'Lock' and wait_event = 'advisory'`).Scan(&pid)
+		return pid
+	}
+	var pid int32
+	for pid = waiter(); pid == 0; pid = waiter() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Longer than the lock timeout: the same session is still waiting its turn.
+	for until := time.Now().Add(3 * time.Second); time.Now().Before(until); time.Sleep(100 * time.Millisecond) {
+		if got := waiter(); got != pid {
+			t.Fatalf("the waiting session changed from %d to %d: the wait for the other run was cut short", pid, got)
+		}
+	}
+	if _, err := other.Exec(ctx, "select pg_advisory_unlock($1)", int64(ternLock)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-migrated; err != nil {
+		t.Fatalf("the run that waited its turn: %v", err)
 	}
 }
