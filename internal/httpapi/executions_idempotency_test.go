@@ -203,9 +203,10 @@ func TestAFailureThatChangedNothingInEngageIsNotReplayed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newIdempotencyFixture(t, harnessOptions{breaker: &engage.BreakerOptions{OpenFor: 200 * time.Millisecond}})
+			f := newIdempotencyFixture(t, harnessOptions{breaker: &engage.BreakerOptions{OpenFor: 2 * time.Second}})
 			if tc.name == "the breaker refused" {
-				// Engage's failures trip the breaker of its domain; the next call never leaves.
+				// Engage's failures trip the breaker of its domain; the next call never leaves
+				// (it stays open 2 s: long enough for the claim and the append, under load).
 				f.h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: http.StatusServiceUnavailable})
 				search, _ := json.Marshal(map[string]any{"node": "search-conversation", "version": "1.3", "authorizationId": authOK,
 					"input": map[string]any{"channel": "sms", "customerAddress": "+15550001", "bizAddress": "+15559999"}})
