@@ -195,3 +195,43 @@ func TestReauthorizingAnUnreadableSecretAsksForItAgain(t *testing.T) {
 		t.Fatalf("message %q does not ask for the tenant secret", e.Message)
 	}
 }
+
+// A login state that does not decrypt holds back neither the other states (batches walk
+// on past it) nor the run: rotate-keys reports it and returns at once, rather than
+// retrying until its wait is over for a row no retry can change.
+func TestRotateKeysLeavesAnUnreadableLoginStateAndReturnsWithoutWaiting(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	pending := func(s *authstore.Store, name string) { // a login started, not completed: its state is stored
+		t.Helper()
+		if _, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{Name: name, Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := e.store()
+	for _, name := range []string{"a", "b", "c"} {
+		pending(s, "login "+name)
+	}
+	pending(e.store(func(o *authstore.Options) { o.Keys = ringOf(t, keySpec("k0", 9)) }), "lost")
+	// First in hash order, so every batch meets it first.
+	if _, err := e.pool.Exec(context.Background(), `update oauth_states set state_hash = '\x00'::bytea where key_id = 'k0'`); err != nil {
+		t.Fatal(err)
+	}
+
+	const wait = 20 * time.Second // within ctxT's 30 s
+	start := time.Now()
+	res, err := authstore.RotateKeys(ctxT(t), e.pool, ringOf(t, keySpec("k2", 2)+","+keySpec("k1", 1)), 1, wait)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	if res.States != 3 || res.Remaining != 1 || len(res.Unreadable) != 1 || !strings.Contains(res.Unreadable[0].Error(), "login state") {
+		t.Fatalf("rotated %+v, want 3 states, 1 remaining, 1 login state unreadable", res)
+	}
+	if took >= wait/2 {
+		t.Fatalf("rotate-keys took %s with only an unreadable row left: it waited for the rows it cannot change", took.Round(time.Millisecond))
+	}
+	var left int
+	if err := e.pool.QueryRow(context.Background(), `select count(*) from oauth_states where key_id <> 'k2'`).Scan(&left); err != nil || left != 1 {
+		t.Fatalf("%d login states not under k2 (%v), want only the unreadable one", left, err)
+	}
+}
