@@ -1,0 +1,187 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http/httptest"
+	neturl "net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/noderuntime/noderuntime/internal/app"
+	"github.com/noderuntime/noderuntime/internal/database"
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
+)
+
+// pgSwitch is a TCP proxy in front of Postgres that can be turned off: off, it closes
+// every connection it carries and each new one at once (to the pool, Postgres is
+// unreachable, not refusing).
+type pgSwitch struct {
+	ln     net.Listener
+	target string
+	on     atomic.Bool
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func newPGSwitch(t *testing.T, target string) *pgSwitch {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pgSwitch{ln: ln, target: target}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.set(false) })
+	return p
+}
+
+func (p *pgSwitch) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !p.on.Load() {
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); up.Close() }()
+		go func() { _, _ = io.Copy(c, up); c.Close() }()
+	}
+}
+
+func (p *pgSwitch) set(on bool) {
+	p.on.Store(on)
+	if on {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// through rewrites a database URL to go through the proxy.
+func (p *pgSwitch) through(t *testing.T, dbURL string) string {
+	t.Helper()
+	u, err := neturl.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = p.ln.Addr().String()
+	q := u.Query()
+	q.Set("connect_timeout", "1")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func pgTarget(t *testing.T, dbURL string) string {
+	t.Helper()
+	u, err := neturl.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
+}
+
+// waitReadyz polls /readyz?exclude=postgres until its status is want.
+func waitReadyz(t *testing.T, srvURL, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := get(t, srvURL+"/readyz?exclude=postgres")
+		if code == 200 && body["status"] == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz?exclude=postgres %d %v, want 200 %s", code, body, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The probe that excludes Postgres passes an outage once the schema has been seen
+// current since the start: by the start's own check (no probe needed before the
+// outage), or by a probe after a start without Postgres. noderuntime_postgres_up says
+// 1 from the start when the start found Postgres.
+func TestTheSchemaSeenCurrentOnceLetsTheExcludingProbePassAnOutage(t *testing.T) {
+	t.Run("seen at the start", func(t *testing.T) {
+		dbURL := dbtest.NewURL(t)
+		sw := newPGSwitch(t, pgTarget(t, dbURL))
+		sw.set(true)
+		a, err := app.New(t.Context(), testConfig(t, sw.through(t, dbURL)), quietLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		if up := postgresUp(t, a); up != 1 {
+			t.Fatalf("noderuntime_postgres_up %v before any probe, after a start that found the schema current; want 1", up)
+		}
+		srv := httptest.NewServer(a.Handler())
+		defer srv.Close()
+		sw.set(false) // before any probe
+		if code, body := get(t, srv.URL+"/readyz?exclude=postgres"); code != 200 || body["status"] != "degraded" || body["postgres"] != "unreachable" {
+			t.Fatalf("first probe, postgres gone since the start: %d %v, want 200 degraded", code, body)
+		}
+	})
+	t.Run("seen by a probe", func(t *testing.T) {
+		dbURL := dbtest.NewURL(t)
+		sw := newPGSwitch(t, pgTarget(t, dbURL))
+		a, err := app.New(t.Context(), testConfig(t, sw.through(t, dbURL)), quietLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		srv := httptest.NewServer(a.Handler())
+		defer srv.Close()
+		if code, body := get(t, srv.URL+"/readyz?exclude=postgres"); code != 503 {
+			t.Fatalf("never reached postgres: %d %v, want 503", code, body)
+		}
+		sw.set(true)
+		waitReadyz(t, srv.URL, "ready")
+		sw.set(false)
+		waitReadyz(t, srv.URL, "degraded")
+	})
+}
+
+// A schema found behind after the start (a restore, a migration rolled back) is not an
+// outage: the probe that excludes Postgres fails it too, as the pod's queries would.
+func TestTheExcludingProbeFailsASchemaThatFellBehind(t *testing.T) {
+	dbURL := dbtest.NewURL(t)
+	a, err := app.New(t.Context(), testConfig(t, dbURL), quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	waitReadyz(t, srv.URL, "ready")
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), "update "+database.VersionTable+" set version = version - 1"); err != nil {
+		t.Fatal(err)
+	}
+	code, body := get(t, srv.URL+"/readyz?exclude=postgres")
+	if detail, _ := body["detail"].(string); code != 503 || detail != "database schema is behind; run `noderuntime migrate up`" {
+		t.Fatalf("schema behind after the start: %d %v, want 503 naming the schema", code, body)
+	}
+}
