@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
 
@@ -284,5 +285,30 @@ func TestAMigrationWaitsItsTurnPastTheLockTimeout(t *testing.T) {
 	}
 	if err := <-migrated; err != nil {
 		t.Fatalf("the run that waited its turn: %v", err)
+	}
+}
+
+// Only a lock wait that ran out (55P03) is tried again: a migration that fails for any
+// other reason (here a table in its way, 42P07) fails the run at once, rather than
+// after minutes of retries that cannot help.
+func TestAMigrationThatFailsOtherwiseIsNotTriedAgain(t *testing.T) {
+	url := dbtest.NewEmptyURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "create table authorizations (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = database.Migrate(ctx, url)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42P07" {
+		t.Fatalf("migrate: %v, want the duplicate table error", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the migration was tried again until the context ended")
 	}
 }
