@@ -47,6 +47,20 @@ func testConfig(t *testing.T, dbURL string) config.Config {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
 
+// serveApp builds the service as serve does and serves its handler on loopback until
+// the test ends.
+func serveApp(t *testing.T, cfg config.Config, logger *slog.Logger) (*app.App, *httptest.Server) {
+	t.Helper()
+	a, err := app.New(t.Context(), cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	return a, srv
+}
+
 func status(t *testing.T, url string) int {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -96,13 +110,7 @@ func TestReadyzIsRedWhilePostgresIsDownAndGreenWhenItIsBack(t *testing.T) {
 	defer cancel()
 	cluster, url := dbtest.NewCluster(t)
 	var logs lockedBuffer
-	a, err := app.New(ctx, testConfig(t, url), slog.New(slog.NewJSONHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	srv := httptest.NewServer(a.Handler())
-	defer srv.Close()
+	a, srv := serveApp(t, testConfig(t, url), slog.New(slog.NewJSONHandler(&logs, nil)))
 
 	if got := status(t, srv.URL+"/readyz"); got != 200 {
 		t.Fatalf("with postgres up: %d", got)
@@ -171,13 +179,7 @@ func TestReadyzIsRedWhilePostgresIsDownAndGreenWhenItIsBack(t *testing.T) {
 // is an outage for the probe that excludes Postgres too: the pod still serves its caches.
 func TestReadyzExcludingPostgresPassesARefusalAfterStart(t *testing.T) {
 	dbURL := dbtest.NewURL(t)
-	a, err := app.New(t.Context(), testConfig(t, dbURL), quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	srv := httptest.NewServer(a.Handler())
-	defer srv.Close()
+	a, srv := serveApp(t, testConfig(t, dbURL), quietLogger())
 	if code, body := get(t, srv.URL+"/readyz?exclude=postgres"); code != 200 || body["status"] != "ready" {
 		t.Fatalf("before: %d %v", code, body)
 	}
@@ -226,13 +228,7 @@ func TestServeRefusesASchemaThatIsBehind(t *testing.T) {
 
 func TestAppStartsWhenPostgresIsUnreachableAndReportsNotReady(t *testing.T) {
 	var logs lockedBuffer
-	a, err := app.New(context.Background(), testConfig(t, "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"), slog.New(slog.NewJSONHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	srv := httptest.NewServer(a.Handler())
-	defer srv.Close()
+	a, srv := serveApp(t, testConfig(t, "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"), slog.New(slog.NewJSONHandler(&logs, nil)))
 	// Nor does the probe that excludes Postgres pass: this pod has never seen the
 	// schema, and on a rollout it must not take traffic.
 	for range 3 {
@@ -254,13 +250,7 @@ func TestAppStartsWhenPostgresIsUnreachableAndReportsNotReady(t *testing.T) {
 }
 
 func TestReadyzIsGreenOnAMigratedDatabase(t *testing.T) {
-	a, err := app.New(context.Background(), testConfig(t, dbtest.NewURL(t)), quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	srv := httptest.NewServer(a.Handler())
-	defer srv.Close()
+	_, srv := serveApp(t, testConfig(t, dbtest.NewURL(t)), quietLogger())
 	if got := status(t, srv.URL+"/readyz"); got != 200 {
 		t.Fatalf("readyz %d", got)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"net/http/httptest"
 	neturl "net/url"
 	"sync"
 	"sync/atomic"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/noderuntime/noderuntime/internal/app"
 	"github.com/noderuntime/noderuntime/internal/database"
 	"github.com/noderuntime/noderuntime/internal/database/dbtest"
 )
@@ -125,16 +123,10 @@ func TestTheSchemaSeenCurrentOnceLetsTheExcludingProbePassAnOutage(t *testing.T)
 		dbURL := dbtest.NewURL(t)
 		sw := newPGSwitch(t, pgTarget(t, dbURL))
 		sw.set(true)
-		a, err := app.New(t.Context(), testConfig(t, sw.through(t, dbURL)), quietLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer a.Close()
+		a, srv := serveApp(t, testConfig(t, sw.through(t, dbURL)), quietLogger())
 		if up := postgresUp(t, a); up != 1 {
 			t.Fatalf("noderuntime_postgres_up %v before any probe, after a start that found the schema current; want 1", up)
 		}
-		srv := httptest.NewServer(a.Handler())
-		defer srv.Close()
 		sw.set(false) // before any probe
 		if code, body := get(t, srv.URL+"/readyz?exclude=postgres"); code != 200 || body["status"] != "degraded" || body["postgres"] != "unreachable" {
 			t.Fatalf("first probe, postgres gone since the start: %d %v, want 200 degraded", code, body)
@@ -143,13 +135,7 @@ func TestTheSchemaSeenCurrentOnceLetsTheExcludingProbePassAnOutage(t *testing.T)
 	t.Run("seen by a probe", func(t *testing.T) {
 		dbURL := dbtest.NewURL(t)
 		sw := newPGSwitch(t, pgTarget(t, dbURL))
-		a, err := app.New(t.Context(), testConfig(t, sw.through(t, dbURL)), quietLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer a.Close()
-		srv := httptest.NewServer(a.Handler())
-		defer srv.Close()
+		_, srv := serveApp(t, testConfig(t, sw.through(t, dbURL)), quietLogger())
 		if code, body := get(t, srv.URL+"/readyz?exclude=postgres"); code != 503 {
 			t.Fatalf("never reached postgres: %d %v, want 503", code, body)
 		}
@@ -164,13 +150,7 @@ func TestTheSchemaSeenCurrentOnceLetsTheExcludingProbePassAnOutage(t *testing.T)
 // outage: the probe that excludes Postgres fails it too, as the pod's queries would.
 func TestTheExcludingProbeFailsASchemaThatFellBehind(t *testing.T) {
 	dbURL := dbtest.NewURL(t)
-	a, err := app.New(t.Context(), testConfig(t, dbURL), quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	srv := httptest.NewServer(a.Handler())
-	defer srv.Close()
+	_, srv := serveApp(t, testConfig(t, dbURL), quietLogger())
 	waitReadyz(t, srv.URL, "ready")
 	conn, err := pgx.Connect(t.Context(), dbURL)
 	if err != nil {
