@@ -2,11 +2,6 @@ package app_test
 
 import (
 	"context"
-	"io"
-	"net"
-	neturl "net/url"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,88 +10,6 @@ import (
 	"github.com/noderuntime/noderuntime/internal/database"
 	"github.com/noderuntime/noderuntime/internal/database/dbtest"
 )
-
-// pgSwitch is a TCP proxy in front of Postgres that can be turned off: off, it closes
-// every connection it carries and each new one at once (to the pool, Postgres is
-// unreachable, not refusing).
-type pgSwitch struct {
-	ln     net.Listener
-	target string
-	on     atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func newPGSwitch(t *testing.T, target string) *pgSwitch {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pgSwitch{ln: ln, target: target}
-	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.set(false) })
-	return p
-}
-
-func (p *pgSwitch) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		if !p.on.Load() {
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); up.Close() }()
-		go func() { _, _ = io.Copy(c, up); c.Close() }()
-	}
-}
-
-func (p *pgSwitch) set(on bool) {
-	p.on.Store(on)
-	if on {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-// through rewrites a database URL to go through the proxy.
-func (p *pgSwitch) through(t *testing.T, dbURL string) string {
-	t.Helper()
-	u, err := neturl.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = p.ln.Addr().String()
-	q := u.Query()
-	q.Set("connect_timeout", "1")
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-func pgTarget(t *testing.T, dbURL string) string {
-	t.Helper()
-	u, err := neturl.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Host
-}
 
 // waitReadyz polls /readyz?exclude=postgres until its status is want.
 func waitReadyz(t *testing.T, srvURL, want string) {
@@ -120,28 +33,26 @@ func waitReadyz(t *testing.T, srvURL, want string) {
 // 1 from the start when the start found Postgres.
 func TestTheSchemaSeenCurrentOnceLetsTheExcludingProbePassAnOutage(t *testing.T) {
 	t.Run("seen at the start", func(t *testing.T) {
-		dbURL := dbtest.NewURL(t)
-		sw := newPGSwitch(t, pgTarget(t, dbURL))
-		sw.set(true)
-		a, srv := serveApp(t, testConfig(t, sw.through(t, dbURL)), quietLogger())
+		sw := dbtest.NewSwitch(t, dbtest.NewURL(t))
+		a, srv := serveApp(t, testConfig(t, sw.URL), quietLogger())
 		if up := postgresUp(t, a); up != 1 {
 			t.Fatalf("noderuntime_postgres_up %v before any probe, after a start that found the schema current; want 1", up)
 		}
-		sw.set(false) // before any probe
+		sw.Set(false) // before any probe
 		if code, body := get(t, srv.URL+"/readyz?exclude=postgres"); code != 200 || body["status"] != "degraded" || body["postgres"] != "unreachable" {
 			t.Fatalf("first probe, postgres gone since the start: %d %v, want 200 degraded", code, body)
 		}
 	})
 	t.Run("seen by a probe", func(t *testing.T) {
-		dbURL := dbtest.NewURL(t)
-		sw := newPGSwitch(t, pgTarget(t, dbURL))
-		_, srv := serveApp(t, testConfig(t, sw.through(t, dbURL)), quietLogger())
+		sw := dbtest.NewSwitch(t, dbtest.NewURL(t))
+		sw.Set(false)
+		_, srv := serveApp(t, testConfig(t, sw.URL), quietLogger())
 		if code, body := get(t, srv.URL+"/readyz?exclude=postgres"); code != 503 {
 			t.Fatalf("never reached postgres: %d %v, want 503", code, body)
 		}
-		sw.set(true)
+		sw.Set(true)
 		waitReadyz(t, srv.URL, "ready")
-		sw.set(false)
+		sw.Set(false)
 		waitReadyz(t, srv.URL, "degraded")
 	})
 }

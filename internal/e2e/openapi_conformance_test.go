@@ -7,7 +7,6 @@ import (
 	"go/token"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,8 +42,8 @@ var oasNotProvoked = map[string]string{
 // against the request's schema.
 func TestTheServiceAnswersWhatItsOpenAPIDescriptionSays(t *testing.T) {
 	spec := loadOpenAPI(t)
-	db := newPGProxy(t, dbtest.NewURL(t))
-	s := startService(t, serviceOptions{dbURL: db.url, sims: 2})
+	db := dbtest.NewSwitch(t, dbtest.NewURL(t))
+	s := startService(t, serviceOptions{dbURL: db.URL, sims: 2})
 	check := newOASChecker(t, spec, s.url)
 	s.client = check.client(s.client) // the service's own cleanup scrape is checked too
 	sim, other := s.sims[0], s.sims[1]
@@ -374,7 +372,7 @@ func TestTheServiceAnswersWhatItsOpenAPIDescriptionSays(t *testing.T) {
 	// Postgres cut off: the store's 500s, the idempotency store's 503, /readyz red.
 	liveCC := s.createClientCredentials("while postgres is down", sim)
 	api("GET", "/metrics", "", nil, nil, 200)
-	db.cut()
+	db.Set(false)
 	eventually(t, 10*time.Second, "/readyz stayed green without Postgres", func() bool { return s.status("/readyz") == 503 })
 	if raw := api("GET", "/readyz?exclude=postgres", "", nil, nil, 200); !strings.Contains(string(raw), `"status":"degraded"`) {
 		t.Errorf("/readyz?exclude=postgres without Postgres: %s, want degraded", raw)
@@ -478,76 +476,6 @@ func seedAs(sim *engagesim.Sim, status string, participants ...string) string {
 		Channel: "sms", CustomerAddress: "+15550001", BizAddress: "+15559999", Status: status,
 		Participants: participants, CreatedAt: time.Now(),
 	})
-}
-
-// pgProxy passes a service's Postgres connections through a listener of its own, so that
-// a test can cut Postgres off from that service alone: cut closes the listener and every
-// connection, as a Postgres that went away would.
-type pgProxy struct {
-	url string
-	l   net.Listener
-
-	mu     sync.Mutex
-	conns  []net.Conn
-	closed bool
-	wg     sync.WaitGroup
-}
-
-func newPGProxy(t *testing.T, dbURL string) *pgProxy {
-	t.Helper()
-	u, err := url.Parse(dbURL)
-	if err != nil || u.Host == "" {
-		t.Fatalf("the database URL %q is not a URL with a host: the Postgres proxy needs one", dbURL)
-	}
-	target := u.Host
-	if u.Port() == "" {
-		target = net.JoinHostPort(u.Hostname(), "5432")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = l.Addr().String()
-	p := &pgProxy{url: u.String(), l: l}
-	p.wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			if p.closed { // accepted as cut began: never served
-				p.mu.Unlock()
-				c.Close()
-				up.Close()
-				return
-			}
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			p.wg.Go(func() { _, _ = io.Copy(up, c); up.Close() })
-			p.wg.Go(func() { _, _ = io.Copy(c, up); c.Close() })
-		}
-	})
-	t.Cleanup(p.cut)
-	return p
-}
-
-// cut refuses new connections and closes every open one; it waits for the copies to end.
-func (p *pgProxy) cut() {
-	p.l.Close()
-	p.mu.Lock()
-	p.closed = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-	p.mu.Unlock()
-	p.wg.Wait()
 }
 
 // TestTheOpenAPIEnumsListEveryCodeTheServiceHas: the enums of api/openapi.yaml that
