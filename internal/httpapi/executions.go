@@ -205,9 +205,9 @@ func (h *executionHandler) serveIdempotent(w http.ResponseWriter, r *http.Reques
 			// Nothing happened in Engage (bad input, an authorization that cannot be used,
 			// no token, a refused call): a retry with the key, after the cause is fixed,
 			// runs the execution instead of replaying this failure for 24 h.
-			err = h.Idempotency.Release(storeCtx, t, key, sum[:])
+			err = h.Idempotency.Release(storeCtx, t, key, claim.Holder)
 		} else {
-			err = h.Idempotency.Complete(storeCtx, t, key, sum[:], answer)
+			err = h.Idempotency.Complete(storeCtx, t, key, claim.Holder, answer)
 		}
 		if err != nil {
 			// The answer is still the caller's; a retry will find the key abandoned.

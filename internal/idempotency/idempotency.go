@@ -3,9 +3,10 @@
 // the node again, and concurrent requests with one key run it once.
 //
 // The table's primary key (tenant, key) is the lock: the request whose insert wins runs
-// the execution and stores its answer; the others poll until the answer is there. A
-// row holds the SHA-256 of the request body, so the same key with another body is
-// refused. Rows expire after a TTL (24 h); an expired row is reclaimed by the next
+// the execution and stores its answer; the others poll until the answer is there. The
+// row names its holder (a random token of the claim), and only the holder stores an
+// answer or releases the key. A row holds the SHA-256 of the request body, so the same
+// key with another body is refused. Rows expire after a TTL (24 h); an expired row is reclaimed by the next
 // request with its key, and a bounded sweep deletes old rows now and then.
 //
 // It knows Postgres, not HTTP or nodes: answers are opaque bytes.
@@ -14,6 +15,7 @@ package idempotency
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -101,7 +103,22 @@ func (s State) String() string {
 type Claim struct {
 	State    State
 	Response []byte
+	// Holder is the caller's hold on the key when State is Run: Complete and Release
+	// act only for it.
+	Holder Holder
 }
+
+// Holder names one claim of a key: a random token, chosen by the claiming request.
+type Holder [16]byte
+
+func newHolder() Holder {
+	var h Holder
+	_, _ = rand.Read(h[:]) // never fails (crypto/rand)
+	return h
+}
+
+// forgetTimeout bounds the release of a claim whose insert answered with an error.
+const forgetTimeout = 2 * time.Second
 
 // Claim takes key for the request whose body hashes to hash, or finds what an earlier
 // request with key left. The caller that gets Run holds the key for lease: it must call
@@ -126,16 +143,24 @@ func (s *Store) Claim(ctx context.Context, t tenant.ID, key string, hash []byte,
 		}
 		return Claim{}, err
 	}
+	holder := newHolder()
 	for {
-		won, err := s.insert(ctx, t, key, hash, lease)
+		won, err := s.insert(ctx, t, key, hash, holder, lease)
 		if err != nil {
+			// The insert may have reached Postgres and only its answer was lost (the
+			// connection broke, the caller left): the key would then stay held by
+			// nobody until its lease lapsed, and a mutation's retry would find it
+			// abandoned. Give up the claim, if it was made, before failing.
+			forgetCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
+			_ = s.Release(forgetCtx, t, key, holder)
+			cancel()
 			return failed(err)
 		}
 		if won {
-			return Claim{State: Run}, nil
+			return Claim{State: Run, Holder: holder}, nil
 		}
 		for {
-			c, found, err := s.look(ctx, t, key, hash, lease, takeOver)
+			c, found, err := s.look(ctx, t, key, hash, holder, lease, takeOver)
 			if err != nil {
 				return failed(err)
 			}
@@ -160,17 +185,17 @@ func (s *Store) Claim(ctx context.Context, t tenant.ID, key string, hash []byte,
 
 // insert creates the key's row, or reclaims it when it expired; it reports whether the
 // caller now holds the key.
-func (s *Store) insert(ctx context.Context, t tenant.ID, key string, hash []byte, lease time.Duration) (bool, error) {
+func (s *Store) insert(ctx context.Context, t tenant.ID, key string, hash []byte, holder Holder, lease time.Duration) (bool, error) {
 	var won bool
 	err := s.pool.QueryRow(ctx, `
-		insert into idempotency_keys (tenant, key, request_hash, locked_until, expires_at)
-		values ($1, $2, $3, now() + $4::interval, now() + $5::interval)
+		insert into idempotency_keys (tenant, key, request_hash, holder, locked_until, expires_at)
+		values ($1, $2, $3, $4, now() + $5::interval, now() + $6::interval)
 		on conflict (tenant, key) do update
-			set request_hash = excluded.request_hash, response = null,
+			set request_hash = excluded.request_hash, response = null, holder = excluded.holder,
 			    locked_until = excluded.locked_until, created_at = now(), expires_at = excluded.expires_at
 			where idempotency_keys.expires_at <= now()
 		returning true`,
-		string(t), key, hash, lease, s.ttl).Scan(&won)
+		string(t), key, hash, holder[:], lease, s.ttl).Scan(&won)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -182,7 +207,7 @@ func (s *Store) insert(ctx context.Context, t tenant.ID, key string, hash []byte
 
 // look reads the key's row: Replay, Mismatch, InProgress, Abandoned, or Run when the
 // caller took over an abandoned key. found is false when the row is gone or expired.
-func (s *Store) look(ctx context.Context, t tenant.ID, key string, hash []byte, lease time.Duration, takeOver bool) (Claim, bool, error) {
+func (s *Store) look(ctx context.Context, t tenant.ID, key string, hash []byte, holder Holder, lease time.Duration, takeOver bool) (Claim, bool, error) {
 	var stored, response []byte
 	var lapsed bool
 	err := s.pool.QueryRow(ctx, `
@@ -208,29 +233,29 @@ func (s *Store) look(ctx context.Context, t tenant.ID, key string, hash []byte, 
 	}
 	var won bool
 	err = s.pool.QueryRow(ctx, `
-		update idempotency_keys set locked_until = now() + $3::interval
+		update idempotency_keys set locked_until = now() + $3::interval, holder = $4
 		where tenant = $1 and key = $2 and response is null and locked_until <= now()
 		returning true`,
-		string(t), key, lease).Scan(&won)
+		string(t), key, lease, holder[:]).Scan(&won)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Claim{State: InProgress}, true, nil // someone else took it over first
 	}
 	if err != nil {
 		return Claim{}, false, fmt.Errorf("take over idempotency key: %w", err)
 	}
-	return Claim{State: Run}, true, nil
+	return Claim{State: Run, Holder: holder}, true, nil
 }
 
-// Complete stores the answer of the execution that held key. The first answer stored
-// wins; a late one (after a take-over) changes nothing.
-func (s *Store) Complete(ctx context.Context, t tenant.ID, key string, hash, response []byte) error {
+// Complete stores the answer of the execution that holds key. An answer is stored once;
+// a holder whose key was taken over (after its lease lapsed) changes nothing.
+func (s *Store) Complete(ctx context.Context, t tenant.ID, key string, holder Holder, response []byte) error {
 	if response == nil {
 		response = []byte{}
 	}
 	_, err := s.pool.Exec(ctx, `
 		update idempotency_keys set response = $4, locked_until = null
-		where tenant = $1 and key = $2 and request_hash = $3 and response is null`,
-		string(t), key, hash, response)
+		where tenant = $1 and key = $2 and holder = $3 and response is null`,
+		string(t), key, holder[:], response)
 	if err != nil {
 		return fmt.Errorf("store idempotent answer: %w", err)
 	}
@@ -239,12 +264,13 @@ func (s *Store) Complete(ctx context.Context, t tenant.ID, key string, hash, res
 
 // Release gives key up without an answer, for an execution that certainly changed
 // nothing (it ended before reaching Engage): the next request with the key runs the
-// execution itself, and requests waiting on the key take it as soon as it is gone.
-func (s *Store) Release(ctx context.Context, t tenant.ID, key string, hash []byte) error {
+// execution itself, and requests waiting on the key take it as soon as it is gone. A
+// holder whose key was taken over releases nothing.
+func (s *Store) Release(ctx context.Context, t tenant.ID, key string, holder Holder) error {
 	_, err := s.pool.Exec(ctx, `
 		delete from idempotency_keys
-		where tenant = $1 and key = $2 and request_hash = $3 and response is null`,
-		string(t), key, hash)
+		where tenant = $1 and key = $2 and holder = $3 and response is null`,
+		string(t), key, holder[:])
 	if err != nil {
 		return fmt.Errorf("release idempotency key: %w", err)
 	}

@@ -1,9 +1,11 @@
 package idempotency_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,10 +39,11 @@ func claim(t *testing.T, s *idempotency.Store, tn, key, body string, lease time.
 func TestTheFirstRequestRunsAndTheNextOnesReplayItsAnswer(t *testing.T) {
 	t.Parallel()
 	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{})
-	if c := claim(t, s, "a", "k1", "body", time.Minute, false); c.State != idempotency.Run {
-		t.Fatalf("first claim: %v", c.State)
+	first := claim(t, s, "a", "k1", "body", time.Minute, false)
+	if first.State != idempotency.Run {
+		t.Fatalf("first claim: %v", first.State)
 	}
-	if err := s.Complete(t.Context(), "t-a", "k1", hash("body"), []byte(`{"outcome":"x"}`)); err != nil {
+	if err := s.Complete(t.Context(), "t-a", "k1", first.Holder, []byte(`{"outcome":"x"}`)); err != nil {
 		t.Fatal(err)
 	}
 	c := claim(t, s, "a", "k1", "body", time.Minute, false)
@@ -54,7 +57,7 @@ func TestTheFirstRequestRunsAndTheNextOnesReplayItsAnswer(t *testing.T) {
 		t.Fatalf("another tenant's key is its own: %v", c.State)
 	}
 	// A late second answer does not replace the first.
-	if err := s.Complete(t.Context(), "t-a", "k1", hash("body"), []byte(`{"outcome":"y"}`)); err != nil {
+	if err := s.Complete(t.Context(), "t-a", "k1", first.Holder, []byte(`{"outcome":"y"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if c := claim(t, s, "a", "k1", "body", time.Minute, false); string(c.Response) != `{"outcome":"x"}` {
@@ -67,14 +70,15 @@ func TestTheFirstRequestRunsAndTheNextOnesReplayItsAnswer(t *testing.T) {
 func TestTenantsWithTheSameKeyNeverSeeEachOthersAnswer(t *testing.T) {
 	t.Parallel()
 	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{})
-	claim(t, s, "a", "k", "body-a", time.Minute, false)
-	if err := s.Complete(t.Context(), "t-a", "k", hash("body-a"), []byte(`"A"`)); err != nil {
+	a := claim(t, s, "a", "k", "body-a", time.Minute, false)
+	if err := s.Complete(t.Context(), "t-a", "k", a.Holder, []byte(`"A"`)); err != nil {
 		t.Fatal(err)
 	}
-	if c := claim(t, s, "b", "k", "body-b", time.Minute, false); c.State != idempotency.Run {
-		t.Fatalf("b's first claim: %v", c.State)
+	b := claim(t, s, "b", "k", "body-b", time.Minute, false)
+	if b.State != idempotency.Run {
+		t.Fatalf("b's first claim: %v", b.State)
 	}
-	if err := s.Complete(t.Context(), "t-b", "k", hash("body-b"), []byte(`"B"`)); err != nil {
+	if err := s.Complete(t.Context(), "t-b", "k", b.Holder, []byte(`"B"`)); err != nil {
 		t.Fatal(err)
 	}
 	if c := claim(t, s, "b", "k", "body-b", time.Minute, false); c.State != idempotency.Replay || string(c.Response) != `"B"` {
@@ -85,9 +89,9 @@ func TestTenantsWithTheSameKeyNeverSeeEachOthersAnswer(t *testing.T) {
 	}
 
 	// The same body under both tenants: a's answer is not b's.
-	claim(t, s, "a", "same", "body", time.Minute, false)
+	a = claim(t, s, "a", "same", "body", time.Minute, false)
 	claim(t, s, "b", "same", "body", time.Minute, false)
-	if err := s.Complete(t.Context(), "t-a", "same", hash("body"), []byte(`"A"`)); err != nil {
+	if err := s.Complete(t.Context(), "t-a", "same", a.Holder, []byte(`"A"`)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
@@ -116,7 +120,7 @@ func TestConcurrentRequestsWithOneKeyRunOnceAndAllGetTheAnswer(t *testing.T) {
 				runs.Lock()
 				ran++
 				runs.Unlock()
-				if err := s.Complete(context.Background(), "acme", "k", hash("b"), []byte("answer")); err != nil {
+				if err := s.Complete(context.Background(), "acme", "k", c.Holder, []byte("answer")); err != nil {
 					t.Error(err)
 				}
 			}
@@ -248,10 +252,11 @@ func TestExpiredKeysAreReclaimedAndSwept(t *testing.T) {
 	pool := dbtest.NewPool(t)
 	s := idempotency.New(pool, idempotency.Options{})
 	for _, key := range []string{"old1", "old2", "fresh"} {
-		if c := claim(t, s, "a", key, "b", time.Minute, false); c.State != idempotency.Run {
+		c := claim(t, s, "a", key, "b", time.Minute, false)
+		if c.State != idempotency.Run {
 			t.Fatal(c.State)
 		}
-		if err := s.Complete(t.Context(), "t-a", key, hash("b"), []byte("x")); err != nil {
+		if err := s.Complete(t.Context(), "t-a", key, c.Holder, []byte("x")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -274,14 +279,15 @@ func TestExpiredKeysAreReclaimedAndSwept(t *testing.T) {
 
 // A released key has no answer to replay: the next request with it runs, and a request
 // that was waiting on it takes it. Release touches only the holder's own claim: not
-// another tenant's key, not another body's, not an answer already stored.
+// another tenant's key, not another holder's, not an answer already stored.
 func TestAReleasedKeyRunsAgainAndAWaiterTakesIt(t *testing.T) {
 	t.Parallel()
 	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{MaxPoll: 10 * time.Millisecond})
-	if c := claim(t, s, "a", "k", "body", time.Minute, false); c.State != idempotency.Run {
-		t.Fatalf("first claim: %v", c.State)
+	a := claim(t, s, "a", "k", "body", time.Minute, false)
+	if a.State != idempotency.Run {
+		t.Fatalf("first claim: %v", a.State)
 	}
-	claim(t, s, "b", "k", "body", time.Minute, false)
+	b := claim(t, s, "b", "k", "body", time.Minute, false)
 	waiter := make(chan idempotency.State, 1)
 	go func() {
 		c, err := s.Claim(t.Context(), "t-a", "k", hash("body"), time.Minute, false)
@@ -290,8 +296,11 @@ func TestAReleasedKeyRunsAgainAndAWaiterTakesIt(t *testing.T) {
 		}
 		waiter <- c.State
 	}()
-	for _, other := range []struct{ tenant, body string }{{"t-c", "body"}, {"t-a", "other body"}} {
-		if err := s.Release(t.Context(), tenant.ID(other.tenant), "k", hash(other.body)); err != nil {
+	for _, other := range []struct {
+		tenant tenant.ID
+		holder idempotency.Holder
+	}{{"t-c", a.Holder}, {"t-a", b.Holder}} {
+		if err := s.Release(t.Context(), other.tenant, "k", other.holder); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -300,20 +309,119 @@ func TestAReleasedKeyRunsAgainAndAWaiterTakesIt(t *testing.T) {
 		t.Fatalf("the waiter got %v before the holder released the key", st)
 	case <-time.After(50 * time.Millisecond): // a few of its looks
 	}
-	if err := s.Release(t.Context(), "t-a", "k", hash("body")); err != nil {
+	if err := s.Release(t.Context(), "t-a", "k", a.Holder); err != nil {
 		t.Fatal(err)
 	}
 	if st := <-waiter; st != idempotency.Run {
 		t.Fatalf("the waiter after the release: %v, want run", st)
 	}
 	// Tenant b's claim was not released; once answered, a release leaves the answer.
-	if err := s.Complete(t.Context(), "t-b", "k", hash("body"), []byte(`{"outcome":"b"}`)); err != nil {
+	if err := s.Complete(t.Context(), "t-b", "k", b.Holder, []byte(`{"outcome":"b"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Release(t.Context(), "t-b", "k", hash("body")); err != nil {
+	if err := s.Release(t.Context(), "t-b", "k", b.Holder); err != nil {
 		t.Fatal(err)
 	}
 	if c := claim(t, s, "b", "k", "body", time.Minute, false); c.State != idempotency.Replay || string(c.Response) != `{"outcome":"b"}` {
 		t.Fatalf("tenant b: %v %q, want its answer replayed", c.State, c.Response)
+	}
+}
+
+// A holder whose lease lapsed and whose key a search took over no longer holds it: its
+// late release does not free the key under the request that runs it now, and its late
+// answer is not stored over the one that request will give.
+func TestAHolderWhoseKeyWasTakenOverNoLongerTouchesIt(t *testing.T) {
+	t.Parallel()
+	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{})
+	// A lease of zero has lapsed at once: the first holder is slow, not gone.
+	slow := claim(t, s, "a", "k", "b", 0, true)
+	taker := claim(t, s, "a", "k", "b", time.Minute, true)
+	if slow.State != idempotency.Run || taker.State != idempotency.Run {
+		t.Fatalf("claims: %v, %v; want both Run", slow.State, taker.State)
+	}
+	if slow.Holder == taker.Holder {
+		t.Fatal("two claims share a holder")
+	}
+	if err := s.Release(t.Context(), "t-a", "k", slow.Holder); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
+	defer cancel()
+	if c, err := s.Claim(ctx, "t-a", "k", hash("b"), time.Minute, true); err != nil || c.State != idempotency.InProgress {
+		t.Fatalf("after the slow holder's release: %v (%v), want the taker's claim still in progress", c.State, err)
+	}
+	if err := s.Complete(t.Context(), "t-a", "k", slow.Holder, []byte("slow")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(t.Context(), "t-a", "k", taker.Holder, []byte("taker")); err != nil {
+		t.Fatal(err)
+	}
+	if c := claim(t, s, "a", "k", "b", time.Minute, true); c.State != idempotency.Replay || string(c.Response) != "taker" {
+		t.Fatalf("replayed %v %q, want the taker's answer", c.State, c.Response)
+	}
+}
+
+// loseInsertReply is a connection to Postgres that delivers the claim's insert and lets
+// it commit, then loses Postgres's answer to it: the connection breaks as the answer
+// arrives.
+type loseInsertReply struct {
+	net.Conn
+	armed *atomic.Bool
+	lose  bool
+}
+
+func (c *loseInsertReply) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte("insert into idempotency_keys")) && c.armed.CompareAndSwap(true, false) {
+		c.lose = true
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *loseInsertReply) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if c.lose && n > 0 {
+		c.Conn.Close()
+		return 0, errors.New("connection broke as the answer arrived")
+	}
+	return n, err
+}
+
+// A claim whose insert reached Postgres but whose answer was lost fails, and leaves
+// the key free: the retry runs the execution instead of waiting out the lease and then
+// finding the key abandoned (which a mutation's retry cannot get past for a day).
+func TestAClaimWhoseAnswerWasLostLeavesTheKeyFree(t *testing.T) {
+	t.Parallel()
+	url := dbtest.NewURL(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One message per query, so the insert is whole in one write and Postgres commits
+	// it before it answers.
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	armed := new(atomic.Bool)
+	armed.Store(true)
+	var dialer net.Dialer
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &loseInsertReply{Conn: conn, armed: armed}, nil
+	}
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s := idempotency.New(pool, idempotency.Options{})
+
+	if _, err := s.Claim(t.Context(), "t-a", "k", hash("b"), time.Minute, false); err == nil || armed.Load() {
+		t.Fatalf("the claim whose answer was lost: %v (insert seen: %v), want an error", err, !armed.Load())
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
+	defer cancel()
+	if c, err := s.Claim(ctx, "t-a", "k", hash("b"), time.Minute, false); err != nil || c.State != idempotency.Run {
+		t.Fatalf("the retry: %v (%v), want Run", c.State, err)
 	}
 }
