@@ -230,13 +230,15 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 }
 
 // metricsHandler serves /metrics and, when configured, the profiler. Both stay on the
-// metrics listener, which only Prometheus reaches.
+// metrics listener, which only Prometheus reaches. The profiler's /debug/pprof/cmdline
+// is not served: every setting is also a flag, so the command line may hold the
+// encryption keys, the Webex client secret or the Postgres password (pprof.Index
+// answers it 404, an unknown profile).
 func (a *App) metricsHandler() http.Handler {
 	return httpapi.NewOperationsRouter(a.logger, a.httpMetrics, func(r chi.Router) {
 		r.Method(http.MethodGet, "/metrics", httpapi.MetricsHandler(a.registry))
 		if a.cfg.Pprof {
 			r.HandleFunc("/debug/pprof/*", pprof.Index) // the named profiles: heap, goroutine, ...
-			r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 			r.HandleFunc("/debug/pprof/profile", pprof.Profile)
 			r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 			r.HandleFunc("/debug/pprof/trace", pprof.Trace)

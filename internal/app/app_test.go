@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -312,6 +313,42 @@ func TestMetricsListenerServesMetricsAndTheProfilerOnlyWhenAsked(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// The profiler never serves the process's command line: every setting is also a flag,
+// so --encryption-keys, --webex-client-secret or a --database-url with a password
+// would be handed to whoever reaches the metrics listener.
+func TestProfilerDoesNotServeTheCommandLine(t *testing.T) {
+	cfg := testConfig(t, dbtest.NewURL(t))
+	cfg.MetricsAddr = freeAddr(t)
+	cfg.Pprof = true
+	a, err := app.New(context.Background(), cfg, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	up := make(chan struct{})
+	go func() { done <- a.Run(ctx, func(net.Addr) { close(up) }) }()
+	<-up
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	resp, err := http.Get("http://" + cfg.MetricsAddr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusNotFound || strings.Contains(string(body), os.Args[0]) {
+		t.Errorf("/debug/pprof/cmdline: %d %q, want a 404 without the command line", resp.StatusCode, body)
 	}
 }
 
