@@ -280,6 +280,31 @@ func TestAnEchoingTokenEndpointDoesNotLeakTheTenantSecret(t *testing.T) {
 	}
 }
 
+// An endpoint that echoes the secret as its OAuth error code, not its description: a
+// secret of letters, digits, '_', '.' and '-' looks like a code, and a code is shown to
+// the API caller and the admin page and logged with every failed refresh.
+func TestATokenEndpointEchoingTheSecretAsItsErrorCodeDoesNotLeakIt(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	const secret = "CANARY_tenant-secret.7f3a"
+	s, base := e.providerStore(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		_, pass, _ := r.BasicAuth()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": pass})
+	})
+	_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "echo", Kind: authstore.KindClientCredentials, BaseURL: base, Domain: "acme",
+		TenantID: "tenant-1", TenantSecret: secrets.New(secret),
+	})
+	ae := wantCode(t, err, authstore.ErrProviderRejected)
+	for _, text := range []string{err.Error(), ae.Message, ae.ProviderError, ae.ProviderDescription} {
+		if strings.Contains(text, secret) {
+			t.Errorf("%q holds the tenant secret", text)
+		}
+	}
+}
+
 // loginCachedOnTwoInstances makes a Webex login on instance A and starts instance B,
 // whose cache then holds its token. B starts after the login's NOTIFY, which would
 // otherwise race the caching.

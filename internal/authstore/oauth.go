@@ -88,7 +88,10 @@ func classify(err error, scrub ...secrets.Value) *providerError {
 			pe.status = re.Response.StatusCode
 		}
 		pe.final = finalCodes[re.ErrorCode] || (re.ErrorCode == "" && pe.status == http.StatusUnauthorized)
-		if !validCode(pe.code) {
+		// The code is scrubbed as the description is: a secret of letters and digits
+		// looks like a code, and an endpoint that echoes its request may send it as one.
+		// A redacted code is no code ("[" is not allowed in one).
+		if !validCode(shorten(pe.code, scrub)) {
 			pe.code = ""
 		}
 		return pe
