@@ -433,11 +433,14 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 		if !validCode(code) {
 			code = "invalid_error_code"
 		}
-		msg := "the login was not completed: the provider answered " + code
-		if desc != "" {
-			msg += " (" + desc + ")"
-		}
-		return Completed{}, &Error{Code: ErrLoginDenied, Message: msg, ProviderError: code, ProviderDescription: desc}
+		// The message, which the callback page shows, names the code only: these are
+		// query parameters anyone can write into a login link, and the description is
+		// free text (a tenant could put its own words on the service's page). The
+		// description goes to the log.
+		s.logger.Info("login refused at the provider or canceled", slog.String("authorizationId", st.authorizationID),
+			slog.String("tenant", string(st.tenant)), slog.String("providerError", code), slog.String("providerDescription", desc))
+		return Completed{}, &Error{Code: ErrLoginDenied, Message: "the login was not completed: the provider answered " + code,
+			ProviderError: code, ProviderDescription: desc}
 	}
 	if !st.fresh {
 		return Completed{}, errorf(ErrStateExpired, "this login took too long and expired; start the authorization again")

@@ -150,6 +150,31 @@ func TestCallbackErrorsShowAClearPageAndChangeNothing(t *testing.T) {
 	}
 }
 
+// A login link is a tenant's to hand out (docs/authorizations.md), and the provider's
+// refusal comes back as query parameters anyone can write: a tenant that adds error and
+// error_description to its own login's callback must not put its own words on the
+// service's page, as the list page's signed notices already ensure for its links.
+func TestTheCallbackPageDoesNotShowTextWrittenIntoTheLink(t *testing.T) {
+	s := newAuthServer(t)
+	resp, created := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{"name": "desk", "kind": "webex-login", "baseUrl": s.sim.BaseURL(), "domain": "acme"})
+	if resp.StatusCode != 201 {
+		t.Fatalf("create %d %v", resp.StatusCode, created)
+	}
+	u, err := url.Parse(created["authorizeUrl"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const planted = "Your Webex account is locked: call 555 0100 to unlock it"
+	link := s.srv.URL + "/oauth/callback?" + url.Values{"state": {u.Query().Get("state")}, "error": {"access_denied"}, "error_description": {planted}}.Encode()
+	page, body := s.get(s.client(false), link)
+	if page.StatusCode != http.StatusBadRequest || !strings.Contains(body, "The login was refused") || !strings.Contains(body, "access_denied") {
+		t.Fatalf("%d, want 400 naming the provider's error:\n%s", page.StatusCode, body)
+	}
+	if strings.Contains(body, "call 555 0100") {
+		t.Fatalf("the page shows the link's text:\n%s", body)
+	}
+}
+
 func TestAnAlteredOrIncompleteConfirmationIsRefusedWithoutSpendingTheLogin(t *testing.T) {
 	s := newAuthServer(t)
 	browser := s.client(false)
