@@ -16,9 +16,16 @@ import (
 // its own associated data), holding the tenant, the CSRF token and an expiry. It never
 // holds the API key, and a cookie from another deployment (another key ring) does not
 // open. Before sign-in the same cookie carries only a CSRF token, for the sign-in form.
+//
+// Over https the cookie is "__Host-nr_admin", on path /: browsers keep such a cookie from
+// being set by any other host (a sibling subdomain) or over plain http, so nobody can
+// plant a session of their own tenant (a sealed cookie copied from their own sign-in) in
+// an administrator's browser, who would then add credentials to that tenant. The prefix
+// needs Secure and path /; over http (development) the cookie is "nr_admin" on /admin.
 const (
-	sessionCookie = "nr_admin"
-	sessionTTL    = 8 * time.Hour
+	sessionCookie       = "nr_admin"
+	secureSessionCookie = "__Host-nr_admin"
+	sessionTTL          = 8 * time.Hour
 )
 
 var sessionAAD = []byte("noderuntime/admin-session/v1")
@@ -38,11 +45,20 @@ type sessions struct {
 
 func newCSRFToken() string { return rand.Text() }
 
+// cookie returns the session cookie's name and path.
+func (s *sessions) cookie() (name, path string) {
+	if s.secure {
+		return secureSessionCookie, "/"
+	}
+	return sessionCookie, "/admin"
+}
+
 // read returns the request's session, if it has a valid one. A session signed in with an
 // API key that is no longer configured (rotated out, or its tenant removed) is not
 // valid: rotating a key ends the sessions it opened.
 func (s *sessions) read(r *http.Request) (adminSession, bool) {
-	c, err := r.Cookie(sessionCookie)
+	name, _ := s.cookie()
+	c, err := r.Cookie(name)
 	if err != nil {
 		return adminSession{}, false
 	}
@@ -64,8 +80,8 @@ func (s *sessions) read(r *http.Request) (adminSession, bool) {
 	return sess, true
 }
 
-// write sets the session cookie: HttpOnly, SameSite=Strict, scoped to /admin, Secure
-// when the service is served over https.
+// write sets the session cookie: HttpOnly, SameSite=Strict; over https Secure and
+// __Host- prefixed, else scoped to /admin.
 func (s *sessions) write(w http.ResponseWriter, sess adminSession) error {
 	sess.Expiry = time.Now().Add(sessionTTL).Unix()
 	plain, err := json.Marshal(sess)
@@ -76,15 +92,17 @@ func (s *sessions) write(w http.ResponseWriter, sess adminSession) error {
 	if err != nil {
 		return err
 	}
+	name, path := s.cookie()
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: base64.RawURLEncoding.EncodeToString(sealed), Path: "/admin",
+		Name: name, Value: base64.RawURLEncoding.EncodeToString(sealed), Path: path,
 		MaxAge: int(sessionTTL.Seconds()), HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode,
 	})
 	return nil
 }
 
 func (s *sessions) clear(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/admin", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
+	name, path := s.cookie()
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
 }
 
 // csrfOK checks a form's token against the session's, in constant time.

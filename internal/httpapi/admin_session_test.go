@@ -59,3 +59,48 @@ func TestRotatingAnAPIKeyOutEndsTheAdminSessionsItOpened(t *testing.T) {
 		t.Fatal("a session is valid once its tenant is gone")
 	}
 }
+
+// Over https the session cookie carries the __Host- prefix (Secure, path /, no Domain),
+// which browsers refuse to take from another host or over http; a cookie under the
+// plain name, which another host could set, is no session there. Over http (development)
+// the cookie is the plain one, on /admin.
+func TestTheSessionCookieOverHTTPSCannotBeSetByAnotherHost(t *testing.T) {
+	ring, err := secrets.ParseKeyRing("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := tenant.ParseKeys("acme:" + tenant.HashKey("acme-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ten, fp, _ := keys.LookupKey("acme-key")
+	for _, tc := range []struct {
+		secure     bool
+		name, path string
+	}{
+		{true, "__Host-nr_admin", "/"},
+		{false, "nr_admin", "/admin"},
+	} {
+		s := &sessions{keys: ring, api: keys, secure: tc.secure}
+		rec := httptest.NewRecorder()
+		if err := s.write(rec, adminSession{Tenant: ten, Key: fp, CSRF: "csrf"}); err != nil {
+			t.Fatal(err)
+		}
+		c := rec.Result().Cookies()[0]
+		if c.Name != tc.name || c.Path != tc.path || c.Domain != "" || c.Secure != tc.secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+			t.Fatalf("secure=%v: cookie %+v, want %s on %s", tc.secure, c, tc.name, tc.path)
+		}
+		for _, name := range []string{"__Host-nr_admin", "nr_admin"} {
+			req := httptest.NewRequest("GET", "/admin/", nil)
+			req.AddCookie(&http.Cookie{Name: name, Value: c.Value})
+			if _, ok := s.read(req); ok != (name == tc.name) {
+				t.Errorf("secure=%v: the session under %s read %v", tc.secure, name, ok)
+			}
+		}
+		rec = httptest.NewRecorder()
+		s.clear(rec)
+		if c := rec.Result().Cookies()[0]; c.Name != tc.name || c.Path != tc.path || c.MaxAge >= 0 {
+			t.Errorf("secure=%v: sign-out cookie %+v, want %s on %s removed", tc.secure, c, tc.name, tc.path)
+		}
+	}
+}
