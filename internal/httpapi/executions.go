@@ -122,7 +122,11 @@ func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
 		slog.String("authorizationId", req.AuthorizationID),
 	}
 	if c := req.Context; c != nil {
-		attrs = append(attrs, slog.String("flowId", c.FlowID), slog.String("flowNodeId", c.NodeID), slog.String("transactionId", c.TransactionID))
+		// The caller's own identifiers, of any length up to the body's limit: clipped,
+		// so one request cannot write a megabyte into the log.
+		attrs = append(attrs, slog.String("flowId", clipTo(c.FlowID, maxLoggedContext)),
+			slog.String("flowNodeId", clipTo(c.NodeID, maxLoggedContext)),
+			slog.String("transactionId", clipTo(c.TransactionID, maxLoggedContext)))
 	}
 	AnnotateLog(ctx, attrs...)
 	nreq := nodes.Request{Tenant: t, AuthorizationID: req.AuthorizationID, Input: req.Input}
@@ -336,11 +340,17 @@ func lookupProblem(reg *nodes.Registry, err error) Problem {
 	return p
 }
 
-func clipValue(s string) string {
-	if len(s) <= 64 {
+func clipValue(s string) string { return clipTo(s, 64) }
+
+// maxLoggedContext is how much of each context field the log keeps.
+const maxLoggedContext = 256
+
+// clipTo cuts s to at most max bytes and marks the cut.
+func clipTo(s string, max int) string {
+	if len(s) <= max {
 		return s
 	}
-	cut := 64
+	cut := max
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut-- // never half a character
 	}

@@ -255,3 +255,33 @@ func TestTheCatalogIsServedFromTheRegistry(t *testing.T) {
 		t.Fatalf("catalog nodes %v", ids)
 	}
 }
+
+// The context's identifiers are the caller's, of any length the body allows: the log
+// keeps the first 256 bytes of each, and the execution runs as usual.
+func TestALongContextFieldIsClippedInTheLog(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	_, raw := h.get(t, "/v1/nodes")
+	vi := readCatalog(t, raw)[2] // search-conversation 1.3
+	h.sim.SeedConversation(simDomain, searchable("sms", "active"))
+	flowID := strings.Repeat("é", 50_000) // two bytes each: a cut must not split one
+	a := h.run(t, execution{vi: vi, input: vi.input(combo{channel: "sms"}, ""), flowID: flowID})
+	if a.Outcome != "conversationActive" {
+		t.Fatalf("outcome %s", a.Outcome)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(h.logs.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) != nil || m["executionId"] != a.ExecutionID {
+			continue
+		}
+		got, _ := m["flowId"].(string)
+		if want := strings.Repeat("é", 128) + "..."; got != want {
+			t.Fatalf("logged flowId of %d bytes (%.20q...), want the first 256 bytes and a mark", len(got), got)
+		}
+		if len(l) > 4096 {
+			t.Fatalf("the log line is %d bytes", len(l))
+		}
+		return
+	}
+	t.Fatalf("no log line with executionId %s", a.ExecutionID)
+}

@@ -281,7 +281,8 @@ type execution struct {
 	auth      string // default authOK
 	key       string // API key; default execKey
 	input     map[string]any
-	timeoutMs int // default 5000
+	timeoutMs int    // default 5000
+	flowID    string // context.flowId; default "flow-1"
 }
 
 // run executes and checks what every answer must satisfy: 200, the version's exact
@@ -293,7 +294,7 @@ func (h *harness) run(t testing.TB, e execution) answer {
 		"node": e.vi.node, "version": cmpOr(e.version, e.vi.version),
 		"authorizationId": cmpOr(e.auth, authOK), "input": e.input,
 		"timeoutMs": cmpInt(e.timeoutMs, 5000),
-		"context":   map[string]string{"flowId": "flow-1", "nodeId": "n6", "transactionId": "tx-9"},
+		"context":   map[string]string{"flowId": cmpOr(e.flowID, "flow-1"), "nodeId": "n6", "transactionId": "tx-9"},
 	}
 	raw, err := json.Marshal(body)
 	if err != nil {
