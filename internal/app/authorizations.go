@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/noderuntime/noderuntime/internal/adminsessions"
 	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/httpapi"
 )
@@ -44,6 +45,7 @@ func (a *App) wireAuthorizations(deps *httpapi.Deps) (func(chi.Router), error) {
 			Store: store, Keys: cfg.EncryptionKeys, APIKeys: cfg.APIKeys, Logger: a.logger,
 			AllowedBaseURLs: cfg.EngageAllowedBases, WebexEnabled: webex.Enabled() && redirect != "",
 			SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
+			SignOuts:      adminsessions.New(a.pool),
 		})
 	}, nil
 }

@@ -47,13 +47,15 @@ type PagesDeps struct {
 	WebexEnabled    bool
 	// SecureCookies marks the session cookie Secure (the service is served over https).
 	SecureCookies bool
+	// SignOuts keeps the signed-out sessions, so a copy of their cookie is refused.
+	SignOuts SignOuts
 }
 
 // MountAuthorizationPages serves the admin pages (list, add, re-authorize, delete; a
 // tenant signs in with its API key) and /oauth/callback, where the Webex login comes
 // back and is confirmed. Server-rendered HTML, no JavaScript; every form carries a CSRF token.
 func MountAuthorizationPages(r chi.Router, d PagesDeps) {
-	a := &adminPages{d: d, sessions: &sessions{keys: d.Keys, api: d.APIKeys, secure: d.SecureCookies}}
+	a := &adminPages{d: d, sessions: &sessions{keys: d.Keys, api: d.APIKeys, ended: d.SignOuts, secure: d.SecureCookies}}
 	a.csp = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 	r.Get("/oauth/callback", a.callback)
 	r.Post("/oauth/callback", a.confirmLogin)
@@ -137,7 +139,11 @@ type signedInHandler func(w http.ResponseWriter, r *http.Request, sess adminSess
 // the session's CSRF token.
 func (a *adminPages) signedIn(next signedInHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		sess, ok := a.sessions.read(r)
+		sess, ok, err := a.sessions.read(r)
+		if err != nil {
+			a.sessionsUnreadable(w, r, err)
+			return
+		}
 		if !ok || sess.Tenant == "" {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
@@ -162,7 +168,11 @@ func (a *adminPages) signedIn(next signedInHandler) http.HandlerFunc {
 }
 
 func (a *adminPages) loginForm(w http.ResponseWriter, r *http.Request) {
-	sess, ok := a.sessions.read(r)
+	sess, ok, err := a.sessions.read(r)
+	if err != nil {
+		a.sessionsUnreadable(w, r, err)
+		return
+	}
 	if ok && sess.Tenant != "" {
 		http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 		return
@@ -178,7 +188,11 @@ func (a *adminPages) loginForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *adminPages) login(w http.ResponseWriter, r *http.Request) {
-	sess, ok := a.sessions.read(r)
+	sess, ok, err := a.sessions.read(r)
+	if err != nil {
+		a.sessionsUnreadable(w, r, err)
+		return
+	}
 	if !readForm(w, r) || !ok || !csrfOK(sess, r) {
 		fresh := adminSession{CSRF: newCSRFToken()}
 		_ = a.sessions.write(w, fresh)
@@ -199,9 +213,20 @@ func (a *adminPages) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 }
 
-func (a *adminPages) logout(w http.ResponseWriter, r *http.Request, _ adminSession) {
-	a.sessions.clear(w)
+func (a *adminPages) logout(w http.ResponseWriter, r *http.Request, sess adminSession) {
+	if err := a.sessions.end(r.Context(), w, sess); err != nil {
+		a.sessionsUnreadable(w, r, err)
+		return
+	}
 	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+}
+
+// sessionsUnreadable answers a failure to read or record the signed-out sessions: the
+// database is out of reach, and nothing was done.
+func (a *adminPages) sessionsUnreadable(w http.ResponseWriter, r *http.Request, err error) {
+	a.d.Logger.ErrorContext(r.Context(), "admin sessions unavailable", slog.String("requestId", RequestID(r.Context())), slog.String("error", err.Error()))
+	a.message(w, r, http.StatusServiceUnavailable, adminSession{}, "Try again in a moment",
+		"The service cannot reach its database, so it cannot check your session. Nothing was changed.")
 }
 
 // noticeURL is the list page showing a notice about the authorization name. The notice

@@ -42,7 +42,7 @@ func TestRotatingAnAPIKeyOutEndsTheAdminSessionsItOpened(t *testing.T) {
 	read := func(api tenant.Keys, c *http.Cookie) bool {
 		r := httptest.NewRequest(http.MethodGet, "/admin/", nil)
 		r.AddCookie(c)
-		sess, ok := (&sessions{keys: ring, api: api}).read(r)
+		sess, ok := (&sessions{keys: ring, api: api}).open(r)
 		return ok && sess.Tenant == "acme"
 	}
 	withOld, withNext := signIn(old), signIn(next)
@@ -93,7 +93,7 @@ func TestTheSessionCookieOverHTTPSCannotBeSetByAnotherHost(t *testing.T) {
 		for _, name := range []string{"__Host-nr_admin", "nr_admin"} {
 			req := httptest.NewRequest("GET", "/admin/", nil)
 			req.AddCookie(&http.Cookie{Name: name, Value: c.Value})
-			if _, ok := s.read(req); ok != (name == tc.name) {
+			if _, ok := s.open(req); ok != (name == tc.name) {
 				t.Errorf("secure=%v: the session under %s read %v", tc.secure, name, ok)
 			}
 		}

@@ -82,6 +82,17 @@ func TestAdminPagesNeedASessionFromTheTenantsAPIKey(t *testing.T) {
 	if resp, _ := s.get(c, s.srv.URL+"/admin/"); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("after sign out: %d", resp.StatusCode)
 	}
+	// A copy of the signed-out cookie (kept by another browser, or stolen) opens
+	// nothing either, although it is sealed and unexpired.
+	req, _ = http.NewRequest("GET", s.srv.URL+"/admin/", nil)
+	req.AddCookie(&http.Cookie{Name: "nr_admin", Value: cookie.Value})
+	if resp, err = s.client(false).Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/login" {
+		t.Fatalf("a copy of the signed-out cookie: %d %s, want the sign-in page", resp.StatusCode, resp.Header.Get("Location"))
+	}
 }
 
 func TestAdminFormsRefuseAMissingOrForeignCSRFToken(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/noderuntime/noderuntime/internal/adminsessions"
 	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/database"
 	"github.com/noderuntime/noderuntime/internal/database/dbtest"
@@ -125,7 +126,7 @@ func newAuthServer(t *testing.T, opts ...azOption) *authServer {
 	})
 	httpapi.MountAuthorizationPages(router, httpapi.PagesDeps{
 		Store: s.store, Keys: s.ring, APIKeys: keys, Logger: logger, AllowedBaseURLs: o.AllowedBaseURLs,
-		WebexEnabled: o.Webex.Enabled(),
+		WebexEnabled: o.Webex.Enabled(), SignOuts: adminsessions.New(pool),
 	})
 	handler = router
 	t.Cleanup(s.scanForCanaries)

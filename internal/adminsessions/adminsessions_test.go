@@ -1,0 +1,57 @@
+package adminsessions_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/adminsessions"
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+func TestAnEndedSessionIsEndedAndOthersAreNot(t *testing.T) {
+	t.Parallel()
+	s := adminsessions.New(dbtest.NewPool(t))
+	for _, id := range []string{"a", "a"} { // ending twice is no error
+		if err := s.End(t.Context(), id, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, want := range map[string]bool{"a": true, "b": false} {
+		if got, err := s.Ended(t.Context(), id); err != nil || got != want {
+			t.Errorf("Ended(%q) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+}
+
+// A record whose session would have expired anyway is swept by a later End.
+func TestExpiredRecordsAreSwept(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.NewPool(t)
+	s := adminsessions.New(pool)
+	if err := s.End(t.Context(), "old", time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.End(t.Context(), "new", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	rows, err := pool.Query(t.Context(), `select id from admin_sessions_ended order by id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 || ids[0] != "new" {
+		t.Fatalf("records left: %v, want [new]", ids)
+	}
+}
