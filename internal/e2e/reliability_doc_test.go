@@ -29,10 +29,28 @@ func TestDocsNameOnlyTestsThatExist(t *testing.T) {
 		t.Fatalf("docs/reliability.md names only %d tests", len(named))
 	}
 
-	exist := map[string]bool{} // every test function of the repository, build tags or not
-	ours := map[string]bool{}  // those of this package
+	exist, ours := repositoryTests(t)
+	for name := range named {
+		if !exist[name] {
+			t.Errorf("docs/reliability.md names %s, which does not exist", name)
+		}
+	}
+	for name := range ours {
+		if !named[name] && name != "TestMain" {
+			t.Errorf("%s is not named in docs/reliability.md: say which promise it proves", name)
+		}
+	}
+}
+
+// repositoryTests returns every Test, Fuzz and Benchmark function of the repository
+// (build tags or not, the deploy module included), and the Test and Fuzz functions of
+// this package.
+func repositoryTests(t *testing.T) (exist, ours map[string]bool) {
+	t.Helper()
+	exist = map[string]bool{}
+	ours = map[string]bool{}
 	fset := token.NewFileSet()
-	err = filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -47,6 +65,10 @@ func TestDocsNameOnlyTestsThatExist(t *testing.T) {
 			return err
 		}
 		for _, decl := range f.Decls {
+			fn, ok := decl.(*ast.FuncDecl)
+			if ok && fn.Recv == nil && strings.HasPrefix(fn.Name.Name, "Benchmark") {
+				exist[fn.Name.Name] = true
+			}
 			if name, ok := testName(decl); ok {
 				exist[name] = true
 				if filepath.Dir(path) == filepath.Join("..", "..", "internal", "e2e") {
@@ -59,15 +81,49 @@ func TestDocsNameOnlyTestsThatExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name := range named {
-		if !exist[name] {
-			t.Errorf("docs/reliability.md names %s, which does not exist", name)
+	return exist, ours
+}
+
+// docTestName is a test, fuzz target or benchmark named in prose: TestX, FuzzX,
+// BenchmarkX (a capital, digit or underscore after the prefix, so "Testing" is not one).
+var docTestName = regexp.MustCompile(`\b(?:Test|Fuzz|Benchmark)[A-Z0-9_][A-Za-z0-9_]*`)
+
+// namedTests returns the tests doc names, once per mention.
+func namedTests(doc []byte) []string {
+	var out []string
+	for _, m := range docTestName.FindAll(doc, -1) {
+		out = append(out, string(m))
+	}
+	return out
+}
+
+// TestEveryDocNamesOnlyTestsThatExist extends the check above to the README, every page
+// of docs/ and the Makefile: a test, fuzz target or benchmark they name (as the proof of
+// a claim, or in a command) exists, so a renamed test cannot leave a doc pointing at
+// nothing.
+func TestEveryDocNamesOnlyTestsThatExist(t *testing.T) {
+	t.Parallel()
+	docs, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs = append(docs, "../../README.md", "../../Makefile")
+	exist, _ := repositoryTests(t)
+	total := 0
+	for _, path := range docs {
+		doc, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range namedTests(doc) {
+			total++
+			if !exist[name] {
+				t.Errorf("%s names %s, which does not exist", strings.TrimPrefix(path, "../../"), name)
+			}
 		}
 	}
-	for name := range ours {
-		if !named[name] && name != "TestMain" {
-			t.Errorf("%s is not named in docs/reliability.md: say which promise it proves", name)
-		}
+	if total < 100 {
+		t.Fatalf("the docs name only %d tests: is the pattern still right?", total)
 	}
 }
 
