@@ -1,11 +1,14 @@
 package deploy
 
 import (
+	"bytes"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,5 +73,94 @@ func TestServiceExportsTheMetricsRulesAndDashboardUse(t *testing.T) {
 	sort.Strings(missing)
 	for _, name := range missing {
 		t.Errorf("the rules or the dashboard use %s (a %s), which no Go source under internal/ or cmd/ names", name, metricTypes[name])
+	}
+}
+
+// docsMetricRow is one row of the metrics table in docs/operations.md: | `name` | type; `label`, ... | ...
+var docsMetricRow = regexp.MustCompile("(?m)^\\| `(noderuntime_[a-z0-9_]+)` \\| ([a-z]+)((?:; [^|]*)?) \\|")
+
+// docsMetricUse is a metric named in prose or a query, with its label matchers if any.
+var docsMetricUse = regexp.MustCompile(`\bnoderuntime_[a-z0-9_]+(\{[^}]*\})?`)
+
+// notMetrics are noderuntime_ names in the docs and the code that are not metrics.
+var notMetrics = map[string]bool{
+	"noderuntime_dev":              true, // the database `make run` recreates
+	"noderuntime_no_such_database": true, // dbtest's probe of a refusing server
+	"noderuntime_no_such_role":     true,
+}
+
+// TestDocsNameOnlyExportedMetrics keeps the metrics the docs cite honest: the table of
+// docs/operations.md lists exactly the service's metrics with their types, every
+// noderuntime_ metric the README and docs/ name is one of them (a histogram's _bucket,
+// _sum and _count included), every label a query or a name{label} in them uses is one
+// the table gives that metric (or a scrape target's), and no metric name in the code
+// is missing from the list the rules, the dashboard and this table are held to.
+func TestDocsNameOnlyExportedMetrics(t *testing.T) {
+	t.Parallel()
+	ops, err := os.ReadFile(operationsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]map[string]bool{}
+	for _, m := range docsMetricRow.FindAllSubmatch(ops, -1) {
+		name, typ := string(m[1]), string(m[2])
+		if _, dup := labels[name]; dup {
+			t.Errorf("%s lists %s twice", operationsFile, name)
+		}
+		labels[name] = map[string]bool{}
+		for _, l := range regexp.MustCompile("`([a-z_]+)`").FindAllSubmatch(m[3], -1) {
+			labels[name][string(l[1])] = true
+		}
+		if want, ok := metricTypes[name]; !ok {
+			t.Errorf("%s lists %s, which the service does not export", operationsFile, name)
+		} else if typ != want {
+			t.Errorf("%s calls %s a %s; it is a %s", operationsFile, name, typ, want)
+		}
+	}
+	for name := range metricTypes {
+		if _, ok := labels[name]; !ok {
+			t.Errorf("%s's metrics table does not list %s", operationsFile, name)
+		}
+	}
+
+	docs, err := filepath.Glob("../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	targetLabels := map[string]bool{"namespace": true, "pod": true, "job": true, "instance": true, "le": true}
+	for _, path := range append(docs, "../README.md") {
+		doc, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range docsMetricUse.FindAllSubmatch(doc, -1) {
+			name := string(bytes.TrimSuffix(m[0], m[1]))
+			if notMetrics[name] {
+				continue
+			}
+			if !knownMetric(name) || otherMetrics.MatchString(name) {
+				t.Errorf("%s names %s, which the service does not export", path, name)
+				continue
+			}
+			base := name
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if b, ok := strings.CutSuffix(name, suffix); ok && metricTypes[b] == "histogram" {
+					base = b
+				}
+			}
+			// {a,b} lists labels; {a="x", b!~"y"} matches on them.
+			for _, l := range regexp.MustCompile(`([a-z_]+)\s*(?:[=!]~?|,|\}$)`).FindAllSubmatch(bytes.Trim(m[1], "{"), -1) {
+				if label := string(l[1]); !labels[base][label] && !targetLabels[label] {
+					t.Errorf("%s uses the label %s of %s, which %s does not give it", path, label, base, operationsFile)
+				}
+			}
+		}
+	}
+
+	for lit := range serviceStrings(t) {
+		if strings.HasPrefix(lit, "noderuntime_") && !strings.HasSuffix(lit, "_") && metricName.MatchString(lit) &&
+			metricName.FindString(lit) == lit && metricTypes[lit] == "" && !notMetrics[lit] {
+			t.Errorf("the code names %s, which is neither in metricTypes (the list of exported metrics) nor known not to be a metric", lit)
+		}
 	}
 }
