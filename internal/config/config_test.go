@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +154,71 @@ func TestThePublicURLsSchemeIsWrittenInLowerCase(t *testing.T) {
 	}
 	if cfg.PublicURL != "https://Runtime.example.com" {
 		t.Fatalf("public URL %q", cfg.PublicURL)
+	}
+}
+
+// TestTheREADMEListsEverySettingWithItsFlagAndDefault holds the README's configuration
+// table to the settings serve reads: every variable with its flag and its default (as
+// `noderuntime serve --help` prints it), and no variable that is not a setting.
+func TestTheREADMEListsEverySettingWithItsFlagAndDefault(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ flag, def string }
+	documented := map[string]row{}
+	cell := regexp.MustCompile("`([^`]*)`")
+	for _, line := range strings.Split(string(readme), "\n") {
+		cells := strings.Split(strings.Trim(line, "|"), " | ")
+		if len(cells) != 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`--") {
+			continue // not a row of the configuration table
+		}
+		vars, flags := cell.FindAllStringSubmatch(cells[0], -1), cell.FindAllStringSubmatch(cells[1], -1)
+		if len(vars) != len(flags) {
+			t.Errorf("README row %q: %d variables, %d flags", line, len(vars), len(flags))
+			continue
+		}
+		def := ""
+		if m := cell.FindStringSubmatch(cells[3]); m != nil && len(vars) == 1 {
+			def = m[1]
+		}
+		for i, v := range vars {
+			f, _, _ := strings.Cut(strings.TrimPrefix(flags[i][1], "--"), "=") // --pprof=true
+			documented[v[1]] = row{flag: f, def: def}
+		}
+	}
+	if len(documented) < 10 {
+		t.Fatalf("found only %d settings in the README's table: is its layout still | variable | flag | meaning | default |?", len(documented))
+	}
+
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	config.Settings(fs, func(string) (string, bool) { return "", false }, &config.Config{})
+	usage := regexp.MustCompile(`\(env ([A-Z_]+)\)(?: \(default (.*)\))?$`)
+	settings := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) {
+		m := usage.FindStringSubmatch(f.Usage)
+		if m == nil { // a flag of its own (--migrate): named in the README's prose
+			if !strings.Contains(string(readme), "noderuntime serve --"+f.Name) {
+				t.Errorf("the README does not mention serve's flag --%s", f.Name)
+			}
+			return
+		}
+		env, def := m[1], m[2]
+		settings[env] = true
+		doc, ok := documented[env]
+		switch {
+		case !ok:
+			t.Errorf("the README's configuration table does not list %s", env)
+		case doc.flag != f.Name:
+			t.Errorf("the README gives %s the flag --%s; it is --%s", env, doc.flag, f.Name)
+		case doc.def != def:
+			t.Errorf("the README gives %s the default %q; serve's is %q", env, doc.def, def)
+		}
+	})
+	for env := range documented {
+		if !settings[env] {
+			t.Errorf("the README's configuration table lists %s, which serve does not read", env)
+		}
 	}
 }
