@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -135,4 +136,79 @@ func testName(decl ast.Decl) (string, bool) {
 	}
 	name := fn.Name.Name
 	return name, strings.HasPrefix(name, "Test") || strings.HasPrefix(name, "Fuzz")
+}
+
+// TestTheDocsListEveryCodeTheServiceHas holds the pages people read to the codes the Go
+// constants have, as TestTheOpenAPIEnumsListEveryCodeTheServiceHas holds the OpenAPI
+// enums: the error codes of failure outcomes in docs/nodes.md, the problem codes of
+// docs/problems.md's table, and the authorization store's reasons in
+// docs/authorizations.md.
+func TestTheDocsListEveryCodeTheServiceHas(t *testing.T) {
+	t.Parallel()
+	read := func(path string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join("..", "..", path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	// between returns the text of doc from the first start to the next end after it.
+	between := func(path, doc, start, end string) string {
+		t.Helper()
+		_, rest, ok := strings.Cut(doc, start)
+		if ok {
+			rest, _, ok = strings.Cut(rest, end)
+		}
+		if !ok {
+			t.Fatalf("%s: no text between %q and %q", path, start, end)
+		}
+		return rest
+	}
+	codes := func(text string, re *regexp.Regexp) []string {
+		var out []string
+		for _, m := range re.FindAllStringSubmatch(text, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	snake := regexp.MustCompile("`([a-z_]+)`")
+	cases := []struct {
+		path, dir string
+		listed    func(doc string) []string
+		keep      func(name, typ, value string) bool
+	}{
+		{"docs/nodes.md", "internal/outcomes",
+			func(doc string) []string { return codes(between("docs/nodes.md", doc, "Codes: ", "."), snake) },
+			func(name, _, _ string) bool { return strings.HasPrefix(name, "Code") }},
+		{"docs/problems.md", "internal/httpapi",
+			func(doc string) []string {
+				return codes(doc, regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\| [0-9]{3} \\|"))
+			},
+			func(_, typ, _ string) bool { return typ == "ProblemCode" }},
+		{"docs/authorizations.md", "internal/authstore",
+			func(doc string) []string {
+				return codes(between("docs/authorizations.md", doc, "add a `reason`:", "What the HTTP layer"), snake)
+			},
+			func(_, typ, value string) bool { return typ == "ErrorCode" && !strings.HasPrefix(value, "login_") }},
+	}
+	for _, c := range cases {
+		listed := c.listed(read(c.path))
+		consts := stringConstants(t, filepath.Join("..", "..", c.dir), c.keep)
+		if len(consts) < 5 || len(listed) < 5 {
+			t.Fatalf("%s: %d constants, %d codes in %s: is the pattern still right?", c.dir, len(consts), len(listed), c.path)
+		}
+		values := map[string]bool{}
+		for name, value := range consts {
+			values[value] = true
+			if !slices.Contains(listed, value) {
+				t.Errorf("%s.%s = %q is not listed in %s", c.dir, name, value, c.path)
+			}
+		}
+		for _, value := range listed {
+			if !values[value] {
+				t.Errorf("%s lists %q, which no constant of %s is", c.path, value, c.dir)
+			}
+		}
+	}
 }
