@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -33,6 +34,7 @@ import (
 // The demo world `dev` creates.
 const (
 	devTenant    = "demo"
+	devAuthName  = "demo"
 	devDomain    = "demo"
 	devUser      = "demo"
 	devPassword  = "demo-password"
@@ -207,23 +209,25 @@ func devConfig(dbURL, apiKey, publicURL, clientSecret string, sim *engagesim.Sim
 
 // devAuthorization adds the demo authorization the way a person would: create it,
 // sign in on the (simulated) Webex login page, come back to the callback and confirm.
+// A database given as DATABASE_URL may still hold an earlier run's demo authorization,
+// sealed under that run's random key and so of no use to anyone: it is replaced.
 func devAuthorization(ctx context.Context, publicURL, apiKey string, sim *engagesim.Sim) (string, error) {
-	body, _ := json.Marshal(map[string]string{"name": "demo", "kind": "webex-login", "baseUrl": sim.BaseURL(), "domain": devDomain})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, publicURL+"/v1/authorizations", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+apiKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	body, _ := json.Marshal(map[string]string{"name": devAuthName, "kind": "webex-login", "baseUrl": sim.BaseURL(), "domain": devDomain})
+	status, raw, err := devCall(ctx, http.MethodPost, publicURL+"/v1/authorizations", apiKey, body)
+	if err == nil && status == http.StatusConflict {
+		if err = deleteDevAuthorization(ctx, publicURL, apiKey); err == nil {
+			status, raw, err = devCall(ctx, http.MethodPost, publicURL+"/v1/authorizations", apiKey, body)
+		}
+	}
 	if err != nil {
 		return "", err
 	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	var created struct {
 		ID           string `json:"id"`
 		AuthorizeURL string `json:"authorizeUrl"`
 	}
-	if resp.StatusCode != http.StatusCreated || json.Unmarshal(raw, &created) != nil || created.AuthorizeURL == "" {
-		return "", fmt.Errorf("create: %d %s", resp.StatusCode, raw)
+	if status != http.StatusCreated || json.Unmarshal(raw, &created) != nil || created.AuthorizeURL == "" {
+		return "", fmt.Errorf("create: %d %s", status, raw)
 	}
 	back, err := engagesim.SignIn(ctx, created.AuthorizeURL, devUser, devPassword)
 	if err != nil {
@@ -239,6 +243,55 @@ func devAuthorization(ctx context.Context, publicURL, apiKey string, sim *engage
 	return created.ID, nil
 }
 
+// deleteDevAuthorization deletes the demo tenant's authorization named devAuthName.
+func deleteDevAuthorization(ctx context.Context, publicURL, apiKey string) error {
+	status, raw, err := devCall(ctx, http.MethodGet, publicURL+"/v1/authorizations", apiKey, nil)
+	if err != nil {
+		return err
+	}
+	var list struct {
+		Authorizations []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"authorizations"`
+	}
+	if status != http.StatusOK || json.Unmarshal(raw, &list) != nil {
+		return fmt.Errorf("list: %d %s", status, raw)
+	}
+	for _, a := range list.Authorizations {
+		if a.Name != devAuthName {
+			continue
+		}
+		status, raw, err := devCall(ctx, http.MethodDelete, publicURL+"/v1/authorizations/"+url.PathEscape(a.ID), apiKey, nil)
+		if err != nil {
+			return err
+		}
+		if status != http.StatusNoContent {
+			return fmt.Errorf("delete the earlier run's authorization: %d %s", status, raw)
+		}
+	}
+	return nil
+}
+
+// devCall sends one request of the authorizations API with the demo API key.
+func devCall(ctx context.Context, method, target, apiKey string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw, err
+}
+
 func printDevBanner(w io.Writer, publicURL, apiKey, authID string, sim *engagesim.Sim) {
 	exec := map[string]any{
 		"node": "search-conversation", "version": "1.3", "authorizationId": authID,
@@ -250,7 +303,7 @@ noderuntime dev is ready.
   service            %s   (admin pages: %s/admin/, metrics: %s/metrics)
   Engage simulator   %s   (login %s / %s; admin API %s)
   API key            %s   (tenant %q)
-  authorization      %s   (webex-login "demo", active)
+  authorization      %s   (webex-login %q, active)
 
 Run Search Conversation:
 
@@ -259,7 +312,7 @@ curl -s %s/v1/executions \
   -d '%s'
 
 Stop with Ctrl-C.
-`, publicURL, publicURL, publicURL, sim.URL(), devUser, devPassword, sim.AdminURL(), apiKey, devTenant, authID,
+`, publicURL, publicURL, publicURL, sim.URL(), devUser, devPassword, sim.AdminURL(), apiKey, devTenant, authID, devAuthName,
 		publicURL, apiKey, body)
 }
 

@@ -154,3 +154,60 @@ func TestDevUsesTheLocalServerWithAFreshDatabase(t *testing.T) {
 		t.Fatalf("url %q, said %q", url, out.String())
 	}
 }
+
+// TestDevRunsAgainOnTheSameDatabase: `make run` with DATABASE_URL set, stopped and run
+// again, starts again. The first run's demo authorization is still in that database
+// (sealed under the first run's random key, so of no use), and its name must not stop
+// the second run from adding its own.
+func TestDevRunsAgainOnTheSameDatabase(t *testing.T) {
+	dbURL := dbtest.NewEmptyURL(t)
+	var firstID string
+	for i := range 2 {
+		var stdout, stderr lockedBuffer
+		done := make(chan int, 1)
+		go func() {
+			done <- run([]string{"dev", "--addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:0"},
+				env(map[string]string{"DATABASE_URL": dbURL}), &stdout, &stderr)
+		}()
+		banner := waitForOutput(t, fmt.Sprintf("noderuntime dev, run %d", i+1), &stdout, func(out string) bool { return strings.Contains(out, "Stop with Ctrl-C.") }, done, 60*time.Second, &stderr)
+		m := curlLine.FindStringSubmatch(banner)
+		if m == nil {
+			t.Fatalf("run %d: no curl in the banner:\n%s", i+1, banner)
+		}
+		req, _ := http.NewRequest(http.MethodPost, m[1], strings.NewReader(m[3]))
+		req.Header.Set("Authorization", "Bearer "+m[2])
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(raw), `"outcome":"conversationActive"`) {
+			t.Fatalf("run %d: the printed curl answered %d %s", i+1, resp.StatusCode, raw)
+		}
+		var exec struct {
+			AuthorizationID string `json:"authorizationId"`
+		}
+		if err := json.Unmarshal([]byte(m[3]), &exec); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			firstID = exec.AuthorizationID
+		} else if exec.AuthorizationID == firstID {
+			t.Fatalf("run 2 printed run 1's authorization %s", firstID)
+		}
+
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Fatalf("run %d: dev exited %d after SIGTERM:\n%s", i+1, code, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("run %d: dev did not stop after SIGTERM", i+1)
+		}
+	}
+}
