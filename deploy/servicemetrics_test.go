@@ -2,13 +2,16 @@ package deploy
 
 import (
 	"bytes"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -76,6 +79,85 @@ func TestServiceExportsTheMetricsRulesAndDashboardUse(t *testing.T) {
 	}
 }
 
+// serviceMetricLabels returns the label names of every metric the service's code
+// declares with a literal name: a *Vec constructor's options (Name: "noderuntime_...")
+// and label list ([]string{...}), or prometheus.NewDesc("noderuntime_...", help,
+// []string{...}, ...). Metrics without labels map to an empty list.
+func serviceMetricLabels(t *testing.T) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	strs := func(e ast.Expr) ([]string, bool) {
+		cl, ok := e.(*ast.CompositeLit)
+		if !ok {
+			return nil, false
+		}
+		if at, ok := cl.Type.(*ast.ArrayType); !ok || fmt.Sprint(at.Elt) != "string" {
+			return nil, false
+		}
+		var l []string
+		for _, el := range cl.Elts {
+			if bl, ok := el.(*ast.BasicLit); ok && bl.Kind == token.STRING {
+				v, _ := strconv.Unquote(bl.Value)
+				l = append(l, v)
+			}
+		}
+		return l, true
+	}
+	literal := func(e ast.Expr) string {
+		if bl, ok := e.(*ast.BasicLit); ok && bl.Kind == token.STRING {
+			v, _ := strconv.Unquote(bl.Value)
+			return v
+		}
+		return ""
+	}
+	for _, root := range []string{"../internal", "../cmd"} {
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+			if err != nil {
+				return err
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				name, labels := "", []string{}
+				if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "NewDesc" && len(call.Args) >= 3 {
+					name = literal(call.Args[0])
+					labels, _ = strs(call.Args[2])
+				} else {
+					for _, a := range call.Args {
+						if l, ok := strs(a); ok {
+							labels = l
+						}
+						cl, ok := a.(*ast.CompositeLit)
+						if !ok {
+							continue
+						}
+						for _, el := range cl.Elts {
+							if kv, ok := el.(*ast.KeyValueExpr); ok && fmt.Sprint(kv.Key) == "Name" {
+								name = literal(kv.Value)
+							}
+						}
+					}
+				}
+				if strings.HasPrefix(name, "noderuntime_") {
+					out[name] = labels
+				}
+				return true
+			})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
 // docsMetricRow is one row of the metrics table in docs/operations.md: | `name` | type; `label`, ... | ...
 var docsMetricRow = regexp.MustCompile("(?m)^\\| `(noderuntime_[a-z0-9_]+)` \\| ([a-z]+)((?:; [^|]*)?) \\|")
 
@@ -90,7 +172,8 @@ var notMetrics = map[string]bool{
 }
 
 // TestDocsNameOnlyExportedMetrics keeps the metrics the docs cite honest: the table of
-// docs/operations.md lists exactly the service's metrics with their types, every
+// docs/operations.md lists exactly the service's metrics with their types and the labels
+// the code declares for them, every
 // noderuntime_ metric the README and docs/ name is one of them (a histogram's _bucket,
 // _sum and _count included), every label a query or a name{label} in them uses is one
 // the table gives that metric (or a scrape target's), and no metric name in the code
@@ -120,6 +203,21 @@ func TestDocsNameOnlyExportedMetrics(t *testing.T) {
 	for name := range metricTypes {
 		if _, ok := labels[name]; !ok {
 			t.Errorf("%s's metrics table does not list %s", operationsFile, name)
+		}
+	}
+	code := serviceMetricLabels(t)
+	if len(code) < 10 {
+		t.Fatalf("found only %d metric declarations in the code: %v", len(code), code)
+	}
+	for name, want := range code {
+		doc, ok := labels[name]
+		if !ok {
+			continue // reported above, if it is a metric
+		}
+		got := slices.Sorted(maps.Keys(doc))
+		want = slices.Sorted(slices.Values(want))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s gives %s the labels %v; the code gives it %v", operationsFile, name, got, want)
 		}
 	}
 
