@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/noderuntime/noderuntime/internal/database"
 )
 
 // Store is the table of ended sessions. It is safe for concurrent use.
@@ -30,7 +32,7 @@ func (s *Store) End(ctx context.Context, id string, expires time.Time) error {
 		insert into admin_sessions_ended (id, expires_at) values ($1, $2)
 		on conflict (id) do nothing`, id, expires)
 	if err != nil {
-		return fmt.Errorf("end admin session: %w", err)
+		return fmt.Errorf("end admin session: %w", database.Redact(err))
 	}
 	return nil
 }
@@ -40,7 +42,7 @@ func (s *Store) Ended(ctx context.Context, id string) (bool, error) {
 	var ended bool
 	err := s.pool.QueryRow(ctx, `select exists(select 1 from admin_sessions_ended where id = $1)`, id).Scan(&ended)
 	if err != nil {
-		return false, fmt.Errorf("read ended admin sessions: %w", err)
+		return false, fmt.Errorf("read ended admin sessions: %w", database.Redact(err))
 	}
 	return ended, nil
 }

@@ -386,11 +386,33 @@ func TestTheServiceAnswersWhatItsOpenAPIDescriptionSays(t *testing.T) {
 	exec(search(liveCC, 2000), http.Header{"Idempotency-Key": {"conformance-3"}}, 503)
 	api("GET", "/oauth/callback?state=some-state-0123456789&code=c", "", nil, nil, 500)
 	api("POST", "/oauth/callback", "", []byte("state=some-state-0123456789&code=c&action=cancel"), typed("application/x-www-form-urlencoded"), 500)
-	page(admin, "GET", "/admin/", nil, 500)
-	page(admin, "POST", "/admin/authorizations", form("name", "no postgres", "kind", "webex-login", "baseUrl", sim.BaseURL(), "domain", engageDomain), 500)
-	for _, what := range []string{"reauthorize", "delete"} {
-		page(admin, "GET", "/admin/authorizations/"+liveCC+"/"+what, nil, 500)
-		page(admin, "POST", "/admin/authorizations/"+liveCC+"/"+what, form(), 500)
+	// The admin pages check the session against the signed-out ones first: 503.
+	adminPages := func(want int) {
+		t.Helper()
+		page(admin, "GET", "/admin/", nil, want)
+		page(admin, "POST", "/admin/authorizations", form("name", "no postgres", "kind", "webex-login", "baseUrl", sim.BaseURL(), "domain", engageDomain), want)
+		for _, what := range []string{"reauthorize", "delete"} {
+			page(admin, "GET", "/admin/authorizations/"+liveCC+"/"+what, nil, want)
+			page(admin, "POST", "/admin/authorizations/"+liveCC+"/"+what, form(), want)
+		}
+	}
+	adminPages(503)
+	for _, path := range []string{"/admin/login", "/admin/authorizations/new", "/admin/authorizations"} {
+		page(admin, "GET", path, nil, 503)
+	}
+	page(admin, "POST", "/admin/login", form("apiKey", acmeKey), 503)
+	page(admin, "POST", "/admin/logout", form(), 503)
+
+	// Postgres back but the store's table gone (a botched restore): the session is
+	// checked, and the store's failure is the page's 500.
+	db.Set(true)
+	eventually(t, 10*time.Second, "/readyz stayed red with Postgres back", func() bool { return s.status("/readyz") == 200 })
+	if _, err := s.app.Pool().Exec(t.Context(), `alter table authorizations rename to authorizations_away`); err != nil {
+		t.Fatal(err)
+	}
+	adminPages(500)
+	if _, err := s.app.Pool().Exec(t.Context(), `alter table authorizations_away rename to authorizations`); err != nil {
+		t.Fatal(err)
 	}
 	page(admin, "POST", "/admin/logout", form(), 303)
 
