@@ -209,6 +209,7 @@ func (v *Version) fieldSchema(f *field) map[string]any {
 	case kindPathID:
 		s["type"] = "string"
 		s["not"] = map[string]any{"enum": []string{".", ".."}}
+		s["pattern"] = `^[^/\\]*$`
 	case kindText:
 		s["type"] = "string"
 		if f.name == "text" {

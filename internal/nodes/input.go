@@ -134,10 +134,17 @@ func (in *input) str(name string) (string, error) {
 	if f == nil || f.kind != kindText {
 		s = strings.TrimSpace(s)
 	}
-	if f != nil && f.kind == kindPathID && (s == "." || s == "..") {
-		// Escaping leaves dots as they are: ".." would climb out of the conversation's
-		// path to another of Engage's endpoints.
-		return "", invalid(name, "%q is not an ID", s)
+	if f != nil && f.kind == kindPathID {
+		switch {
+		case s == "." || s == "..":
+			// Escaping leaves dots as they are: ".." would climb out of the conversation's
+			// path to another of Engage's endpoints.
+			return "", invalid(name, "%q is not an ID", s)
+		case strings.ContainsAny(s, `/\`):
+			// Escaped, a slash is %2F; a proxy in front of Engage that decodes it would
+			// send the call to another path ("../../other-domain/...").
+			return "", invalid(name, "%q is not an ID: an ID has no / or \\", clip(s))
+		}
 	}
 	return s, nil
 }

@@ -599,7 +599,8 @@ func TestARetryAndARefreshTogetherMakeAtMostThreeCallsAndOneRefresh(t *testing.T
 }
 
 // "." and ".." as a conversation or participant ID would climb out of the conversation's
-// path in Engage's URL: they are onInvalidData, and Engage is not called.
+// path in Engage's URL, and so would a slash where a proxy decodes %2F: they are
+// onInvalidData, and Engage is not called.
 func TestDotSegmentsAreInvalidIDs(t *testing.T) {
 	t.Parallel()
 	h := newWireHarness(t)
@@ -610,6 +611,9 @@ func TestDotSegmentsAreInvalidIDs(t *testing.T) {
 		{"append-message", `{"conversationId":"..","channel":"sms","direction":"inbound","messageType":"text","text":"hi","timestamp":"` + wireTimestamp + `"}`},
 		{"add-participant", `{"conversationId":"c1","participant":".."}`},
 		{"remove-participant", `{"conversationId":"c1","participant":"."}`},
+		{"close-conversation", `{"conversationId":"../../other/conversations/c2"}`},
+		{"reopen-conversation", `{"conversationId":"c1\\..\\c2"}`},
+		{"remove-participant", `{"conversationId":"c1","participant":"agent/7"}`},
 	} {
 		res, calls := h.run(t, c.node, "1.0", c.input)
 		if res.Outcome != outcomes.OnInvalidData || res.Error == nil || !strings.Contains(res.Error.Message, "is not an ID") {
