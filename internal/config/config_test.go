@@ -109,6 +109,7 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"default timeout over the cap", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "90s"), nil, "NODERUNTIME_EXECUTION_TIMEOUT"},
 		{"negative skew", with(minimal(), "NODERUNTIME_TOKEN_REFRESH_SKEW", "-1s"), nil, "NODERUNTIME_TOKEN_REFRESH_SKEW"},
 		{"empty allowlist", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", ","), nil, "ENGAGE_ALLOWED_BASE_URLS"},
+		{"one API key hash for two tenants", with(minimal(), "NODERUNTIME_API_KEYS", goodAPIKeys+",globex"+goodAPIKeys[len("acme"):]), nil, "NODERUNTIME_API_KEYS"},
 		{"Webex client secret without its ID", with(minimal(), "WEBEX_CLIENT_SECRET", "s3cret-pw"), nil, "WEBEX_CLIENT_ID"},
 	}
 	for _, c := range cases {

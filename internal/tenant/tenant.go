@@ -27,9 +27,12 @@ type Keys struct {
 }
 
 // ParseKeys reads "tenant:sha256hex,tenant:sha256hex". A tenant may have several keys
-// (to rotate them without downtime).
+// (to rotate them without downtime); a hash given twice is refused: under two tenants
+// the key would sign in as whichever comes first, and under one it is most likely a new
+// key pasted wrong.
 func ParseKeys(s string) (Keys, error) {
 	var k Keys
+	seen := map[[sha256.Size]byte]int{} // hash: index into k.hashes
 	for _, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
@@ -50,6 +53,13 @@ func ParseKeys(s string) (Keys, error) {
 			// An empty bearer token would then sign in (HashKey("") is well known).
 			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash is of an empty key", len(k.hashes)+1, name)
 		}
+		if i, ok := seen[[sha256.Size]byte(raw)]; ok {
+			if first := k.hashes[i].tenant; first != ID(name) {
+				return Keys{}, fmt.Errorf("entry %d: tenant %q: the same hash is configured for tenant %q (entry %d); a key belongs to one tenant", len(k.hashes)+1, name, first, i+1)
+			}
+			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash is given twice (entries %d and %d)", len(k.hashes)+1, name, i+1, len(k.hashes)+1)
+		}
+		seen[[sha256.Size]byte(raw)] = len(k.hashes)
 		var h keyHash
 		h.tenant = ID(name)
 		copy(h.sum[:], raw)

@@ -37,6 +37,23 @@ func TestParseKeysRejectsClearKeysAndBadTenants(t *testing.T) {
 	}
 }
 
+// A key belongs to one tenant: the same hash under two tenants would sign in as
+// whichever entry comes first, so it stops start-up instead, as does a hash repeated
+// under one tenant (a rotated key pasted wrong).
+func TestParseKeysRefusesAHashGivenTwice(t *testing.T) {
+	a1 := tenant.HashKey("a1")
+	for s, want := range map[string]string{
+		"acme:" + a1 + ",globex:" + a1:                                   `entry 2: tenant "globex": the same hash is configured for tenant "acme" (entry 1)`,
+		"acme:" + a1 + ",acme:" + strings.ToUpper(a1):                    `entry 2: tenant "acme": the hash is given twice (entries 1 and 2)`,
+		"acme:" + tenant.HashKey("a2") + ",acme:" + a1 + ",globex:" + a1: `entry 3: tenant "globex": the same hash is configured for tenant "acme" (entry 2)`,
+	} {
+		_, err := tenant.ParseKeys(s)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", s, err, want)
+		}
+	}
+}
+
 func TestTenantTravelsInTheContext(t *testing.T) {
 	if _, ok := tenant.FromContext(context.Background()); ok {
 		t.Fatal("tenant in an empty context")
