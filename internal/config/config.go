@@ -205,6 +205,11 @@ func (c *Config) validate() error {
 		// Never on the main listener, which callers reach.
 		return &Error{Variable: "NODERUNTIME_PPROF", Problem: "needs NODERUNTIME_METRICS_ADDR: the profiler is served on the metrics listener only"}
 	}
+	if c.MetricsAddr != "" && sameListener(c.Addr, c.MetricsAddr) {
+		// Caught here, before anything connects; the second listen would fail only
+		// after the pool and the schema check.
+		return &Error{Variable: "NODERUNTIME_METRICS_ADDR", Problem: fmt.Sprintf("%q listens where NODERUNTIME_ADDR (%q) does; give it another port, or set it empty to serve /metrics on the main address", c.MetricsAddr, c.Addr)}
+	}
 	if c.ExecutionTimeout > c.ExecutionTimeoutMx {
 		return &Error{Variable: "NODERUNTIME_EXECUTION_TIMEOUT", Problem: "must not exceed NODERUNTIME_EXECUTION_TIMEOUT_MAX"}
 	}
@@ -247,6 +252,20 @@ func validateListenAddr(s string) error {
 		return fmt.Errorf("%q is not a listen address (want host:port, e.g. :8080 or 127.0.0.1:8080)", s)
 	}
 	return nil
+}
+
+// sameListener reports whether listening on a and then on b must fail: the same port
+// (not 0, which picks a free one) on the same host, or on a host and every interface.
+func sameListener(a, b string) bool {
+	hostA, portA, _ := net.SplitHostPort(a)
+	hostB, portB, _ := net.SplitHostPort(b)
+	pa, errA := net.LookupPort("tcp", portA)
+	pb, errB := net.LookupPort("tcp", portB)
+	if errA != nil || errB != nil || pa != pb || pa == 0 {
+		return false
+	}
+	every := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return hostA == hostB || every(hostA) || every(hostB)
 }
 
 func validateHTTPURL(s string) error {

@@ -134,6 +134,31 @@ func TestListenAddressesNetListenTakes(t *testing.T) {
 	}
 }
 
+// The metrics listener on the main listener's port stops start-up before anything
+// connects, naming NODERUNTIME_METRICS_ADDR; other hosts and port 0 (a free port each)
+// do not collide.
+func TestTheMetricsAddressMustNotBeTheMainOne(t *testing.T) {
+	for _, c := range []struct {
+		addr, metrics string
+		collide       bool
+	}{
+		{":8080", ":8080", true},
+		{"0.0.0.0:8080", "127.0.0.1:8080", true},
+		{"127.0.0.1:8080", ":8080", true},
+		{"[::]:9090", "127.0.0.1:9090", true},
+		{"127.0.0.1:8080", "127.0.0.1:8080", true},
+		{"127.0.0.1:8080", "127.0.0.2:8080", false},
+		{":8080", ":9090", false},
+		{"127.0.0.1:0", "127.0.0.1:0", false},
+	} {
+		_, err := load(with(minimal(), "NODERUNTIME_ADDR", c.addr, "NODERUNTIME_METRICS_ADDR", c.metrics))
+		var ce *config.Error
+		if got := errors.As(err, &ce) && ce.Variable == "NODERUNTIME_METRICS_ADDR"; got != c.collide || (!c.collide && err != nil) {
+			t.Errorf("addr %s, metrics %s: got %v, want a collision: %v", c.addr, c.metrics, err, c.collide)
+		}
+	}
+}
+
 func TestAShutdownGraceShorterThanTheLongestExecutionIsWarnedAbout(t *testing.T) {
 	for grace, warned := range map[string]bool{"5s": true, "60s": false, "65s": false} {
 		cfg, err := load(with(minimal(), "NODERUNTIME_SHUTDOWN_GRACE", grace))
