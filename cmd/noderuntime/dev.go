@@ -54,6 +54,9 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
+	if code := flagsOnly(fs, stderr); code >= 0 {
+		return code
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	level := slog.LevelInfo

@@ -107,6 +107,17 @@ func parseFlags(fs *flag.FlagSet, args []string) int {
 	return -1
 }
 
+// flagsOnly refuses the arguments flag left unread, for the commands that take flags
+// only: a word dropped silently could be meant (`serve --migrate false` sets --migrate,
+// then stops at "false"). It returns the exit code to stop with, or -1 to go on.
+func flagsOnly(fs *flag.FlagSet, stderr io.Writer) int {
+	if fs.NArg() == 0 {
+		return -1
+	}
+	fmt.Fprintf(stderr, "noderuntime: %s takes flags only, not %q (a boolean flag takes its value as --flag=false); run `noderuntime %s --help`\n", fs.Name(), fs.Arg(0), fs.Name())
+	return exitUsage
+}
+
 // configError prints the one line that names the bad setting.
 func configError(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "noderuntime: configuration: %v\n", err)
@@ -122,6 +133,9 @@ func serve(args []string, env lookupEnv, _, stderr io.Writer) int {
 	var cfg config.Config
 	load := config.Settings(fs, env, &cfg)
 	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if code := flagsOnly(fs, stderr); code >= 0 {
 		return code
 	}
 	if err := load(); err != nil {
@@ -224,7 +238,14 @@ func migrateCmd(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	return exitUsage // unreachable: sub was checked
 }
 
-func version(_ []string, _ lookupEnv, stdout, _ io.Writer) int {
+func version(args []string, _ lookupEnv, stdout, stderr io.Writer) int {
+	fs := newFlagSet("version", "Print the version.", stderr)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if code := flagsOnly(fs, stderr); code >= 0 {
+		return code
+	}
 	fmt.Fprintln(stdout, "noderuntime", buildinfo.Version)
 	return exitOK
 }

@@ -153,6 +153,30 @@ func TestServeStopsWhenPostgresRefusesTheConnection(t *testing.T) {
 	}
 }
 
+// A command that takes flags only refuses a word flag left unread, before it does
+// anything: `serve --migrate false` would otherwise migrate (the boolean flag takes no
+// separate value) and drop "false".
+func TestCommandsThatTakeFlagsOnlyRefuseOtherArguments(t *testing.T) {
+	// A database that refuses at once, should a command get that far.
+	good := env(map[string]string{"DATABASE_URL": "postgres://noderuntime_no_such_role@127.0.0.1:5432/db?connect_timeout=3", "NODERUNTIME_ENCRYPTION_KEYS": goodKeys, "NODERUNTIME_API_KEYS": goodAPIKeys})
+	for _, args := range [][]string{
+		{"serve", "--migrate", "false"},
+		{"serve", "--addr=127.0.0.1:0", "--metrics-addr=", "extra"},
+		{"dev", "extra"},
+		{"rotate-keys", "extra"},
+		{"version", "extra"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(args, good, &stdout, &stderr)
+		if out := strings.TrimRight(stderr.String(), "\n"); code != 2 || strings.Count(out, "\n") != 0 || !strings.Contains(out, "takes flags only, not \""+args[len(args)-1]+"\"") {
+			t.Errorf("%v: exit %d stderr %q, want 2 and one line naming the argument", args, code, stderr.String())
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("%v: ran anyway: %q", args, stdout.String())
+		}
+	}
+}
+
 // dev reads NODERUNTIME_LOG_LEVEL as serve does (it used to log at info whatever it said).
 func TestDevReadsTheLogLevel(t *testing.T) {
 	var stdout, stderr bytes.Buffer

@@ -27,6 +27,9 @@ func rotateKeys(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
+	if code := flagsOnly(fs, stderr); code >= 0 {
+		return code
+	}
 	if *dbURL == "" {
 		*dbURL = env.get("DATABASE_URL")
 	}
@@ -38,10 +41,6 @@ func rotateKeys(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	}
 	if err := config.CheckDatabaseURL(*dbURL); err != nil {
 		return configError(stderr, err) // as serve and migrate do, before pgx sees it
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "noderuntime: rotate-keys takes flags only, not %q\n", fs.Arg(0))
-		return exitUsage
 	}
 	if *keySpec == "" {
 		return configError(stderr, &config.Error{Variable: "NODERUNTIME_ENCRYPTION_KEYS", Problem: "is required (or --encryption-keys)"})
