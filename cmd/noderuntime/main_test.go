@@ -123,9 +123,15 @@ func TestServeStopsWhenPostgresRefusesTheConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	noUser.User = url.UserPassword("noderuntime_no_such_role", "pw-secret-4711")
+	// pgx's default sslmode (prefer) tries twice, TLS then not: one cause per attempt.
+	tryTwice := *noUser
+	q := tryTwice.Query()
+	q.Del("sslmode")
+	tryTwice.RawQuery = q.Encode()
 	for name, u := range map[string]string{
-		"no such database": database.WithDatabaseName(base, "noderuntime_no_such_database"),
-		"no such user":     noUser.String(),
+		"no such database":                   database.WithDatabaseName(base, "noderuntime_no_such_database"),
+		"no such user":                       noUser.String(),
+		"no such user, refused once per try": tryTwice.String(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			var stdout, stderr lockedBuffer
@@ -141,10 +147,9 @@ func TestServeStopsWhenPostgresRefusesTheConnection(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatalf("serve still runs, not ready, on a connection Postgres refuses:\n%s", stderr.String())
 			}
-			lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
-			last := lines[len(lines)-1]
-			if code != 2 || !strings.Contains(last, "DATABASE_URL") || !strings.Contains(last, "SQLSTATE") {
-				t.Fatalf("exit %d, want 2 with a line naming DATABASE_URL and the SQLSTATE:\n%s", code, stderr.String())
+			out := strings.TrimRight(stderr.String(), "\n")
+			if code != 2 || strings.Contains(out, "\n") || !strings.Contains(out, "DATABASE_URL") || !strings.Contains(out, "SQLSTATE") {
+				t.Fatalf("exit %d, want 2 with one line naming DATABASE_URL and the SQLSTATE:\n%s", code, stderr.String())
 			}
 			if strings.Contains(stderr.String(), "pw-secret-4711") {
 				t.Fatalf("the password is printed:\n%s", stderr.String())
@@ -173,6 +178,20 @@ func TestCommandsThatTakeFlagsOnlyRefuseOtherArguments(t *testing.T) {
 		}
 		if stdout.Len() != 0 {
 			t.Errorf("%v: ran anyway: %q", args, stdout.String())
+		}
+	}
+}
+
+// The commands that only reach Postgres say why they could not in one line, without
+// the connection details pgx adds (user, database).
+func TestMigrateAndRotateKeysSayInOneLineWhyPostgresRefused(t *testing.T) {
+	u := "postgres://noderuntime_no_such_role@127.0.0.1:5432/noderuntime_db_name?connect_timeout=3" // sslmode=prefer: two attempts
+	for _, args := range [][]string{{"migrate", "up"}, {"migrate", "status"}, {"rotate-keys"}} {
+		var stdout, stderr bytes.Buffer
+		code := run(args, env(map[string]string{"DATABASE_URL": u, "NODERUNTIME_ENCRYPTION_KEYS": goodKeys}), &stdout, &stderr)
+		out := strings.TrimRight(stderr.String(), "\n")
+		if code != 1 || strings.Contains(out, "\n") || !strings.Contains(out, "SQLSTATE 28000") || strings.Contains(out, "noderuntime_db_name") {
+			t.Errorf("%v: exit %d, want 1 and one line with the SQLSTATE and no database name:\n%s", args, code, out)
 		}
 	}
 }

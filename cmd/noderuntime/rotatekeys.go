@@ -62,7 +62,7 @@ func rotateKeys(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	}
 	defer pool.Close()
 	if err := database.CheckSchema(ctx, pool); err != nil {
-		fmt.Fprintf(stderr, "noderuntime: %v\n", err)
+		fmt.Fprintf(stderr, "noderuntime: %v\n", database.Redact(err)) // the first query connects
 		return exitFailed
 	}
 	res, err := authstore.RotateKeys(ctx, pool, keys, *batch, *wait)

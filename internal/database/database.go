@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -216,11 +217,19 @@ func Refused(err error) bool {
 // connect errors, for logs; the cause, such as a refusal's SQLSTATE, stays.
 func Redact(err error) error { return redact(err) }
 
-// redact drops the connection details pgx puts in connect errors.
+// redact drops the connection details pgx puts in connect errors, and writes the
+// causes of its attempts (two with sslmode=prefer, one per address of a host), one a
+// line, on one line: start-up stops with one line, and a log line has no breaks.
 func redact(err error) error {
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {
-		return errors.New("cannot reach Postgres: " + ce.Unwrap().Error())
+		var causes []string
+		for _, c := range strings.Split(ce.Unwrap().Error(), "\n") {
+			if c = strings.TrimSpace(c); c != "" && !slices.Contains(causes, c) {
+				causes = append(causes, c)
+			}
+		}
+		return errors.New("cannot reach Postgres: " + strings.Join(causes, "; "))
 	}
 	return err
 }
