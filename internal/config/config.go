@@ -95,7 +95,7 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 			parse: func(s string) (err error) { cfg.APIKeys, err = tenant.ParseKeys(s); return err }},
 		{env: "NODERUNTIME_PUBLIC_URL", flag: "public-url", usage: "external base URL, for the OAuth redirect URI",
 			parse: func(s string) error {
-				if err := validateHTTPURL(s); err != nil {
+				if err := validateBaseURL(s); err != nil {
 					return err
 				}
 				// Written in lower case: its scheme decides whether the admin cookie is
@@ -118,8 +118,8 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 			parse: func(s string) error {
 				cfg.EngageAllowedBases = nil
 				for _, u := range splitList(s, ",") {
-					if err := validateHTTPURL(u); err != nil {
-						return fmt.Errorf("%q: %w", u, err)
+					if err := validateBaseURL(u); err != nil {
+						return fmt.Errorf("%q: %w", redactURL(u), err)
 					}
 					cfg.EngageAllowedBases = append(cfg.EngageAllowedBases, strings.TrimRight(u, "/"))
 				}
@@ -270,10 +270,42 @@ func sameListener(a, b string) bool {
 
 func validateHTTPURL(s string) error {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		return errors.New("want an absolute http(s) URL")
 	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %s is not a port (1-65535)", p)
+		}
+	}
 	return nil
+}
+
+// validateBaseURL is validateHTTPURL for a URL that paths are appended to (the public
+// URL, an Engage base URL): a query or a fragment would come before the path, and
+// credentials would go with every request and show wherever the URL is shown.
+func validateBaseURL(s string) error {
+	if err := validateHTTPURL(s); err != nil {
+		return err
+	}
+	u, _ := url.Parse(s)
+	switch {
+	case u.User != nil:
+		return errors.New("want no user or password in it")
+	case u.RawQuery != "" || u.ForceQuery:
+		return errors.New("want no query (?...) in it: paths are appended to it")
+	case strings.Contains(s, "#"):
+		return errors.New("want no fragment (#...) in it: paths are appended to it")
+	}
+	return nil
+}
+
+// redactURL is s with any password masked, for an error that quotes it.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return s
 }
 
 // CheckDatabaseURL is DATABASE_URL's check for commands that read it alone (migrate).
