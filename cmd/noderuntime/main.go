@@ -157,13 +157,25 @@ func serve(args []string, env lookupEnv, _, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// A stop asked for while starting (a migration or the schema check waiting on
+	// Postgres) is a stop, not a failure.
+	stopped := func() int {
+		logger.Info("stopped before serving")
+		return exitOK
+	}
 
 	if cfg.Migrate {
 		if _, _, err := database.Migrate(ctx, cfg.DatabaseURL); err != nil {
+			if ctx.Err() != nil {
+				return stopped()
+			}
 			return fail(err)
 		}
 	}
 	a, err := app.New(ctx, cfg, logger)
+	if err != nil && ctx.Err() != nil {
+		return stopped()
+	}
 	if cerr, ok := errors.AsType[*config.Error](err); ok {
 		_ = logOut.Flush()
 		return configError(stderr, cerr)

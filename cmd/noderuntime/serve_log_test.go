@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -78,5 +79,72 @@ func TestServeWritesEveryLogLineBeforeItExits(t *testing.T) {
 	}
 	if last := lines[len(lines)-1]; !strings.Contains(last, `"msg":"stopped"`) {
 		t.Fatalf("the last line is %q, want the final \"stopped\"", last)
+	}
+}
+
+// A SIGTERM while serve starts (its migration or its schema check waiting on a
+// Postgres that does not answer) stops it with exit 0 and a line that says so, without
+// ever taking its port or logging Postgres unreachable.
+func TestSIGTERMWhileStartingStopsWithoutServing(t *testing.T) {
+	for name, args := range map[string][]string{
+		"during the schema check": {"serve"},
+		"during the migration":    {"serve", "--migrate"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			// A "Postgres" that accepts connections and never answers.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			connected := make(chan struct{})
+			go func() {
+				var conns []net.Conn
+				defer func() {
+					for _, c := range conns {
+						c.Close()
+					}
+				}()
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					if conns = append(conns, c); len(conns) == 1 {
+						close(connected)
+					}
+				}
+			}()
+			vars := map[string]string{
+				"DATABASE_URL":                "postgres://postgres@" + ln.Addr().String() + "/db?sslmode=disable&connect_timeout=60",
+				"NODERUNTIME_ADDR":            "127.0.0.1:0",
+				"NODERUNTIME_METRICS_ADDR":    "127.0.0.1:0",
+				"NODERUNTIME_ENCRYPTION_KEYS": goodKeys,
+				"NODERUNTIME_API_KEYS":        goodAPIKeys,
+			}
+			var stdout, stderr lockedBuffer
+			done := make(chan int, 1)
+			go func() { done <- run(args, env(vars), &stdout, &stderr) }()
+			select {
+			case <-connected: // serve waits on Postgres, its signal handler installed
+			case code := <-done:
+				t.Fatalf("serve exited %d before connecting:\n%s", code, stderr.String())
+			case <-time.After(30 * time.Second):
+				t.Fatal("serve never connected to Postgres")
+			}
+			if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case code := <-done:
+				out := stderr.String()
+				if code != 0 || !strings.Contains(out, `"msg":"stopped before serving"`) ||
+					strings.Contains(out, `"msg":"serving`) || strings.Contains(out, "not reachable") {
+					t.Fatalf("exit %d, want 0 and only \"stopped before serving\":\n%s", code, out)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("serve did not stop after SIGTERM")
+			}
+		})
 	}
 }

@@ -90,11 +90,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 
 // checkSchemaAtStart refuses a schema that is behind, so a new binary never runs on an
 // old schema. If Postgres does not answer, start anyway and let /readyz tell.
-func (a *App) checkSchemaAtStart(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+func (a *App) checkSchemaAtStart(parent context.Context) error {
+	ctx, cancel := context.WithTimeout(parent, 10*time.Second)
 	defer cancel()
 	err := database.CheckSchema(ctx, a.pool)
 	switch {
+	case parent.Err() != nil:
+		return parent.Err() // stopped (SIGTERM) while waiting: not an answer from Postgres
 	case err == nil:
 		a.schemaSeen.Store(true)
 		a.postgresUp.Set(1)
@@ -180,6 +182,11 @@ func (a *App) Pool() *pgxpool.Pool { return a.pool }
 // pool. ready, when non-nil, receives the bound address once the listener is open.
 // A Run that cannot listen closes the pool too: either way the App is done.
 func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	if ctx.Err() != nil { // stopped before serving: take no port, not for a moment
+		a.Close()
+		a.logger.Info("stopped before serving")
+		return nil
+	}
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
 		a.Close()
