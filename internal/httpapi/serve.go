@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -21,6 +22,12 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	err := srv.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// What is still running is cut off now: its callers learn it at once, and no
+		// handler outlives Serve by more than its own next write.
+		_ = srv.Close()
+		err = fmt.Errorf("the shutdown grace (%v) ran out with requests in flight; they were cut off", grace)
+	}
 	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
 		err = serveErr
 	}

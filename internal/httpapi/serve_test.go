@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -80,6 +81,9 @@ func TestSIGTERMLetsAnInFlightRequestFinish(t *testing.T) {
 	}
 }
 
+// When the grace runs out, Serve says so (the grace, and that requests were cut off, not
+// a bare "context deadline exceeded") and closes the connections it cut off, so their
+// callers learn it at once instead of when the process exits.
 func TestShutdownGiveUpAfterTheGracePeriod(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
@@ -89,19 +93,30 @@ func TestShutdownGiveUpAfterTheGracePeriod(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- httpapi.Serve(ctx, httpapi.NewServer(h, time.Minute), ln, 200*time.Millisecond) }()
+	client := make(chan error, 1)
 	go func() {
-		if resp, err := http.Get("http://" + ln.Addr().String()); err == nil {
+		resp, err := http.Get("http://" + ln.Addr().String())
+		if err == nil {
 			resp.Body.Close()
 		}
+		client <- err
 	}()
 	<-started
 	cancel()
 	select {
 	case err := <-done:
-		if err == nil {
-			t.Fatal("Serve reported a clean shutdown although a request was cut off")
+		if err == nil || !strings.Contains(err.Error(), "shutdown grace (200ms) ran out") {
+			t.Fatalf("Serve returned %v, want the grace named as what ran out", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not give up after the grace period")
+	}
+	select {
+	case err := <-client:
+		if err == nil {
+			t.Fatal("the cut-off request got an answer")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cut-off request's connection is still open after Serve returned")
 	}
 }
