@@ -382,3 +382,27 @@ func TestA405NamesTheAllowedMethodsAndHEADIsServedWhereGETIs(t *testing.T) {
 		t.Errorf("HEAD /healthz: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// The path of a mounted router itself ("/admin", "/admin/") matches every method in
+// chi's tree; its 405 lists what the mounted router serves at "/", not every method,
+// the refused one included.
+func TestA405AtAMountedRoutersOwnPathNamesWhatItServes(t *testing.T) {
+	ok := func(w http.ResponseWriter, _ *http.Request) {}
+	r := httpapi.NewOperationsRouter(slog.New(slog.DiscardHandler), httpapi.NewMetrics(prometheus.NewRegistry()), func(r chi.Router) {
+		r.Route("/pages", func(r chi.Router) {
+			r.Get("/", ok)
+			r.Post("/login", ok)
+		})
+	})
+	for _, tc := range []struct{ method, path, allow string }{
+		{"PATCH", "/pages/", "GET, HEAD"},
+		{"DELETE", "/pages", "GET, HEAD"},
+		{"PUT", "/pages/login", "POST"},
+	} {
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		if rec.Code != 405 || rec.Header().Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d Allow %q, want 405 Allow %q", tc.method, tc.path, rec.Code, rec.Header().Get("Allow"), tc.allow)
+		}
+	}
+}

@@ -96,6 +96,17 @@ func allowedMethods(root chi.Routes, req *http.Request) string {
 	if path == "" {
 		path = req.URL.Path
 	}
+	return strings.Join(methodsAt(root, path), ", ")
+}
+
+func methodsAt(root chi.Routes, path string) []string {
+	// chi's tree matches a mount's own path ("/admin", "/admin/") for every method:
+	// what is served there is the mounted router's "/".
+	for _, rt := range root.Routes() {
+		if mount, ok := strings.CutSuffix(rt.Pattern, "/*"); ok && rt.SubRoutes != nil && (path == mount || path == mount+"/") {
+			return methodsAt(rt.SubRoutes, "/")
+		}
+	}
 	var allowed []string
 	for _, m := range routedMethods {
 		if root.Match(chi.NewRouteContext(), m, path) ||
@@ -103,7 +114,7 @@ func allowedMethods(root chi.Routes, req *http.Request) string {
 			allowed = append(allowed, m)
 		}
 	}
-	return strings.Join(allowed, ", ")
+	return allowed
 }
 
 // prefixed registers routes with a path prefix on an inline router (see Deps.V1Hot).
