@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/noderuntime/noderuntime/internal/secrets"
 	"github.com/noderuntime/noderuntime/internal/tenant"
@@ -317,11 +317,16 @@ func CheckDatabaseURL(s string) error {
 }
 
 // validateDatabaseURL checks that pgx accepts the connection string (a URL or the
-// key=value form), without connecting. The error never repeats the value, which may
-// hold a password.
+// key=value form) as the service's pool reads it, its pool_* and cache settings
+// included, without connecting. The error never repeats the value, which may hold a
+// password.
 func validateDatabaseURL(s string) error {
-	if _, err := pgconn.ParseConfig(s); err != nil {
-		return errors.New("pgx cannot parse it (want postgres://user@host:port/db or the key=value form; the value is not repeated here)")
+	c, err := pgxpool.ParseConfig(s)
+	if err != nil {
+		return errors.New("pgx cannot parse it (want postgres://user@host:port/db or the key=value form, and pool_max_conns and the like numbers or durations as pgx reads them; the value is not repeated here)")
+	}
+	if c.MinConns > c.MaxConns {
+		return fmt.Errorf("pool_min_conns (%d) exceeds pool_max_conns (%d)", c.MinConns, c.MaxConns)
 	}
 	return nil
 }
