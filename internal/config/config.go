@@ -196,6 +196,11 @@ func (c *Config) validate() error {
 				return &Error{Variable: req.env, Problem: "is required when WEBEX_CLIENT_ID is set"}
 			}
 		}
+		if c.Webex.ClientSecret.IsZero() {
+			// Every login would end at the code exchange (invalid_client), after the
+			// person signed in: a Secret whose optional key is missing, say.
+			return &Error{Variable: "WEBEX_CLIENT_SECRET", Problem: "is required when WEBEX_CLIENT_ID is set: the Webex login exchanges its codes with it"}
+		}
 	}
 	if !c.Webex.Enabled() && !c.Webex.ClientSecret.IsZero() {
 		// A secret alone would leave the Webex login silently off.

@@ -124,6 +124,8 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"empty allowlist", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", ","), nil, "ENGAGE_ALLOWED_BASE_URLS"},
 		{"one API key hash for two tenants", with(minimal(), "NODERUNTIME_API_KEYS", goodAPIKeys+",globex"+goodAPIKeys[len("acme"):]), nil, "NODERUNTIME_API_KEYS"},
 		{"Webex client secret without its ID", with(minimal(), "WEBEX_CLIENT_SECRET", "s3cret-pw"), nil, "WEBEX_CLIENT_ID"},
+		{"Webex client ID without its secret", with(minimal(), "WEBEX_CLIENT_ID", "id", "WEBEX_AUTHORIZE_URL", "https://webexapis.com/v1/authorize",
+			"WEBEX_TOKEN_URL", "https://webexapis.com/v1/access_token", "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com"), nil, "WEBEX_CLIENT_SECRET"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
