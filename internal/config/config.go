@@ -129,9 +129,9 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 				return nil
 			}},
 		{env: "NODERUNTIME_EXECUTION_TIMEOUT", flag: "execution-timeout", def: "10s", usage: "deadline of an execution that gives no timeoutMs",
-			parse: durationInto(&cfg.ExecutionTimeout)},
+			parse: millisecondsInto(&cfg.ExecutionTimeout)},
 		{env: "NODERUNTIME_EXECUTION_TIMEOUT_MAX", flag: "execution-timeout-max", def: "60s", usage: "cap on an execution's timeoutMs",
-			parse: durationInto(&cfg.ExecutionTimeoutMx)},
+			parse: millisecondsInto(&cfg.ExecutionTimeoutMx)},
 		{env: "NODERUNTIME_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "65s", usage: "how long in-flight requests may finish after SIGTERM (at least NODERUNTIME_EXECUTION_TIMEOUT_MAX, or a long execution is cut off, perhaps after Engage acted)",
 			parse: durationInto(&cfg.ShutdownGrace)},
 		{env: "NODERUNTIME_TOKEN_REFRESH_SKEW", flag: "token-refresh-skew", def: "5m", usage: "refresh an access token this long before it expires (at most half its life)",
@@ -238,6 +238,22 @@ func durationInto(d *time.Duration) func(string) error {
 			return errors.New("must be positive")
 		}
 		*d = v
+		return nil
+	}
+}
+
+// millisecondsInto is durationInto for an execution's deadline, which timeoutMs gives in
+// whole milliseconds: less than one is a unit mistaken (ns, us), and would end every
+// execution in onTimeout and every token refresh (given half of it) at once.
+func millisecondsInto(d *time.Duration) func(string) error {
+	parse := durationInto(d)
+	return func(s string) error {
+		if err := parse(s); err != nil {
+			return err
+		}
+		if *d < time.Millisecond {
+			return fmt.Errorf("%q is less than a millisecond (timeoutMs counts milliseconds; e.g. 10s, 500ms)", s)
+		}
 		return nil
 	}
 }
