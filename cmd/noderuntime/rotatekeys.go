@@ -52,6 +52,9 @@ func rotateKeys(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	if *batch <= 0 {
 		return configError(stderr, &config.Error{Variable: "--batch-size", Problem: "must be positive"})
 	}
+	if *wait < 0 {
+		return configError(stderr, &config.Error{Variable: "--wait", Problem: "must not be negative"})
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

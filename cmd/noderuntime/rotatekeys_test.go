@@ -86,6 +86,15 @@ func TestRotateKeysNamesAMissingSetting(t *testing.T) {
 	if code := run([]string{"rotate-keys", "now"}, env(map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/db", "NODERUNTIME_ENCRYPTION_KEYS": ringSpec("k", 1)}), &stdout, &stderr); code != exitUsage {
 		t.Fatalf("an argument: exit %d %q", code, stderr.String())
 	}
+	for _, flag := range []string{"--batch-size=0", "--batch-size=-1", "--wait=-1s"} {
+		stderr.Reset()
+		// A database that refuses at once, should the command get that far.
+		good := env(map[string]string{"DATABASE_URL": "postgres://noderuntime_no_such_role@127.0.0.1:5432/db?connect_timeout=3", "NODERUNTIME_ENCRYPTION_KEYS": ringSpec("k", 1)})
+		name, _, _ := strings.Cut(flag, "=")
+		if code := run([]string{"rotate-keys", flag}, good, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "configuration: "+name) {
+			t.Errorf("%s: exit %d %q, want 2 naming %s", flag, code, stderr.String(), name)
+		}
+	}
 }
 
 func envWith(base lookupEnv, k, v string) lookupEnv {
