@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/noderuntime/noderuntime/internal/app"
@@ -211,6 +212,7 @@ func migrateCmd(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	if *dbURL == "" {
 		*dbURL = env.get("DATABASE_URL")
 	}
+	*dbURL = strings.TrimSpace(*dbURL) // as serve reads it: a Secret file's newline is not part of it
 	if *dbURL == "" {
 		return configError(stderr, &config.Error{Variable: "DATABASE_URL", Problem: "is required (or --database-url)"})
 	}

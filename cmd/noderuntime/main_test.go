@@ -86,6 +86,16 @@ func TestMigrateReadsFlagsAfterTheSubcommand(t *testing.T) {
 	}
 }
 
+// DATABASE_URL from a Secret file written with echo ends with a newline: migrate reads
+// it without, as serve does.
+func TestMigrateReadsADatabaseURLWithoutTheNewlineAroundIt(t *testing.T) {
+	target := dbtest.NewEmptyURL(t)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"migrate", "up"}, env(map[string]string{"DATABASE_URL": target + "\n"}), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d stderr %q", code, stderr.String())
+	}
+}
+
 // A URL pgx cannot parse never reaches it: its parse errors mask a password containing
 // an unescaped "@" only in part.
 func TestMigrateWithAnUnparsableDatabaseURLNamesItWithoutThePassword(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +37,7 @@ func rotateKeys(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	if *keySpec == "" {
 		*keySpec = env.get("NODERUNTIME_ENCRYPTION_KEYS")
 	}
+	*dbURL = strings.TrimSpace(*dbURL) // as serve reads it: a Secret file's newline is not part of it
 	if *dbURL == "" {
 		return configError(stderr, &config.Error{Variable: "DATABASE_URL", Problem: "is required (or --database-url)"})
 	}

@@ -152,11 +152,15 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 		for i, s := range list {
 			v, set := lookupEnv(s.env)
-			if set && v == "" && !s.emptyMeans {
-				set = false // an empty variable is unset, unless empty is a value of its own
-			}
 			if given[s.flag] {
 				v, set = *values[i], true
+			}
+			// A value read from a file keeps the file's last newline (a Secret written
+			// with echo): no setting means anything by spaces around it, and a client
+			// secret sent with its newline would only fail at a login's code exchange.
+			v = strings.TrimSpace(v)
+			if set && v == "" && !s.emptyMeans && !given[s.flag] {
+				set = false // an empty variable is unset, unless empty is a value of its own
 			}
 			if !set {
 				v = s.def

@@ -85,6 +85,24 @@ func TestAnEmptyVariableIsUnsetUnlessEmptyIsAValue(t *testing.T) {
 	}
 }
 
+// Spaces and a newline around a value (a Secret file written with echo) are not part of
+// it: a Webex client secret is sent without them, a connection string parses.
+func TestSpaceAroundAValueIsNotPartOfIt(t *testing.T) {
+	cfg, err := load(with(minimal(), "DATABASE_URL", goodDB+"\n", "WEBEX_CLIENT_ID", " id\n", "WEBEX_CLIENT_SECRET", "s3cret\n",
+		"WEBEX_AUTHORIZE_URL", "https://webexapis.com/v1/authorize\n", "WEBEX_TOKEN_URL", "https://webexapis.com/v1/access_token",
+		"NODERUNTIME_PUBLIC_URL", "https://runtime.example.com\n", "NODERUNTIME_ADDR", ":8080\n"), "--execution-timeout", "5s\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DatabaseURL != goodDB || cfg.Webex.ClientID != "id" || cfg.Webex.ClientSecret.Reveal() != "s3cret" || cfg.Webex.AuthorizeURL != "https://webexapis.com/v1/authorize" ||
+		cfg.PublicURL != "https://runtime.example.com" || cfg.Addr != ":8080" || cfg.ExecutionTimeout != 5*time.Second {
+		t.Fatalf("got %q %q %q %q %q %q %v", cfg.DatabaseURL, cfg.Webex.ClientID, cfg.Webex.ClientSecret.Reveal(), cfg.Webex.AuthorizeURL, cfg.PublicURL, cfg.Addr, cfg.ExecutionTimeout)
+	}
+	if _, err := load(with(minimal(), "NODERUNTIME_API_KEYS", "\n")); err == nil || !strings.Contains(err.Error(), "NODERUNTIME_API_KEYS: is required") {
+		t.Fatalf("a required variable of spaces only: %v", err)
+	}
+}
+
 // Every bad setting stops start-up with an error that names its variable and never
 // repeats a secret value.
 func TestABadSettingIsNamed(t *testing.T) {
