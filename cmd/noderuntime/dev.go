@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -65,9 +66,15 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 			return configError(stderr, &config.Error{Variable: "NODERUNTIME_LOG_LEVEL", Problem: err.Error()})
 		}
 	}
+	given := strings.TrimSpace(env.get("DATABASE_URL"))
+	if given != "" {
+		if err := config.CheckDatabaseURL(given); err != nil {
+			return configError(stderr, err) // as serve and migrate do, before pgx sees it
+		}
+	}
 	logger := newLogger(stderr, level)
 
-	dbURL, cleanup, err := devDatabaseURL(ctx, env.get("DATABASE_URL"), *local, devDatabase, stdout)
+	dbURL, cleanup, err := devDatabaseURL(ctx, given, *local, devDatabase, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
 		return exitFailed

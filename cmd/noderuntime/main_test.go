@@ -206,6 +206,16 @@ func TestMigrateAndRotateKeysSayInOneLineWhyPostgresRefused(t *testing.T) {
 	}
 }
 
+// dev checks a DATABASE_URL it is given as serve does: one configuration line, exit 2,
+// no password.
+func TestDevNamesAnUnparsableDatabaseURLWithoutThePassword(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"dev"}, env(map[string]string{"DATABASE_URL": "postgres://u:Sup3r@Secret@127.0.0.1:5432/db?pool_max_conns=many"}), &stdout, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "configuration: DATABASE_URL") || strings.Contains(stderr.String(), "Sup3r") {
+		t.Fatalf("exit %d stderr %q", code, stderr.String())
+	}
+}
+
 // dev reads NODERUNTIME_LOG_LEVEL as serve does (it used to log at info whatever it said).
 func TestDevReadsTheLogLevel(t *testing.T) {
 	var stdout, stderr bytes.Buffer
