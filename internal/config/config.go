@@ -220,7 +220,8 @@ func (c *Config) validate() error {
 		return &Error{Variable: "NODERUNTIME_METRICS_ADDR", Problem: fmt.Sprintf("%q listens where NODERUNTIME_ADDR (%q) does; give it another port, or set it empty to serve /metrics on the main address", c.MetricsAddr, c.Addr)}
 	}
 	if c.ExecutionTimeout > c.ExecutionTimeoutMx {
-		return &Error{Variable: "NODERUNTIME_EXECUTION_TIMEOUT", Problem: "must not exceed NODERUNTIME_EXECUTION_TIMEOUT_MAX"}
+		// Say both values: the default (10s) is often not the one that was set.
+		return &Error{Variable: "NODERUNTIME_EXECUTION_TIMEOUT", Problem: fmt.Sprintf("%v must not exceed NODERUNTIME_EXECUTION_TIMEOUT_MAX (%v); lower it too (default 10s)", c.ExecutionTimeout, c.ExecutionTimeoutMx)}
 	}
 	return nil
 }

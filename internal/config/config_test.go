@@ -103,6 +103,15 @@ func TestSpaceAroundAValueIsNotPartOfIt(t *testing.T) {
 	}
 }
 
+// A cap set below the default timeout alone names both values: the variable named is
+// one nobody set.
+func TestACapBelowTheDefaultTimeoutSaysBothValues(t *testing.T) {
+	_, err := load(with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT_MAX", "5s"))
+	if err == nil || !strings.Contains(err.Error(), "NODERUNTIME_EXECUTION_TIMEOUT: 10s must not exceed NODERUNTIME_EXECUTION_TIMEOUT_MAX (5s)") {
+		t.Fatalf("got %v", err)
+	}
+}
+
 // Every bad setting stops start-up with an error that names its variable and never
 // repeats a secret value.
 func TestABadSettingIsNamed(t *testing.T) {
