@@ -159,8 +159,11 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 			// with echo): no setting means anything by spaces around it, and a client
 			// secret sent with its newline would only fail at a login's code exchange.
 			v = strings.TrimSpace(v)
-			if set && v == "" && !s.emptyMeans && !given[s.flag] {
-				set = false // an empty variable is unset, unless empty is a value of its own
+			if v == "" && !s.emptyMeans {
+				// An empty variable or flag is unset, unless empty is a value of its own:
+				// its default applies (--addr= on a random port, --shutdown-grace= of 0s
+				// would be nobody's intent).
+				set = false
 			}
 			if !set {
 				v = s.def

@@ -112,6 +112,19 @@ func TestACapBelowTheDefaultTimeoutSaysBothValues(t *testing.T) {
 	}
 }
 
+// An empty flag is unset as an empty variable is: its default applies (required: it is
+// missing), not its zero value, except where empty is a value.
+func TestAnEmptyFlagIsUnsetUnlessEmptyIsAValue(t *testing.T) {
+	cfg, err := load(minimal(), "--addr=", "--shutdown-grace=", "--engage-allowed-base-urls=", "--execution-timeout=", "--log-level=", "--metrics-addr=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":8080" || cfg.ShutdownGrace != 65*time.Second || len(cfg.EngageAllowedBases) != len(config.DefaultEngageBaseURLs) ||
+		cfg.ExecutionTimeout != 10*time.Second || cfg.MetricsAddr != "" {
+		t.Fatalf("addr %q grace %v allowlist %v timeout %v metrics %q", cfg.Addr, cfg.ShutdownGrace, cfg.EngageAllowedBases, cfg.ExecutionTimeout, cfg.MetricsAddr)
+	}
+}
+
 // Every bad setting stops start-up with an error that names its variable and never
 // repeats a secret value.
 func TestABadSettingIsNamed(t *testing.T) {
