@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,6 +59,13 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	if code := flagsOnly(fs, stderr); code >= 0 {
 		return code
 	}
+	// An empty flag is unset, as serve reads it: "" would listen on every interface,
+	// and the simulator's admin API has no authentication.
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.TrimSpace(f.Value.String()) == "" {
+			_ = f.Value.Set(f.DefValue)
+		}
+	})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	level := slog.LevelInfo

@@ -211,3 +211,29 @@ func TestDevRunsAgainOnTheSameDatabase(t *testing.T) {
 		}
 	}
 }
+
+// An empty --addr is unset (NODERUNTIME_ADDR, else 127.0.0.1:8080 applies), not every
+// interface on a random port.
+func TestDevWithAnEmptyAddrListensWhereItWouldWithout(t *testing.T) {
+	var stdout, stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"dev", "--addr=", "--sim-addr", "127.0.0.1:0"},
+			env(map[string]string{"DATABASE_URL": dbtest.NewEmptyURL(t), "NODERUNTIME_ADDR": "127.0.0.1:0"}), &stdout, &stderr)
+	}()
+	banner := waitForOutput(t, "noderuntime dev", &stdout, func(out string) bool { return strings.Contains(out, "Stop with Ctrl-C.") }, done, 60*time.Second, &stderr)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("dev exited %d:\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev did not stop after SIGTERM")
+	}
+	if !strings.Contains(banner, "service            http://127.0.0.1:") {
+		t.Fatalf("dev with --addr= serves elsewhere:\n%s", banner)
+	}
+}
