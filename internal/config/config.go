@@ -250,6 +250,9 @@ func durationInto(d *time.Duration) func(string) error {
 	}
 }
 
+// maxExecutionDeadline bounds the execution timeout settings.
+const maxExecutionDeadline = time.Hour
+
 // millisecondsInto is durationInto for an execution's deadline, which timeoutMs gives in
 // whole milliseconds: less than one is a unit mistaken (ns, us), and would end every
 // execution in onTimeout and every token refresh (given half of it) at once.
@@ -261,6 +264,11 @@ func millisecondsInto(d *time.Duration) func(string) error {
 		}
 		if *d < time.Millisecond {
 			return fmt.Errorf("%q is less than a millisecond (timeoutMs counts milliseconds; e.g. 10s, 500ms)", s)
+		}
+		if *d > maxExecutionDeadline {
+			// A flow waits on its node for that long, holding a connection; the server's
+			// write timeout, set past the cap, would overflow near the largest duration.
+			return fmt.Errorf("%q is over %v: no flow waits that long on a node", s, maxExecutionDeadline)
 		}
 		return nil
 	}

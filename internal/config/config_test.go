@@ -162,6 +162,8 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"default timeout over the cap", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "90s"), nil, "NODERUNTIME_EXECUTION_TIMEOUT"},
 		{"default timeout under a millisecond", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "10ns"), nil, "NODERUNTIME_EXECUTION_TIMEOUT"},
 		{"timeout cap under a millisecond alone", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT_MAX", "60us"), []string{"--execution-timeout=1ms"}, "NODERUNTIME_EXECUTION_TIMEOUT_MAX"},
+		{"timeout cap over an hour", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT_MAX", "2562047h"), nil, "NODERUNTIME_EXECUTION_TIMEOUT_MAX"},
+		{"default timeout over an hour", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "61m"), []string{"--execution-timeout-max=2h"}, "NODERUNTIME_EXECUTION_TIMEOUT"},
 		{"negative skew", with(minimal(), "NODERUNTIME_TOKEN_REFRESH_SKEW", "-1s"), nil, "NODERUNTIME_TOKEN_REFRESH_SKEW"},
 		{"empty allowlist", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", ","), nil, "ENGAGE_ALLOWED_BASE_URLS"},
 		{"one API key hash for two tenants", with(minimal(), "NODERUNTIME_API_KEYS", goodAPIKeys+",globex"+goodAPIKeys[len("acme"):]), nil, "NODERUNTIME_API_KEYS"},
