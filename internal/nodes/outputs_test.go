@@ -1,0 +1,214 @@
+package nodes_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/outcomes"
+)
+
+// These tests look at what a flow gets back (ENGAGE.md §3's outputs) and at the bodies
+// of the calls that change a conversation (§4), node by node.
+
+// answerTID is the transaction ID in the envelope Engage answered a call with.
+func answerTID(t *testing.T, c engageCall) string {
+	t.Helper()
+	var env struct {
+		TID string `json:"tid"`
+	}
+	if err := json.Unmarshal(c.answer, &env); err != nil || env.TID == "" {
+		t.Fatalf("Engage's answer has no tid (%v): %s", err, c.answer)
+	}
+	return env.TID
+}
+
+func TestEveryChangingNodeOutputsEngagesTransactionIDUnderItsDocumentedName(t *testing.T) {
+	t.Parallel()
+	const agent = "agent-7"
+	for _, tc := range []struct {
+		node, version string
+		status        string // the seeded conversation's status
+		participants  []string
+		input         func(id string) string
+		outcome       outcomes.Outcome
+		tidOutput     string // the output variable that holds Engage's tid
+	}{
+		{"append-message", "1.4", "active", nil, func(id string) string {
+			return `{"conversationId":"` + id + `","channel":"sms","direction":"outbound","messageType":"text","text":"hi","timestamp":"` + wireTimestamp + `"}`
+		}, outcomes.OnAppendMessageSuccess, "TransId"},
+		{"update-conversation", "1.0", "active", nil, func(id string) string {
+			return `{"conversationId":"` + id + `","taskId":"task-9"}`
+		}, outcomes.OnConversationUpdatedSuccess, "transID"},
+		{"add-participant", "1.0", "active", nil, func(id string) string {
+			return `{"conversationId":"` + id + `","participant":"` + agent + `"}`
+		}, outcomes.OnAddParticipantSuccess, "TransId"},
+		{"remove-participant", "1.0", "active", []string{agent}, func(id string) string {
+			return `{"conversationId":"` + id + `","participant":"` + agent + `"}`
+		}, outcomes.OnParticipantRemoved, "TransId"},
+		{"close-conversation", "1.0", "active", nil, func(id string) string {
+			return `{"conversationId":"` + id + `"}`
+		}, outcomes.OnConversationClosed, "TransId"},
+		{"reopen-conversation", "1.0", "closed", nil, func(id string) string {
+			return `{"conversationId":"` + id + `"}`
+		}, outcomes.ConversationReopened, "TransId"},
+	} {
+		t.Run(tc.node, func(t *testing.T) {
+			t.Parallel()
+			h := newWireHarness(t)
+			id := h.sim.SeedConversation(fuzzDomain, engagesim.Conversation{Channel: "sms", CustomerAddress: "+15550001",
+				BizAddress: "+15559999", Status: tc.status, Participants: tc.participants})
+			res, calls := h.run(t, tc.node, tc.version, tc.input(id))
+			if res.Outcome != tc.outcome {
+				t.Fatalf("outcome %s %+v, want %s", res.Outcome, res.Error, tc.outcome)
+			}
+			if len(calls) != 1 {
+				t.Fatalf("%d Engage calls, want 1", len(calls))
+			}
+			if got, want := res.Output[tc.tidOutput], answerTID(t, calls[0]); got != want {
+				t.Fatalf("output %s = %#v, want Engage's tid %q (output %v)", tc.tidOutput, got, want, res.Output)
+			}
+		})
+	}
+}
+
+func TestCreateOutputsTheNewConversationsIDAndTransactionID(t *testing.T) {
+	t.Parallel()
+	for _, version := range []string{"1.0", "1.2", "1.3"} {
+		t.Run(version, func(t *testing.T) {
+			t.Parallel()
+			h := newWireHarness(t)
+			res, calls := h.run(t, "create-conversation", version, `{"channel":"sms","bizAddress":"+15559999","customerAddress":"+15550001",
+				"direction":"inbound","messageType":"text","text":"hello","timestamp":"`+wireTimestamp+`"}`)
+			if res.Outcome != outcomes.OnConversationCreated {
+				t.Fatalf("outcome %s %+v", res.Outcome, res.Error)
+			}
+			c := oneCall(t, calls, http.MethodPost, createPath)
+			var env struct {
+				TID   string `json:"tid"`
+				Value struct {
+					ConversationID string `json:"conversationId"`
+				} `json:"value"`
+			}
+			if err := json.Unmarshal(c.answer, &env); err != nil || env.Value.ConversationID == "" {
+				t.Fatalf("Engage's answer (%v): %s", err, c.answer)
+			}
+			if res.Output["conversationId"] != env.Value.ConversationID || res.Output["TransId"] != env.TID {
+				t.Fatalf("output %v, want conversationId %q and TransId %q", res.Output, env.Value.ConversationID, env.TID)
+			}
+			// The ID is the conversation's: a search finds it under that ID.
+			found, _ := h.run(t, "search-conversation", "1.3", `{"channel":"sms","bizAddress":"+15559999","customerAddress":"+15550001"}`)
+			if found.Output["conversationId"] != env.Value.ConversationID {
+				t.Fatalf("search found %v, want the created conversation %q", found.Output["conversationId"], env.Value.ConversationID)
+			}
+		})
+	}
+}
+
+// Update writes the task ID as the conversation's alias ID; Re-open moves a closed
+// conversation back to the queue (ENGAGE.md §3, §4), and fails on one that is not closed.
+func TestUpdateAndReopenSendTheirDocumentedPatchBodies(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, node, status, input string
+		body                      string // "" : what was sent is not checked
+		outcome                   outcomes.Outcome
+		convAfter                 func(c engagesim.Conversation) bool
+	}{
+		{"update writes the task ID as the alias ID", "update-conversation", "active", `,"taskId":"task-9"`,
+			`{"aliasId":"task-9"}`, outcomes.OnConversationUpdatedSuccess,
+			func(c engagesim.Conversation) bool { return c.AliasID == "task-9" && c.Status == "active" }},
+		{"re-open queues a closed conversation", "reopen-conversation", "closed", ``,
+			`{"status":"queued"}`, outcomes.ConversationReopened,
+			func(c engagesim.Conversation) bool { return c.Status == "queued" }},
+		{"re-open of an active conversation fails", "reopen-conversation", "active", ``,
+			`{"status":"queued"}`, outcomes.ConversationReopenFailed,
+			func(c engagesim.Conversation) bool { return c.Status == "active" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newWireHarness(t)
+			id := h.seed("sms", "+15550001", "+15559999", tc.status)
+			res, calls := h.run(t, tc.node, "1.0", `{"conversationId":"`+id+`"`+tc.input+`}`)
+			if res.Outcome != tc.outcome {
+				t.Fatalf("outcome %s %+v, want %s", res.Outcome, res.Error, tc.outcome)
+			}
+			c := oneCall(t, calls, http.MethodPatch, "/api/v1/"+fuzzDomain+"/conversations/"+id)
+			sameBody(t, c.body, tc.body)
+			conv, ok := h.sim.Conversation(fuzzDomain, id)
+			if !ok || !tc.convAfter(conv) {
+				t.Fatalf("conversation after the call: %+v", conv)
+			}
+		})
+	}
+}
+
+// Search 1.3 reports Engage's answer as such: the conversation's alias, team and agent,
+// Engage's HTTP status, code, description and raw body, on success and on failure alike.
+func TestSearch13OutputsEveryPartOfEngagesAnswer(t *testing.T) {
+	t.Parallel()
+	const input = `{"channel":"sms","bizAddress":"+15559999","customerAddress":"+15550001"}`
+	for _, tc := range []struct {
+		name    string
+		setup   func(h *wireHarness) string // returns the conversation ID expected, or ""
+		outcome outcomes.Outcome
+		status  int
+	}{
+		{"a conversation found", func(h *wireHarness) string {
+			return h.sim.SeedConversation(fuzzDomain, engagesim.Conversation{Channel: "sms", CustomerAddress: "+15550001",
+				BizAddress: "+15559999", Status: "active", AliasID: "alias-1", TeamID: "team-2", UserID: "agent-3"})
+		}, outcomes.ConversationActive, 200},
+		{"no conversation", func(*wireHarness) string { return "" }, outcomes.NoConversationFound, 0},
+		{"Engage's 404", func(h *wireHarness) string {
+			h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: http.StatusNotFound, Times: 1})
+			return ""
+		}, outcomes.NoConversationFound, 404},
+		{"Engage's 400", func(h *wireHarness) string {
+			h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: http.StatusBadRequest, Times: 1})
+			return ""
+		}, outcomes.OnError, 400},
+		{"Engage's 500", func(h *wireHarness) string {
+			h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: http.StatusInternalServerError, Times: 1})
+			return ""
+		}, outcomes.OnError, 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newWireHarness(t)
+			id := tc.setup(h)
+			res, calls := h.run(t, "search-conversation", "1.3", input)
+			if res.Outcome != tc.outcome {
+				t.Fatalf("outcome %s %+v, want %s", res.Outcome, res.Error, tc.outcome)
+			}
+			last := calls[len(calls)-1]
+			var env struct {
+				Code        int    `json:"code"`
+				Description string `json:"description"`
+				Value       struct {
+					AliasID, TeamID, UserID string
+				} `json:"value"`
+			}
+			if err := json.Unmarshal(last.answer, &env); err != nil {
+				t.Fatalf("Engage's answer: %v: %s", err, last.answer)
+			}
+			want := map[string]any{
+				"conversationId": id, "conversationExistsBool": id != "",
+				"aliasId": env.Value.AliasID, "teamId": env.Value.TeamID, "userId": env.Value.UserID,
+				"apiStatus": last.status, "code": env.Code, "description": env.Description,
+				"responsePayload": string(last.answer),
+			}
+			if id != "" && (env.Value.AliasID != "alias-1" || env.Value.TeamID != "team-2" || env.Value.UserID != "agent-3") {
+				t.Fatalf("the simulator did not answer the seeded conversation: %s", last.answer)
+			}
+			if tc.status != 0 && last.status != tc.status {
+				t.Fatalf("Engage answered %d, want %d", last.status, tc.status)
+			}
+			for k, w := range want {
+				if got := res.Output[k]; got != w {
+					t.Errorf("output %s = %#v, want %#v", k, got, w)
+				}
+			}
+		})
+	}
+}
