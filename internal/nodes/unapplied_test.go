@@ -96,6 +96,8 @@ func TestUnappliedMarksOnlyTheFailuresThatLeftEngageAsItWas(t *testing.T) {
 		{name: "a target the call cannot leave for", creds: func(sim *engagesim.Sim) scriptedCredentials {
 			return scriptedCredentials{domain: "", token: sim.AccessToken(fuzzDomain)} // no domain: KindInvalidRequest
 		}, unapplied: true},
+		{name: "Engage said no", input: func(string) string { return appendInput("no-such-conversation", "hi") },
+			outcome: string(outcomes.OnAppendMessageFailure), unapplied: false, calls: 1},
 		{name: "Engage failed", fault: engagesim.Fault{Op: engagesim.OpAppend, Status: http.StatusServiceUnavailable, Times: 1},
 			unapplied: false, calls: 1},
 		{name: "no answer before the deadline", hang: true,
