@@ -941,7 +941,7 @@ func TestRedirectsAreNeverFollowedAndAreUpstream(t *testing.T) {
 	var followed atomic.Int32
 	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { followed.Add(1) }))
 	t.Cleanup(elsewhere.Close)
-	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+	for _, status := range []int{http.StatusMultipleChoices, http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
 		tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Location", elsewhere.URL+r.URL.Path)
 			w.WriteHeader(status)
