@@ -262,3 +262,44 @@ func TestProbesThatTimeOutDoNotCloseTheBreaker(t *testing.T) {
 		t.Fatalf("breaker state %v after %d probes timed out, want 1 (half-open: neither closed nor reopened)", got, probes)
 	}
 }
+
+// The breaker's two trip rules at their boundaries: ConsecutiveFailures in a row (5 when
+// the options leave it zero, as the runtime's do), or at least half of 20 or more calls.
+func TestTheBreakerOpensAtExactlyItsTripRuleAndNotOneCallBefore(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts engage.BreakerOptions
+		// fails says whether call i (of calls) fails; the breaker must be open after the
+		// last call and closed after every call before it.
+		fails func(i int) bool
+		calls int
+	}{
+		{"five consecutive failures with the default options", engage.BreakerOptions{},
+			func(int) bool { return true }, 5},
+		{"three consecutive failures when configured so", engage.BreakerOptions{ConsecutiveFailures: 3},
+			func(int) bool { return true }, 3},
+		{"exactly half of twenty calls failing", engage.BreakerOptions{ConsecutiveFailures: 5},
+			func(i int) bool { return i%2 == 1 }, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := setup(t)
+			f.client = engage.New(engage.Options{Breaker: &tc.opts})
+			t.Cleanup(f.client.CloseIdleConnections)
+			for i := range tc.calls {
+				if tc.fails(i) {
+					f.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 503, Times: 1})
+				}
+				if k := engage.KindOf(f.search(t)); k == engage.KindCircuitOpen {
+					t.Fatalf("call %d of %d: the breaker opened early", i+1, tc.calls)
+				}
+			}
+			before := f.sim.Calls(engagesim.OpSearch)
+			if k := engage.KindOf(f.search(t)); k != engage.KindCircuitOpen {
+				t.Fatalf("after %d calls: kind %q, want circuit_open", tc.calls, k)
+			}
+			if f.sim.Calls(engagesim.OpSearch) != before {
+				t.Fatal("an open breaker still sent the call to Engage")
+			}
+		})
+	}
+}
