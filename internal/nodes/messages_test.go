@@ -150,3 +150,31 @@ func TestAnEmptyListIsAFieldNotGiven(t *testing.T) {
 		})
 	}
 }
+
+// A rich input is a JSON object or array, or JSON text holding one (the catalog's input
+// schema); Engage gets the JSON value itself, never the text.
+func TestARichInputMayBeAnObjectAnArrayOrJSONTextAndIsSentAsJSON(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, given, sent string
+	}{
+		{"an object", `{"cards":[{"title":"a"}]}`, `{"cards":[{"title":"a"}]}`},
+		{"an array", `[{"title":"a"},{"title":"b"}]`, `[{"title":"a"},{"title":"b"}]`},
+		{"text holding an object", `"{\"cards\":[]}"`, `{"cards":[]}`},
+		{"text holding an array", `" [{\"title\":\"a\"}] "`, `[{"title":"a"}]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newWireHarness(t)
+			id := h.seed("livechat", "user-1", "app-1", "active")
+			res, calls := h.run(t, "append-message", "1.3", `{"conversationId":"`+id+`","channel":"livechat","direction":"outbound",
+				"messageType":"text-with-lc-carousel","timestamp":"`+wireTimestamp+`","lcCarousel":`+tc.given+`}`)
+			if res.Outcome != outcomes.OnAppendMessageSuccess {
+				t.Fatalf("outcome %s %+v", res.Outcome, res.Error)
+			}
+			c := oneCall(t, calls, http.MethodPost, appendPath(id))
+			sameBody(t, c.body, `{"channel":"livechat","direction":"outbound","messagetype":"text-with-lc-carousel",
+				"timestamp":"`+wireTimestamp+`","lcCarousel":`+tc.sent+`}`)
+		})
+	}
+}
