@@ -1137,3 +1137,34 @@ func TestAnAnswerStartingWithAByteOrderMarkDecodes(t *testing.T) {
 		t.Fatalf("close: %+v", e)
 	}
 }
+
+// MaxResponseBytes is the largest answer read: one of exactly that size decodes, one a
+// byte larger is KindUpstream.
+func TestAnAnswerOfExactlyTheSizeLimitIsReadAndOneByteMoreIsNot(t *testing.T) {
+	t.Parallel()
+	const body = `{"status":200,"code":1000,"description":"ok","value":{"conversationId":"c1","status":"active"}}`
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(body)) })
+	for _, tc := range []struct {
+		name string
+		max  int64
+		ok   bool
+	}{
+		{"a limit of the answer's size", int64(len(body)), true},
+		{"a limit a byte larger", int64(len(body)) + 1, true},
+		{"a limit a byte smaller", int64(len(body)) - 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := engage.New(engage.Options{MaxResponseBytes: tc.max})
+			t.Cleanup(c.CloseIdleConnections)
+			resp, err := c.Search(t.Context(), tg, "tok", engage.SearchRequest{Channel: "sms"})
+			if !tc.ok {
+				wantKind(t, err, engage.KindUpstream)
+				return
+			}
+			if err != nil || resp.Value.ConversationID != "c1" || string(resp.Raw) != body {
+				t.Fatalf("got %+v, %v", resp, err)
+			}
+		})
+	}
+}
