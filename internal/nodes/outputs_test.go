@@ -3,6 +3,7 @@ package nodes_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/noderuntime/noderuntime/internal/engagesim"
@@ -208,6 +209,43 @@ func TestSearch13OutputsEveryPartOfEngagesAnswer(t *testing.T) {
 				if got := res.Output[k]; got != w {
 					t.Errorf("output %s = %#v, want %#v", k, got, w)
 				}
+			}
+		})
+	}
+}
+
+// A status no outcome covers is onInvalidChoice with the stable code unknown_status and
+// Engage's answer in the error (ENGAGE.md §2), and the status as Engage gave it.
+func TestAConversationStatusNoOutcomeCoversIsInvalidChoiceWithEngagesAnswer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ version, status string }{
+		{"1.0", "transferred"},
+		{"1.1", "Escalated"},
+		{"1.3", "wrapup"},
+	} {
+		t.Run(tc.version+" "+tc.status, func(t *testing.T) {
+			t.Parallel()
+			h := newWireHarness(t)
+			h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, UnknownStatus: tc.status, Times: 1})
+			res, calls := h.run(t, "search-conversation", tc.version, `{"channel":"sms","bizAddress":"+15559999","customerAddress":"+15550001"}`)
+			c := oneCall(t, calls, http.MethodPost, searchPath)
+			var env struct {
+				Code        int    `json:"code"`
+				Description string `json:"description"`
+			}
+			if err := json.Unmarshal(c.answer, &env); err != nil {
+				t.Fatal(err)
+			}
+			if res.Outcome != outcomes.OnInvalidChoice || res.Error == nil {
+				t.Fatalf("outcome %s %+v, want onInvalidChoice", res.Outcome, res.Error)
+			}
+			want := outcomes.Error{Code: outcomes.CodeUnknownStatus, Message: res.Error.Message,
+				EngageStatus: c.status, EngageCode: env.Code, EngageDescription: env.Description}
+			if *res.Error != want || !strings.Contains(res.Error.Message, tc.status) {
+				t.Fatalf("error %+v, want %+v naming the status", *res.Error, want)
+			}
+			if res.Output["status"] != tc.status || res.Output["conversationExistsBool"] != true {
+				t.Fatalf("output %v, want status %q of a conversation that exists", res.Output, tc.status)
 			}
 		})
 	}
