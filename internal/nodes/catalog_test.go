@@ -306,3 +306,28 @@ func TestSortedOutputsAreEveryOutputInByteOrder(t *testing.T) {
 		}
 	}
 }
+
+// Declares is what the fuzz and catalog tests check every answer against: it must say
+// yes to exactly the outcomes a version's catalog entry lists, and no to any other
+// node's edge.
+func TestAVersionDeclaresExactlyTheOutcomesOfItsCatalogEntry(t *testing.T) {
+	t.Parallel()
+	r := NewRegistry()
+	all := map[outcomes.Outcome]bool{outcomes.OnFailure: true, outcomes.Failure: true, "Success": true, "onauthorizationfail": true}
+	for _, v := range r.Versions() {
+		for _, o := range v.Outcomes() {
+			all[o] = true
+		}
+	}
+	for _, v := range r.Versions() {
+		listed := map[outcomes.Outcome]bool{}
+		for _, o := range v.Outcomes() {
+			listed[o] = true
+		}
+		for o := range all {
+			if got := v.Declares(o); got != listed[o] {
+				t.Errorf("%s: Declares(%s) = %v, want %v", v, o, got, listed[o])
+			}
+		}
+	}
+}
