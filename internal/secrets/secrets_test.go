@@ -89,3 +89,26 @@ func TestSecretValuesPrintRedacted(t *testing.T) {
 		t.Fatal("Reveal lost the value")
 	}
 }
+
+// AES-GCM under one key loses both secrecy and integrity when a nonce repeats: every
+// seal draws a fresh one, so one secret sealed twice never gives the same ciphertext,
+// and no two of many seals share a nonce.
+func TestEverySealDrawsAFreshNonce(t *testing.T) {
+	ring, err := secrets.ParseKeyRing("k1:" + key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const header = 2 + len("k1") // version, key ID length, key ID
+	seen := map[string]bool{}
+	for range 1000 {
+		ct, err := ring.Encrypt([]byte("the same refresh token"), []byte("row-1/refresh_token"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonce := string(ct[header : header+12])
+		if seen[nonce] {
+			t.Fatalf("a nonce came twice in %d seals under one key", len(seen)+1)
+		}
+		seen[nonce] = true
+	}
+}
