@@ -1,9 +1,11 @@
 package authstore_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -518,5 +520,139 @@ func TestANewRefreshTokenIsStoredEvenWhenTheStepsBeforeUsedUpTheDeadline(t *test
 	}
 	if err := e.works(next); err != nil {
 		t.Fatalf("the next token: %v", err)
+	}
+}
+
+// Once the provider has answered, the new pair is what the authorization must
+// remember: a token whose pair could not be stored is neither handed out nor cached,
+// and once Postgres stores again, what is handed out is what is stored.
+func TestATokenWhoseNewPairCouldNotBeStoredIsNotHandedOut(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createCC(s, acme, "unstorable")
+	waitListening(t, s)
+	if _, err := e.pool.Exec(context.Background(), `
+		create function refuse_new_tokens() returns trigger language plpgsql as $$
+		begin
+			raise exception 'the test refuses to store new tokens';
+		end $$;
+		create trigger refuse_new_tokens before update of access_token on authorizations
+			for each row when (new.access_token is not null) execute function refuse_new_tokens();`); err != nil {
+		t.Fatal(err)
+	}
+	e.expire(a.ID)
+	e.sim.ResetCounters()
+
+	c, err := s.Token(ctxT(t), acme, a.ID)
+	if err == nil {
+		t.Fatalf("a token whose new pair was not stored was handed out (%d characters)", len(c.AccessToken.Reveal()))
+	}
+	if _, ok := errors.AsType[*outcomes.AuthorizationError](err); ok {
+		t.Fatalf("a write that failed is not an authorization failure: %v", err)
+	}
+	if n := e.sim.Grants(engagesim.GrantClientCredentials); n != 1 {
+		t.Fatalf("%d grants, want 1: the refresh did not reach the write", n)
+	}
+	if got := counter(t, e.regs[0], "noderuntime_token_refreshes_total", "success"); got != 0 {
+		t.Fatalf("refreshes{success} = %v for a refresh that was not stored", got)
+	}
+
+	if _, err := e.pool.Exec(context.Background(), "drop trigger refuse_new_tokens on authorizations"); err != nil {
+		t.Fatal(err)
+	}
+	c, err = s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatalf("once the write works again: %v", err)
+	}
+	if c.AccessToken.Reveal() != e.storedAccessToken(a.ID) {
+		t.Fatal("the token handed out is not the one stored")
+	}
+	if err := e.works(c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// answerAfterTheCallerLeft is a token endpoint's transport whose answer arrives just
+// after the caller that asked for the token has left (its deadline passed, its client
+// went away): the provider has rotated the refresh token by then.
+type answerAfterTheCallerLeft struct{ leave context.CancelFunc }
+
+func (a answerAfterTheCallerLeft) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r.WithContext(context.WithoutCancel(r.Context())))
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	a.leave()
+	if cerr := r.Context().Err(); cerr != nil {
+		return nil, cerr
+	}
+	return resp, err
+}
+
+// The refresh runs on its own deadline, not its first caller's: a caller that leaves
+// while the provider is answering does not cut the refresh short after the provider
+// rotated the refresh token, which would leave only a spent one stored.
+func TestACallerThatLeavesDuringARefreshDoesNotCostTheRotatedRefreshToken(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	a := e.createLogin(e.store(), acme, "caller leaves")
+	ctx, leave := context.WithCancel(ctxT(t))
+	defer leave()
+	s := e.store(func(o *authstore.Options) { o.HTTPClient = &http.Client{Transport: answerAfterTheCallerLeft{leave}} })
+	reg := e.regs[len(e.regs)-1]
+	e.expire(a.ID)
+	e.sim.ResetCounters()
+
+	_, err := s.Token(ctx, acme, a.ID)
+	if _, ok := errors.AsType[*outcomes.AuthorizationError](err); ok {
+		t.Fatalf("the caller leaving is not an authorization failure: %v", err)
+	}
+	refreshes := func(result string) float64 {
+		return counter(t, reg, "noderuntime_token_refreshes_total", result)
+	}
+	waitFor(t, 10*time.Second, "the refresh its caller left", func() bool { return refreshes("success")+refreshes("error") > 0 })
+	if refreshes("success") != 1 {
+		t.Fatalf("the refresh failed once its caller left (refreshes{error} = %v), after the provider had rotated the refresh token", refreshes("error"))
+	}
+
+	e.expire(a.ID)
+	next, err := e.replica().Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatalf("the next refresh: %v (status %s)", err, e.status(a.ID))
+	}
+	if err := e.works(next); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.sim.InvalidGrants(); n != 0 {
+		t.Fatalf("%d invalid_grant answers: a spent refresh token was stored", n)
+	}
+}
+
+// A token Engage has just refused is never handed back as the answer to its refresh,
+// not even while the token endpoint fails and the token has not expired: the execution
+// gets the endpoint's failure (onError), not a second try with the refused token.
+func TestARefusedTokenIsNotHandedBackWhileTheTokenEndpointFails(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store(func(o *authstore.Options) { o.FailureBackoff = time.Minute })
+	a := e.createCC(s, acme, "refused")
+	refused, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sim.ResetCounters()
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusServiceUnavailable})
+	// The refresh that fails, then one during its backoff.
+	for i := range 2 {
+		c, err := s.Refresh(ctxT(t), acme, a.ID, refused.AccessToken)
+		if err == nil && c.AccessToken.Reveal() == refused.AccessToken.Reveal() {
+			t.Fatalf("refresh %d handed back the token Engage refused", i+1)
+		}
+		if !errors.Is(err, outcomes.ErrTokenUnavailable) {
+			t.Fatalf("refresh %d: %v, want the token endpoint's failure", i+1, err)
+		}
+	}
+	if n := e.sim.Calls(engagesim.OpToken); n != 1 {
+		t.Fatalf("%d token calls, want 1 (the failed refresh; the second one backs off)", n)
 	}
 }
