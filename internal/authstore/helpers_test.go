@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -343,4 +344,30 @@ func (e *env) providerStore(h http.HandlerFunc) (*authstore.Store, string) {
 	e.t.Cleanup(srv.Close)
 	base := srv.URL + "/api/v1"
 	return e.store(func(o *authstore.Options) { o.AllowedBaseURLs = append(o.AllowedBaseURLs, base) }), base
+}
+
+// tracedPool is a pool on the test's database whose queries go through tracer.
+func (e *env) tracedPool(tracer pgx.QueryTracer) *pgxpool.Pool {
+	e.t.Helper()
+	cfg, err := pgxpool.ParseConfig(e.url)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(pool.Close)
+	return pool
+}
+
+// reach waits for ch to close, or fails the test.
+func reach(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: not within 10s", what)
+	}
 }

@@ -2,8 +2,13 @@ package authstore_test
 
 import (
 	"context"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
@@ -100,4 +105,93 @@ func TestTheListenerReconnectsAndNeverServesTheCacheWhileDisconnected(t *testing
 		_, err := b.Token(ctxT(t), acme, auth.ID)
 		return err != nil
 	})
+}
+
+// holdTokenRead holds one read of an authorization's row after Postgres has answered
+// and before the store caches what it read, until release is closed.
+type holdTokenRead struct {
+	id      atomic.Value // string: the authorization whose next read to hold; "" none
+	reached chan struct{}
+	release chan struct{}
+}
+
+type heldRead struct{}
+
+func (h *holdTokenRead) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if id, _ := h.id.Load().(string); id != "" && strings.HasPrefix(d.SQL, "select id::text") && len(d.Args) > 0 && d.Args[0] == id &&
+		h.id.CompareAndSwap(id, "") {
+		return context.WithValue(ctx, heldRead{}, true)
+	}
+	return ctx
+}
+
+func (h *holdTokenRead) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	if ctx.Value(heldRead{}) != nil {
+		close(h.reached)
+		<-h.release
+	}
+}
+
+// A deletion that reaches an instance while it is reading the row (the read answered
+// before the delete) must not be undone when that read caches its token: the next call
+// is refused, not served the deleted authorization's token from the cache.
+func TestADeletionThatArrivesDuringATokenReadIsNotUndoneByIt(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	hold := &holdTokenRead{reached: make(chan struct{}), release: make(chan struct{})}
+	hold.id.Store("")
+	a := e.replica()
+	b := e.store(func(o *authstore.Options) { o.Pool = e.tracedPool(hold) })
+	waitListening(t, a, b)
+	target := e.createCC(a, acme, "deleted during a read")
+	probe := e.createCC(a, acme, "probe")
+	warm(t, e, b, 1, probe.ID)
+
+	hold.id.Store(target.ID)
+	read := make(chan tokenResult, 1)
+	go func() {
+		c, err := b.Token(ctxT(t), acme, target.ID)
+		read <- tokenResult{c, err}
+	}()
+	reach(t, hold.reached, "B reads the row")
+	for _, id := range []string{target.ID, probe.ID} {
+		if err := a.Delete(ctxT(t), acme, authstore.ActorAPI, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Notifications arrive in order: once B no longer serves the probe, it has had the
+	// target's too.
+	waitFor(t, 5*time.Second, "B hears of the deletions", func() bool {
+		_, err := b.Token(ctxT(t), acme, probe.ID)
+		return err != nil
+	})
+	close(hold.release)
+	if r := <-read; r.err != nil {
+		t.Fatalf("the read that began before the deletion: %v", r.err)
+	}
+
+	c, err := b.Token(ctxT(t), acme, target.ID)
+	if err == nil {
+		t.Fatalf("B served a deleted authorization's token from its cache (expires %s)", c.ExpiresAt)
+	}
+	wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+}
+
+// The instance that deletes an authorization refuses it as soon as Delete returns, from
+// its own cache too: it does not wait for its own NOTIFY to come back.
+func TestTheInstanceThatDeletesAnAuthorizationRefusesItAsSoonAsDeleteReturns(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	waitListening(t, s)
+	for i := range 10 {
+		a := e.createCC(s, acme, "deleted "+strconv.Itoa(i))
+		warm(t, e, s, 0, a.ID)
+		if err := s.Delete(ctxT(t), acme, authstore.ActorAPI, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.Token(ctxT(t), acme, a.ID)
+		if err == nil {
+			t.Fatalf("deletion %d: the instance that deleted it served its cached token (expires %s)", i+1, c.ExpiresAt)
+		}
+		wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+	}
 }
