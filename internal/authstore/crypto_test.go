@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
@@ -233,5 +236,71 @@ func TestRotateKeysLeavesAnUnreadableLoginStateAndReturnsWithoutWaiting(t *testi
 	var left int
 	if err := e.pool.QueryRow(context.Background(), `select count(*) from oauth_states where key_id <> 'k2'`).Scan(&left); err != nil || left != 1 {
 		t.Fatalf("%d login states not under k2 (%v), want only the unreadable one", left, err)
+	}
+}
+
+// holdRotation holds rotate-keys' first write of an authorization (its rows are read
+// by then) until release is closed.
+type holdRotation struct {
+	once             sync.Once
+	reached, release chan struct{}
+}
+
+func (h *holdRotation) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.HasPrefix(d.SQL, "update authorizations set tenant_secret") {
+		h.once.Do(func() {
+			close(h.reached)
+			<-h.release
+		})
+	}
+	return ctx
+}
+
+func (*holdRotation) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// rotate-keys runs while the service runs: a refresh that comes between its read of a
+// row and its write must not be undone by that write. Writing back the tokens it read
+// would store the refresh token the refresh just spent, and the next refresh would be a
+// replay: invalid_grant, and the login lost.
+func TestRotateKeysNeverWritesBackTokensARefreshReplacedMeanwhile(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	a := e.createLogin(e.store(), acme, "refreshed during a rotation")
+	e.expire(a.ID)
+	both := ringOf(t, keySpec("k2", 2)+","+keySpec("k1", 1))
+	hold := &holdRotation{reached: make(chan struct{}), release: make(chan struct{})}
+	rotated := make(chan error, 1)
+	go func() {
+		_, err := authstore.RotateKeys(ctxT(t), e.tracedPool(hold), both, 100, 0)
+		rotated <- err
+	}()
+	reach(t, hold.reached, "rotate-keys reads the row")
+
+	s := e.replica(func(o *authstore.Options) { o.Keys = both })
+	refreshed := make(chan tokenResult, 1)
+	go func() {
+		c, err := s.Token(ctxT(t), acme, a.ID)
+		refreshed <- tokenResult{c, err}
+	}()
+	waitFor(t, 10*time.Second, "the refresh is done or waits for the row", func() bool {
+		return len(refreshed) > 0 || e.lockWaiters() > 0
+	})
+	close(hold.release)
+	if err := <-rotated; err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	if r := <-refreshed; r.err != nil {
+		t.Fatalf("the refresh during the rotation: %v", r.err)
+	}
+
+	e.expire(a.ID)
+	next, err := e.replica(func(o *authstore.Options) { o.Keys = both }).Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatalf("the next refresh: %v (status %s, %d invalid_grant answers)", err, e.status(a.ID), e.sim.InvalidGrants())
+	}
+	if err := e.works(next); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.sim.InvalidGrants(); n != 0 {
+		t.Fatalf("%d invalid_grant answers: a spent refresh token was stored", n)
 	}
 }
