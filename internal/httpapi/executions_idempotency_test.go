@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -295,5 +296,65 @@ func TestWithoutTheHeaderAnExecutionNeverTouchesPostgres(t *testing.T) {
 	}
 	if n := f.queries.Count() - before; n != 0 {
 		t.Fatalf("10 executions without Idempotency-Key ran %d queries, want 0", n)
+	}
+}
+
+// waitUntil polls cond until it holds, or fails the test after within.
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(within); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+	}
+}
+
+// keyAnswered reports whether the tenant's key has an answer stored.
+func (f *idempotencyFixture) keyAnswered(t *testing.T, key string) bool {
+	t.Helper()
+	var answered bool
+	err := f.pool.QueryRow(t.Context(), "select response is not null from idempotency_keys where key = $1", key).Scan(&answered)
+	return err == nil && answered
+}
+
+// A caller that goes away while its execution runs (its own timeout, a dropped
+// connection) is sure to retry with its key: the execution is not cut short, its
+// answer is stored, and the retry gets that answer without a second append.
+func TestACallerThatLeavesMidExecutionGetsItsAnswerOnTheRetry(t *testing.T) {
+	t.Parallel()
+	f := newIdempotencyFixture(t, harnessOptions{})
+	f.h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpAppend, Latency: 300 * time.Millisecond, Times: 1})
+	body := f.appendBody("sent once, answered after the caller left")
+
+	ctx, leave := context.WithCancel(t.Context())
+	defer leave()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.h.srv.URL+"/v1/executions", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+execKey)
+	req.Header.Set("Idempotency-Key", "left")
+	gone := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		gone <- err
+	}()
+	waitUntil(t, 5*time.Second, "the append reaches Engage", func() bool { return f.h.sim.Calls(engagesim.OpAppend) == 1 })
+	leave()
+	if err := <-gone; err == nil {
+		t.Fatal("the request was answered before its caller left: this proves nothing")
+	}
+	waitUntil(t, 5*time.Second, "the key gets the answer of the request its caller left", func() bool { return f.keyAnswered(t, "left") })
+
+	resp, raw := f.post(t, "left", body, execKey)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Idempotent-Replayed") != "true" || !strings.Contains(string(raw), `"outcome":"onAppendMessageSuccess"`) {
+		t.Fatalf("the retry: %d (replayed %q) %s, want the first request's success replayed", resp.StatusCode, resp.Header.Get("Idempotent-Replayed"), raw)
+	}
+	if n, calls := f.messages(t), f.h.sim.Calls(engagesim.OpAppend); n != 1 || calls != 1 {
+		t.Fatalf("%d messages, %d append calls; want 1 and 1", n, calls)
 	}
 }
