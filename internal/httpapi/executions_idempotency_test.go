@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/noderuntime/noderuntime/internal/database"
@@ -356,5 +357,74 @@ func TestACallerThatLeavesMidExecutionGetsItsAnswerOnTheRetry(t *testing.T) {
 	}
 	if n, calls := f.messages(t), f.h.sim.Calls(engagesim.OpAppend); n != 1 || calls != 1 {
 		t.Fatalf("%d messages, %d append calls; want 1 and 1", n, calls)
+	}
+}
+
+// slowAnswerWrites plays a Postgres slow to store an execution's answer.
+type slowAnswerWrites struct{}
+
+func (slowAnswerWrites) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.HasPrefix(strings.TrimSpace(d.SQL), "update idempotency_keys set response") {
+		select {
+		case <-ctx.Done():
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	return ctx
+}
+
+func (slowAnswerWrites) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// A request that runs to its deadline stores its answer just after it: the key stays
+// held for that time, so a request waiting on the key gets that answer, not a 409 that
+// calls it abandoned (whose caller would check, then send the message again under a
+// new key).
+func TestAWaiterGetsTheAnswerAHolderStoresJustAfterItsDeadline(t *testing.T) {
+	t.Parallel()
+	cfg, err := pgxpool.ParseConfig(dbtest.NewURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.Tracer = slowAnswerWrites{}
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	h := newHarness(t, harnessOptions{pool: pool})
+	f := &idempotencyFixture{h: h, pool: pool,
+		conv: h.sim.SeedConversation(simDomain, engagesim.Conversation{Channel: "sms", CustomerAddress: "+15550001", BizAddress: "+15559999", Status: "active"})}
+	// Engage does not answer within the execution's 500 ms.
+	f.h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpAppend, Latency: 10 * time.Second, Times: 1})
+	var body map[string]any
+	if err := json.Unmarshal(f.appendBody("to its deadline"), &body); err != nil {
+		t.Fatal(err)
+	}
+	body["timeoutMs"] = 500
+	raw, _ := json.Marshal(body)
+
+	type result struct {
+		resp *http.Response
+		raw  []byte
+	}
+	first := make(chan result, 1)
+	go func() {
+		resp, raw := f.post(t, "deadline", raw, execKey)
+		first <- result{resp, raw}
+	}()
+	waitUntil(t, 5*time.Second, "the first request holds the key", func() bool {
+		var n int
+		return pool.QueryRow(t.Context(), "select count(*) from idempotency_keys where key = 'deadline'").Scan(&n) == nil && n == 1
+	})
+	resp, second := f.post(t, "deadline", raw, execKey)
+	r := <-first
+	if !strings.Contains(string(r.raw), `"outcome":"onTimeout"`) {
+		t.Fatalf("the first request: %d %s, want onTimeout", r.resp.StatusCode, r.raw)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(second, r.raw) {
+		t.Fatalf("the waiting request: %d (replayed %q) %s, want the first request's answer", resp.StatusCode, resp.Header.Get("Idempotent-Replayed"), second)
+	}
+	if n := f.h.sim.Calls(engagesim.OpAppend); n != 1 {
+		t.Fatalf("%d append calls, want 1", n)
 	}
 }
