@@ -425,3 +425,42 @@ func TestAClaimWhoseAnswerWasLostLeavesTheKeyFree(t *testing.T) {
 		t.Fatalf("the retry: %v (%v), want Run", c.State, err)
 	}
 }
+
+// An expired key that a new request reclaims is that request's alone: its answer is
+// the one stored and replayed, never the expired request's, and its holder is the one
+// that may store it.
+func TestAReclaimedKeyKeepsTheNewRequestsAnswer(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.NewPool(t)
+	s := idempotency.New(pool, idempotency.Options{})
+	old := claim(t, s, "a", "k", "old body", time.Minute, false)
+	if err := s.Complete(t.Context(), "t-a", "k", old.Holder, []byte(`{"outcome":"old"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(t.Context(), `update idempotency_keys set expires_at = now() - interval '1 second' where key = 'k'`); err != nil {
+		t.Fatal(err)
+	}
+	reclaimed := claim(t, s, "a", "k", "new body", time.Minute, false)
+	if reclaimed.State != idempotency.Run {
+		t.Fatalf("expired key: %v, want Run", reclaimed.State)
+	}
+	if err := s.Complete(t.Context(), "t-a", "k", reclaimed.Holder, []byte(`{"outcome":"new"}`)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
+	defer cancel()
+	c, err := s.Claim(ctx, "t-a", "k", hash("new body"), time.Minute, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State != idempotency.Replay || string(c.Response) != `{"outcome":"new"}` {
+		t.Fatalf("the reclaimed key's retry: %v %q, want the new request's answer replayed", c.State, c.Response)
+	}
+	// The expired request's holder no longer touches it.
+	if err := s.Release(t.Context(), "t-a", "k", old.Holder); err != nil {
+		t.Fatal(err)
+	}
+	if c := claim(t, s, "a", "k", "new body", time.Minute, false); c.State != idempotency.Replay {
+		t.Fatalf("after the old holder's release: %v, want Replay", c.State)
+	}
+}
