@@ -257,7 +257,7 @@ func TestReadyzIsGreenOnAMigratedDatabase(t *testing.T) {
 	}
 }
 
-func TestMetricsListenerServesMetricsAndTheProfilerOnlyWhenAsked(t *testing.T) {
+func TestMetricsListenerServesMetricsAndTheProfilerOnlyWhenAskedNeverTheCommandLine(t *testing.T) {
 	for _, pprofOn := range []bool{false, true} {
 		cfg := testConfig(t, dbtest.NewURL(t))
 		cfg.MetricsAddr = freeAddr(t)
@@ -284,6 +284,21 @@ func TestMetricsListenerServesMetricsAndTheProfilerOnlyWhenAsked(t *testing.T) {
 		if pprofOn {
 			if got := status(t, "http://"+cfg.MetricsAddr+"/debug/pprof/heap"); got != 200 {
 				t.Errorf("/debug/pprof/heap %d", got)
+			}
+			// Never the process's command line: every setting is also a flag, so
+			// --encryption-keys, --webex-client-secret or a --database-url with a
+			// password would go to whoever reaches the metrics listener.
+			resp, err := http.Get("http://" + cfg.MetricsAddr + "/debug/pprof/cmdline")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusNotFound || strings.Contains(string(body), os.Args[0]) {
+				t.Errorf("/debug/pprof/cmdline: %d %q, want a 404 without the command line", resp.StatusCode, body)
 			}
 		}
 		// Like the main listener: a request ID on every answer, a problem document for
@@ -313,42 +328,6 @@ func TestMetricsListenerServesMetricsAndTheProfilerOnlyWhenAsked(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-// The profiler never serves the process's command line: every setting is also a flag,
-// so --encryption-keys, --webex-client-secret or a --database-url with a password
-// would be handed to whoever reaches the metrics listener.
-func TestProfilerDoesNotServeTheCommandLine(t *testing.T) {
-	cfg := testConfig(t, dbtest.NewURL(t))
-	cfg.MetricsAddr = freeAddr(t)
-	cfg.Pprof = true
-	a, err := app.New(context.Background(), cfg, quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	up := make(chan struct{})
-	go func() { done <- a.Run(ctx, func(net.Addr) { close(up) }) }()
-	<-up
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	resp, err := http.Get("http://" + cfg.MetricsAddr + "/debug/pprof/cmdline")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusNotFound || strings.Contains(string(body), os.Args[0]) {
-		t.Errorf("/debug/pprof/cmdline: %d %q, want a 404 without the command line", resp.StatusCode, body)
 	}
 }
 
