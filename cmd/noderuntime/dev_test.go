@@ -101,17 +101,7 @@ func TestDevPrintsACurlThatRunsSearchConversation(t *testing.T) {
 		t.Fatalf("the printed curl answered %d %s", resp.StatusCode, raw)
 	}
 
-	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("dev exited %d after SIGTERM:\n%s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("dev did not stop after SIGTERM")
-	}
+	stopWithSIGTERM(t, "dev", done, &stderr)
 	if strings.Contains(stderr.String(), m[2]) {
 		t.Fatal("the API key appears in the logs")
 	}
@@ -198,17 +188,7 @@ func TestDevRunsAgainOnTheSameDatabase(t *testing.T) {
 			t.Fatalf("run 2 printed run 1's authorization %s", firstID)
 		}
 
-		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Fatalf("run %d: dev exited %d after SIGTERM:\n%s", i+1, code, stderr.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("run %d: dev did not stop after SIGTERM", i+1)
-		}
+		stopWithSIGTERM(t, fmt.Sprintf("run %d: dev", i+1), done, &stderr)
 	}
 }
 
@@ -222,18 +202,25 @@ func TestDevWithAnEmptyAddrListensWhereItWouldWithout(t *testing.T) {
 			env(map[string]string{"DATABASE_URL": dbtest.NewEmptyURL(t), "NODERUNTIME_ADDR": "127.0.0.1:0"}), &stdout, &stderr)
 	}()
 	banner := waitForOutput(t, "noderuntime dev", &stdout, func(out string) bool { return strings.Contains(out, "Stop with Ctrl-C.") }, done, 60*time.Second, &stderr)
+	stopWithSIGTERM(t, "dev", done, &stderr)
+	if !strings.Contains(banner, "service            http://127.0.0.1:") {
+		t.Fatalf("dev with --addr= serves elsewhere:\n%s", banner)
+	}
+}
+
+// stopWithSIGTERM sends the test process SIGTERM, as Kubernetes or Ctrl-C would, and
+// waits for the command running in it (what names it) to exit 0.
+func stopWithSIGTERM(t *testing.T, what string, done <-chan int, stderr *lockedBuffer) {
+	t.Helper()
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case code := <-done:
 		if code != 0 {
-			t.Fatalf("dev exited %d:\n%s", code, stderr.String())
+			t.Fatalf("%s exited %d after SIGTERM:\n%s", what, code, stderr.String())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("dev did not stop after SIGTERM")
-	}
-	if !strings.Contains(banner, "service            http://127.0.0.1:") {
-		t.Fatalf("dev with --addr= serves elsewhere:\n%s", banner)
+		t.Fatalf("%s did not stop after SIGTERM", what)
 	}
 }

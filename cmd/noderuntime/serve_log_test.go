@@ -48,17 +48,7 @@ func TestServeWritesEveryLogLineBeforeItExits(t *testing.T) {
 			t.Fatalf("GET /v1/nodes: %d", resp.StatusCode)
 		}
 	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("serve exited %d after SIGTERM:\n%s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop after SIGTERM")
-	}
+	stopWithSIGTERM(t, "serve", done, &stderr)
 
 	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
 	seen := map[string]bool{}
