@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -386,15 +387,7 @@ func TestAFailedRefreshBacksOffInProcessWhenTheBackoffCannotBeStored(t *testing.
 	e := newEnv(t, engagesim.Config{})
 	s := e.store(func(o *authstore.Options) { o.FailureBackoff = time.Minute })
 	a := e.createCC(s, acme, "no backoff column")
-	if _, err := e.pool.Exec(context.Background(), `
-		create function refuse_refresh_backoff() returns trigger language plpgsql as $$
-		begin
-			raise exception 'the test refuses to store a refresh backoff';
-		end $$;
-		create trigger refuse_refresh_backoff before update of refresh_backoff_until on authorizations
-			for each row when (new.refresh_backoff_until is not null) execute function refuse_refresh_backoff();`); err != nil {
-		t.Fatal(err)
-	}
+	refuseToStore(t, e.pool, "refresh_backoff_until")
 	e.expire(a.ID)
 	e.sim.ResetCounters()
 	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusServiceUnavailable})
@@ -531,15 +524,7 @@ func TestATokenWhoseNewPairCouldNotBeStoredIsNotHandedOut(t *testing.T) {
 	s := e.store()
 	a := e.createCC(s, acme, "unstorable")
 	waitListening(t, s)
-	if _, err := e.pool.Exec(context.Background(), `
-		create function refuse_new_tokens() returns trigger language plpgsql as $$
-		begin
-			raise exception 'the test refuses to store new tokens';
-		end $$;
-		create trigger refuse_new_tokens before update of access_token on authorizations
-			for each row when (new.access_token is not null) execute function refuse_new_tokens();`); err != nil {
-		t.Fatal(err)
-	}
+	storeAgain := refuseToStore(t, e.pool, "access_token")
 	e.expire(a.ID)
 	e.sim.ResetCounters()
 
@@ -557,9 +542,7 @@ func TestATokenWhoseNewPairCouldNotBeStoredIsNotHandedOut(t *testing.T) {
 		t.Fatalf("refreshes{success} = %v for a refresh that was not stored", got)
 	}
 
-	if _, err := e.pool.Exec(context.Background(), "drop trigger refuse_new_tokens on authorizations"); err != nil {
-		t.Fatal(err)
-	}
+	storeAgain()
 	c, err = s.Token(ctxT(t), acme, a.ID)
 	if err != nil {
 		t.Fatalf("once the write works again: %v", err)
@@ -654,5 +637,27 @@ func TestARefusedTokenIsNotHandedBackWhileTheTokenEndpointFails(t *testing.T) {
 	}
 	if n := e.sim.Calls(engagesim.OpToken); n != 1 {
 		t.Fatalf("%d token calls, want 1 (the failed refresh; the second one backs off)", n)
+	}
+}
+
+// refuseToStore makes Postgres refuse every update that sets column of authorizations
+// to a value (a trigger raises): a write the store cannot make, with the database up.
+// The function it returns lifts the refusal.
+func refuseToStore(t *testing.T, pool *pgxpool.Pool, column string) (storeAgain func()) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), fmt.Sprintf(`
+		create function refuse_%[1]s() returns trigger language plpgsql as $$
+		begin
+			raise exception 'the test refuses to store %[1]s';
+		end $$;
+		create trigger refuse_%[1]s before update of %[1]s on authorizations
+			for each row when (new.%[1]s is not null) execute function refuse_%[1]s();`, column)); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if _, err := pool.Exec(context.Background(), fmt.Sprintf("drop trigger refuse_%[1]s on authorizations", column)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
