@@ -22,6 +22,21 @@ import (
 func serviceStrings(t *testing.T) map[string]bool {
 	t.Helper()
 	lits := map[string]bool{}
+	inspectServiceCode(t, func(n ast.Node) bool {
+		if bl, ok := n.(*ast.BasicLit); ok && bl.Kind == token.STRING {
+			if v, err := strconv.Unquote(bl.Value); err == nil {
+				lits[v] = true
+			}
+		}
+		return true
+	})
+	return lits
+}
+
+// inspectServiceCode walks the syntax tree of every non-test Go file of the service
+// (internal/ and cmd/) with ast.Inspect.
+func inspectServiceCode(t *testing.T, visit func(ast.Node) bool) {
+	t.Helper()
 	for _, root := range []string{"../internal", "../cmd"} {
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
@@ -31,21 +46,13 @@ func serviceStrings(t *testing.T) map[string]bool {
 			if err != nil {
 				return err
 			}
-			ast.Inspect(f, func(n ast.Node) bool {
-				if bl, ok := n.(*ast.BasicLit); ok && bl.Kind == token.STRING {
-					if v, err := strconv.Unquote(bl.Value); err == nil {
-						lits[v] = true
-					}
-				}
-				return true
-			})
+			ast.Inspect(f, visit)
 			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	return lits
 }
 
 // TestServiceExportsTheMetricsRulesAndDashboardUse keeps the alerts and the dashboard
@@ -110,51 +117,36 @@ func serviceMetricLabels(t *testing.T) map[string][]string {
 		}
 		return ""
 	}
-	for _, root := range []string{"../internal", "../cmd"} {
-		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-				return err
-			}
-			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
-			if err != nil {
-				return err
-			}
-			ast.Inspect(f, func(n ast.Node) bool {
-				call, ok := n.(*ast.CallExpr)
-				if !ok {
-					return true
+	inspectServiceCode(t, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		name, labels := "", []string{}
+		if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "NewDesc" && len(call.Args) >= 3 {
+			name = literal(call.Args[0])
+			labels, _ = strs(call.Args[2])
+		} else {
+			for _, a := range call.Args {
+				if l, ok := strs(a); ok {
+					labels = l
 				}
-				name, labels := "", []string{}
-				if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "NewDesc" && len(call.Args) >= 3 {
-					name = literal(call.Args[0])
-					labels, _ = strs(call.Args[2])
-				} else {
-					for _, a := range call.Args {
-						if l, ok := strs(a); ok {
-							labels = l
-						}
-						cl, ok := a.(*ast.CompositeLit)
-						if !ok {
-							continue
-						}
-						for _, el := range cl.Elts {
-							if kv, ok := el.(*ast.KeyValueExpr); ok && fmt.Sprint(kv.Key) == "Name" {
-								name = literal(kv.Value)
-							}
-						}
+				cl, ok := a.(*ast.CompositeLit)
+				if !ok {
+					continue
+				}
+				for _, el := range cl.Elts {
+					if kv, ok := el.(*ast.KeyValueExpr); ok && fmt.Sprint(kv.Key) == "Name" {
+						name = literal(kv.Value)
 					}
 				}
-				if strings.HasPrefix(name, "noderuntime_") {
-					out[name] = labels
-				}
-				return true
-			})
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
+			}
 		}
-	}
+		if strings.HasPrefix(name, "noderuntime_") {
+			out[name] = labels
+		}
+		return true
+	})
 	return out
 }
 
