@@ -80,25 +80,13 @@ func TestDevPrintsACurlThatRunsSearchConversation(t *testing.T) {
 			env(map[string]string{"DATABASE_URL": dbURL}), &stdout, &stderr)
 	}()
 	banner := waitForOutput(t, "noderuntime dev", &stdout, func(out string) bool { return strings.Contains(out, "Stop with Ctrl-C.") }, done, 60*time.Second, &stderr)
-	m := curlLine.FindStringSubmatch(banner)
-	if m == nil {
-		t.Fatalf("no curl in the banner:\n%s", banner)
-	}
-	req, _ := http.NewRequest(http.MethodPost, m[1], strings.NewReader(m[3]))
-	req.Header.Set("Authorization", "Bearer "+m[2])
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	m, status, raw := runPrintedCurl(t, "dev", banner)
 	var answer struct {
 		Outcome string         `json:"outcome"`
 		Output  map[string]any `json:"output"`
 	}
-	if resp.StatusCode != 200 || json.Unmarshal(raw, &answer) != nil || answer.Outcome != "conversationActive" || answer.Output["conversationId"] == "" {
-		t.Fatalf("the printed curl answered %d %s", resp.StatusCode, raw)
+	if status != 200 || json.Unmarshal(raw, &answer) != nil || answer.Outcome != "conversationActive" || answer.Output["conversationId"] == "" {
+		t.Fatalf("the printed curl answered %d %s", status, raw)
 	}
 
 	stopWithSIGTERM(t, "dev", done, &stderr)
@@ -160,21 +148,9 @@ func TestDevRunsAgainOnTheSameDatabase(t *testing.T) {
 				env(map[string]string{"DATABASE_URL": dbURL}), &stdout, &stderr)
 		}()
 		banner := waitForOutput(t, fmt.Sprintf("noderuntime dev, run %d", i+1), &stdout, func(out string) bool { return strings.Contains(out, "Stop with Ctrl-C.") }, done, 60*time.Second, &stderr)
-		m := curlLine.FindStringSubmatch(banner)
-		if m == nil {
-			t.Fatalf("run %d: no curl in the banner:\n%s", i+1, banner)
-		}
-		req, _ := http.NewRequest(http.MethodPost, m[1], strings.NewReader(m[3]))
-		req.Header.Set("Authorization", "Bearer "+m[2])
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(raw), `"outcome":"conversationActive"`) {
-			t.Fatalf("run %d: the printed curl answered %d %s", i+1, resp.StatusCode, raw)
+		m, status, raw := runPrintedCurl(t, fmt.Sprintf("run %d", i+1), banner)
+		if status != 200 || !strings.Contains(string(raw), `"outcome":"conversationActive"`) {
+			t.Fatalf("run %d: the printed curl answered %d %s", i+1, status, raw)
 		}
 		var exec struct {
 			AuthorizationID string `json:"authorizationId"`
@@ -223,4 +199,24 @@ func stopWithSIGTERM(t *testing.T, what string, done <-chan int, stderr *lockedB
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not stop after SIGTERM", what)
 	}
+}
+
+// runPrintedCurl finds the curl in dev's banner and sends what it would: it returns the
+// curl's parts (curlLine's submatches), the answer's status and its body.
+func runPrintedCurl(t *testing.T, what, banner string) (m []string, status int, body []byte) {
+	t.Helper()
+	m = curlLine.FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("%s: no curl in the banner:\n%s", what, banner)
+	}
+	req, _ := http.NewRequest(http.MethodPost, m[1], strings.NewReader(m[3]))
+	req.Header.Set("Authorization", "Bearer "+m[2])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ = io.ReadAll(resp.Body)
+	return m, resp.StatusCode, body
 }
