@@ -121,7 +121,13 @@ type leakWriter struct {
 	test, source string
 	mu           sync.Mutex
 	tail         [][]byte
+	// warnings are the first warnings and errors: the tail of a long run may hold only
+	// the requests after the one whose cause the failure needs.
+	warnings [][]byte
 }
+
+// maxWarnings bounds leakWriter.warnings.
+const maxWarnings = 40
 
 func (w *leakWriter) Write(p []byte) (int, error) {
 	leaks.scan(w.test, w.source, p)
@@ -131,6 +137,9 @@ func (w *leakWriter) Write(p []byte) (int, error) {
 		w.tail = w.tail[1:]
 	}
 	w.tail = append(w.tail, bytes.Clone(p))
+	if len(w.warnings) < maxWarnings && (bytes.Contains(p, []byte(`"level":"WARN"`)) || bytes.Contains(p, []byte(`"level":"ERROR"`))) {
+		w.warnings = append(w.warnings, bytes.Clone(p))
+	}
 	return len(p), nil
 }
 
@@ -140,6 +149,7 @@ func (w *leakWriter) showOnFailure(t testing.TB) {
 		if t.Failed() {
 			w.mu.Lock()
 			defer w.mu.Unlock()
+			t.Logf("the first warnings and errors of %s:\n%s", w.source, bytes.Join(w.warnings, nil))
 			t.Logf("the last lines of %s:\n%s", w.source, bytes.Join(w.tail, nil))
 		}
 	})
