@@ -50,6 +50,16 @@ func (s *Store) listen(ctx context.Context) {
 	}
 }
 
+// connected starts a listening session. The cache may have missed notifications while
+// the listener was down, so it starts over; and a load begun before, which may yet fail
+// on the outage, is not shared with the calls after (they would get its failure with no
+// cache to fall back on), so the session number moves first.
+func (s *Store) connected() {
+	s.session.Add(1)
+	s.cache.invalidateAll()
+	s.listening.Store(true)
+}
+
 // listenOnce runs one connection until it fails; it reports whether it got as far as
 // listening.
 func (s *Store) listenOnce(ctx context.Context) bool {
@@ -66,8 +76,7 @@ func (s *Store) listenOnce(ctx context.Context) bool {
 	if _, err := conn.Exec(ctx, "listen "+channel); err != nil {
 		return false
 	}
-	s.cache.invalidateAll()
-	s.listening.Store(true)
+	s.connected()
 	// The cache is kept when the connection goes: it is what serves while Postgres is
 	// down. The next connect clears it.
 	defer s.listening.Store(false)

@@ -2,6 +2,7 @@ package authstore_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -193,5 +194,33 @@ func TestTheInstanceThatDeletesAnAuthorizationRefusesItAsSoonAsDeleteReturns(t *
 			t.Fatalf("deletion %d: the instance that deleted it served its cached token (expires %s)", i+1, c.ExpiresAt)
 		}
 		wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+	}
+}
+
+// A load begun before the listener reconnected (during an outage, say) and failing after
+// it is not shared with a call made after the reconnect: that call finds the cache
+// emptied by the reconnect and no stale token to fall back on, so it reads Postgres
+// itself, which is back, instead of answering the old load's failure.
+func TestACallAfterTheListenerReconnectsDoesNotShareALoadBegunBefore(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createCC(s, acme, "across a reconnect")
+	waitListening(t, s)
+	release := s.HoldLoad(acme, a.ID)
+	s.Connected()
+	got := make(chan error, 1)
+	go func() {
+		_, err := s.Token(ctxT(t), acme, a.ID)
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		release(nil)
+		if err != nil {
+			t.Fatalf("a call after the reconnect: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		release(errors.New("the outage"))
+		t.Fatalf("a call after the reconnect waited on a load begun before it, and answered: %v", <-got)
 	}
 }

@@ -74,17 +74,13 @@ func (s *Store) Refresh(ctx context.Context, t tenant.ID, authorizationID string
 // call; it is also the time the new pair always gets to be stored.
 const storeTimeout = 5 * time.Second
 
-// shared runs one load per (tenant, authorization, rejected token) in this process; the
-// callers that arrive meanwhile wait for its answer. The load runs on its own deadline,
-// not the first caller's: a caller that gives up must not cut a refresh in half (the
-// provider may already have rotated the refresh token we are about to store).
+// shared runs one load per flightKey (tenant, authorization, rejected token, listener
+// session) in this process; the callers that arrive meanwhile wait for its answer. The
+// load runs on its own deadline, not the first caller's: a caller that gives up must not
+// cut a refresh in half (the provider may already have rotated the refresh token we are
+// about to store).
 func (s *Store) shared(ctx context.Context, t tenant.ID, id string, rejected secrets.Value) (Credential, error) {
-	key := string(t) + "\x00" + id
-	if !rejected.IsZero() {
-		sum := sha256.Sum256([]byte(rejected.Reveal()))
-		key += "\x00" + hex.EncodeToString(sum[:8])
-	}
-	ch := s.flight.DoChan(key, func() (any, error) {
+	ch := s.flight.DoChan(s.flightKey(t, id, rejected), func() (any, error) {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.lockTimeout+s.refreshTimeout+storeTimeout)
 		defer cancel()
 		return s.load(wctx, t, id, rejected)
@@ -98,6 +94,17 @@ func (s *Store) shared(ctx context.Context, t tenant.ID, id string, rejected sec
 	case <-ctx.Done():
 		return Credential{}, fmt.Errorf("wait for the authorization's token: %w", ctx.Err())
 	}
+}
+
+// flightKey names the load shared by concurrent calls: one per tenant, authorization,
+// rejected token and listener session.
+func (s *Store) flightKey(t tenant.ID, id string, rejected secrets.Value) string {
+	key := strconv.FormatUint(s.session.Load(), 10) + "\x00" + string(t) + "\x00" + id
+	if !rejected.IsZero() {
+		sum := sha256.Sum256([]byte(rejected.Reveal()))
+		key += "\x00" + hex.EncodeToString(sum[:8])
+	}
+	return key
 }
 
 // usable reports whether c, stored at issued, can be handed out: not yet due for
