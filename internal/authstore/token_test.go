@@ -97,6 +97,9 @@ func TestThreeInstancesOnOneDatabaseStillRefreshOnce(t *testing.T) {
 	creator := e.store()
 	a := e.createLogin(creator, acme, "shared")
 	instances := []*authstore.Store{e.replica(), e.replica(), e.replica()}
+	// Listening, so the count below is of this test's loads: a listener that connects
+	// meanwhile starts a session, and the calls after it share a load of their own.
+	waitListening(t, instances...)
 	e.expire(a.ID)
 	e.sim.ResetCounters()
 	// A slow token endpoint, so every instance reads the expired token and queues for
