@@ -41,6 +41,7 @@ type App struct {
 	// forward, so it stays current while Postgres is out of reach.
 	schemaSeen atomic.Bool
 	postgresUp prometheus.Gauge // noderuntime_postgres_up, set by each readiness check
+	listen     func(network, address string) (net.Listener, error)
 }
 
 // New builds the service. It fails if the schema is behind; an unreachable Postgres is
@@ -52,7 +53,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, logger: logger, pool: pool, registry: prometheus.NewRegistry()}
+	a := &App{cfg: cfg, logger: logger, pool: pool, registry: prometheus.NewRegistry(), listen: net.Listen}
 	a.postgresUp = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "noderuntime_postgres_up",
 		Help: "1 when the last readiness check reached Postgres and found the schema current, else 0.",
@@ -187,16 +188,20 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		a.logger.Info("stopped before serving")
 		return nil
 	}
-	ln, err := net.Listen("tcp", a.cfg.Addr)
+	ln, err := a.listen("tcp", a.cfg.Addr)
 	if err != nil {
 		a.Close()
 		return fmt.Errorf("NODERUNTIME_ADDR: listen on %s: %w", a.cfg.Addr, err)
 	}
 	srv := httpapi.NewServer(a.handler, a.cfg.ExecutionTimeoutMx+15*time.Second)
+	// Either server ending ends both: a process serving only /metrics, or only the
+	// API without its metrics, is worse than one that stops and is restarted.
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 1)
 	if a.cfg.MetricsAddr != "" {
-		mln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+		mln, err := a.listen("tcp", a.cfg.MetricsAddr)
 		if err != nil {
 			ln.Close()
 			a.Close()
@@ -204,7 +209,14 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		}
 		msrv := httpapi.NewServer(a.metricsHandler(), 30*time.Second)
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- httpapi.Serve(ctx, msrv, mln, time.Second) }()
+		go func() {
+			defer wg.Done()
+			if err := httpapi.Serve(serveCtx, msrv, mln, time.Second); err != nil {
+				a.logger.Error("the metrics listener failed; stopping", slog.String("error", err.Error()))
+				errs <- fmt.Errorf("NODERUNTIME_METRICS_ADDR: serve: %w", err)
+			}
+			stopServing()
+		}()
 		a.logger.Info("serving metrics", slog.String("addr", mln.Addr().String()))
 	}
 	a.logger.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("version", buildinfo.Version))
@@ -213,8 +225,6 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 	// The drain may take the whole grace: say it starts (before it does), or the log is
 	// silent meanwhile.
-	serveCtx, stopServing := context.WithCancel(context.Background())
-	defer stopServing()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -224,6 +234,7 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		}
 	}()
 	err = httpapi.Serve(serveCtx, srv, ln, a.cfg.ShutdownGrace)
+	stopServing()
 	wg.Wait()
 	close(errs)
 	for e := range errs {
