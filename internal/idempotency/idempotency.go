@@ -120,6 +120,14 @@ func newHolder() Holder {
 // forgetTimeout bounds the release of a claim whose insert answered with an error.
 const forgetTimeout = 2 * time.Second
 
+// forget releases holder's claim of key, if it was made, after the statement that
+// made it answered with an error; on its own deadline, since the caller may have left.
+func (s *Store) forget(ctx context.Context, t tenant.ID, key string, holder Holder) {
+	forgetCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
+	defer cancel()
+	_ = s.Release(forgetCtx, t, key, holder)
+}
+
 // Claim takes key for the request whose body hashes to hash, or finds what an earlier
 // request with key left. The caller that gets Run holds the key for lease: it must call
 // Complete before then. While another request holds the key, Claim waits (polling)
@@ -151,9 +159,7 @@ func (s *Store) Claim(ctx context.Context, t tenant.ID, key string, hash []byte,
 			// connection broke, the caller left): the key would then stay held by
 			// nobody until its lease lapsed, and a mutation's retry would find it
 			// abandoned. Give up the claim, if it was made, before failing.
-			forgetCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
-			_ = s.Release(forgetCtx, t, key, holder)
-			cancel()
+			s.forget(ctx, t, key, holder)
 			return failed(err)
 		}
 		if won {
@@ -241,6 +247,9 @@ func (s *Store) look(ctx context.Context, t tenant.ID, key string, hash []byte, 
 		return Claim{State: InProgress}, true, nil // someone else took it over first
 	}
 	if err != nil {
+		// As for a lost insert: the take-over may have been made, and would hold the
+		// key for nobody until its lease lapsed.
+		s.forget(ctx, t, key, holder)
 		return Claim{}, false, fmt.Errorf("take over idempotency key: %w", err)
 	}
 	return Claim{State: Run, Holder: holder}, true, nil

@@ -464,3 +464,66 @@ func TestAReclaimedKeyKeepsTheNewRequestsAnswer(t *testing.T) {
 		t.Fatalf("after the old holder's release: %v, want Replay", c.State)
 	}
 }
+
+// loseReplyTo is loseInsertReply for any statement containing match.
+type loseReplyTo struct {
+	net.Conn
+	match []byte
+	armed *atomic.Bool
+	lose  bool
+}
+
+func (c *loseReplyTo) Write(b []byte) (int, error) {
+	if bytes.Contains(b, c.match) && c.armed.CompareAndSwap(true, false) {
+		c.lose = true
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *loseReplyTo) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if c.lose && n > 0 {
+		c.Conn.Close()
+		return 0, errors.New("connection broke as the answer arrived")
+	}
+	return n, err
+}
+
+// A take-over whose update reached Postgres but whose answer was lost leaves the key
+// free too: the retry takes it at once instead of waiting out the lost claim's lease.
+func TestATakeOverWhoseAnswerWasLostLeavesTheKeyFree(t *testing.T) {
+	t.Parallel()
+	url := dbtest.NewURL(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	armed := new(atomic.Bool)
+	var dialer net.Dialer
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &loseReplyTo{Conn: conn, match: []byte("update idempotency_keys set locked_until"), armed: armed}, nil
+	}
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s := idempotency.New(pool, idempotency.Options{})
+
+	claim(t, s, "a", "k", "b", 50*time.Millisecond, true) // then abandoned
+	time.Sleep(100 * time.Millisecond)
+	armed.Store(true)
+	if _, err := s.Claim(t.Context(), "t-a", "k", hash("b"), time.Minute, true); err == nil || armed.Load() {
+		t.Fatalf("the take-over whose answer was lost: %v (update seen: %v), want an error", err, !armed.Load())
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
+	defer cancel()
+	if c, err := s.Claim(ctx, "t-a", "k", hash("b"), time.Minute, true); err != nil || c.State != idempotency.Run {
+		t.Fatalf("the retry: %v (%v), want Run", c.State, err)
+	}
+}
