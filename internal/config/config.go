@@ -118,6 +118,10 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 			parse: func(s string) error {
 				cfg.EngageAllowedBases = nil
 				for _, u := range splitList(s, ",") {
+					// "a, b" or a YAML block: the spaces around an entry are not part of it.
+					if u = strings.TrimSpace(u); u == "" {
+						continue
+					}
 					if err := validateBaseURL(u); err != nil {
 						return fmt.Errorf("%q: %w", redactURL(u), err)
 					}

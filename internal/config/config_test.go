@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -305,5 +306,18 @@ func TestTheREADMEListsEverySettingWithItsFlagAndDefault(t *testing.T) {
 		if !settings[env] {
 			t.Errorf("the README's configuration table lists %s, which serve does not read", env)
 		}
+	}
+}
+
+// A list of base URLs may be written with a space after each comma (or a newline, in a
+// YAML block), as the other lists may: each entry is read without the spaces around it.
+func TestTheAllowedBaseURLsListTakesSpacesAroundItsEntries(t *testing.T) {
+	cfg, err := load(with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://a.example/api/v1, https://b.example/api/v1/ ,\n https://c.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"https://a.example/api/v1", "https://b.example/api/v1", "https://c.example"}
+	if !slices.Equal(cfg.EngageAllowedBases, want) {
+		t.Fatalf("allowlist %q, want %q", cfg.EngageAllowedBases, want)
 	}
 }
