@@ -22,15 +22,21 @@ type Store struct{ pool *pgxpool.Pool }
 // New returns a Store on pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
+// sweepMargin is how long a record outlives its session: the session's expiry is
+// checked against the clock of the replica that reads the cookie, the sweep against
+// Postgres's, and a replica whose clock lags must not take a signed-out cookie again.
+const sweepMargin = time.Hour
+
 // End records that session id ended; it is refused until expires, when it would have
-// expired anyway. Expired records are swept on the way, a bounded number at a time.
+// expired anyway. Records expired for sweepMargin are swept on the way, a bounded
+// number at a time.
 func (s *Store) End(ctx context.Context, id string, expires time.Time) error {
 	_, err := s.pool.Exec(ctx, `
 		with swept as (
 			delete from admin_sessions_ended where id = any(array(
-				select id from admin_sessions_ended where expires_at <= now() limit 100)))
+				select id from admin_sessions_ended where expires_at <= now() - $3::interval limit 100)))
 		insert into admin_sessions_ended (id, expires_at) values ($1, $2)
-		on conflict (id) do nothing`, id, expires)
+		on conflict (id) do nothing`, id, expires, sweepMargin)
 	if err != nil {
 		return fmt.Errorf("end admin session: %w", database.Redact(err))
 	}

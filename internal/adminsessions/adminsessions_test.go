@@ -25,12 +25,13 @@ func TestAnEndedSessionIsEndedAndOthersAreNot(t *testing.T) {
 	}
 }
 
-// A record whose session would have expired anyway is swept by a later End.
+// A record whose session would have expired anyway (an hour ago, past the margin for
+// clocks) is swept by a later End.
 func TestExpiredRecordsAreSwept(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.NewPool(t)
 	s := adminsessions.New(pool)
-	if err := s.End(t.Context(), "old", time.Now().Add(-time.Second)); err != nil {
+	if err := s.End(t.Context(), "old", time.Now().Add(-time.Hour-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.End(t.Context(), "new", time.Now().Add(time.Hour)); err != nil {
@@ -53,5 +54,22 @@ func TestExpiredRecordsAreSwept(t *testing.T) {
 	}
 	if len(ids) != 1 || ids[0] != "new" {
 		t.Fatalf("records left: %v, want [new]", ids)
+	}
+}
+
+// A record is kept a while past its session's expiry: the expiry is checked against the
+// replica's clock and the sweep against Postgres's, so a replica whose clock lags would
+// otherwise take a signed-out cookie again for the lag.
+func TestARecordOutlivesItsSessionByAMargin(t *testing.T) {
+	t.Parallel()
+	s := adminsessions.New(dbtest.NewPool(t))
+	if err := s.End(t.Context(), "just-expired", time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.End(t.Context(), "sweeper", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if ended, err := s.Ended(t.Context(), "just-expired"); err != nil || !ended {
+		t.Fatalf("Ended(just-expired) = %v, %v after a sweep; want true", ended, err)
 	}
 }
