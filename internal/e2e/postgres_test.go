@@ -38,6 +38,16 @@ func TestPostgresRestartsWhileExecutionsRun(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, "the authorization listener did not connect", s.app.Authorizations().Listening)
+	// The listener's connect empties the cache, and an invalidation that arrives while
+	// a token is read (a notification of the set-up, say) keeps that read from caching
+	// it: execute each until its token is served from the cache.
+	for _, auth := range []string{cached, login} {
+		eventually(t, 10*time.Second, "the token did not reach the cache", func() bool {
+			before := cacheHits(t, s)
+			a, _ := s.execute(search(auth, 2000), nil)
+			return a.Outcome == "conversationActive" && cacheHits(t, s) > before
+		})
+	}
 
 	// Load runs through the whole restart: cached-token executions must never fail.
 	var stop atomic.Bool
@@ -101,4 +111,26 @@ func TestPostgresRestartsWhileExecutionsRun(t *testing.T) {
 	eventually(t, 10*time.Second, "the authorization listener did not reconnect", s.app.Authorizations().Listening)
 	stop.Store(true)
 	wg.Wait()
+}
+
+// cacheHits is the service's count of tokens served from its memory cache.
+func cacheHits(t *testing.T, s *service) float64 {
+	t.Helper()
+	families, err := s.app.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "noderuntime_token_cache_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == "hit" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
