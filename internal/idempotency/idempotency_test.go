@@ -361,59 +361,13 @@ func TestAHolderWhoseKeyWasTakenOverNoLongerTouchesIt(t *testing.T) {
 	}
 }
 
-// loseInsertReply is a connection to Postgres that delivers the claim's insert and lets
-// it commit, then loses Postgres's answer to it: the connection breaks as the answer
-// arrives.
-type loseInsertReply struct {
-	net.Conn
-	armed *atomic.Bool
-	lose  bool
-}
-
-func (c *loseInsertReply) Write(b []byte) (int, error) {
-	if bytes.Contains(b, []byte("insert into idempotency_keys")) && c.armed.CompareAndSwap(true, false) {
-		c.lose = true
-	}
-	return c.Conn.Write(b)
-}
-
-func (c *loseInsertReply) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if c.lose && n > 0 {
-		c.Conn.Close()
-		return 0, errors.New("connection broke as the answer arrived")
-	}
-	return n, err
-}
-
 // A claim whose insert reached Postgres but whose answer was lost fails, and leaves
 // the key free: the retry runs the execution instead of waiting out the lease and then
 // finding the key abandoned (which a mutation's retry cannot get past for a day).
 func TestAClaimWhoseAnswerWasLostLeavesTheKeyFree(t *testing.T) {
 	t.Parallel()
-	url := dbtest.NewURL(t)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// One message per query, so the insert is whole in one write and Postgres commits
-	// it before it answers.
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	armed := new(atomic.Bool)
+	pool, armed := poolLosingTheReplyTo(t, "insert into idempotency_keys")
 	armed.Store(true)
-	var dialer net.Dialer
-	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dialer.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &loseInsertReply{Conn: conn, armed: armed}, nil
-	}
-	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
 	s := idempotency.New(pool, idempotency.Options{})
 
 	if _, err := s.Claim(t.Context(), "t-a", "k", hash("b"), time.Minute, false); err == nil || armed.Load() {
@@ -465,7 +419,9 @@ func TestAReclaimedKeyKeepsTheNewRequestsAnswer(t *testing.T) {
 	}
 }
 
-// loseReplyTo is loseInsertReply for any statement containing match.
+// loseReplyTo is a connection to Postgres that, once armed, delivers the next statement
+// containing match and lets it commit, then loses Postgres's answer to it: the
+// connection breaks as the answer arrives.
 type loseReplyTo struct {
 	net.Conn
 	match []byte
@@ -493,8 +449,28 @@ func (c *loseReplyTo) Read(b []byte) (int, error) {
 // free too: the retry takes it at once instead of waiting out the lost claim's lease.
 func TestATakeOverWhoseAnswerWasLostLeavesTheKeyFree(t *testing.T) {
 	t.Parallel()
-	url := dbtest.NewURL(t)
-	cfg, err := pgxpool.ParseConfig(url)
+	pool, armed := poolLosingTheReplyTo(t, "update idempotency_keys set locked_until")
+	s := idempotency.New(pool, idempotency.Options{})
+
+	claim(t, s, "a", "k", "b", 0, true) // a lease of zero has lapsed at once: abandoned
+	armed.Store(true)
+	if _, err := s.Claim(t.Context(), "t-a", "k", hash("b"), time.Minute, true); err == nil || armed.Load() {
+		t.Fatalf("the take-over whose answer was lost: %v (update seen: %v), want an error", err, !armed.Load())
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
+	defer cancel()
+	if c, err := s.Claim(ctx, "t-a", "k", hash("b"), time.Minute, true); err != nil || c.State != idempotency.Run {
+		t.Fatalf("the retry: %v (%v), want Run", c.State, err)
+	}
+}
+
+// poolLosingTheReplyTo is a pool on a fresh database whose connections lose the answer
+// to the next statement containing match once the returned switch is armed. Each query
+// is one message (the simple protocol), so the statement is whole in one write and
+// Postgres commits it before it answers.
+func poolLosingTheReplyTo(t *testing.T, match string) (*pgxpool.Pool, *atomic.Bool) {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(dbtest.NewURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,24 +482,12 @@ func TestATakeOverWhoseAnswerWasLostLeavesTheKeyFree(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return &loseReplyTo{Conn: conn, match: []byte("update idempotency_keys set locked_until"), armed: armed}, nil
+		return &loseReplyTo{Conn: conn, match: []byte(match), armed: armed}, nil
 	}
 	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
-	s := idempotency.New(pool, idempotency.Options{})
-
-	claim(t, s, "a", "k", "b", 50*time.Millisecond, true) // then abandoned
-	time.Sleep(100 * time.Millisecond)
-	armed.Store(true)
-	if _, err := s.Claim(t.Context(), "t-a", "k", hash("b"), time.Minute, true); err == nil || armed.Load() {
-		t.Fatalf("the take-over whose answer was lost: %v (update seen: %v), want an error", err, !armed.Load())
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
-	defer cancel()
-	if c, err := s.Claim(ctx, "t-a", "k", hash("b"), time.Minute, true); err != nil || c.State != idempotency.Run {
-		t.Fatalf("the retry: %v (%v), want Run", c.State, err)
-	}
+	t.Cleanup(pool.Close)
+	return pool, armed
 }
