@@ -149,20 +149,7 @@ func TestReadyzIsRedWhilePostgresIsDownAndGreenWhenItIsBack(t *testing.T) {
 	}
 	// The pool reconnects by itself; wait for the condition, not a fixed time. Again
 	// on the excluding probe only: its body tells degraded from ready.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code, body := get(t, srv.URL+"/readyz?exclude=postgres")
-		if code != 200 {
-			t.Fatalf("?exclude=postgres while postgres comes back: %d %v", code, body)
-		}
-		if body["status"] == "ready" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("?exclude=postgres still degraded 30 s after postgres came back")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitExcludingProbe(t, srv.URL, 30*time.Second, true, func(body map[string]any) bool { return body["status"] == "ready" })
 	if up := postgresUp(t, a); up != 1 {
 		t.Fatalf("noderuntime_postgres_up %v after postgres came back, want 1", up)
 	}
@@ -197,20 +184,7 @@ func TestReadyzExcludingPostgresPassesARefusalAfterStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The pool first meets its closed connections, then the refusal.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, body := get(t, srv.URL+"/readyz?exclude=postgres")
-		if code != 200 {
-			t.Fatalf("?exclude=postgres after the refusal: %d %v", code, body)
-		}
-		if body["postgres"] == "refused" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("?exclude=postgres never said refused: %v", body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitExcludingProbe(t, srv.URL, 10*time.Second, true, func(body map[string]any) bool { return body["postgres"] == "refused" })
 	if code, body := get(t, srv.URL+"/readyz"); code != 503 || !strings.HasPrefix(body["detail"].(string), "postgres refuses the connection") {
 		t.Fatalf("/readyz after the refusal: %d %v", code, body)
 	}
