@@ -244,6 +244,31 @@ func TestBaseURLsOffTheAllowlistAreRefusedWithoutARequest(t *testing.T) {
 	}
 }
 
+// A base URL in capitals names the same server: it is accepted, and stored as the
+// allowlist writes it, whichever case either was given in.
+func TestABaseURLInCapitalsIsTheAllowedOne(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	lower := e.sim.BaseURL()
+	shouted := strings.ToUpper(strings.TrimSuffix(lower, "/api/v1")) + "/api/v1/"
+	for name, s := range map[string]*authstore.Store{
+		"allowlist as given":    e.store(),
+		"allowlist in capitals": e.store(func(o *authstore.Options) { o.AllowedBaseURLs = []string{shouted} }),
+	} {
+		for _, base := range []string{lower, shouted} {
+			got, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+				Name: name + " " + base, Kind: authstore.KindClientCredentials, BaseURL: base, Domain: "acme",
+				TenantID: "tenant-1", TenantSecret: secrets.New(ccSecret),
+			})
+			if err != nil {
+				t.Fatalf("%s, base %s: %v", name, base, err)
+			}
+			if got.Authorization.BaseURL != lower {
+				t.Errorf("%s, base %s: stored %q, want %q", name, base, got.Authorization.BaseURL, lower)
+			}
+		}
+	}
+}
+
 // The allowlist shrank after an authorization was made (or a row was written past the
 // API): the store never hands out its token nor sends its secret to that base URL.
 func TestAnAuthorizationWhoseBaseURLLeftTheAllowlistIsNeverUsed(t *testing.T) {

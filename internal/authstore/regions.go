@@ -66,7 +66,7 @@ func (s *Store) resolveBase(region, baseURL string) (base, regionName string, er
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 			return "", "", errorf(ErrInvalid, "baseUrl must be an absolute http(s) URL without credentials, query or fragment")
 		}
-		base = strings.TrimRight(baseURL, "/")
+		base = config.CanonicalBaseURL(baseURL)
 		if r := regionOf(base); r != "" {
 			if doc, ok := RegionBaseURL(r); ok && doc == base {
 				regionName = r
@@ -86,7 +86,7 @@ func (s *Store) resolveBase(region, baseURL string) (base, regionName string, er
 // only when a row is created: the allowlist may have shrunk since, and a row may have
 // been written past the API.
 func (s *Store) allowedBase(base string) bool {
-	return slices.Contains(s.allowed, strings.TrimRight(base, "/"))
+	return slices.Contains(s.allowed, config.CanonicalBaseURL(base))
 }
 
 // quote shows a caller's value in a message, shortened.

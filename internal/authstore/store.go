@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/noderuntime/noderuntime/internal/config"
 	"github.com/noderuntime/noderuntime/internal/secrets"
 )
 
@@ -123,7 +123,7 @@ func New(opts Options) (*Store, error) {
 		s.logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
 	for _, u := range opts.AllowedBaseURLs {
-		s.allowed = append(s.allowed, strings.TrimRight(u, "/"))
+		s.allowed = append(s.allowed, config.CanonicalBaseURL(u))
 	}
 	s.allowed = slices.Compact(s.allowed)
 	if s.hc == nil {

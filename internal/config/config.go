@@ -125,7 +125,7 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 					if err := validateBaseURL(u); err != nil {
 						return fmt.Errorf("%q: %w", redactURL(u), err)
 					}
-					cfg.EngageAllowedBases = append(cfg.EngageAllowedBases, strings.TrimRight(u, "/"))
+					cfg.EngageAllowedBases = append(cfg.EngageAllowedBases, CanonicalBaseURL(u))
 				}
 				if len(cfg.EngageAllowedBases) == 0 {
 					return errors.New("no base URL given")
@@ -339,6 +339,23 @@ func validateBaseURL(s string) error {
 		return errors.New("want no fragment (#...) in it: paths are appended to it")
 	}
 	return nil
+}
+
+// CanonicalBaseURL is an Engage base URL as the allowlist compares it: its scheme and
+// host in lower case (DNS names are case-insensitive, so "HTTPS://API-US-SITE-1…" is the
+// documented URL) and no trailing slash. The path keeps its case: a server may tell
+// /API from /api.
+func CanonicalBaseURL(s string) string {
+	s = strings.TrimRight(s, "/")
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	host, path, hasPath := strings.Cut(rest, "/")
+	if hasPath {
+		path = "/" + path
+	}
+	return strings.ToLower(scheme) + "://" + strings.ToLower(host) + path
 }
 
 // redactURL is s with any password masked, for an error that quotes it.

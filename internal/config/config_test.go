@@ -321,3 +321,16 @@ func TestTheAllowedBaseURLsListTakesSpacesAroundItsEntries(t *testing.T) {
 		t.Fatalf("allowlist %q, want %q", cfg.EngageAllowedBases, want)
 	}
 }
+
+// A base URL's scheme and host are compared without case, as DNS and URLs define them,
+// and its path with case: an entry written in capitals is the same URL.
+func TestTheAllowedBaseURLsAreComparedWithoutTheCaseOfSchemeAndHost(t *testing.T) {
+	cfg, err := load(with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "HTTPS://API-US-SITE-1.ImiEngage.IO/api/V1/,Http://127.0.0.1:8080"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"https://api-us-site-1.imiengage.io/api/V1", "http://127.0.0.1:8080"}
+	if !slices.Equal(cfg.EngageAllowedBases, want) {
+		t.Fatalf("allowlist %q, want %q", cfg.EngageAllowedBases, want)
+	}
+}
