@@ -204,6 +204,14 @@ func (a *adminPages) login(w http.ResponseWriter, r *http.Request) {
 		a.render(w, r, http.StatusUnauthorized, "login", pageData{Title: "Sign in", CSRF: sess.CSRF, Error: "That API key is not valid."})
 		return
 	}
+	// Signing in over a signed-in session (another tenant's key, say) ends that one, as
+	// signing out would: a copy of its cookie opens nothing afterwards.
+	if sess.Tenant != "" {
+		if err := a.sessions.forget(r.Context(), sess); err != nil {
+			a.sessionsUnreadable(w, r, err)
+			return
+		}
+	}
 	// A new CSRF token with the new identity, so a token seen before sign-in is useless.
 	if err := a.sessions.write(w, adminSession{Tenant: t, Key: key, CSRF: newCSRFToken()}); err != nil {
 		a.failure(w, r, sess, err)

@@ -135,13 +135,18 @@ func (s *sessions) write(w http.ResponseWriter, sess adminSession) error {
 	return nil
 }
 
-// end signs sess out: its cookie, and any copy of it, opens no page again.
+// end signs sess out and clears its cookie.
 func (s *sessions) end(ctx context.Context, w http.ResponseWriter, sess adminSession) error {
-	if err := s.ended.End(ctx, sess.ID, time.Unix(sess.Expiry, 0)); err != nil {
+	if err := s.forget(ctx, sess); err != nil {
 		return err
 	}
 	s.clear(w)
 	return nil
+}
+
+// forget records sess as signed out: its cookie, and any copy of it, opens no page again.
+func (s *sessions) forget(ctx context.Context, sess adminSession) error {
+	return s.ended.End(ctx, sess.ID, time.Unix(sess.Expiry, 0))
 }
 
 func (s *sessions) clear(w http.ResponseWriter) {

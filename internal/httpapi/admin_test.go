@@ -247,3 +247,38 @@ func TestAdminAddressOfARefusedAddOpensTheForm(t *testing.T) {
 		t.Fatalf("signed out: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+// Signing in with another key over a signed-in session ends the first session, as
+// signing out would: a copy of its cookie opens nothing afterwards.
+func TestSigningInOverASessionEndsIt(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	list := s.signIn(c, azAcmeKey)
+	admin, _ := url.Parse(s.srv.URL + "/admin/")
+	var first string
+	for _, ck := range c.Jar.Cookies(admin) {
+		if ck.Name == "nr_admin" {
+			first = ck.Value
+		}
+	}
+	if first == "" {
+		t.Fatal("no session cookie after sign-in")
+	}
+	resp, _ := s.postForm(c, "/admin/login", url.Values{"csrf": {csrfOf(t, list)}, "apiKey": {azGlobexKey}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/" {
+		t.Fatalf("sign in over a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, list = s.get(c, s.srv.URL+"/admin/"); !strings.Contains(list, `id="tenant">globex<`) {
+		t.Fatalf("after signing in again, the list page is not globex's:\n%s", list)
+	}
+	req, _ := http.NewRequest("GET", s.srv.URL+"/admin/", nil)
+	req.AddCookie(&http.Cookie{Name: "nr_admin", Value: first})
+	resp, err := s.client(false).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/login" {
+		t.Fatalf("a copy of the first session's cookie: %d %s, want the sign-in page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
