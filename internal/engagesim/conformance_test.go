@@ -1,0 +1,182 @@
+package engagesim_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/noderuntime/noderuntime/internal/engagesim"
+)
+
+// These tests hold the simulator to the parts of ENGAGE.md §4 that the client's tests
+// never reach: a simulator that accepted what Engage refuses would let a client's
+// mistake pass every other test.
+
+// ENGAGE.md §4's wire key of each rich message type's object, restated by hand.
+var richKeys = map[string]string{
+	"wab-buttons":                "wabButtons",
+	"wab-list":                   "wabList",
+	"wab-interactive-response":   "wabInteractiveResponse",
+	"lc-form-response":           "livechatformresponse",
+	"lc-carousel-response":       "lcCarouselResponse",
+	"lc-quick-replies-response":  "lcQuickRepliesResponse",
+	"text-with-lc-carousel":      "lcCarousel",
+	"text-with-lc-quick-replies": "lcQuickReplies",
+	"amb-list-picker-response":   "ambListPickerResponse",
+	"amb-time-picker-response":   "ambTimePickerResponse",
+	"amb-quick-replies-response": "ambQuickRepliesResponse",
+	"amb-form-response":          "ambFormResponse",
+}
+
+func TestEveryRichMessageTypeNeedsItsObjectUnderItsDocumentedKey(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "api", CustomerAddress: "c", BizAddress: "b"})
+	url := sim.BaseURL() + "/" + domain + "/conversations/" + id + "/messages"
+	for typ, key := range richKeys {
+		msg := map[string]any{"channel": "api", "direction": "inbound", "messagetype": typ, "timestamp": "2026-03-01T12:00:00Z"}
+		if st, env := call(t, "POST", url, tok, msg); st != http.StatusBadRequest || !strings.Contains(env.Description, key) {
+			t.Errorf("%s without %s: %d %+v, want 400 naming %s", typ, key, st, env, key)
+		}
+		msg[key] = map[string]any{"id": "x"}
+		if st, env := call(t, "POST", url, tok, msg); st != http.StatusOK {
+			t.Errorf("%s with %s: %d %+v, want 200", typ, key, st, env)
+		}
+	}
+	if c, _ := sim.Conversation(domain, id); len(c.Messages) != len(richKeys) {
+		t.Fatalf("%d messages stored, want %d", len(c.Messages), len(richKeys))
+	}
+}
+
+func TestEmailAndAttachmentMessagesNeedWhatTheyCarry(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	email := sim.SeedConversation(domain, engagesim.Conversation{Channel: "email", CustomerAddress: "c@x.example", BizAddress: "b@x.example", Subject: "s"})
+	chat := sim.SeedConversation(domain, engagesim.Conversation{Channel: "livechat", CustomerAddress: "u", BizAddress: "app", ThreadID: "t"})
+	base := sim.BaseURL() + "/" + domain + "/conversations/"
+	mail := func(edit func(m map[string]any)) map[string]any {
+		m := map[string]any{"channel": "email", "direction": "inbound", "messagetype": "email", "timestamp": "2026-03-01T12:00:00Z",
+			"frmAddress": "c@x.example", "plainBody": "hello"}
+		edit(m)
+		return m
+	}
+	attach := func(a map[string]any) map[string]any {
+		return map[string]any{"channel": "livechat", "direction": "inbound", "messagetype": "text-with-attachments",
+			"timestamp": "2026-03-01T12:00:00Z", "attachments": []any{a}}
+	}
+	for name, tc := range map[string]struct {
+		id   string
+		body map[string]any
+		want string
+	}{
+		"email without a sender":       {email, mail(func(m map[string]any) { delete(m, "frmAddress") }), "frmAddress"},
+		"email without a body":         {email, mail(func(m map[string]any) { delete(m, "plainBody") }), "plainBody or htmlBody"},
+		"attachment without a URL":     {chat, attach(map[string]any{"mimeType": "image/png"}), "attachment 0"},
+		"attachment without MIME type": {chat, attach(map[string]any{"fileUrl": "https://x.example/a.png"}), "attachment 0"},
+	} {
+		if st, env := call(t, "POST", base+tc.id+"/messages", tok, tc.body); st != http.StatusBadRequest || !strings.Contains(env.Description, tc.want) {
+			t.Errorf("%s: %d %+v, want 400 naming %q", name, st, env, tc.want)
+		}
+	}
+	for name, tc := range map[string]struct {
+		id   string
+		body map[string]any
+	}{
+		"email with an HTML body only": {email, mail(func(m map[string]any) { delete(m, "plainBody"); m["htmlBody"] = "<p>hello</p>" })},
+		"a full attachment":            {chat, attach(map[string]any{"mimeType": "image/png", "fileName": "a.png", "fileUrl": "https://x.example/a.png"})},
+		"a live chat announcement": {chat, map[string]any{"channel": "livechat", "direction": "announcement", "messagetype": "text",
+			"text": "agent joined", "timestamp": "2026-03-01T12:00:00Z"}},
+	} {
+		if st, env := call(t, "POST", base+tc.id+"/messages", tok, tc.body); st != http.StatusOK {
+			t.Errorf("%s: %d %+v, want 200", name, st, env)
+		}
+	}
+}
+
+func TestACreatedEmailConversationIsFoundByTheSubjectOfItsFirstMessage(t *testing.T) {
+	// Search needs the subject for email (ENGAGE.md §3): the conversation a node creates
+	// must be findable by it, not only a seeded one.
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	base := sim.BaseURL() + "/" + domain + "/conversations"
+	st, env := call(t, "POST", base, tok, map[string]any{"channel": "email", "bizaddress": "b@x.example", "customeraddress": "c@x.example",
+		"customername": "c@x.example", "messages": []any{map[string]any{"channel": "email", "direction": "inbound", "messagetype": "email",
+			"timestamp": "2026-03-01T12:00:00Z", "frmAddress": "c@x.example", "subject": "Order 42", "plainBody": "where is it?"}}})
+	var created struct{ ConversationID string }
+	if err := json.Unmarshal(env.Value, &created); err != nil || st != http.StatusCreated {
+		t.Fatalf("create: %d %+v", st, env)
+	}
+	search := func(subject string) string {
+		_, env := call(t, "POST", base+"/search", tok, map[string]string{"channel": "email", "customeraddress": "c@x.example",
+			"bizaddress": "b@x.example", "subject": subject})
+		var v struct{ ConversationID string }
+		_ = json.Unmarshal(env.Value, &v)
+		return v.ConversationID
+	}
+	if got := search("Order 42"); got != created.ConversationID {
+		t.Errorf("search by the subject found %q, want %q", got, created.ConversationID)
+	}
+	if got := search("Order 43"); got != "" {
+		t.Errorf("search by another subject found %q, want none", got)
+	}
+}
+
+func TestTheFirstAgentToJoinIsTheConversationsUserInSearch(t *testing.T) {
+	// Search's value carries userId (ENGAGE.md §4), output by Search 1.3: it must follow
+	// the participants, not stay empty.
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+	base := sim.BaseURL() + "/" + domain + "/conversations"
+	user := func() (string, string) {
+		_, env := call(t, "POST", base+"/search", tok, map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"})
+		var v struct{ UserID, Status string }
+		_ = json.Unmarshal(env.Value, &v)
+		return v.UserID, v.Status
+	}
+	for _, step := range []struct {
+		method, path, participant string
+		wantUser, wantStatus      string
+	}{
+		{"POST", "/participants", "agent-1", "agent-1", "active"},
+		{"POST", "/participants", "agent-2", "agent-1", "active"},
+		{"DELETE", "/participants/agent-1", "", "agent-2", "active"},
+		{"DELETE", "/participants/agent-2", "", "", "active"},
+	} {
+		var body any
+		if step.participant != "" {
+			body = map[string]string{"participant": step.participant}
+		}
+		if st, env := call(t, step.method, base+"/"+id+step.path, tok, body); st != http.StatusOK {
+			t.Fatalf("%s %s: %d %+v", step.method, step.path, st, env)
+		}
+		if u, s := user(); u != step.wantUser || s != step.wantStatus {
+			t.Fatalf("after %s %s: userId %q status %q, want %q %q", step.method, step.path, u, s, step.wantUser, step.wantStatus)
+		}
+	}
+}
+
+func TestInjectedErrorsAnswerTheEnvelopeCodeOfTheirStatus(t *testing.T) {
+	// The codes are our decision (docs/engage.md), and the runtime reports them as
+	// Engage's code: an injected fault must speak them as a real refusal does.
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	for status, code := range map[int]int{
+		400: engagesim.CodeInvalid, 401: engagesim.CodeUnauthorized, 403: engagesim.CodeForbidden,
+		404: engagesim.CodeNotFound, 409: engagesim.CodeConflict, 429: engagesim.CodeRateLimited,
+		500: engagesim.CodeServerError, 503: engagesim.CodeServerError,
+	} {
+		sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: status, Times: 1})
+		st, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/search", tok,
+			map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"})
+		if st != status || env.Code != code || env.Description == "" {
+			t.Errorf("injected %d: %d %+v, want code %d", status, st, env, code)
+		}
+	}
+}
