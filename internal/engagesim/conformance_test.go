@@ -144,9 +144,9 @@ func TestTheFirstAgentToJoinIsTheConversationsUserInSearch(t *testing.T) {
 		wantUser, wantStatus      string
 	}{
 		{"POST", "/participants", "agent-1", "agent-1", "active"},
-		{"POST", "/participants", "agent-2", "agent-1", "active"},
-		{"DELETE", "/participants/agent-1", "", "agent-2", "active"},
-		{"DELETE", "/participants/agent-2", "", "", "active"},
+		{"POST", "/participants", "agent-2", "agent-1", ""},
+		{"DELETE", "/participants/agent-1", "", "agent-2", ""},
+		{"DELETE", "/participants/agent-2", "", "", ""},
 	} {
 		var body any
 		if step.participant != "" {
@@ -155,7 +155,9 @@ func TestTheFirstAgentToJoinIsTheConversationsUserInSearch(t *testing.T) {
 		if st, env := call(t, step.method, base+"/"+id+step.path, tok, body); st != http.StatusOK {
 			t.Fatalf("%s %s: %d %+v", step.method, step.path, st, env)
 		}
-		if u, s := user(); u != step.wantUser || s != step.wantStatus {
+		// Only the first join's status is documented (queued becomes active); what a
+		// departure does to the status is not, so it is not held here.
+		if u, s := user(); u != step.wantUser || (step.wantStatus != "" && s != step.wantStatus) {
 			t.Fatalf("after %s %s: userId %q status %q, want %q %q", step.method, step.path, u, s, step.wantUser, step.wantStatus)
 		}
 	}
