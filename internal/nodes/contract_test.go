@@ -62,7 +62,9 @@ var engageOutputs = map[string][]string{
 }
 
 // The message types of ENGAGE.md §3's table, by channel, direction and the Append
-// version that first allows them ("" direction: inbound and outbound).
+// version that first allows them ("" direction: inbound and outbound). ENGAGE.md gives
+// no direction for amb; that its "-response" types are inbound only is our decision
+// (decisions.go), restated here so that changing it is a visible choice.
 var engageMessages = []struct {
 	since, channel, direction string
 	types                     []string
