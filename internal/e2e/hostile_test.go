@@ -56,6 +56,10 @@ func hostileBodies(auth string) []hostileBody {
 		{name: "invalid UTF-8 in the node", body: envelope("search-\xff\xfe", "1.3", `{}`)},
 		{name: "invalid UTF-8 in the text", body: envelope("append-message", "1.4", appendInput("\"caf\xe9 \xc3\x28 \xed\xa0\x80\""))},
 		{name: "invalid UTF-8 in a key", body: envelope("search-conversation", "1.3", "{\"chan\xffnel\":\"sms\"}")},
+		// A lone surrogate escape is valid UTF-8 but no character: decoded, it would be
+		// U+FFFD in the text Engage receives.
+		{name: "a lone surrogate escape in the text", body: envelope("append-message", "1.4", appendInput(`"caf\ud800"`))},
+		{name: "a lone low surrogate escape in the node", body: []byte(`{"node":"search-\udc00","version":"1.3","authorizationId":"` + auth + `","input":{}}`)},
 		// Huge strings.
 		{name: "10 MB text", body: envelope("append-message", "1.4", appendInput(`"`+tenMB+`"`))},
 		{name: "10 MB text, chunked", body: envelope("append-message", "1.4", appendInput(`"`+tenMB+`"`)), chunked: true},

@@ -43,6 +43,11 @@ func decodeBytes(w http.ResponseWriter, r *http.Request, body []byte, v any) boo
 		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, describeJSONError(err)))
 		return false
 	}
+	if esc, lone := loneSurrogate(body); lone {
+		// encoding/json would decode it to U+FFFD, changing what Engage receives.
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("the escape %s is half of a UTF-16 surrogate pair, not a character", esc)))
+		return false
+	}
 	if key, dup := duplicateKey(body); dup {
 		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("the key %q is given twice in one object", clipValue(key))))
 		return false
@@ -52,6 +57,62 @@ func decodeBytes(w http.ResponseWriter, r *http.Request, body []byte, v any) boo
 		return false
 	}
 	return true
+}
+
+// loneSurrogate returns the first \u escape of data, a valid JSON text, that is a UTF-16
+// surrogate without its other half (RFC 8259 §8.2 leaves such a string's meaning to the
+// parser), and whether there is one.
+func loneSurrogate(data []byte) (string, bool) {
+	for i := 0; ; {
+		j := bytes.IndexByte(data[i:], '\\')
+		if j < 0 || i+j+1 >= len(data) {
+			return "", false
+		}
+		i += j
+		if data[i+1] != 'u' {
+			i += 2 // \\, \" and the other one-character escapes
+			continue
+		}
+		hi, ok := hex4(data, i+2)
+		switch {
+		case !ok:
+			return "", false // not valid JSON: the decoder has said so
+		case hi >= 0xdc00 && hi <= 0xdfff:
+			return string(data[i : i+6]), true
+		case hi >= 0xd800 && hi <= 0xdbff:
+			lo, ok := rune(0), i+7 < len(data) && data[i+6] == '\\' && data[i+7] == 'u'
+			if ok {
+				lo, ok = hex4(data, i+8)
+			}
+			if !ok || lo < 0xdc00 || lo > 0xdfff {
+				return string(data[i : i+6]), true
+			}
+			i += 12
+		default:
+			i += 6
+		}
+	}
+}
+
+// hex4 reads the four hex digits of a \u escape at data[at:].
+func hex4(data []byte, at int) (rune, bool) {
+	if at+4 > len(data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range data[at : at+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // describeJSONError turns a decoding error into a message that names the problem but

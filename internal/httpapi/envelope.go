@@ -21,6 +21,9 @@ func (req *executionRequest) decodeFast(body []byte) bool {
 	if !utf8.Valid(body) {
 		return false
 	}
+	if _, lone := loneSurrogate(body); lone {
+		return false // in input: decodeBytes refuses it
+	}
 	var seen [6]bool
 	once := func(i int) bool {
 		if seen[i] {

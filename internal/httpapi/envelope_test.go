@@ -22,6 +22,7 @@ var envelopeSeeds = []string{
 	`{"node":"x","version":"1","authorizationId":"a","input":{},"context":{"flowId":"f","other":"o"}}`,
 	`{"node":"x","version":"1","authorizationId":"a","input":null,"context":null}`,
 	`{"node":"x\u0041","version":"1","authorizationId":"a","input":{}}`,
+	`{"node":"x","version":"1","authorizationId":"a","input":{"text":"\ud800"}}`,
 	"{\"node\":\"x\",\"version\":\"1\",\"authorizationId\":\"\xff\",\"input\":{}}",
 	`{"node":"x","version":"1","authorizationId":"a","input":{}} `, `{"node":"x"} {}`, `[]`, ``,
 }

@@ -184,10 +184,23 @@ func TestMalformedJSONGets400ThatNamesTheProblem(t *testing.T) {
 		`{"a" 1}`:   "malformed JSON",
 		`[1,2]`:     "want a JSON object",
 		`{"a":1} x`: "trailing data",
+		// A lone surrogate escape decodes to U+FFFD: the text would change unseen.
+		`{"a":"x\ud800"}`:            `\ud800 is half of a UTF-16 surrogate pair`,
+		`{"a":"\uDC00"}`:             `\uDC00 is half`,
+		`{"a":"\ud83d\u0041"}`:       `\ud83d is half`,
+		`{"a":["\\\udbff"]}`:         `\udbff is half`,
+		`{"a\ud800":1}`:              `\ud800 is half`,
+		`{"a":"\ud83d\ude00\ud800"}`: `\ud800 is half`,
 	} {
 		resp, p := f.do(t, "POST", "/v1/test/echo", testKey, "application/json", strings.NewReader(body))
 		if resp.StatusCode != 400 || !strings.Contains(p["detail"].(string), want) {
 			t.Errorf("body %q: status %d detail %v, want %q", body, resp.StatusCode, p["detail"], want)
+		}
+	}
+	// A whole pair, and an escaped backslash before "ud800", are text.
+	for _, body := range []string{`{"a":"\ud83d\ude00"}`, `{"a":"\\ud800"}`, `{"a":"\u00e9\n"}`} {
+		if resp, p := f.do(t, "POST", "/v1/test/echo", testKey, "application/json", strings.NewReader(body)); resp.StatusCode != 200 {
+			t.Errorf("body %q: status %d %v, want 200", body, resp.StatusCode, p)
 		}
 	}
 }
