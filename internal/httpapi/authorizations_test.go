@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -274,7 +275,7 @@ func TestClientCredentialsAreCheckedAtCreationOverHTTP(t *testing.T) {
 
 func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 	s := newAuthServer(t)
-	s.createCC("taken")
+	taken := s.createCC("taken")
 	base := func(over map[string]string) map[string]string {
 		m := map[string]string{"name": "new", "kind": "client-credentials", "baseUrl": s.sim.BaseURL(), "domain": "acme", "tenantId": "tenant-1", "tenantSecret": azCCSecret}
 		for k, v := range over {
@@ -313,6 +314,13 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 	}
 	if resp, _ := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]any{"name": "x", "unknown": 1}); resp.StatusCode != 400 {
 		t.Fatalf("unknown field: %d", resp.StatusCode)
+	}
+	// A body of null is no object: not "name is required", nor a re-authorization
+	// without a body.
+	for _, path := range []string{"/v1/authorizations", "/v1/authorizations/" + taken + "/reauthorize"} {
+		if resp, problem := s.api("POST", path, azAcmeKey, json.RawMessage(`null`)); resp.StatusCode != 400 || problem["detail"] != "want a JSON object, got JSON null" {
+			t.Errorf("POST %s with the body null: %d %v, want 400", path, resp.StatusCode, problem)
+		}
 	}
 	if resp, _ := s.api("POST", "/v1/authorizations", "", base(nil)); resp.StatusCode != 401 {
 		t.Fatalf("no API key: %d", resp.StatusCode)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -34,6 +35,11 @@ func decodeBytes(w http.ResponseWriter, r *http.Request, body []byte, v any) boo
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
+	if err == nil && bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		// encoding/json decodes null into anything as nothing: it is not the object
+		// every body here is.
+		err = &json.UnmarshalTypeError{Value: "null", Type: reflect.TypeOf(v)}
+	}
 	if err == nil {
 		if _, extra := dec.Token(); extra != io.EOF {
 			err = errors.New("trailing data after the JSON value")
@@ -115,6 +121,34 @@ func hex4(data []byte, at int) (rune, bool) {
 	return r, true
 }
 
+// jsonWant names what a field of Go type t takes in the words of JSON, not Go's
+// ("httpapi.executionContext", "int64" mean nothing to a caller).
+func jsonWant(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "another JSON value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a JSON string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return fmt.Sprintf("an integer (no fraction or exponent) up to %d", int64(math.MaxInt64)>>(64-t.Bits()))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer (no fraction or exponent)"
+	case reflect.Float32, reflect.Float64:
+		return "a JSON number"
+	case reflect.Struct, reflect.Map:
+		return "a JSON object"
+	case reflect.Slice, reflect.Array:
+		return "a JSON array"
+	}
+	return "another JSON value"
+}
+
 // describeJSONError turns a decoding error into a message that names the problem but
 // never echoes the body.
 func describeJSONError(err error) string {
@@ -131,7 +165,7 @@ func describeJSONError(err error) string {
 		// Value may hold the literal ("number 99999999999999999999"): keep its kind.
 		kind, _, _ := strings.Cut(typ.Value, " ")
 		if typ.Field != "" {
-			return fmt.Sprintf("field %q: want %s, got JSON %s", clipValue(typ.Field), typ.Type, kind)
+			return fmt.Sprintf("field %q: want %s, got JSON %s", clipValue(typ.Field), jsonWant(typ.Type), kind)
 		}
 		return fmt.Sprintf("want a JSON object, got JSON %s", kind)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):

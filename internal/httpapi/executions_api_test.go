@@ -46,7 +46,12 @@ func TestExecutionEnvelopesTheRuntimeCannotRouteGetProblems(t *testing.T) {
 		{"a field named in capitals", `{"NODE":"search-conversation","version":"1.3","authorizationId":"a",` + input + `}`, 400, `unknown field "NODE"`, ""},
 		{"a field named with a long s", `{"node":"search-conversation","verſion":"1.3","authorizationId":"a",` + input + `}`, 400, `unknown field "verſion"`, ""},
 		{"a long unknown field", `{"` + strings.Repeat("A", 100_000) + `":1}`, 400, `unknown field "AAAA`, strings.Repeat("A", 65)},
-		{"a timeout past int64", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":99999999999999999999}`, 400, `field "timeoutMs": want int64, got JSON number`, "999999"},
+		{"a timeout past int64", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":99999999999999999999}`, 400, `field "timeoutMs": want an integer (no fraction or exponent) up to 9223372036854775807, got JSON number`, "999999"},
+		// What a field takes, in JSON's words: never a Go type ("httpapi.executionContext", "int64").
+		{"a timeout with a fraction", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":1.5}`, 400, `field "timeoutMs": want an integer`, "int64"},
+		{"a context that is a number", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"context":5}`, 400, `field "context": want a JSON object, got JSON number`, "httpapi"},
+		{"a flow ID that is an object", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"context":{"flowId":{}}}`, 400, `field "context.flowId": want a JSON string, got JSON object`, ""},
+		{"a body that is null", `null`, 400, `want a JSON object, got JSON null`, ""},
 		{"unknown node", `{"node":"send-fax","version":"1.0","authorizationId":"a",` + input + `}`, 404, `there is no node "send-fax"`, ""},
 		{"unknown version", `{"node":"search-conversation","version":"1.2","authorizationId":"a",` + input + `}`, 404, `has no version "1.2"; it has 1.0, 1.1, 1.3`, ""},
 	} {
