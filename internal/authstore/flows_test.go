@@ -187,25 +187,32 @@ func TestNamesAreUniquePerTenant(t *testing.T) {
 	e := newEnv(t, engagesim.Config{})
 	s := e.store()
 	e.createCC(s, acme, "shared name")
-	_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
-		Name: " shared name ", Kind: authstore.KindClientCredentials, BaseURL: e.sim.BaseURL(), Domain: "acme",
-		TenantID: "tenant-1", TenantSecret: secrets.New(ccSecret),
-	})
-	wantCode(t, err, authstore.ErrConflict)
+	e.createCC(s, acme, "caf\u00e9")
+	// Spellings that look the same on a page are the same name: surrounding space, a
+	// no-break space or two spaces (HTML shows one), a decomposed accent (NFD).
+	for _, lookalike := range []string{" shared name ", "shared\u00a0name", "shared  name", "shared\u3000name", "cafe\u0301"} {
+		_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+			Name: lookalike, Kind: authstore.KindClientCredentials, BaseURL: e.sim.BaseURL(), Domain: "acme",
+			TenantID: "tenant-1", TenantSecret: secrets.New(ccSecret),
+		})
+		wantCode(t, err, authstore.ErrConflict)
+	}
 	e.createCC(s, globex, "shared name") // another tenant may use it
-	if n := e.sim.Grants(engagesim.GrantClientCredentials); n != 2 {
-		t.Fatalf("%d token calls, want 2 (a duplicate is refused before calling the provider)", n)
+	if n := e.sim.Grants(engagesim.GrantClientCredentials); n != 3 {
+		t.Fatalf("%d token calls, want 3 (a duplicate is refused before calling the provider)", n)
 	}
 }
 
 func TestNamesMustBePrintableTextThatKeepsItsOrder(t *testing.T) {
 	e := newEnv(t, engagesim.Config{})
 	s := e.store()
-	for _, name := range []string{"", "   ", "tab\there", "desk\u202egnp.exe", "a\u2066b\u2069", "mark\u200f", strings.Repeat("n", 101)} {
+	for _, name := range []string{"", "   ", "tab\there", "desk\u202egnp.exe", "a\u2066b\u2069", "mark\u200f", strings.Repeat("n", 101),
+		// Invisible characters make a second "acme" that looks like the first.
+		"acme\u200b", "\ufeffacme", "ac\u00adme", "ac\u2060me", "acme\u200d", "ac\u200dme", "\u200c\u0645"} {
 		_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{Name: name, Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme"})
 		wantCode(t, err, authstore.ErrInvalid)
 	}
-	for _, name := range []string{"Support desk", "Équipe 東京", "família 👨\u200d👩\u200d👧"} {
+	for _, name := range []string{"Support desk", "Équipe 東京", "família 👨\u200d👩\u200d👧", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"} {
 		if _, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{Name: name, Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme"}); err != nil {
 			t.Errorf("name %q: %v", name, err)
 		}

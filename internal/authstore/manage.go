@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/oauth2"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/noderuntime/noderuntime/internal/names"
 	"github.com/noderuntime/noderuntime/internal/secrets"
@@ -26,21 +27,54 @@ import (
 
 const maxNameLength = 100
 
+// validateName returns the name as stored: trimmed, every run of space within it one
+// U+0020 (so "a\u00a0b" or "a  b", which HTML shows as "a b", is "a b"), and in Unicode
+// normalization form C (so "cafe\u0301" is "caf\u00e9"). Names that look the same are
+// then the same name, and unique in the tenant.
 func validateName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	switch {
-	case name == "":
-		return "", errorf(ErrInvalid, "name is required")
-	case utf8.RuneCountInString(name) > maxNameLength:
-		return "", errorf(ErrInvalid, fmt.Sprintf("name is longer than %d characters", maxNameLength))
 	case strings.IndexFunc(name, unicode.IsControl) >= 0 || !utf8.ValidString(name):
 		return "", errorf(ErrInvalid, "name must be printable text")
 	case strings.IndexFunc(name, isBidiControl) >= 0:
 		// The login confirmation page shows the name to someone who may be of another
 		// organisation: a name must not reorder the text around it.
 		return "", errorf(ErrInvalid, "name must not hold bidirectional control characters")
+	case hasInvisibleFormat(name):
+		// Nor look like another name: "acme\u200b" would be a second "acme".
+		return "", errorf(ErrInvalid, "name must not hold invisible characters (zero-width space, soft hyphen, byte order mark)")
+	}
+	name = norm.NFC.String(strings.Join(strings.FieldsFunc(name, unicode.IsSpace), " "))
+	switch {
+	case name == "":
+		return "", errorf(ErrInvalid, "name is required")
+	case utf8.RuneCountInString(name) > maxNameLength:
+		return "", errorf(ErrInvalid, fmt.Sprintf("name is longer than %d characters", maxNameLength))
 	}
 	return name, nil
+}
+
+// hasInvisibleFormat reports a format character (Unicode category Cf: zero-width
+// spaces, soft hyphen, byte order mark, word joiner...) in name, but for the two joiners
+// where they shape text: U+200C and U+200D between two characters beyond ASCII (Persian
+// and Indic words, emoji sequences such as a family), never at either end or beside
+// ASCII, where they only hide.
+func hasInvisibleFormat(name string) bool {
+	prev := rune(-1)
+	for i, r := range name {
+		if unicode.Is(unicode.Cf, r) {
+			if r != '\u200c' && r != '\u200d' {
+				return true
+			}
+			next, _ := utf8.DecodeRuneInString(name[i+utf8.RuneLen(r):])
+			if prev < utf8.RuneSelf || next == utf8.RuneError || next < utf8.RuneSelf || unicode.IsSpace(prev) || unicode.IsSpace(next) ||
+				unicode.Is(unicode.Cf, prev) || unicode.Is(unicode.Cf, next) {
+				return true
+			}
+		}
+		prev = r
+	}
+	return false
 }
 
 // isBidiControl reports the characters that change the display order of text (Unicode
