@@ -368,6 +368,9 @@ func TestTheServiceAnswersWhatItsOpenAPIDescriptionSays(t *testing.T) {
 	api("GET", "/v1/no-such-route", acmeKey, nil, nil, 404)
 	api("DELETE", "/healthz", "", nil, nil, 405)
 	api("PUT", "/v1/nodes", acmeKey, map[string]any{}, nil, 405)
+	api("GET", "/admin/no-such-page", "", nil, nil, 404)
+	api("GET", "/admin/logout", "", nil, nil, 405)
+	api("PUT", "/oauth/callback", "", nil, nil, 405)
 
 	// Postgres cut off: the store's 500s, the idempotency store's 503, /readyz red.
 	liveCC := s.createClientCredentials("while postgres is down", sim)

@@ -381,13 +381,17 @@ func (c *oasChecker) check(req *http.Request, reqBody []byte, resp *http.Respons
 	var response any
 	var where, opID, key string
 	if op == nil {
-		// No operation: the router's 404 or 405, the description's Problem response.
+		// No operation: the router's 404 or 405, the description's Problem response (a
+		// Page under the admin pages and the login callback).
 		opID, key = unrouted, strconv.Itoa(resp.StatusCode)
 		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
 			return []string{"no operation documents this request, and the answer is neither 404 nor 405"}
 		}
-		response = map[string]any{"$ref": "#/components/responses/Problem"}
 		where = "#/components/responses/Problem"
+		if p := req.URL.Path; strings.HasPrefix(p, "/admin") || strings.HasPrefix(p, "/oauth") {
+			where = "#/components/responses/Page" // read by people (docs/problems.md)
+		}
+		response = map[string]any{"$ref": where}
 	} else {
 		opID, key = op.id, op.responseKey(resp.StatusCode)
 		if key == "" {

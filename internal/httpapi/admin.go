@@ -57,9 +57,18 @@ type PagesDeps struct {
 func MountAuthorizationPages(r chi.Router, d PagesDeps) {
 	a := &adminPages{d: d, sessions: &sessions{keys: d.Keys, api: d.APIKeys, ended: d.SignOuts, secure: d.SecureCookies}}
 	a.csp = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-	r.Get("/oauth/callback", a.callback)
-	r.Post("/oauth/callback", a.confirmLogin)
+	root := r
+	// A person reads these pages: an address that is not one, or a method the page does
+	// not take (a bookmarked sign-out), answers a page too, not a problem document.
+	r.Route("/oauth", func(r chi.Router) {
+		r.NotFound(a.noSuchPage)
+		r.MethodNotAllowed(a.wrongMethod(root))
+		r.Get("/callback", a.callback)
+		r.Post("/callback", a.confirmLogin)
+	})
 	r.Route("/admin", func(r chi.Router) {
+		r.NotFound(a.noSuchPage)
+		r.MethodNotAllowed(a.wrongMethod(root))
 		r.Get("/login", a.loginForm)
 		r.Post("/login", a.login)
 		r.Post("/logout", a.signedIn(a.logout))
@@ -76,6 +85,20 @@ func MountAuthorizationPages(r chi.Router, d PagesDeps) {
 		r.Get("/authorizations/{id}/delete", a.signedIn(a.deleteForm))
 		r.Post("/authorizations/{id}/delete", a.signedIn(a.delete))
 	})
+}
+
+func (a *adminPages) noSuchPage(w http.ResponseWriter, r *http.Request) {
+	a.message(w, r, http.StatusNotFound, adminSession{}, "No such page", "There is no page at this address.")
+}
+
+// wrongMethod answers a method the page does not take, with the Allow header of the
+// router's own 405 (root is the service's router, for the methods of the path).
+func (a *adminPages) wrongMethod(root chi.Routes) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allowedMethods(root, r))
+		a.message(w, r, http.StatusMethodNotAllowed, adminSession{}, "This page cannot be opened this way",
+			"The page does not take a "+r.Method+" request: open it from a link or a form of these pages.", "Nothing was changed.")
+	}
 }
 
 type adminPages struct {

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -280,5 +281,50 @@ func TestSigningInOverASessionEndsIt(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/login" {
 		t.Fatalf("a copy of the first session's cookie: %d %s, want the sign-in page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// A person reads the admin pages and the login callback: an address there that is no
+// page, or a method a page does not take (a bookmarked sign-out, which is a form's
+// POST), answers an HTML page that says so, not a problem document meant for programs
+// (docs/problems.md). The 405 still names the methods the page takes.
+func TestAddressesOfThePagesThatAreNoPageAnswerAPage(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	s.signIn(c, azAcmeKey)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/admin/no-such-page", 404, ""},
+		{"GET", "/admin/authorizations/x/y/z", 404, ""},
+		{"GET", "/oauth/callback/", 404, ""},
+		{"GET", "/oauth/other", 404, ""},
+		{"GET", "/admin/logout", 405, "POST"},
+		{"DELETE", "/admin/", 405, "GET, HEAD"},
+		{"PUT", "/admin/login", 405, "GET, HEAD, POST"},
+		{"PUT", "/oauth/callback", 405, "GET, HEAD, POST"},
+		{"DELETE", "/admin/authorizations/" + s.createCC("kept"), 404, ""},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, s.srv.URL+tc.path, nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" || !strings.Contains(string(body), `id="headline"`) {
+				t.Fatalf("%d %s, want %d and a page\n%.300s", resp.StatusCode, resp.Header.Get("Content-Type"), tc.status, body)
+			}
+			if resp.Header.Get("Allow") != tc.allow || resp.Header.Get("X-Request-Id") == "" || resp.Header.Get("Content-Security-Policy") == "" {
+				t.Fatalf("headers %v, want Allow %q, a request ID and the pages' policy", resp.Header, tc.allow)
+			}
+		})
+	}
+	// The API's own answers stay problem documents.
+	if resp, _ := s.api("DELETE", "/healthz", "", nil); resp.StatusCode != 405 || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("DELETE /healthz: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
