@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -38,7 +39,7 @@ func writeCatalog(w http.ResponseWriter, r *http.Request, body []byte, tag strin
 	h := w.Header()
 	h.Set("ETag", tag)
 	h.Set("Cache-Control", "no-cache")
-	if r.Header.Get("If-None-Match") == tag {
+	if noneMatch(r.Header.Values("If-None-Match"), tag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -50,4 +51,18 @@ func writeCatalog(w http.ResponseWriter, r *http.Request, body []byte, tag strin
 func etag(body []byte) string {
 	sum := sha256.Sum256(body)
 	return `"` + hex.EncodeToString(sum[:12]) + `"`
+}
+
+// noneMatch reports whether If-None-Match (its header lines) names tag, or is "*":
+// a list of entity tags, compared weakly (RFC 9110 §13.1.2, §8.8.3.2).
+func noneMatch(lines []string, tag string) bool {
+	for _, line := range lines {
+		for _, t := range strings.Split(line, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.TrimPrefix(t, "W/") == tag {
+				return true
+			}
+		}
+	}
+	return false
 }

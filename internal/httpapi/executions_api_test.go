@@ -251,6 +251,28 @@ func TestTheCatalogIsServedFromTheRegistry(t *testing.T) {
 	if first.Header.Get("ETag") == "" || again.StatusCode != http.StatusNotModified {
 		t.Fatalf("ETag %q, revalidation %d", first.Header.Get("ETag"), again.StatusCode)
 	}
+	// If-None-Match is a list, compared weakly, or * (RFC 9110 §13.1.2), as caches and
+	// proxies send it.
+	tag := first.Header.Get("ETag")
+	for header, want := range map[string]int{
+		`"other", ` + tag:      http.StatusNotModified,
+		"W/" + tag:             http.StatusNotModified,
+		`"a",W/"b",  ` + tag:   http.StatusNotModified,
+		"*":                    http.StatusNotModified,
+		`"other"`:              http.StatusOK,
+		`W/"other", "another"`: http.StatusOK,
+		strings.Trim(tag, `"`): http.StatusOK, // no quotes: no entity tag
+	} {
+		req.Header.Set("If-None-Match", header)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || resp.Header.Get("ETag") != tag {
+			t.Errorf("If-None-Match %s: %d ETag %q, want %d", header, resp.StatusCode, resp.Header.Get("ETag"), want)
+		}
+	}
 	// Every node and version of the catalog is there, and nothing else.
 	var ids []string
 	for _, n := range registry.Catalog().Nodes {
