@@ -120,6 +120,22 @@ func TestV1RefusesMissingAndWrongAPIKeysWith401Problems(t *testing.T) {
 			t.Fatalf("status %d, want 401", resp.StatusCode)
 		}
 	})
+	// Authentication comes first: a caller without a key is not told how to shape a
+	// body it may not send anyway.
+	for name, body := range map[string]struct {
+		ct   string
+		body io.Reader
+	}{
+		"no key and a body that is not JSON": {"text/plain", strings.NewReader("x")},
+		"no key and a body over the limit":   {"application/json", bytes.NewReader(make([]byte, httpapi.MaxBodyBytes+1))},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, p := f.do(t, "POST", "/v1/test/echo", "", body.ct, body.body)
+			if resp.StatusCode != 401 || p["code"] != "unauthorized" || resp.Header.Get("WWW-Authenticate") == "" {
+				t.Fatalf("status %d %v, want 401", resp.StatusCode, p)
+			}
+		})
+	}
 	t.Run("unknown /v1 route without a key is also 401", func(t *testing.T) {
 		resp, _ := f.do(t, "GET", "/v1/nope", "", "", nil)
 		if resp.StatusCode != 401 {

@@ -187,8 +187,9 @@ func readyz(ready func(context.Context) Readiness) http.HandlerFunc {
 	}
 }
 
-// V1Middleware is the chain every /v1 request passes: the body limit, JSON only, and
-// API-key authentication.
+// V1Middleware is the chain every /v1 request passes: API-key authentication first (a
+// caller without a key learns nothing else: it is 401 whatever it sent), then the body
+// limit and JSON only.
 func V1Middleware(keys tenant.Keys) []func(http.Handler) http.Handler {
-	return []func(http.Handler) http.Handler{limitBody, requireJSON, authenticate(keys)}
+	return []func(http.Handler) http.Handler{authenticate(keys), limitBody, requireJSON}
 }
