@@ -159,6 +159,9 @@ func describeJSONError(err error) string {
 		return "the body is empty; want a JSON object"
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "the body ends in the middle of a JSON value"
+	case errors.As(err, &syn) && strings.Contains(syn.Error(), "exceeded max depth"):
+		// Well-formed, perhaps, but past encoding/json's limit: "malformed" would mislead.
+		return "the JSON nests arrays and objects more than 10000 levels deep"
 	case errors.As(err, &syn):
 		return fmt.Sprintf("malformed JSON at byte %d", syn.Offset)
 	case errors.As(err, &typ):

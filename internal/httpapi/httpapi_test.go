@@ -200,6 +200,7 @@ func TestMalformedJSONGets400ThatNamesTheProblem(t *testing.T) {
 		`{"a" 1}`:   "malformed JSON",
 		`[1,2]`:     "want a JSON object",
 		`{"a":1} x`: "trailing data",
+		`{"a":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`: "more than 10000 levels deep",
 		// A lone surrogate escape decodes to U+FFFD: the text would change unseen.
 		`{"a":"x\ud800"}`:            `\ud800 is half of a UTF-16 surrogate pair`,
 		`{"a":"\uDC00"}`:             `\uDC00 is half`,
