@@ -117,6 +117,10 @@ func (s *Store) Create(ctx context.Context, t tenant.ID, actor Actor, req Create
 	if err != nil {
 		return Started{}, err
 	}
+	if req.Kind == KindWebexLogin && (strings.TrimSpace(req.TenantID) != "" || !req.TenantSecret.IsZero()) {
+		// Dropping them would store something other than what was asked for.
+		return Started{}, errWebexCredentials
+	}
 	if taken, err := s.nameTaken(ctx, t, name); err != nil {
 		return Started{}, err
 	} else if taken {
@@ -178,6 +182,10 @@ func (s *Store) Create(ctx context.Context, t tenant.ID, actor Actor, req Create
 		slog.String("kind", string(r.kind)), slog.String("status", string(r.status)), slog.String("actor", string(actor)))
 	return out, nil
 }
+
+// errWebexCredentials refuses a tenant ID or secret given for a Webex login, whose
+// tokens come from the login: the caller may have meant client-credentials.
+var errWebexCredentials = errorf(ErrInvalid, "tenantId and tenantSecret are for client-credentials; a webex-login gets its tokens from the Webex login, so leave them out")
 
 func conflict(name string) error {
 	return errorf(ErrConflict, "an authorization named "+quote(name)+" already exists")
@@ -321,6 +329,9 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 	if r.kind == KindWebexLogin {
 		if !s.webex.Enabled() {
 			return Started{}, errorf(ErrWebexDisabled, "the webex-login kind is not configured on this service")
+		}
+		if strings.TrimSpace(req.TenantID) != "" || !req.TenantSecret.IsZero() {
+			return Started{}, errWebexCredentials
 		}
 		var out Started
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

@@ -300,6 +300,9 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 		{"no domain", base(map[string]string{"domain": ""}), 422, "invalid"},
 		{"an unknown kind", base(map[string]string{"kind": "password"}), 422, "invalid"},
 		{"client credentials without a secret", base(map[string]string{"tenantSecret": ""}), 422, "invalid"},
+		// Not dropped unseen: the caller may have meant client-credentials.
+		{"a webex login with client credentials", base(map[string]string{"kind": "webex-login"}), 422, "invalid"},
+		{"a webex login with a tenant secret", base(map[string]string{"kind": "webex-login", "tenantId": ""}), 422, "invalid"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -314,6 +317,16 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 	}
 	if resp, _ := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]any{"name": "x", "unknown": 1}); resp.StatusCode != 400 {
 		t.Fatalf("unknown field: %d", resp.StatusCode)
+	}
+	// Re-authorizing a Webex login takes no client credentials either; it stays as it was.
+	resp, login := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{"name": "login", "kind": "webex-login", "baseUrl": s.sim.BaseURL(), "domain": "acme"})
+	if resp.StatusCode != 201 {
+		t.Fatalf("create a login: %d %v", resp.StatusCode, login)
+	}
+	for _, body := range []map[string]string{{"tenantSecret": azCCSecret}, {"tenantId": "tenant-1"}} {
+		if resp, problem := s.api("POST", "/v1/authorizations/"+login["id"].(string)+"/reauthorize", azAcmeKey, body); resp.StatusCode != 422 || problem["reason"] != "invalid" {
+			t.Errorf("re-authorize a webex login with %v: %d %v, want 422 invalid", body, resp.StatusCode, problem)
+		}
 	}
 	// A body of null is no object: not "name is required", nor a re-authorization
 	// without a body.
