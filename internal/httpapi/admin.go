@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -150,10 +151,18 @@ func (a *adminPages) message(w http.ResponseWriter, r *http.Request, status int,
 	a.render(w, r, status, "message", pageData{Title: headline, Headline: headline, Lines: lines, Tenant: sess.Tenant, CSRF: sess.CSRF})
 }
 
-// readForm parses a form body of at most 64 KiB.
-func readForm(w http.ResponseWriter, r *http.Request) bool {
+// readForm parses a form body of at most 64 KiB; when it cannot, it says why, for the
+// page.
+func readForm(w http.ResponseWriter, r *http.Request) (why string, ok bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	return r.ParseForm() == nil
+	err := r.ParseForm()
+	if err == nil {
+		return "", true
+	}
+	if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+		return "The form is larger than 64 KiB.", false
+	}
+	return "The form could not be read.", false
 }
 
 type signedInHandler func(w http.ResponseWriter, r *http.Request, sess adminSession)
@@ -176,8 +185,8 @@ func (a *adminPages) signedIn(next signedInHandler) http.HandlerFunc {
 			return
 		}
 		if r.Method == http.MethodPost {
-			if !readForm(w, r) {
-				a.message(w, r, http.StatusBadRequest, sess, "Unreadable form", "The form could not be read.")
+			if why, ok := readForm(w, r); !ok {
+				a.message(w, r, http.StatusBadRequest, sess, "Unreadable form", why, "Nothing was changed.")
 				return
 			}
 			if !csrfOK(sess, r) {
@@ -216,10 +225,15 @@ func (a *adminPages) login(w http.ResponseWriter, r *http.Request) {
 		a.sessionsUnreadable(w, r, err)
 		return
 	}
-	if !readForm(w, r) || !ok || !csrfOK(sess, r) {
+	why, read := readForm(w, r)
+	if !read || !ok || !csrfOK(sess, r) {
 		fresh := adminSession{CSRF: newCSRFToken()}
 		_ = a.sessions.write(w, fresh)
-		a.render(w, r, http.StatusForbidden, "login", pageData{Title: "Sign in", CSRF: fresh.CSRF, Error: "The sign-in form expired. Please try again."})
+		msg := "The sign-in form expired. Please try again."
+		if !read {
+			msg = why + " Please try again."
+		}
+		a.render(w, r, http.StatusForbidden, "login", pageData{Title: "Sign in", CSRF: fresh.CSRF, Error: msg})
 		return
 	}
 	t, key, ok := a.d.APIKeys.LookupKey(r.PostForm.Get("apiKey"))

@@ -328,3 +328,30 @@ func TestAddressesOfThePagesThatAreNoPageAnswerAPage(t *testing.T) {
 		t.Fatalf("DELETE /healthz: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
+
+// A form over the 64 KiB the pages read says so, on every page that takes one, rather
+// than "could not be read" or, for the sign-in, "expired"; nothing is stored.
+func TestAFormOverTheLimitIsAnsweredAsTooLarge(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	list := s.signIn(c, azAcmeKey)
+	big := strings.Repeat("n", 70<<10)
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{"/admin/authorizations", http.StatusBadRequest},
+		{"/oauth/callback", http.StatusBadRequest},
+		{"/admin/login", http.StatusForbidden}, // last: it answers a fresh sign-in form
+	} {
+		resp, page := s.postForm(c, tc.path, url.Values{"csrf": {csrfOf(t, list)}, "name": {big}, "kind": {"webex-login"}, "domain": {"acme"}, "baseUrl": {s.sim.BaseURL()}})
+		if resp.StatusCode != tc.status || !strings.Contains(page, "The form is larger than 64 KiB.") {
+			t.Errorf("POST %s with a form of 70 KiB: %d, want %d and the page to say it is too large\n%.2000s", tc.path, resp.StatusCode, tc.status, page)
+		}
+		if tc.path == "/admin/authorizations" {
+			if _, now := s.get(c, s.srv.URL+"/admin/"); !strings.Contains(now, `id="tenant">acme<`) || strings.Contains(now, "nnnn") {
+				t.Fatalf("after the form over the limit, the list:\n%s", now)
+			}
+		}
+	}
+}

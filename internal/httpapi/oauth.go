@@ -87,8 +87,8 @@ func confirmAAD(state string) []byte {
 // (spending the state), Cancel spends the state and stores nothing. Forging it needs the
 // login's code and state, which only the browser that signed in has.
 func (a *adminPages) confirmLogin(w http.ResponseWriter, r *http.Request) {
-	if !readForm(w, r) {
-		a.message(w, r, http.StatusBadRequest, adminSession{}, "The login could not be completed", "The form could not be read.", "Nothing was changed.")
+	if why, ok := readForm(w, r); !ok {
+		a.message(w, r, http.StatusBadRequest, adminSession{}, "The login could not be completed", why, "Nothing was changed.")
 		return
 	}
 	q := url.Values{"state": {r.PostForm.Get("state")}}
