@@ -153,3 +153,108 @@ func cmpOr(a, b string) string {
 	}
 	return b
 }
+
+// TestHostileRequestsToEveryRouteGetAClearAnswer walks the router and sends every route,
+// with each of its methods and one it does not take, hostile path parameters (a 5,000
+// character ID, encoded slashes and dots, NUL, bytes that are not UTF-8, another
+// tenant's ID) and hostile bodies (none, null, 100,000 levels of nesting, not UTF-8,
+// trailing data, not JSON, a form that cannot be parsed, over the limits), as an API
+// caller, as a signed-in browser and as a stranger. No answer is a 5xx; every one has a
+// request ID; the API answers JSON (a problem document when it refuses), the pages HTML
+// or a redirect. Nothing changes for the other tenant, and the service serves afterwards.
+func TestHostileRequestsToEveryRouteGetAClearAnswer(t *testing.T) {
+	s := startService(t, serviceOptions{})
+	sim := s.sims[0]
+	auth := s.createClientCredentials("target", sim)
+	globex := createAuthorization(t, s.client, s.url, globexKey, clientCredentials("globex's", sim.BaseURL()))
+	admin := s.signIn(acmeKey)
+	ids := []string{
+		strings.Repeat("7", 5000), "..%2F..%2Fhealthz", "%2e%2e", auth + "%2Freauthorize", "%00", "%ff%fe",
+		"a%20b", strings.ToUpper(globex), globex,
+	}
+	deep := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
+	bodies := []struct {
+		name, ct string
+		body     []byte
+	}{
+		{"no body", "", nil},
+		{"null", "application/json", []byte("null")},
+		{"deep nesting", "application/json", []byte(`{"name":` + deep + `}`)},
+		{"not UTF-8", "application/json", []byte("{\"name\":\"\xff\"}")},
+		{"a lone surrogate", "application/json", []byte(`{"name":"\udc00"}`)},
+		{"trailing data", "application/json", []byte(`{"tenantSecret":"x"}{"tenantSecret":"y"}`)},
+		{"not JSON", "text/plain", []byte("name=x")},
+		{"a form that cannot be parsed", "application/x-www-form-urlencoded", []byte("csrf=%zz&name=%00&state=;")},
+		{"a form over 64 KiB", "application/x-www-form-urlencoded", []byte("csrf=x&name=" + strings.Repeat("n", 70<<10))},
+		{"a body over 1 MiB", "application/json", []byte(`{"name":"` + strings.Repeat("n", 1<<20) + `"}`)},
+	}
+	callers := []struct {
+		name string
+		c    *http.Client
+		key  string
+	}{{"API caller", s.client, acmeKey}, {"signed-in browser", admin.c, ""}, {"stranger", newClient(t), ""}}
+
+	seen := 0
+	for _, mr := range routes(t, s.app.Routes()) {
+		method, route, _ := strings.Cut(mr, " ")
+		paths := []string{route}
+		if strings.Contains(route, "{") {
+			paths = nil
+			for _, id := range ids {
+				paths = append(paths, routeParam.ReplaceAllLiteralString(route, id))
+			}
+		}
+		for _, path := range paths {
+			for _, m := range []string{method, http.MethodPatch} {
+				for _, b := range bodies {
+					for _, who := range callers {
+						req := must(http.NewRequest(m, s.url+path, bytes.NewReader(b.body)))
+						if b.ct != "" {
+							req.Header.Set("Content-Type", b.ct)
+						}
+						if who.key != "" {
+							req.Header.Set("Authorization", "Bearer "+who.key)
+						}
+						resp, err := who.c.Do(req)
+						if err != nil {
+							t.Fatalf("%s %.80s, %s, as %s: no answer: %v", m, path, b.name, who.name, err)
+						}
+						raw, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						seen++
+						ct := resp.Header.Get("Content-Type")
+						page := strings.HasPrefix(path, "/admin") || strings.HasPrefix(path, "/oauth")
+						var wrong string
+						switch {
+						case resp.StatusCode >= 500:
+							wrong = "a 5xx"
+						case resp.Header.Get("X-Request-Id") == "":
+							wrong = "no X-Request-Id"
+						case resp.StatusCode == http.StatusSeeOther || resp.StatusCode == http.StatusNotModified || resp.StatusCode == http.StatusNoContent:
+						case page && !strings.HasPrefix(ct, "text/html"):
+							wrong = "a page that is not HTML"
+						case !page && resp.StatusCode >= 400 && (ct != "application/problem+json" || problemCode(raw) == ""):
+							wrong = "a refusal that is not a problem document"
+						case !page && resp.StatusCode < 400 && path != "/metrics" && !strings.HasPrefix(ct, "application/json"):
+							wrong = "an answer that is not JSON"
+						}
+						if wrong != "" {
+							t.Errorf("%s %.80s, %s, as %s: %s: %d %s %.300s", m, path, b.name, who.name, wrong, resp.StatusCode, ct, raw)
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d hostile requests", seen)
+	// Globex's authorization, whose ID every route was sent, is as it was.
+	if resp, raw := s.do(http.MethodGet, "/v1/authorizations/"+globex, globexKey, nil, nil); resp.StatusCode != 200 || !strings.Contains(string(raw), `"status":"active"`) {
+		t.Errorf("globex's authorization after the hostile requests: %d %s", resp.StatusCode, raw)
+	}
+	if a, _ := s.execute(search(globex, 2000), nil); a.Outcome != "onAuthorizationFailure" {
+		t.Errorf("acme runs globex's authorization: %s", a.Outcome)
+	}
+	if s.status("/healthz") != 200 || s.status("/readyz") != 200 {
+		t.Fatal("the service no longer serves")
+	}
+}
