@@ -311,7 +311,8 @@ func TestReadyzExcludingPostgresPassesOnlyAPostgresOutage(t *testing.T) {
 // 200 or a 503 would hide.
 func TestReadyzRefusesAnyOtherExclude(t *testing.T) {
 	f := newFixture(t)
-	for _, query := range []string{"exclude=etcd", "exclude=", "exclude", "exclude=Postgres", "exclude=postgres,etcd", "exclude=postgres&exclude=postgres", "exclude=postgres&exclude=etcd"} {
+	for _, query := range []string{"exclude=etcd", "exclude=", "exclude", "exclude=Postgres", "exclude=postgres,etcd", "exclude=postgres&exclude=postgres", "exclude=postgres&exclude=etcd",
+		"exclude=postgres;x", "exclude=%zz", "exclude=postgres&exclude=%zz"} {
 		resp, p := f.do(t, "GET", "/readyz?"+query, "", "", nil)
 		if resp.StatusCode != 400 || p["code"] != "bad_request" || !strings.Contains(p["detail"].(string), `"postgres"`) {
 			t.Errorf("?%s: %d %v, want 400 bad_request naming postgres", query, resp.StatusCode, p)

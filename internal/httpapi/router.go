@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -167,8 +168,11 @@ const excludePostgres = "postgres"
 // the Service at once, though each still serves its cached executions.
 func readyz(ready func(context.Context) Readiness) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		exclude, given := r.URL.Query()["exclude"]
-		if given && (len(exclude) != 1 || exclude[0] != excludePostgres) {
+		// A query that does not parse (a bad escape, a semicolon) would drop the pair
+		// silently, and a mistaken probe would pass as the full check.
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		exclude, given := q["exclude"]
+		if err != nil || (given && (len(exclude) != 1 || exclude[0] != excludePostgres)) {
 			WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, `exclude: the only check that can be excluded is "postgres", given once`))
 			return
 		}
