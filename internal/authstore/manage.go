@@ -110,6 +110,9 @@ func (s *Store) Create(ctx context.Context, t tenant.ID, actor Actor, req Create
 		if strings.TrimSpace(req.TenantID) == "" || req.TenantSecret.IsZero() {
 			return Started{}, errorf(ErrInvalid, "client-credentials needs tenantId and tenantSecret")
 		}
+		if !validTenantID(req.TenantID) {
+			return Started{}, errTenantID
+		}
 	default:
 		return Started{}, errorf(ErrInvalid, `kind must be "webex-login" or "client-credentials"`)
 	}
@@ -182,6 +185,20 @@ func (s *Store) Create(ctx context.Context, t tenant.ID, actor Actor, req Create
 		slog.String("kind", string(r.kind)), slog.String("status", string(r.status)), slog.String("actor", string(actor)))
 	return out, nil
 }
+
+// maxTenantIDLength bounds an Engage tenant ID: it is stored in the row and sent to the
+// token endpoint.
+const maxTenantIDLength = 256
+
+// validTenantID reports whether an Engage tenant ID (trimmed) is printable text of at
+// most maxTenantIDLength bytes: a control character (NUL, which Postgres text cannot
+// hold) would fail only after the token endpoint granted a token, a 500 for a typo.
+func validTenantID(id string) bool {
+	id = strings.TrimSpace(id)
+	return id != "" && len(id) <= maxTenantIDLength && utf8.ValidString(id) && strings.IndexFunc(id, unicode.IsControl) < 0
+}
+
+var errTenantID = errorf(ErrInvalid, fmt.Sprintf("tenantId must be printable text of at most %d bytes", maxTenantIDLength))
 
 // errWebexCredentials refuses a tenant ID or secret given for a Webex login, whose
 // tokens come from the login: the caller may have meant client-credentials.
@@ -370,6 +387,9 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 		o.tenantSecret = storedSecret
 	} else {
 		o.tenantSecret = req.TenantSecret
+	}
+	if strings.TrimSpace(req.TenantID) != "" && !validTenantID(req.TenantID) {
+		return Started{}, errTenantID
 	}
 	tenantID := r.engageTenantID
 	if v := strings.TrimSpace(req.TenantID); v != "" {

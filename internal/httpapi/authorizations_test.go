@@ -300,6 +300,10 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 		{"no domain", base(map[string]string{"domain": ""}), 422, "invalid"},
 		{"an unknown kind", base(map[string]string{"kind": "password"}), 422, "invalid"},
 		{"client credentials without a secret", base(map[string]string{"tenantSecret": ""}), 422, "invalid"},
+		// Refused before the token endpoint is asked: NUL cannot be stored, so a grant
+		// would end in a 500.
+		{"a tenant ID with a NUL", base(map[string]string{"tenantId": "tenant\x00"}), 422, "invalid"},
+		{"a tenant ID of 257 bytes", base(map[string]string{"tenantId": strings.Repeat("t", 257)}), 422, "invalid"},
 		// Not dropped unseen: the caller may have meant client-credentials.
 		{"a webex login with client credentials", base(map[string]string{"kind": "webex-login"}), 422, "invalid"},
 		{"a webex login with a tenant secret", base(map[string]string{"kind": "webex-login", "tenantId": ""}), 422, "invalid"},
