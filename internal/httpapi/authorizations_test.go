@@ -332,6 +332,9 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 			t.Errorf("re-authorize a webex login with %v: %d %v, want 422 invalid", body, resp.StatusCode, problem)
 		}
 	}
+	if resp, problem := s.api("POST", "/v1/authorizations/"+taken+"/reauthorize", azAcmeKey, map[string]string{"tenantId": "tenant\x00"}); resp.StatusCode != 422 || problem["reason"] != "invalid" {
+		t.Errorf("re-authorize with a tenant ID holding NUL: %d %v, want 422 invalid", resp.StatusCode, problem)
+	}
 	// A body of null is no object: not "name is required", nor a re-authorization
 	// without a body.
 	for _, path := range []string{"/v1/authorizations", "/v1/authorizations/" + taken + "/reauthorize"} {
