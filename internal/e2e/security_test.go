@@ -204,6 +204,28 @@ func TestTheOAuthCallbackRejectsReplayedForgedAndExpiredStateAndRedirectsNowhere
 	if status, _ := callback(s.url + "/oauth/callback"); status != http.StatusBadRequest {
 		t.Fatalf("no state: %d", status)
 	}
+	// A state given twice is read as its first, and a forged first one is unknown; a
+	// garbled state (not UTF-8, NUL, 600 bytes) or code is refused the same way. None
+	// spends the real login's state: it still connects afterwards.
+	twiceID, authorizeURL := startAuthorization(t, s.client, s.url, acmeKey, webexLogin("state given twice", sim.BaseURL()))
+	back = must(engagesim.SignIn(t.Context(), authorizeURL, userName, userPassword))
+	real := back.Query()
+	for _, query := range []string{
+		url.Values{"state": {"forged-state-0123456789abcdef", real.Get("state")}, "code": {real.Get("code")}}.Encode(),
+		"state=%ff%00" + strings.Repeat("s", 600) + "&code=%ff%fe",
+		"state=" + url.QueryEscape(real.Get("state")+"\x00") + "&code=" + url.QueryEscape(real.Get("code")),
+	} {
+		if status, page := callback(s.url + "/oauth/callback?" + query); status != http.StatusBadRequest || !strings.Contains(page, "unknown") {
+			t.Fatalf("callback ?%.120s: %d\n%s", query, status, page)
+		}
+	}
+	if resp, page, _, err := loginflow.Finish(t.Context(), s.client, back.String(), "connect"); err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(page, "added") {
+		t.Fatalf("the real login after the garbled ones: %v %v\n%s", resp, err, page)
+	}
+	if _, raw := s.do(http.MethodGet, "/v1/authorizations/"+twiceID, acmeKey, nil, nil); !strings.Contains(string(raw), `"status":"active"`) {
+		t.Fatalf("after the real login: %s", raw)
+	}
+	before = exchanges()
 
 	pending, authorizeURL := startAuthorization(t, s.client, s.url, acmeKey, webexLogin("expired", sim.BaseURL()))
 	back = must(engagesim.SignIn(t.Context(), authorizeURL, userName, userPassword))
