@@ -305,6 +305,29 @@ func TestATokenEndpointEchoingTheSecretAsItsErrorCodeDoesNotLeakIt(t *testing.T)
 	}
 }
 
+// A short secret is found inside ordinary words: redacted there, "wrong secret" would
+// read "wrong [redacted]ecret" and spell the secret out. Such a text is dropped whole.
+func TestAShortSecretInTheProvidersAnswerDropsTheWholeText(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	const secret = "s"
+	s, base := e.providerStore(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client", "error_description": "wrong secret"})
+	})
+	_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "short", Kind: authstore.KindClientCredentials, BaseURL: base, Domain: "acme",
+		TenantID: "tenant-1", TenantSecret: secrets.New(secret),
+	})
+	ae := wantCode(t, err, authstore.ErrProviderRejected)
+	if ae.ProviderDescription != "[redacted]" || strings.Contains(err.Error(), "ecret") {
+		t.Fatalf("description %q, error %q: want the description dropped whole", ae.ProviderDescription, err)
+	}
+	if ae.ProviderError != "invalid_client" {
+		t.Fatalf("provider error %q, want invalid_client (it does not hold the secret)", ae.ProviderError)
+	}
+}
+
 // loginCachedOnTwoInstances makes a Webex login on instance A and starts instance B,
 // whose cache then holds its token. B starts after the login's NOTIFY, which would
 // otherwise race the caching.

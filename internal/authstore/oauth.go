@@ -126,14 +126,24 @@ func validCode(c string) bool {
 	return true
 }
 
+// A secret shorter than this is found inside ordinary words ("s" in "wrong secret"), and
+// redacting it there would show where its letters are: a text that holds one is dropped
+// whole.
+const minSecretRedactedInPlace = 8
+
 func shorten(s string, scrub []secrets.Value) string {
 	for _, v := range scrub {
-		if !v.IsZero() {
-			// As sent, and as a form body encodes it: an endpoint that echoes its request
-			// may echo either.
-			s = strings.ReplaceAll(s, v.Reveal(), "[redacted]")
-			s = strings.ReplaceAll(s, url.QueryEscape(v.Reveal()), "[redacted]")
+		if v.IsZero() {
+			continue
 		}
+		// As sent, and as a form body encodes it: an endpoint that echoes its request
+		// may echo either.
+		plain, form := v.Reveal(), url.QueryEscape(v.Reveal())
+		if len(plain) < minSecretRedactedInPlace && (strings.Contains(s, plain) || strings.Contains(s, form)) {
+			return "[redacted]"
+		}
+		s = strings.ReplaceAll(s, plain, "[redacted]")
+		s = strings.ReplaceAll(s, form, "[redacted]")
 	}
 	if len(s) > 200 {
 		cut := 200
