@@ -17,7 +17,8 @@ const maxCacheEntries = 100_000
 //
 // seq makes invalidation race-free: a loader notes seq before it reads Postgres and
 // stores its result only if no invalidation happened meanwhile, so a deletion that
-// arrives while a read is in flight is never undone by that read.
+// arrives while a read is in flight is never undone by that read; and the calls made
+// after an invalidation do not share a read begun before it (flightKey).
 type cache struct {
 	mu      sync.RWMutex
 	seq     uint64

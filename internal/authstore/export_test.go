@@ -12,7 +12,7 @@ import (
 // fails after it. The load is registered when HoldLoad returns.
 func (s *Store) HoldLoad(t tenant.ID, id string) (release func(err error)) {
 	failWith := make(chan error, 1)
-	s.flight.DoChan(s.flightKey(t, id, secrets.Value{}), func() (any, error) {
+	s.flight.DoChan(s.flightKey(s.cache.snapshot(), t, id, secrets.Value{}), func() (any, error) {
 		err := <-failWith
 		if err == nil {
 			err = errors.New("released")

@@ -51,11 +51,10 @@ func (s *Store) listen(ctx context.Context) {
 }
 
 // connected starts a listening session. The cache may have missed notifications while
-// the listener was down, so it starts over; and a load begun before, which may yet fail
-// on the outage, is not shared with the calls after (they would get its failure with no
-// cache to fall back on), so the session number moves first.
+// the listener was down, so it starts over; that also starts a new cache generation, so
+// a load begun before, which may yet fail on the outage, is not shared with the calls
+// after (they would get its failure with no cache to fall back on; flightKey).
 func (s *Store) connected() {
-	s.session.Add(1)
 	s.cache.invalidateAll()
 	s.listening.Store(true)
 }

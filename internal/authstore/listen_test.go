@@ -224,3 +224,67 @@ func TestACallAfterTheListenerReconnectsDoesNotShareALoadBegunBefore(t *testing.
 		t.Fatalf("a call after the reconnect waited on a load begun before it, and answered: %v", <-got)
 	}
 }
+
+// A call made once an instance knows of a deletion must not share a read of the row
+// begun before it (another caller's, still in flight): that read answers the deleted
+// authorization's token, and the later call would get it too. It reads Postgres
+// itself and is refused, without waiting for the older read.
+func TestACallAfterADeletionDoesNotShareATokenReadBegunBeforeIt(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	hold := &holdTokenRead{reached: make(chan struct{}), release: make(chan struct{})}
+	hold.id.Store("")
+	a := e.replica()
+	b := e.store(func(o *authstore.Options) { o.Pool = e.tracedPool(hold) })
+	waitListening(t, a, b)
+	target := e.createCC(a, acme, "deleted during a shared read")
+	probe := e.createCC(a, acme, "probe")
+	warm(t, e, b, 1, probe.ID)
+
+	hold.id.Store(target.ID)
+	first := make(chan tokenResult, 1)
+	go func() {
+		c, err := b.Token(ctxT(t), acme, target.ID)
+		first <- tokenResult{c, err}
+	}()
+	reach(t, hold.reached, "B reads the row")
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(hold.release)
+		}
+	}
+	t.Cleanup(release)
+	for _, id := range []string{target.ID, probe.ID} {
+		if err := a.Delete(ctxT(t), acme, authstore.ActorAPI, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "B hears of the deletions", func() bool {
+		_, err := b.Token(ctxT(t), acme, probe.ID)
+		return err != nil
+	})
+
+	later := make(chan tokenResult, 1)
+	go func() {
+		c, err := b.Token(ctxT(t), acme, target.ID)
+		later <- tokenResult{c, err}
+	}()
+	var r tokenResult
+	select {
+	case r = <-later:
+	case <-time.After(5 * time.Second):
+		release()
+		r = <-later
+		if r.err == nil {
+			t.Fatalf("a call after the deletion waited on a read begun before it and got the deleted authorization's token (expires %s)", r.c.ExpiresAt)
+		}
+		t.Fatalf("a call after the deletion waited on a read begun before it: %v", r.err)
+	}
+	if r.err == nil {
+		t.Fatalf("a call after the deletion got the deleted authorization's token (expires %s)", r.c.ExpiresAt)
+	}
+	wantAuthError(t, r.err, outcomes.CodeAuthorizationNotFound)
+	release()
+	<-first
+}

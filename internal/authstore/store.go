@@ -91,9 +91,6 @@ type Store struct {
 	metrics *metrics
 
 	listening atomic.Bool
-	// session counts the listener's connections: a load is shared only within the
-	// session it began in (flightKey).
-	session   atomic.Uint64
 	stop      context.CancelFunc
 	done      chan struct{}
 	closeOnce sync.Once

@@ -74,16 +74,17 @@ func (s *Store) Refresh(ctx context.Context, t tenant.ID, authorizationID string
 // call; it is also the time the new pair always gets to be stored.
 const storeTimeout = 5 * time.Second
 
-// shared runs one load per flightKey (tenant, authorization, rejected token, listener
-// session) in this process; the callers that arrive meanwhile wait for its answer. The
+// shared runs one load per flightKey (tenant, authorization, rejected token, cache
+// generation) in this process; the callers that arrive meanwhile wait for its answer. The
 // load runs on its own deadline, not the first caller's: a caller that gives up must not
 // cut a refresh in half (the provider may already have rotated the refresh token we are
 // about to store).
 func (s *Store) shared(ctx context.Context, t tenant.ID, id string, rejected secrets.Value) (Credential, error) {
-	ch := s.flight.DoChan(s.flightKey(t, id, rejected), func() (any, error) {
+	snap := s.cache.snapshot()
+	ch := s.flight.DoChan(s.flightKey(snap, t, id, rejected), func() (any, error) {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.lockTimeout+s.refreshTimeout+storeTimeout)
 		defer cancel()
-		return s.load(wctx, t, id, rejected)
+		return s.load(wctx, snap, t, id, rejected)
 	})
 	select {
 	case r := <-ch:
@@ -97,9 +98,15 @@ func (s *Store) shared(ctx context.Context, t tenant.ID, id string, rejected sec
 }
 
 // flightKey names the load shared by concurrent calls: one per tenant, authorization,
-// rejected token and listener session.
-func (s *Store) flightKey(t tenant.ID, id string, rejected secrets.Value) string {
-	key := strconv.FormatUint(s.session.Load(), 10) + "\x00" + string(t) + "\x00" + id
+// rejected token and cache generation (snap). A load is shared only by the calls made
+// before the next invalidation: a call made once this process knows of a deletion, a
+// re-authorization or a listener reconnect must not get the answer of a read begun
+// before it (the deleted authorization's token, or a failure on the outage with no
+// cache to fall back on). The generation counts every invalidation, not only this
+// authorization's; a load split off by another's only waits on the row lock and skips
+// the refresh the first one did.
+func (s *Store) flightKey(snap uint64, t tenant.ID, id string, rejected secrets.Value) string {
+	key := strconv.FormatUint(snap, 10) + "\x00" + string(t) + "\x00" + id
 	if !rejected.IsZero() {
 		sum := sha256.Sum256([]byte(rejected.Reveal()))
 		key += "\x00" + hex.EncodeToString(sum[:8])
@@ -187,9 +194,9 @@ func (s *Store) remember(snap uint64, t tenant.ID, r *row, c Credential, capAt t
 	s.cache.put(snap, r.id, &entry{tenant: t, cred: c, version: r.version, until: until})
 }
 
-// load reads the row and refreshes its token if needed.
-func (s *Store) load(ctx context.Context, t tenant.ID, id string, rejected secrets.Value) (Credential, error) {
-	snap := s.cache.snapshot()
+// load reads the row and refreshes its token if needed. snap is the cache generation
+// of its flightKey: what it caches is dropped if an invalidation came since.
+func (s *Store) load(ctx context.Context, snap uint64, t tenant.ID, id string, rejected secrets.Value) (Credential, error) {
 	r, err := readRow(ctx, s.pool, t, id, false)
 	if err != nil && ctx.Err() == nil && connectionLost(err) {
 		// After a Postgres restart the pool still holds the connections it closed, and
