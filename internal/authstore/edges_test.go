@@ -661,3 +661,68 @@ func refuseToStore(t *testing.T, pool *pgxpool.Pool, column string) (storeAgain 
 		}
 	}
 }
+
+// connectionCutAfterTheAnswer is a token endpoint's transport that, once the provider has
+// answered (and rotated the refresh token), terminates the Postgres connection of the
+// refresh's transaction, as a Postgres restart or fail-over at that moment would.
+type connectionCutAfterTheAnswer struct {
+	pool *pgxpool.Pool
+	cut  atomic.Int32
+}
+
+func (c *connectionCutAfterTheAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || c.cut.Load() > 0 {
+		return resp, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	var n int32
+	if qerr := c.pool.QueryRow(context.Background(), `select count(pg_terminate_backend(pid, 5000)) from pg_stat_activity
+		where datname = current_database() and pid <> pg_backend_pid() and state = 'idle in transaction'
+		and query like '%for update'`).Scan(&n); qerr != nil {
+		return nil, qerr
+	}
+	c.cut.Add(n)
+	return resp, nil
+}
+
+// A connection lost between the provider's answer and the write of the new pair (a
+// Postgres restart or fail-over at that moment) does not cost the rotated refresh
+// token: the stored one is spent, so the pair is written again on a new connection,
+// and the next refresh uses the new refresh token instead of replaying the spent one
+// (which revokes the login).
+func TestARefreshWhoseConnectionIsLostAfterTheProviderAnsweredStillStoresTheNewPair(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	a := e.createLogin(e.store(), acme, "restart during a refresh")
+	cut := &connectionCutAfterTheAnswer{pool: e.newPool()}
+	s := e.store(func(o *authstore.Options) { o.HTTPClient = &http.Client{Transport: cut} })
+	spent := e.storedRefreshToken(a.ID)
+	e.expire(a.ID)
+
+	c, err := s.Token(ctxT(t), acme, a.ID)
+	if cut.cut.Load() != 1 {
+		t.Fatalf("terminated %d connections, want 1 (the refresh's)", cut.cut.Load())
+	}
+	if err != nil {
+		t.Logf("the refresh whose connection was cut: %v", err)
+	} else if err := e.works(c); err != nil {
+		t.Fatalf("the token handed out: %v", err)
+	}
+	if e.storedRefreshToken(a.ID) == spent {
+		t.Error("the row still holds the refresh token the provider rotated away")
+	}
+
+	e.expire(a.ID)
+	c, err = s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatalf("the next refresh: %v (status %s)", err, e.status(a.ID))
+	}
+	if err := e.works(c); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.status(a.ID); st != string(authstore.StatusActive) {
+		t.Fatalf("status %s, want active", st)
+	}
+}

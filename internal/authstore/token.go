@@ -362,11 +362,15 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 		version int64
 		stored  time.Time
 	)
-	err = tx.QueryRow(sctx, `update authorizations set access_token = $2, refresh_token = $3, tenant_secret = $4,
-		key_id = $5, token_expiry = $6, version = version + 1, updated_at = now(), refresh_backoff_until = null
-		where id = $1 returning version, updated_at`, r.id, sl.accessToken, sl.refreshToken, sl.tenantSecret, sl.keyID, expiry).Scan(&version, &stored)
+	err = tx.QueryRow(sctx, storeRefreshed, r.id, sl.accessToken, sl.refreshToken, sl.tenantSecret, sl.keyID, expiry, r.version).Scan(&version, &stored)
 	if err == nil {
 		err = tx.Commit(sctx)
+	}
+	if err != nil && sctx.Err() == nil && connectionLost(err) {
+		// Postgres restarted or failed over after the provider answered: the lock is gone
+		// and the row still holds a refresh token the provider may have rotated away.
+		// Write the pair again on a new connection, unless the row changed meanwhile.
+		version, stored, err = s.storeAgain(sctx, log, r, sl, expiry)
 	}
 	if err != nil {
 		// The provider may have rotated the refresh token we failed to store; the next
@@ -382,6 +386,44 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 	s.remember(snap, t, r, c, time.Time{})
 	log.Debug("token refreshed", slog.String("kind", string(r.kind)))
 	return c, nil
+}
+
+// storeRefreshed writes a refreshed pair over the version the refresh locked ($7): under
+// the lock it always matches; written again after the lock was lost, it matches only if
+// nothing changed the row since (a re-authorization, a deletion, another refresh).
+const storeRefreshed = `update authorizations set access_token = $2, refresh_token = $3, tenant_secret = $4,
+	key_id = $5, token_expiry = $6, version = version + 1, updated_at = now(), refresh_backoff_until = null
+	where id = $1 and version = $7 returning version, updated_at`
+
+// storeAgain writes a refreshed pair whose first write lost its connection, on new
+// connections until ctx ends: Postgres may take a few seconds to come back.
+func (s *Store) storeAgain(ctx context.Context, log *slog.Logger, r *row, sl sealed, expiry *time.Time) (int64, time.Time, error) {
+	var (
+		version int64
+		stored  time.Time
+	)
+	wait := 50 * time.Millisecond
+	for {
+		// The pool hands out connections the restart closed without a ping (load).
+		s.pool.Reset()
+		err := s.pool.QueryRow(ctx, storeRefreshed, r.id, sl.accessToken, sl.refreshToken, sl.tenantSecret, sl.keyID, expiry, r.version).Scan(&version, &stored)
+		if err == nil {
+			log.Warn("token refresh stored on a new connection after the first was lost")
+			return version, stored, nil
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, time.Time{}, errors.New("the authorization changed (or was deleted) while its refreshed token was being stored")
+		}
+		if !connectionLost(err) {
+			return 0, time.Time{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, time.Time{}, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // markNeedsReauthorization records that the provider refused the grant for good: the
