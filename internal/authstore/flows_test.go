@@ -511,3 +511,72 @@ func TestALoginWhoseBrowserLeavesAfterTheCodeExchangeIsStillStored(t *testing.T)
 		t.Fatalf("the callback again: %v, want the state spent", err)
 	}
 }
+
+// Creates with one name in one tenant that race on two replicas (both kinds, so the
+// check of client credentials at the provider widens the window): exactly one is
+// stored, and every other one is the conflict (409), not an internal error.
+func TestConcurrentCreatesWithOneNameOnTwoReplicasStoreOneAndRefuseTheRestAsAConflict(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	stores := []*authstore.Store{e.replica(), e.replica()}
+	for _, kind := range []authstore.Kind{authstore.KindClientCredentials, authstore.KindWebexLogin} {
+		name := "raced " + string(kind)
+		var won, conflicts atomic.Int32
+		concurrently(8, func(i int) {
+			req := authstore.CreateRequest{Name: name, Kind: kind, BaseURL: e.sim.BaseURL(), Domain: "acme"}
+			if kind == authstore.KindClientCredentials {
+				req.TenantID, req.TenantSecret = "tenant-1", secrets.New(ccSecret)
+			}
+			_, err := stores[i%2].Create(ctxT(t), acme, authstore.ActorAPI, req)
+			if ae, ok := errors.AsType[*authstore.Error](err); ok && ae.Code == authstore.ErrConflict {
+				conflicts.Add(1)
+			} else if err != nil {
+				t.Errorf("%s create %d: %v, want success or a conflict", kind, i, err)
+			} else {
+				won.Add(1)
+			}
+		})
+		if won.Load() != 1 || conflicts.Load() != 7 {
+			t.Fatalf("%s: %d created, %d conflicts; want 1 and 7", kind, won.Load(), conflicts.Load())
+		}
+		var n int
+		if err := e.pool.QueryRow(ctxT(t), "select count(*) from authorizations where tenant = $1 and name = $2", string(acme), name).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%s: %d rows named %q (%v), want 1", kind, n, name, err)
+		}
+	}
+}
+
+// A login callback submitted several times at once (a double-clicked confirm, two tabs),
+// on two replicas: one completes the login, the others find the state spent, and the
+// login's code is exchanged once.
+func TestACallbackSubmittedTwiceAtOnceCompletesOnceAndExchangesTheCodeOnce(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	stores := []*authstore.Store{e.replica(), e.replica()}
+	started, err := stores[0].Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "double submit", Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := e.login(started.AuthorizeURL, "login")
+	e.sim.ResetCounters()
+	var won, spent atomic.Int32
+	concurrently(8, func(i int) {
+		_, err := stores[i%2].CompleteLogin(ctxT(t), query)
+		if ae, ok := errors.AsType[*authstore.Error](err); ok && ae.Code == authstore.ErrStateUnknown {
+			spent.Add(1)
+		} else if err != nil {
+			t.Errorf("callback %d: %v, want success or an unknown state", i, err)
+		} else {
+			won.Add(1)
+		}
+	})
+	if won.Load() != 1 || spent.Load() != 7 {
+		t.Fatalf("%d logins completed, %d found the state spent; want 1 and 7", won.Load(), spent.Load())
+	}
+	if n := e.sim.Grants(engagesim.GrantAuthorizationCode); n != 1 {
+		t.Fatalf("%d code exchanges, want 1", n)
+	}
+	if st := e.status(started.ID); st != string(authstore.StatusActive) {
+		t.Fatalf("status %s, want active", st)
+	}
+}
