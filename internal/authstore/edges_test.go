@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -724,5 +725,110 @@ func TestARefreshWhoseConnectionIsLostAfterTheProviderAnsweredStillStoresTheNewP
 	}
 	if st := e.status(a.ID); st != string(authstore.StatusActive) {
 		t.Fatalf("status %s, want active", st)
+	}
+}
+
+// heldRefresh is a token endpoint's transport that holds the refresh_token grants (the
+// refreshes) until release is closed, once the provider has answered: a refresh with
+// the row locked and the refresh token rotated, not yet stored.
+type heldRefresh struct {
+	reached chan struct{}
+	release chan struct{}
+	once    atomic.Bool
+}
+
+func (h *heldRefresh) RoundTrip(r *http.Request) (*http.Response, error) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if bytes.Contains(body, []byte("grant_type=refresh_token")) && h.once.CompareAndSwap(false, true) {
+		close(h.reached)
+		<-h.release
+	}
+	return resp, err
+}
+
+// A refresh that holds the row while a deletion or a completed re-login arrives on
+// another replica: the change waits for the refresh and then wins. A deleted
+// authorization is refused on both replicas and not brought back; a re-logged one
+// serves the new login's token on both (not the refreshed one of the old login), and
+// keeps the new login's refresh token, which refreshes again.
+func TestARefreshRacingADeletionOrAReloginLeavesTheChangeInPlace(t *testing.T) {
+	for _, change := range []string{"delete", "relogin"} {
+		t.Run(change, func(t *testing.T) {
+			e := newEnv(t, engagesim.Config{})
+			hold := &heldRefresh{reached: make(chan struct{}), release: make(chan struct{})}
+			a := e.replica()
+			b := e.replica(func(o *authstore.Options) { o.HTTPClient = &http.Client{Transport: hold} })
+			waitListening(t, a, b)
+			auth := e.createLogin(a, acme, "raced "+change)
+			var query url.Values
+			if change == "relogin" {
+				started, err := a.Reauthorize(ctxT(t), acme, authstore.ActorAPI, auth.ID, authstore.ReauthorizeRequest{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				query = e.login(started.AuthorizeURL, "login")
+			}
+			e.expire(auth.ID)
+
+			refreshed := make(chan tokenResult, 1)
+			go func() {
+				c, err := b.Token(ctxT(t), acme, auth.ID)
+				refreshed <- tokenResult{c, err}
+			}()
+			reach(t, hold.reached, "B's refresh reaches the provider")
+			changed := make(chan error, 1)
+			go func() {
+				if change == "delete" {
+					changed <- a.Delete(ctxT(t), acme, authstore.ActorAPI, auth.ID)
+				} else {
+					_, err := a.CompleteLogin(ctxT(t), query)
+					changed <- err
+				}
+			}()
+			waitFor(t, 5*time.Second, "the change waits for the refresh's lock", func() bool { return e.lockWaiters() == 1 })
+			close(hold.release)
+			if r := <-refreshed; r.err != nil {
+				t.Fatalf("B's refresh: %v", r.err)
+			}
+			if err := <-changed; err != nil {
+				t.Fatalf("%s: %v", change, err)
+			}
+
+			if change == "delete" {
+				for i, s := range []*authstore.Store{a, b} {
+					waitFor(t, time.Second, "the deletion reaches every replica", func() bool {
+						_, err := s.Token(ctxT(t), acme, auth.ID)
+						return err != nil
+					})
+					_, err := s.Token(ctxT(t), acme, auth.ID)
+					if i == 0 {
+						wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+					}
+				}
+				var n int
+				if err := e.pool.QueryRow(ctxT(t), "select count(*) from authorizations where id = $1", auth.ID).Scan(&n); err != nil || n != 0 {
+					t.Fatalf("%d rows (%v): the refresh brought the deleted authorization back", n, err)
+				}
+				return
+			}
+			stored := e.storedAccessToken(auth.ID)
+			for _, s := range []*authstore.Store{a, b} {
+				waitFor(t, time.Second, "the re-login reaches every replica", func() bool {
+					c, err := s.Token(ctxT(t), acme, auth.ID)
+					return err == nil && c.AccessToken.Reveal() == stored
+				})
+			}
+			e.expire(auth.ID)
+			c, err := a.Token(ctxT(t), acme, auth.ID)
+			if err != nil {
+				t.Fatalf("a refresh with the new login's refresh token: %v (status %s)", err, e.status(auth.ID))
+			}
+			if err := e.works(c); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
