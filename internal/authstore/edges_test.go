@@ -832,3 +832,55 @@ func TestARefreshRacingADeletionOrAReloginLeavesTheChangeInPlace(t *testing.T) {
 		})
 	}
 }
+
+// cutTheLoginWrite terminates the connection that is about to store a completed login,
+// once: a Postgres restart or fail-over during that write.
+type cutTheLoginWrite struct {
+	pool *pgxpool.Pool
+	cut  atomic.Int32
+}
+
+func (c *cutTheLoginWrite) TraceQueryStart(ctx context.Context, conn *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.HasPrefix(d.SQL, "update authorizations set access_token") && strings.Contains(d.SQL, "status = 'active'") && c.cut.CompareAndSwap(0, 1) {
+		_, _ = c.pool.Exec(context.Background(), "select pg_terminate_backend($1, 5000)", conn.PgConn().PID())
+	}
+	return ctx
+}
+
+func (*cutTheLoginWrite) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// A login whose write loses its connection (Postgres restarts or fails over once the
+// code is exchanged) is still stored: its state and its code are spent, so nothing else
+// could store it. It is stored once, with one audit event.
+func TestALoginWhoseWriteLosesItsConnectionIsStillStored(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	cut := &cutTheLoginWrite{pool: e.newPool()}
+	s := e.store(func(o *authstore.Options) { o.Pool = e.tracedPool(cut) })
+	started, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "restart during the login", Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := s.CompleteLogin(ctxT(t), e.login(started.AuthorizeURL, "login"))
+	if cut.cut.Load() != 1 {
+		t.Fatal("the login's write was not cut")
+	}
+	if err != nil {
+		t.Fatalf("a login whose write lost its connection: %v (status %s)", err, e.status(started.ID))
+	}
+	if done.Reauthorized || done.Status != authstore.StatusActive {
+		t.Fatalf("completed %+v, want a first login, active", done)
+	}
+	c, err := s.Token(ctxT(t), acme, started.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.works(c); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := e.pool.QueryRow(ctxT(t), "select count(*) from audit_events where authorization_id = $1 and action = 'authorized'", started.ID).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d authorized events (%v), want 1", n, err)
+	}
+}

@@ -535,14 +535,55 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 		return Completed{}, e
 	}
 
-	var updated *row
-	var previous Status
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	updated, previous, err := s.storeLogin(ctx, st, got, false)
+	for wait := 50 * time.Millisecond; err != nil && ctx.Err() == nil && connectionLost(err) && !errors.Is(err, secrets.ErrDecrypt); wait = min(2*wait, time.Second) {
+		// Postgres restarted or failed over during the write: the state and the code are
+		// spent, so the login is stored again on a new connection or never.
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		s.pool.Reset() // it hands out connections the restart closed without a ping (load)
+		var replaced Status
+		updated, replaced, err = s.storeLogin(ctx, st, got, true)
+		if replaced != "" {
+			previous = replaced
+		}
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Completed{}, errorf(ErrStateUnknown, "the authorization of this login was deleted")
+	}
+	if err != nil {
+		return Completed{}, fmt.Errorf("complete login: %w", err)
+	}
+	s.cache.invalidate(updated.id)
+	s.cache.recovered(updated.id)
+	s.logger.Info("authorization logged in", slog.String("authorizationId", updated.id), slog.String("tenant", string(updated.tenant)))
+	return Completed{Authorization: updated.public(), Reauthorized: previous != StatusPending}, nil
+}
+
+// storeLogin stores a login's tokens in its authorization, under the row lock, with an
+// audit event and a notification to every replica; again says an earlier attempt lost
+// its connection. It returns the row as stored and the status the login replaced.
+func (s *Store) storeLogin(ctx context.Context, st *loginState, got tokens, again bool) (*row, Status, error) {
+	var (
+		updated  *row
+		previous Status
+	)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		r, err := readRow(ctx, tx, st.tenant, st.authorizationID, true)
 		if err != nil {
 			return err
 		}
 		previous = r.status
+		if again {
+			// The first write may have committed with only its answer lost: then the row
+			// holds this login's token already, and storing it twice would audit it twice.
+			if at, err := s.open(r.id, colAccessToken, r.accessToken); err == nil && !at.IsZero() && at.Reveal() == got.access.Reveal() {
+				updated, previous = r, "" // what it replaced is the first attempt's to say
+				return nil
+			}
+		}
 		// Only the tenant secret is kept: the old tokens need not decrypt (a login is
 		// how a row under a key that has left the ring is recovered).
 		ts, err := s.open(r.id, colTenantSecret, r.tenantSecret)
@@ -574,16 +615,7 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 		}
 		return notify(ctx, tx, r.id)
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Completed{}, errorf(ErrStateUnknown, "the authorization of this login was deleted")
-	}
-	if err != nil {
-		return Completed{}, fmt.Errorf("complete login: %w", err)
-	}
-	s.cache.invalidate(updated.id)
-	s.cache.recovered(updated.id)
-	s.logger.Info("authorization logged in", slog.String("authorizationId", updated.id), slog.String("tenant", string(updated.tenant)))
-	return Completed{Authorization: updated.public(), Reauthorized: previous != StatusPending}, nil
+	return updated, previous, err
 }
 
 // Completed is a finished Webex login.
