@@ -491,3 +491,54 @@ func poolLosingTheReplyTo(t *testing.T, match string) (*pgxpool.Pool, *atomic.Bo
 	t.Cleanup(pool.Close)
 	return pool, armed
 }
+
+// An expired key that many requests claim at once, on two replicas, one of which sweeps
+// on every claim (so the row may be reclaimed in place or deleted and inserted anew
+// under them): one request runs, the others replay its answer, never the expired one.
+func TestAnExpiredKeyClaimedAtOnceOnTwoReplicasRunsOnce(t *testing.T) {
+	t.Parallel()
+	url := dbtest.NewURL(t)
+	pools := make([]*pgxpool.Pool, 2)
+	for i := range pools {
+		p, err := pgxpool.New(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		pools[i] = p
+	}
+	stores := []*idempotency.Store{
+		idempotency.New(pools[0], idempotency.Options{MaxPoll: 10 * time.Millisecond, SweepEvery: 1}),
+		idempotency.New(pools[1], idempotency.Options{MaxPoll: 10 * time.Millisecond}),
+	}
+	first := claim(t, stores[0], "a", "k", "b", time.Minute, false)
+	if err := stores[0].Complete(t.Context(), "t-a", "k", first.Holder, []byte("expired answer")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pools[0].Exec(t.Context(), `update idempotency_keys set expires_at = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var ran atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			c, err := stores[i%2].Claim(t.Context(), "t-a", "k", hash("b"), time.Minute, false)
+			switch {
+			case err != nil:
+				t.Error(err)
+			case c.State == idempotency.Run:
+				ran.Add(1)
+				if err := stores[i%2].Complete(context.Background(), "t-a", "k", c.Holder, []byte("new answer")); err != nil {
+					t.Error(err)
+				}
+			case c.State != idempotency.Replay || string(c.Response) != "new answer":
+				t.Errorf("claim %d: %v %q, want Run or a replay of the new answer", i, c.State, c.Response)
+			}
+		})
+	}
+	wg.Wait()
+	if ran.Load() != 1 {
+		t.Fatalf("%d requests ran, want 1", ran.Load())
+	}
+}
