@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 	"github.com/noderuntime/noderuntime/internal/outcomes"
 	"github.com/noderuntime/noderuntime/internal/secrets"
@@ -725,6 +726,37 @@ func TestARefreshWhoseConnectionIsLostAfterTheProviderAnsweredStillStoresTheNewP
 	}
 	if st := e.status(a.ID); st != string(authstore.StatusActive) {
 		t.Fatalf("status %s, want active", st)
+	}
+}
+
+// A refresh whose commit reached Postgres but whose answer was lost: the write again
+// finds the row moved on, by its own first write. It hands out the new token instead of
+// an error, and the row keeps the rotated pair.
+func TestARefreshWhoseCommitAnswerWasLostHandsOutTheTokenItStored(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	a := e.createLogin(e.store(), acme, "commit answer lost")
+	pool, armed := dbtest.PoolLosingTheReplyTo(t, e.url, "commit")
+	s := e.store(func(o *authstore.Options) { o.Pool = pool })
+	spent := e.storedRefreshToken(a.ID)
+	e.expire(a.ID)
+
+	armed.Store(true)
+	c, err := s.Token(ctxT(t), acme, a.ID)
+	if armed.Load() {
+		t.Fatal("no commit was sent: the refresh did not run")
+	}
+	if err != nil {
+		t.Fatalf("the refresh whose commit answer was lost: %v", err)
+	}
+	if err := e.works(c); err != nil {
+		t.Fatalf("the token handed out: %v", err)
+	}
+	if e.storedRefreshToken(a.ID) == spent {
+		t.Fatal("the row still holds the refresh token the provider rotated away")
+	}
+	e.expire(a.ID)
+	if _, err := s.Token(ctxT(t), acme, a.ID); err != nil {
+		t.Fatalf("the next refresh: %v (status %s)", err, e.status(a.ID))
 	}
 }
 

@@ -412,7 +412,15 @@ func (s *Store) storeAgain(ctx context.Context, log *slog.Logger, r *row, sl sea
 			return version, stored, nil
 		}
 		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, time.Time{}, errors.New("the authorization changed (or was deleted) while its refreshed token was being stored")
+			// The first write may have committed with only its answer lost: then the row
+			// holds this pair (its sealed access token is unique), and it is stored.
+			err = s.pool.QueryRow(ctx, "select version, updated_at from authorizations where id = $1 and access_token = $2", r.id, sl.accessToken).Scan(&version, &stored)
+			if err == nil {
+				return version, stored, nil
+			}
+			if errors.Is(err, pgx.ErrNoRows) {
+				return 0, time.Time{}, errors.New("the authorization changed (or was deleted) while its refreshed token was being stored")
+			}
 		}
 		if !connectionLost(err) {
 			return 0, time.Time{}, err

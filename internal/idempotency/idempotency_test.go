@@ -1,11 +1,9 @@
 package idempotency_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -366,7 +364,7 @@ func TestAHolderWhoseKeyWasTakenOverNoLongerTouchesIt(t *testing.T) {
 // finding the key abandoned (which a mutation's retry cannot get past for a day).
 func TestAClaimWhoseAnswerWasLostLeavesTheKeyFree(t *testing.T) {
 	t.Parallel()
-	pool, armed := poolLosingTheReplyTo(t, "insert into idempotency_keys")
+	pool, armed := dbtest.PoolLosingTheReplyTo(t, dbtest.NewURL(t), "insert into idempotency_keys")
 	armed.Store(true)
 	s := idempotency.New(pool, idempotency.Options{})
 
@@ -419,37 +417,11 @@ func TestAReclaimedKeyKeepsTheNewRequestsAnswer(t *testing.T) {
 	}
 }
 
-// loseReplyTo is a connection to Postgres that, once armed, delivers the next statement
-// containing match and lets it commit, then loses Postgres's answer to it: the
-// connection breaks as the answer arrives.
-type loseReplyTo struct {
-	net.Conn
-	match []byte
-	armed *atomic.Bool
-	lose  bool
-}
-
-func (c *loseReplyTo) Write(b []byte) (int, error) {
-	if bytes.Contains(b, c.match) && c.armed.CompareAndSwap(true, false) {
-		c.lose = true
-	}
-	return c.Conn.Write(b)
-}
-
-func (c *loseReplyTo) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if c.lose && n > 0 {
-		c.Conn.Close()
-		return 0, errors.New("connection broke as the answer arrived")
-	}
-	return n, err
-}
-
 // A take-over whose update reached Postgres but whose answer was lost leaves the key
 // free too: the retry takes it at once instead of waiting out the lost claim's lease.
 func TestATakeOverWhoseAnswerWasLostLeavesTheKeyFree(t *testing.T) {
 	t.Parallel()
-	pool, armed := poolLosingTheReplyTo(t, "update idempotency_keys set locked_until")
+	pool, armed := dbtest.PoolLosingTheReplyTo(t, dbtest.NewURL(t), "update idempotency_keys set locked_until")
 	s := idempotency.New(pool, idempotency.Options{})
 
 	claim(t, s, "a", "k", "b", 0, true) // a lease of zero has lapsed at once: abandoned
@@ -462,34 +434,6 @@ func TestATakeOverWhoseAnswerWasLostLeavesTheKeyFree(t *testing.T) {
 	if c, err := s.Claim(ctx, "t-a", "k", hash("b"), time.Minute, true); err != nil || c.State != idempotency.Run {
 		t.Fatalf("the retry: %v (%v), want Run", c.State, err)
 	}
-}
-
-// poolLosingTheReplyTo is a pool on a fresh database whose connections lose the answer
-// to the next statement containing match once the returned switch is armed. Each query
-// is one message (the simple protocol), so the statement is whole in one write and
-// Postgres commits it before it answers.
-func poolLosingTheReplyTo(t *testing.T, match string) (*pgxpool.Pool, *atomic.Bool) {
-	t.Helper()
-	cfg, err := pgxpool.ParseConfig(dbtest.NewURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	armed := new(atomic.Bool)
-	var dialer net.Dialer
-	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dialer.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &loseReplyTo{Conn: conn, match: []byte(match), armed: armed}, nil
-	}
-	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool, armed
 }
 
 // An expired key that many requests claim at once, on two replicas, one of which sweeps
