@@ -23,7 +23,7 @@ func audit(ctx context.Context, q querier, t tenant.ID, authorizationID, action 
 		id = authorizationID
 	}
 	if _, err := q.Exec(ctx, `insert into audit_events (tenant, authorization_id, action, actor, detail) values ($1, $2, $3, $4, $5)`,
-		string(t), id, action, string(actor), raw); err != nil {
+		string(t), id, action, string(actor), string(raw)); err != nil { // text: jsonb takes it under either query protocol
 		return fmt.Errorf("audit: %w", err)
 	}
 	return nil

@@ -879,6 +879,36 @@ func (c *cutTheLoginWrite) TraceQueryStart(ctx context.Context, conn *pgx.Conn, 
 
 func (*cutTheLoginWrite) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
+// A login whose write committed with only its answer lost: the write again finds the
+// login's token stored and neither stores nor audits it twice.
+func TestALoginWhoseCommitAnswerWasLostIsStoredAndAuditedOnce(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	pool, armed := dbtest.PoolLosingTheReplyTo(t, e.url, "commit")
+	s := e.store(func(o *authstore.Options) { o.Pool = pool })
+	started, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "commit answer lost", Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := e.login(started.AuthorizeURL, "login")
+	armed.Store(true)
+	done, err := s.CompleteLogin(ctxT(t), query)
+	if armed.Load() {
+		t.Fatal("no commit was sent: the login was not written")
+	}
+	if err != nil {
+		t.Fatalf("a login whose commit answer was lost: %v (status %s)", err, e.status(started.ID))
+	}
+	if done.Reauthorized || done.Status != authstore.StatusActive {
+		t.Fatalf("completed %+v, want a first login, active", done)
+	}
+	var n int
+	if err := e.pool.QueryRow(ctxT(t), "select count(*) from audit_events where authorization_id = $1 and action = 'authorized'", started.ID).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d authorized events (%v), want 1", n, err)
+	}
+}
+
 // A login whose write loses its connection (Postgres restarts or fails over once the
 // code is exchanged) is still stored: its state and its code are spent, so nothing else
 // could store it. It is stored once, with one audit event.
