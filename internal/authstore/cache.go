@@ -55,11 +55,16 @@ func (c *cache) snapshot() uint64 {
 	return c.seq
 }
 
-// put stores e unless an invalidation happened since snap.
+// put stores e unless an invalidation happened since snap, or the cache holds a newer
+// version of the row: a read that began before a refresh (which notifies no one) may
+// finish after it, and must not put the token the refresh replaced back.
 func (c *cache) put(snap uint64, id string, e *entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seq != snap {
+		return
+	}
+	if old, ok := c.entries[id]; ok && old.version > e.version {
 		return
 	}
 	if len(c.entries) >= maxCacheEntries {
