@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -137,35 +138,8 @@ func (h *holdTokenRead) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.Tr
 // before the delete) must not be undone when that read caches its token: the next call
 // is refused, not served the deleted authorization's token from the cache.
 func TestADeletionThatArrivesDuringATokenReadIsNotUndoneByIt(t *testing.T) {
-	e := newEnv(t, engagesim.Config{})
-	hold := &holdTokenRead{reached: make(chan struct{}), release: make(chan struct{})}
-	hold.id.Store("")
-	a := e.replica()
-	b := e.store(func(o *authstore.Options) { o.Pool = e.tracedPool(hold) })
-	waitListening(t, a, b)
-	target := e.createCC(a, acme, "deleted during a read")
-	probe := e.createCC(a, acme, "probe")
-	warm(t, e, b, 1, probe.ID)
-
-	hold.id.Store(target.ID)
-	read := make(chan tokenResult, 1)
-	go func() {
-		c, err := b.Token(ctxT(t), acme, target.ID)
-		read <- tokenResult{c, err}
-	}()
-	reach(t, hold.reached, "B reads the row")
-	for _, id := range []string{target.ID, probe.ID} {
-		if err := a.Delete(ctxT(t), acme, authstore.ActorAPI, id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Notifications arrive in order: once B no longer serves the probe, it has had the
-	// target's too.
-	waitFor(t, 5*time.Second, "B hears of the deletions", func() bool {
-		_, err := b.Token(ctxT(t), acme, probe.ID)
-		return err != nil
-	})
-	close(hold.release)
+	b, target, read, release := deletedDuringAHeldRead(t, "deleted during a read")
+	release()
 	if r := <-read; r.err != nil {
 		t.Fatalf("the read that began before the deletion: %v", r.err)
 	}
@@ -175,6 +149,45 @@ func TestADeletionThatArrivesDuringATokenReadIsNotUndoneByIt(t *testing.T) {
 		t.Fatalf("B served a deleted authorization's token from its cache (expires %s)", c.ExpiresAt)
 	}
 	wantAuthError(t, err, outcomes.CodeAuthorizationNotFound)
+}
+
+// deletedDuringAHeldRead starts instances A and B; B begins reading an authorization's
+// row and is held once Postgres has answered, while A deletes it and a probe, and B
+// hears of both (notifications arrive in order: once B no longer serves the probe, it
+// has had the authorization's too). read gets the held read's result once release (safe
+// to call twice, and called when the test ends) lets it finish.
+func deletedDuringAHeldRead(t *testing.T, name string) (b *authstore.Store, target authstore.Authorization, read <-chan tokenResult, release func()) {
+	t.Helper()
+	e := newEnv(t, engagesim.Config{})
+	hold := &holdTokenRead{reached: make(chan struct{}), release: make(chan struct{})}
+	hold.id.Store("")
+	a := e.replica()
+	b = e.store(func(o *authstore.Options) { o.Pool = e.tracedPool(hold) })
+	waitListening(t, a, b)
+	target = e.createCC(a, acme, name)
+	probe := e.createCC(a, acme, "probe")
+	warm(t, e, b, 1, probe.ID)
+
+	hold.id.Store(target.ID)
+	result := make(chan tokenResult, 1)
+	go func() {
+		c, err := b.Token(ctxT(t), acme, target.ID)
+		result <- tokenResult{c, err}
+	}()
+	reach(t, hold.reached, "B reads the row")
+	var once sync.Once
+	release = func() { once.Do(func() { close(hold.release) }) }
+	t.Cleanup(release)
+	for _, id := range []string{target.ID, probe.ID} {
+		if err := a.Delete(ctxT(t), acme, authstore.ActorAPI, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "B hears of the deletions", func() bool {
+		_, err := b.Token(ctxT(t), acme, probe.ID)
+		return err != nil
+	})
+	return b, target, result, release
 }
 
 // The instance that deletes an authorization refuses it as soon as Delete returns, from
@@ -230,40 +243,7 @@ func TestACallAfterTheListenerReconnectsDoesNotShareALoadBegunBefore(t *testing.
 // authorization's token, and the later call would get it too. It reads Postgres
 // itself and is refused, without waiting for the older read.
 func TestACallAfterADeletionDoesNotShareATokenReadBegunBeforeIt(t *testing.T) {
-	e := newEnv(t, engagesim.Config{})
-	hold := &holdTokenRead{reached: make(chan struct{}), release: make(chan struct{})}
-	hold.id.Store("")
-	a := e.replica()
-	b := e.store(func(o *authstore.Options) { o.Pool = e.tracedPool(hold) })
-	waitListening(t, a, b)
-	target := e.createCC(a, acme, "deleted during a shared read")
-	probe := e.createCC(a, acme, "probe")
-	warm(t, e, b, 1, probe.ID)
-
-	hold.id.Store(target.ID)
-	first := make(chan tokenResult, 1)
-	go func() {
-		c, err := b.Token(ctxT(t), acme, target.ID)
-		first <- tokenResult{c, err}
-	}()
-	reach(t, hold.reached, "B reads the row")
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			close(hold.release)
-		}
-	}
-	t.Cleanup(release)
-	for _, id := range []string{target.ID, probe.ID} {
-		if err := a.Delete(ctxT(t), acme, authstore.ActorAPI, id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, 5*time.Second, "B hears of the deletions", func() bool {
-		_, err := b.Token(ctxT(t), acme, probe.ID)
-		return err != nil
-	})
+	b, target, first, release := deletedDuringAHeldRead(t, "deleted during a shared read")
 
 	later := make(chan tokenResult, 1)
 	go func() {
