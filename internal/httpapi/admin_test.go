@@ -85,14 +85,22 @@ func TestAdminPagesNeedASessionFromTheTenantsAPIKey(t *testing.T) {
 	}
 	// A copy of the signed-out cookie (kept by another browser, or stolen) opens
 	// nothing either, although it is sealed and unexpired.
-	req, _ = http.NewRequest("GET", s.srv.URL+"/admin/", nil)
-	req.AddCookie(&http.Cookie{Name: "nr_admin", Value: cookie.Value})
-	if resp, err = s.client(false).Do(req); err != nil {
-		t.Fatal(err)
+	s.wantSignInFor(cookie.Value, "a copy of the signed-out cookie")
+}
+
+// wantSignInFor checks that the admin list page, asked for with a session cookie of
+// value, sends the browser to sign in: the cookie is no session.
+func (s *authServer) wantSignInFor(value, what string) {
+	s.t.Helper()
+	req, _ := http.NewRequest("GET", s.srv.URL+"/admin/", nil)
+	req.AddCookie(&http.Cookie{Name: "nr_admin", Value: value})
+	resp, err := s.client(false).Do(req)
+	if err != nil {
+		s.t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/login" {
-		t.Fatalf("a copy of the signed-out cookie: %d %s, want the sign-in page", resp.StatusCode, resp.Header.Get("Location"))
+		s.t.Fatalf("%s: %d %s, want the sign-in page", what, resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 
@@ -272,16 +280,7 @@ func TestSigningInOverASessionEndsIt(t *testing.T) {
 	if _, list = s.get(c, s.srv.URL+"/admin/"); !strings.Contains(list, `id="tenant">globex<`) {
 		t.Fatalf("after signing in again, the list page is not globex's:\n%s", list)
 	}
-	req, _ := http.NewRequest("GET", s.srv.URL+"/admin/", nil)
-	req.AddCookie(&http.Cookie{Name: "nr_admin", Value: first})
-	resp, err := s.client(false).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/login" {
-		t.Fatalf("a copy of the first session's cookie: %d %s, want the sign-in page", resp.StatusCode, resp.Header.Get("Location"))
-	}
+	s.wantSignInFor(first, "a copy of the first session's cookie")
 }
 
 // A person reads the admin pages and the login callback: an address there that is no
