@@ -62,3 +62,44 @@ func TestTenantTravelsInTheContext(t *testing.T) {
 		t.Fatalf("%q %v", id, ok)
 	}
 }
+
+// The fingerprint LookupKey gives is the one HasKey knows, and only for the key's own
+// tenant: a key moved to another tenant must not keep the first tenant's sessions open.
+func TestAKeysFingerprintBelongsToItsTenantOnly(t *testing.T) {
+	before, err := tenant.ParseKeys("acme:" + tenant.HashKey("k1") + ",globex:" + tenant.HashKey("g1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, fp, ok := before.LookupKey("k1")
+	if !ok || id != "acme" {
+		t.Fatalf("LookupKey: %q %q %v", id, fp, ok)
+	}
+	if !before.HasKey("acme", fp) {
+		t.Errorf("acme does not have the key %s it signed in with", fp)
+	}
+	if before.HasKey("globex", fp) {
+		t.Errorf("globex has acme's key %s", fp)
+	}
+	after, err := tenant.ParseKeys("globex:" + tenant.HashKey("k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.HasKey("acme", fp) {
+		t.Errorf("acme still has the key %s after it moved to globex", fp)
+	}
+}
+
+func TestATenantIDStartsWithALetterOrDigit(t *testing.T) {
+	for _, name := range []string{"-acme", ".acme", "_acme"} {
+		if _, err := tenant.ParseKeys(name + ":" + tenant.HashKey("k")); err == nil {
+			t.Errorf("tenant %q accepted", name)
+		}
+	}
+}
+
+// An empty tenant in the context is no tenant: nothing is authenticated as "".
+func TestAnEmptyTenantInTheContextIsNone(t *testing.T) {
+	if id, ok := tenant.FromContext(tenant.WithID(context.Background(), "")); ok {
+		t.Fatalf("tenant %q from an empty ID", id)
+	}
+}
