@@ -157,6 +157,7 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"public URL with a fragment", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com/#top"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"public URL with credentials", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://admin:s3cret-pw@runtime.example.com"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"public URL with a port out of range", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com:99999"), nil, "NODERUNTIME_PUBLIC_URL"},
+		{"public URL on port 0", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com:0"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"public URL without a host name", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://:443"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"allowlist entry with a query", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://engage.example.com/api/v1?x=1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
 		{"allowlist entry with credentials", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://u:s3cret-pw@engage.example.com/api/v1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
@@ -164,11 +165,17 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"default timeout under a millisecond", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "10ns"), nil, "NODERUNTIME_EXECUTION_TIMEOUT"},
 		{"timeout cap under a millisecond alone", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT_MAX", "60us"), []string{"--execution-timeout=1ms"}, "NODERUNTIME_EXECUTION_TIMEOUT_MAX"},
 		{"timeout cap over an hour", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT_MAX", "2562047h"), nil, "NODERUNTIME_EXECUTION_TIMEOUT_MAX"},
+		{"timeout cap a millisecond over an hour", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT_MAX", "3600001ms"), nil, "NODERUNTIME_EXECUTION_TIMEOUT_MAX"},
+		{"default timeout a millisecond over the cap", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "60001ms"), nil, "NODERUNTIME_EXECUTION_TIMEOUT"},
+		{"zero shutdown grace", with(minimal(), "NODERUNTIME_SHUTDOWN_GRACE", "0s"), nil, "NODERUNTIME_SHUTDOWN_GRACE"},
+		{"zero skew", with(minimal(), "NODERUNTIME_TOKEN_REFRESH_SKEW", "0s"), nil, "NODERUNTIME_TOKEN_REFRESH_SKEW"},
 		{"default timeout over an hour", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "61m"), []string{"--execution-timeout-max=2h"}, "NODERUNTIME_EXECUTION_TIMEOUT"},
 		{"negative skew", with(minimal(), "NODERUNTIME_TOKEN_REFRESH_SKEW", "-1s"), nil, "NODERUNTIME_TOKEN_REFRESH_SKEW"},
 		{"empty allowlist", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", ","), nil, "ENGAGE_ALLOWED_BASE_URLS"},
 		{"one API key hash for two tenants", with(minimal(), "NODERUNTIME_API_KEYS", goodAPIKeys+",globex"+goodAPIKeys[len("acme"):]), nil, "NODERUNTIME_API_KEYS"},
 		{"Webex client secret without its ID", with(minimal(), "WEBEX_CLIENT_SECRET", "s3cret-pw"), nil, "WEBEX_CLIENT_ID"},
+		{"Webex login without a public URL", with(minimal(), "WEBEX_CLIENT_ID", "id", "WEBEX_CLIENT_SECRET", "s3cret-pw", "WEBEX_AUTHORIZE_URL", "https://webexapis.com/v1/authorize",
+			"WEBEX_TOKEN_URL", "https://webexapis.com/v1/access_token"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"Webex client ID without its secret", with(minimal(), "WEBEX_CLIENT_ID", "id", "WEBEX_AUTHORIZE_URL", "https://webexapis.com/v1/authorize",
 			"WEBEX_TOKEN_URL", "https://webexapis.com/v1/access_token", "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com"), nil, "WEBEX_CLIENT_SECRET"},
 	}
@@ -220,7 +227,7 @@ func TestTheMetricsAddressMustNotBeTheMainOne(t *testing.T) {
 }
 
 func TestAShutdownGraceShorterThanTheLongestExecutionIsWarnedAbout(t *testing.T) {
-	for grace, warned := range map[string]bool{"5s": true, "60s": false, "65s": false} {
+	for grace, warned := range map[string]bool{"5s": true, "59999ms": true, "60s": false, "65s": false} {
 		cfg, err := load(with(minimal(), "NODERUNTIME_SHUTDOWN_GRACE", grace))
 		if err != nil {
 			t.Fatal(err)
