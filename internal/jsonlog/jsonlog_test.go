@@ -245,3 +245,58 @@ func BenchmarkAccessLine(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// A record that carries its own time is compared whole, time included (the tests above
+// strip it, since slog.Logger stamps its own): no time key for the zero time, and a
+// time attribute in the last year JSON can write and the first it cannot.
+func TestARecordsOwnTimeIsWrittenAsSlogWritesIt(t *testing.T) {
+	for name, r := range map[string]slog.Record{
+		"zero time":  slog.NewRecord(time.Time{}, slog.LevelInfo, "no time", 0),
+		"fixed time": slog.NewRecord(when, slog.LevelInfo, "fixed", 0),
+		"year 9999": func() slog.Record {
+			r := slog.NewRecord(when, slog.LevelInfo, "m", 0)
+			r.AddAttrs(slog.Time("at", time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)))
+			return r
+		}(),
+		"year 10000": func() slog.Record {
+			r := slog.NewRecord(when, slog.LevelInfo, "m", 0)
+			r.AddAttrs(slog.Time("at", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)))
+			return r
+		}(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			fast, want := both(t, nil, func(l *slog.Logger) { _ = l.Handler().Handle(context.Background(), r) })
+			if fast != want {
+				t.Fatalf("got  %s\nwant %s", fast, want)
+			}
+		})
+	}
+}
+
+// Each option that needs slog's handler is honoured alone, not only with the other: a
+// ReplaceAttr that redacts a secret must redact it on every line.
+func TestEachOptionThatNeedsSlogIsHonouredAlone(t *testing.T) {
+	t.Run("ReplaceAttr", func(t *testing.T) {
+		var buf bytes.Buffer
+		h := New(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == "secret" {
+				a.Value = slog.StringValue("[redacted]")
+			}
+			return a
+		}})
+		slog.New(h).Info("m", "secret", "hunter2")
+		if err := h.Line(context.Background(), slog.LevelInfo, "m", slog.String("secret", "hunter2")); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(buf.String(), "hunter2") || strings.Count(buf.String(), `"secret":"[redacted]"`) != 2 {
+			t.Fatalf("ReplaceAttr not applied: %s", buf.String())
+		}
+	})
+	t.Run("AddSource", func(t *testing.T) {
+		var buf bytes.Buffer
+		slog.New(New(&buf, &slog.HandlerOptions{AddSource: true})).Info("m")
+		if !strings.Contains(buf.String(), `"source":{`) {
+			t.Fatalf("no source: %s", buf.String())
+		}
+	})
+}

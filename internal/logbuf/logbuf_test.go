@@ -190,3 +190,38 @@ func BenchmarkAccessLogLine(b *testing.B) {
 		})
 	}
 }
+
+// A line that would take the buffer one byte past its size sends the buffered lines
+// out first: the buffer never grows past its size.
+func TestALineThatWouldOverfillTheBufferSendsTheOthersFirst(t *testing.T) {
+	var s sink
+	w := logbuf.New(&s, time.Hour, 8)
+	defer w.Close()
+	_, _ = w.Write([]byte("1234\n"))
+	_, _ = w.Write([]byte("abc\n")) // 9 bytes in all: one too many
+	if got := s.String(); got != "1234\n" {
+		t.Fatalf("written before the second line was buffered: %q", got)
+	}
+}
+
+// flaky fails with each error in turn.
+type flaky struct{ errs []error }
+
+func (f *flaky) Write(p []byte) (int, error) {
+	err := f.errs[0]
+	if len(f.errs) > 1 {
+		f.errs = f.errs[1:]
+	}
+	return 0, err
+}
+
+func TestTheFirstErrorOfTheOutputIsTheOneReported(t *testing.T) {
+	first := errors.New("disk full")
+	w := logbuf.New(&flaky{errs: []error{first, errors.New("later")}}, time.Hour, 8)
+	_, _ = w.Write([]byte("1234567\n"))
+	_ = w.Flush()
+	_, _ = w.Write([]byte("1234567\n"))
+	if err := w.Close(); !errors.Is(err, first) {
+		t.Fatalf("Close: %v, want %v", err, first)
+	}
+}
