@@ -2,6 +2,7 @@ package jsonscan_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/noderuntime/noderuntime/internal/jsonscan"
@@ -12,7 +13,7 @@ var objectSeeds = []string{
 	`{"a":1,"a":2}`, `{"a":[1,{"b":null}],"c":true,"d":-1.5e3}`, `{"a":"x\u00e9\n"}`, `{"a\u0062":1}`,
 	`{"a":1,}`, `{"a":01}`, `{"a":1} x`, `{"a":"\x"}`, `[1]`, `{"é":1}`, `{"a":tru}`, `{"a":"` + "\xff" + `"}`,
 	`{"a":{"b":{"c":[[[]]]}}}`, `{"a" : 1 , "b" :"2"}`, `{"status":200,"code":1000,"value":{"conversationId":"c1"}}`,
-	`{"a":1e}`, `{"a":-}`, `{"a":"\u12"}`, `{"a":[1,]}`, `{"a":{"b"}}`, `{"a":{"b":1,}}`, "{\"a\":\"\t\"}",
+	`{"a":1e}`, `{"a":-}`, `{"a":"\u12"}`, `{"a":[1,]}`, `{"a":{"b"}}`, `{"a":{"b":1,}}`, "{\"a\":\"\t\"}", `{} x`, "{\"a\":\"\x1f\"}",
 }
 
 // FuzzObjectReadsWhatEncodingJSONReads: whenever Object accepts a text, json.Unmarshal
@@ -45,8 +46,11 @@ func FuzzObjectReadsWhatEncodingJSONReads(f *testing.F) {
 
 func TestObjectRefusesWhatItDoesNotHandle(t *testing.T) {
 	t.Parallel()
-	for _, s := range []string{`{"a":1,}`, `{"a":01}`, `{"a":1} x`, `{"a":"\x"}`, `[1]`, `{"é":1}`, `{"a\u0062":1}`, `{"a":1e}`, `{"a":[1,]}`, `null`, ``} {
-		if jsonscan.Object([]byte(s), func(_, _ []byte) bool { return true }) {
+	for _, s := range []string{`{"a":1,}`, `{"a":01}`, `{"a":1} x`, `{"a":"\x"}`, `[1]`, `{"é":1}`, `{"a\u0062":1}`, `{"a":1e}`, `{"a":[1,]}`, `null`, ``, `{} x`, `{}}`, "{\"a\":\"\x1f\"}", `{"a":"\u12}`} {
+		// No capacity past the text: reading beyond its end panics here rather than
+		// reading whatever follows it.
+		b := []byte(s)
+		if jsonscan.Object(b[:len(b):len(b)], func(_, _ []byte) bool { return true }) {
 			t.Errorf("Object accepted %q", s)
 		}
 	}
@@ -59,7 +63,7 @@ func TestObjectRefusesWhatItDoesNotHandle(t *testing.T) {
 // FuzzPlainStringEqualsEncodingJSON: whenever PlainString decodes a literal,
 // json.Unmarshal decodes it to the same string.
 func FuzzPlainStringEqualsEncodingJSON(f *testing.F) {
-	for _, s := range []string{`""`, `"sms"`, `"été"`, `"a\"b"`, `"\u0041"`, "\"\xff\"", "\"a\tb\"", `"+15550001"`, `"`, `"a"b"`, `x`} {
+	for _, s := range []string{`""`, `"sms"`, `"été"`, `"a\"b"`, `"\u0041"`, "\"\xff\"", "\"a\tb\"", "\"a\x1fb\"", `"+15550001"`, `"`, `"a"b"`, `x`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -85,5 +89,16 @@ func TestIsNumberFollowsTheJSONGrammar(t *testing.T) {
 		if jsonscan.IsNumber([]byte(s)) {
 			t.Errorf("%q is not a number", s)
 		}
+	}
+}
+
+// Nesting deeper than the scanner follows goes to encoding/json, which has its own
+// limit (10000): the scanner must not accept what encoding/json refuses.
+func TestObjectLeavesDeepNestingToEncodingJSON(t *testing.T) {
+	t.Parallel()
+	const depth = 10001
+	deep := `{"a":` + strings.Repeat("[", depth) + strings.Repeat("]", depth) + `}`
+	if jsonscan.Object([]byte(deep), func(_, _ []byte) bool { return true }) {
+		t.Fatalf("Object accepted a value nested %d deep", depth)
 	}
 }
