@@ -437,3 +437,211 @@ func TestA405AtAMountedRoutersOwnPathNamesWhatItServes(t *testing.T) {
 		}
 	}
 }
+
+// A caller's request ID is echoed when it is at most 128 bytes of letters, digits and
+// ".", "_", ":", "-"; anything else is replaced, so the header and the log carry only
+// what the service checked.
+func TestARequestIDIsEchoedOnlyWhenShortAndPlain(t *testing.T) {
+	f := newFixture(t)
+	for id, echoed := range map[string]bool{
+		strings.Repeat("a", 128): true,
+		strings.Repeat("a", 129): false,
+		"Az09._:-":               true,
+		"a/b":                    false,
+		"a@b":                    false,
+		"a{b":                    false,
+		"a%0Ab":                  false,
+	} {
+		req, _ := http.NewRequest("GET", f.srv.URL+"/healthz", nil)
+		req.Header.Set("X-Request-Id", id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Request-Id"); (got == id) != echoed || (!echoed && len(got) != 32) {
+			t.Errorf("request ID %q (%d bytes): answered %q, want it echoed: %v", id, len(id), got, echoed)
+		}
+	}
+}
+
+// Two Authorization lines are refused for being two, whichever of them is valid: the
+// problem says so rather than that the key is wrong.
+func TestTwoAuthorizationHeadersAreRefusedAsSuch(t *testing.T) {
+	f := newFixture(t)
+	for _, lines := range [][]string{{"Bearer " + testKey, "Bearer globex-key"}, {"Bearer " + testKey, "Bearer " + testKey}} {
+		req, _ := http.NewRequest("POST", f.srv.URL+"/v1/test/echo", strings.NewReader(`{}`))
+		req.Header["Authorization"] = lines
+		req.Header.Set("Content-Type", "application/json")
+		resp, p := doRequest(t, req)
+		if resp.StatusCode != 401 || !strings.Contains(p["detail"].(string), "one Authorization header") {
+			t.Fatalf("%d %v", resp.StatusCode, p)
+		}
+	}
+}
+
+// A request that passed no authentication has no tenant, even though the edge has
+// already given it a request ID.
+func TestARequestOutsideV1HasNoTenant(t *testing.T) {
+	var ok bool
+	var tn any
+	r := httpapi.NewOperationsRouter(slog.New(slog.DiscardHandler), httpapi.NewMetrics(prometheus.NewRegistry()), func(r chi.Router) {
+		r.Get("/who", func(w http.ResponseWriter, r *http.Request) {
+			tn, ok = httpapi.Tenant(r.Context())
+			if httpapi.RequestID(r.Context()) == "" {
+				t.Error("no request ID")
+			}
+		})
+	})
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(context.Background(), "GET", "/who", nil))
+	if ok {
+		t.Fatalf("tenant %q outside /v1", tn)
+	}
+}
+
+// The body limit is exact, announced or streamed: MaxBodyBytes is served, one byte more
+// is 413.
+func TestTheBodyLimitIsExactlyOneMebibyte(t *testing.T) {
+	f := newFixture(t)
+	body := func(n int) string { return `{"x":"` + strings.Repeat("a", n-len(`{"x":""}`)) + `"}` }
+	for _, tc := range []struct {
+		size   int
+		status int
+	}{{httpapi.MaxBodyBytes, 200}, {httpapi.MaxBodyBytes + 1, 413}} {
+		resp, p := f.do(t, "POST", "/v1/test/echo", testKey, "application/json", strings.NewReader(body(tc.size)))
+		if resp.StatusCode != tc.status {
+			t.Errorf("%d bytes announced: %d %v", tc.size, resp.StatusCode, p["detail"])
+		}
+		resp, p = f.do(t, "POST", "/v1/test/echo", testKey, "application/json", io.MultiReader(strings.NewReader(body(tc.size))))
+		if resp.StatusCode != tc.status {
+			t.Errorf("%d bytes streamed: %d %v", tc.size, resp.StatusCode, p["detail"])
+		}
+	}
+}
+
+// JSON under a structured syntax suffix (RFC 6839) is JSON; a POST without a body is
+// still refused for a Content-Type that is not JSON.
+func TestJSONMediaTypesAreAcceptedAndOthersRefusedEvenWithoutABody(t *testing.T) {
+	f := newFixture(t)
+	if resp, p := f.do(t, "POST", "/v1/test/echo", testKey, "application/vnd.noderuntime+json", strings.NewReader(`{"a":1}`)); resp.StatusCode != 200 {
+		t.Errorf("+json: %d %v", resp.StatusCode, p)
+	}
+	if resp, p := f.do(t, "POST", "/v1/test/echo", testKey, "text/plain", nil); resp.StatusCode != 415 {
+		t.Errorf("text/plain without a body: %d %v", resp.StatusCode, p)
+	}
+}
+
+// The authentication scheme is case-insensitive (RFC 9110 §11.1), and spaces between it
+// and the key are not part of the key.
+func TestTheBearerSchemeIsReadInAnyCaseAndSpacesAreNotPartOfTheKey(t *testing.T) {
+	f := newFixture(t)
+	for _, value := range []string{"bearer " + testKey, "BEARER " + testKey, "Bearer   " + testKey} {
+		req, _ := http.NewRequest("POST", f.srv.URL+"/v1/test/echo", strings.NewReader(`{}`))
+		req.Header.Set("Authorization", value)
+		req.Header.Set("Content-Type", "application/json")
+		if resp, p := doRequest(t, req); resp.StatusCode != 200 {
+			t.Errorf("%q: %d %v", value, resp.StatusCode, p)
+		}
+	}
+}
+
+// A 500 is an error in the access log; probes and scrapes are not logged at info, so
+// they do not drown the requests that matter.
+func TestTheAccessLogLevelFollowsTheStatusAndTheRoute(t *testing.T) {
+	f := newFixture(t)
+	f.do(t, "GET", "/v1/test/panic", testKey, "", nil)
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		f.do(t, "GET", path, "", "", nil)
+	}
+	var panicked bool
+	for _, line := range strings.Split(strings.TrimSpace(f.logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["msg"] != "request" {
+			continue
+		}
+		switch rec["route"] {
+		case "/v1/test/panic":
+			panicked = true
+			if rec["level"] != "ERROR" || rec["status"] != float64(500) {
+				t.Errorf("the 500's access log line: %v", rec)
+			}
+		case "/healthz", "/readyz", "/metrics":
+			t.Errorf("a probe or scrape logged at info: %v", rec)
+		}
+	}
+	if !panicked {
+		t.Fatalf("no access log line for the 500:\n%s", f.logs.String())
+	}
+}
+
+// A handler that aborts its response (http.ErrAbortHandler) has it aborted, as net/http
+// does, not turned into a 500 problem: the client sees the connection end.
+func TestAnAbortedResponseIsAbortedNotAnswered(t *testing.T) {
+	r := httpapi.NewOperationsRouter(slog.New(slog.DiscardHandler), httpapi.NewMetrics(prometheus.NewRegistry()), func(r chi.Router) {
+		r.Get("/abort", func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })
+	})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/abort")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("an aborted response was answered: %d", resp.StatusCode)
+	}
+}
+
+// No answer of the API is kept by a cache (they carry tenants' data and request IDs),
+// and a 401 names the scheme to authenticate with (RFC 9110 §11.6.1).
+func TestAnswersAreNotStoredAndA401NamesTheScheme(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		method, path, key string
+		status            int
+	}{
+		{"POST", "/v1/test/echo", testKey, 200},
+		{"POST", "/v1/test/echo", "", 401},
+		{"GET", "/v1/nope", testKey, 404},
+		{"GET", "/healthz", "", 200},
+	} {
+		resp, _ := f.do(t, tc.method, tc.path, tc.key, "application/json", strings.NewReader(`{}`))
+		if resp.StatusCode != tc.status || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s %s: %d Cache-Control %q, want %d no-store", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Cache-Control"), tc.status)
+		}
+		if got := resp.Header.Get("WWW-Authenticate"); (tc.status == 401) != (got == `Bearer realm="noderuntime"`) {
+			t.Errorf("%s %s: %d WWW-Authenticate %q", tc.method, tc.path, resp.StatusCode, got)
+		}
+	}
+}
+
+// Requests to one route are counted under the status each got.
+func TestMetricsCountEachStatusOfARoute(t *testing.T) {
+	f := newFixture(t)
+	f.do(t, "POST", "/v1/test/echo", testKey, "application/json", strings.NewReader(`{}`))
+	f.do(t, "POST", "/v1/test/echo", testKey, "application/json", strings.NewReader(`{`))
+	resp, err := http.Get(f.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`noderuntime_http_requests_total{code="200",route="/v1/test/echo"} 1`,
+		`noderuntime_http_requests_total{code="400",route="/v1/test/echo"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("no %s in:\n%s", want, body)
+		}
+	}
+}
+
+// doRequest sends req and returns the answer with its JSON body.
+func doRequest(t *testing.T, req *http.Request) (*http.Response, map[string]any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp, out
+}
