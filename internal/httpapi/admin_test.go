@@ -354,3 +354,137 @@ func TestAFormOverTheLimitIsAnsweredAsTooLarge(t *testing.T) {
 		}
 	}
 }
+
+// The cookie the sign-in form sets carries a CSRF token and no tenant: it opens no page,
+// and its token makes no form go through.
+func TestTheSignInFormsCookieOpensNoPage(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	_, page := s.get(c, s.srv.URL+"/admin/login")
+	csrf := csrfOf(t, page)
+	resp, _ := s.get(c, s.srv.URL+"/admin/")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/login" {
+		t.Fatalf("GET /admin/ before sign-in: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, body := s.postForm(c, "/admin/authorizations", url.Values{"csrf": {csrf}, "kind": {"client-credentials"}, "name": {"x"},
+		"baseUrl": {s.sim.BaseURL()}, "domain": {"acme"}, "tenantId": {"tenant-1"}, "tenantSecret": {azCCSecret}})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Signed out") {
+		t.Fatalf("POST before sign-in: %d\n%s", resp.StatusCode, body)
+	}
+}
+
+// Signing in gives the session a new CSRF token: a token seen on the sign-in form (which
+// anyone may load) is useless once signed in.
+func TestSigningInGivesTheSessionANewCSRFToken(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	_, page := s.get(c, s.srv.URL+"/admin/login")
+	before := csrfOf(t, page)
+	resp, _ := s.postForm(c, "/admin/login", url.Values{"csrf": {before}, "apiKey": {azAcmeKey}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", resp.StatusCode)
+	}
+	_, list := s.get(c, s.srv.URL+"/admin/")
+	if after := csrfOf(t, list); after == before {
+		t.Fatal("the CSRF token of the sign-in form is still the session's")
+	}
+	if resp, body := s.postForm(c, "/admin/logout", url.Values{"csrf": {before}}); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Form expired") {
+		t.Fatalf("sign out with the sign-in form's token: %d", resp.StatusCode)
+	}
+}
+
+// A notice is signed for the session that caused it: the link shows nothing in another
+// session, even one of the same tenant.
+func TestANoticeLinkShowsNothingInAnotherSession(t *testing.T) {
+	s := newAuthServer(t)
+	id := s.createCC("Billing")
+	first, second := s.client(true), s.client(true)
+	s.signIn(first, azAcmeKey)
+	s.signIn(second, azAcmeKey)
+	_, page := s.get(first, s.srv.URL+"/admin/authorizations/"+id+"/delete")
+	resp, _ := s.postForm(first, "/admin/authorizations/"+id+"/delete", url.Values{"csrf": {csrfOf(t, page)}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	notice := s.srv.URL + resp.Header.Get("Location")
+	if _, list := s.get(first, notice); !strings.Contains(list, "Authorization Billing deleted.") {
+		t.Fatalf("the notice is not shown in its own session:\n%s", list)
+	}
+	if _, list := s.get(second, notice); strings.Contains(list, " deleted.") {
+		t.Fatalf("another session shows the notice:\n%s", list)
+	}
+}
+
+// Every admin page, signed in or not, tells the browser not to keep it, frame it, sniff
+// it, or send its address on (the callback's holds a login code).
+func TestAdminPagesCarryTheBrowserProtections(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	want := map[string]string{
+		"Cache-Control":          "no-store",
+		"X-Frame-Options":        "DENY",
+		"X-Content-Type-Options": "nosniff",
+		"Referrer-Policy":        "no-referrer",
+		"Content-Type":           "text/html; charset=utf-8",
+	}
+	resp, _ := s.get(c, s.srv.URL+"/admin/login")
+	signedOut := resp.Header
+	s.signIn(c, azAcmeKey)
+	resp, _ = s.get(c, s.srv.URL+"/admin/authorizations/new")
+	for page, h := range map[string]http.Header{"sign-in": signedOut, "add": resp.Header} {
+		for k, v := range want {
+			if h.Get(k) != v {
+				t.Errorf("%s page: %s %q, want %q", page, k, h.Get(k), v)
+			}
+		}
+		if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("%s page: CSP %q", page, csp)
+		}
+	}
+}
+
+// A form over 64 KiB is not read: the page says so and nothing is done.
+func TestAnAdminFormOver64KiBIsNotRead(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	csrf := csrfOf(t, s.signIn(c, azAcmeKey))
+	resp, body := s.postForm(c, "/admin/authorizations", url.Values{"csrf": {csrf}, "kind": {"client-credentials"}, "name": {strings.Repeat("n", 64<<10)},
+		"baseUrl": {s.sim.BaseURL()}, "domain": {"acme"}, "tenantId": {"tenant-1"}, "tenantSecret": {azCCSecret}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Unreadable form") {
+		t.Fatalf("%d\n%.500s", resp.StatusCode, body)
+	}
+}
+
+// The sign-in page keeps the browser's token across loads, so a form loaded in another
+// tab still signs in; a browser already signed in is sent on to the list.
+func TestTheSignInPageKeepsItsTokenAndSendsASignedInBrowserOn(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	_, first := s.get(c, s.srv.URL+"/admin/login")
+	_, second := s.get(c, s.srv.URL+"/admin/login")
+	if csrfOf(t, first) != csrfOf(t, second) {
+		t.Fatal("loading the sign-in page again changed its token")
+	}
+	resp, _ := s.postForm(c, "/admin/login", url.Values{"csrf": {csrfOf(t, first)}, "apiKey": {azAcmeKey}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/" {
+		t.Fatalf("sign in with the first tab's form: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = s.get(c, s.srv.URL+"/admin/login")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/" {
+		t.Fatalf("the sign-in page when signed in: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// A refused re-authorization that left the tenant ID empty (keep the stored one) shows
+// the stored ID again, the one that was tried.
+func TestAdminReauthorizeRefusedWithoutATenantIDShowsTheStoredOne(t *testing.T) {
+	s := newAuthServer(t)
+	id := s.createCC("standalone")
+	c := s.client(true)
+	s.signIn(c, azAcmeKey)
+	_, page := s.get(c, s.srv.URL+"/admin/authorizations/"+id+"/reauthorize")
+	resp, body := s.postForm(c, "/admin/authorizations/"+id+"/reauthorize", url.Values{"csrf": {csrfOf(t, page)}, "tenantId": {""}, "tenantSecret": {"wrong"}})
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `name="tenantId" value="tenant-1"`) {
+		t.Fatalf("refused re-authorization: %d\n%s", resp.StatusCode, body)
+	}
+}
