@@ -312,3 +312,135 @@ func TestALongContextFieldIsClippedInTheLog(t *testing.T) {
 	}
 	t.Fatalf("no log line with executionId %s", a.ExecutionID)
 }
+
+// The envelope's checks, each at its edge: what is just inside is routed (200 with an
+// outcome), what is just past it is a 400 or 404 that names the problem without
+// repeating the body.
+func TestTheEnvelopesChecksHoldAtTheirEdges(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	const input = `"input":{"channel":"sms","bizAddress":"b","customerAddress":"c"}`
+	envelope := func(node, version, auth, rest string) string {
+		return `{"node":"` + node + `","version":"` + version + `","authorizationId":"` + auth + `",` + rest + `}`
+	}
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		detail     string
+		absent     string
+	}{
+		{"an authorization ID of spaces", envelope("search-conversation", "1.3", "   ", input), 400, "authorizationId is required", ""},
+		{"an authorization ID of 256 bytes", envelope("search-conversation", "1.3", strings.Repeat("a", 256), input), 200, "", ""},
+		{"an authorization ID of 257 bytes", envelope("search-conversation", "1.3", strings.Repeat("a", 257), input), 400, "authorizationId is over 256 characters", ""},
+		{"a long unknown node", envelope(strings.Repeat("n", 1000), "1.0", "a", input), 404, `there is no node "nnnn`, strings.Repeat("n", 65)},
+		{"a long unknown version", envelope("search-conversation", strings.Repeat("9", 1000), "a", input), 404, `has no version "9999`, strings.Repeat("9", 65)},
+		{"invalid UTF-8 in the input", envelope("search-conversation", "1.3", "a", `"input":{"channel":"sms`+"\xff"+`","bizAddress":"b","customerAddress":"c"}`), 400, "not valid UTF-8", ""},
+		{"a key twice in the input", envelope("search-conversation", "1.3", "a", `"input":{"channel":"sms","channel":"whatsapp","bizAddress":"b","customerAddress":"c"}`), 400, `the key "channel" is given twice`, ""},
+		{"a key twice in the context", envelope("search-conversation", "1.3", "a", input+`,"context":{"flowId":"f","flowId":"g"}`), 400, `the key "flowId" is given twice`, ""},
+		{"an unknown context field", envelope("search-conversation", "1.3", "a", input+`,"context":{"flowId":"f","stepId":"s"}`), 400, `unknown field "stepId"`, ""},
+		{"data after the envelope", envelope("search-conversation", "1.3", "a", input) + ` {}`, 400, "trailing data", ""},
+		{"a timeout of 1 ms", envelope("search-conversation", "1.3", "a", input+`,"timeoutMs":1`), 200, "", ""},
+		{"a negative timeout", envelope("search-conversation", "1.3", "a", input+`,"timeoutMs":-1`), 400, "timeoutMs must be a positive", ""},
+		{"a timeout given as a literal of another type", envelope("search-conversation", "1.3", "a", input+`,"timeoutMs":true`), 400, `field "timeoutMs": want int64, got JSON bool`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, raw := h.post(t, "/v1/executions", execKey, []byte(tc.body), nil)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %.300s", resp.StatusCode, tc.status, raw)
+			}
+			if tc.status == http.StatusOK {
+				return
+			}
+			if p := problemOf(t, raw); !strings.Contains(p["detail"].(string), tc.detail) {
+				t.Fatalf("problem %.300s, want detail with %q", raw, tc.detail)
+			}
+			if tc.absent != "" && strings.Contains(string(raw), tc.absent) {
+				t.Fatalf("the problem repeats the body: %.300s", raw)
+			}
+		})
+	}
+}
+
+// Without timeoutMs the default deadline applies, not the cap: with a cap far from the
+// default the two cannot be mistaken however loaded the machine is.
+func TestWithoutTimeoutMsTheDefaultDeadlineApplies(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{defaultTimeout: 100 * time.Millisecond, maxTimeout: 20 * time.Second})
+	h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: time.Minute})
+	body := `{"node":"search-conversation","version":"1.3","authorizationId":"` + authOK + `","input":{"channel":"sms","bizAddress":"b","customerAddress":"c"}}`
+	start := time.Now()
+	resp, raw := h.post(t, "/v1/executions", execKey, []byte(body), nil)
+	if took := time.Since(start); resp.StatusCode != 200 || !strings.Contains(string(raw), `"outcome":"onTimeout"`) || took > 10*time.Second {
+		t.Fatalf("%d after %s: %s", resp.StatusCode, took, raw)
+	}
+}
+
+// A cap below the default is raised to the default: timeoutMs up to the default is
+// then honoured, not cut to the lower cap. (The deadline cannot fire early, so the
+// lower bound holds on any machine.)
+func TestACapBelowTheDefaultIsRaisedToTheDefault(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{defaultTimeout: 5 * time.Second, maxTimeout: time.Millisecond})
+	h.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: time.Minute})
+	body := `{"node":"search-conversation","version":"1.3","authorizationId":"` + authOK + `","input":{"channel":"sms","bizAddress":"b","customerAddress":"c"},"timeoutMs":500}`
+	start := time.Now()
+	resp, raw := h.post(t, "/v1/executions", execKey, []byte(body), nil)
+	if took := time.Since(start); resp.StatusCode != 200 || !strings.Contains(string(raw), `"outcome":"onTimeout"`) || took < 500*time.Millisecond {
+		t.Fatalf("%d after %s, want onTimeout after 500ms: %s", resp.StatusCode, took, raw)
+	}
+}
+
+// The log keeps a context field of 256 bytes whole and cuts one of 257, never inside a
+// character; an answer is
+// JSON that no cache keeps.
+func TestAContextFieldIsCutPast256BytesAndTheAnswerIsNotStored(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	_, raw := h.get(t, "/v1/nodes")
+	vi := readCatalog(t, raw)[2] // search-conversation 1.3
+	for flowID, want := range map[string]string{
+		strings.Repeat("f", 256):       strings.Repeat("f", 256),
+		strings.Repeat("f", 257):       strings.Repeat("f", 256) + "...",
+		"f" + strings.Repeat("é", 200): "f" + strings.Repeat("é", 127) + "...", // byte 256 is inside an é
+	} {
+		a := h.run(t, execution{vi: vi, input: vi.input(combo{channel: "sms"}, ""), flowID: flowID})
+		var logged any
+		for _, l := range strings.Split(strings.TrimSpace(h.logs.String()), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["executionId"] == a.ExecutionID {
+				logged = m["flowId"]
+			}
+		}
+		if logged != want {
+			t.Errorf("a flowId of %d bytes logged as %v", len(flowID), logged)
+		}
+	}
+	body := `{"node":"search-conversation","version":"1.3","authorizationId":"` + authOK + `","input":{"channel":"sms","bizAddress":"b","customerAddress":"c"}}`
+	resp, _ := h.post(t, "/v1/executions", execKey, []byte(body), nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("%d %s, Cache-Control %q", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"))
+	}
+}
+
+// A failure outcome's log line names its error code, so the log says why without the
+// answer.
+func TestAFailuresLogLineNamesItsErrorCode(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	_, raw := h.get(t, "/v1/nodes")
+	vi := readCatalog(t, raw)[2] // search-conversation 1.3
+	a := h.run(t, execution{vi: vi, input: map[string]any{"channel": "fax"}})
+	if a.Error == nil {
+		t.Fatalf("outcome %s without an error", a.Outcome)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(h.logs.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["executionId"] == a.ExecutionID {
+			if m["errorCode"] != a.Error.Code {
+				t.Fatalf("errorCode %v, want %s: %s", m["errorCode"], a.Error.Code, l)
+			}
+			return
+		}
+	}
+	t.Fatalf("no log line with executionId %s", a.ExecutionID)
+}
