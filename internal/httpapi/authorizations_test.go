@@ -408,3 +408,87 @@ func rawHTTPStatus(t *testing.T, baseURL, request string) string {
 	}
 	return strings.TrimSpace(line)
 }
+
+// An error the store did not expect (here its table is gone) is a bare 500 problem on
+// the API and a bare error page on the admin side: what went wrong goes to the log,
+// with the request ID, never into the answer.
+func TestAnUnexpectedStoreErrorIsLoggedNotShown(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	s.signIn(c, azAcmeKey)
+	s.sql(`alter table authorizations rename to authorizations_gone`)
+	resp, p := s.api("GET", "/v1/authorizations", azAcmeKey, nil)
+	if resp.StatusCode != http.StatusInternalServerError || p["code"] != "internal" {
+		t.Fatalf("API: %d %v", resp.StatusCode, p)
+	}
+	detail, _ := p["detail"].(string)
+	if strings.Contains(detail, "authorizations") || !strings.Contains(detail, "request ID") {
+		t.Fatalf("the API's problem shows the error: %q", detail)
+	}
+	resp, page := s.get(c, s.srv.URL+"/admin/")
+	if resp.StatusCode != http.StatusInternalServerError || strings.Contains(page, "does not exist") {
+		t.Fatalf("admin list: %d\n%s", resp.StatusCode, page)
+	}
+	if !strings.Contains(s.logs.String(), "authorization request failed") || !strings.Contains(s.logs.String(), p["requestId"].(string)) {
+		t.Fatalf("the error is not logged with the request ID:\n%s", s.logs.String())
+	}
+}
+
+// A 405 names the methods served at the path as the router matches it, escapes
+// included: an ID with an escaped slash is one path segment.
+func TestA405NamesTheMethodsOfAPathWithAnEscapedSlash(t *testing.T) {
+	s := newAuthServer(t)
+	req, _ := http.NewRequest("PUT", s.srv.URL+"/v1/authorizations/a%2Fb", nil)
+	req.Header.Set("Authorization", "Bearer "+azAcmeKey)
+	resp, err := s.client(false).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD, DELETE" {
+		t.Fatalf("%d Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
+
+// A token endpoint that fails is the provider's failure, a 502 to try again, not a
+// refusal of what was sent.
+func TestATokenEndpointThatFailsIsA502(t *testing.T) {
+	s := newAuthServer(t)
+	s.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusServiceUnavailable})
+	resp, p := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{
+		"name": "x", "kind": "client-credentials", "baseUrl": s.sim.BaseURL(), "domain": "acme", "tenantId": "tenant-1", "tenantSecret": azCCSecret,
+	})
+	if resp.StatusCode != http.StatusBadGateway || p["code"] != "unavailable" || p["reason"] != "provider_unavailable" {
+		t.Fatalf("%d %v", resp.StatusCode, p)
+	}
+}
+
+// A re-authorize body of white space only is no body: the stored credentials are
+// checked again.
+func TestAReauthorizeBodyOfWhiteSpaceKeepsTheStoredCredentials(t *testing.T) {
+	s := newAuthServer(t)
+	id := s.createCC("standalone")
+	req, _ := http.NewRequest("POST", s.srv.URL+"/v1/authorizations/"+id+"/reauthorize", strings.NewReader(" \n\t "))
+	req.Header.Set("Authorization", "Bearer "+azAcmeKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client(false).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d", resp.StatusCode)
+	}
+}
+
+// A refusal by the token endpoint is passed on as the provider said it: its error and
+// its description, for the person fixing the credentials.
+func TestARefusedCreationCarriesTheProvidersErrorAndDescription(t *testing.T) {
+	s := newAuthServer(t)
+	resp, p := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{
+		"name": "x", "kind": "client-credentials", "baseUrl": s.sim.BaseURL(), "domain": "acme", "tenantId": "tenant-1", "tenantSecret": "wrong",
+	})
+	if resp.StatusCode != http.StatusUnprocessableEntity || p["providerError"] != "invalid_client" || p["providerDescription"] == nil || p["providerDescription"] == "" {
+		t.Fatalf("%d %v", resp.StatusCode, p)
+	}
+}
