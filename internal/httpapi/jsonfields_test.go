@@ -36,3 +36,17 @@ func TestInexactKeyChecksOnlyTheKeysOfStructs(t *testing.T) {
 		}
 	}
 }
+
+// A map's values are checked as their type says: a struct under a map key has its keys
+// read exactly.
+func TestInexactKeyChecksTheStructsUnderAMap(t *testing.T) {
+	type inner struct {
+		FlowID string `json:"flowId"`
+	}
+	type outer struct {
+		ByName map[string]inner `json:"byName"`
+	}
+	if got, bad := inexactKey([]byte(`{"byName":{"x":{"flowId":"a"},"y":{"FLOWID":"b"}}}`), reflect.TypeFor[outer]()); !bad || got != "FLOWID" {
+		t.Fatalf("%q %v, want FLOWID", got, bad)
+	}
+}

@@ -57,3 +57,28 @@ func BenchmarkDuplicateKeyEnvelope(b *testing.B) {
 		}
 	}
 }
+
+// The key that makes an object's list of keys overflow into a map is in the map too:
+// given again later, it is found.
+func TestDuplicateKeyFindsTheKeyThatOverflowedTheList(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range keyFrameLinear + 1 {
+		fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+	}
+	fmt.Fprintf(&b, `"k%d":0}`, keyFrameLinear)
+	if got, dup := duplicateKey([]byte(b.String())); !dup || got != fmt.Sprintf("k%d", keyFrameLinear) {
+		t.Fatalf("%s: %q %v", b.String(), got, dup)
+	}
+}
+
+// The strings of an array are values, not keys, however often one repeats.
+func TestDuplicateKeyTakesNoArrayStringForAKey(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`{"a":["x","y","y"]}`, `{"a":["x",{"b":1},"x"]}`, `["x","x"]`} {
+		if got, dup := duplicateKey([]byte(body)); dup {
+			t.Errorf("%s: %q given twice", body, got)
+		}
+	}
+}
