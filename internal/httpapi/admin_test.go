@@ -488,3 +488,17 @@ func TestAdminReauthorizeRefusedWithoutATenantIDShowsTheStoredOne(t *testing.T) 
 		t.Fatalf("refused re-authorization: %d\n%s", resp.StatusCode, body)
 	}
 }
+
+// The CSRF token is compared whole: a part of it, or the token with more after it, is
+// not the token.
+func TestAPartOfTheCSRFTokenIsNotTheToken(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	csrf := csrfOf(t, s.signIn(c, azAcmeKey))
+	for _, token := range []string{csrf[:1], csrf[:len(csrf)-1], csrf + "A"} {
+		resp, body := s.postForm(c, "/admin/logout", url.Values{"csrf": {token}})
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Form expired") {
+			t.Fatalf("sign out with %q for %q: %d", token, csrf, resp.StatusCode)
+		}
+	}
+}

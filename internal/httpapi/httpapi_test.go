@@ -645,3 +645,30 @@ func doRequest(t *testing.T, req *http.Request) (*http.Response, map[string]any)
 	_ = json.NewDecoder(resp.Body).Decode(&out)
 	return resp, out
 }
+
+// A refused API key (a typo of a real one, or another deployment's) appears neither in
+// the answer nor in the log.
+func TestARefusedAPIKeyIsNeitherLoggedNorEchoed(t *testing.T) {
+	f := newFixture(t)
+	const refused = "nr-live-key-with-a-typo-0451"
+	resp, p := f.do(t, "POST", "/v1/test/echo", refused, "application/json", strings.NewReader(`{}`))
+	if resp.StatusCode != 401 {
+		t.Fatalf("%d %v", resp.StatusCode, p)
+	}
+	if raw, _ := json.Marshal(p); strings.Contains(string(raw), refused) {
+		t.Fatalf("the answer repeats the key: %s", raw)
+	}
+	if strings.Contains(f.logs.String(), refused) {
+		t.Fatalf("the log holds the refused key:\n%s", f.logs.String())
+	}
+}
+
+// A problem's instance is the path, without the query: a query may hold what the
+// caller did not mean to have repeated.
+func TestAProblemsInstanceIsThePathWithoutTheQuery(t *testing.T) {
+	f := newFixture(t)
+	resp, p := f.do(t, "GET", "/readyz?exclude=etcd&token=s3cret", "", "", nil)
+	if resp.StatusCode != 400 || p["instance"] != "/readyz" {
+		t.Fatalf("%d instance %v", resp.StatusCode, p["instance"])
+	}
+}
