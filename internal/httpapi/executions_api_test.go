@@ -220,6 +220,10 @@ func TestTheCatalogIsServedFromTheRegistry(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || !bytes.Equal(raw, registry.CatalogJSON()) {
 		t.Fatalf("GET /v1/nodes: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
+	// Kept by caches only to be revalidated (If-None-Match): it changes with the binary.
+	if cc := resp.Header.Get("Cache-Control"); cc != "no-cache" {
+		t.Fatalf("GET /v1/nodes: Cache-Control %q", cc)
+	}
 	for _, spelled := range []string{"1.4", "v1.4"} {
 		resp, raw := h.get(t, "/v1/nodes/append-message/versions/"+spelled)
 		var v nodes.CatalogVersionDetail

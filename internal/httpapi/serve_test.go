@@ -120,3 +120,28 @@ func TestShutdownGiveUpAfterTheGracePeriod(t *testing.T) {
 		t.Fatal("the cut-off request's connection is still open after Serve returned")
 	}
 }
+
+// The server bounds what a client may send and how slowly: headers over 64 KiB are
+// refused (431), and a client that trickles its headers or idles is let go.
+func TestTheServerBoundsWhatAClientSendsAndHowSlowly(t *testing.T) {
+	srv := httpapi.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}), time.Minute)
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.IdleTimeout <= 0 || srv.WriteTimeout != time.Minute {
+		t.Fatalf("timeouts: header %v, read %v, idle %v, write %v", srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout, srv.WriteTimeout)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
+	req.Header.Set("X-Padding", strings.Repeat("p", 100<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("100 KiB of headers: %d", resp.StatusCode)
+	}
+}
