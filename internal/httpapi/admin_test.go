@@ -334,7 +334,7 @@ func TestAFormOverTheLimitIsAnsweredAsTooLarge(t *testing.T) {
 	s := newAuthServer(t)
 	c := s.client(true)
 	list := s.signIn(c, azAcmeKey)
-	big := strings.Repeat("n", 70<<10)
+	big := strings.Repeat("n", 64<<10) // with the other fields, just over the limit
 	for _, tc := range []struct {
 		path   string
 		status int
@@ -345,7 +345,7 @@ func TestAFormOverTheLimitIsAnsweredAsTooLarge(t *testing.T) {
 	} {
 		resp, page := s.postForm(c, tc.path, url.Values{"csrf": {csrfOf(t, list)}, "name": {big}, "kind": {"webex-login"}, "domain": {"acme"}, "baseUrl": {s.sim.BaseURL()}})
 		if resp.StatusCode != tc.status || !strings.Contains(page, "The form is larger than 64 KiB.") {
-			t.Errorf("POST %s with a form of 70 KiB: %d, want %d and the page to say it is too large\n%.2000s", tc.path, resp.StatusCode, tc.status, page)
+			t.Errorf("POST %s with a form just over 64 KiB: %d, want %d and the page to say it is too large\n%.2000s", tc.path, resp.StatusCode, tc.status, page)
 		}
 		if tc.path == "/admin/authorizations" {
 			if _, now := s.get(c, s.srv.URL+"/admin/"); !strings.Contains(now, `id="tenant">acme<`) || strings.Contains(now, "nnnn") {
@@ -440,18 +440,6 @@ func TestAdminPagesCarryTheBrowserProtections(t *testing.T) {
 		if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
 			t.Errorf("%s page: CSP %q", page, csp)
 		}
-	}
-}
-
-// A form over 64 KiB is not read: the page says so and nothing is done.
-func TestAnAdminFormOver64KiBIsNotRead(t *testing.T) {
-	s := newAuthServer(t)
-	c := s.client(true)
-	csrf := csrfOf(t, s.signIn(c, azAcmeKey))
-	resp, body := s.postForm(c, "/admin/authorizations", url.Values{"csrf": {csrf}, "kind": {"client-credentials"}, "name": {strings.Repeat("n", 64<<10)},
-		"baseUrl": {s.sim.BaseURL()}, "domain": {"acme"}, "tenantId": {"tenant-1"}, "tenantSecret": {azCCSecret}})
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Unreadable form") {
-		t.Fatalf("%d\n%.500s", resp.StatusCode, body)
 	}
 }
 

@@ -492,12 +492,3 @@ func TestARefusedCreationCarriesTheProvidersErrorAndDescription(t *testing.T) {
 		t.Fatalf("%d %v", resp.StatusCode, p)
 	}
 }
-
-// The login's confirmation form is read up to 64 KiB, as every form of the pages.
-func TestAConfirmationFormOver64KiBIsNotRead(t *testing.T) {
-	s := newAuthServer(t)
-	resp, body := s.postForm(s.client(false), "/oauth/callback", url.Values{"action": {"cancel"}, "state": {strings.Repeat("s", 64<<10)}})
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "The form could not be read") {
-		t.Fatalf("%d\n%.500s", resp.StatusCode, body)
-	}
-}

@@ -345,7 +345,7 @@ func TestTheEnvelopesChecksHoldAtTheirEdges(t *testing.T) {
 		{"data after the envelope", envelope("search-conversation", "1.3", "a", input) + ` {}`, 400, "trailing data", ""},
 		{"a timeout of 1 ms", envelope("search-conversation", "1.3", "a", input+`,"timeoutMs":1`), 200, "", ""},
 		{"a negative timeout", envelope("search-conversation", "1.3", "a", input+`,"timeoutMs":-1`), 400, "timeoutMs must be a positive", ""},
-		{"a timeout given as a literal of another type", envelope("search-conversation", "1.3", "a", input+`,"timeoutMs":true`), 400, `field "timeoutMs": want int64, got JSON bool`, ""},
+		{"a timeout given as a literal of another type", envelope("search-conversation", "1.3", "a", input+`,"timeoutMs":true`), 400, `field "timeoutMs": want an integer (no fraction or exponent) up to 9223372036854775807, got JSON bool`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, raw := h.post(t, "/v1/executions", execKey, []byte(tc.body), nil)
