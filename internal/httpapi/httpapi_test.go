@@ -589,6 +589,32 @@ func TestAnAbortedResponseIsAbortedNotAnswered(t *testing.T) {
 	}
 }
 
+// A handler that panics once its answer has begun: the client sees the answer break,
+// never a success with a problem document appended to it.
+func TestAPanicAfterTheAnswerBeganCutsIt(t *testing.T) {
+	r := httpapi.NewOperationsRouter(slog.New(slog.DiscardHandler), httpapi.NewMetrics(prometheus.NewRegistry()), func(r chi.Router) {
+		r.Get("/half", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte(`{"partial":`))
+			panic("a bug")
+		})
+	})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/half")
+	if err != nil {
+		return // cut before the header arrived: as good
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatalf("the answer of a handler that panicked arrived whole: %d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(string(body), "internal") {
+		t.Fatalf("a problem was appended to the answer begun: %s", body)
+	}
+}
+
 // No answer of the API is kept by a cache (they carry tenants' data and request IDs),
 // and a 401 names the scheme to authenticate with (RFC 9110 §11.6.1).
 func TestAnswersAreNotStoredAndA401NamesTheScheme(t *testing.T) {

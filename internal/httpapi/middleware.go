@@ -232,8 +232,8 @@ func (p *routePatterns) of(rctx *chi.Context) string {
 	return route
 }
 
-// recoverPanics answers a panicking handler with a 500 problem and logs the stack; the
-// server keeps serving.
+// recoverPanics answers a panicking handler with a 500 problem, or cuts the answer it had
+// begun, and logs the stack; the server keeps serving.
 func recoverPanics(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -249,6 +249,11 @@ func recoverPanics(logger *slog.Logger) func(http.Handler) http.Handler {
 					slog.String("requestId", RequestID(r.Context())),
 					slog.String("panic", fmt.Sprint(v)),
 					slog.String("stack", string(debug.Stack())))
+				if rec, ok := w.(*statusRecorder); ok && rec.status != 0 {
+					// The answer has begun: a problem appended to it would read as part of a
+					// success. The connection is cut instead, so the client sees it broke.
+					panic(http.ErrAbortHandler)
+				}
 				WriteProblem(w, r, NewProblem(http.StatusInternalServerError, CodeInternal, "an internal error occurred; the request ID identifies it in the logs"))
 			}()
 			next.ServeHTTP(w, r)
