@@ -116,7 +116,8 @@ It is the same catalog that ` + "`GET /v1/nodes`" + ` serves as JSON (with each 
 JSON Schema), generated from the definitions the runtime executes; the behaviour is
 specified in ENGAGE.md.
 
-Run a version with ` + "`POST /v1/executions`" + ` ` + "`{\"node\", \"version\", \"authorizationId\", \"input\", \"timeoutMs\"?}`" + `.
+Run a version with ` + "`POST /v1/executions`" + ` ` + "`{\"node\", \"version\", \"authorizationId\", \"input\", \"timeoutMs\"?, \"context\"?}`" + `
+(` + "`context`" + `: ` + "`{flowId, nodeId, transactionId}`" + `, all optional, only logged; any other key is 400).
 The answer is 200 with ` + "`{outcome, output, error?, executionId, durationMs}`" + ` for every
 execution that names a node version; ` + "`version`" + ` may be ` + "`1.3`" + ` or ` + "`v1.3`" + `.
 
@@ -134,7 +135,8 @@ execution that names a node version; ` + "`version`" + ` may be ` + "`1.3`" + ` 
   nothing that may have changed something in Engage is ever repeated.
 - ` + "`Idempotency-Key`" + ` (header, per tenant): the same key with the same body within 24 h
   answers the first answer (header ` + "`Idempotent-Replayed: true`" + `) without running the node
-  again; another body is 422; a request while the first still runs waits for its answer.
+  again; another body is 422; a request while the first still runs waits for its answer
+  (for its own deadline plus 5 s at most, then 409).
   A failure that certainly changed nothing in Engage (` + "`onInvalidData`" + `, an authorization or
   token that cannot be used, the breaker open, Engage refusing the token or rate limiting)
   is not kept: a retry with the key runs the node again.
