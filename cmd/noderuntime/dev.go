@@ -82,6 +82,16 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	}
 	logger := newLogger(stderr, level)
 
+	// The address first: a second run while the first holds its port must fail before
+	// it recreates the local server's database, which the first run is using.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "noderuntime dev: listen on %s: %v (set --addr or NODERUNTIME_ADDR)\n", *addr, err)
+		return exitFailed
+	}
+	defer ln.Close()
+	publicURL := "http://" + ln.Addr().String()
+
 	dbURL, cleanup, err := devDatabaseURL(ctx, given, *local, devDatabase, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
@@ -92,14 +102,6 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
 		return exitFailed
 	}
-
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		fmt.Fprintf(stderr, "noderuntime dev: listen on %s: %v (set --addr or NODERUNTIME_ADDR)\n", *addr, err)
-		return exitFailed
-	}
-	publicURL := "http://" + ln.Addr().String()
-	ln.Close() // app.Run listens itself; the port was free a moment ago
 
 	clientSecret := randomHex(16)
 	sim, stopSim, err := startDevSimulator(*simAddr, publicURL, clientSecret)
@@ -116,6 +118,7 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	cfg.Addr = ln.Addr().String()
+	ln.Close() // app.Run listens itself; the port is held until this moment
 	a, err := app.New(ctx, cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)

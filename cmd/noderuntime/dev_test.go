@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -219,4 +220,27 @@ func runPrintedCurl(t *testing.T, what, banner string) (m []string, status int, 
 	defer resp.Body.Close()
 	body, _ = io.ReadAll(resp.Body)
 	return m, resp.StatusCode, body
+}
+
+// A second `make run` while the first still holds its port must fail before it picks a
+// database: the local server's noderuntime_dev is dropped WITH (FORCE) when recreated,
+// which would take the first run's database away from under it.
+func TestDevWithItsAddressTakenFailsBeforeTouchingAnyDatabase(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	var stdout, stderr lockedBuffer
+	// No DATABASE_URL and a local server that is not there: what dev would pick next is
+	// a throwaway cluster, and it must not get that far either.
+	code := run([]string{"dev", "--addr", taken.Addr().String(), "--sim-addr", "127.0.0.1:0",
+		"--local-postgres", "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=1"},
+		env(map[string]string{}), &stdout, &stderr)
+	if code != exitFailed || !strings.Contains(stderr.String(), "listen on "+taken.Addr().String()) {
+		t.Fatalf("dev with its address taken exited %d:\n%s", code, stderr.String())
+	}
+	if strings.Contains(stdout.String(), "postgres:") {
+		t.Fatalf("dev chose a database before it found its address taken:\n%s", stdout.String())
+	}
 }
