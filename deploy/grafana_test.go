@@ -113,7 +113,7 @@ func TestDashboardShowsWhatOperatorsNeed(t *testing.T) {
 		{"pool saturation", "noderuntime_db_pool_acquired_connections{namespace=\"$namespace\"} / noderuntime_db_pool_max_connections"},
 		// What docs/runbook.md sends the operator to read.
 		{"executions by node, version and outcome", "sum by (node, version, outcome) (rate(noderuntime_executions_total"},
-		{"circuit breaker state per domain", "max by (target, domain) (noderuntime_circuit_breaker_state"},
+		{"circuit breakers not closed per target", "max by (target, state) (noderuntime_circuit_breakers"},
 		{"Postgres reachability per pod", "min by (pod) (noderuntime_postgres_up"},
 	} {
 		if !slices.ContainsFunc(exprs, func(e string) bool { return strings.Contains(e, want.substr) }) {

@@ -45,7 +45,7 @@ var metricTypes = map[string]string{
 	"noderuntime_db_pool_acquire_wait_seconds_total": "counter",
 	"noderuntime_http_requests_total":                "counter",
 	"noderuntime_http_request_duration_seconds":      "histogram",
-	"noderuntime_circuit_breaker_state":              "gauge",
+	"noderuntime_circuit_breakers":                   "gauge",
 	"noderuntime_db_pool_acquire_waits_total":        "counter",
 	"noderuntime_db_queries_total":                   "counter",
 	"noderuntime_postgres_up":                        "gauge",

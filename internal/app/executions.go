@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/engage"
@@ -20,7 +21,7 @@ func (a *App) wireExecutions(deps *httpapi.Deps) {
 	engageMetrics := engage.NewMetrics(a.registry)
 	client := engage.New(engage.Options{
 		Observer: engageMetrics,
-		Breaker:  &engage.BreakerOptions{Observer: engageMetrics},
+		Breaker:  &engage.BreakerOptions{Observer: breakerLog{engageMetrics, a.logger}},
 	})
 	reg := nodes.NewRegistry()
 	exec := nodes.NewExecutor(nodes.ExecutorOptions{
@@ -37,6 +38,28 @@ func (a *App) wireExecutions(deps *httpapi.Deps) {
 			DefaultTimeout: a.cfg.ExecutionTimeout, MaxTimeout: a.cfg.ExecutionTimeoutMx,
 		}))
 	deps.V1 = append(deps.V1, httpapi.CatalogRoutes(reg))
+}
+
+// breakerLog logs each state change of a circuit breaker with its Engage domain, which
+// the metric leaves out (a label per domain would grow without bound): the metric says
+// how many breakers of a base URL are open, the log says whose.
+type breakerLog struct {
+	metrics *engage.Metrics
+	logger  *slog.Logger
+}
+
+func (b breakerLog) ObserveBreakerChange(target, domain string, from, to int) {
+	b.metrics.ObserveBreakerChange(target, domain, from, to)
+	if from < 0 {
+		return // a new breaker, closed: nothing happened yet
+	}
+	level := slog.LevelInfo
+	if to == 2 {
+		level = slog.LevelWarn
+	}
+	b.logger.LogAttrs(context.Background(), level, "circuit breaker "+engage.BreakerStates[to],
+		slog.String("target", target), slog.String("domain", domain),
+		slog.String("from", engage.BreakerStates[from]))
 }
 
 // credentials is the authorization store as the nodes' token source; nodes never see

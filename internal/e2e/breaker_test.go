@@ -14,7 +14,7 @@ import (
 // that base URL opens and the next ones end at once in the node's failure outcome with
 // engage_circuit_open, without a call to Engage; another Engage is not affected. When
 // Engage recovers, executions succeed again with no restart and nothing done by hand,
-// and the breaker's metric follows (2 open, 0 closed).
+// and the breaker's metric follows (one breaker open, then none).
 func TestTheCircuitBreakerFailsFastWhileEngageIsDownAndRecoversByItself(t *testing.T) {
 	s := startService(t, serviceOptions{sims: 2})
 	down, healthy := s.sims[0], s.sims[1]
@@ -63,9 +63,9 @@ func TestTheCircuitBreakerFailsFastWhileEngageIsDownAndRecoversByItself(t *testi
 	if a, _ := s.execute(search(other, 5000), nil); a.Outcome != "noConversationFound" {
 		t.Fatalf("another Engage while this one is down: %s %+v", a.Outcome, a.Error)
 	}
-	gauge := `noderuntime_circuit_breaker_state{domain="` + engageDomain + `",target="` + down.BaseURL() + `"}`
-	if v := metric(s.scrapeMetrics(), gauge); v != "2" {
-		t.Fatalf("%s = %q, want 2 (open)", gauge, v)
+	open := `noderuntime_circuit_breakers{state="open",target="` + down.BaseURL() + `"}`
+	if v := metric(s.scrapeMetrics(), open); v != "1" {
+		t.Fatalf("%s = %q, want 1", open, v)
 	}
 
 	down.ClearFaults()
@@ -78,7 +78,7 @@ func TestTheCircuitBreakerFailsFastWhileEngageIsDownAndRecoversByItself(t *testi
 			t.Fatalf("after recovery: %s %+v", a.Outcome, a.Error)
 		}
 	}
-	if v := metric(s.scrapeMetrics(), gauge); v != "0" {
-		t.Fatalf("%s = %q after recovery, want 0 (closed)", gauge, v)
+	if v := metric(s.scrapeMetrics(), open); v != "0" {
+		t.Fatalf("%s = %q after recovery, want 0", open, v)
 	}
 }

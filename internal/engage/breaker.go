@@ -28,13 +28,16 @@ type BreakerOptions struct {
 	Observer BreakerObserver
 }
 
-// BreakerObserver sees breaker state changes; state is 0 closed, 1 half-open, 2 open.
+// BreakerObserver sees breaker state changes; a state is 0 closed, 1 half-open, 2 open,
+// and from is -1 for a breaker just made (closed). Domains are the tenants' choice: an
+// observer may log them but must not make them metric labels (unbounded).
 type BreakerObserver interface {
-	ObserveBreakerState(target, domain string, state int)
+	ObserveBreakerChange(target, domain string, from, to int)
 }
 
 // breakers holds one breaker per base URL and domain. Base URLs are bounded by the
-// allowlist and domains by the authorizations that name them, so the map is too.
+// allowlist, domains only by the authorizations tenants create (deleted ones included):
+// a few dozen bytes each, but never a metric label.
 type breakers struct {
 	opts BreakerOptions
 	mu   sync.Mutex
@@ -74,11 +77,11 @@ func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 		// A call cut by the caller's deadline or cancellation is neither: counted as a
 		// success, probes that time out against a hanging Engage would close the breaker.
 		IsExcluded: func(err error) bool { return err == errBreakerExcluded },
-		OnStateChange: func(_ string, _, to gobreaker.State) {
+		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if b.opts.Observer == nil {
 				return
 			}
-			b.opts.Observer.ObserveBreakerState(k.target, k.domain, breakerState(to))
+			b.opts.Observer.ObserveBreakerChange(k.target, k.domain, breakerState(from), breakerState(to))
 			if to == gobreaker.StateOpen {
 				// gobreaker moves on to half-open only when asked: without calls the
 				// metric would say open for ever after OpenFor. Asking once then moves
@@ -89,7 +92,7 @@ func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 	})
 	b.m[k] = cb
 	if b.opts.Observer != nil {
-		b.opts.Observer.ObserveBreakerState(k.target, k.domain, 0)
+		b.opts.Observer.ObserveBreakerChange(k.target, k.domain, -1, 0)
 	}
 	return cb
 }

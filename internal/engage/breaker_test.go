@@ -2,6 +2,7 @@ package engage_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -45,8 +46,8 @@ func TestBreakerOpensOnPersistentFailureFailsFastAndRecovers(t *testing.T) {
 	if f.sim.Calls(engagesim.OpSearch) != before {
 		t.Fatal("an open breaker still sent the call to Engage")
 	}
-	if got := testutil.ToFloat64(m.BreakerGauge(f.sim.BaseURL(), domain)); got != 2 {
-		t.Fatalf("breaker state metric %v, want 2 (open)", got)
+	if got := breakerState(m, f.sim.BaseURL()); got != "open" {
+		t.Fatalf("breaker state metric %v, want open", got)
 	}
 
 	f.sim.ClearFaults()
@@ -62,8 +63,8 @@ func TestBreakerOpensOnPersistentFailureFailsFastAndRecovers(t *testing.T) {
 			t.Fatalf("after recovery: %v", err)
 		}
 	}
-	if got := testutil.ToFloat64(m.BreakerGauge(f.sim.BaseURL(), domain)); got != 0 {
-		t.Fatalf("breaker state metric %v, want 0 (closed)", got)
+	if got := breakerState(m, f.sim.BaseURL()); got != "closed" {
+		t.Fatalf("breaker state metric %v, want closed", got)
 	}
 }
 
@@ -75,15 +76,14 @@ func TestTheBreakerMetricTurnsHalfOpenWithoutCalls(t *testing.T) {
 	for range 5 {
 		_ = f.search(t)
 	}
-	gauge := m.BreakerGauge(f.sim.BaseURL(), domain)
-	if got := testutil.ToFloat64(gauge); got != 2 {
-		t.Fatalf("breaker state metric %v after 5 failures, want 2 (open)", got)
+	if got := breakerState(m, f.sim.BaseURL()); got != "open" {
+		t.Fatalf("breaker state metric %v after 5 failures, want open", got)
 	}
 	calls := f.sim.Calls(engagesim.OpSearch)
 	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(gauge) != 1 {
+	for breakerState(m, f.sim.BaseURL()) != "half_open" {
 		if time.Now().After(deadline) {
-			t.Fatalf("breaker state metric %v 10 s after it opened for 200 ms, want 1 (half-open)", testutil.ToFloat64(gauge))
+			t.Fatalf("breaker state metric %v 10 s after it opened for 200 ms, want half_open", breakerState(m, f.sim.BaseURL()))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -164,12 +164,34 @@ func TestBreakersAreSeparatePerDomain(t *testing.T) {
 			t.Fatalf("another domain on the same base URL was refused: %v", err)
 		}
 	}
-	if got := testutil.ToFloat64(m.BreakerGauge(tg.BaseURL, "failing")); got != 2 {
-		t.Fatalf("failing domain's breaker state %v, want 2 (open)", got)
+	// The metric counts them by state; the domains stay out of it (unbounded).
+	for _, st := range engage.BreakerStates {
+		want := map[string]float64{"open": 1, "closed": 1}[st]
+		if got := testutil.ToFloat64(m.Breakers(tg.BaseURL, st)); got != want {
+			t.Errorf("%s breakers of the base URL: %v, want %v (failing open, healthy closed)", st, got, want)
+		}
 	}
-	if got := testutil.ToFloat64(m.BreakerGauge(tg.BaseURL, "healthy")); got != 0 {
-		t.Fatalf("healthy domain's breaker state %v, want 0 (closed)", got)
+}
+
+// breakerState is the state of the one breaker of target as noderuntime_circuit_breakers
+// counts it: the state counting 1 while the others count 0, else a description.
+func breakerState(m *engage.Metrics, target string) string {
+	var counts []string
+	state := ""
+	for _, st := range engage.BreakerStates {
+		n := testutil.ToFloat64(m.Breakers(target, st))
+		counts = append(counts, fmt.Sprintf("%s=%v", st, n))
+		switch {
+		case n == 1 && state == "":
+			state = st
+		case n != 0:
+			state = "several"
+		}
 	}
+	if state == "" || state == "several" {
+		return strings.Join(counts, " ")
+	}
+	return state
 }
 
 func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
@@ -220,8 +242,8 @@ func TestBreakerOpensWhenHalfOfTwentyCallsFail(t *testing.T) {
 	if half.sim.Calls(engagesim.OpSearch) != before {
 		t.Fatal("an open breaker still sent the call to Engage")
 	}
-	if got := testutil.ToFloat64(m.BreakerGauge(half.sim.BaseURL(), domain)); got != 2 {
-		t.Fatalf("breaker state metric %v, want 2 (open)", got)
+	if got := breakerState(m, half.sim.BaseURL()); got != "open" {
+		t.Fatalf("breaker state metric %v, want open", got)
 	}
 }
 
@@ -233,8 +255,8 @@ func TestProbesThatTimeOutDoNotCloseTheBreaker(t *testing.T) {
 	for range 5 {
 		_ = f.search(t)
 	}
-	if got := testutil.ToFloat64(m.BreakerGauge(f.sim.BaseURL(), domain)); got != 2 {
-		t.Fatalf("breaker state %v after 5 failures, want 2 (open)", got)
+	if got := breakerState(m, f.sim.BaseURL()); got != "open" {
+		t.Fatalf("breaker state %v after 5 failures, want open", got)
 	}
 	f.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: time.Minute}) // Engage hangs
 	timedOut := func() engage.Kind {
@@ -258,8 +280,8 @@ func TestProbesThatTimeOutDoNotCloseTheBreaker(t *testing.T) {
 			t.Fatalf("kind %q", k)
 		}
 	}
-	if got := testutil.ToFloat64(m.BreakerGauge(f.sim.BaseURL(), domain)); got != 1 {
-		t.Fatalf("breaker state %v after %d probes timed out, want 1 (half-open: neither closed nor reopened)", got, probes)
+	if got := breakerState(m, f.sim.BaseURL()); got != "half_open" {
+		t.Fatalf("breaker state %v after %d probes timed out, want half_open (neither closed nor reopened)", got, probes)
 	}
 }
 

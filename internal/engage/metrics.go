@@ -42,10 +42,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			// execution deadline caps calls at tens of seconds.
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"operation"}),
+		// By base URL and state, not by domain: base URLs are bounded by the allowlist,
+		// domains are whatever the tenants' authorizations name, a series each, for ever.
 		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "noderuntime_circuit_breaker_state",
-			Help: "State of the circuit breaker in front of each Engage base URL and domain: 0 closed, 1 half-open, 2 open.",
-		}, []string{"target", "domain"}),
+			Name: "noderuntime_circuit_breakers",
+			Help: "Circuit breakers in front of Engage (one per base URL and Engage domain used since the start), by base URL and state: closed, half_open, open.",
+		}, []string{"target", "state"}),
 	}
 	m.calls = map[opStatus]callSeries{}
 	if reg != nil {
@@ -70,12 +72,24 @@ func (m *Metrics) ObserveEngageCall(op, status string, d time.Duration) {
 	s.duration.Observe(d.Seconds())
 }
 
-// ObserveBreakerState implements BreakerObserver.
-func (m *Metrics) ObserveBreakerState(target, domain string, state int) {
-	m.breaker.WithLabelValues(target, domain).Set(float64(state))
+// BreakerStates are the values of the state label of noderuntime_circuit_breakers, by
+// the states of BreakerObserver.
+var BreakerStates = [...]string{0: "closed", 1: "half_open", 2: "open"}
+
+// ObserveBreakerChange implements BreakerObserver; the domain stays out of the metric.
+func (m *Metrics) ObserveBreakerChange(target, _ string, from, to int) {
+	if from >= 0 {
+		m.breaker.WithLabelValues(target, BreakerStates[from]).Dec()
+	} else {
+		// A new base URL: all its states from the start, so a query sees zeros, not gaps.
+		for _, st := range BreakerStates {
+			m.breaker.WithLabelValues(target, st)
+		}
+	}
+	m.breaker.WithLabelValues(target, BreakerStates[to]).Inc()
 }
 
-// BreakerGauge returns the state gauge of one base URL and domain (for tests).
-func (m *Metrics) BreakerGauge(target, domain string) prometheus.Gauge {
-	return m.breaker.WithLabelValues(target, domain)
+// Breakers returns the count of one base URL's breakers in state (for tests).
+func (m *Metrics) Breakers(target, state string) prometheus.Gauge {
+	return m.breaker.WithLabelValues(target, state)
 }
