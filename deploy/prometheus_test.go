@@ -371,3 +371,43 @@ func TestPromtoolRejectsABrokenRule(t *testing.T) {
 		t.Fatalf("promtool accepted a rule with unbalanced parentheses:\n%s", out)
 	}
 }
+
+// TestEveryAlertHasAUnitTestThatFiresItAndOneThatDoesNot: a promtool unit test that
+// only expects silence passes with an expression that can never fire, and one that
+// only expects the alert passes with one that always fires. Each alert needs both.
+func TestEveryAlertHasAUnitTestThatFiresItAndOneThatDoesNot(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(rulesTestFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unit struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string `json:"alertname"`
+				ExpAlerts []any  `json:"exp_alerts"`
+			} `json:"alert_rule_test"`
+		} `json:"tests"`
+	}
+	if err := yaml.Unmarshal(raw, &unit); err != nil {
+		t.Fatal(err)
+	}
+	fires, silent := map[string]bool{}, map[string]bool{}
+	for _, u := range unit.Tests {
+		for _, a := range u.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			} else {
+				silent[a.Alertname] = true
+			}
+		}
+	}
+	for _, a := range alerts(readRules(t)) {
+		if !fires[a.Alert] {
+			t.Errorf("%s: no case in %s expects it to fire", a.Alert, rulesTestFile)
+		}
+		if !silent[a.Alert] {
+			t.Errorf("%s: no case in %s expects it to stay silent", a.Alert, rulesTestFile)
+		}
+	}
+}
