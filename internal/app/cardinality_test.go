@@ -45,6 +45,9 @@ func TestWhatCallersInventAddsNoSeries(t *testing.T) {
 		}
 	}
 	e.series() // the scrape's own series appear once it has been answered
+	login := e.authorize("invented-login", map[string]any{"kind": "webex-login", "baseUrl": e.sim.BaseURL(), "domain": e2eDomain}, "alice")
+	e.execute(e2eKey, "search-conversation", "1.3", login, search)
+	e.execute(e2eGlobexKey, "search-conversation", "1.3", login, search) // another tenant's ID
 	round(0)
 	before := e.series()
 	for i := 1; i <= 10; i++ {
@@ -60,6 +63,18 @@ func TestWhatCallersInventAddsNoSeries(t *testing.T) {
 	sort.Strings(added)
 	if len(added) > 0 {
 		t.Errorf("ten rounds of invented values added %d series, want none:\n%s", len(added), strings.Join(added, "\n"))
+	}
+
+	// No secret, tenant, authorization or caller's text anywhere in the exposition, help
+	// texts included: the canaries are the passwords, secrets and keys of this service.
+	status, raw := e.do(http.MethodGet, "/metrics", e2eKey, nil)
+	if status != http.StatusOK {
+		t.Fatalf("/metrics: %d", status)
+	}
+	for _, leak := range []string{"CANARY", e2eKey, e2eGlobexKey, "invented", login, e2eDomain, `"acme"`, `"globex"`, "acme-engage"} {
+		if strings.Contains(string(raw), leak) {
+			t.Errorf("/metrics shows %q", leak)
+		}
 	}
 }
 
