@@ -420,9 +420,15 @@ func (a *adminPages) delete(w http.ResponseWriter, r *http.Request, sess adminSe
 	http.Redirect(w, r, noticeURL(sess, "deleted", auth.Name), http.StatusSeeOther)
 }
 
-// storeFailure turns a store error into a status and a message for the page.
+// storeFailure turns a store error into a status and a message for the page, and names
+// the store's code (or the problem's) on the access-log line, as problems do.
 func (a *adminPages) storeFailure(r *http.Request, err error) (int, string) {
 	p := authorizationProblem(r, a.d.Logger, err)
+	code := string(p.Code)
+	if c := authstore.CodeOf(err); c != "" {
+		code = string(c)
+	}
+	AnnotateLog(r.Context(), slog.String("errorCode", code))
 	return p.Status, p.Detail
 }
 

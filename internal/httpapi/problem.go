@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 )
 
@@ -75,9 +76,11 @@ func NewProblem(status int, code ProblemCode, detail string) Problem {
 	}
 }
 
-// WriteProblem answers with p as application/problem+json.
+// WriteProblem answers with p as application/problem+json, and names its code on the
+// request's access-log line: the request ID the caller has finds why it failed.
 func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	p.RequestID = RequestID(r.Context())
+	AnnotateLog(r.Context(), slog.String("errorCode", string(p.Code)))
 	if p.Instance == "" {
 		p.Instance = r.URL.Path
 	}
