@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/noderuntime/noderuntime/internal/engagesim"
 )
 
 // TestWhatCallersInventAddsNoSeries: the labels of /metrics take their values from the
@@ -101,4 +104,34 @@ func (e *e2e) series() map[string]bool {
 		}
 	}
 	return out
+}
+
+// TestAnOpenBreakerIsLoggedWithItsDomain: the breakers' metric counts them per base URL
+// and leaves the tenants' Engage domains out; the log line of the change names the
+// domain, so the operator still finds whose Engage is failing.
+func TestAnOpenBreakerIsLoggedWithItsDomain(t *testing.T) {
+	e, auth, search := startWithActiveConversation(t, "breaker")
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 503})
+	for range 10 {
+		if a := e.execute(e2eKey, "search-conversation", "1.3", auth, search); a.Error != nil && a.Error.Code == "engage_circuit_open" {
+			break
+		}
+	}
+	var found bool
+	for _, l := range strings.Split(e.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "circuit breaker open" {
+			found = true
+			if m["level"] != "WARN" || m["domain"] != e2eDomain || m["target"] != e.sim.BaseURL() || m["from"] != "closed" {
+				t.Errorf("the breaker's log line: %s", l)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no log line says the breaker opened:\n%s", e.logs.String())
+	}
+	_, raw := e.do(http.MethodGet, "/metrics", e2eKey, nil)
+	if want := `noderuntime_circuit_breakers{state="open",target="` + e.sim.BaseURL() + `"} 1`; !strings.Contains(string(raw), want) {
+		t.Errorf("/metrics has no %s", want)
+	}
 }
