@@ -27,7 +27,7 @@ func (a *App) wireAuthorizations(deps *httpapi.Deps) (func(chi.Router), error) {
 	store, err := authstore.New(authstore.Options{
 		Pool:            a.pool,
 		Keys:            cfg.EncryptionKeys,
-		Logger:          a.logger,
+		Logger:          a.belowRequests(),
 		Registerer:      a.registry,
 		AllowedBaseURLs: cfg.EngageAllowedBases,
 		Webex:           webex,

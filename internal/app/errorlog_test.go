@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,5 +121,47 @@ func TestEveryFailedRequestLogsOneLineWithItsRequestIDAndErrorCode(t *testing.T)
 				t.Errorf("log line %v: want errorCode %q at INFO", l, want)
 			}
 		})
+	}
+}
+
+// TestTheLinesBelowARequestNameItsID: what the authorization store and the nodes log
+// while serving a request (here a token refresh that fails after Engage refused the
+// token, and an authorization created) carries the request's ID, as its access-log line
+// does, so one ID finds the cause next to the outcome.
+func TestTheLinesBelowARequestNameItsID(t *testing.T) {
+	e, auth, search := startWithActiveConversation(t, "below")
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 401, Times: 1})
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: 503})
+	send := func(id, method, path string, body any) {
+		t.Helper()
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, e.url+path, strings.NewReader(string(raw)))
+		req.Header.Set("X-Request-Id", id)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+e2eKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	send("below-refresh", "POST", "/v1/executions", map[string]any{"node": "search-conversation", "version": "1.3", "authorizationId": auth, "input": search})
+	e.sim.ClearFaults()
+	send("below-create", "POST", "/v1/authorizations", map[string]any{"name": "another", "kind": "client-credentials", "baseUrl": e.sim.BaseURL(),
+		"domain": e2eDomain, "tenantId": "acme-engage", "tenantSecret": e2eCCSecret})
+	msgs := map[string][]string{}
+	for _, l := range strings.Split(e.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil {
+			if id, ok := m["requestId"].(string); ok {
+				msgs[id] = append(msgs[id], fmt.Sprint(m["msg"]))
+			}
+		}
+	}
+	for id, want := range map[string]string{"below-refresh": "token refresh failed; backing off", "below-create": "authorization created"} {
+		if !slices.Contains(msgs[id], want) {
+			t.Errorf("request %s logged %q, want %q among them", id, msgs[id], want)
+		}
 	}
 }

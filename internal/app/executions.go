@@ -28,7 +28,7 @@ func (a *App) wireExecutions(deps *httpapi.Deps) {
 		Engage:      client,
 		Credentials: credentials{a.auth},
 		Metrics:     nodes.NewMetrics(a.registry, reg, httpapi.LatencyBuckets),
-		Logger:      a.logger,
+		Logger:      a.belowRequests(),
 	})
 	// Executions are the hot path: V1Hot resolves them in one route lookup.
 	deps.V1Hot = append(deps.V1Hot,
@@ -38,6 +38,12 @@ func (a *App) wireExecutions(deps *httpapi.Deps) {
 			DefaultTimeout: a.cfg.ExecutionTimeout, MaxTimeout: a.cfg.ExecutionTimeoutMx,
 		}))
 	deps.V1 = append(deps.V1, httpapi.CatalogRoutes(reg))
+}
+
+// belowRequests is the logger of the packages a request calls into (the authorization
+// store, the nodes): their lines name the request's ID, as its access-log line does.
+func (a *App) belowRequests() *slog.Logger {
+	return slog.New(httpapi.LogRequestIDs(a.logger.Handler()))
 }
 
 // breakerLog logs each state change of a circuit breaker with its Engage domain, which

@@ -181,7 +181,7 @@ func (s *Store) Create(ctx context.Context, t tenant.ID, actor Actor, req Create
 	if err != nil {
 		return Started{}, fmt.Errorf("create authorization: %w", err)
 	}
-	s.logger.Info("authorization created", slog.String("authorizationId", id), slog.String("tenant", string(t)),
+	s.logger.InfoContext(ctx, "authorization created", slog.String("authorizationId", id), slog.String("tenant", string(t)),
 		slog.String("kind", string(r.kind)), slog.String("status", string(r.status)), slog.String("actor", string(actor)))
 	return out, nil
 }
@@ -321,7 +321,7 @@ func (s *Store) Delete(ctx context.Context, t tenant.ID, actor Actor, authorizat
 		return fmt.Errorf("delete authorization: %w", err)
 	}
 	s.cache.invalidate(id)
-	s.logger.Info("authorization deleted", slog.String("authorizationId", id), slog.String("tenant", string(t)), slog.String("actor", string(actor)))
+	s.logger.InfoContext(ctx, "authorization deleted", slog.String("authorizationId", id), slog.String("tenant", string(t)), slog.String("actor", string(actor)))
 	return nil
 }
 
@@ -377,7 +377,7 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 		storedSecret, err = s.open(r.id, colTenantSecret, r.tenantSecret)
 		if errors.Is(err, secrets.ErrDecrypt) {
 			// Under a key that has left the ring (or damaged): only the caller can help.
-			s.logger.Warn("re-authorization refused: the stored tenant secret does not decrypt", slog.String("authorizationId", id),
+			s.logger.WarnContext(ctx, "re-authorization refused: the stored tenant secret does not decrypt", slog.String("authorizationId", id),
 				slog.String("tenant", string(t)), slog.String("error", err.Error()))
 			return Started{}, errorf(ErrInvalid, "the stored tenant secret cannot be decrypted with this service's encryption keys; re-authorize with the tenant secret")
 		}
@@ -443,7 +443,7 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 		return Started{}, fmt.Errorf("reauthorize: %w", err)
 	}
 	s.cache.invalidate(id)
-	s.logger.Info("authorization re-authorized", slog.String("authorizationId", id), slog.String("tenant", string(t)), slog.String("actor", string(actor)))
+	s.logger.InfoContext(ctx, "authorization re-authorized", slog.String("authorizationId", id), slog.String("tenant", string(t)), slog.String("actor", string(actor)))
 	return Started{Authorization: updated.public()}, nil
 }
 
@@ -502,7 +502,7 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 		// query parameters anyone can write into a login link, and the description is
 		// free text (a tenant could put its own words on the service's page). The
 		// description goes to the log.
-		s.logger.Info("login refused at the provider or canceled", slog.String("authorizationId", st.authorizationID),
+		s.logger.InfoContext(ctx, "login refused at the provider or canceled", slog.String("authorizationId", st.authorizationID),
 			slog.String("tenant", string(st.tenant)), slog.String("providerError", code), slog.String("providerDescription", desc))
 		return Completed{}, &Error{Code: ErrLoginDenied, Message: "the login was not completed: the provider answered " + code,
 			ProviderError: code, ProviderDescription: desc}
@@ -531,7 +531,7 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 			e.ProviderError, e.ProviderDescription = pe.code, pe.desc
 		}
 		e.Message = msg + "; start the authorization again"
-		s.logger.Warn("login code exchange failed", slog.String("authorizationId", st.authorizationID), slog.String("tenant", string(st.tenant)), slog.String("error", err.Error()))
+		s.logger.WarnContext(ctx, "login code exchange failed", slog.String("authorizationId", st.authorizationID), slog.String("tenant", string(st.tenant)), slog.String("error", err.Error()))
 		return Completed{}, e
 	}
 
@@ -558,7 +558,7 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 	}
 	s.cache.invalidate(updated.id)
 	s.cache.recovered(updated.id)
-	s.logger.Info("authorization logged in", slog.String("authorizationId", updated.id), slog.String("tenant", string(updated.tenant)))
+	s.logger.InfoContext(ctx, "authorization logged in", slog.String("authorizationId", updated.id), slog.String("tenant", string(updated.tenant)))
 	return Completed{Authorization: updated.public(), Reauthorized: previous != StatusPending}, nil
 }
 

@@ -326,14 +326,14 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 			uerr = tx.Commit(ctx)
 		}
 		if uerr != nil {
-			log.Debug("could not record the refresh backoff", slog.String("error", uerr.Error()))
+			log.DebugContext(ctx, "could not record the refresh backoff", slog.String("error", uerr.Error()))
 		}
 		if pe != nil && pe.clientRefused() {
 			// Every login refreshes through the same client: the operator must act.
-			log.Error("the Webex token endpoint refused this service's client; check WEBEX_CLIENT_ID and WEBEX_CLIENT_SECRET (the authorization keeps its refresh token)",
+			log.ErrorContext(ctx, "the Webex token endpoint refused this service's client; check WEBEX_CLIENT_ID and WEBEX_CLIENT_SECRET (the authorization keeps its refresh token)",
 				slog.String("error", err.Error()), slog.String("backoff", s.backoff.String()))
 		} else {
-			log.Warn("token refresh failed; backing off", slog.String("error", err.Error()), slog.String("backoff", s.backoff.String()))
+			log.WarnContext(ctx, "token refresh failed; backing off", slog.String("error", err.Error()), slog.String("backoff", s.backoff.String()))
 		}
 		if stillValid(cur, rejected, s.now()) {
 			return cur, nil // still good for a while: better than failing the execution
@@ -376,7 +376,7 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 		// The provider may have rotated the refresh token we failed to store; the next
 		// refresh will tell (invalid_grant moves the authorization to re-authorization).
 		s.metrics.refresh(resultError)
-		log.Error("token refreshed but not stored", slog.String("error", err.Error()))
+		log.ErrorContext(ctx, "token refreshed but not stored", slog.String("error", err.Error()))
 		return Credential{}, fmt.Errorf("refresh token: store the new token: %w", err)
 	}
 	s.metrics.refresh(resultSuccess)
@@ -384,7 +384,7 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 	r.version, r.updatedAt = version, stored
 	c := Credential{AuthorizationID: r.id, BaseURL: r.baseURL, Domain: r.domain, AccessToken: got.access, ExpiresAt: got.expiry}
 	s.remember(snap, t, r, c, time.Time{})
-	log.Debug("token refreshed", slog.String("kind", string(r.kind)))
+	log.DebugContext(ctx, "token refreshed", slog.String("kind", string(r.kind)))
 	return c, nil
 }
 
@@ -408,7 +408,7 @@ func (s *Store) storeAgain(ctx context.Context, log *slog.Logger, r *row, sl sea
 		s.pool.Reset()
 		err := s.pool.QueryRow(ctx, storeRefreshed, r.id, sl.accessToken, sl.refreshToken, sl.tenantSecret, sl.keyID, expiry, r.version).Scan(&version, &stored)
 		if err == nil {
-			log.Warn("token refresh stored on a new connection after the first was lost")
+			log.WarnContext(ctx, "token refresh stored on a new connection after the first was lost")
 			return version, stored, nil
 		}
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -462,7 +462,7 @@ func (s *Store) markNeedsReauthorization(ctx context.Context, tx pgx.Tx, log *sl
 	}
 	s.metrics.refresh(resultInvalidGrant)
 	s.cache.invalidate(r.id)
-	log.Warn("provider refused the refresh; authorization needs re-authorization",
+	log.WarnContext(ctx, "provider refused the refresh; authorization needs re-authorization",
 		slog.String("error", pe.Error()), slog.String("kind", string(r.kind)))
 	return authNeedsReauthorization()
 }

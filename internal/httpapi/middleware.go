@@ -336,3 +336,28 @@ func bearer(header string) (string, bool) {
 	token = strings.TrimSpace(token)
 	return token, token != ""
 }
+
+// LogRequestIDs wraps h so that a line logged with a request's context, below the HTTP
+// edge (the authorization store's, the nodes'), carries the request's requestId as its
+// access-log line does: the ID a caller has finds every line of its request. A line
+// logged without a request's context passes unchanged. Not for the access log itself,
+// which names the ID already.
+func LogRequestIDs(h slog.Handler) slog.Handler { return requestIDHandler{h} }
+
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if st := stateOf(ctx); st != nil {
+		r = r.Clone()
+		r.AddAttrs(slog.String("requestId", st.id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
