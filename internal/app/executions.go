@@ -56,8 +56,8 @@ type breakerLog struct {
 
 func (b breakerLog) ObserveBreakerChange(target, domain string, from, to int) {
 	b.metrics.ObserveBreakerChange(target, domain, from, to)
-	if from < 0 {
-		return // a new breaker, closed: nothing happened yet
+	if from < 0 || to < 0 {
+		return // a new breaker, closed, or a closed one forgotten: nothing happened to calls
 	}
 	level := slog.LevelInfo
 	if to == 2 {

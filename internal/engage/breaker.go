@@ -26,18 +26,24 @@ type BreakerOptions struct {
 	ConsecutiveFailures uint32
 	// Observer, if set, sees every state change.
 	Observer BreakerObserver
+	// MaxBreakers bounds how many breakers are kept: past it, the closed ones are
+	// forgotten (a closed breaker holds at most a few failures of its domain, which are
+	// then counted again from none). Zero: 10,000.
+	MaxBreakers int
 }
 
 // BreakerObserver sees breaker state changes; a state is 0 closed, 1 half-open, 2 open,
-// and from is -1 for a breaker just made (closed). Domains are the tenants' choice: an
+// from is -1 for a breaker just made (closed), and to is -1 for a closed one forgotten
+// (MaxBreakers). Domains are the tenants' choice: an
 // observer may log them but must not make them metric labels (unbounded).
 type BreakerObserver interface {
 	ObserveBreakerChange(target, domain string, from, to int)
 }
 
 // breakers holds one breaker per base URL and domain. Base URLs are bounded by the
-// allowlist, domains only by the authorizations tenants create (deleted ones included):
-// a few dozen bytes each, but never a metric label.
+// allowlist, domains only by the authorizations tenants create (deleted ones included),
+// so the closed breakers are forgotten past MaxBreakers; and a domain is never a metric
+// label.
 type breakers struct {
 	opts BreakerOptions
 	mu   sync.Mutex
@@ -53,6 +59,9 @@ func newBreakers(o BreakerOptions) *breakers {
 	if o.ConsecutiveFailures == 0 {
 		o.ConsecutiveFailures = 5
 	}
+	if o.MaxBreakers <= 0 {
+		o.MaxBreakers = 10_000
+	}
 	return &breakers{opts: o, m: map[breakerKey]*gobreaker.TwoStepCircuitBreaker[struct{}]{}}
 }
 
@@ -62,6 +71,9 @@ func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 	defer b.mu.Unlock()
 	if cb, ok := b.m[k]; ok {
 		return cb
+	}
+	if len(b.m) >= b.opts.MaxBreakers {
+		b.forgetClosed()
 	}
 	var cb *gobreaker.TwoStepCircuitBreaker[struct{}]
 	cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
@@ -95,6 +107,20 @@ func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 		b.opts.Observer.ObserveBreakerChange(k.target, k.domain, -1, 0)
 	}
 	return cb
+}
+
+// forgetClosed drops the closed breakers; b.mu is held. The open and half-open ones
+// stay: they are what stops calls to a failing domain.
+func (b *breakers) forgetClosed() {
+	for k, cb := range b.m {
+		if cb.State() != gobreaker.StateClosed {
+			continue
+		}
+		delete(b.m, k)
+		if b.opts.Observer != nil {
+			b.opts.Observer.ObserveBreakerChange(k.target, k.domain, 0, -1)
+		}
+	}
 }
 
 func breakerState(s gobreaker.State) int {

@@ -139,15 +139,7 @@ func TestBreakersAreSeparatePerBaseURL(t *testing.T) {
 // One Engage tenant's failures never refuse another's calls on the same base URL: the
 // breaker is per domain, so what one tenant's requests provoke stays its own.
 func TestBreakersAreSeparatePerDomain(t *testing.T) {
-	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if strings.Contains(r.URL.Path, "/failing/") {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"status":503,"code":5030,"description":"down"}`))
-			return
-		}
-		_, _ = w.Write([]byte(`{"status":200,"code":1000,"description":"ok","value":{}}`))
-	})
+	tg := downForTheFailingDomain(t)
 	m := engage.NewMetrics(prometheus.NewRegistry())
 	c := engage.New(engage.Options{Breaker: &engage.BreakerOptions{OpenFor: time.Minute, Observer: m}})
 	failing, healthy := tg, tg
@@ -171,6 +163,57 @@ func TestBreakersAreSeparatePerDomain(t *testing.T) {
 			t.Errorf("%s breakers of the base URL: %v, want %v (failing open, healthy closed)", st, got, want)
 		}
 	}
+}
+
+// Domains are the tenants' choice, so the breakers kept are bounded: past MaxBreakers
+// the closed ones are forgotten (and no longer counted), the open one stays and still
+// refuses its domain.
+func TestTheClosedBreakersAreForgottenPastTheBoundAndTheOpenOneKept(t *testing.T) {
+	tg := downForTheFailingDomain(t)
+	m := engage.NewMetrics(prometheus.NewRegistry())
+	c := engage.New(engage.Options{Breaker: &engage.BreakerOptions{OpenFor: time.Minute, Observer: m, MaxBreakers: 3}})
+	req := engage.SearchRequest{Channel: "sms", CustomerAddress: "+1", BizAddress: "2"}
+	failing := tg
+	failing.Domain = "failing"
+	for range 6 {
+		_, _ = c.Search(t.Context(), failing, "tok", req)
+	}
+	kept := func() (n float64) {
+		for _, st := range engage.BreakerStates {
+			n += testutil.ToFloat64(m.Breakers(tg.BaseURL, st))
+		}
+		return n
+	}
+	for i := range 10 {
+		healthy := tg
+		healthy.Domain = fmt.Sprintf("tenant-%d", i)
+		if _, err := c.Search(t.Context(), healthy, "tok", req); err != nil {
+			t.Fatalf("domain %s: %v", healthy.Domain, err)
+		}
+		if n := kept(); n > 3 {
+			t.Fatalf("after %d domains, %v breakers kept, want at most 3", i+1, n)
+		}
+	}
+	if got := testutil.ToFloat64(m.Breakers(tg.BaseURL, "open")); got != 1 {
+		t.Fatalf("%v open breakers, want the failing domain's", got)
+	}
+	if _, err := c.Search(t.Context(), failing, "tok", req); engage.KindOf(err) != engage.KindCircuitOpen {
+		t.Fatalf("the failing domain after the others: %v, want circuit_open", err)
+	}
+}
+
+// downForTheFailingDomain is an Engage that answers 503 for the domain "failing" and
+// succeeds for every other.
+func downForTheFailingDomain(t *testing.T) engage.Target {
+	return fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(r.URL.Path, "/failing/") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":503,"code":5030,"description":"down"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":200,"code":1000,"description":"ok","value":{}}`))
+	})
 }
 
 // breakerState is the state of the one breaker of target as noderuntime_circuit_breakers

@@ -86,7 +86,9 @@ func (m *Metrics) ObserveBreakerChange(target, _ string, from, to int) {
 			m.breaker.WithLabelValues(target, st)
 		}
 	}
-	m.breaker.WithLabelValues(target, BreakerStates[to]).Inc()
+	if to >= 0 {
+		m.breaker.WithLabelValues(target, BreakerStates[to]).Inc()
+	}
 }
 
 // Breakers returns the count of one base URL's breakers in state (for tests).
