@@ -47,7 +47,18 @@ type BreakerObserver interface {
 type breakers struct {
 	opts BreakerOptions
 	mu   sync.Mutex
-	m    map[breakerKey]*gobreaker.TwoStepCircuitBreaker[struct{}]
+	m    map[breakerKey]*breaker
+}
+
+// breaker is one breaker and the state its observer last saw. A call that got cb before
+// it was forgotten still reports to it; once forgotten, its changes are not observed
+// (the observer counted it out already). mu is taken inside gobreaker's own lock
+// (OnStateChange) and inside breakers.mu, never around either.
+type breaker struct {
+	cb        *gobreaker.TwoStepCircuitBreaker[struct{}]
+	mu        sync.Mutex
+	state     gobreaker.State
+	forgotten bool
 }
 
 type breakerKey struct{ target, domain string }
@@ -62,19 +73,20 @@ func newBreakers(o BreakerOptions) *breakers {
 	if o.MaxBreakers <= 0 {
 		o.MaxBreakers = 10_000
 	}
-	return &breakers{opts: o, m: map[breakerKey]*gobreaker.TwoStepCircuitBreaker[struct{}]{}}
+	return &breakers{opts: o, m: map[breakerKey]*breaker{}}
 }
 
 func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 	k := breakerKey{t.BaseURL, t.Domain}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if cb, ok := b.m[k]; ok {
-		return cb
+	if br, ok := b.m[k]; ok {
+		return br.cb
 	}
 	if len(b.m) >= b.opts.MaxBreakers {
 		b.forgetClosed()
 	}
+	br := &breaker{state: gobreaker.StateClosed}
 	var cb *gobreaker.TwoStepCircuitBreaker[struct{}]
 	cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        k.target + " " + k.domain,
@@ -90,7 +102,10 @@ func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 		// success, probes that time out against a hanging Engage would close the breaker.
 		IsExcluded: func(err error) bool { return err == errBreakerExcluded },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
-			if b.opts.Observer == nil {
+			br.mu.Lock()
+			defer br.mu.Unlock()
+			br.state = to
+			if b.opts.Observer == nil || br.forgotten {
 				return
 			}
 			b.opts.Observer.ObserveBreakerChange(k.target, k.domain, breakerState(from), breakerState(to))
@@ -102,7 +117,8 @@ func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 			}
 		},
 	})
-	b.m[k] = cb
+	br.cb = cb
+	b.m[k] = br
 	if b.opts.Observer != nil {
 		b.opts.Observer.ObserveBreakerChange(k.target, k.domain, -1, 0)
 	}
@@ -112,14 +128,17 @@ func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 // forgetClosed drops the closed breakers; b.mu is held. The open and half-open ones
 // stay: they are what stops calls to a failing domain.
 func (b *breakers) forgetClosed() {
-	for k, cb := range b.m {
-		if cb.State() != gobreaker.StateClosed {
-			continue
+	for k, br := range b.m {
+		br.mu.Lock()
+		if br.state == gobreaker.StateClosed {
+			// Calls begun through it may still trip it: forgotten, that goes unobserved.
+			br.forgotten = true
+			delete(b.m, k)
+			if b.opts.Observer != nil {
+				b.opts.Observer.ObserveBreakerChange(k.target, k.domain, 0, -1)
+			}
 		}
-		delete(b.m, k)
-		if b.opts.Observer != nil {
-			b.opts.Observer.ObserveBreakerChange(k.target, k.domain, 0, -1)
-		}
+		br.mu.Unlock()
 	}
 }
 

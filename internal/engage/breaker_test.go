@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,5 +367,50 @@ func TestTheBreakerOpensAtExactlyItsTripRuleAndNotOneCallBefore(t *testing.T) {
 				t.Fatal("an open breaker still sent the call to Engage")
 			}
 		})
+	}
+}
+
+// A breaker forgotten while a call through it is still running is no longer counted:
+// that call's failure, which trips the forgotten breaker, must not move the metric (it
+// would count the forgotten breaker's closed state twice and an open breaker that no
+// call can ever close again).
+func TestABreakerForgottenDuringACallIsNotCountedWhenThatCallTripsIt(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(r.URL.Path, "/failing/") {
+			once.Do(func() { close(entered) })
+			<-release
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":503,"code":5030,"description":"down"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":200,"code":1000,"description":"ok","value":{}}`))
+	})
+	m := engage.NewMetrics(prometheus.NewRegistry())
+	c := engage.New(engage.Options{Breaker: &engage.BreakerOptions{OpenFor: time.Minute, ConsecutiveFailures: 1, Observer: m, MaxBreakers: 1}})
+	req := engage.SearchRequest{Channel: "sms", CustomerAddress: "+1", BizAddress: "2"}
+	failing, healthy := tg, tg
+	failing.Domain, healthy.Domain = "failing", "healthy"
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = c.Search(context.Background(), failing, "tok", req)
+	}()
+	<-entered
+	// The bound is reached: the failing domain's breaker, closed so far, is forgotten.
+	if _, err := c.Search(t.Context(), healthy, "tok", req); err != nil {
+		t.Fatalf("healthy domain: %v", err)
+	}
+	close(release)
+	<-done
+
+	want := map[string]float64{"closed": 1, "half_open": 0, "open": 0} // the healthy domain's
+	for _, st := range engage.BreakerStates {
+		if got := testutil.ToFloat64(m.Breakers(tg.BaseURL, st)); got != want[st] {
+			t.Errorf("%s breakers: %v, want %v", st, got, want[st])
+		}
 	}
 }
