@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -697,4 +698,74 @@ func TestAProblemsInstanceIsThePathWithoutTheQuery(t *testing.T) {
 	if resp.StatusCode != 400 || p["instance"] != "/readyz" {
 		t.Fatalf("%d instance %v", resp.StatusCode, p["instance"])
 	}
+}
+
+// A handler that panics once its answer has begun is cut, and still has its one
+// access-log line (at error level) and its count in the HTTP metrics, as every request
+// does: the bug is found by its request ID, and the request is not missing from the rates.
+func TestAPanicAfterTheAnswerBeganStillHasItsAccessLogLineAndMetric(t *testing.T) {
+	var logs safeBuffer
+	reg := prometheus.NewRegistry()
+	r := httpapi.NewOperationsRouter(slog.New(slog.NewJSONHandler(&logs, nil)), httpapi.NewMetrics(reg), func(r chi.Router) {
+		r.Get("/half", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte(`{"partial":`))
+			panic("a bug")
+		})
+	})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	if resp, err := http.Get(srv.URL + "/half"); err == nil {
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	srv.Close() // the handler has returned (or unwound)
+	var line map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "request" {
+			line = rec
+		}
+	}
+	if line == nil || line["route"] != "/half" || line["level"] != "ERROR" {
+		t.Fatalf("the cut answer's access-log line: %v\n%s", line, logs.String())
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted bool
+	for _, mf := range mfs {
+		if mf.GetName() != "noderuntime_http_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "route" && l.GetValue() == "/half" {
+					counted = true
+				}
+			}
+		}
+	}
+	if !counted {
+		t.Fatal("the cut answer is not counted in noderuntime_http_requests_total")
+	}
+}
+
+// safeBuffer is a bytes.Buffer the server's goroutines and the test share.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

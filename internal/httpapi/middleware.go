@@ -30,6 +30,9 @@ type requestState struct {
 	// new context, which would copy the request once more.
 	tenant tenant.ID
 	authed bool
+	// abort: recoverPanics found the handler panicking after its answer began; observe
+	// logs and counts the request, then cuts the connection (http.ErrAbortHandler).
+	abort bool
 
 	mu sync.Mutex
 	// attrs is the access-log line: len(baseAttrs) slots that observe fills at the end,
@@ -152,6 +155,10 @@ func observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 			rec := &st.rec
 			r = r.WithContext(context.WithValue(r.Context(), requestStateKey{}, st))
 			next.ServeHTTP(rec, r)
+			if st.abort {
+				// After the line and the metric below: a cut answer is a request too.
+				defer panic(http.ErrAbortHandler)
+			}
 			if rec.status == 0 {
 				rec.status = http.StatusOK
 			}
@@ -163,7 +170,7 @@ func observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 			m.observe(route, rec.status, elapsed)
 
 			level := slog.LevelInfo
-			if rec.status >= 500 {
+			if rec.status >= 500 || st.abort {
 				level = slog.LevelError
 			}
 			if route == "/healthz" || route == "/readyz" || route == "/metrics" {
@@ -251,7 +258,13 @@ func recoverPanics(logger *slog.Logger) func(http.Handler) http.Handler {
 					slog.String("stack", string(debug.Stack())))
 				if rec, ok := w.(*statusRecorder); ok && rec.status != 0 {
 					// The answer has begun: a problem appended to it would read as part of a
-					// success. The connection is cut instead, so the client sees it broke.
+					// success. The connection is cut instead, so the client sees it broke;
+					// by observe, once it has logged and counted the request.
+					if st := stateOf(r.Context()); st != nil {
+						AnnotateLog(r.Context(), slog.String("errorCode", string(CodeInternal)))
+						st.abort = true
+						return
+					}
 					panic(http.ErrAbortHandler)
 				}
 				WriteProblem(w, r, NewProblem(http.StatusInternalServerError, CodeInternal, "an internal error occurred; the request ID identifies it in the logs"))
