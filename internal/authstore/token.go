@@ -148,9 +148,9 @@ func stillValid(c Credential, rejected secrets.Value, now time.Time) bool {
 }
 
 // usableRow says why the execution path cannot use r, or nil.
-func (s *Store) usableRow(r *row) error {
+func (s *Store) usableRow(ctx context.Context, r *row) error {
 	if !s.allowedBase(r.baseURL) {
-		s.logger.Warn("authorization refused: its base URL is not on the allowlist", slog.String("authorizationId", r.id), slog.String("tenant", string(r.tenant)))
+		s.logger.WarnContext(ctx, "authorization refused: its base URL is not on the allowlist", slog.String("authorizationId", r.id), slog.String("tenant", string(r.tenant)))
 		return authBaseNotAllowed()
 	}
 	return statusError(r)
@@ -211,7 +211,7 @@ func (s *Store) load(ctx context.Context, snap uint64, t tenant.ID, id string, r
 	if err != nil {
 		return Credential{}, fmt.Errorf("read authorization: %w", err)
 	}
-	if err := s.usableRow(r); err != nil {
+	if err := s.usableRow(ctx, r); err != nil {
 		return Credential{}, err
 	}
 	cur, err := s.credential(r)
@@ -277,7 +277,7 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 	if err != nil {
 		return Credential{}, fmt.Errorf("refresh token: lock authorization: %w", err)
 	}
-	if err := s.usableRow(r); err != nil {
+	if err := s.usableRow(ctx, r); err != nil {
 		return Credential{}, err
 	}
 	cur, err := s.credential(r)
