@@ -944,3 +944,40 @@ func TestALoginWhoseWriteLosesItsConnectionIsStillStored(t *testing.T) {
 		t.Fatalf("%d authorized events (%v), want 1", n, err)
 	}
 }
+
+// cutEveryLoginWrite terminates the connection of every try of a login's write: Postgres
+// stays unreachable for it until the callback's bound passes.
+type cutEveryLoginWrite struct{ pool *pgxpool.Pool }
+
+func (c *cutEveryLoginWrite) TraceQueryStart(ctx context.Context, conn *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.HasPrefix(d.SQL, "update authorizations set access_token") && strings.Contains(d.SQL, "status = 'active'") {
+		_, _ = c.pool.Exec(context.Background(), "select pg_terminate_backend($1, 5000)", conn.PgConn().PID())
+	}
+	return ctx
+}
+
+func (*cutEveryLoginWrite) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// A login whose every write loses its connection until the callback's bound passes
+// fails with the lost connection as its cause, not with the deadline of a last try
+// made after the bound had passed.
+func TestALoginThatCannotBeWrittenBeforeItsBoundFailsWithTheLostConnection(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store(func(o *authstore.Options) {
+		o.Pool = e.tracedPool(&cutEveryLoginWrite{pool: e.newPool()})
+		o.RefreshTimeout, o.LockTimeout = 300*time.Millisecond, 300*time.Millisecond
+	})
+	started, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "postgres gone during the login", Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.CompleteLogin(ctxT(t), e.login(started.AuthorizeURL, "login"))
+	if err == nil {
+		t.Fatal("a login that could not be written completed")
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		t.Fatalf("the login failed with %v: the lost connection that caused it is not said", err)
+	}
+}

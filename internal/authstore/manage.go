@@ -536,12 +536,17 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 	}
 
 	updated, previous, err := s.storeLogin(ctx, st, got, false)
+	var lost error // the last connection lost, the cause if the bound passes
 	for wait := 50 * time.Millisecond; err != nil && ctx.Err() == nil && connectionLost(err) && !errors.Is(err, secrets.ErrDecrypt); wait = min(2*wait, time.Second) {
 		// Postgres restarted or failed over during the write: the state and the code are
 		// spent, so the login is stored again on a new connection or never.
+		lost = err
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
+		}
+		if ctx.Err() != nil {
+			break // a try now could only fail on the bound, hiding why
 		}
 		s.pool.Reset() // it hands out connections the restart closed without a ping (load)
 		var replaced Status
@@ -549,6 +554,9 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 		if replaced != "" {
 			previous = replaced
 		}
+	}
+	if err != nil && lost != nil && ctx.Err() != nil && !errors.Is(err, pgx.ErrNoRows) {
+		err = fmt.Errorf("%w (still lost when the login's time ran out)", lost)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Completed{}, errorf(ErrStateUnknown, "the authorization of this login was deleted")
