@@ -1,16 +1,12 @@
 package app_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
 	"strings"
 	"testing"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 )
@@ -84,15 +80,7 @@ func TestWhatCallersInventAddsNoSeries(t *testing.T) {
 // series is the set of series on /metrics, by name and labels (histograms as one).
 func (e *e2e) series() map[string]bool {
 	e.t.Helper()
-	status, raw := e.do(http.MethodGet, "/metrics", e2eKey, nil)
-	if status != http.StatusOK {
-		e.t.Fatalf("/metrics: %d", status)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
-	if err != nil {
-		e.t.Fatalf("parse /metrics: %v", err)
-	}
+	families := e.metricFamilies()
 	out := map[string]bool{}
 	for name, f := range families {
 		for _, m := range f.GetMetric() {

@@ -142,8 +142,8 @@ func TestSteadyStateExecutionsSendNoQueries(t *testing.T) {
 	}
 }
 
-// queries scrapes noderuntime_db_queries_total by origin.
-func (e *e2e) queries() map[string]float64 {
+// metricFamilies scrapes /metrics and parses it.
+func (e *e2e) metricFamilies() map[string]*dto.MetricFamily {
 	e.t.Helper()
 	status, raw := e.do(http.MethodGet, "/metrics", e2eKey, nil)
 	if status != http.StatusOK {
@@ -154,6 +154,13 @@ func (e *e2e) queries() map[string]float64 {
 	if err != nil {
 		e.t.Fatalf("parse /metrics: %v", err)
 	}
+	return families
+}
+
+// queries scrapes noderuntime_db_queries_total by origin.
+func (e *e2e) queries() map[string]float64 {
+	e.t.Helper()
+	families := e.metricFamilies()
 	out := map[string]float64{}
 	for _, m := range families["noderuntime_db_queries_total"].GetMetric() {
 		out[label(m, "origin")] = m.GetCounter().GetValue()
