@@ -8,9 +8,6 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/noderuntime/noderuntime/internal/secrets"
-	"github.com/noderuntime/noderuntime/internal/tenant"
 )
 
 type noSignOuts struct{}
@@ -24,15 +21,7 @@ func (noSignOuts) Ended(context.Context, string) (bool, error)  { return false, 
 // another purpose, truncated, garbage) is no session, never an error.
 func TestOnlyAnIntactUnexpiredSessionCookieIsASession(t *testing.T) {
 	t.Parallel()
-	ring, err := secrets.ParseKeyRing("k1:" + base64.StdEncoding.EncodeToString(make([]byte, 32)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := tenant.ParseKeys("acme:" + tenant.HashKey("acme-key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, fingerprint, _ := keys.LookupKey("acme-key")
+	ring, keys, _, fingerprint := acmeSessionKeys(t)
 	s := &sessions{keys: ring, api: keys, ended: noSignOuts{}}
 	seal := func(sess adminSession, aad []byte) string {
 		plain, _ := json.Marshal(sess)

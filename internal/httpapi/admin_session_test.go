@@ -70,15 +70,7 @@ func TestRotatingAnAPIKeyOutEndsTheAdminSessionsItOpened(t *testing.T) {
 // plain name, which another host could set, is no session there. Over http (development)
 // the cookie is the plain one, on /admin.
 func TestTheSessionCookieOverHTTPSCannotBeSetByAnotherHost(t *testing.T) {
-	ring, err := secrets.ParseKeyRing("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := tenant.ParseKeys("acme:" + tenant.HashKey("acme-key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ten, fp, _ := keys.LookupKey("acme-key")
+	ring, keys, ten, fp := acmeSessionKeys(t)
 	for _, tc := range []struct {
 		secure     bool
 		name, path string
@@ -135,15 +127,7 @@ func sealedSession(t *testing.T, ring *secrets.KeyRing, sess adminSession) *http
 // A sealed session is valid only until its expiry, only with an ID, only while not
 // signed out; and when the sign-outs cannot be read, it is not taken as valid.
 func TestASealedSessionIsValidOnlyUnexpiredWithAnIDAndNotSignedOut(t *testing.T) {
-	ring, err := secrets.ParseKeyRing("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := tenant.ParseKeys("acme:" + tenant.HashKey("acme-key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ten, fp, _ := keys.LookupKey("acme-key")
+	ring, keys, ten, fp := acmeSessionKeys(t)
 	live := adminSession{ID: "s1", Tenant: ten, Key: fp, CSRF: "csrf", Expiry: time.Now().Add(time.Hour).Unix()}
 	notEnded := signOutsFunc(func(string) (bool, error) { return false, nil })
 	down := errors.New("database down")
@@ -217,4 +201,21 @@ func TestASignOutIsKeptUntilTheSessionWouldHaveExpired(t *testing.T) {
 	if rec.id != "s1" || !rec.expires.Equal(time.Unix(expiry, 0)) {
 		t.Fatalf("recorded %q until %v, want s1 until %v", rec.id, rec.expires, time.Unix(expiry, 0))
 	}
+}
+
+// acmeSessionKeys is a key ring of one all-zero key and the API keys of one tenant, acme
+// ("acme-key"), with that key's tenant and fingerprint: what a session is sealed and
+// checked with.
+func acmeSessionKeys(t *testing.T) (*secrets.KeyRing, tenant.Keys, tenant.ID, string) {
+	t.Helper()
+	ring, err := secrets.ParseKeyRing("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := tenant.ParseKeys("acme:" + tenant.HashKey("acme-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ten, fp, _ := keys.LookupKey("acme-key")
+	return ring, keys, ten, fp
 }
