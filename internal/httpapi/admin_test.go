@@ -233,6 +233,12 @@ func TestAdminReauthorizeRefusedKeepsTheTenantIDTyped(t *testing.T) {
 	if !strings.Contains(body, `name="tenantId" value="tenant-2"`) {
 		t.Fatalf("the refused form lost the tenant ID typed:\n%s", body)
 	}
+	// Left empty (keep the stored one), the refused form shows the stored ID again: the
+	// one that was tried.
+	resp, body = s.postForm(c, "/admin/authorizations/"+id+"/reauthorize", url.Values{"csrf": {csrfOf(t, page)}, "tenantId": {""}, "tenantSecret": {"wrong"}})
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `name="tenantId" value="tenant-1"`) {
+		t.Fatalf("refused re-authorization keeping the stored tenant ID: %d\n%s", resp.StatusCode, body)
+	}
 }
 
 // A refused add leaves /admin/authorizations in the address bar: opening that URL again
@@ -460,20 +466,6 @@ func TestTheSignInPageKeepsItsTokenAndSendsASignedInBrowserOn(t *testing.T) {
 	resp, _ = s.get(c, s.srv.URL+"/admin/login")
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/" {
 		t.Fatalf("the sign-in page when signed in: %d %s", resp.StatusCode, resp.Header.Get("Location"))
-	}
-}
-
-// A refused re-authorization that left the tenant ID empty (keep the stored one) shows
-// the stored ID again, the one that was tried.
-func TestAdminReauthorizeRefusedWithoutATenantIDShowsTheStoredOne(t *testing.T) {
-	s := newAuthServer(t)
-	id := s.createCC("standalone")
-	c := s.client(true)
-	s.signIn(c, azAcmeKey)
-	_, page := s.get(c, s.srv.URL+"/admin/authorizations/"+id+"/reauthorize")
-	resp, body := s.postForm(c, "/admin/authorizations/"+id+"/reauthorize", url.Values{"csrf": {csrfOf(t, page)}, "tenantId": {""}, "tenantSecret": {"wrong"}})
-	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `name="tenantId" value="tenant-1"`) {
-		t.Fatalf("refused re-authorization: %d\n%s", resp.StatusCode, body)
 	}
 }
 
