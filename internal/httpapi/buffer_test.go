@@ -5,6 +5,7 @@ import (
 	"sync"
 )
 
+// syncBuffer is a bytes.Buffer the server's goroutines and the test share.
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer

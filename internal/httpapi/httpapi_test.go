@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -680,7 +679,7 @@ func TestAProblemsInstanceIsThePathWithoutTheQuery(t *testing.T) {
 // request does: the bug is found by its request ID, and the request is not missing from
 // the rates.
 func TestAPanicAfterTheAnswerBeganCutsItAndIsStillLoggedAndCounted(t *testing.T) {
-	var logs safeBuffer
+	var logs syncBuffer
 	reg := prometheus.NewRegistry()
 	r := httpapi.NewOperationsRouter(slog.New(slog.NewJSONHandler(&logs, nil)), httpapi.NewMetrics(reg), func(r chi.Router) {
 		r.Get("/half", func(w http.ResponseWriter, _ *http.Request) {
@@ -732,22 +731,4 @@ func TestAPanicAfterTheAnswerBeganCutsItAndIsStillLoggedAndCounted(t *testing.T)
 	if !counted {
 		t.Fatal("the cut answer is not counted in noderuntime_http_requests_total")
 	}
-}
-
-// safeBuffer is a bytes.Buffer the server's goroutines and the test share.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
