@@ -160,8 +160,9 @@ func cmpOr(a, b string) string {
 // tenant's ID) and hostile bodies (none, null, 100,000 levels of nesting, not UTF-8,
 // trailing data, not JSON, a form that cannot be parsed, over the limits), as an API
 // caller, as a signed-in browser and as a stranger. No answer is a 5xx; every one has a
-// request ID; the API answers JSON (a problem document when it refuses), the pages HTML
-// or a redirect. Nothing changes for the other tenant, and the service serves afterwards.
+// request ID and X-Content-Type-Options: nosniff; the API answers JSON (a problem
+// document when it refuses), the pages HTML or a redirect. Nothing changes for the
+// other tenant, and the service serves afterwards.
 func TestHostileRequestsToEveryRouteGetAClearAnswer(t *testing.T) {
 	s := startService(t, serviceOptions{})
 	sim := s.sims[0]
@@ -230,6 +231,8 @@ func TestHostileRequestsToEveryRouteGetAClearAnswer(t *testing.T) {
 							wrong = "a 5xx"
 						case resp.Header.Get("X-Request-Id") == "":
 							wrong = "no X-Request-Id"
+						case resp.Header.Get("X-Content-Type-Options") != "nosniff":
+							wrong = "no X-Content-Type-Options: nosniff"
 						case resp.StatusCode == http.StatusSeeOther || resp.StatusCode == http.StatusNotModified || resp.StatusCode == http.StatusNoContent:
 						case page && !strings.HasPrefix(ct, "text/html"):
 							wrong = "a page that is not HTML"

@@ -139,7 +139,6 @@ func (a *adminPages) render(w http.ResponseWriter, r *http.Request, status int, 
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", a.csp)
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer") // the callback's URL holds the login code
 	w.WriteHeader(status)
 	if err := adminTemplates()[page].ExecuteTemplate(w, "layout", data); err != nil {
