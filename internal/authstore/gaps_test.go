@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -301,6 +302,36 @@ func TestATokenEndpointEchoingTheSecretAsItsErrorCodeDoesNotLeakIt(t *testing.T)
 	for _, text := range []string{err.Error(), ae.Message, ae.ProviderError, ae.ProviderDescription} {
 		if strings.Contains(text, secret) {
 			t.Errorf("%q holds the tenant secret", text)
+		}
+	}
+}
+
+// The login's code is what a token endpoint that echoes its request would send back
+// too, as its error code or in its description: neither may carry it into the error the
+// callback page shows or the line the failed exchange logs.
+func TestATokenEndpointEchoingTheLoginCodeDoesNotLeakIt(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	const code = "CANARY_login-code.5e1b"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": r.PostForm.Get("code"), "error_description": "bad code " + r.PostForm.Get("code")})
+	}))
+	t.Cleanup(srv.Close)
+	s := e.store(func(o *authstore.Options) { o.Webex.TokenURL = srv.URL })
+	started, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "echo", Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := mustParse(t, started.AuthorizeURL).Query().Get("state")
+	_, err = s.CompleteLogin(ctxT(t), url.Values{"state": {state}, "code": {code}})
+	ae := wantCode(t, err, authstore.ErrExchangeFailed)
+	for _, text := range []string{err.Error(), ae.Message, ae.ProviderError, ae.ProviderDescription, e.logs.String()} {
+		if strings.Contains(text, code) {
+			t.Errorf("%q holds the login code", text)
 		}
 	}
 }

@@ -243,7 +243,8 @@ func (s *Store) exchangeCode(ctx context.Context, code string, verifier secrets.
 	defer cancel()
 	t, err := s.webexConfig().Exchange(s.withClient(ctx), code, oauth2.VerifierOption(verifier.Reveal()))
 	if err != nil {
-		return tokens{}, classify(err, verifier, s.webex.ClientSecret, basicCredentials(s.webex.ClientID, s.webex.ClientSecret))
+		// The code is scrubbed too: it is sent in the same form body as the verifier.
+		return tokens{}, classify(err, secrets.New(code), verifier, s.webex.ClientSecret, basicCredentials(s.webex.ClientID, s.webex.ClientSecret))
 	}
 	return fromOAuth(t)
 }
