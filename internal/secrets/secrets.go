@@ -145,7 +145,9 @@ func (r *KeyRing) Decrypt(ciphertext, aad []byte) ([]byte, error) {
 		nonce, sealed := rest[:k.aead.NonceSize()], rest[k.aead.NonceSize():]
 		plain, err := k.aead.Open(nil, nonce, sealed, aad)
 		if err != nil {
-			return nil, ErrDecrypt
+			// Most often the ring holds another key under this ID (pasted wrong, or an ID
+			// used again for a new key): the ID tells the operator which entry to check.
+			return nil, fmt.Errorf("%w: key %q of NODERUNTIME_ENCRYPTION_KEYS does not open it (another key under that ID, or the ciphertext was altered)", ErrDecrypt, id)
 		}
 		return plain, nil
 	}

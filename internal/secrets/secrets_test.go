@@ -63,6 +63,24 @@ func TestKeyRingRotation(t *testing.T) {
 	}
 }
 
+// Another key given under the ID a ciphertext names (a key pasted wrong, or a new key
+// reusing an old ID) is the usual way a ring fails: the error says which ID does not
+// open it, and prints neither key.
+func TestAWrongKeyUnderTheRightIDSaysWhichIDAndPrintsNoKey(t *testing.T) {
+	right, _ := secrets.ParseKeyRing("k1:" + key(1))
+	ct, _ := right.Encrypt([]byte("s"), []byte("a"))
+	wrong, _ := secrets.ParseKeyRing("k1:" + key(2))
+	_, err := wrong.Decrypt(ct, []byte("a"))
+	if !errors.Is(err, secrets.ErrDecrypt) || !strings.Contains(err.Error(), `key "k1"`) {
+		t.Fatalf("got %v, want ErrDecrypt naming key k1", err)
+	}
+	for _, k := range []string{key(1), key(2)} {
+		if strings.Contains(err.Error(), k) {
+			t.Fatalf("the error %q prints a key", err)
+		}
+	}
+}
+
 func TestParseKeyRingRejectsBadRings(t *testing.T) {
 	for _, s := range []string{"", "k1", "k1:notbase64!", "k1:" + base64.StdEncoding.EncodeToString([]byte("short")),
 		"k1:" + base64.StdEncoding.EncodeToString(make([]byte, 16)), "k1:" + base64.StdEncoding.EncodeToString(make([]byte, 24)), // AES-128/192: the docs promise AES-256
