@@ -60,6 +60,11 @@ func get(ctx context.Context, c *http.Client, u string) (string, int, error) {
 		return "", 0, err
 	}
 	resp, err := c.Do(req)
+	if ue, ok := err.(*url.Error); ok {
+		// It names the whole URL, and the callback's query holds the login's code and
+		// state.
+		ue.URL = req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
+	}
 	if err != nil {
 		return "", 0, err
 	}
