@@ -70,7 +70,8 @@ func ParseKeyRing(s string) (*KeyRing, error) {
 			return nil, fmt.Errorf("entry %d: want id:base64key", i+1)
 		}
 		if !names.Valid(id, 32) {
-			return nil, fmt.Errorf("entry %d: key ID %q: want 1-32 letters, digits, '.', '_' or '-'", i+1, id)
+			// Not quoted: an entry written key first (base64key:id) has the key there.
+			return nil, fmt.Errorf("entry %d: the key ID before the colon is not 1-32 letters, digits, '.', '_' or '-' (want id:base64key)", i+1)
 		}
 		if seen[id] {
 			return nil, fmt.Errorf("entry %d: key ID %q given twice", i+1, id)

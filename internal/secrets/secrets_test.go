@@ -84,7 +84,8 @@ func TestAWrongKeyUnderTheRightIDSaysWhichIDAndPrintsNoKey(t *testing.T) {
 func TestParseKeyRingRejectsBadRings(t *testing.T) {
 	for _, s := range []string{"", "k1", "k1:notbase64!", "k1:" + base64.StdEncoding.EncodeToString([]byte("short")),
 		"k1:" + base64.StdEncoding.EncodeToString(make([]byte, 16)), "k1:" + base64.StdEncoding.EncodeToString(make([]byte, 24)), // AES-128/192: the docs promise AES-256
-		"k1:" + key(1) + ",k1:" + key(2), "bad id:" + key(1)} {
+		"k1:" + key(1) + ",k1:" + key(2), "bad id:" + key(1),
+		key(1) + ":k1", "k1:" + key(2) + "," + key(1) + ":k1"} { // written key first: the ID is the key
 		if _, err := secrets.ParseKeyRing(s); err == nil {
 			t.Errorf("%q accepted", s)
 		} else if strings.Contains(err.Error(), key(1)) {
