@@ -42,12 +42,14 @@ func ParseKeys(s string) (Keys, error) {
 		if !ok {
 			return Keys{}, fmt.Errorf("entry %d: want tenant:sha256hex", len(k.hashes)+1)
 		}
+		// Neither error below quotes the tenant: an entry written key first (key:tenant)
+		// has the API key itself there, and the error is the line start-up prints.
 		if !names.ValidLead(name, 63) {
-			return Keys{}, fmt.Errorf("entry %d: tenant %q: want letters, digits, '.', '_' or '-'", len(k.hashes)+1, name)
+			return Keys{}, fmt.Errorf("entry %d: the tenant before the colon is not letters, digits, '.', '_' or '-' (want tenant:sha256hex)", len(k.hashes)+1)
 		}
 		raw, err := hex.DecodeString(hexSum)
 		if err != nil || len(raw) != sha256.Size {
-			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash must be 64 hex digits (SHA-256 of the key)", len(k.hashes)+1, name)
+			return Keys{}, fmt.Errorf("entry %d: the hash after the colon must be 64 hex digits (SHA-256 of the key)", len(k.hashes)+1)
 		}
 		if [sha256.Size]byte(raw) == emptyKeySum {
 			// An empty bearer token would then sign in (HashKey("") is well known).

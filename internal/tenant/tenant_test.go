@@ -37,6 +37,27 @@ func TestParseKeysRejectsClearKeysAndBadTenants(t *testing.T) {
 	}
 }
 
+// An entry written the wrong way round (the key itself first, as `head -c 32
+// /dev/urandom | base64` makes it, or base64url) is refused without repeating the key:
+// the error is the line start-up prints.
+func TestParseKeysNeverRepeatsAKeyGivenInPlaceOfTheTenant(t *testing.T) {
+	const urlKey = "q8Vb7Cw2Yf0-Jm_5TzR1uXhN4eKpA9sLdG3iWoE6vBc"
+	const stdKey = "q8Vb7Cw2Yf0+Jm/5TzR1uXhN4eKpA9sLdG3iWoE6vBc="
+	for _, c := range []struct{ key, entry string }{
+		{urlKey, urlKey + ":acme"},
+		{stdKey, stdKey + ":acme"},
+		{urlKey, urlKey + ":" + tenant.HashKey(urlKey)[:63]},
+	} {
+		_, err := tenant.ParseKeys(c.entry)
+		if err == nil {
+			t.Fatalf("%q accepted", c.entry)
+		}
+		if strings.Contains(err.Error(), c.key[:20]) {
+			t.Errorf("the error repeats the key: %v", err)
+		}
+	}
+}
+
 // A key belongs to one tenant: the same hash under two tenants would sign in as
 // whichever entry comes first, so it stops start-up instead, as does a hash repeated
 // under one tenant (a rotated key pasted wrong).
