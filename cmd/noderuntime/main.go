@@ -84,7 +84,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun `noderuntime <command> --help` for a command's flags. Every flag can also be set by its environment variable.")
+	fmt.Fprintln(w, "\nRun `noderuntime <command> --help` for a command's flags; one whose help names a variable (env NAME) can also be set by it.")
 }
 
 func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
