@@ -70,8 +70,8 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	defer stop()
 	level := slog.LevelInfo
 	if v := env.get("NODERUNTIME_LOG_LEVEL"); v != "" {
-		if err := level.UnmarshalText([]byte(v)); err != nil {
-			return configError(stderr, &config.Error{Variable: "NODERUNTIME_LOG_LEVEL", Problem: err.Error()})
+		if level.UnmarshalText([]byte(v)) != nil {
+			return configError(stderr, &config.Error{Variable: "NODERUNTIME_LOG_LEVEL", Problem: fmt.Sprintf("%q is not a level (want debug, info, warn or error)", v)})
 		}
 	}
 	given := strings.TrimSpace(env.get("DATABASE_URL"))

@@ -219,7 +219,7 @@ func TestDevNamesAnUnparsableDatabaseURLWithoutThePassword(t *testing.T) {
 // dev reads NODERUNTIME_LOG_LEVEL as serve does (it used to log at info whatever it said).
 func TestDevReadsTheLogLevel(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"dev"}, env(map[string]string{"NODERUNTIME_LOG_LEVEL": "loud"}), &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "NODERUNTIME_LOG_LEVEL") {
+	if code := run([]string{"dev"}, env(map[string]string{"NODERUNTIME_LOG_LEVEL": "loud"}), &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "NODERUNTIME_LOG_LEVEL: \"loud\" is not a level (want debug, info, warn or error)") {
 		t.Fatalf("exit %d stderr %q", code, stderr.String())
 	}
 }

@@ -141,9 +141,19 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 		{env: "NODERUNTIME_TOKEN_REFRESH_SKEW", flag: "token-refresh-skew", def: "5m", usage: "refresh an access token this long before it expires (at most half its life)",
 			parse: durationInto(&cfg.TokenRefreshSkew)},
 		{env: "NODERUNTIME_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error",
-			parse: func(s string) error { return cfg.LogLevel.UnmarshalText([]byte(s)) }},
+			parse: func(s string) error {
+				if cfg.LogLevel.UnmarshalText([]byte(s)) != nil {
+					return fmt.Errorf("%q is not a level (want debug, info, warn or error)", s)
+				}
+				return nil
+			}},
 		{env: "NODERUNTIME_PPROF", flag: "pprof", def: "false", usage: "serve /debug/pprof/ on the metrics listener (needs NODERUNTIME_METRICS_ADDR)",
-			parse: func(s string) (err error) { cfg.Pprof, err = strconv.ParseBool(s); return err }},
+			parse: func(s string) (err error) {
+				if cfg.Pprof, err = strconv.ParseBool(s); err != nil {
+					return fmt.Errorf("%q is not a boolean (want true or false)", s)
+				}
+				return nil
+			}},
 	}
 	values := make([]*string, len(list))
 	for i, s := range list {

@@ -193,6 +193,20 @@ func TestABadSettingIsNamed(t *testing.T) {
 	}
 }
 
+// A malformed value is answered with the values the setting takes, in the words of the
+// other settings, not with the parser's (strconv's, slog's) own message.
+func TestAMalformedValueSaysWhatTheSettingTakes(t *testing.T) {
+	for _, c := range []struct{ env, value, want string }{
+		{"NODERUNTIME_PPROF", "yes please", "true or false"},
+		{"NODERUNTIME_LOG_LEVEL", "loud", "debug, info, warn or error"},
+	} {
+		_, err := load(with(minimal(), c.env, c.value))
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "strconv") || strings.Contains(err.Error(), "slog") {
+			t.Errorf("%s=%q: got %v, want an error saying %q", c.env, c.value, err, c.want)
+		}
+	}
+}
+
 func TestListenAddressesNetListenTakes(t *testing.T) {
 	for _, addr := range []string{":8080", "127.0.0.1:0", "[::1]:8080", "localhost:8080", "0.0.0.0:http"} {
 		if _, err := load(with(minimal(), "NODERUNTIME_ADDR", addr)); err != nil {
