@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// docCommand is a command line of the binary in the docs: in a code span
+// (`noderuntime serve --migrate`), or in a code block at the start of a line, after a
+// path (/noderuntime, bin/noderuntime) or after kubectl exec's "--".
+var (
+	docCommandInSpan  = regexp.MustCompile("`(?:bin/|/)?noderuntime ([a-z<][a-z-]*>?)([^`]*)`")
+	docCommandInBlock = regexp.MustCompile(`(?:^\s*|(?:^|\s)(?:bin)?/|-- )noderuntime ([a-z][a-z-]*)([^|;&#)]*)`)
+)
+
+// subcommands are the words a command takes besides flags.
+var subcommands = map[string][]string{"migrate": {"up", "status"}}
+
+// commandFlags returns the flags of a command as its --help lists them.
+func commandFlags(t *testing.T, name string) []string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{name, "--help"}, env(nil), &stdout, &stderr); code != exitOK {
+		t.Fatalf("%s --help: exit %d", name, code)
+	}
+	var flags []string
+	for _, m := range regexp.MustCompile(`(?m)^  -([a-z][a-z-]*)`).FindAllStringSubmatch(stderr.String(), -1) {
+		flags = append(flags, m[1])
+	}
+	return flags
+}
+
+// TestTheDocsRunOnlyCommandsAndFlagsThatExist: every `noderuntime <command> --flag` the
+// README and docs/ give an operator names a command of the binary, with flags (and, for
+// migrate, a subcommand) it takes. A renamed flag otherwise leaves a runbook step that
+// stops at "flag provided but not defined".
+func TestTheDocsRunOnlyCommandsAndFlagsThatExist(t *testing.T) {
+	docs, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := map[string][]string{}
+	for _, c := range commands() {
+		flags[c.name] = append(commandFlags(t, c.name), "help", "h")
+	}
+	found := 0
+	for _, path := range append(docs, "../../README.md") {
+		if filepath.Base(path) == "performance.md" {
+			continue // nrbench's page: its commands are the benchmark's
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines [][]string
+		inBlock := false
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "```") {
+				inBlock = !inBlock
+				continue
+			}
+			if inBlock {
+				lines = append(lines, docCommandInBlock.FindAllStringSubmatch(line, -1)...)
+			} else {
+				lines = append(lines, docCommandInSpan.FindAllStringSubmatch(line, -1)...)
+			}
+		}
+		for _, m := range lines {
+			name, args := m[1], strings.Fields(m[2])
+			if strings.HasPrefix(name, "<") {
+				continue // `noderuntime <command> --help`
+			}
+			known, ok := flags[name]
+			if !ok {
+				t.Errorf("%s: `noderuntime %s`: no such command", path, name)
+				continue
+			}
+			found++
+			words := 0
+			for i, a := range args {
+				f, isFlag := strings.CutPrefix(a, "-")
+				if !isFlag {
+					if sub, ok := subcommands[name]; ok && words == 0 && (i == 0 || !strings.HasPrefix(args[i-1], "-") || strings.Contains(args[i-1], "=")) {
+						if !slices.Contains(sub, a) && !strings.Contains(a, "|") {
+							t.Errorf("%s: `noderuntime %s %s`: %s takes %v", path, name, a, name, sub)
+						}
+						words++
+					}
+					continue
+				}
+				f, _, _ = strings.Cut(strings.TrimPrefix(f, "-"), "=")
+				if !slices.Contains(known, f) {
+					t.Errorf("%s: `noderuntime %s ... %s`: %s has no flag --%s (it has %v)", path, name, a, name, f, known)
+				}
+			}
+		}
+	}
+	if found < 10 {
+		t.Fatalf("found only %d command lines in the docs: is the pattern still right?", found)
+	}
+}
