@@ -193,7 +193,8 @@ func SchemaVersion(ctx context.Context, q Querier) (int32, error) {
 var ErrSchemaBehind = errors.New("database schema is behind")
 
 // CheckSchema returns ErrSchemaBehind (wrapped with the versions) unless the schema is
-// at the version this binary was built for.
+// at the version this binary was built for, or past it: after a rollback the older
+// release runs on the newer, backwards-compatible schema.
 func CheckSchema(ctx context.Context, q Querier) error {
 	v, err := SchemaVersion(ctx, q)
 	if err != nil {
