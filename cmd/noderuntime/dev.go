@@ -202,7 +202,10 @@ func devConfig(dbURL, apiKey, publicURL, clientSecret string, sim *engagesim.Sim
 	if _, err := rand.Read(key); err != nil {
 		return config.Config{}, err
 	}
-	ring, err := secrets.ParseKeyRing("dev:" + base64.StdEncoding.EncodeToString(key))
+	// An ID of its own too: on a DATABASE_URL an earlier run used, that run's rows are
+	// then under a key this ring does not hold (logged at start), not under another key
+	// with this one's ID, which the start refuses as a key pasted wrong.
+	ring, err := secrets.ParseKeyRing("dev-" + randomHex(4) + ":" + base64.StdEncoding.EncodeToString(key))
 	if err != nil {
 		return config.Config{}, err
 	}

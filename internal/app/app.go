@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +61,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		Help: "1 when the last readiness check reached Postgres and found the schema current, else 0.",
 	})
 	if err := a.checkSchemaAtStart(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if err := a.checkKeysAtStart(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -112,6 +118,41 @@ func (a *App) checkSchemaAtStart(parent context.Context) error {
 		a.logger.Warn("postgres not reachable at start; serving, not ready until it is", slog.String("error", database.Redact(err).Error()))
 		return nil
 	}
+}
+
+// checkKeysAtStart refuses a key ring whose key under a stored key ID opens none of the
+// authorizations sealed under it (a key pasted wrong): such a replica would fail every
+// execution on them, and a rolling update would stop the replicas that hold the right
+// key to make room for it. Rows under a key the ring no longer holds are logged, not
+// refused: they fail until re-authorized, as docs/operations.md says, and the others
+// serve. Without Postgres at start there is nothing to check.
+func (a *App) checkKeysAtStart(parent context.Context) error {
+	if !a.schemaSeen.Load() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(parent, 10*time.Second)
+	defer cancel()
+	check, err := authstore.CheckKeys(ctx, a.pool, a.cfg.EncryptionKeys)
+	if err != nil {
+		if parent.Err() != nil {
+			return parent.Err()
+		}
+		a.logger.Warn("could not check the encryption keys at start", slog.String("error", err.Error()))
+		return nil
+	}
+	for _, m := range check.Missing {
+		a.logger.Warn("authorizations are sealed under a key NODERUNTIME_ENCRYPTION_KEYS does not hold: they fail until re-authorized, or until the key is given back",
+			slog.String("keyId", m.ID), slog.Int("authorizations", m.Rows))
+	}
+	if len(check.Wrong) == 0 {
+		return nil
+	}
+	var ids []string
+	for _, w := range check.Wrong {
+		ids = append(ids, strconv.Quote(w.ID))
+	}
+	return &config.Error{Variable: "NODERUNTIME_ENCRYPTION_KEYS", Problem: "the key under ID " + strings.Join(ids, ", ") +
+		" opens none of the stored authorizations sealed under that ID: check that entry of the ring (a key pasted wrong, or the ID given to another key)"}
 }
 
 // ready is /readyz (readiness), logging each change: a failed probe is otherwise logged

@@ -61,6 +61,7 @@ type e2e struct {
 	url  string
 	app  *app.App
 	logs *lockedBuffer
+	cfg  config.Config // the app's, for another replica
 }
 
 func startE2E(t *testing.T) *e2e {
@@ -103,7 +104,7 @@ func startE2E(t *testing.T) *e2e {
 			t.Fatal("the authorization store's listener did not come up")
 		}
 	}
-	return &e2e{t: t, sim: sim, url: publicURL, app: a, logs: logs}
+	return &e2e{t: t, sim: sim, url: publicURL, app: a, logs: logs, cfg: cfg}
 }
 
 func (e *e2e) do(method, path, key string, body any) (int, []byte) {

@@ -3,6 +3,7 @@ package authstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -302,5 +303,38 @@ func TestRotateKeysNeverWritesBackTokensARefreshReplacedMeanwhile(t *testing.T) 
 	}
 	if n := e.sim.InvalidGrants(); n != 0 {
 		t.Fatalf("%d invalid_grant answers: a spent refresh token was stored", n)
+	}
+}
+
+// CheckKeys tells a ring that opens the stored authorizations from one whose key under
+// a stored ID is another (pasted wrong), and names the IDs rows are sealed under that
+// the ring does not hold; one damaged row does not make a right key wrong.
+func TestCheckKeysFindsAWrongKeyAndAMissingOne(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	damaged := e.createCC(s, acme, "damaged").ID
+	e.createCC(s, acme, "a")
+	e.createCC(s, globex, "b")
+	e.createCC(e.store(func(o *authstore.Options) { o.Keys = ringOf(t, keySpec("k0", 9)) }), acme, "old")
+	// Damaged, and first in ID order, so it is the first row tried.
+	if _, err := e.pool.Exec(ctxT(t), `update authorizations set tenant_secret = tenant_secret || '\x00'::bytea,
+		id = '00000000-0000-4000-8000-000000000000' where id = $1`, damaged); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ring, want string
+	}{
+		{keySpec("k1", 1) + "," + keySpec("k0", 9), "{Wrong:[] Missing:[]}"},
+		{keySpec("k2", 2) + "," + keySpec("k1", 1), "{Wrong:[] Missing:[{ID:k0 Rows:1}]}"},
+		{keySpec("k1", 7) + "," + keySpec("k0", 9), "{Wrong:[{ID:k1 Rows:3}] Missing:[]}"},
+		{keySpec("k2", 2), "{Wrong:[] Missing:[{ID:k0 Rows:1} {ID:k1 Rows:3}]}"},
+	} {
+		check, err := authstore.CheckKeys(ctxT(t), e.pool, ringOf(t, c.ring))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%+v", check); got != c.want {
+			t.Errorf("ring %s: %s, want %s", c.ring[:2], got, c.want)
+		}
 	}
 }

@@ -103,6 +103,16 @@ func ParseKeyRing(s string) (*KeyRing, error) {
 	return r, nil
 }
 
+// Holds reports whether the ring has a key under id.
+func (r *KeyRing) Holds(id string) bool {
+	for _, k := range r.keys {
+		if k.id == id {
+			return true
+		}
+	}
+	return false
+}
+
 // PrimaryID is the ID of the key that encrypts.
 func (r *KeyRing) PrimaryID() string { return r.keys[0].id }
 
