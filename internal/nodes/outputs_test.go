@@ -250,3 +250,38 @@ func TestAConversationStatusNoOutcomeCoversIsInvalidChoiceWithEngagesAnswer(t *t
 		})
 	}
 }
+
+// Search follows the found conversation's status, in every version (ENGAGE.md §2):
+// queued is conversationInQueue, active and picked conversationActive, onhold
+// conversationOnHold, closed conversationClosed, whatever their case; the status and
+// the ID are output as Engage gave them.
+func TestEveryDocumentedStatusLeadsSearchToItsOutcomeInEveryVersion(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status  string
+		outcome outcomes.Outcome
+	}{
+		{"queued", outcomes.ConversationInQueue},
+		{"QUEUED", outcomes.ConversationInQueue},
+		{"active", outcomes.ConversationActive},
+		{"picked", outcomes.ConversationActive},
+		{"onhold", outcomes.ConversationOnHold},
+		{"closed", outcomes.ConversationClosed},
+	} {
+		for _, version := range []string{"1.0", "1.1", "1.3"} {
+			t.Run(version+" "+tc.status, func(t *testing.T) {
+				t.Parallel()
+				h := newWireHarness(t)
+				id := h.seed("sms", "+15550001", "+15559999", tc.status)
+				res, calls := h.run(t, "search-conversation", version, smsSearch)
+				oneCall(t, calls, http.MethodPost, searchPath)
+				if res.Outcome != tc.outcome || res.Error != nil {
+					t.Fatalf("outcome %s %+v, want %s", res.Outcome, res.Error, tc.outcome)
+				}
+				if res.Output["conversationId"] != id || res.Output["status"] != tc.status || res.Output["conversationExistsBool"] != true {
+					t.Fatalf("output %v, want conversation %q with status %q", res.Output, id, tc.status)
+				}
+			})
+		}
+	}
+}
