@@ -1,0 +1,87 @@
+package nodes_test
+
+import (
+	"encoding/json"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/noderuntime/noderuntime/internal/outcomes"
+)
+
+// The fields each channel needs (ENGAGE.md §3), restated by hand: an input without one
+// of them is onInvalidData naming it, and Engage is not called; with all of them it is
+// not onInvalidData. The catalog's schema says the same, but the decoder is what a flow
+// meets.
+func TestAnInputWithoutAFieldItsChannelNeedsIsInvalidDataAndNeverReachesEngage(t *testing.T) {
+	t.Parallel()
+	textMessage := map[string]any{"direction": "inbound", "messageType": "text", "text": "hi", "timestamp": wireTimestamp}
+	emailMessage := map[string]any{"direction": "inbound", "messageType": "email", "timestamp": wireTimestamp,
+		"fromAddress": "jo@example.test", "plainBody": "hi"}
+	addresses := map[string]any{"bizAddress": "biz-1", "customerAddress": "cust-1"}
+	with := func(parts ...map[string]any) map[string]any {
+		out := map[string]any{}
+		for _, p := range parts {
+			maps.Copy(out, p)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		node     string
+		versions []string
+		channel  string
+		input    map[string]any // everything the channel needs, and the channel
+		needs    []string       // the fields the channel needs besides the channel
+	}{
+		{"search-conversation", []string{"1.0", "1.1", "1.3"}, "sms", addresses, []string{"bizAddress", "customerAddress"}},
+		{"search-conversation", []string{"1.0", "1.1", "1.3"}, "facebook", addresses, []string{"bizAddress", "customerAddress"}},
+		{"search-conversation", []string{"1.0", "1.1", "1.3"}, "whatsapp", addresses, []string{"bizAddress", "customerAddress"}},
+		{"search-conversation", []string{"1.0", "1.1", "1.3"}, "email", with(addresses, map[string]any{"subject": "Order 42"}),
+			[]string{"bizAddress", "customerAddress", "subject"}},
+		{"search-conversation", []string{"1.0", "1.1", "1.3"}, "livechat", with(addresses, map[string]any{"threadId": "th-1"}),
+			[]string{"bizAddress", "customerAddress", "threadId"}},
+		{"search-conversation", []string{"1.3"}, "amb", addresses, []string{"bizAddress", "customerAddress"}},
+		{"search-conversation", []string{"1.3"}, "api", addresses, []string{"bizAddress", "customerAddress"}},
+		{"create-conversation", []string{"1.0", "1.2", "1.3"}, "sms", with(addresses, textMessage), []string{"bizAddress", "customerAddress"}},
+		{"create-conversation", []string{"1.0", "1.2", "1.3"}, "facebook", with(addresses, textMessage), []string{"bizAddress", "customerAddress"}},
+		{"create-conversation", []string{"1.0", "1.2", "1.3"}, "whatsapp", with(addresses, textMessage), []string{"bizAddress", "customerAddress"}},
+		{"create-conversation", []string{"1.0", "1.2", "1.3"}, "api", with(addresses, textMessage), []string{"bizAddress", "customerAddress"}},
+		{"create-conversation", []string{"1.0", "1.2", "1.3"}, "email", with(addresses, emailMessage), []string{"bizAddress", "customerAddress"}},
+		{"create-conversation", []string{"1.0", "1.2", "1.3"}, "livechat", with(textMessage, map[string]any{"threadId": "th-1",
+			"livechatUserId": "user-1", "livechatAppId": "app-1", "livechatWebsiteDomain": "shop.example.test"}),
+			[]string{"threadId", "livechatUserId", "livechatAppId", "livechatWebsiteDomain"}},
+	} {
+		for _, version := range tc.versions {
+			run := func(t *testing.T, input map[string]any) (outcomes.Result, []engageCall) {
+				t.Helper()
+				input = with(input, map[string]any{"channel": tc.channel})
+				raw, err := json.Marshal(input)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return newWireHarness(t).run(t, tc.node, version, string(raw))
+			}
+			name := tc.node + " " + version + "/" + tc.channel
+			t.Run(name+"/with every field it needs", func(t *testing.T) {
+				t.Parallel()
+				if res, _ := run(t, tc.input); res.Outcome == outcomes.OnInvalidData {
+					t.Fatalf("onInvalidData %+v, want the input taken", res.Error)
+				}
+			})
+			for _, field := range tc.needs {
+				t.Run(name+"/without "+field, func(t *testing.T) {
+					t.Parallel()
+					input := maps.Clone(tc.input)
+					delete(input, field)
+					res, calls := run(t, input)
+					if res.Outcome != outcomes.OnInvalidData || res.Error == nil || !strings.HasPrefix(res.Error.Message, "input."+field+": required") {
+						t.Fatalf("outcome %s %+v, want onInvalidData: input.%s required", res.Outcome, res.Error, field)
+					}
+					if len(calls) != 0 {
+						t.Fatalf("%d Engage calls, want none", len(calls))
+					}
+				})
+			}
+		}
+	}
+}
