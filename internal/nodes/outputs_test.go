@@ -2,7 +2,9 @@ package nodes_test
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -280,6 +282,57 @@ func TestEveryDocumentedStatusLeadsSearchToItsOutcomeInEveryVersion(t *testing.T
 				}
 				if res.Output["conversationId"] != id || res.Output["status"] != tc.status || res.Output["conversationExistsBool"] != true {
 					t.Fatalf("output %v, want conversation %q with status %q", res.Output, id, tc.status)
+				}
+			})
+		}
+	}
+}
+
+// Whatever the outcome, Search answers exactly its version's output variables
+// (ENGAGE.md §3; docs/nodes.md): a 1.0 or 1.1 flow never gets 1.3's Engage variables,
+// and every variable the execution did not produce has its zero value, so a flow that
+// reads apiStatus after onInvalidData reads 0, not a value of its own making.
+func TestSearchAnswersExactlyItsVersionsOutputVariablesWhateverTheOutcome(t *testing.T) {
+	t.Parallel()
+	zero := map[string]any{"conversationId": "", "conversationExistsBool": false, "status": "", "description": "",
+		"aliasId": "", "teamId": "", "userId": "", "apiStatus": 0, "code": 0, "responsePayload": ""}
+	for _, tc := range []struct {
+		name    string
+		input   string
+		fault   *engagesim.Fault
+		outcome outcomes.Outcome
+		zeroes  bool // every variable at its zero value
+	}{
+		{"invalid data", `{"channel":"sms","bizAddress":"+15559999"}`, nil, outcomes.OnInvalidData, true},
+		{"Engage failing", smsSearch, &engagesim.Fault{Op: engagesim.OpSearch, Status: http.StatusInternalServerError, Times: 1}, outcomes.OnError, false},
+		{"Engage's 404", smsSearch, &engagesim.Fault{Op: engagesim.OpSearch, Status: http.StatusNotFound, Times: 1}, outcomes.NoConversationFound, false},
+		{"no conversation", smsSearch, nil, outcomes.NoConversationFound, false},
+	} {
+		for _, version := range []string{"1.0", "1.1", "1.3"} {
+			t.Run(version+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				h := newWireHarness(t)
+				if tc.fault != nil {
+					h.sim.InjectFault(*tc.fault)
+				}
+				res, _ := h.run(t, "search-conversation", version, tc.input)
+				if res.Outcome != tc.outcome {
+					t.Fatalf("outcome %s %+v, want %s", res.Outcome, res.Error, tc.outcome)
+				}
+				want := engageOutputs["search-conversation "+version]
+				if got := slices.Sorted(maps.Keys(res.Output)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+					t.Fatalf("output variables %v, want %v", got, want)
+				}
+				if res.Output["conversationId"] != "" || res.Output["conversationExistsBool"] != false {
+					t.Errorf("output %v, want no conversation", res.Output)
+				}
+				if !tc.zeroes {
+					return
+				}
+				for _, name := range want {
+					if got := res.Output[name]; got != zero[name] {
+						t.Errorf("output %s = %#v, want its zero value %#v", name, got, zero[name])
+					}
 				}
 			})
 		}
