@@ -105,6 +105,9 @@ func TestAMalformedMessageValueIsInvalidDataNamingItAndNeverReachesEngage(t *tes
 		{"the second attachment malformed", attachment(`{"mimeType":"image/png","fileUrl":"https://files.test/a.png"},{"mimeType":"image/png","fileUrl":"files.test/b.png"}`), "attachments[1].fileUrl"},
 		{"a rich object as text that is not JSON", `"channel":"whatsapp","direction":"outbound","messageType":"wab-buttons",` + ts + `,"wabButtons":"{\"buttons\": ["`, "wabButtons"},
 		{"a rich object as text that is not an object", `"channel":"whatsapp","direction":"outbound","messageType":"wab-buttons",` + ts + `,"wabButtons":"buttons"`, "wabButtons"},
+		{"a rich object as text holding a number", `"channel":"whatsapp","direction":"outbound","messageType":"wab-buttons",` + ts + `,"wabButtons":"42"`, "wabButtons"},
+		{"a rich object as text holding a string", `"channel":"whatsapp","direction":"outbound","messageType":"wab-buttons",` + ts + `,"wabButtons":"\"buttons\""`, "wabButtons"},
+		{"email headers as text holding true", `"channel":"email","direction":"inbound","messageType":"email",` + ts + `,"fromAddress":"jo@example.test","plainBody":"b","emailHeaders":" true "`, "emailHeaders"},
 		{"email headers as text that is not JSON", `"channel":"email","direction":"inbound","messageType":"email",` + ts + `,"fromAddress":"jo@example.test","plainBody":"b","emailHeaders":"{X-Id: 1}"`, "emailHeaders"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,6 +178,36 @@ func TestARichInputMayBeAnObjectAnArrayOrJSONTextAndIsSentAsJSON(t *testing.T) {
 			c := oneCall(t, calls, http.MethodPost, appendPath(id))
 			sameBody(t, c.body, `{"channel":"livechat","direction":"outbound","messagetype":"text-with-lc-carousel",
 				"timestamp":"`+wireTimestamp+`","lcCarousel":`+tc.sent+`}`)
+		})
+	}
+}
+
+// An attachment is sent with its MIME type, file name and URL; the URL may be http or
+// https (ENGAGE.md §3, docs/nodes.md), and the file name is optional.
+func TestAnAttachmentIsSentWithItsMIMETypeNameAndHTTPOrHTTPSURL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, given, sent string
+	}{
+		{"an https URL with a file name", `{"mimeType":"image/png","fileName":"a.png","fileUrl":"https://files.example.test/a.png"}`,
+			`{"mimeType":"image/png","fileName":"a.png","fileUrl":"https://files.example.test/a.png"}`},
+		{"an http URL without a file name", `{"mimeType":"application/pdf","fileUrl":"http://files.example.test/b.pdf"}`,
+			`{"mimeType":"application/pdf","fileUrl":"http://files.example.test/b.pdf"}`},
+		{"a MIME type and URL with spaces around them", `{"mimeType":" text/plain ","fileName":"c.txt","fileUrl":" HTTP://files.example.test/c.txt "}`,
+			`{"mimeType":"text/plain","fileName":"c.txt","fileUrl":"http://files.example.test/c.txt"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newWireHarness(t)
+			id := h.seed("facebook", "psid-1", "page-1", "active")
+			res, calls := h.run(t, "append-message", "1.0", `{"conversationId":"`+id+`","channel":"facebook","direction":"inbound",
+				"messageType":"text-with-attachments","timestamp":"`+wireTimestamp+`","attachments":[`+tc.given+`]}`)
+			if res.Outcome != outcomes.OnAppendMessageSuccess {
+				t.Fatalf("outcome %s %+v", res.Outcome, res.Error)
+			}
+			c := oneCall(t, calls, http.MethodPost, appendPath(id))
+			sameBody(t, c.body, `{"channel":"facebook","direction":"inbound","messagetype":"text-with-attachments",
+				"timestamp":"`+wireTimestamp+`","attachments":[`+tc.sent+`]}`)
 		})
 	}
 }
