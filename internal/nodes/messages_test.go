@@ -127,9 +127,9 @@ func TestAMalformedMessageValueIsInvalidDataNamingItAndNeverReachesEngage(t *tes
 	}
 }
 
-// An empty list, like null and "", is a field not given: a field another version has
+// An empty list, null and "" are a field not given: a field another version has
 // passes, and a list the message type needs is reported missing (docs/nodes.md).
-func TestAnEmptyListIsAFieldNotGiven(t *testing.T) {
+func TestAnEmptyStringNullOrEmptyListIsAFieldNotGiven(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, version, fields string
@@ -137,6 +137,12 @@ func TestAnEmptyListIsAFieldNotGiven(t *testing.T) {
 	}{
 		{"a rich input of a later version given as []", "1.0",
 			`"channel":"sms","direction":"inbound","messageType":"text","text":"hi","wabButtons":[ ]`, outcomes.OnAppendMessageSuccess},
+		{"a rich input of a later version given as \"\"", "1.0",
+			`"channel":"sms","direction":"inbound","messageType":"text","text":"hi","wabButtons":""`, outcomes.OnAppendMessageSuccess},
+		{"a rich input of a later version given as null", "1.0",
+			`"channel":"sms","direction":"inbound","messageType":"text","text":"hi","lcCarousel":null`, outcomes.OnAppendMessageSuccess},
+		{"an alias ID given as \"\"", "1.4",
+			`"channel":"sms","direction":"inbound","messageType":"text","text":"hi","messageAliasId":""`, outcomes.OnAppendMessageSuccess},
 		{"recipients given as []", "1.0",
 			`"channel":"sms","direction":"inbound","messageType":"text","text":"hi","toRecipients":[]`, outcomes.OnAppendMessageSuccess},
 	} {
