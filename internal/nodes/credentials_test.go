@@ -37,6 +37,10 @@ func TestACredentialStoreFailureLeadsToItsOutcomeAndCode(t *testing.T) {
 			false, outcomes.OnError, outcomes.CodeTokenUnavailable},
 		{"the execution's deadline passing", fmt.Errorf("refresh: %w", context.DeadlineExceeded),
 			true, outcomes.OnTimeout, outcomes.CodeTimeout},
+		{"the execution's deadline passing while the token endpoint fails", fmt.Errorf("refresh: %w: %w", outcomes.ErrTokenUnavailable, context.DeadlineExceeded),
+			true, outcomes.OnTimeout, outcomes.CodeTimeout},
+		{"the execution's deadline passing while the store fails", errors.New("canceling statement due to user request"),
+			true, outcomes.OnTimeout, outcomes.CodeTimeout},
 		{"the store unreachable", errors.New("dial tcp 10.0.0.5:5432: connection refused"),
 			false, outcomes.OnError, outcomes.CodeInternal},
 	} {
