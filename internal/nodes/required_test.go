@@ -9,11 +9,11 @@ import (
 	"github.com/noderuntime/noderuntime/internal/outcomes"
 )
 
-// The fields each channel needs (ENGAGE.md §3), restated by hand: an input without one
-// of them is onInvalidData naming it, and Engage is not called; with all of them it is
-// not onInvalidData. The catalog's schema says the same, but the decoder is what a flow
-// meets.
-func TestAnInputWithoutAFieldItsChannelNeedsIsInvalidDataAndNeverReachesEngage(t *testing.T) {
+// The fields each node and channel needs (ENGAGE.md §3), restated by hand: an input
+// without one of them is onInvalidData naming it, and Engage is not called; with all of
+// them it is not onInvalidData. The catalog's schema says the same, but the decoder is
+// what a flow meets.
+func TestAnInputWithoutAFieldItNeedsIsInvalidDataAndNeverReachesEngage(t *testing.T) {
 	t.Parallel()
 	textMessage := map[string]any{"direction": "inbound", "messageType": "text", "text": "hi", "timestamp": wireTimestamp}
 	emailMessage := map[string]any{"direction": "inbound", "messageType": "email", "timestamp": wireTimestamp,
@@ -29,9 +29,9 @@ func TestAnInputWithoutAFieldItsChannelNeedsIsInvalidDataAndNeverReachesEngage(t
 	for _, tc := range []struct {
 		node     string
 		versions []string
-		channel  string
-		input    map[string]any // everything the channel needs, and the channel
-		needs    []string       // the fields the channel needs besides the channel
+		channel  string         // "" : a node without one
+		input    map[string]any // everything the node and channel need but the channel
+		needs    []string       // the fields the node and channel need
 	}{
 		{"search-conversation", []string{"1.0", "1.1", "1.3"}, "sms", addresses, []string{"bizAddress", "customerAddress"}},
 		{"search-conversation", []string{"1.0", "1.1", "1.3"}, "facebook", addresses, []string{"bizAddress", "customerAddress"}},
@@ -50,18 +50,28 @@ func TestAnInputWithoutAFieldItsChannelNeedsIsInvalidDataAndNeverReachesEngage(t
 		{"create-conversation", []string{"1.0", "1.2", "1.3"}, "livechat", with(textMessage, map[string]any{"threadId": "th-1",
 			"livechatUserId": "user-1", "livechatAppId": "app-1", "livechatWebsiteDomain": "shop.example.test"}),
 			[]string{"threadId", "livechatUserId", "livechatAppId", "livechatWebsiteDomain"}},
+		// The nodes without a per-channel table; Append's channel is among its needs.
+		{"append-message", []string{"1.0", "1.3", "1.4"}, "", with(textMessage, map[string]any{"conversationId": "c-1", "channel": "sms"}),
+			[]string{"conversationId", "channel", "direction", "messageType", "timestamp", "text"}},
+		{"update-conversation", []string{"1.0"}, "", map[string]any{"conversationId": "c-1", "taskId": "task-9"}, []string{"conversationId", "taskId"}},
+		{"add-participant", []string{"1.0"}, "", map[string]any{"conversationId": "c-1", "participant": "agent-7"}, []string{"conversationId", "participant"}},
+		{"remove-participant", []string{"1.0"}, "", map[string]any{"conversationId": "c-1", "participant": "agent-7"}, []string{"conversationId", "participant"}},
+		{"close-conversation", []string{"1.0"}, "", map[string]any{"conversationId": "c-1"}, []string{"conversationId"}},
+		{"reopen-conversation", []string{"1.0"}, "", map[string]any{"conversationId": "c-1"}, []string{"conversationId"}},
 	} {
 		for _, version := range tc.versions {
 			run := func(t *testing.T, input map[string]any) (outcomes.Result, []engageCall) {
 				t.Helper()
-				input = with(input, map[string]any{"channel": tc.channel})
+				if tc.channel != "" {
+					input = with(map[string]any{"channel": tc.channel}, input)
+				}
 				raw, err := json.Marshal(input)
 				if err != nil {
 					t.Fatal(err)
 				}
 				return newWireHarness(t).run(t, tc.node, version, string(raw))
 			}
-			name := tc.node + " " + version + "/" + tc.channel
+			name := strings.TrimSuffix(tc.node+" "+version+"/"+tc.channel, "/")
 			t.Run(name+"/with every field it needs", func(t *testing.T) {
 				t.Parallel()
 				if res, _ := run(t, tc.input); res.Outcome == outcomes.OnInvalidData {
