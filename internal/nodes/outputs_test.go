@@ -338,3 +338,47 @@ func TestSearchAnswersExactlyItsVersionsOutputVariablesWhateverTheOutcome(t *tes
 		}
 	}
 }
+
+// Add and Remove Participant name the agent exactly as given, in the body of the add and
+// the path of the remove (ENGAGE.md §4), and the conversation's participants change
+// accordingly.
+func TestParticipantsAreAddedAndRemovedByTheAgentIDAsGiven(t *testing.T) {
+	t.Parallel()
+	const agent = "Agent-7@Team"
+	for _, tc := range []struct {
+		node, method string
+		before       []string
+		path         func(id string) string
+		body         string // "" : no body
+		outcome      outcomes.Outcome
+		after        []string
+	}{
+		{"add-participant", http.MethodPost, []string{"agent-1"},
+			func(id string) string { return "/api/v1/" + fuzzDomain + "/conversations/" + id + "/participants" },
+			`{"participant":"` + agent + `"}`, outcomes.OnAddParticipantSuccess, []string{"agent-1", agent}},
+		{"remove-participant", http.MethodDelete, []string{"agent-1", agent},
+			func(id string) string {
+				return "/api/v1/" + fuzzDomain + "/conversations/" + id + "/participants/" + agent
+			},
+			"", outcomes.OnParticipantRemoved, []string{"agent-1"}},
+	} {
+		t.Run(tc.node, func(t *testing.T) {
+			t.Parallel()
+			h := newWireHarness(t)
+			id := h.sim.SeedConversation(fuzzDomain, engagesim.Conversation{Channel: "sms", CustomerAddress: "+15550001",
+				BizAddress: "+15559999", Status: "active", Participants: tc.before})
+			res, calls := h.run(t, tc.node, "1.0", `{"conversationId":"`+id+`","participant":" `+agent+` "}`)
+			if res.Outcome != tc.outcome {
+				t.Fatalf("outcome %s %+v, want %s", res.Outcome, res.Error, tc.outcome)
+			}
+			c := oneCall(t, calls, tc.method, tc.path(id))
+			if tc.body != "" {
+				sameBody(t, c.body, tc.body)
+			}
+			conv, ok := h.sim.Conversation(fuzzDomain, id)
+			if !ok || !slices.Equal(conv.Participants, tc.after) {
+				t.Fatalf("participants after the call %v, want %v", conv.Participants, tc.after)
+			}
+		})
+	}
+}
