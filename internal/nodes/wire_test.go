@@ -692,3 +692,51 @@ func TestATextOfExactlyTheLimitIsSent(t *testing.T) {
 		t.Fatalf("%d calls; the text was not sent whole", len(calls))
 	}
 }
+
+// A flow may fill every field of a node's form whatever the channel; Engage gets only
+// those the chosen channel and message type use (ENGAGE.md §3): an SMS search or
+// conversation carries no subject or thread, a live chat conversation no addresses (it
+// names its parties in its own fields), a text message no email fields.
+func TestAFieldOnlyAnotherChannelOrMessageTypeUsesIsNotSent(t *testing.T) {
+	t.Parallel()
+	const (
+		everySearchField = `"bizAddress":"+15559999","customerAddress":"+15550001","subject":"Order 42","toRecipients":["a@x.test"],
+			"ccRecipients":["b@x.test"],"inReplyTo":"<m-1@x.test>","threadId":"th-1","browserFingerprint":"fp-1"`
+		textWithEmailFields = `"direction":"inbound","messageType":"text","text":"hi","timestamp":"` + wireTimestamp + `",
+			"fromAddress":"jo@example.test","subject":"Order 42","toRecipients":["a@x.test"],"plainBody":"body","htmlBody":"<p>body</p>",
+			"strippedHtml":"<p>b</p>","emailHeaders":{"X-Id":"1"},"attachments":[{"mimeType":"image/png","fileUrl":"https://files.test/a.png"}]`
+		textWire = `"direction":"inbound","messagetype":"text","text":"hi","timestamp":"` + wireTimestamp + `"`
+		liveChat = `"livechatUserId":"user-1","livechatAppId":"app-1","livechatWebsiteDomain":"shop.example.test"`
+	)
+	for _, tc := range []struct {
+		name, node, version, input, path, want string
+	}{
+		{"an sms search", "search-conversation", "1.3", `{"channel":"sms",` + everySearchField + `}`, searchPath,
+			`{"channel":"sms","bizaddress":"+15559999","customeraddress":"+15550001"}`},
+		{"a whatsapp search of 1.0", "search-conversation", "1.0", `{"channel":"whatsapp",` + everySearchField + `}`, searchPath,
+			`{"channel":"whatsapp","bizaddress":"+15559999","customeraddress":"+15550001"}`},
+		{"an email search", "search-conversation", "1.3", `{"channel":"email",` + everySearchField + `}`, searchPath,
+			`{"channel":"email","bizaddress":"+15559999","customeraddress":"+15550001","subject":"Order 42","toRecipients":["a@x.test"],
+			  "ccRecipients":["b@x.test"],"inReplyTo":"<m-1@x.test>"}`},
+		{"a live chat search", "search-conversation", "1.3", `{"channel":"livechat",` + everySearchField + `}`, searchPath,
+			`{"channel":"livechat","bizaddress":"+15559999","customeraddress":"+15550001","threadid":"th-1","browserfingerprint":"fp-1"}`},
+		{"an sms conversation", "create-conversation", "1.3",
+			`{"channel":"sms","bizAddress":"+15559999","customerAddress":"+15550001","customerName":"Jo","threadId":"th-1",` + liveChat + `,` + textWithEmailFields + `}`,
+			createPath, `{"channel":"sms","bizaddress":"+15559999","customeraddress":"+15550001","customername":"Jo",
+			  "messages":[{"channel":"sms",` + textWire + `}]}`},
+		{"a live chat conversation", "create-conversation", "1.3",
+			`{"channel":"livechat","bizAddress":"+15559999","customerAddress":"+15550001","threadId":"th-1",` + liveChat + `,` + textWithEmailFields + `}`,
+			createPath, `{"channel":"livechat","threadid":"th-1","livechatuserid":"user-1","livechatappid":"app-1",
+			  "livechatwebsitedomain":"shop.example.test","customername":"user-1","messages":[{"channel":"livechat",` + textWire + `}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newWireHarness(t)
+			res, calls := h.run(t, tc.node, tc.version, tc.input)
+			if res.Outcome == outcomes.OnInvalidData {
+				t.Fatalf("onInvalidData %+v", res.Error)
+			}
+			sameBody(t, oneCall(t, calls, http.MethodPost, tc.path).body, tc.want)
+		})
+	}
+}
