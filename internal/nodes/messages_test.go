@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/noderuntime/noderuntime/internal/nodes"
 	"github.com/noderuntime/noderuntime/internal/outcomes"
 )
 
@@ -214,6 +215,45 @@ func TestAnAttachmentIsSentWithItsMIMETypeNameAndHTTPOrHTTPSURL(t *testing.T) {
 			c := oneCall(t, calls, http.MethodPost, appendPath(id))
 			sameBody(t, c.body, `{"channel":"facebook","direction":"inbound","messagetype":"text-with-attachments",
 				"timestamp":"`+wireTimestamp+`","attachments":[`+tc.sent+`]}`)
+		})
+	}
+}
+
+// The 4096-character limit is the message text's (ENGAGE.md §2, docs/nodes.md), whatever
+// the type that carries it; an email's subject and bodies have none, and are sent whole.
+func TestTheTextLimitBoundsTheMessageTextAndNotAnEmailsBodies(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", nodes.MaxTextLength+1)
+	attachment := `"attachments":[{"mimeType":"image/png","fileUrl":"https://files.test/a.png"}]`
+	for _, tc := range []struct {
+		name, channel, fields string
+		sent                  bool
+	}{
+		{"an email's subject and bodies over the limit", "email", `"direction":"inbound","messageType":"email","fromAddress":"jo@example.test",
+			"subject":"` + long + `","plainBody":"` + long + `","htmlBody":"` + long + `","strippedHtml":"` + long + `"`, true},
+		{"a text beside attachments over the limit", "facebook", `"direction":"inbound","messageType":"text-with-attachments",` + attachment + `,"text":"` + long + `"`, false},
+		{"a text beside a rich object over the limit", "whatsapp", `"direction":"outbound","messageType":"wab-list","wabList":{"rows":[]},"text":"` + long + `"`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newWireHarness(t)
+			id := h.seed(tc.channel, "customer-1", "business-1", "active")
+			res, calls := h.run(t, "append-message", "1.4", `{"conversationId":"`+id+`","channel":"`+tc.channel+`","timestamp":"`+wireTimestamp+`",`+tc.fields+`}`)
+			if !tc.sent {
+				if res.Outcome != outcomes.OnInvalidData || !strings.HasPrefix(res.Error.Message, "input.text:") || len(calls) != 0 {
+					t.Fatalf("outcome %s %+v after %d calls, want onInvalidData naming input.text and no call", res.Outcome, res.Error, len(calls))
+				}
+				return
+			}
+			if res.Outcome != outcomes.OnAppendMessageSuccess {
+				t.Fatalf("outcome %s %+v", res.Outcome, res.Error)
+			}
+			body := decodeJSON(t, "the body Engage received", oneCall(t, calls, http.MethodPost, appendPath(id)).body)
+			for _, key := range []string{"subject", "plainBody", "htmlBody", "strippedHtml"} {
+				if body[key] != long {
+					t.Errorf("%s was not sent whole", key)
+				}
+			}
 		})
 	}
 }
