@@ -124,6 +124,10 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 		{"append-message", "1.4", `{"conversationId":"c","channel":"api","direction":"inbound","messageType":"text-with-attachments","attachments":[{"fileUrl":"https://x/a"}],` + ts + `}`, "input.attachments[0].mimeType: required"},
 		{"append-message", "1.4", `{"conversationId":"c","channel":"api","direction":"inbound","messageType":"text-with-attachments","attachments":[{"mimeType":"a/b","fileUrl":"https://x/a","size":1}],` + ts + `}`, "input.attachments: want a list of {mimeType, fileName, fileUrl}"},
 		{"update-conversation", "1.0", `{"conversationId":"c","taskID":"t"}`, "input.taskID: not an input of update-conversation 1.0; did you mean taskId?"},
+		// Of several fields the version does not have, the first in byte order is named,
+		// whatever their order in the input: the same input always gets the same message.
+		{"close-conversation", "1.0", `{"zone":1,"conversationId":"c","colour":"red","Conversationid":"d"}`, "input.Conversationid: not an input of close-conversation 1.0; did you mean conversationId?"},
+		{"close-conversation", "1.0", `{"zone":1,"conversationId":"c","colour":"red"}`, "input.colour: not an input of close-conversation 1.0"},
 	} {
 		_, _, err := prepared(t, tc.node, tc.version, tc.input)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
