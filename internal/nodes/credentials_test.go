@@ -1,10 +1,15 @@
 package nodes_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +17,8 @@ import (
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 	"github.com/noderuntime/noderuntime/internal/nodes"
 	"github.com/noderuntime/noderuntime/internal/outcomes"
+	"github.com/noderuntime/noderuntime/internal/secrets"
+	"github.com/noderuntime/noderuntime/internal/tenant"
 )
 
 // What the credential store answers decides the outcome before Engage is called
@@ -71,6 +78,52 @@ func TestACredentialStoreFailureLeadsToItsOutcomeAndCode(t *testing.T) {
 			}
 			if calls := mem.take(); len(calls) != 0 {
 				t.Fatalf("%d Engage calls, want none", len(calls))
+			}
+		})
+	}
+}
+
+// panickingCredentials panics when asked for a token: a bug in the credential store.
+type panickingCredentials struct{}
+
+func (panickingCredentials) Token(context.Context, tenant.ID, string) (nodes.Credential, error) {
+	panic("credential store bug")
+}
+
+func (panickingCredentials) Refresh(context.Context, tenant.ID, string, secrets.Value) (nodes.Credential, error) {
+	panic("credential store bug")
+}
+
+// A panic during an execution is the runtime failing (ENGAGE.md §2): the node answers
+// onError internal with every output variable of its version, the panic goes to the
+// log, and the process carries on.
+func TestAPanicDuringAnExecutionIsOnErrorAndIsLogged(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ node, version, input string }{
+		{"close-conversation", "1.0", `{"conversationId":"c-1"}`},
+		{"search-conversation", "1.3", `{"channel":"sms","bizAddress":"+15559999","customerAddress":"+15550001"}`},
+	} {
+		t.Run(tc.node, func(t *testing.T) {
+			t.Parallel()
+			var log bytes.Buffer
+			x := nodes.NewExecutor(nodes.ExecutorOptions{Engage: engage.New(engage.Options{}), Credentials: panickingCredentials{},
+				Logger: slog.New(slog.NewJSONHandler(&log, nil))})
+			v, err := nodes.NewRegistry().Lookup(tc.node, tc.version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := x.Execute(t.Context(), v, nodes.Request{Tenant: "acme", AuthorizationID: "a1", Input: json.RawMessage(tc.input)})
+			if res.Outcome != outcomes.OnError || res.Error == nil || res.Error.Code != outcomes.CodeInternal {
+				t.Fatalf("outcome %s %+v, want onError internal", res.Outcome, res.Error)
+			}
+			if strings.Contains(res.Error.Message, "credential store bug") {
+				t.Errorf("message %q shows the panic to the flow", res.Error.Message)
+			}
+			if got := slices.Sorted(maps.Keys(res.Output)); !slices.Equal(got, slices.Sorted(slices.Values(v.Outputs()))) {
+				t.Errorf("output variables %v, want %v", got, v.Outputs())
+			}
+			if !strings.Contains(log.String(), "node execution panicked") || !strings.Contains(log.String(), "credential store bug") {
+				t.Errorf("the panic was not logged: %s", log.String())
 			}
 		})
 	}
