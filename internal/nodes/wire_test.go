@@ -721,13 +721,16 @@ func TestAFieldOnlyAnotherChannelOrMessageTypeUsesIsNotSent(t *testing.T) {
 		{"a live chat search", "search-conversation", "1.3", `{"channel":"livechat",` + everySearchField + `}`, searchPath,
 			`{"channel":"livechat","bizaddress":"+15559999","customeraddress":"+15550001","threadid":"th-1","browserfingerprint":"fp-1"}`},
 		{"an sms conversation", "create-conversation", "1.3",
-			`{"channel":"sms","bizAddress":"+15559999","customerAddress":"+15550001","customerName":"Jo","threadId":"th-1",` + liveChat + `,` + textWithEmailFields + `}`,
+			`{"channel":"sms","bizAddress":"+15559999","customerAddress":"+15550001","customerName":"Jo","threadId":"th-1",` + liveChat + `,
+			  "livechatProactiveId":"campaign-1",` + textWithEmailFields + `}`,
 			createPath, `{"channel":"sms","bizaddress":"+15559999","customeraddress":"+15550001","customername":"Jo",
 			  "messages":[{"channel":"sms",` + textWire + `}]}`},
 		{"a live chat conversation", "create-conversation", "1.3",
-			`{"channel":"livechat","bizAddress":"+15559999","customerAddress":"+15550001","threadId":"th-1",` + liveChat + `,` + textWithEmailFields + `}`,
+			`{"channel":"livechat","bizAddress":"+15559999","customerAddress":"+15550001","threadId":"th-1",` + liveChat + `,
+			  "livechatProactiveId":"campaign-1",` + textWithEmailFields + `}`,
 			createPath, `{"channel":"livechat","threadid":"th-1","livechatuserid":"user-1","livechatappid":"app-1",
-			  "livechatwebsitedomain":"shop.example.test","customername":"user-1","messages":[{"channel":"livechat",` + textWire + `}]}`},
+			  "livechatwebsitedomain":"shop.example.test","livechatproactiveid":"campaign-1","customername":"user-1",
+			  "messages":[{"channel":"livechat",` + textWire + `}]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
