@@ -95,3 +95,41 @@ func TestAnInputWithoutAFieldItNeedsIsInvalidDataAndNeverReachesEngage(t *testin
 		}
 	}
 }
+
+// An optional field is optional, not unchecked: a malformed value of one (an object
+// where a string is expected, a number where a list is) is onInvalidData naming it
+// (ENGAGE.md §2), never silently dropped, and Engage is not called.
+func TestAMalformedOptionalFieldIsInvalidDataAndNeverReachesEngage(t *testing.T) {
+	t.Parallel()
+	const (
+		email    = `"channel":"email","bizAddress":"support@acme.test","customerAddress":"jo@example.test","subject":"Order 42"`
+		livechat = `"channel":"livechat","bizAddress":"app-1","customerAddress":"user-1","threadId":"th-1"`
+		text     = `"direction":"inbound","messageType":"text","text":"hi","timestamp":"` + wireTimestamp + `"`
+		sms      = `"channel":"sms","bizAddress":"+15559999","customerAddress":"+15550001"`
+		lcCreate = `"channel":"livechat","threadId":"th-1","livechatUserId":"user-1","livechatAppId":"app-1","livechatWebsiteDomain":"shop.example.test"`
+	)
+	for _, tc := range []struct {
+		node, version, input, field string
+	}{
+		{"search-conversation", "1.3", `{` + email + `,"inReplyTo":{"id":1}}`, "inReplyTo"},
+		{"search-conversation", "1.0", `{` + email + `,"toRecipients":7}`, "toRecipients"},
+		{"search-conversation", "1.1", `{` + email + `,"ccRecipients":[1,2]}`, "ccRecipients"},
+		{"search-conversation", "1.3", `{` + livechat + `,"browserFingerprint":["fp"]}`, "browserFingerprint"},
+		{"create-conversation", "1.3", `{` + sms + `,"customerName":{"first":"Jo"},` + text + `}`, "customerName"},
+		{"create-conversation", "1.3", `{` + lcCreate + `,"livechatProactiveId":true,` + text + `}`, "livechatProactiveId"},
+		{"append-message", "1.4", `{"conversationId":"c-1","channel":"sms","messageAliasId":{"id":"m-1"},` + text + `}`, "messageAliasId"},
+		{"create-conversation", "1.0", `{` + sms + `,"messageAliasId":["m-1"],` + text + `}`, "messageAliasId"},
+	} {
+		t.Run(tc.node+" "+tc.version+"/"+tc.field, func(t *testing.T) {
+			t.Parallel()
+			h := newWireHarness(t)
+			res, calls := h.run(t, tc.node, tc.version, tc.input)
+			if res.Outcome != outcomes.OnInvalidData || res.Error == nil || !strings.HasPrefix(res.Error.Message, "input."+tc.field+":") {
+				t.Fatalf("outcome %s %+v, want onInvalidData naming input.%s", res.Outcome, res.Error, tc.field)
+			}
+			if len(calls) != 0 {
+				t.Fatalf("%d Engage calls, want none", len(calls))
+			}
+		})
+	}
+}
