@@ -109,6 +109,8 @@ func TestAMalformedMessageValueIsInvalidDataNamingItAndNeverReachesEngage(t *tes
 		{"a rich object as text holding a number", `"channel":"whatsapp","direction":"outbound","messageType":"wab-buttons",` + ts + `,"wabButtons":"42"`, "wabButtons"},
 		{"a rich object as text holding a string", `"channel":"whatsapp","direction":"outbound","messageType":"wab-buttons",` + ts + `,"wabButtons":"\"buttons\""`, "wabButtons"},
 		{"email headers as text holding true", `"channel":"email","direction":"inbound","messageType":"email",` + ts + `,"fromAddress":"jo@example.test","plainBody":"b","emailHeaders":" true "`, "emailHeaders"},
+		{"an email sender that is an object", `"channel":"email","direction":"inbound","messageType":"email",` + ts + `,"fromAddress":{"name":"Jo"},"plainBody":"b"`, "fromAddress"},
+		{"an email body that is a list", `"channel":"email","direction":"inbound","messageType":"email",` + ts + `,"fromAddress":"jo@example.test","htmlBody":["<p>b</p>"]`, "htmlBody"},
 		{"email headers as text that is not JSON", `"channel":"email","direction":"inbound","messageType":"email",` + ts + `,"fromAddress":"jo@example.test","plainBody":"b","emailHeaders":"{X-Id: 1}"`, "emailHeaders"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
