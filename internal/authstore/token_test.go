@@ -517,3 +517,43 @@ func TestTheAuthorizationsGaugeCountsByStatus(t *testing.T) {
 		}
 	}
 }
+
+// A Refresh that comes after the rejected token was already replaced (by another
+// replica, or by an earlier call here) hands out the newer token without calling the
+// token endpoint, and counts as skipped: the metric tells refreshes from the calls
+// that found one done.
+func TestARefreshOfATokenAlreadyReplacedElsewhereCountsAsSkipped(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	other := e.replica()
+	a := e.createLogin(s, acme, "replaced elsewhere")
+	old, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := s.Refresh(ctxT(t), acme, a.ID, old.AccessToken)
+	if err != nil || fresh.AccessToken.Reveal() == old.AccessToken.Reveal() {
+		t.Fatalf("first refresh: %v", err)
+	}
+	e.sim.ResetCounters()
+
+	for _, st := range []*authstore.Store{other, s} {
+		c, err := st.Refresh(ctxT(t), acme, a.ID, old.AccessToken)
+		if err != nil || c.AccessToken.Reveal() != fresh.AccessToken.Reveal() {
+			t.Fatalf("refresh of the replaced token: %v; want the token that replaced it", err)
+		}
+	}
+	if n := e.sim.Grants(engagesim.GrantRefreshToken); n != 0 {
+		t.Fatalf("%d refresh grants for a token already replaced, want 0", n)
+	}
+	for i, want := range []map[string]float64{
+		{"success": 1, "skipped": 1}, // s: the first refresh, then the repeated one
+		{"success": 0, "skipped": 1}, // other: found it done
+	} {
+		for result, n := range want {
+			if got := counter(t, e.regs[i], "noderuntime_token_refreshes_total", result); got != n {
+				t.Errorf("instance %d: %v refreshes counted %s, want %v", i, got, result, n)
+			}
+		}
+	}
+}
