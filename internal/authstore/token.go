@@ -179,17 +179,14 @@ func (s *Store) credential(r *row) (Credential, error) {
 	return c, nil
 }
 
-// remember caches c until it is due for refresh, at most CacheMaxAge (or until cap, when
-// given). r.updatedAt is when its token was stored.
-func (s *Store) remember(snap uint64, t tenant.ID, r *row, c Credential, capAt time.Time) {
+// remember caches c until it is due for refresh, at most CacheMaxAge. r.updatedAt is
+// when its token was stored.
+func (s *Store) remember(snap uint64, t tenant.ID, r *row, c Credential) {
 	until := s.now().Add(s.maxAge)
 	if !c.ExpiresAt.IsZero() {
 		if e := s.refreshAt(c.ExpiresAt, r.updatedAt); e.Before(until) {
 			until = e
 		}
-	}
-	if !capAt.IsZero() && capAt.Before(until) {
-		until = capAt
 	}
 	s.cache.put(snap, r.id, &entry{tenant: t, cred: c, version: r.version, until: until})
 }
@@ -223,11 +220,11 @@ func (s *Store) load(ctx context.Context, snap uint64, t tenant.ID, id string, r
 		if !rejected.IsZero() {
 			s.metrics.refresh(resultSkipped) // someone already replaced the rejected token
 		}
-		s.remember(snap, t, r, cur, time.Time{})
+		s.remember(snap, t, r, cur)
 		return cur, nil
 	}
 	if until, ok := s.backingOff(r, now); ok {
-		return s.whileBackingOff(snap, t, r, cur, rejected, now, until)
+		return s.whileBackingOff(r, cur, rejected, now, until)
 	}
 	return s.refreshLocked(ctx, t, r.version, id, rejected)
 }
@@ -243,11 +240,12 @@ func (s *Store) backingOff(r *row, now time.Time) (time.Time, bool) {
 }
 
 // whileBackingOff answers without calling the token endpoint: the current token while
-// it works at all, else an error that says when the next attempt is.
-func (s *Store) whileBackingOff(snap uint64, t tenant.ID, r *row, cur Credential, rejected secrets.Value, now, until time.Time) (Credential, error) {
+// it works at all, else an error that says when the next attempt is. It caches nothing:
+// cur is due for refresh (else no refresh would have been tried), and the cache serves
+// no token past that.
+func (s *Store) whileBackingOff(r *row, cur Credential, rejected secrets.Value, now, until time.Time) (Credential, error) {
 	s.cache.fail(r.id, until)
 	if stillValid(cur, rejected, now) {
-		s.remember(snap, t, r, cur, until)
 		return cur, nil
 	}
 	return Credential{}, fmt.Errorf("refresh token: %w (it failed moments ago; next attempt after %s)", outcomes.ErrTokenUnavailable, until.UTC().Format(time.RFC3339Nano))
@@ -291,13 +289,13 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 			return Credential{}, fmt.Errorf("refresh token: %w", err)
 		}
 		s.metrics.refresh(resultSkipped)
-		s.remember(snap, t, r, cur, time.Time{})
+		s.remember(snap, t, r, cur)
 		return cur, nil
 	}
 	if until, ok := s.backingOff(r, now); ok {
 		// The endpoint failed for whoever held the lock before us, here or on another
 		// replica: calling it again now would hammer it.
-		return s.whileBackingOff(snap, t, r, cur, rejected, now, until)
+		return s.whileBackingOff(r, cur, rejected, now, until)
 	}
 	o, err := s.openRow(r)
 	if err != nil {
@@ -383,7 +381,7 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 	s.cache.recovered(id)
 	r.version, r.updatedAt = version, stored
 	c := Credential{AuthorizationID: r.id, BaseURL: r.baseURL, Domain: r.domain, AccessToken: got.access, ExpiresAt: got.expiry}
-	s.remember(snap, t, r, c, time.Time{})
+	s.remember(snap, t, r, c)
 	log.DebugContext(ctx, "token refreshed", slog.String("kind", string(r.kind)))
 	return c, nil
 }
