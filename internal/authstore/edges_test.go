@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -979,5 +980,74 @@ func TestALoginThatCannotBeWrittenBeforeItsBoundFailsWithTheLostConnection(t *te
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		t.Fatalf("the login failed with %v: the lost connection that caused it is not said", err)
+	}
+}
+
+// thenAfterTheAnswer is a token endpoint's transport that runs then once, after next
+// has brought the provider's answer and before the store sees it.
+type thenAfterTheAnswer struct {
+	next http.RoundTripper
+	then func()
+	once sync.Once
+}
+
+func (a *thenAfterTheAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := a.next.RoundTrip(r)
+	if err == nil {
+		a.once.Do(a.then)
+	}
+	return resp, err
+}
+
+// A refresh whose connection is lost after the provider answered writes its pair again
+// only over the row it refreshed: a re-login completed in between (the lock went with
+// the connection) is the newer grant, and the refresh of the old login must not write
+// over it. The refresh fails; the row, and every token handed out after, are the
+// re-login's.
+func TestARefreshWrittenAgainAfterALostConnectionLeavesAReloginMadeMeanwhile(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	other := e.store()
+	a := e.createLogin(other, acme, "relogin during a lost refresh")
+	started, err := other.Reauthorize(ctxT(t), acme, authstore.ActorAPI, a.ID, authstore.ReauthorizeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := e.login(started.AuthorizeURL, "login")
+	cut := &connectionCutAfterTheAnswer{pool: e.newPool()}
+	var relogged []byte // the re-login's sealed access token
+	relogin := func() {
+		if _, err := other.CompleteLogin(context.Background(), query); err != nil {
+			t.Errorf("the re-login while the refresh's connection is down: %v", err)
+			return
+		}
+		if err := e.pool.QueryRow(context.Background(), "select access_token from authorizations where id = $1", a.ID).Scan(&relogged); err != nil {
+			t.Error(err)
+		}
+	}
+	s := e.store(func(o *authstore.Options) {
+		o.HTTPClient = &http.Client{Transport: &thenAfterTheAnswer{next: cut, then: relogin}}
+	})
+	e.expire(a.ID)
+
+	c, err := s.Token(ctxT(t), acme, a.ID)
+	if cut.cut.Load() != 1 || relogged == nil {
+		t.Fatalf("terminated %d connections, re-logged %v: want the refresh's cut, then the re-login", cut.cut.Load(), relogged != nil)
+	}
+	if err == nil {
+		t.Errorf("the refresh of the replaced login handed out a token (works: %v), want an error", e.works(c))
+	}
+	var stored []byte
+	if err := e.pool.QueryRow(ctxT(t), "select access_token from authorizations where id = $1", a.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stored, relogged) {
+		t.Fatal("the refresh wrote the old login's pair over the re-login")
+	}
+	want := e.storedAccessToken(a.ID)
+	for _, st := range []*authstore.Store{s, other} {
+		c, err := st.Token(ctxT(t), acme, a.ID)
+		if err != nil || c.AccessToken.Reveal() != want {
+			t.Fatalf("a token after the race: %v; want the re-login's", err)
+		}
 	}
 }
