@@ -44,6 +44,40 @@ func TestCiphertextOpensOnlyWithItsAssociatedData(t *testing.T) {
 	}
 }
 
+// A damaged ciphertext (a truncated column, a byte changed by hand, another format) is
+// ErrDecrypt, which callers report per row, and never a panic that would take the
+// request, or a key rotation, down with it.
+func TestADamagedCiphertextIsErrDecryptNeverAPanic(t *testing.T) {
+	ring, err := secrets.ParseKeyRing("k1:" + key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aad := []byte("row-1/access_token")
+	ct, err := ring.Encrypt([]byte("access-token-canary"), aad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := map[string][]byte{
+		"another format version":              append([]byte{ct[0] + 1}, ct[1:]...),
+		"a key ID longer than the ciphertext": {ct[0], 200, 'k', '1'},
+	}
+	for n := range len(ct) {
+		damaged[fmt.Sprintf("truncated to %d bytes", n)] = ct[:n]
+	}
+	for name, c := range damaged {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("panic: %v", r)
+				}
+			}()
+			if got, err := ring.Decrypt(c, aad); !errors.Is(err, secrets.ErrDecrypt) {
+				t.Fatalf("got %q, %v; want ErrDecrypt", got, err)
+			}
+		})
+	}
+}
+
 func TestKeyRingRotation(t *testing.T) {
 	old, _ := secrets.ParseKeyRing("k1:" + key(1))
 	ct, _ := old.Encrypt([]byte("s"), []byte("a"))
