@@ -486,3 +486,90 @@ func TestAnExpiredKeyClaimedAtOnceOnTwoReplicasRunsOnce(t *testing.T) {
 		t.Fatalf("%d requests ran, want 1", ran.Load())
 	}
 }
+
+// holdTakeOver holds the first take-over statement before it is sent, until release is
+// closed (a request that read the key as abandoned and has not yet taken it), and
+// closes answered when that statement has its answer.
+type holdTakeOver struct {
+	held                       atomic.Bool
+	reached, release, answered chan struct{}
+}
+
+type heldStatement struct{}
+
+func (h *holdTakeOver) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, "update idempotency_keys set locked_until") && h.held.CompareAndSwap(false, true) {
+		close(h.reached)
+		<-h.release
+		return context.WithValue(ctx, heldStatement{}, true)
+	}
+	return ctx
+}
+
+func (h *holdTakeOver) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	if ctx.Value(heldStatement{}) != nil {
+		close(h.answered)
+	}
+}
+
+// Two requests that both read a key as abandoned race to take it over: the one that
+// takes it second finds it held again and waits, rather than running the execution a
+// second time beside the first.
+func TestAnAbandonedKeyTakenOverByTwoRequestsAtOnceRunsOnce(t *testing.T) {
+	t.Parallel()
+	url := dbtest.NewURL(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := &holdTakeOver{reached: make(chan struct{}), release: make(chan struct{}), answered: make(chan struct{})}
+	cfg.ConnConfig.Tracer = hold
+	held, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(held.Close)
+	plain, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(plain.Close)
+	first := idempotency.New(held, idempotency.Options{})
+	second := idempotency.New(plain, idempotency.Options{})
+	// A lease of zero has lapsed at once: the holder went away without an answer.
+	if c := claim(t, second, "a", "k", "b", 0, false); c.State != idempotency.Run {
+		t.Fatal(c.State)
+	}
+
+	type result struct {
+		c   idempotency.Claim
+		err error
+	}
+	late := make(chan result, 1)
+	ctx, giveUp := context.WithCancel(t.Context())
+	defer giveUp()
+	go func() {
+		c, err := first.Claim(ctx, "t-a", "k", hash("b"), time.Minute, true)
+		late <- result{c, err}
+	}()
+	select {
+	case <-hold.reached:
+	case r := <-late:
+		t.Fatalf("the first request: %v (%v) before it came to take the key over", r.c.State, r.err)
+	}
+	if c := claim(t, second, "a", "k", "b", time.Minute, true); c.State != idempotency.Run {
+		t.Fatalf("the second request: %v, want Run (it took the key over)", c.State)
+	}
+	close(hold.release)
+	// Once its take-over has answered, the first request has nothing left to decide but
+	// to wait: it gives up, and says whether it ran.
+	select {
+	case <-hold.answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request's take-over did not answer")
+	}
+	giveUp()
+	if r := <-late; r.err != nil || r.c.State != idempotency.InProgress {
+		t.Fatalf("the first request: %v (%v), want InProgress: the key was taken over meanwhile", r.c.State, r.err)
+	}
+}
