@@ -128,6 +128,39 @@ func TestParseKeyRingRejectsBadRings(t *testing.T) {
 	}
 }
 
+// The forms an operator writes into NODERUNTIME_ENCRYPTION_KEYS by hand or by tool: spaces
+// around entries, a trailing comma, base64 without its padding. Each is the same ring:
+// the same primary key, and it opens what the plain form sealed.
+func TestParseKeyRingAcceptsTheFormsAnOperatorWrites(t *testing.T) {
+	plain, err := secrets.ParseKeyRing("k2:" + key(2) + ",k1:" + key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := plain.Encrypt([]byte("s"), []byte("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unpadded := strings.TrimRight(key(2), "=")
+	for name, spec := range map[string]string{
+		"spaces around entries": " k2:" + key(2) + " , k1:" + key(1) + " ",
+		"a trailing comma":      "k2:" + key(2) + ",k1:" + key(1) + ",",
+		"unpadded base64":       "k2:" + unpadded + ",k1:" + key(1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ring, err := secrets.ParseKeyRing(spec)
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if ring.PrimaryID() != "k2" {
+				t.Fatalf("primary key %q, want k2", ring.PrimaryID())
+			}
+			if got, err := ring.Decrypt(ct, []byte("a")); err != nil || string(got) != "s" {
+				t.Fatalf("does not open what the plain form sealed: %q %v", got, err)
+			}
+		})
+	}
+}
+
 func TestSecretValuesPrintRedacted(t *testing.T) {
 	v := secrets.New("tok-canary-123")
 	var logBuf bytes.Buffer
