@@ -1,9 +1,11 @@
 package idempotency_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -571,5 +573,72 @@ func TestAnAbandonedKeyTakenOverByTwoRequestsAtOnceRunsOnce(t *testing.T) {
 	giveUp()
 	if r := <-late; r.err != nil || r.c.State != idempotency.InProgress {
 		t.Fatalf("the first request: %v (%v), want InProgress: the key was taken over meanwhile", r.c.State, r.err)
+	}
+}
+
+// leaveAtTheAnswer is a connection on which the caller leaves as the answer to the
+// next claim arrives: Postgres has made the claim, the caller's context ends, and the
+// connection breaks with the answer unread.
+type leaveAtTheAnswer struct {
+	net.Conn
+	leave  func()
+	armed  *atomic.Bool
+	losing bool
+}
+
+func (c *leaveAtTheAnswer) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte("insert into idempotency_keys")) && c.armed.CompareAndSwap(true, false) {
+		c.losing = true
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *leaveAtTheAnswer) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if c.losing && n > 0 {
+		c.leave()
+		c.Conn.Close()
+		return 0, errors.New("the caller left as the answer arrived")
+	}
+	return n, err
+}
+
+// A caller that leaves while its claim is in flight (the client hung up) after
+// Postgres made the claim: the key is given up on a deadline of the store's own, not
+// the caller's ended context, so the retry runs at once instead of finding the key held
+// by nobody for the whole lease.
+func TestAClaimWhoseCallerLeftAsItWasMadeLeavesTheKeyFree(t *testing.T) {
+	t.Parallel()
+	cfg, err := pgxpool.ParseConfig(dbtest.NewURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol // one message per statement
+	ctx, leave := context.WithCancel(t.Context())
+	defer leave()
+	armed := new(atomic.Bool)
+	var dialer net.Dialer
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &leaveAtTheAnswer{Conn: conn, leave: leave, armed: armed}, nil
+	}
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := idempotency.New(pool, idempotency.Options{})
+
+	armed.Store(true)
+	if _, err := s.Claim(ctx, "t-a", "k", hash("b"), time.Minute, false); err == nil || armed.Load() || ctx.Err() == nil {
+		t.Fatalf("the claim whose caller left: %v (insert seen: %v, left: %v), want an error", err, !armed.Load(), ctx.Err() != nil)
+	}
+	retry, cancel := context.WithTimeout(t.Context(), waiterPatience)
+	defer cancel()
+	if c, err := s.Claim(retry, "t-a", "k", hash("b"), time.Minute, false); err != nil || c.State != idempotency.Run {
+		t.Fatalf("the retry: %v (%v), want Run", c.State, err)
 	}
 }
