@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -165,8 +166,12 @@ func TestSecretValuesPrintRedacted(t *testing.T) {
 	v := secrets.New("tok-canary-123")
 	var logBuf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logBuf, nil)).Info("x", "token", v)
+	slog.New(slog.NewTextHandler(&logBuf, nil)).Info("x", "token", v)
 	j, _ := json.Marshal(map[string]any{"t": v})
-	for _, s := range []string{fmt.Sprint(v), fmt.Sprintf("%v %+v %#v %s %q", v, v, v, v, v), logBuf.String(), string(j)} {
+	// As a map key, JSON writes the key's text; so does XML for an element's content.
+	k, _ := json.Marshal(map[secrets.Value]int{v: 1})
+	x, _ := xml.Marshal(struct{ Token secrets.Value }{v})
+	for _, s := range []string{fmt.Sprint(v), fmt.Sprintf("%v %+v %#v %s %q", v, v, v, v, v), v.GoString(), logBuf.String(), string(j), string(k), string(x)} {
 		if strings.Contains(s, "canary") {
 			t.Errorf("secret leaked: %s", s)
 		}
