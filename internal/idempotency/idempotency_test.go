@@ -642,3 +642,25 @@ func TestAClaimWhoseCallerLeftAsItWasMadeLeavesTheKeyFree(t *testing.T) {
 		t.Fatalf("the retry: %v (%v), want Run", c.State, err)
 	}
 }
+
+// An execution whose answer is empty (or nil) has answered all the same: its key
+// replays the empty answer, rather than reading as still running or abandoned.
+func TestAnEmptyAnswerIsReplayedAsAnAnswer(t *testing.T) {
+	t.Parallel()
+	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{})
+	for key, answer := range map[string][]byte{"nil": nil, "empty": {}} {
+		c := claim(t, s, "a", key, "b", time.Minute, false)
+		if c.State != idempotency.Run {
+			t.Fatal(c.State)
+		}
+		if err := s.Complete(t.Context(), "t-a", key, c.Holder, answer); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
+		defer cancel()
+		got, err := s.Claim(ctx, "t-a", key, hash("b"), time.Minute, false)
+		if err != nil || got.State != idempotency.Replay || len(got.Response) != 0 {
+			t.Errorf("%s answer: %v %q (%v), want an empty replay", key, got.State, got.Response, err)
+		}
+	}
+}
