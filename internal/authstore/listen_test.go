@@ -210,6 +210,29 @@ func TestTheInstanceThatDeletesAnAuthorizationRefusesItAsSoonAsDeleteReturns(t *
 	}
 }
 
+// Likewise the instance that re-authorizes client credentials serves the new token as
+// soon as Reauthorize returns: the re-authorization may have moved the authorization to
+// another Engage tenant, whose executions must not run on the old tenant's token.
+func TestTheInstanceThatReauthorizesServesTheNewTokenAsSoonAsReauthorizeReturns(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	waitListening(t, s)
+	for i := range 10 {
+		a := e.createCC(s, acme, "reauthorized "+strconv.Itoa(i))
+		old := warm(t, e, s, 0, a.ID)
+		if _, err := s.Reauthorize(ctxT(t), acme, authstore.ActorAPI, a.ID, authstore.ReauthorizeRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.Token(ctxT(t), acme, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.AccessToken.Reveal() == old.AccessToken.Reveal() || c.AccessToken.Reveal() != e.storedAccessToken(a.ID) {
+			t.Fatalf("re-authorization %d: the instance that re-authorized served the token it replaced", i+1)
+		}
+	}
+}
+
 // A load begun before the listener reconnected (during an outage, say) and failing after
 // it is not shared with a call made after the reconnect: that call finds the cache
 // emptied by the reconnect and no stale token to fall back on, so it reads Postgres
