@@ -664,3 +664,20 @@ func TestAnEmptyAnswerIsReplayedAsAnAnswer(t *testing.T) {
 		}
 	}
 }
+
+// The sweep deletes expired rows only: an answer about to expire (a short TTL, or one
+// near the end of its day) is still replayed after a sweep.
+func TestTheSweepKeepsAnswersThatHaveNotExpiredYet(t *testing.T) {
+	t.Parallel()
+	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{TTL: time.Minute})
+	c := claim(t, s, "a", "k", "b", time.Minute, false)
+	if err := s.Complete(t.Context(), "t-a", "k", c.Holder, []byte("answer")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Sweep(t.Context(), 100); err != nil || n != 0 {
+		t.Fatalf("swept %d (%v), want 0: the answer has a minute to live", n, err)
+	}
+	if c := claim(t, s, "a", "k", "b", time.Minute, false); c.State != idempotency.Replay || string(c.Response) != "answer" {
+		t.Fatalf("after the sweep: %v %q, want the answer replayed", c.State, c.Response)
+	}
+}
