@@ -580,3 +580,28 @@ func TestACallbackSubmittedTwiceAtOnceCompletesOnceAndExchangesTheCodeOnce(t *te
 		t.Fatalf("status %s, want active", st)
 	}
 }
+
+// A login that repairs an authorization in needs_reauthorization is a re-authorization
+// too, both on the confirmation page (PendingLogin) and once completed: only a pending
+// authorization's first login is not.
+func TestALoginThatRepairsANeedsReauthorizationReadsAsAReauthorization(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createLogin(s, acme, "repaired")
+	if _, err := e.pool.Exec(ctxT(t), "update authorizations set status = 'needs_reauthorization' where id = $1", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Reauthorize(ctxT(t), acme, authstore.ActorAPI, a.ID, authstore.ReauthorizeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := e.login(st.AuthorizeURL, "login")
+	pending, err := s.PendingLogin(ctxT(t), query.Get("state"))
+	if err != nil || !pending.Reauthorization {
+		t.Fatalf("the login to confirm: %+v %v, want a re-authorization", pending, err)
+	}
+	done, err := s.CompleteLogin(ctxT(t), query)
+	if err != nil || !done.Reauthorized || done.Status != authstore.StatusActive {
+		t.Fatalf("the completed login: %+v %v, want an active re-authorization", done, err)
+	}
+}
