@@ -681,3 +681,79 @@ func TestTheSweepKeepsAnswersThatHaveNotExpiredYet(t *testing.T) {
 		t.Fatalf("after the sweep: %v %q, want the answer replayed", c.State, c.Response)
 	}
 }
+
+// Claims sweep now and then (every SweepEvery-th new key), so expired rows of keys no
+// one uses again do not pile up without an operator calling Sweep.
+func TestClaimsSweepExpiredKeysNowAndThen(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.NewPool(t)
+	s := idempotency.New(pool, idempotency.Options{SweepEvery: 2})
+	for _, key := range []string{"old1", "old2"} {
+		c := claim(t, s, "a", key, "b", time.Minute, false)
+		if err := s.Complete(t.Context(), "t-a", key, c.Holder, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(t.Context(), `update idempotency_keys set expires_at = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	claim(t, s, "a", "new1", "b", time.Minute, false) // the third claim: no sweep
+	claim(t, s, "a", "new2", "b", time.Minute, false) // the fourth: sweeps
+	var left int
+	if err := pool.QueryRow(t.Context(), `select count(*) from idempotency_keys where key like 'old%'`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d expired rows left (%v), want 0", left, err)
+	}
+}
+
+// countLooks counts a waiter's looks at a key.
+type countLooks struct{ n atomic.Int32 }
+
+func (c *countLooks) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, "select request_hash, response") {
+		c.n.Add(1)
+	}
+	return ctx
+}
+
+func (c *countLooks) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// A waiter looks at the key at least every MaxPoll however long it has waited, so it
+// sees the answer soon after it is stored, not after a wait that doubled without end.
+func TestAWaiterLooksAtLeastEveryMaxPoll(t *testing.T) {
+	t.Parallel()
+	cfg, err := pgxpool.ParseConfig(dbtest.NewURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	looks := &countLooks{}
+	cfg.ConnConfig.Tracer = looks
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := idempotency.New(pool, idempotency.Options{MaxPoll: 10 * time.Millisecond})
+	holder := claim(t, s, "a", "k", "b", time.Minute, false)
+
+	got := make(chan idempotency.Claim, 1)
+	go func() {
+		c, err := s.Claim(t.Context(), "t-a", "k", hash("b"), time.Minute, false)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	// Doubling from 5 ms without the bound, 40 looks would take hours; with it, under a
+	// second.
+	for start := time.Now(); looks.n.Load() < 40; time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("%d looks in 5s, want one at least every 10ms", looks.n.Load())
+		}
+	}
+	if err := s.Complete(t.Context(), "t-a", "k", holder.Holder, []byte("answer")); err != nil {
+		t.Fatal(err)
+	}
+	if c := <-got; c.State != idempotency.Replay || string(c.Response) != "answer" {
+		t.Fatalf("the waiter: %v %q, want the answer", c.State, c.Response)
+	}
+}
