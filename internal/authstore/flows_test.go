@@ -470,6 +470,32 @@ func TestAReauthorizationNeverWritesBackCredentialsChangedMeanwhile(t *testing.T
 	}
 }
 
+// The same for the tenant ID: a re-authorization that kept the stored tenant ID must
+// not write it back over the one another re-authorization moved the authorization to
+// meanwhile (with the same secret, so only the ID tells the two apart).
+func TestAReauthorizationNeverWritesBackATenantIDChangedMeanwhile(t *testing.T) {
+	e := newEnv(t, engagesim.Config{Tenants: []engagesim.Tenant{{ID: "tenant-2", Secret: ccSecret, Domain: "acme"}}})
+	auth := e.createCC(e.store(), acme, "desk")
+	held := heldTransport{answered: make(chan struct{}, 1), release: make(chan struct{})}
+	slow := e.replica(func(o *authstore.Options) { o.HTTPClient = &http.Client{Transport: held} })
+	done := make(chan error, 1)
+	go func() {
+		_, err := slow.Reauthorize(context.Background(), acme, authstore.ActorAPI, auth.ID, authstore.ReauthorizeRequest{})
+		done <- err
+	}()
+	<-held.answered // its grant, for the stored tenant-1, is answered
+
+	if _, err := e.store().Reauthorize(ctxT(t), acme, authstore.ActorAPI, auth.ID, authstore.ReauthorizeRequest{TenantID: "tenant-2"}); err != nil {
+		t.Fatal(err)
+	}
+	close(held.release)
+	wantCode(t, <-done, authstore.ErrConflict)
+	got, err := e.store().Get(ctxT(t), acme, auth.ID)
+	if err != nil || got.TenantID != "tenant-2" {
+		t.Fatalf("tenant ID %q (%v) after both re-authorizations, want tenant-2", got.TenantID, err)
+	}
+}
+
 // leaveAfterAnswer is a token endpoint's transport whose caller leaves once the
 // provider has answered: the code is exchanged, the answer read, the caller gone.
 type leaveAfterAnswer struct{ leave context.CancelFunc }
