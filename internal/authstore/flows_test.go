@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -62,6 +63,35 @@ func TestRefusedClientCredentialsAnswerTheProvidersErrorAndStoreNothing(t *testi
 	var n int
 	if err := e.pool.QueryRow(context.Background(), "select count(*) from authorizations").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d rows stored (%v), want none", n, err)
+	}
+}
+
+// A token endpoint that is busy or failing (429, 5xx) when client credentials are
+// checked has refused nothing: the caller is told to try again, not that the
+// credentials are wrong; and nothing is stored either way.
+func TestClientCredentialsCheckedWhileTheTokenEndpointIsBusyAnswerTryAgain(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		want   authstore.ErrorCode
+	}{
+		{http.StatusTooManyRequests, authstore.ErrProviderUnavailable},
+		{http.StatusServiceUnavailable, authstore.ErrProviderUnavailable},
+		{http.StatusBadRequest, authstore.ErrProviderRejected},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			e := newEnv(t, engagesim.Config{})
+			s := e.store()
+			e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: tc.status})
+			_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+				Name: "busy", Kind: authstore.KindClientCredentials, BaseURL: e.sim.BaseURL(), Domain: "acme",
+				TenantID: "tenant-1", TenantSecret: secrets.New(ccSecret),
+			})
+			wantCode(t, err, tc.want)
+			var n int
+			if err := e.pool.QueryRow(context.Background(), "select count(*) from authorizations").Scan(&n); err != nil || n != 0 {
+				t.Fatalf("%d rows stored (%v), want none", n, err)
+			}
+		})
 	}
 }
 
