@@ -437,6 +437,17 @@ func TestATokenReadOnAConnectionARestartClosedIsReadAgain(t *testing.T) {
 	if _, err := s.Token(ctxT(t), acme, first.ID); err != nil {
 		t.Fatal(err)
 	}
+	// A pool that served a few calls at once holds several connections: a second read
+	// on whichever comes next would meet a closed one too.
+	conns := make([]*pgxpool.Conn, 4)
+	for i := range conns {
+		if conns[i], err = pool.Acquire(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range conns {
+		c.Release()
+	}
 	// What a restart does to every connection of the pool (and the listener's).
 	if _, err := e.pool.Exec(ctxT(t), `select pg_terminate_backend(pid) from pg_stat_activity
 		where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'`); err != nil {
