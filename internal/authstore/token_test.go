@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 	"github.com/noderuntime/noderuntime/internal/outcomes"
@@ -519,6 +521,43 @@ func TestTheAuthorizationsGaugeCountsByStatus(t *testing.T) {
 	for status, want := range map[string]float64{"active": 2, "pending": 1, "needs_reauthorization": 0} {
 		if got := counter(t, reg, "noderuntime_authorizations", status); got != want {
 			t.Errorf("authorizations{status=%q} = %v, want %v", status, got, want)
+		}
+	}
+}
+
+// Scrapes within statusCacheFor (10 s) of a count answer from it: several Prometheus
+// servers scraping every replica cost one query per replica and period, not one each.
+func TestTheAuthorizationsGaugeIsCountedOnceForScrapesCloseTogether(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	e.createCC(s, acme, "one")
+	reg := e.regs[0]
+	if got := counter(t, reg, "noderuntime_authorizations", "active"); got != 1 {
+		t.Fatalf("active = %v, want 1", got)
+	}
+	e.createCC(s, acme, "two")
+	if got := counter(t, reg, "noderuntime_authorizations", "active"); got != 1 {
+		t.Fatalf("active = %v on a scrape right after the first, want the first's 1 (no second query)", got)
+	}
+}
+
+// While Postgres has never answered the count, the gauge has no sample at all: a zero
+// for every status would read as "no authorizations" on a dashboard.
+func TestTheAuthorizationsGaugeHasNoSampleBeforePostgresAnswers(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	unreachable, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/none?connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unreachable.Close)
+	e.store(func(o *authstore.Options) { o.Pool = unreachable })
+	mfs, err := e.regs[0].Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "noderuntime_authorizations" {
+			t.Fatalf("%d samples of noderuntime_authorizations without a count, want none", len(mf.GetMetric()))
 		}
 	}
 }
