@@ -183,6 +183,16 @@ func TestLoginFailuresShowWhyAndChangeNothing(t *testing.T) {
 			}
 			return q
 		}, authstore.ErrStateExpired},
+		// Starting a login clears old states, but keeps those expired within a day: an
+		// expired one still says so, rather than reading as unknown.
+		{"a state expired an hour ago, with a login started since", func(st authstore.Started) map[string][]string {
+			q := e.login(st.AuthorizeURL, "login")
+			if _, err := e.pool.Exec(context.Background(), "update oauth_states set expires_at = now() - interval '1 hour'"); err != nil {
+				t.Fatal(err)
+			}
+			start("started since " + st.ID)
+			return q
+		}, authstore.ErrStateExpired},
 		{"the user cancels at the provider", func(st authstore.Started) map[string][]string {
 			return e.login(st.AuthorizeURL, "cancel")
 		}, authstore.ErrLoginDenied},
