@@ -520,10 +520,14 @@ func TestAReauthorizationNeverWritesBackATenantIDChangedMeanwhile(t *testing.T) 
 	slow := e.replica(func(o *authstore.Options) { o.HTTPClient = &http.Client{Transport: held} })
 	done := make(chan error, 1)
 	go func() {
-		_, err := slow.Reauthorize(context.Background(), acme, authstore.ActorAPI, auth.ID, authstore.ReauthorizeRequest{})
+		_, err := slow.Reauthorize(ctxT(t), acme, authstore.ActorAPI, auth.ID, authstore.ReauthorizeRequest{})
 		done <- err
 	}()
-	<-held.answered // its grant, for the stored tenant-1, is answered
+	select {
+	case <-held.answered: // its grant, for the stored tenant-1, is answered
+	case err := <-done:
+		t.Fatalf("the first re-authorization ended before its grant was answered: %v", err)
+	}
 
 	if _, err := e.store().Reauthorize(ctxT(t), acme, authstore.ActorAPI, auth.ID, authstore.ReauthorizeRequest{TenantID: "tenant-2"}); err != nil {
 		t.Fatal(err)
