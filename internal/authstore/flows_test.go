@@ -359,6 +359,30 @@ func TestRegionsNameTheDocumentedBaseURLs(t *testing.T) {
 	}
 }
 
+// An authorization is shown in a region only when its base URL is that region's
+// documented one: a host or path that merely looks like it is shown without a region.
+func TestOnlyADocumentedBaseURLIsShownInItsRegion(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	documented, _ := authstore.RegionBaseURL("us")
+	lookalikes := []string{"https://api-us-site-1.imiengage.io.example.test/api/v1", "https://api-us-site-1.imiengage.io/api/v2"}
+	s := e.store(func(o *authstore.Options) {
+		o.AllowedBaseURLs = append(o.AllowedBaseURLs, append(lookalikes, documented)...)
+	})
+	for i, tc := range []struct{ base, region string }{
+		{documented, "us"}, {lookalikes[0], ""}, {lookalikes[1], ""},
+	} {
+		got, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+			Name: "base " + strconv.Itoa(i), Kind: authstore.KindWebexLogin, BaseURL: tc.base, Domain: "acme",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Region != tc.region {
+			t.Errorf("%s: region %q, want %q", tc.base, got.Region, tc.region)
+		}
+	}
+}
+
 func TestWebexLoginNeedsItsConfiguration(t *testing.T) {
 	e := newEnv(t, engagesim.Config{})
 	s := e.store(func(o *authstore.Options) { o.Webex = authstore.Webex{} })
