@@ -383,6 +383,52 @@ func TestOnlyADocumentedBaseURLIsShownInItsRegion(t *testing.T) {
 	}
 }
 
+// Credentials given where they do not belong, or malformed, are refused before any
+// grant is asked for and before anything changes: a tenant ID or secret for a Webex
+// login (which gets its tokens from the login; the caller may have meant
+// client-credentials), and a tenant ID that is not printable text on a re-authorization.
+func TestMisplacedOrMalformedCredentialsAreRefusedBeforeAnyGrant(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	login := e.createLogin(s, acme, "login")
+	cc := e.createCC(s, acme, "cc")
+	e.sim.ResetCounters()
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"a tenant ID for a new Webex login", func() error {
+			_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+				Name: "new login", Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme", TenantID: "tenant-1",
+			})
+			return err
+		}},
+		{"a tenant secret to re-authorize a Webex login", func() error {
+			_, err := s.Reauthorize(ctxT(t), acme, authstore.ActorAPI, login.ID, authstore.ReauthorizeRequest{TenantSecret: secrets.New(ccSecret)})
+			return err
+		}},
+		{"a tenant ID with a control character to re-authorize client credentials", func() error {
+			_, err := s.Reauthorize(ctxT(t), acme, authstore.ActorAPI, cc.ID, authstore.ReauthorizeRequest{TenantID: "tenant-1\x00"})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantCode(t, tc.call(), authstore.ErrInvalid)
+		})
+	}
+	if n := e.sim.Grants(engagesim.GrantClientCredentials); n != 0 {
+		t.Fatalf("%d client-credentials grants, want none", n)
+	}
+	if list, err := s.List(ctxT(t), acme); err != nil || len(list) != 2 {
+		t.Fatalf("%d authorizations (%v), want the 2 made before", len(list), err)
+	}
+	for _, a := range []authstore.Authorization{login, cc} {
+		if got, err := s.Get(ctxT(t), acme, a.ID); err != nil || !got.UpdatedAt.Equal(a.UpdatedAt) {
+			t.Fatalf("%s changed (%v)", a.Name, err)
+		}
+	}
+}
+
 func TestWebexLoginNeedsItsConfiguration(t *testing.T) {
 	e := newEnv(t, engagesim.Config{})
 	s := e.store(func(o *authstore.Options) { o.Webex = authstore.Webex{} })
