@@ -95,6 +95,26 @@ func TestClientCredentialsCheckedWhileTheTokenEndpointIsBusyAnswerTryAgain(t *te
 	}
 }
 
+// The callback page shows the provider's error code, and anyone can write one into a
+// login link: a code that is not an RFC 6749 code (words, markup) is shown as
+// invalid_error_code, never as the text that came in.
+func TestALoginErrorCodeThatIsNotACodeIsNeverShown(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	st, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{Name: "denied", Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := e.login(st.AuthorizeURL, "cancel")
+	const injected = "Your account is locked: call +1 555 0100 <b>now</b>"
+	q.Set("error", injected)
+	_, err = s.CompleteLogin(ctxT(t), q)
+	ae := wantCode(t, err, authstore.ErrLoginDenied)
+	if ae.ProviderError != "invalid_error_code" || strings.Contains(ae.Message, "locked") || strings.Contains(err.Error(), "locked") {
+		t.Fatalf("provider error %q, message %q: want invalid_error_code and none of the text", ae.ProviderError, ae.Message)
+	}
+}
+
 func TestWebexLoginGoesFromPendingToActiveThroughTheProvidersLogin(t *testing.T) {
 	e := newEnv(t, engagesim.Config{})
 	s := e.store()
