@@ -16,6 +16,7 @@ import (
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 	"github.com/noderuntime/noderuntime/internal/outcomes"
 	"github.com/noderuntime/noderuntime/internal/secrets"
+	"github.com/noderuntime/noderuntime/internal/tenant"
 )
 
 func TestClientCredentialsAreCheckedAtOnceAndStoredOnlyEncrypted(t *testing.T) {
@@ -446,6 +447,32 @@ func TestMisplacedOrMalformedCredentialsAreRefusedBeforeAnyGrant(t *testing.T) {
 		if got, err := s.Get(ctxT(t), acme, a.ID); err != nil || !got.UpdatedAt.Equal(a.UpdatedAt) {
 			t.Fatalf("%s changed (%v)", a.Name, err)
 		}
+	}
+}
+
+// List answers the tenant's own authorizations by name, whatever order they were
+// made in.
+func TestListAnswersTheTenantsAuthorizationsByName(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	for _, a := range []struct {
+		t    tenant.ID
+		name string
+	}{{acme, "charlie"}, {acme, "alpha"}, {globex, "aardvark"}, {acme, "bravo"}} {
+		if _, err := s.Create(ctxT(t), a.t, authstore.ActorAPI, authstore.CreateRequest{Name: a.name, Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.List(ctxT(t), acme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range list {
+		names = append(names, a.Name)
+	}
+	if strings.Join(names, ",") != "alpha,bravo,charlie" {
+		t.Fatalf("listed %v, want alpha, bravo, charlie", names)
 	}
 }
 
