@@ -555,6 +555,9 @@ func TestATokenWhoseNewPairCouldNotBeStoredIsNotHandedOut(t *testing.T) {
 	if got := counter(t, e.regs[0], "noderuntime_token_refreshes_total", "success"); got != 0 {
 		t.Fatalf("refreshes{success} = %v for a refresh that was not stored", got)
 	}
+	if got := counter(t, e.regs[0], "noderuntime_token_refreshes_total", "error"); got != 1 {
+		t.Fatalf("refreshes{error} = %v for a refresh that was not stored, want 1", got)
+	}
 
 	storeAgain()
 	c, err = s.Token(ctxT(t), acme, a.ID)
