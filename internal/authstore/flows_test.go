@@ -657,6 +657,30 @@ func TestAReauthorizationNeverWritesBackATenantIDChangedMeanwhile(t *testing.T) 
 	}
 }
 
+// A client-credentials authorization that needed re-authorization and got it is active
+// with no reason left over: the old "re-authorize it" would tell the user to act again.
+func TestAReauthorizedClientCredentialsAuthorizationKeepsNoStaleStatusReason(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createCC(s, acme, "refused, then fixed")
+	if err := e.sim.ChangeTenantSecret("tenant-1", newCCSecret); err != nil {
+		t.Fatal(err)
+	}
+	e.expire(a.ID)
+	_, err := s.Token(ctxT(t), acme, a.ID)
+	wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
+	if got, err := s.Get(ctxT(t), acme, a.ID); err != nil || got.StatusReason == "" {
+		t.Fatalf("needs_reauthorization without a reason: %+v %v", got, err)
+	}
+	if _, err := s.Reauthorize(ctxT(t), acme, authstore.ActorAPI, a.ID, authstore.ReauthorizeRequest{TenantSecret: secrets.New(newCCSecret)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctxT(t), acme, a.ID)
+	if err != nil || got.Status != authstore.StatusActive || got.StatusReason != "" {
+		t.Fatalf("after the re-authorization: status %s, reason %q (%v); want active with no reason", got.Status, got.StatusReason, err)
+	}
+}
+
 // leaveAfterAnswer is a token endpoint's transport whose caller leaves once the
 // provider has answered: the code is exchanged, the answer read, the caller gone.
 type leaveAfterAnswer struct{ leave context.CancelFunc }
