@@ -609,27 +609,12 @@ func (c *leaveAtTheAnswer) Read(b []byte) (int, error) {
 // by nobody for the whole lease.
 func TestAClaimWhoseCallerLeftAsItWasMadeLeavesTheKeyFree(t *testing.T) {
 	t.Parallel()
-	cfg, err := pgxpool.ParseConfig(dbtest.NewURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol // one message per statement
 	ctx, leave := context.WithCancel(t.Context())
 	defer leave()
 	armed := new(atomic.Bool)
-	var dialer net.Dialer
-	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dialer.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &leaveAtTheAnswer{Conn: conn, leave: leave, armed: armed}, nil
-	}
-	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := dbtest.PoolOnConns(t, dbtest.NewURL(t), func(conn net.Conn) net.Conn {
+		return &leaveAtTheAnswer{Conn: conn, leave: leave, armed: armed}
+	})
 	s := idempotency.New(pool, idempotency.Options{})
 
 	armed.Store(true)

@@ -19,26 +19,37 @@ import (
 // one write and Postgres has done it before it answers. The pool closes when t ends.
 func PoolLosingTheReplyTo(t testing.TB, dbURL, match string) (*pgxpool.Pool, *atomic.Bool) {
 	t.Helper()
+	armed := new(atomic.Bool)
+	pool := PoolOnConns(t, dbURL, func(conn net.Conn) net.Conn {
+		return &loseReplyTo{Conn: conn, match: []byte(match), armed: armed}
+	})
+	return pool, armed
+}
+
+// PoolOnConns is a pool on dbURL whose every connection is wrap's, for a test that
+// breaks them at a chosen moment. Each query is one message (the simple protocol), so a
+// wrapper sees a statement whole in one write. The pool closes when t ends.
+func PoolOnConns(t testing.TB, dbURL string, wrap func(net.Conn) net.Conn) *pgxpool.Pool {
+	t.Helper()
 	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	armed := new(atomic.Bool)
 	var dialer net.Dialer
 	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := dialer.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		return &loseReplyTo{Conn: conn, match: []byte(match), armed: armed}, nil
+		return wrap(conn), nil
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return pool, armed
+	return pool
 }
 
 // loseReplyTo is a connection that, once armed, delivers the next statement containing
