@@ -1,0 +1,152 @@
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/noderuntime/noderuntime/internal/app"
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
+)
+
+// On SIGTERM the service stops taking connections but finishes the request it is
+// handling: the drain lasts up to NODERUNTIME_SHUTDOWN_GRACE, not zero.
+func TestARequestInFlightWhenTheStopComesIsStillAnswered(t *testing.T) {
+	t.Parallel()
+	a, err := app.New(t.Context(), testConfig(t, dbtest.NewURL(t)), quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{}) // closed when the handler waits for the rest of the body
+	var first sync.Once
+	a.UseListen(func(network, address string) (net.Listener, error) {
+		ln, err := net.Listen(network, address)
+		return &firstConnListener{Listener: ln, first: &first, waiting: waiting}, err
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	addrc := make(chan net.Addr, 1)
+	go func() { done <- a.Run(ctx, func(addr net.Addr) { addrc <- addr }) }()
+	addr := (<-addrc).String()
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A request whose handler waits for the rest of its body.
+	body := `{"node":"no-such-node","version":"1","input":{}}`
+	if _, err := io.WriteString(conn, "POST /v1/executions HTTP/1.1\r\nHost: noderuntime\r\nAuthorization: Bearer key\r\n"+
+		"Content-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body[:10]); err != nil {
+		t.Fatal(err)
+	}
+	<-waiting
+	cancel()
+	// The stop has begun once the listener takes no new connection.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener still accepts connections 10 s after the stop")
+		}
+	}
+	if _, err := io.WriteString(conn, body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the request in flight was cut off instead of answered: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 == 5 {
+		t.Errorf("the request in flight was answered %d", res.StatusCode)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Run returned %v after a drain that finished within the grace", err)
+	}
+}
+
+// firstConnListener closes waiting when the server reads its first connection a
+// second time: it has read the request's head, and its handler waits for the body.
+type firstConnListener struct {
+	net.Listener
+	first   *sync.Once
+	waiting chan struct{}
+}
+
+func (l *firstConnListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return c, err
+	}
+	wrapped := c
+	l.first.Do(func() { wrapped = &secondReadConn{Conn: c, waiting: l.waiting} })
+	return wrapped, nil
+}
+
+type secondReadConn struct {
+	net.Conn
+	reads   atomic.Int32
+	waiting chan struct{}
+}
+
+func (c *secondReadConn) Read(p []byte) (int, error) {
+	if c.reads.Add(1) == 2 {
+		close(c.waiting)
+	}
+	return c.Conn.Read(p)
+}
+
+// Run releases what New opened however it stops, so a stopped App holds no Postgres
+// connection: the pool is closed, and so is the authorization listener's connection.
+func TestRunReleasesThePoolAndTheAuthorizationListenerHoweverItStops(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, a *app.App) error
+	}{
+		{"stopped while serving", func(t *testing.T, a *app.App) error {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			return a.Run(ctx, func(net.Addr) { cancel() })
+		}},
+		{"stopped before serving", func(t *testing.T, a *app.App) error {
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			return a.Run(ctx, func(net.Addr) { t.Error("a Run stopped before it started took a port") })
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a, err := app.New(t.Context(), testConfig(t, dbtest.NewURL(t)), quietLogger())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(10 * time.Second); !a.Authorizations().Listening(); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the authorization listener never connected")
+				}
+			}
+			if err := tc.run(t, a); err != nil {
+				t.Fatal(err)
+			}
+			if a.Authorizations().Listening() {
+				t.Error("the authorization listener still holds its connection after Run returned")
+			}
+			if err := a.Pool().Ping(t.Context()); err == nil {
+				t.Error("the pool is still open after Run returned")
+			}
+		})
+	}
+}
