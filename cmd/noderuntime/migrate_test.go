@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/noderuntime/noderuntime/internal/database"
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
+)
+
+// migrate status exits 1 while the schema is behind, so a deploy step can gate on it,
+// and 0 once migrate up has brought it to the latest version; up says from where to
+// where, and a second up changes nothing.
+func TestMigrateStatusFailsWhileBehindAndUpBringsItCurrent(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"DATABASE_URL": dbtest.NewEmptyURL(t)}
+	latest := database.Latest()
+	for _, step := range []struct {
+		args   []string
+		code   int
+		stdout string
+	}{
+		{[]string{"migrate", "status"}, exitFailed, fmt.Sprintf("applied 0, latest %d\n", latest)},
+		{[]string{"migrate", "up"}, exitOK, fmt.Sprintf("schema at version %d (was 0)\n", latest)},
+		{[]string{"migrate", "status"}, exitOK, fmt.Sprintf("applied %d, latest %d\n", latest, latest)},
+		{[]string{"migrate", "up"}, exitOK, fmt.Sprintf("schema at version %d (was %d)\n", latest, latest)},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(step.args, env(vars), &stdout, &stderr); code != step.code || stdout.String() != step.stdout {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q; want exit %d and %q", step.args, code, stdout.String(), stderr.String(), step.code, step.stdout)
+		}
+	}
+}
