@@ -231,16 +231,26 @@ func TestDevWithItsAddressTakenFailsBeforeTouchingAnyDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	var stdout, stderr lockedBuffer
 	// No DATABASE_URL and a local server that is not there: what dev would pick next is
 	// a throwaway cluster, and it must not get that far either.
-	code := run([]string{"dev", "--addr", taken.Addr().String(), "--sim-addr", "127.0.0.1:0",
-		"--local-postgres", "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=1"},
-		env(map[string]string{}), &stdout, &stderr)
-	if code != exitFailed || !strings.Contains(stderr.String(), "listen on "+taken.Addr().String()) {
-		t.Fatalf("dev with its address taken exited %d:\n%s", code, stderr.String())
-	}
-	if strings.Contains(stdout.String(), "postgres:") {
-		t.Fatalf("dev chose a database before it found its address taken:\n%s", stdout.String())
+	noPostgres := []string{"--sim-addr", "127.0.0.1:0",
+		"--local-postgres", "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=1"}
+	for name, tc := range map[string]struct {
+		args []string
+		vars map[string]string
+	}{
+		"given by --addr":           {append([]string{"dev", "--addr", taken.Addr().String()}, noPostgres...), map[string]string{}},
+		"given by NODERUNTIME_ADDR": {append([]string{"dev"}, noPostgres...), map[string]string{"NODERUNTIME_ADDR": taken.Addr().String()}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr lockedBuffer
+			code := run(tc.args, env(tc.vars), &stdout, &stderr)
+			if code != exitFailed || !strings.Contains(stderr.String(), "listen on "+taken.Addr().String()) {
+				t.Fatalf("dev with its address taken exited %d:\n%s", code, stderr.String())
+			}
+			if strings.Contains(stdout.String(), "postgres:") {
+				t.Fatalf("dev chose a database before it found its address taken:\n%s", stdout.String())
+			}
+		})
 	}
 }
