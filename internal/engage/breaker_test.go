@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -412,5 +413,80 @@ func TestABreakerForgottenDuringACallIsNotCountedWhenThatCallTripsIt(t *testing.
 		if got := testutil.ToFloat64(m.Breakers(tg.BaseURL, st)); got != want[st] {
 			t.Errorf("%s breakers: %v, want %v", st, got, want[st])
 		}
+	}
+}
+
+// A caller leaving says nothing about Engage: between two failures it neither resets the
+// failures in a row (as a success would) nor adds to them.
+func TestACanceledCallNeitherResetsNorAddsToTheFailuresInARow(t *testing.T) {
+	t.Parallel()
+	arrived := make(chan struct{}, 1)
+	var calls atomic.Int32
+	release := make(chan struct{})
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 2 {
+			arrived <- struct{}{}
+			select { // Engage hangs until the caller leaves
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":503,"code":5030,"description":"down"}`))
+	})
+	t.Cleanup(func() { close(release) }) // before the server's Close
+	c := engage.New(engage.Options{Breaker: &engage.BreakerOptions{OpenFor: time.Minute, ConsecutiveFailures: 2}})
+	req := engage.SearchRequest{Channel: "sms", CustomerAddress: "+1", BizAddress: "2"}
+	if _, err := c.Search(t.Context(), tg, "tok", req); engage.KindOf(err) != engage.KindUpstream {
+		t.Fatalf("first call: %v, want upstream", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { <-arrived; cancel() }()
+	if _, err := c.Search(ctx, tg, "tok", req); engage.KindOf(err) != engage.KindCanceled {
+		t.Fatalf("canceled call: %v, want canceled", err)
+	}
+	if _, err := c.Search(t.Context(), tg, "tok", req); engage.KindOf(err) != engage.KindUpstream {
+		t.Fatalf("third call: %v, want upstream (the breaker has seen one failure in a row)", err)
+	}
+	if _, err := c.Search(t.Context(), tg, "tok", req); engage.KindOf(err) != engage.KindCircuitOpen {
+		t.Fatalf("after two failures around a canceled call: %v, want circuit_open", err)
+	}
+}
+
+// Past MaxBreakers only the closed breakers are forgotten: a half-open one keeps its
+// probes' verdict, so a failing probe opens it again instead of a fresh breaker letting
+// every call through.
+func TestAHalfOpenBreakerIsKeptPastTheBound(t *testing.T) {
+	t.Parallel()
+	tg := downForTheFailingDomain(t)
+	m := engage.NewMetrics(prometheus.NewRegistry())
+	c := engage.New(engage.Options{Breaker: &engage.BreakerOptions{OpenFor: 20 * time.Millisecond, Observer: m, MaxBreakers: 2}})
+	req := engage.SearchRequest{Channel: "sms", CustomerAddress: "+1", BizAddress: "2"}
+	failing := tg
+	failing.Domain = "failing"
+	for range 5 {
+		_, _ = c.Search(t.Context(), failing, "tok", req)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(m.Breakers(tg.BaseURL, "half_open")) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the failing domain's breaker never turned half-open")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 4 {
+		healthy := tg
+		healthy.Domain = fmt.Sprintf("tenant-%d", i)
+		if _, err := c.Search(t.Context(), healthy, "tok", req); err != nil {
+			t.Fatalf("domain %s: %v", healthy.Domain, err)
+		}
+	}
+	if _, err := c.Search(t.Context(), failing, "tok", req); engage.KindOf(err) != engage.KindUpstream {
+		t.Fatalf("the probe: %v, want upstream", err)
+	}
+	if _, err := c.Search(t.Context(), failing, "tok", req); engage.KindOf(err) != engage.KindCircuitOpen {
+		t.Fatalf("after a failed probe: %v, want circuit_open", err)
 	}
 }
