@@ -68,6 +68,7 @@ func TestParseRetryAfterReadsSecondsAndHTTPDates(t *testing.T) {
 		"7":                             7 * time.Second,
 		"0":                             0,
 		"-3":                            0,
+		"-1":                            0,
 		"86401":                         24 * time.Hour,
 		"18446744074":                   24 * time.Hour, // past int64 nanoseconds: no wrap to 290 ms
 		"9223372037":                    24 * time.Hour,
