@@ -1168,3 +1168,70 @@ func TestAnAnswerOfExactlyTheSizeLimitIsReadAndOneByteMoreIsNot(t *testing.T) {
 		})
 	}
 }
+
+// The status ranges at their edges: any 2xx is an answer, any 4xx with Engage's envelope
+// is Engage saying no, any 5xx is Engage failing.
+func TestEveryStatusOfARangeIsClassifiedAsItsRange(t *testing.T) {
+	t.Parallel()
+	c := engage.New(engage.Options{})
+	for _, tc := range []struct {
+		status int
+		want   engage.Kind
+	}{
+		{200, ""}, {299, ""},
+		{400, engage.KindBusiness}, {422, engage.KindBusiness}, {499, engage.KindBusiness},
+		{500, engage.KindUpstream}, {599, engage.KindUpstream},
+	} {
+		t.Run(fmt.Sprintf("HTTP %d", tc.status), func(t *testing.T) {
+			t.Parallel()
+			tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				fmt.Fprintf(w, `{"status":%d,"code":1001,"description":"d","value":{}}`, tc.status)
+			})
+			_, err := c.Search(t.Context(), tg, "tok", engage.SearchRequest{Channel: "sms"})
+			if got := engage.KindOf(err); got != tc.want {
+				t.Fatalf("kind %q (%v), want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// The token is redacted however little of the answer surrounds it: a body that is the
+// token alone, and an echo whose only escapes are PHP's "\/".
+func TestATokenIsRedactedFromABodyThatIsTheTokenOrWritesItsSlashesEscaped(t *testing.T) {
+	t.Parallel()
+	const token = "tok/with/slashes"
+	escaped := strings.ReplaceAll(token, "/", `\/`)
+	c := engage.New(engage.Options{})
+	t.Run("a 500 whose body is the token", func(t *testing.T) {
+		t.Parallel()
+		tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte(token))
+		})
+		_, err := c.Search(t.Context(), tg, token, engage.SearchRequest{Channel: "sms"})
+		e := wantKind(t, err, engage.KindUpstream)
+		for _, s := range []string{err.Error(), string(e.Raw)} {
+			if strings.Contains(s, token) {
+				t.Errorf("%q holds the token", s)
+			}
+		}
+	})
+	t.Run("a 200 that echoes it with escaped slashes", func(t *testing.T) {
+		t.Parallel()
+		tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"status":200,"code":1000,"description":"ok","value":{"conversationId":"c1","aliasId":"%s","chatExist":true,"status":"active"}}`, escaped)
+		})
+		resp, err := c.Search(t.Context(), tg, token, engage.SearchRequest{Channel: "sms"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{string(resp.Raw), resp.Value.AliasID} {
+			if strings.Contains(s, token) || strings.Contains(s, escaped) || !strings.Contains(s, "[redacted]") {
+				t.Errorf("%q holds the token, or no redaction", s)
+			}
+		}
+	})
+}
