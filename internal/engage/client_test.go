@@ -217,6 +217,7 @@ func TestAppendStoresEveryMessageKind(t *testing.T) {
 	f := setup(t)
 	id := f.create(t)
 	email := f.sim.SeedConversation(domain, engagesim.Conversation{Channel: "email", CustomerAddress: "a@x", BizAddress: "s@y", Subject: "Hi"})
+	whatsapp := f.sim.SeedConversation(domain, engagesim.Conversation{Channel: "whatsapp", CustomerAddress: "+1555", BizAddress: "+1666"})
 	ts := "2026-03-01T12:00:00Z"
 	for name, tc := range map[string]struct {
 		conv string
@@ -235,6 +236,9 @@ func TestAppendStoresEveryMessageKind(t *testing.T) {
 			func(m engagesim.Message) bool {
 				return m.FromAddress == "a@x" && m.HTMLBody == "<p>body</p>" && m.CcRecipients[0] == "c@z" && string(m.EmailHeaders) == `{"Message-Id":"<1@x>"}`
 			}},
+		"whatsapp interactive response": {whatsapp, engage.Message{Channel: "whatsapp", Direction: "inbound", MessageType: "wab-interactive-response", Timestamp: ts,
+			WabInteractiveResponse: json.RawMessage(`{"id":"yes"}`)},
+			func(m engagesim.Message) bool { return string(m.WabInteractiveResponse) == `{"id":"yes"}` }},
 	} {
 		resp, err := f.client.Append(t.Context(), f.target, f.token, tc.conv, tc.msg)
 		if err != nil {
