@@ -490,3 +490,65 @@ func TestAHalfOpenBreakerIsKeptPastTheBound(t *testing.T) {
 		t.Fatalf("after a failed probe: %v, want circuit_open", err)
 	}
 }
+
+// Once OpenFor has passed, a few probes (three) go through at once and the next call is
+// still refused; the breaker closes when they all succeed.
+func TestAHalfOpenBreakerLetsThreeProbesThroughAtOnceAndClosesWhenTheySucceed(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	arrived := make(chan struct{}, 8)
+	release := make(chan struct{})
+	var once sync.Once
+	releaseAll := func() { once.Do(func() { close(release) }) }
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":503,"code":5030,"description":"down"}`))
+			return
+		}
+		arrived <- struct{}{}
+		<-release
+		_, _ = w.Write([]byte(`{"status":200,"code":1000,"description":"ok","value":{}}`))
+	})
+	t.Cleanup(releaseAll) // before the server's Close
+	m := engage.NewMetrics(prometheus.NewRegistry())
+	c := engage.New(engage.Options{Breaker: &engage.BreakerOptions{OpenFor: 20 * time.Millisecond, ConsecutiveFailures: 1, Observer: m}})
+	req := engage.SearchRequest{Channel: "sms", CustomerAddress: "+1", BizAddress: "2"}
+	if _, err := c.Search(t.Context(), tg, "tok", req); engage.KindOf(err) != engage.KindUpstream {
+		t.Fatalf("first call: %v, want upstream", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for breakerState(m, tg.BaseURL) != "half_open" {
+		if time.Now().After(deadline) {
+			t.Fatal("the breaker never turned half-open")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	results := make(chan error, 3)
+	for i := range 3 {
+		go func() {
+			_, err := c.Search(t.Context(), tg, "tok", req)
+			results <- err
+		}()
+		select {
+		case <-arrived:
+		case err := <-results:
+			t.Fatalf("probe %d did not reach Engage: %v", i+1, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second) // were it let through, it would hang
+	defer cancel()
+	if _, err := c.Search(ctx, tg, "tok", req); engage.KindOf(err) != engage.KindCircuitOpen {
+		t.Fatalf("a fourth call while three probes are out: %v, want circuit_open", err)
+	}
+	releaseAll()
+	for range 3 {
+		if err := <-results; err != nil {
+			t.Fatalf("probe: %v", err)
+		}
+	}
+	if got := breakerState(m, tg.BaseURL); got != "closed" {
+		t.Fatalf("breaker %s after three successful probes, want closed", got)
+	}
+}
