@@ -360,13 +360,17 @@ func (e *env) measure(target string, fn func() stats) (stats, rssStats, queries)
 	pid := e.pidOf(target)
 	rs := sampleRSS(pid)
 	h0 := readHarness()
-	c0, b0, t0 := cpuTime(pid), cpuTime(os.Getpid()), time.Now()
+	cpu, err := strconv.Atoi(e.o.serverCPU)
+	if err != nil {
+		cpu = -1 // a list of CPUs: their use is not read
+	}
+	c0, b0, t0 := readSched(pid, cpu), readSched(os.Getpid(), -1), time.Now()
 	s := fn()
-	c1, b1, wall := cpuTime(pid), cpuTime(os.Getpid()), time.Since(t0)
+	c1, b1, wall := readSched(pid, cpu), readSched(os.Getpid(), -1), time.Since(t0)
 	r := rs.stop()
 	g1 := e.serverGC(target)
-	r.cpu = cpuUse{server: c1 - c0, bench: b1 - b0, wall: wall, requests: s.requests, harness: readHarness().since(h0),
-		gcs: int(g1.cycles - g0.cycles), allocs: g1.allocs - g0.allocs}
+	r.cpu = cpuUse{server: c1.run - c0.run, bench: b1.run - b0.run, wall: wall, requests: s.requests, harness: readHarness().since(h0),
+		gcs: int(g1.cycles - g0.cycles), allocs: g1.allocs - g0.allocs, kernel: c1.since(c0)}
 	q1 := e.dbQueries()
 	var q queries
 	if target == runtimeTarget {
@@ -397,6 +401,8 @@ type cpuUse struct {
 	// server's one P with the requests.
 	gcs    int
 	allocs float64
+	// kernel is what the kernel did to the server in the window.
+	kernel schedUse
 }
 
 func (c cpuUse) String() string {
@@ -406,25 +412,122 @@ func (c cpuUse) String() string {
 	return fmt.Sprintf(" cpu=%.0f%% cpu/req=%.1fus gcs=%d alloc/req=%.1fKiB bench-cpu=%.0f%%",
 		100*c.server.Seconds()/c.wall.Seconds(), float64(c.server.Microseconds())/float64(c.requests),
 		c.gcs, c.allocs/1024/float64(c.requests),
-		100*c.bench.Seconds()/c.wall.Seconds()) + c.harness.String()
+		100*c.bench.Seconds()/c.wall.Seconds()) + c.harness.String() + c.kernel.String()
 }
 
-// cpuTime is the CPU time of every thread of process pid so far (schedstat, in ns).
-func cpuTime(pid int) time.Duration {
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
-	var total time.Duration
+// schedUse is what the kernel's scheduler and memory did to one process, all its
+// threads together, from /proc: time on a CPU, time runnable but kept off its CPU by
+// another task, the times another task took its CPU from it, and page faults that
+// had to wait on a disk. A stall the server's own runtime did not cause shows here.
+// When the process has a CPU of its own, that CPU's figures too: its busy time (the
+// process's and any other task's, interrupts included) and its steal, the time the
+// virtual machine's host gave that CPU to something else, which no task inside sees.
+type schedUse struct {
+	run, wait         time.Duration
+	preempted         int
+	majorFaults       int
+	cpuBusy, cpuSteal time.Duration
+}
+
+func (u schedUse) since(u0 schedUse) schedUse {
+	return schedUse{run: u.run - u0.run, wait: u.wait - u0.wait,
+		preempted: u.preempted - u0.preempted, majorFaults: u.majorFaults - u0.majorFaults,
+		cpuBusy: u.cpuBusy - u0.cpuBusy, cpuSteal: u.cpuSteal - u0.cpuSteal}
+}
+
+func (u schedUse) add(o schedUse) schedUse {
+	return schedUse{run: u.run + o.run, wait: u.wait + o.wait,
+		preempted: u.preempted + o.preempted, majorFaults: u.majorFaults + o.majorFaults,
+		cpuBusy: u.cpuBusy + o.cpuBusy, cpuSteal: u.cpuSteal + o.cpuSteal}
+}
+
+// String gives the CPU's other use as its busy time less the process's (the two come
+// from different clocks, of 10 ms and 1 ns steps: a small negative is noise).
+func (u schedUse) String() string {
+	return fmt.Sprintf(" srv-wait=%s srv-preempted=%d srv-majflt=%d srv-cpu-others=%s srv-cpu-steal=%s",
+		ms(u.wait), u.preempted, u.majorFaults, ms(u.cpuBusy-u.run), ms(u.cpuSteal))
+}
+
+// readSched reads process pid's schedUse so far: schedstat and status of every thread
+// (a thread that ended meanwhile is left out), the process's stat, and when cpu is not
+// -1, that CPU's line of /proc/stat.
+func readSched(pid, cpu int) schedUse {
+	var u schedUse
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
 	for _, t := range tasks {
-		b, err := os.ReadFile(t)
-		if err != nil {
-			continue // the thread ended
+		if b, err := os.ReadFile(t + "/schedstat"); err == nil {
+			if f := strings.Fields(string(b)); len(f) >= 2 {
+				run, _ := strconv.ParseInt(f[0], 10, 64)
+				wait, _ := strconv.ParseInt(f[1], 10, 64)
+				u.run += time.Duration(run)
+				u.wait += time.Duration(wait)
+			}
 		}
-		f := strings.Fields(string(b))
-		if len(f) > 0 {
-			n, _ := strconv.ParseInt(f[0], 10, 64)
-			total += time.Duration(n)
+		if b, err := os.ReadFile(t + "/status"); err == nil {
+			u.preempted += statusField(string(b), "nonvoluntary_ctxt_switches:")
 		}
 	}
-	return total
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		u.majorFaults = majorFaults(string(b))
+	}
+	if cpu >= 0 {
+		if b, err := os.ReadFile("/proc/stat"); err == nil {
+			u.cpuBusy, u.cpuSteal = cpuLine(string(b), cpu)
+		}
+	}
+	return u
+}
+
+// clockTick is USER_HZ, the unit of /proc/stat: 100 on every Linux architecture Go
+// runs on.
+const clockTick = 10 * time.Millisecond
+
+// cpuLine is the busy time (user, nice, system, irq, softirq) and the steal of one CPU
+// from /proc/stat, zero when its line is missing.
+func cpuLine(stat string, cpu int) (busy, steal time.Duration) {
+	prefix := fmt.Sprintf("cpu%d ", cpu)
+	for line := range strings.Lines(stat) {
+		v, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v) // user nice system idle iowait irq softirq steal ...
+		if len(f) < 8 {
+			return 0, 0
+		}
+		tick := func(i int) time.Duration {
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			return time.Duration(n) * clockTick
+		}
+		return tick(0) + tick(1) + tick(2) + tick(5) + tick(6), tick(7)
+	}
+	return 0, 0
+}
+
+// statusField is the number after name in a /proc status file, 0 when missing.
+func statusField(status, name string) int {
+	for line := range strings.Lines(status) {
+		if v, ok := strings.CutPrefix(line, name); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}
+
+// majorFaults is majflt from a /proc/<pid>/stat line: the 12th field, counted after
+// the command name, which is in parentheses and may itself hold spaces.
+func majorFaults(stat string) int {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 10 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[9])
+	return n
 }
 
 // result is one target's figures in a scenario.
@@ -522,16 +625,16 @@ func (e *env) alternate(node string, targets []string, run func(r request, d tim
 					}
 				}
 			}
-			s, rss, q := e.measure(target, func() stats { return run(r, window) })
+			s, use, q := e.measure(target, func() stats { return run(r, window) })
 			for _, c := range taken {
 				if err := <-c; err != nil {
 					return nil, fmt.Errorf("profile: %w", err)
 				}
 			}
 			if e.o.windows {
-				fmt.Printf("window      %-20s %-8s %d/%d %s\n", node, target, i+1, rounds, s.format())
+				fmt.Printf("window      %-20s %-8s %d/%d %s%s\n", node, target, i+1, rounds, s.format(), use.cpu.kernel)
 			}
-			out[target] = out[target].add(s, rss, q, i == 0)
+			out[target] = out[target].add(s, use, q, i == 0)
 		}
 	}
 	for target, r := range out {
@@ -556,6 +659,7 @@ func (r result) add(s stats, rss rssStats, q queries, first bool) result {
 	r.rss.max = max(r.rss.max, rss.max)
 	r.rss.cpu.server += rss.cpu.server
 	r.rss.cpu.bench += rss.cpu.bench
+	r.rss.cpu.kernel = r.rss.cpu.kernel.add(rss.cpu.kernel)
 	r.rss.cpu.wall += rss.cpu.wall
 	r.rss.cpu.requests += rss.cpu.requests
 	r.rss.cpu.harness = r.rss.cpu.harness.add(rss.cpu.harness)

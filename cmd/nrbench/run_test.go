@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +172,63 @@ func TestHalfLoadVerdict(t *testing.T) {
 				t.Errorf("figures %q, %q hold %q", m50, m99, c.notInFigs)
 			}
 		})
+	}
+}
+
+// The command name in /proc/<pid>/stat may hold spaces and parentheses; majflt is
+// counted after its last ')'.
+func TestMajorFaultsReadsPastAnAwkwardCommandName(t *testing.T) {
+	stat := "4242 (no de) (x) S 1 4242 4242 0 -1 4194560 1536 0 7 0 12 3 0 0 20 0 9 0"
+	if got := majorFaults(stat); got != 7 {
+		t.Errorf("majorFaults = %d, want 7", got)
+	}
+	if majorFaults("4242 no parentheses") != 0 || majorFaults("1 (x) S 1") != 0 {
+		t.Error("a malformed stat line gave major faults")
+	}
+	status := "Name:\tnoderuntime\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t35\n"
+	if got := statusField(status, "nonvoluntary_ctxt_switches:"); got != 35 {
+		t.Errorf("nonvoluntary switches = %d, want 35", got)
+	}
+	if statusField(status, "missing:") != 0 {
+		t.Error("a missing field read as non-zero")
+	}
+}
+
+// readSched sees this process's own CPU time grow, and since subtracts field by field.
+func TestReadSchedCountsThisProcessesCPUTime(t *testing.T) {
+	u0 := readSched(os.Getpid(), -1)
+	for start := time.Now(); time.Since(start) < 20*time.Millisecond; {
+	}
+	u := readSched(os.Getpid(), -1).since(u0)
+	if u.run < 10*time.Millisecond || u.wait < 0 || u.preempted < 0 || u.majorFaults < 0 {
+		t.Errorf("after 20ms of spinning: %+v", u)
+	}
+	sum := schedUse{1, 2, 3, 4, 5, 6}.add(schedUse{10, 20, 30, 40, 50, 60})
+	if sum != (schedUse{11, 22, 33, 44, 55, 66}) || sum.since(sum) != (schedUse{}) {
+		t.Errorf("add/since: %+v", sum)
+	}
+}
+
+// cpuLine reads one CPU's busy time and steal from /proc/stat, in 10 ms ticks, and
+// nothing for a CPU the machine does not have.
+func TestCPULineReadsOneCPUsBusyTimeAndSteal(t *testing.T) {
+	stat := "cpu  9 9 9 9 9 9 9 9 0 0\ncpu0 100 2 30 5000 7 1 4 12 0 0\ncpu1 1 1 1 1 1 1 1 1 0 0\ncpu10 5 5 5 5 5 5 5 5 0 0\n"
+	busy, steal := cpuLine(stat, 0)
+	if busy != 137*clockTick || steal != 12*clockTick {
+		t.Errorf("cpu0: busy %s steal %s, want 1.37s and 120ms", busy, steal)
+	}
+	if busy, _ := cpuLine(stat, 1); busy != 5*clockTick {
+		t.Errorf("cpu1 read as %s: the line of cpu10 was taken for it?", busy)
+	}
+	if busy, steal := cpuLine(stat, 2); busy != 0 || steal != 0 {
+		t.Error("a missing CPU has figures")
+	}
+	if busy, _ := cpuLine("cpu0 1 2 3\n", 0); busy != 0 {
+		t.Error("a short line has figures")
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		if busy, _ := cpuLine(string(b), 0); busy <= 0 {
+			t.Error("this machine's cpu0 was never busy")
+		}
 	}
 }
