@@ -117,13 +117,13 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 		{env: "ENGAGE_ALLOWED_BASE_URLS", flag: "engage-allowed-base-urls", def: strings.Join(DefaultEngageBaseURLs, ","), usage: "comma-separated Engage base URLs an authorization may use",
 			parse: func(s string) error {
 				cfg.EngageAllowedBases = nil
-				for _, u := range splitList(s, ",") {
+				for i, u := range splitList(s, ",") {
 					// "a, b" or a YAML block: the spaces around an entry are not part of it.
 					if u = strings.TrimSpace(u); u == "" {
 						continue
 					}
 					if err := validateBaseURL(u); err != nil {
-						return fmt.Errorf("%q: %w", redactURL(u), err)
+						return fmt.Errorf("entry %d, %s: %w", i+1, quoteRedacted(u), err)
 					}
 					cfg.EngageAllowedBases = append(cfg.EngageAllowedBases, CanonicalBaseURL(u))
 				}
@@ -368,12 +368,13 @@ func CanonicalBaseURL(s string) string {
 	return strings.ToLower(scheme) + "://" + strings.ToLower(host) + path
 }
 
-// redactURL is s with any password masked, for an error that quotes it.
-func redactURL(s string) string {
+// quoteRedacted is s quoted with any password masked, for an error that names it. What
+// does not parse cannot be masked, and may still hold a password: it is not repeated.
+func quoteRedacted(s string) string {
 	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
+		return strconv.Quote(u.Redacted())
 	}
-	return s
+	return "a value that does not parse as a URL (not repeated here)"
 }
 
 // CheckDatabaseURL is DATABASE_URL's check for commands that read it alone (migrate).

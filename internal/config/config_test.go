@@ -161,6 +161,8 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"public URL without a host name", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://:443"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"allowlist entry with a query", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://engage.example.com/api/v1?x=1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
 		{"allowlist entry with credentials", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://u:s3cret-pw@engage.example.com/api/v1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
+		{"allowlist entry with credentials that does not parse", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://engage.example.com/api/v1,https://u:s3cret-pw@engage.example.com:port/api/v1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
+		{"public URL with credentials that does not parse", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://admin:s3cret-pw@runtime.example.com:port"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"default timeout over the cap", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "90s"), nil, "NODERUNTIME_EXECUTION_TIMEOUT"},
 		{"default timeout under a millisecond", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "10ns"), nil, "NODERUNTIME_EXECUTION_TIMEOUT"},
 		{"timeout cap under a millisecond alone", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT_MAX", "60us"), []string{"--execution-timeout=1ms"}, "NODERUNTIME_EXECUTION_TIMEOUT_MAX"},
@@ -353,5 +355,18 @@ func TestTheAllowedBaseURLsAreComparedWithoutTheCaseOfSchemeAndHost(t *testing.T
 	want := []string{"https://api-us-site-1.imiengage.io/api/V1", "http://127.0.0.1:8080"}
 	if !slices.Equal(cfg.EngageAllowedBases, want) {
 		t.Fatalf("allowlist %q, want %q", cfg.EngageAllowedBases, want)
+	}
+}
+
+// An allowlist entry that does not parse cannot be masked, so the error names it by its
+// place in the list instead of repeating it.
+func TestAnAllowlistEntryThatDoesNotParseIsNamedByItsPlace(t *testing.T) {
+	_, err := load(with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://a.example/api/v1, https://u:s3cret-pw@b.example:port/api/v1"))
+	if err == nil || !strings.Contains(err.Error(), "entry 2") || strings.Contains(err.Error(), "s3cret-pw") || strings.Contains(err.Error(), "b.example") {
+		t.Fatalf("got %v, want entry 2 named and not repeated", err)
+	}
+	_, err = load(with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://u:s3cret-pw@a.example/api/v1?x=1"))
+	if err == nil || !strings.Contains(err.Error(), `entry 1, "https://u:xxxxx@a.example/api/v1?x=1"`) {
+		t.Fatalf("got %v, want the parsed entry quoted with its password masked", err)
 	}
 }
