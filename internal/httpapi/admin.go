@@ -237,6 +237,7 @@ func (a *adminPages) login(w http.ResponseWriter, r *http.Request) {
 	}
 	t, key, ok := a.d.APIKeys.LookupKey(r.PostForm.Get("apiKey"))
 	if !ok {
+		w.Header().Set("WWW-Authenticate", bearerChallenge)
 		a.render(w, r, http.StatusUnauthorized, "login", pageData{Title: "Sign in", CSRF: sess.CSRF, Error: "That API key is not valid."})
 		return
 	}

@@ -36,8 +36,9 @@ func TestAdminPagesNeedASessionFromTheTenantsAPIKey(t *testing.T) {
 	}
 	_, page = s.get(c, s.srv.URL+"/admin/login")
 	csrf := csrfOf(t, page)
-	if resp, body := s.postForm(c, "/admin/login", url.Values{"csrf": {csrf}, "apiKey": {"wrong"}}); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "not valid") {
-		t.Fatalf("wrong key: %d", resp.StatusCode)
+	if resp, body := s.postForm(c, "/admin/login", url.Values{"csrf": {csrf}, "apiKey": {"wrong"}}); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "not valid") ||
+		resp.Header.Get("WWW-Authenticate") != `Bearer realm="noderuntime"` {
+		t.Fatalf("wrong key: %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	resp, _ = s.postForm(c, "/admin/login", url.Values{"csrf": {csrf}, "apiKey": {azAcmeKey}})
 	if resp.StatusCode != http.StatusSeeOther {

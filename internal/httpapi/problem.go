@@ -76,6 +76,10 @@ func NewProblem(status int, code ProblemCode, detail string) Problem {
 	}
 }
 
+// bearerChallenge is the WWW-Authenticate of every 401 (RFC 9110 wants one): the
+// credential is an API key sent as a bearer token, or typed into the admin sign-in.
+const bearerChallenge = `Bearer realm="noderuntime"`
+
 // WriteProblem answers with p as application/problem+json, and names its code on the
 // request's access-log line: the request ID the caller has finds why it failed.
 func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
@@ -87,7 +91,7 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	if p.Status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="noderuntime"`)
+		w.Header().Set("WWW-Authenticate", bearerChallenge)
 	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
