@@ -24,6 +24,9 @@ type BreakerOptions struct {
 	OpenFor time.Duration
 	// ConsecutiveFailures trips the breaker. Zero: 5.
 	ConsecutiveFailures uint32
+	// CountFor is how long a closed breaker counts calls before it starts its counts
+	// afresh: failures spread thinly over hours never add up to a trip. Zero: 30 s.
+	CountFor time.Duration
 	// Observer, if set, sees every state change.
 	Observer BreakerObserver
 	// MaxBreakers bounds how many breakers are kept: past it, the closed ones are
@@ -70,6 +73,9 @@ func newBreakers(o BreakerOptions) *breakers {
 	if o.ConsecutiveFailures == 0 {
 		o.ConsecutiveFailures = 5
 	}
+	if o.CountFor <= 0 {
+		o.CountFor = 30 * time.Second
+	}
 	if o.MaxBreakers <= 0 {
 		o.MaxBreakers = 10_000
 	}
@@ -91,7 +97,7 @@ func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 	cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        k.target + " " + k.domain,
 		MaxRequests: 3,
-		Interval:    30 * time.Second,
+		Interval:    b.opts.CountFor,
 		Timeout:     b.opts.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
 			return c.ConsecutiveFailures >= b.opts.ConsecutiveFailures ||

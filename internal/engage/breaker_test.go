@@ -552,3 +552,30 @@ func TestAHalfOpenBreakerLetsThreeProbesThroughAtOnceAndClosesWhenTheySucceed(t 
 		t.Fatalf("breaker %s after three successful probes, want closed", got)
 	}
 }
+
+// A closed breaker's counts start afresh every CountFor: a failure before that does not
+// add to one after it, so the breaker stays closed where two in a row would trip it.
+func TestAClosedBreakerStartsItsCountsAfreshAfterCountFor(t *testing.T) {
+	t.Parallel()
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":503,"code":5030,"description":"down"}`))
+	})
+	const countFor = 50 * time.Millisecond
+	c := engage.New(engage.Options{Breaker: &engage.BreakerOptions{OpenFor: time.Minute, ConsecutiveFailures: 2, CountFor: countFor}})
+	req := engage.SearchRequest{Channel: "sms", CustomerAddress: "+1", BizAddress: "2"}
+	if _, err := c.Search(t.Context(), tg, "tok", req); engage.KindOf(err) != engage.KindUpstream {
+		t.Fatalf("first call: %v, want upstream", err)
+	}
+	time.Sleep(countFor + 20*time.Millisecond) // the passing of the window is what is tested
+	if _, err := c.Search(t.Context(), tg, "tok", req); engage.KindOf(err) != engage.KindUpstream {
+		t.Fatalf("second call: %v, want upstream", err)
+	}
+	if _, err := c.Search(t.Context(), tg, "tok", req); engage.KindOf(err) != engage.KindUpstream {
+		t.Fatalf("third call: %v, want upstream: the first failure was counted in an earlier window", err)
+	}
+	if _, err := c.Search(t.Context(), tg, "tok", req); engage.KindOf(err) != engage.KindCircuitOpen {
+		t.Fatalf("after two failures in a row within one window: %v, want circuit_open", err)
+	}
+}
