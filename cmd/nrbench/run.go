@@ -443,9 +443,13 @@ func (u schedUse) add(o schedUse) schedUse {
 
 // String gives the CPU's other use as its busy time less the process's (the two come
 // from different clocks, of 10 ms and 1 ns steps: a small negative is noise).
+// A server on a list of CPUs has no CPU figures (they read 0), and none are printed.
 func (u schedUse) String() string {
-	return fmt.Sprintf(" srv-wait=%s srv-preempted=%d srv-majflt=%d srv-cpu-others=%s srv-cpu-steal=%s",
-		ms(u.wait), u.preempted, u.majorFaults, ms(u.cpuBusy-u.run), ms(u.cpuSteal))
+	line := fmt.Sprintf(" srv-wait=%s srv-preempted=%d srv-majflt=%d", ms(u.wait), u.preempted, u.majorFaults)
+	if u.cpuBusy > 0 || u.cpuSteal > 0 {
+		line += fmt.Sprintf(" srv-cpu-others=%s srv-cpu-steal=%s", ms(u.cpuBusy-u.run), ms(u.cpuSteal))
+	}
+	return line
 }
 
 // readSched reads process pid's schedUse so far: schedstat and status of every thread

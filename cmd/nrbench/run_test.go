@@ -197,15 +197,25 @@ func TestMajorFaultsReadsPastAnAwkwardCommandName(t *testing.T) {
 // readSched sees this process's own CPU time grow, and since subtracts field by field.
 func TestReadSchedCountsThisProcessesCPUTime(t *testing.T) {
 	u0 := readSched(os.Getpid(), -1)
-	for start := time.Now(); time.Since(start) < 20*time.Millisecond; {
+	var u schedUse
+	for deadline := time.Now().Add(10 * time.Second); u.run < 20*time.Millisecond; { // spin
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s of spinning counted as %+v", u)
+		}
+		u = readSched(os.Getpid(), -1).since(u0)
 	}
-	u := readSched(os.Getpid(), -1).since(u0)
-	if u.run < 10*time.Millisecond || u.wait < 0 || u.preempted < 0 || u.majorFaults < 0 {
-		t.Errorf("after 20ms of spinning: %+v", u)
+	if u.wait < 0 || u.preempted < 0 || u.majorFaults < 0 {
+		t.Errorf("a count went backwards: %+v", u)
 	}
 	sum := schedUse{1, 2, 3, 4, 5, 6}.add(schedUse{10, 20, 30, 40, 50, 60})
 	if sum != (schedUse{11, 22, 33, 44, 55, 66}) || sum.since(sum) != (schedUse{}) {
 		t.Errorf("add/since: %+v", sum)
+	}
+	if got := (schedUse{run: time.Second, cpuBusy: 1200 * time.Millisecond}).String(); !strings.Contains(got, "srv-cpu-others=200.00ms") {
+		t.Errorf("a pinned server's line: %q", got)
+	}
+	if got := (schedUse{run: time.Second}).String(); strings.Contains(got, "srv-cpu") {
+		t.Errorf("a server on several CPUs has CPU figures: %q", got)
 	}
 }
 
