@@ -225,7 +225,7 @@ func TestAppendStoresEveryMessageKind(t *testing.T) {
 		want func(m engagesim.Message) bool
 	}{
 		"text": {id, textMessage("more"), func(m engagesim.Message) bool { return m.Text == "more" }},
-		"attachments": {id, engage.Message{Channel: "sms", Direction: "outbound", MessageType: "text-with-attachments", Timestamp: ts, AliasID: "m-1",
+		"attachments": {whatsapp, engage.Message{Channel: "whatsapp", Direction: "outbound", MessageType: "text-with-attachments", Timestamp: ts, AliasID: "m-1",
 			Attachments: []engage.Attachment{{MimeType: "image/png", FileName: "a.png", FileURL: "https://files.example/a.png"}}},
 			func(m engagesim.Message) bool {
 				return len(m.Attachments) == 1 && m.Attachments[0].FileURL == "https://files.example/a.png" && m.AliasID == "m-1"

@@ -47,6 +47,39 @@ var messageTypes = map[string]string{
 	"amb-form-response":          "ambFormResponse",
 }
 
+// messageRules are the message types each channel takes, by direction: ENGAGE.md §3's
+// table with every version's column together (Engage knows no node versions). An empty
+// direction is inbound and outbound; announcement is live chat's, text only.
+var messageRules = []struct {
+	channel, direction string
+	types              []string
+}{
+	{"sms", "", []string{"text"}},
+	{"facebook", "", []string{"text", "text-with-attachments"}},
+	{"email", "", []string{"email"}},
+	{"whatsapp", "", []string{"text", "text-with-attachments"}},
+	{"whatsapp", "outbound", []string{"wab-buttons", "wab-list"}},
+	{"whatsapp", "inbound", []string{"wab-interactive-response"}},
+	{"livechat", "inbound", []string{"text", "text-with-attachments", "lc-form-response", "lc-carousel-response", "lc-quick-replies-response"}},
+	{"livechat", "outbound", []string{"text-with-attachments", "text-with-lc-carousel", "text-with-lc-quick-replies"}},
+	{"livechat", "announcement", []string{"text"}},
+	{"amb", "", []string{"text-with-attachments", "amb-list-picker-response", "amb-time-picker-response", "amb-quick-replies-response", "amb-form-response"}},
+	{"api", "", []string{"text", "text-with-attachments"}},
+}
+
+// typeAllowed reports whether channel takes messages of type typ in direction.
+func typeAllowed(channel, direction, typ string) bool {
+	for _, r := range messageRules {
+		if r.channel != channel || !slices.Contains(r.types, typ) {
+			continue
+		}
+		if r.direction == direction || (r.direction == "" && direction != "announcement") {
+			return true
+		}
+	}
+	return false
+}
+
 func (m *Message) rich(field string) json.RawMessage {
 	switch field {
 	case "wabButtons":
@@ -252,6 +285,9 @@ func checkMessage(m *Message, channel string) string {
 	if !ok {
 		return fmt.Sprintf("unknown messagetype %q", m.MessageType)
 	}
+	if !typeAllowed(channel, m.Direction, m.MessageType) {
+		return fmt.Sprintf("messagetype %q is not allowed for %s messages on %s", m.MessageType, m.Direction, channel)
+	}
 	if m.Timestamp == "" {
 		return "timestamp is required"
 	}
@@ -276,7 +312,7 @@ func checkMessage(m *Message, channel string) string {
 		if m.FromAddress == "" {
 			return "frmAddress is required for messagetype email"
 		}
-		if m.PlainBody == "" && m.HTMLBody == "" && m.Text == "" {
+		if m.PlainBody == "" && m.HTMLBody == "" {
 			return "plainBody or htmlBody is required for messagetype email"
 		}
 	}
@@ -284,6 +320,13 @@ func checkMessage(m *Message, channel string) string {
 		raw := bytes.TrimSpace(m.rich(field))
 		if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 			return fmt.Sprintf("%s is required for messagetype %s", field, m.MessageType)
+		}
+		// "Each rich type carries its JSON object" (ENGAGE.md §3): not an object
+		// encoded once more as a string, nor a number or a boolean. An array passes:
+		// the runtime sends one (a carousel's cards) and ENGAGE.md does not rule it out
+		// clearly enough to refuse it.
+		if raw[0] != '{' && raw[0] != '[' {
+			return fmt.Sprintf("%s must be a JSON object for messagetype %s", field, m.MessageType)
 		}
 	}
 	return ""

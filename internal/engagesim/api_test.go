@@ -15,6 +15,7 @@ func TestConversationAPIRefusesInvalidRequestsWith400Envelopes(t *testing.T) {
 	sim := engagesim.Start(t, engagesim.Config{})
 	tok := sim.AccessToken(domain)
 	id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+	wa := sim.SeedConversation(domain, engagesim.Conversation{Channel: "whatsapp", CustomerAddress: "c", BizAddress: "b"})
 	base := sim.BaseURL() + "/" + domain + "/conversations"
 	msg := func(edit func(m map[string]any)) map[string]any {
 		m := map[string]any{"channel": "sms", "direction": "inbound", "messagetype": "text", "text": "hi", "timestamp": "2026-03-01T12:00:00Z"}
@@ -50,9 +51,14 @@ func TestConversationAPIRefusesInvalidRequestsWith400Envelopes(t *testing.T) {
 		"message without direction":    {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "direction") }), "direction is required"},
 		"message on another channel":   {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["channel"] = "email" }), "differs"},
 		"text without text":            {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "text") }), "text is required"},
-		"attachments missing":          {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["messagetype"] = "text-with-attachments" }), "attachments"},
-		"rich type without its object": {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["messagetype"] = "wab-buttons" }), "wabButtons"},
-		"message with an unknown key":  {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["fromAddress"] = "x" }), "unknown field"},
+		"attachments missing": {"POST", "/" + wa + "/messages", msg(func(m map[string]any) {
+			m["channel"], m["messagetype"] = "whatsapp", "text-with-attachments"
+		}), "attachments are required"},
+		"rich type without its object": {"POST", "/" + wa + "/messages", msg(func(m map[string]any) {
+			m["channel"], m["direction"], m["messagetype"] = "whatsapp", "outbound", "wab-buttons"
+		}), "wabButtons is required"},
+		"type the channel does not take": {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["messagetype"] = "email" }), "not allowed"},
+		"message with an unknown key":    {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["fromAddress"] = "x" }), "unknown field"},
 		"attachment keys in another case": {"POST", "/" + id + "/messages", msg(func(m map[string]any) {
 			m["messagetype"] = "text-with-attachments"
 			m["attachments"] = []map[string]any{{"MIMETYPE": "image/png", "FileURL": "http://x.example/y.png"}}

@@ -2,7 +2,9 @@ package engagesim_test
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,14 +31,60 @@ var richKeys = map[string]string{
 	"amb-form-response":          "ambFormResponse",
 }
 
+// ENGAGE.md §3's table of the message types each channel allows, restated by hand: every
+// version's column together, since Engage knows no node versions. "" is inbound and
+// outbound; announcement is live chat's, text only.
+var allowedTypes = []struct {
+	channel, direction string
+	types              []string
+}{
+	{"sms", "", []string{"text"}},
+	{"facebook", "", []string{"text", "text-with-attachments"}},
+	{"email", "", []string{"email"}},
+	{"whatsapp", "", []string{"text", "text-with-attachments"}},
+	{"whatsapp", "outbound", []string{"wab-buttons", "wab-list"}},
+	{"whatsapp", "inbound", []string{"wab-interactive-response"}},
+	{"livechat", "inbound", []string{"text", "text-with-attachments", "lc-form-response", "lc-carousel-response", "lc-quick-replies-response"}},
+	{"livechat", "outbound", []string{"text-with-attachments", "text-with-lc-carousel", "text-with-lc-quick-replies"}},
+	{"livechat", "announcement", []string{"text"}},
+	{"amb", "", []string{"text-with-attachments", "amb-list-picker-response", "amb-time-picker-response", "amb-quick-replies-response", "amb-form-response"}},
+	{"api", "", []string{"text", "text-with-attachments"}},
+}
+
+func typeAllowed(channel, direction, typ string) bool {
+	for _, r := range allowedTypes {
+		if r.channel == channel && (r.direction == direction || (r.direction == "" && direction != "announcement")) && slices.Contains(r.types, typ) {
+			return true
+		}
+	}
+	return false
+}
+
+// whereAllowed is the first channel and direction that allow typ.
+func whereAllowed(typ string) (channel, direction string) {
+	for _, r := range allowedTypes {
+		if slices.Contains(r.types, typ) {
+			if r.direction == "" {
+				return r.channel, "inbound"
+			}
+			return r.channel, r.direction
+		}
+	}
+	panic("no channel allows " + typ)
+}
+
 func TestEveryRichMessageTypeNeedsItsObjectUnderItsDocumentedKey(t *testing.T) {
 	t.Parallel()
 	sim := engagesim.Start(t, engagesim.Config{})
 	tok := sim.AccessToken(domain)
-	id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "api", CustomerAddress: "c", BizAddress: "b"})
-	url := sim.BaseURL() + "/" + domain + "/conversations/" + id + "/messages"
+	convs := map[string]string{}
 	for typ, key := range richKeys {
-		msg := map[string]any{"channel": "api", "direction": "inbound", "messagetype": typ, "timestamp": "2026-03-01T12:00:00Z"}
+		channel, direction := whereAllowed(typ)
+		if convs[channel] == "" {
+			convs[channel] = sim.SeedConversation(domain, engagesim.Conversation{Channel: channel, CustomerAddress: "c", BizAddress: "b", ThreadID: "t"})
+		}
+		url := sim.BaseURL() + "/" + domain + "/conversations/" + convs[channel] + "/messages"
+		msg := map[string]any{"channel": channel, "direction": direction, "messagetype": typ, "timestamp": "2026-03-01T12:00:00Z"}
 		if st, env := call(t, "POST", url, tok, msg); st != http.StatusBadRequest || !strings.Contains(env.Description, key) {
 			t.Errorf("%s without %s: %d %+v, want 400 naming %s", typ, key, st, env, key)
 		}
@@ -45,8 +93,63 @@ func TestEveryRichMessageTypeNeedsItsObjectUnderItsDocumentedKey(t *testing.T) {
 			t.Errorf("%s with %s: %d %+v, want 200", typ, key, st, env)
 		}
 	}
-	if c, _ := sim.Conversation(domain, id); len(c.Messages) != len(richKeys) {
-		t.Fatalf("%d messages stored, want %d", len(c.Messages), len(richKeys))
+	stored := 0
+	for _, id := range convs {
+		c, _ := sim.Conversation(domain, id)
+		stored += len(c.Messages)
+	}
+	if stored != len(richKeys) {
+		t.Fatalf("%d messages stored, want %d", stored, len(richKeys))
+	}
+}
+
+// The table decides, not the type alone: a client that sends a type on a channel or in
+// a direction that does not take it (a WhatsApp list from the customer, an outbound live
+// chat form response, an SMS attachment) must fail as Engage would refuse it.
+func TestEachChannelTakesOnlyTheMessageTypesOfItsDirection(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	for _, channel := range []string{"sms", "facebook", "email", "livechat", "whatsapp", "amb", "api"} {
+		id := sim.SeedConversation(domain, engagesim.Conversation{Channel: channel, CustomerAddress: "c", BizAddress: "b", ThreadID: "t"})
+		url := sim.BaseURL() + "/" + domain + "/conversations/" + id + "/messages"
+		for _, direction := range []string{"inbound", "outbound", "announcement"} {
+			for _, typ := range append([]string{"text", "text-with-attachments", "email"}, slices.Sorted(maps.Keys(richKeys))...) {
+				// Everything any type needs, so that only the table can refuse it.
+				msg := map[string]any{"channel": channel, "direction": direction, "messagetype": typ, "timestamp": "2026-03-01T12:00:00Z",
+					"text": "hi", "attachments": []any{map[string]any{"mimeType": "image/png", "fileUrl": "https://x.example/a.png"}},
+					"frmAddress": "c@x.example", "plainBody": "hello"}
+				if key, ok := richKeys[typ]; ok {
+					msg[key] = map[string]any{"id": "x"}
+				}
+				st, env := call(t, "POST", url, tok, msg)
+				if want := typeAllowed(channel, direction, typ); want != (st == http.StatusOK) {
+					t.Errorf("%s %s %s: %d %+v, allowed %v", channel, direction, typ, st, env, want)
+				} else if !want && (env.Code != engagesim.CodeInvalid || !strings.Contains(env.Description, typ)) {
+					t.Errorf("%s %s %s: refused with %+v, want 400 naming the type", channel, direction, typ, env)
+				}
+			}
+		}
+	}
+}
+
+// "Each rich type carries its JSON object" (ENGAGE.md §3): an object encoded a second
+// time as a string, the classic mistake, is not one; nor is a number or a boolean.
+// (An array is let through: see api.go.)
+func TestARichMessageObjectMustBeAJSONObject(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	for typ, key := range richKeys {
+		channel, direction := whereAllowed(typ)
+		id := sim.SeedConversation(domain, engagesim.Conversation{Channel: channel, CustomerAddress: "c", BizAddress: "b", ThreadID: "t"})
+		url := sim.BaseURL() + "/" + domain + "/conversations/" + id + "/messages"
+		for _, bad := range []any{`{"id":"x"}`, "", 42, true} {
+			msg := map[string]any{"channel": channel, "direction": direction, "messagetype": typ, "timestamp": "2026-03-01T12:00:00Z", key: bad}
+			if st, env := call(t, "POST", url, tok, msg); st != http.StatusBadRequest || !strings.Contains(env.Description, key) {
+				t.Errorf("%s with %s = %#v: %d %+v, want 400 naming %s", typ, key, bad, st, env, key)
+			}
+		}
 	}
 }
 
@@ -74,6 +177,7 @@ func TestEmailAndAttachmentMessagesNeedWhatTheyCarry(t *testing.T) {
 	}{
 		"email without a sender":       {email, mail(func(m map[string]any) { delete(m, "frmAddress") }), "frmAddress"},
 		"email without a body":         {email, mail(func(m map[string]any) { delete(m, "plainBody") }), "plainBody or htmlBody"},
+		"email with a text only":       {email, mail(func(m map[string]any) { delete(m, "plainBody"); m["text"] = "hello" }), "plainBody or htmlBody"},
 		"attachment without a URL":     {chat, attach(map[string]any{"mimeType": "image/png"}), "attachment 0"},
 		"attachment without MIME type": {chat, attach(map[string]any{"fileUrl": "https://x.example/a.png"}), "attachment 0"},
 	} {
