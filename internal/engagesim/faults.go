@@ -30,8 +30,9 @@ const (
 var Ops = []string{OpSearch, OpCreate, OpAppend, OpUpdate, OpClose, OpAddParticipant, OpRemoveParticipant, OpToken}
 
 // Fault is a misbehaviour injected into matching calls. Several fields may combine:
-// Latency first, then the first of Reset, Status, Malformed; UnknownStatus changes the
-// answer of a search that goes through.
+// Latency first, then the first of Reset, Status, Malformed (Status with Malformed
+// answers that status with a truncated body, as a gateway in front of Engage may);
+// UnknownStatus changes the answer of a search that goes through.
 type Fault struct {
 	// Op is the operation to disturb; "" or "*" disturbs every operation.
 	Op string `json:"op,omitempty"`
@@ -206,10 +207,17 @@ func (s *Sim) faultEffect(w http.ResponseWriter, r *http.Request, op string) (ef
 			resetConn(w)
 		case f.Status != 0:
 			setRetryAfter(w, f)
+			if f.Status == http.StatusUnauthorized {
+				// As the real refusal of a token says it (api).
+				w.Header().Set("WWW-Authenticate", `Bearer realm="engage", error="invalid_token"`)
+			}
+			if f.Malformed {
+				writeTruncated(w, f.Status, fmt.Sprintf(`{"status":%d,"code":%d,"description":"`, f.Status, codeForStatus(f.Status)))
+				break
+			}
 			fail(w, f.Status, codeForStatus(f.Status), "%s (injected)", http.StatusText(f.Status))
 		case f.Malformed:
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{"status":200,"code":1000,"description":"OK","value":{"conversationId":"`))
+			writeTruncated(w, http.StatusOK, `{"status":200,"code":1000,"description":"OK","value":{"conversationId":"`)
 		}
 		return e, false
 	}
@@ -232,14 +240,24 @@ func (s *Sim) applyFaults(w http.ResponseWriter, r *http.Request, op string) boo
 			if f.Status == http.StatusServiceUnavailable || f.Status == http.StatusTooManyRequests {
 				code = "temporarily_unavailable"
 			}
+			if f.Malformed {
+				writeTruncated(w, f.Status, `{"error":"`)
+				break
+			}
 			writeJSONNoStore(w, f.Status, oerr(code, http.StatusText(f.Status)+" (injected)"))
 		case f.Malformed:
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{"access_token":"`))
+			writeTruncated(w, http.StatusOK, `{"access_token":"`)
 		}
 		return false
 	}
 	return true
+}
+
+// writeTruncated answers status with a JSON body cut short.
+func writeTruncated(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
 }
 
 // wait sleeps d unless the caller leaves or the simulator closes first. It reports

@@ -294,3 +294,66 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// A 401 that a fault injects must read as Engage's own 401 does (ENGAGE.md §2: the
+// runtime refreshes once on it), header included.
+func TestAnInjected401IsAnsweredAsARealOne(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	search := func(token string) (*http.Response, envelope) {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", sim.BaseURL()+"/"+domain+"/conversations/search",
+			strings.NewReader(`{"channel":"sms","customeraddress":"c","bizaddress":"b"}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var env envelope
+		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+			t.Fatal(err)
+		}
+		return resp, env
+	}
+	real, realEnv := search("forged")
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: http.StatusUnauthorized, Times: 1})
+	injected, injectedEnv := search(tok)
+	if real.StatusCode != 401 || injected.StatusCode != 401 || injectedEnv.Code != realEnv.Code {
+		t.Fatalf("real %d %+v, injected %d %+v", real.StatusCode, realEnv, injected.StatusCode, injectedEnv)
+	}
+	if got, want := injected.Header.Get("WWW-Authenticate"), real.Header.Get("WWW-Authenticate"); got != want || want == "" {
+		t.Fatalf("injected WWW-Authenticate %q, a real 401's %q", got, want)
+	}
+}
+
+// Status with Malformed is an error status whose body is not Engage's envelope, as a
+// gateway or proxy in front of Engage answers: the "bad response" of ENGAGE.md §2 on a
+// 4xx or 5xx, which must not read as Engage saying no (a 404 is not "no conversation").
+func TestStatusWithMalformedAnswersThatStatusWithABrokenBody(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	tok := sim.AccessToken(domain)
+	for _, status := range []int{404, 409, 502} {
+		sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: status, Malformed: true, Times: 1})
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", sim.BaseURL()+"/"+domain+"/conversations/search",
+			strings.NewReader(`{"channel":"sms","customeraddress":"c","bizaddress":"b"}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != status || json.Valid(body) {
+			t.Errorf("search with %d malformed: %d %s", status, resp.StatusCode, body)
+		}
+	}
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: 400, Malformed: true, Times: 1})
+	cc := &clientcredentials.Config{ClientID: "tenant-1", ClientSecret: "tsecret", TokenURL: sim.ClientCredentialsTokenURL(), AuthStyle: oauth2.AuthStyleInHeader}
+	_, err := cc.Token(t.Context())
+	re, ok := errors.AsType[*oauth2.RetrieveError](err)
+	if !ok || re.Response.StatusCode != 400 || json.Valid(re.Body) {
+		t.Fatalf("token with 400 malformed: %v", err)
+	}
+}
