@@ -267,15 +267,20 @@ func (s *Sim) wait(w http.ResponseWriter, r *http.Request, d time.Duration) bool
 		return true
 	}
 	// net/http notices a departed client only once the request body has been read, so
-	// read it now (bounded), or the wait would outlive its caller.
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	// read it now (bounded), or the wait would outlive its caller. What is read goes
+	// back in front of the rest, so the handler's own limit answers an oversized body
+	// as it would without the latency.
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
 	if err != nil {
 		if r.Context().Err() == nil {
 			fail(w, http.StatusBadRequest, CodeInvalid, "unreadable body: %v", err)
 		}
 		return false
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

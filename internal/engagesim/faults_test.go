@@ -357,3 +357,26 @@ func TestStatusWithMalformedAnswersThatStatusWithABrokenBody(t *testing.T) {
 		t.Fatalf("token with 400 malformed: %v", err)
 	}
 }
+
+// Latency only delays: the answer after it is the one the call would have had without
+// it, an oversized body's 413 included.
+func TestLatencyLeavesTheAnswerToAnOversizedBodyAlone(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	big := `{"channel":"sms","customeraddress":"` + strings.Repeat("c", 1<<20) + `","bizaddress":"b"}`
+	var got []int
+	for _, latency := range []time.Duration{0, time.Millisecond} {
+		if latency > 0 {
+			sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: latency})
+		}
+		st, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/search", tok, big)
+		if env.Code != engagesim.CodeInvalid {
+			t.Errorf("latency %v: %d %+v", latency, st, env)
+		}
+		got = append(got, st)
+	}
+	if got[0] != http.StatusRequestEntityTooLarge || got[1] != got[0] {
+		t.Fatalf("oversized body without latency %d, with latency %d; want 413 both", got[0], got[1])
+	}
+}
