@@ -417,3 +417,128 @@ func TestClientCredentialsRefuseWrongSecretsAndChangedSecrets(t *testing.T) {
 	_, err = login.TokenSource(t.Context(), &oauth2.Token{RefreshToken: "x"}).Token()
 	wantOAuthError(t, err, "unsupported_grant_type", http.StatusBadRequest)
 }
+
+// A code and a refresh token belong to the client they were issued to (RFC 6749 §4.1.3,
+// §6): another registered client presenting them gets invalid_grant, and its attempt
+// spends or revokes nothing of the rightful client's.
+func TestCodesAndRefreshTokensBelongToTheirClient(t *testing.T) {
+	t.Parallel()
+	cfg := baseConfig()
+	cfg.Clients = append(cfg.Clients, engagesim.OAuthClient{ID: "intruder", Secret: "x", RedirectURIs: []string{redirectURI}})
+	sim := engagesim.Start(t, cfg)
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	other := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	other.ClientID, other.ClientSecret = "intruder", "x"
+	verifier := oauth2.GenerateVerifier()
+	code := login(t, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "ada", "lovelace", "login").Query().Get("code")
+	_, err := other.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+	tok, err := conf.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("the rightful client after another's try: %v", err)
+	}
+	_, err = other.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+	if _, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+		t.Fatalf("the rightful client's refresh after another's try: %v", err)
+	}
+}
+
+// A code whose user changed their password before it was exchanged is spent
+// (invalid_grant), as every token of that user is.
+func TestACodeDiesWithItsUsersCredentials(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	verifier := oauth2.GenerateVerifier()
+	code := login(t, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "ada", "lovelace", "login").Query().Get("code")
+	if err := sim.ChangePassword("ada", "babbage"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := conf.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+}
+
+// With RefreshTokenTTL a refresh token expires (invalid_grant, the runtime's
+// needs_reauthorization); each rotation starts a new one's lifetime.
+func TestRefreshTokensExpireAfterRefreshTokenTTL(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	cfg := baseConfig()
+	cfg.Now, cfg.RefreshTokenTTL = clk.Now, time.Hour
+	sim := engagesim.Start(t, cfg)
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	tok := codeFlow(t, conf)
+	clk.Advance(59 * time.Minute)
+	next, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh within its lifetime: %v", err)
+	}
+	clk.Advance(time.Hour)
+	_, err = conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: next.RefreshToken}).Token()
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+}
+
+// A refresh may ask for the scope granted or less, never more (RFC 6749 §6).
+func TestARefreshCannotWidenTheScope(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	tok := codeFlow(t, oauthConfig(sim, oauth2.AuthStyleInHeader))
+	refresh := func(scope string) (int, string) {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, sim.TokenURL(), strings.NewReader(url.Values{
+			"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "scope": {scope}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(clientID, secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, body := refresh("cjp:config_read spark:all"); st != http.StatusBadRequest || !strings.Contains(body, `"invalid_scope"`) {
+		t.Fatalf("wider scope: %d %s", st, body)
+	}
+	if st, body := refresh("cjp:config_read"); st != http.StatusOK {
+		t.Fatalf("the granted scope: %d %s", st, body)
+	}
+}
+
+// Client-credentials tokens live ClientCredentialsTTL (ENGAGE.md §5: 3600 s by
+// default), not the Webex login's lifetime, and say so in expires_in.
+func TestClientCredentialsTokensLiveTheirOwnLifetime(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	cfg := baseConfig()
+	cfg.Now, cfg.ClientCredentialsTTL = clk.Now, 2*time.Second
+	sim := engagesim.Start(t, cfg)
+	cc := &clientcredentials.Config{ClientID: "tenant-1", ClientSecret: "tsecret", TokenURL: sim.ClientCredentialsTokenURL(), AuthStyle: oauth2.AuthStyleInHeader}
+	tok, err := cc.Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(tok.Expiry); d > 3*time.Second {
+		t.Fatalf("expires in %v, want 2 s", d)
+	}
+	if st := searchStatus(t, sim, domain, tok.AccessToken); st != http.StatusOK {
+		t.Fatalf("fresh token: %d", st)
+	}
+	clk.Advance(2 * time.Second)
+	if st := searchStatus(t, sim, domain, tok.AccessToken); st != http.StatusUnauthorized {
+		t.Fatalf("token past its lifetime: %d", st)
+	}
+}
+
+// The sweep of dead tokens that bounds a long-running simulator never takes a live one.
+func TestTheSweepOfDeadTokensKeepsLiveOnes(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	first := sim.AccessToken(domain)
+	for range 5000 {
+		sim.AccessToken(domain)
+	}
+	if st := searchStatus(t, sim, domain, first); st != http.StatusOK {
+		t.Fatalf("a live token after the sweep: %d", st)
+	}
+}
