@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -378,5 +379,53 @@ func TestLatencyLeavesTheAnswerToAnOversizedBodyAlone(t *testing.T) {
 	}
 	if got[0] != http.StatusRequestEntityTooLarge || got[1] != got[0] {
 		t.Fatalf("oversized body without latency %d, with latency %d; want 413 both", got[0], got[1])
+	}
+}
+
+// Reset is a connection reset (ECONNRESET), not an orderly close: the "connection
+// failure" after which the runtime may retry a search (ENGAGE.md §2).
+func TestResetFaultResetsTheConnection(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Reset: true})
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", sim.BaseURL()+"/"+domain+"/conversations/search", strings.NewReader(`{}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("answered %d", resp.StatusCode)
+	}
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("got %v, want a connection reset", err)
+	}
+}
+
+// A 429 from the token endpoint is temporarily_unavailable with Retry-After, as a 503
+// is: the runtime backs off on it, it does not give the authorization up (DESIGN.md).
+func TestAnInjected429OnTheTokenEndpointIsTemporarilyUnavailable(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusTooManyRequests})
+	cc := &clientcredentials.Config{ClientID: "tenant-1", ClientSecret: "tsecret", TokenURL: sim.ClientCredentialsTokenURL(), AuthStyle: oauth2.AuthStyleInHeader}
+	_, err := cc.Token(t.Context())
+	wantOAuthError(t, err, "temporarily_unavailable", http.StatusTooManyRequests)
+	if re, _ := errors.AsType[*oauth2.RetrieveError](err); re.Response.Header.Get("Retry-After") != "1" {
+		t.Fatalf("Retry-After %q", re.Response.Header.Get("Retry-After"))
+	}
+}
+
+// With no conversation to find, UnknownStatus invents one in that status, so that a
+// test of onInvalidChoice needs no seeding.
+func TestUnknownStatusInventsAConversationWhenNoneMatches(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	sim.InjectFault(engagesim.Fault{UnknownStatus: "escalated", Times: 1})
+	_, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/search", tok, map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"})
+	var v struct {
+		ConversationID, Status string
+		ChatExist              bool
+	}
+	if err := json.Unmarshal(env.Value, &v); err != nil || v.ConversationID == "" || !v.ChatExist || v.Status != "escalated" {
+		t.Fatalf("search %s", env.Value)
 	}
 }
