@@ -63,6 +63,7 @@ func TestConversationAPIRefusesInvalidRequestsWith400Envelopes(t *testing.T) {
 			m["messagetype"] = "text-with-attachments"
 			m["attachments"] = []map[string]any{{"MIMETYPE": "image/png", "FileURL": "http://x.example/y.png"}}
 		}), "unknown field"},
+		"close with a body":   {"POST", "/" + id + "/close", map[string]any{"reason": "done"}, "unknown field"},
 		"update with nothing": {"PATCH", "/" + id, map[string]any{}, "nothing to update"},
 		"update to active":    {"PATCH", "/" + id, map[string]any{"status": "active"}, "re-open"},
 		"participant missing": {"POST", "/" + id + "/participants", map[string]any{}, "participant is required"},

@@ -286,3 +286,36 @@ func TestInjectedErrorsAnswerTheEnvelopeCodeOfTheirStatus(t *testing.T) {
 		}
 	}
 }
+
+// A live chat conversation is created with its own parties (ENGAGE.md §3: threadId,
+// livechatUserId, livechatAppId, livechatWebsiteDomain, each needed) and is found as a
+// live chat search names them: customeraddress the user, bizaddress the app. It starts
+// queued.
+func TestALiveChatConversationIsCreatedWithItsOwnPartiesAndFoundByThem(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	base := sim.BaseURL() + "/" + domain + "/conversations"
+	body := func() map[string]any {
+		return map[string]any{"channel": "livechat", "threadid": "th-1", "livechatuserid": "user-1", "livechatappid": "app-1",
+			"livechatwebsitedomain": "shop.example", "messages": []any{map[string]any{"channel": "livechat", "direction": "inbound",
+				"messagetype": "text", "text": "hi", "timestamp": "2026-03-01T12:00:00Z"}}}
+	}
+	for _, key := range []string{"threadid", "livechatuserid", "livechatappid", "livechatwebsitedomain"} {
+		b := body()
+		delete(b, key)
+		if st, env := call(t, "POST", base, tok, b); st != http.StatusBadRequest || !strings.Contains(env.Description, key) {
+			t.Errorf("without %s: %d %+v, want 400 naming it", key, st, env)
+		}
+	}
+	st, env := call(t, "POST", base, tok, body())
+	var created struct{ ConversationID string }
+	if err := json.Unmarshal(env.Value, &created); err != nil || st != http.StatusCreated {
+		t.Fatalf("create: %d %+v", st, env)
+	}
+	_, env = call(t, "POST", base+"/search", tok, map[string]string{"channel": "livechat", "customeraddress": "user-1", "bizaddress": "app-1", "threadid": "th-1"})
+	var v struct{ ConversationID, Status string }
+	if err := json.Unmarshal(env.Value, &v); err != nil || v.ConversationID != created.ConversationID || v.Status != "queued" {
+		t.Fatalf("search by user and app found %s, want %s queued", env.Value, created.ConversationID)
+	}
+}
