@@ -236,15 +236,14 @@ func (s *Sim) applyFaults(w http.ResponseWriter, r *http.Request, op string) boo
 			resetConn(w)
 		case f.Status != 0:
 			setRetryAfter(w, f)
-			code := "server_error"
-			if f.Status == http.StatusServiceUnavailable || f.Status == http.StatusTooManyRequests {
-				code = "temporarily_unavailable"
-			}
 			if f.Malformed {
 				writeTruncated(w, f.Status, `{"error":"`)
 				break
 			}
-			writeJSONNoStore(w, f.Status, oerr(code, http.StatusText(f.Status)+" (injected)"))
+			_, _, basic := r.BasicAuth()
+			e := oerr(tokenErrorCode(f.Status), http.StatusText(f.Status)+" (injected)")
+			e.status = f.Status
+			e.write(w, basic)
 		case f.Malformed:
 			writeTruncated(w, http.StatusOK, `{"access_token":"`)
 		}
@@ -301,6 +300,20 @@ func setRetryAfter(w http.ResponseWriter, f *Fault) {
 	case f.Status == http.StatusTooManyRequests:
 		w.Header().Set("Retry-After", "1")
 	}
+}
+
+// tokenErrorCode is the RFC 6749 §5.2 error a token endpoint answers with status, as
+// its real refusals do: a 400 is invalid_request, a 401 invalid_client.
+func tokenErrorCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "invalid_request"
+	case http.StatusUnauthorized:
+		return "invalid_client"
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		return "temporarily_unavailable"
+	}
+	return "server_error"
 }
 
 func codeForStatus(status int) int {

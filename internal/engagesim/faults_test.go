@@ -429,3 +429,28 @@ func TestUnknownStatusInventsAConversationWhenNoneMatches(t *testing.T) {
 		t.Fatalf("search %s", env.Value)
 	}
 }
+
+// An injected 400 or 401 on a token endpoint speaks RFC 6749 §5.2 as a real refusal
+// does: a 401 is invalid_client, which the runtime takes as final for client
+// credentials, not a server_error that it would back off from and try again.
+func TestInjectedTokenRefusalsSpeakRFC6749(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	cc := &clientcredentials.Config{ClientID: "tenant-1", ClientSecret: "tsecret", TokenURL: sim.ClientCredentialsTokenURL(), AuthStyle: oauth2.AuthStyleInHeader}
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusBadRequest, Times: 1})
+	_, err := cc.Token(t.Context())
+	wantOAuthError(t, err, "invalid_request", http.StatusBadRequest)
+
+	cc.ClientSecret = "wrong"
+	_, real := cc.Token(t.Context())
+	wantOAuthError(t, real, "invalid_client", http.StatusUnauthorized)
+	cc.ClientSecret = "tsecret"
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusUnauthorized, Times: 1})
+	_, err = cc.Token(t.Context())
+	wantOAuthError(t, err, "invalid_client", http.StatusUnauthorized)
+	injected, _ := errors.AsType[*oauth2.RetrieveError](err)
+	refused, _ := errors.AsType[*oauth2.RetrieveError](real)
+	if got, want := injected.Response.Header.Get("WWW-Authenticate"), refused.Response.Header.Get("WWW-Authenticate"); got != want {
+		t.Fatalf("injected WWW-Authenticate %q, a real refusal's %q", got, want)
+	}
+}
