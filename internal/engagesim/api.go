@@ -139,9 +139,10 @@ func (s *Sim) api(op string, h func(w http.ResponseWriter, r *http.Request, d *d
 			return
 		}
 		domain := r.PathValue("domain")
-		token, hasBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !hasBearer {
-			token = ""
+		// The scheme is case-insensitive (RFC 9110 §11.1).
+		token := ""
+		if h := r.Header.Get("Authorization"); len(h) > len("Bearer ") && strings.EqualFold(h[:len("Bearer ")], "Bearer ") {
+			token = h[len("Bearer "):]
 		}
 		switch s.checkAccess(token, domain) {
 		case tokenMissing:

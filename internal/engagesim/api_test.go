@@ -233,3 +233,26 @@ func TestKeepMessagesBoundsAConversationToItsNewestMessages(t *testing.T) {
 		}
 	}
 }
+
+// The authorization scheme is case-insensitive (RFC 9110 §11.1): "bearer" is Bearer.
+func TestTheBearerSchemeIsCaseInsensitive(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	for _, header := range []string{"Bearer " + tok, "bearer " + tok, "BEARER " + tok} {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", sim.BaseURL()+"/"+domain+"/conversations/search",
+			strings.NewReader(`{"channel":"sms","customeraddress":"c","bizaddress":"b"}`))
+		req.Header.Set("Authorization", header)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%q: %d", strings.Fields(header)[0], resp.StatusCode)
+		}
+	}
+	if st := searchStatus(t, sim, domain, ""); st != http.StatusUnauthorized {
+		t.Errorf("no token: %d", st)
+	}
+}
