@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 )
@@ -119,7 +120,7 @@ func TestConversationLifecycleAnswersEnvelopesWithTransactionIDs(t *testing.T) {
 				t.Fatalf("%s %s: tid %q not fresh", step.method, step.path, env.TID)
 			}
 			tids[env.TID] = true
-		} else if env.TID != "" || env.Description == "" {
+		} else if env.TID != "" || env.Description == "" || env.Code != map[int]int{404: engagesim.CodeNotFound, 409: engagesim.CodeConflict}[st] {
 			t.Fatalf("%s %s: error envelope %+v", step.method, step.path, env)
 		}
 	}
@@ -162,7 +163,7 @@ func TestSearchPrefersTheNewestOpenConversation(t *testing.T) {
 	// Another domain sees none of it.
 	other := sim.AccessToken("globex")
 	_, env := call(t, "POST", sim.BaseURL()+"/globex/conversations/search", other, map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"})
-	if string(env.Value) != `{"chatExist":false}` {
+	if string(env.Value) != `{"chatExist":false}` || env.TID != "" {
 		t.Fatalf("other domain: %s", env.Value)
 	}
 }
@@ -254,5 +255,58 @@ func TestTheBearerSchemeIsCaseInsensitive(t *testing.T) {
 	}
 	if st := searchStatus(t, sim, domain, ""); st != http.StatusUnauthorized {
 		t.Errorf("no token: %d", st)
+	}
+}
+
+// A token that is not valid (revoked, expired, unknown) is 401 whatever domain it is
+// used on: the runtime refreshes after a 401 and gives up at once after a 403, so a dead
+// token must never read as "valid for another domain".
+func TestADeadTokenIs401OnEveryDomain(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	sim := engagesim.Start(t, engagesim.Config{Now: clk.Now, AccessTokenTTL: time.Minute})
+	revoked := sim.AccessToken(domain)
+	sim.RevokeAccessToken(revoked)
+	expired := sim.AccessToken(domain)
+	clk.Advance(time.Minute)
+	for name, tok := range map[string]string{"revoked": revoked, "expired": expired} {
+		for _, dom := range []string{domain, "globex"} {
+			if st := searchStatus(t, sim, dom, tok); st != http.StatusUnauthorized {
+				t.Errorf("%s token on %s: %d, want 401", name, dom, st)
+			}
+		}
+	}
+}
+
+// A message is stored with the object exactly as it came on the wire (Raw), which tests
+// of the client compare byte for byte.
+func TestAStoredMessageKeepsItsWireObject(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+	const raw = `{"channel":"sms","direction":"inbound","messagetype":"text","text":"a \"quote\" <b>","timestamp":"2026-03-01T12:00:00Z"}`
+	if st, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/"+id+"/messages", tok, raw); st != http.StatusOK {
+		t.Fatalf("append: %d %+v", st, env)
+	}
+	c, _ := sim.Conversation(domain, id)
+	if len(c.Messages) != 1 || string(c.Messages[0].Raw) != raw {
+		t.Fatalf("stored %+v", c.Messages)
+	}
+}
+
+// Seeding a conversation with the ID of another replaces it everywhere: a search by the
+// replaced one's addresses no longer finds it.
+func TestASeedThatReplacesAConversationMovesItsSearchKey(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	sim.SeedConversation(domain, engagesim.Conversation{ID: "x1", Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+	sim.SeedConversation(domain, engagesim.Conversation{ID: "x1", Channel: "sms", CustomerAddress: "c2", BizAddress: "b"})
+	for customer, want := range map[string]string{"c": `{"chatExist":false}`, "c2": `"conversationId":"x1"`} {
+		_, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/search", tok, map[string]string{"channel": "sms", "customeraddress": customer, "bizaddress": "b"})
+		if !strings.Contains(string(env.Value), want) {
+			t.Errorf("search for %s: %s, want %s", customer, env.Value, want)
+		}
 	}
 }

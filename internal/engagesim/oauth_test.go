@@ -317,12 +317,13 @@ func TestTokenEndpointAuthenticatesTheClient(t *testing.T) {
 		basic bool
 		want  string
 	}{
-		"both methods":                {url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {clientID}, "client_secret": {secret}}, true, `"invalid_request"`},
-		"no client authentication":    {url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, false, `"invalid_client"`},
-		"unknown grant type":          {url.Values{"grant_type": {"password"}}, true, `"unsupported_grant_type"`},
-		"client credentials at login": {url.Values{"grant_type": {"client_credentials"}}, true, `"unauthorized_client"`},
-		"no grant type":               {url.Values{}, true, `"invalid_request"`},
-		"unknown refresh token":       {url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, true, `"invalid_grant"`},
+		"both methods":                  {url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {clientID}, "client_secret": {secret}}, true, `"invalid_request"`},
+		"another client_id in the body": {url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {"stranger"}}, true, `"invalid_request"`},
+		"no client authentication":      {url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, false, `"invalid_client"`},
+		"unknown grant type":            {url.Values{"grant_type": {"password"}}, true, `"unsupported_grant_type"`},
+		"client credentials at login":   {url.Values{"grant_type": {"client_credentials"}}, true, `"unauthorized_client"`},
+		"no grant type":                 {url.Values{}, true, `"invalid_request"`},
+		"unknown refresh token":         {url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, true, `"invalid_grant"`},
 	} {
 		st, body := post(tc.form, tc.basic)
 		if st/100 != 4 || !strings.Contains(body, tc.want) {
@@ -541,4 +542,16 @@ func TestTheSweepOfDeadTokensKeepsLiveOnes(t *testing.T) {
 	if st := searchStatus(t, sim, domain, first); st != http.StatusOK {
 		t.Fatalf("a live token after the sweep: %d", st)
 	}
+}
+
+// A code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1), even when its
+// hash matches the challenge: a client that makes short verifiers must fail here.
+func TestAShortVerifierIsRefusedEvenWhenItMatches(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	const verifier = "too-short-but-matching"
+	code := login(t, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "ada", "lovelace", "login").Query().Get("code")
+	_, err := conf.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
 }
