@@ -214,7 +214,10 @@ func TestTheServiceAnswersWhatItsOpenAPIDescriptionSays(t *testing.T) {
 	}
 	// Engage refuses the token and the token endpoint fails: the refresh's own error.
 	tokenless := s.createClientCredentials("token endpoint failing", sim)
-	sim.InjectFault(engagesim.Fault{Status: http.StatusUnauthorized, Times: 2}) // the append, then the refresh
+	// (A 401 from the token endpoint would be invalid_client, a refusal of the
+	// credentials: needs re-authorization, not a failing endpoint.)
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpAppend, Status: http.StatusUnauthorized, Times: 1})
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusInternalServerError, Times: 1})
 	if a := exec(appendText(tokenless, seedConversation(sim), "no token", 5000), nil, 200); a.code() != "token_unavailable" {
 		t.Errorf("a rejected token that cannot be refreshed: %s %+v, want token_unavailable", a.Outcome, a.Error)
 	}
