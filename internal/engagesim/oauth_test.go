@@ -555,3 +555,31 @@ func TestAShortVerifierIsRefusedEvenWhenItMatches(t *testing.T) {
 	_, err := conf.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
 	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
 }
+
+// The login form's POST is checked as its GET is: a form whose hidden fields were
+// changed to an unregistered redirect URI, or without PKCE, gets no code.
+func TestASignInWithTamperedFieldsGetsNoCode(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	u, _ := url.Parse(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	for name, tamper := range map[string]func(url.Values){
+		"unregistered redirect_uri": func(f url.Values) { f.Set("redirect_uri", "http://evil.example/cb") },
+		"no code_challenge":         func(f url.Values) { f.Del("code_challenge") },
+	} {
+		form := u.Query()
+		form.Set("username", "ada")
+		form.Set("password", "lovelace")
+		form.Set("action", "login")
+		tamper(form)
+		resp, err := noRedirects.PostForm(sim.AuthorizeURL(), form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if loc != nil && (loc.Query().Get("code") != "" || strings.HasPrefix(loc.String(), "http://evil.example")) {
+			t.Errorf("%s: %d redirected to %s", name, resp.StatusCode, loc)
+		}
+	}
+}
