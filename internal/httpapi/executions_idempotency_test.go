@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -426,5 +427,65 @@ func TestAWaiterGetsTheAnswerAHolderStoresJustAfterItsDeadline(t *testing.T) {
 	}
 	if n := f.h.sim.Calls(engagesim.OpAppend); n != 1 {
 		t.Fatalf("%d append calls, want 1", n)
+	}
+}
+
+// A request that asks for idempotency is never run unrecorded: without a store for the
+// keys, or with Postgres down, it is refused with 503 and Engage is not called (a retry
+// with the key could otherwise repeat the append).
+func TestAKeyWithoutTheIdempotencyStoreIs503AndRunsNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{}) // no pool: no idempotency store
+	conv := h.sim.SeedConversation(simDomain, engagesim.Conversation{Channel: "sms", CustomerAddress: "+15550001", BizAddress: "+15559999", Status: "active"})
+	body, _ := json.Marshal(map[string]any{
+		"node": "append-message", "version": "1.4", "authorizationId": authOK,
+		"input": map[string]any{"conversationId": conv, "channel": "sms", "direction": "outbound",
+			"messageType": "text", "timestamp": "2026-03-01T12:00:00Z", "text": "unrecorded"},
+	})
+	resp, raw := h.post(t, "/v1/executions", execKey, body, http.Header{"Idempotency-Key": {"k1"}})
+	if resp.StatusCode != http.StatusServiceUnavailable || problemOf(t, raw)["code"] != "unavailable" {
+		t.Fatalf("%d %s, want a 503 unavailable problem", resp.StatusCode, raw)
+	}
+	if n := h.sim.Calls(engagesim.OpAppend); n != 0 {
+		t.Fatalf("%d append calls, want none", n)
+	}
+}
+
+func TestAKeyWhilePostgresIsDownIs503AndRunsNothing(t *testing.T) {
+	t.Parallel()
+	f := newIdempotencyFixture(t, harnessOptions{})
+	f.pool.Close() // the idempotency store cannot be reached
+	resp, raw := f.post(t, "k1", f.appendBody("unrecorded"), execKey)
+	if resp.StatusCode != http.StatusServiceUnavailable || problemOf(t, raw)["code"] != "unavailable" {
+		t.Fatalf("%d %s, want a 503 unavailable problem", resp.StatusCode, raw)
+	}
+	if n := f.h.sim.Calls(engagesim.OpAppend); n != 0 || f.messages(t) != 0 {
+		t.Fatalf("%d append calls, %d messages; want none", n, f.messages(t))
+	}
+}
+
+// A request whose key is held by one still running waits for its answer as long as its
+// own deadline plus 5 s, then gets a 409 that says to retry later, and runs nothing.
+func TestAKeyStillHeldPastTheWaitersDeadlineIs409StillRunning(t *testing.T) {
+	t.Parallel()
+	f := newIdempotencyFixture(t, harnessOptions{})
+	if _, raw := f.post(t, "held", f.appendBody("held"), execKey); !strings.Contains(string(raw), "onAppendMessageSuccess") {
+		t.Fatal(string(raw))
+	}
+	// The key is held, for an hour more, by a request of the body sent below.
+	var req map[string]any
+	_ = json.Unmarshal(f.appendBody("held"), &req)
+	req["timeoutMs"] = 1 // this one waits 1 ms + 5 s
+	body, _ := json.Marshal(req)
+	sum := sha256.Sum256(body)
+	if _, err := f.pool.Exec(t.Context(), `update idempotency_keys set request_hash = $1, response = null, locked_until = now() + interval '1 hour' where key = 'held'`, sum[:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, raw := f.post(t, "held", body, execKey)
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(problemOf(t, raw)["detail"].(string), "still running") {
+		t.Fatalf("%d %s, want 409 still running", resp.StatusCode, raw)
+	}
+	if f.messages(t) != 1 {
+		t.Fatalf("%d messages: the append was repeated", f.messages(t))
 	}
 }
