@@ -205,6 +205,7 @@ func TestMalformedJSONGets400ThatNamesTheProblem(t *testing.T) {
 		`{"a":"x\ud800"}`:            `\ud800 is half of a UTF-16 surrogate pair`,
 		`{"a":"\uDC00"}`:             `\uDC00 is half`,
 		`{"a":"\ud83d\u0041"}`:       `\ud83d is half`,
+		`{"a":"\ud83d\ue000"}`:       `\ud83d is half`,
 		`{"a":["\\\udbff"]}`:         `\udbff is half`,
 		`{"a\ud800":1}`:              `\ud800 is half`,
 		`{"a":"\ud83d\ude00\ud800"}`: `\ud800 is half`,
