@@ -733,3 +733,46 @@ func TestAPanicAfterTheAnswerBeganCutsItAndIsStillLoggedAndCounted(t *testing.T)
 		t.Fatal("the cut answer is not counted in noderuntime_http_requests_total")
 	}
 }
+
+// A line logged below the HTTP edge with a request's context names the request's ID, as
+// its access-log line does; a line logged without one is left as it is.
+func TestALineLoggedWithARequestsContextNamesItsRequestID(t *testing.T) {
+	logs := &syncBuffer{}
+	logger := slog.New(httpapi.LogRequestIDs(jsonlog.New(logs, nil)))
+	keys, err := tenant.ParseKeys("acme:" + tenant.HashKey(testKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := httpapi.NewRouter(httpapi.Deps{
+		Logger: slog.New(jsonlog.New(io.Discard, nil)), Metrics: httpapi.NewMetrics(prometheus.NewRegistry()), APIKeys: keys,
+		V1: []func(chi.Router){func(v1 chi.Router) {
+			v1.Get("/test/below", func(w http.ResponseWriter, r *http.Request) {
+				logger.InfoContext(r.Context(), "below the edge")
+				w.WriteHeader(http.StatusNoContent)
+			})
+		}},
+	})
+	srv := httptest.NewServer(router)
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/test/below", nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("X-Request-Id", "orchestrator-req-7")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	logger.Info("outside any request")
+
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	var inside, outside map[string]any
+	if len(lines) != 2 || json.Unmarshal([]byte(lines[0]), &inside) != nil || json.Unmarshal([]byte(lines[1]), &outside) != nil {
+		t.Fatalf("want two JSON lines, got:\n%s", logs.String())
+	}
+	if inside["msg"] != "below the edge" || inside["requestId"] != "orchestrator-req-7" {
+		t.Errorf("the line logged with the request's context: %v, want requestId orchestrator-req-7", inside)
+	}
+	if _, ok := outside["requestId"]; ok {
+		t.Errorf("a line logged without a request's context has a requestId: %v", outside)
+	}
+}
