@@ -613,6 +613,32 @@ func TestAnswersAreNotStoredAndA401NamesTheScheme(t *testing.T) {
 	}
 }
 
+// Every answer carries X-Content-Type-Options: nosniff (docs/problems.md), a success or a
+// problem: a browser never reads a JSON answer that quotes the caller as HTML.
+func TestEveryAnswerCarriesNosniff(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		method, path, key string
+		status            int
+	}{
+		{"POST", "/v1/test/echo", testKey, 200},
+		{"POST", "/v1/test/echo", "", 401},
+		{"GET", "/v1/nope", testKey, 404},
+		{"GET", "/v1/test/panic", testKey, 500},
+		{"GET", "/healthz", "", 200},
+		{"GET", "/metrics", "", 200},
+	} {
+		var body io.Reader
+		if tc.method == "POST" {
+			body = strings.NewReader(`{"a":"<script>"}`)
+		}
+		resp, _ := f.do(t, tc.method, tc.path, tc.key, "application/json", body)
+		if resp.StatusCode != tc.status || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s %s: %d X-Content-Type-Options %q, want %d nosniff", tc.method, tc.path, resp.StatusCode, resp.Header.Get("X-Content-Type-Options"), tc.status)
+		}
+	}
+}
+
 // Requests to one route are counted under the status each got.
 func TestMetricsCountEachStatusOfARoute(t *testing.T) {
 	f := newFixture(t)
