@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -215,6 +216,44 @@ func TestAnAlteredOrIncompleteConfirmationIsRefusedWithoutSpendingTheLogin(t *te
 	refused("a cancel after the connect", resp, page, "unknown or was already used")
 	if s.status(id) != "active" {
 		t.Fatalf("status %s after a late cancel", s.status(id))
+	}
+}
+
+// The confirmation form's sealed code is bound to its login's state: sent with the state
+// of another login of the tenant it is refused as altered, and spends neither login.
+func TestASealedCodeConnectsOnlyTheLoginItWasSealedFor(t *testing.T) {
+	s := newAuthServer(t)
+	browser := s.client(false)
+	ids := map[string]string{}
+	backs := map[string]*url.URL{}
+	for _, name := range []string{"desk", "front"} {
+		resp, created := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{"name": name, "kind": "webex-login", "baseUrl": s.sim.BaseURL(), "domain": "acme"})
+		if resp.StatusCode != 201 {
+			t.Fatalf("create %s: %d %v", name, resp.StatusCode, created)
+		}
+		back, err := engagesim.SignIn(t.Context(), created["authorizeUrl"].(string), "alice", azAlicePassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[name], backs[name] = created["id"].(string), back
+	}
+	_, confirm := s.get(browser, backs["desk"].String())
+	m := regexp.MustCompile(`<input type="hidden" name="code" value="([^"]+)">`).FindStringSubmatch(confirm)
+	if m == nil {
+		t.Fatalf("no sealed code on the confirmation page:\n%s", confirm)
+	}
+	resp, page := s.postForm(browser, "/oauth/callback", url.Values{"state": {backs["front"].Query().Get("state")}, "action": {"connect"}, "code": {m[1]}})
+	if resp.StatusCode != 400 || !strings.Contains(page, "altered or belongs to another login") {
+		t.Fatalf("desk's sealed code with front's state: %d, want 400 altered:\n%s", resp.StatusCode, page)
+	}
+	if s.status(ids["desk"]) != "pending" || s.status(ids["front"]) != "pending" {
+		t.Fatalf("status desk %s, front %s; want both pending", s.status(ids["desk"]), s.status(ids["front"]))
+	}
+	// Neither state was spent: each login still connects with its own form.
+	for _, name := range []string{"front", "desk"} {
+		if resp, page := s.finishLogin(browser, backs[name].String(), "connect"); resp.StatusCode != 200 || s.status(ids[name]) != "active" {
+			t.Fatalf("connect %s: %d\n%s", name, resp.StatusCode, page)
+		}
 	}
 }
 
