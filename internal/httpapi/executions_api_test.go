@@ -46,6 +46,7 @@ func TestExecutionEnvelopesTheRuntimeCannotRouteGetProblems(t *testing.T) {
 		{"a field named in capitals", `{"NODE":"search-conversation","version":"1.3","authorizationId":"a",` + input + `}`, 400, `unknown field "NODE"`, ""},
 		{"a field named with a long s", `{"node":"search-conversation","verſion":"1.3","authorizationId":"a",` + input + `}`, 400, `unknown field "verſion"`, ""},
 		{"a long unknown field", `{"` + strings.Repeat("A", 100_000) + `":1}`, 400, `unknown field "AAAA`, strings.Repeat("A", 65)},
+		{"a long key given twice in input", `{"node":"search-conversation","version":"1.3","authorizationId":"a","input":{"` + strings.Repeat("A", 100_000) + `":1,"` + strings.Repeat("A", 100_000) + `":2}}`, 400, `the key "AAAA`, strings.Repeat("A", 65)},
 		{"a timeout past int64", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":99999999999999999999}`, 400, `field "timeoutMs": want an integer (no fraction or exponent) up to 9223372036854775807, got JSON number`, "999999"},
 		// What a field takes, in JSON's words: never a Go type ("httpapi.executionContext", "int64").
 		{"a timeout with a fraction", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":1.5}`, 400, `field "timeoutMs": want an integer`, "int64"},
