@@ -760,6 +760,28 @@ func TestAPanicAfterTheAnswerBeganCutsItAndIsStillLoggedAndCounted(t *testing.T)
 	}
 }
 
+// An answer begun by a Write alone, without WriteHeader, has begun as much: a panic then
+// cuts it too, rather than append a problem to it.
+func TestAPanicAfterAWriteWithoutWriteHeaderCutsTheAnswerToo(t *testing.T) {
+	r := httpapi.NewOperationsRouter(slog.New(jsonlog.New(io.Discard, nil)), httpapi.NewMetrics(prometheus.NewRegistry()), func(r chi.Router) {
+		r.Get("/half", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte(`{"partial":`))
+			panic("a bug")
+		})
+	})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/half")
+	if err != nil {
+		return // cut before the header arrived: as good
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || strings.Contains(string(body), "internal") {
+		t.Fatalf("the answer of a handler that panicked was completed (read error %v): %d %s", err, resp.StatusCode, body)
+	}
+}
+
 // A line logged below the HTTP edge with a request's context names the request's ID, as
 // its access-log line does; a line logged without one is left as it is.
 func TestALineLoggedWithARequestsContextNamesItsRequestID(t *testing.T) {
