@@ -690,6 +690,32 @@ func TestARefusedAPIKeyIsNeitherLoggedNorEchoed(t *testing.T) {
 	}
 }
 
+// A problem's type is the URN of its code (docs/problems.md), its status the answer's,
+// and its title the code's own: a client may switch on either.
+func TestAProblemsTypeIsTheURNOfItsCode(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		method, path, key, body string
+		status                  int
+		code, title             string
+	}{
+		{"POST", "/v1/test/echo", "", `{}`, 401, "unauthorized", "Unauthorized"},
+		{"POST", "/v1/test/echo", testKey, `{`, 400, "bad_request", "Bad request"},
+		{"GET", "/v1/nope", testKey, "", 404, "not_found", "Not found"},
+		{"DELETE", "/v1/test/echo", testKey, "", 405, "method_not_allowed", "Method not allowed"},
+	} {
+		var body io.Reader
+		if tc.body != "" {
+			body = strings.NewReader(tc.body)
+		}
+		resp, p := f.do(t, tc.method, tc.path, tc.key, "application/json", body)
+		if resp.StatusCode != tc.status || p["type"] != "urn:noderuntime:problem:"+tc.code || p["code"] != tc.code ||
+			p["status"] != float64(tc.status) || p["title"] != tc.title {
+			t.Errorf("%s %s: %d %v, want %d with type urn:noderuntime:problem:%s and title %q", tc.method, tc.path, resp.StatusCode, p, tc.status, tc.code, tc.title)
+		}
+	}
+}
+
 // A problem's instance is the path, without the query: a query may hold what the
 // caller did not mean to have repeated.
 func TestAProblemsInstanceIsThePathWithoutTheQuery(t *testing.T) {
