@@ -147,6 +147,7 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"statement cache not a number", with(minimal(), "DATABASE_URL", "postgres://u:s3cret-pw@h/db?statement_cache_capacity=many"), nil, "DATABASE_URL"},
 		{"listen address without a port", with(minimal(), "NODERUNTIME_ADDR", "bogus"), nil, "NODERUNTIME_ADDR"},
 		{"listen address with a bad port", with(minimal(), "NODERUNTIME_ADDR", ":99999"), nil, "NODERUNTIME_ADDR"},
+		{"listen address with an empty port", with(minimal(), "NODERUNTIME_ADDR", "127.0.0.1:"), nil, "NODERUNTIME_ADDR"},
 		{"metrics address without a port", with(minimal(), "NODERUNTIME_METRICS_ADDR", "bogus"), nil, "NODERUNTIME_METRICS_ADDR"},
 		{"pprof without a metrics listener", with(minimal(), "NODERUNTIME_PPROF", "true"), []string{"--metrics-addr="}, "NODERUNTIME_PPROF"},
 		{"pprof not a boolean", with(minimal(), "NODERUNTIME_PPROF", "yes please"), nil, "NODERUNTIME_PPROF"},
@@ -158,6 +159,10 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"public URL with credentials", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://admin:s3cret-pw@runtime.example.com"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"public URL with a port out of range", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com:99999"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"public URL on port 0", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com:0"), nil, "NODERUNTIME_PUBLIC_URL"},
+		{"public URL on port 65536", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com:65536"), nil, "NODERUNTIME_PUBLIC_URL"},
+		{"public URL of another scheme", with(minimal(), "NODERUNTIME_PUBLIC_URL", "ftp://runtime.example.com"), nil, "NODERUNTIME_PUBLIC_URL"},
+		{"public URL ending in an empty fragment", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com/#"), nil, "NODERUNTIME_PUBLIC_URL"},
+		{"Webex token URL of another scheme", with(minimal(), "WEBEX_TOKEN_URL", "ftp://webexapis.com/v1/access_token"), nil, "WEBEX_TOKEN_URL"},
 		{"public URL without a host name", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://:443"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"allowlist entry with a query", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://engage.example.com/api/v1?x=1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
 		{"allowlist entry with credentials", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://u:s3cret-pw@engage.example.com/api/v1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
@@ -368,5 +373,24 @@ func TestAnAllowlistEntryThatDoesNotParseIsNamedByItsPlace(t *testing.T) {
 	_, err = load(with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://u:s3cret-pw@a.example/api/v1?x=1"))
 	if err == nil || !strings.Contains(err.Error(), `entry 1, "https://u:xxxxx@a.example/api/v1?x=1"`) {
 		t.Fatalf("got %v, want the parsed entry quoted with its password masked", err)
+	}
+}
+
+// Every bound is inclusive where the README says "at most" or "must not exceed": a value
+// right on it starts the service.
+func TestAValueRightOnItsLimitIsAccepted(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"default timeout equal to the cap", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "60s")},
+		{"timeout cap of exactly an hour", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT_MAX", "1h", "NODERUNTIME_SHUTDOWN_GRACE", "1h")},
+		{"default timeout of exactly a millisecond", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "1ms")},
+		{"public URL on port 65535", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com:65535")},
+		{"pool minimum equal to its maximum", with(minimal(), "DATABASE_URL", "postgres://u@127.0.0.1/db?pool_max_conns=4&pool_min_conns=4")},
+	} {
+		if _, err := load(c.env); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
 	}
 }
