@@ -124,3 +124,26 @@ func TestAnEmptyTenantInTheContextIsNone(t *testing.T) {
 		t.Fatalf("tenant %q from an empty ID", id)
 	}
 }
+
+// A tenant ID is at most 63 characters, as the names package checks them.
+func TestATenantIDLongerThan63CharactersIsRefused(t *testing.T) {
+	name := strings.Repeat("a", 63)
+	if _, err := tenant.ParseKeys(name + ":" + tenant.HashKey("k")); err != nil {
+		t.Fatalf("a 63-character tenant: %v", err)
+	}
+	if _, err := tenant.ParseKeys(name + "b:" + tenant.HashKey("k")); err == nil {
+		t.Fatal("a 64-character tenant accepted")
+	}
+}
+
+// A list written with a trailing comma, or a blank entry between two commas (a YAML
+// block, an edit that removed a key), is the list of its other entries.
+func TestABlankEntryInTheKeyListIsSkipped(t *testing.T) {
+	keys, err := tenant.ParseKeys("acme:" + tenant.HashKey("a1") + ", ,\n globex:" + tenant.HashKey("g1") + ",")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := keys.Lookup("g1"); !ok || got != "globex" {
+		t.Fatalf("g1: %q %v", got, ok)
+	}
+}
