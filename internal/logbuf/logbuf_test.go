@@ -225,3 +225,43 @@ func TestTheFirstErrorOfTheOutputIsTheOneReported(t *testing.T) {
 		t.Fatalf("Close: %v, want %v", err, first)
 	}
 }
+
+// Lines that keep coming do not hold back the first: the timer starts with the first
+// line of a batch and is not pushed back by the lines after it, so a busy log still
+// reaches the output within about the delay.
+func TestASteadyStreamOfLinesDoesNotHoldBackTheFirst(t *testing.T) {
+	const delay = 200 * time.Millisecond
+	var s sink
+	w := logbuf.New(&s, delay, 0)
+	defer w.Close()
+	start := time.Now()
+	_, _ = w.Write([]byte("first\n"))
+	for !strings.HasPrefix(s.String(), "first\n") {
+		// Generous for a loaded machine, and still well short of ten delays.
+		if waited := time.Since(start); waited > 7*delay {
+			t.Fatalf("the first line still waits after %v with a delay of %v", waited, delay)
+		}
+		_, _ = w.Write([]byte("more\n"))
+		time.Sleep(delay / 40)
+	}
+}
+
+// The buffer holds up to its size: lines that fill it exactly wait for the timer (or
+// the next line) like the others, rather than costing a write each.
+func TestLinesThatFillTheBufferExactlyStayBuffered(t *testing.T) {
+	var s sink
+	w := logbuf.New(&s, time.Hour, 10)
+	_, _ = w.Write([]byte("1234\n"))
+	_, _ = w.Write([]byte("6789\n"))
+	if n := s.count(); n != 0 {
+		t.Fatalf("%d writes for two lines that fill the buffer exactly", n)
+	}
+	_ = w.Flush()
+	_, _ = w.Write([]byte("123456789\n"))
+	if n := s.count(); n != 1 {
+		t.Fatalf("%d writes after a line as large as the buffer", n)
+	}
+	if err := w.Close(); err != nil || s.String() != "1234\n6789\n123456789\n" {
+		t.Fatalf("output %q, error %v", s.String(), err)
+	}
+}
