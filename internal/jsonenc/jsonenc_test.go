@@ -30,7 +30,9 @@ func slogJSON(s string) []byte {
 }
 
 var seeds = []string{"", "plain", "<a href=\"x\">&amp;</a>\\", "\x00\x01\x07\x08\x0c\x1f\t\n\r\x7f",
-	"\u2028\u2029", "\xff\xfe é 😀", "a\xc3(b\xe2\x82"}
+	"\u2028\u2029", "\xff\xfe é 😀", "a\xc3(b\xe2\x82",
+	// A lone continuation byte, the first byte past ASCII; and U+FFFD itself, written as it is.
+	"a\x80b", "\ufffd"}
 
 func FuzzAppendString(f *testing.F) {
 	for _, s := range seeds {

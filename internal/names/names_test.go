@@ -40,6 +40,8 @@ func TestNamesAgreeWithTheExpressions(t *testing.T) {
 	for _, s := range []string{
 		"", "a", "A", "0", "acme", "acme-eu.1_x", ".acme", "_acme", "-acme", "acme ", " acme",
 		"acme\n", "ac/me", "acmé", "ac\x00me", "ACME.", "a.b-c_d",
+		// The last letter and digit of each range, first and inside.
+		"z", "Z", "9", "acme9", "ACMEz", "9Z",
 		long(32), long(33), long(63), long(64), long(128), long(129),
 		// The bytes just outside each range of letters and digits.
 		"a/b", "a:b", "a@b", "a[b", "a`b", "a{b", "/a", ":a", "@a", "[a", "`a", "{a",
