@@ -14,6 +14,8 @@ var objectSeeds = []string{
 	`{"a":1,}`, `{"a":01}`, `{"a":1} x`, `{"a":"\x"}`, `[1]`, `{"é":1}`, `{"a":tru}`, `{"a":"` + "\xff" + `"}`,
 	`{"a":{"b":{"c":[[[]]]}}}`, `{"a" : 1 , "b" :"2"}`, `{"status":200,"code":1000,"value":{"conversationId":"c1"}}`,
 	`{"a":1e}`, `{"a":-}`, `{"a":"\u12"}`, `{"a":[1,]}`, `{"a":{"b"}}`, `{"a":{"b":1,}}`, "{\"a\":\"\t\"}", `{} x`, "{\"a\":\"\x1f\"}",
+	// A nested object or array its outer object's brace closes; every escape of the grammar.
+	`{"a":{"b":1}`, `{"a":[1}`, `{"a":"\"\\\/\b\f\n\r\t\u00E9"}`,
 }
 
 // FuzzObjectReadsWhatEncodingJSONReads: whenever Object accepts a text, json.Unmarshal
@@ -46,7 +48,7 @@ func FuzzObjectReadsWhatEncodingJSONReads(f *testing.F) {
 
 func TestObjectRefusesWhatItDoesNotHandle(t *testing.T) {
 	t.Parallel()
-	for _, s := range []string{`{"a":1,}`, `{"a":01}`, `{"a":1} x`, `{"a":"\x"}`, `[1]`, `{"é":1}`, `{"a\u0062":1}`, `{"a":1e}`, `{"a":[1,]}`, `null`, ``, `{} x`, `{}}`, "{\"a\":\"\x1f\"}", `{"a":"\u12}`} {
+	for _, s := range []string{`{"a":1,}`, `{"a":01}`, `{"a":1} x`, `{"a":"\x"}`, `[1]`, `{"é":1}`, `{"a\u0062":1}`, `{"a":1e}`, `{"a":[1,]}`, `null`, ``, `{} x`, `{}}`, "{\"a\":\"\x1f\"}", `{"a":"\u12}`, `{"a":{"b":1}`, `{"a":[1}`} {
 		// No capacity past the text: reading beyond its end panics here rather than
 		// reading whatever follows it.
 		b := []byte(s)
@@ -100,5 +102,15 @@ func TestObjectLeavesDeepNestingToEncodingJSON(t *testing.T) {
 	deep := `{"a":` + strings.Repeat("[", depth) + strings.Repeat("]", depth) + `}`
 	if jsonscan.Object([]byte(deep), func(_, _ []byte) bool { return true }) {
 		t.Fatalf("Object accepted a value nested %d deep", depth)
+	}
+}
+
+// Every escape of the JSON grammar is read here, not left to encoding/json.
+func TestObjectReadsEveryEscapeOfTheGrammar(t *testing.T) {
+	t.Parallel()
+	const value = `"\"\\\/\b\f\n\r\t\u00E9"`
+	var got string
+	if !jsonscan.Object([]byte(`{"a":`+value+`}`), func(_, v []byte) bool { got = string(v); return true }) || got != value {
+		t.Fatalf("value %q, want %q read", got, value)
 	}
 }
