@@ -183,6 +183,10 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"Webex client secret without its ID", with(minimal(), "WEBEX_CLIENT_SECRET", "s3cret-pw"), nil, "WEBEX_CLIENT_ID"},
 		{"Webex login without a public URL", with(minimal(), "WEBEX_CLIENT_ID", "id", "WEBEX_CLIENT_SECRET", "s3cret-pw", "WEBEX_AUTHORIZE_URL", "https://webexapis.com/v1/authorize",
 			"WEBEX_TOKEN_URL", "https://webexapis.com/v1/access_token"), nil, "NODERUNTIME_PUBLIC_URL"},
+		{"Webex login without its authorize URL", with(minimal(), "WEBEX_CLIENT_ID", "id", "WEBEX_CLIENT_SECRET", "s3cret-pw",
+			"WEBEX_TOKEN_URL", "https://webexapis.com/v1/access_token", "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com"), nil, "WEBEX_AUTHORIZE_URL"},
+		{"Webex login without its token URL", with(minimal(), "WEBEX_CLIENT_ID", "id", "WEBEX_CLIENT_SECRET", "s3cret-pw",
+			"WEBEX_AUTHORIZE_URL", "https://webexapis.com/v1/authorize", "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com"), nil, "WEBEX_TOKEN_URL"},
 		{"Webex client ID without its secret", with(minimal(), "WEBEX_CLIENT_ID", "id", "WEBEX_AUTHORIZE_URL", "https://webexapis.com/v1/authorize",
 			"WEBEX_TOKEN_URL", "https://webexapis.com/v1/access_token", "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com"), nil, "WEBEX_CLIENT_SECRET"},
 	}
@@ -392,5 +396,17 @@ func TestAValueRightOnItsLimitIsAccepted(t *testing.T) {
 		if _, err := load(c.env); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 		}
+	}
+}
+
+// The Webex scopes may be separated by spaces, commas or both, as the README says.
+func TestWebexScopesAreSeparatedBySpacesOrCommas(t *testing.T) {
+	cfg, err := load(with(minimal(), "WEBEX_SCOPES", "spark:all,spark:people_read, meetings:read  cjp:config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"spark:all", "spark:people_read", "meetings:read", "cjp:config"}
+	if !slices.Equal(cfg.Webex.Scopes, want) {
+		t.Fatalf("scopes %q, want %q", cfg.Webex.Scopes, want)
 	}
 }
