@@ -122,12 +122,17 @@ func TestPoolStatsAreExportedAsMetrics(t *testing.T) {
 	if got[`noderuntime_db_queries_total{origin="service"}`] != 1 || got[`noderuntime_db_queries_total{origin="scrape"}`] != 0 {
 		t.Errorf("queries %v after one query of the service, want service 1, scrape 0", got)
 	}
+	waited := got["noderuntime_db_pool_acquire_wait_seconds_total"] // the first query opened a connection
 	if _, err := pool.Exec(database.ForScrape(context.Background()), "select 1"); err != nil {
 		t.Fatal(err)
 	}
 	got = collect(t, c)
 	if got[`noderuntime_db_queries_total{origin="service"}`] != 1 || got[`noderuntime_db_queries_total{origin="scrape"}`] != 1 || counter.Count() != 2 {
 		t.Errorf("queries %v (Count %d) after one more for a scrape, want service 1, scrape 1, Count 2", got, counter.Count())
+	}
+	// The second query found the first one's connection idle: it did not wait.
+	if got["noderuntime_db_pool_acquire_wait_seconds_total"] != waited {
+		t.Errorf("acquire waits went from %v s to %v s for a query that found a connection idle", waited, got["noderuntime_db_pool_acquire_wait_seconds_total"])
 	}
 	if got["noderuntime_db_pool_total_connections"] < 1 {
 		t.Errorf("total connections %v after a ping, want >= 1", got["noderuntime_db_pool_total_connections"])
@@ -152,6 +157,25 @@ func TestOpenSizesTheStatementCaches(t *testing.T) {
 		pool.Close()
 		if cc.StatementCacheCapacity != c.statement || cc.DescriptionCacheCapacity != c.descr {
 			t.Errorf("%s: caches %d and %d, want %d and %d", c.url, cc.StatementCacheCapacity, cc.DescriptionCacheCapacity, c.statement, c.descr)
+		}
+	}
+}
+
+// A connection attempt gives up after 5 seconds (a Postgres that does not answer must
+// not hang the pool's callers), unless the URL sets its own connect_timeout.
+func TestOpenBoundsTheConnectTimeoutUnlessTheURLSetsIt(t *testing.T) {
+	for url, want := range map[string]time.Duration{
+		"postgres://u@127.0.0.1:1/db":                   5 * time.Second,
+		"postgres://u@127.0.0.1:1/db?connect_timeout=2": 2 * time.Second,
+	} {
+		pool, err := database.Open(context.Background(), url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := pool.Config().ConnConfig.ConnectTimeout
+		pool.Close()
+		if got != want {
+			t.Errorf("%s: connect timeout %v, want %v", url, got, want)
 		}
 	}
 }
