@@ -157,6 +157,32 @@ func TestFlushAndCloseReportTheOutputsError(t *testing.T) {
 	}
 }
 
+// A line written through (larger than the buffer) that the output refuses is reported
+// by Flush and Close too, as a buffered one is.
+func TestAnErrorWritingALineThroughIsReportedByFlushAndClose(t *testing.T) {
+	s := sink{fail: errors.New("disk full")}
+	w := logbuf.New(&s, time.Hour, 8)
+	if _, err := w.Write([]byte(strings.Repeat("y", 20) + "\n")); err == nil {
+		t.Fatal("Write: no error")
+	}
+	if err := w.Flush(); err == nil || err.Error() != "disk full" {
+		t.Fatalf("Flush: %v", err)
+	}
+	if err := w.Close(); err == nil {
+		t.Fatal("Close forgot the error")
+	}
+}
+
+// Close writes whatever is buffered, down to a single byte.
+func TestCloseWritesALoneByte(t *testing.T) {
+	var s sink
+	w := logbuf.New(&s, time.Hour, 0)
+	_, _ = w.Write([]byte("\n"))
+	if err := w.Close(); err != nil || s.String() != "\n" {
+		t.Fatalf("output %q, error %v", s.String(), err)
+	}
+}
+
 // BenchmarkAccessLogLine writes one access-log-sized line to a pipe, as a container's
 // stderr is: straight, and through the buffer.
 func BenchmarkAccessLogLine(b *testing.B) {
