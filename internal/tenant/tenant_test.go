@@ -147,3 +147,20 @@ func TestABlankEntryInTheKeyListIsSkipped(t *testing.T) {
 		t.Fatalf("g1: %q %v", got, ok)
 	}
 }
+
+// LookupKey accepts what Lookup accepts and nothing else: an unknown or empty key
+// names no tenant and no fingerprint.
+func TestLookupKeyRefusesAnUnknownKey(t *testing.T) {
+	keys, err := tenant.ParseKeys("acme:" + tenant.HashKey("a1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"", "a2", tenant.HashKey("a1")} {
+		if id, fp, ok := keys.LookupKey(key); ok || id != "" || fp != "" {
+			t.Errorf("%q: tenant %q, fingerprint %q, ok %v", key, id, fp, ok)
+		}
+	}
+	if id, fp, ok := keys.LookupKey("a1"); !ok || id != "acme" || !keys.HasKey("acme", fp) {
+		t.Errorf("a1: tenant %q, fingerprint %q, ok %v", id, fp, ok)
+	}
+}
