@@ -303,19 +303,8 @@ func TestAnInjected401IsAnsweredAsARealOne(t *testing.T) {
 	sim := engagesim.Start(t, engagesim.Config{})
 	tok := sim.AccessToken(domain)
 	search := func(token string) (*http.Response, envelope) {
-		req, _ := http.NewRequestWithContext(t.Context(), "POST", sim.BaseURL()+"/"+domain+"/conversations/search",
-			strings.NewReader(`{"channel":"sms","customeraddress":"c","bizaddress":"b"}`))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var env envelope
-		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-			t.Fatal(err)
-		}
-		return resp, env
+		return callForAnswer(t, http.MethodPost, sim.BaseURL()+"/"+domain+"/conversations/search", token,
+			map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"})
 	}
 	real, realEnv := search("forged")
 	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: http.StatusUnauthorized, Times: 1})

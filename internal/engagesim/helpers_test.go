@@ -143,6 +143,14 @@ type envelope struct {
 // call sends a JSON request to the Engage API and decodes the envelope.
 func call(t *testing.T, method, u, token string, body any) (int, envelope) {
 	t.Helper()
+	resp, env := callForAnswer(t, method, u, token, body)
+	return resp.StatusCode, env
+}
+
+// callForAnswer is call that also gives the answer itself, for its headers (its body is
+// read and closed).
+func callForAnswer(t *testing.T, method, u, token string, body any) (*http.Response, envelope) {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -175,7 +183,7 @@ func call(t *testing.T, method, u, token string, body any) (int, envelope) {
 	if env.Status != resp.StatusCode {
 		t.Fatalf("envelope status %d, HTTP %d", env.Status, resp.StatusCode)
 	}
-	return resp.StatusCode, env
+	return resp, env
 }
 
 // searchStatus calls search with token and returns the HTTP status.
