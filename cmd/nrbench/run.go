@@ -508,12 +508,16 @@ func cpuLine(stat string, cpu int) (busy, steal time.Duration) {
 	return 0, 0
 }
 
-// statusField is the number after name in a /proc status file, 0 when missing.
+// statusField is the number after name in a /proc status file (its unit, such as kB,
+// left out), 0 when missing.
 func statusField(status, name string) int {
 	for line := range strings.Lines(status) {
 		if v, ok := strings.CutPrefix(line, name); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
+			if f := strings.Fields(v); len(f) > 0 {
+				n, _ := strconv.Atoi(f[0])
+				return n
+			}
+			return 0
 		}
 	}
 	return 0
@@ -991,18 +995,13 @@ func sampleRSS(pid int) *rssSampler {
 
 func (s *rssSampler) stop() rssStats { close(s.done); return <-s.out }
 
+// readRSS is process pid's resident set in kB, 0 once it is gone.
 func readRSS(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return n
-		}
-	}
-	return 0
+	return int64(statusField(string(b), "VmRSS:"))
 }
 
 func waitReady(u, logPath string) error {

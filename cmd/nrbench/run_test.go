@@ -185,9 +185,15 @@ func TestMajorFaultsReadsPastAnAwkwardCommandName(t *testing.T) {
 	if majorFaults("4242 no parentheses") != 0 || majorFaults("1 (x) S 1") != 0 {
 		t.Error("a malformed stat line gave major faults")
 	}
-	status := "Name:\tnoderuntime\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t35\n"
+	status := "Name:\tnoderuntime\nVmRSS:\t   40448 kB\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t35\n"
 	if got := statusField(status, "nonvoluntary_ctxt_switches:"); got != 35 {
 		t.Errorf("nonvoluntary switches = %d, want 35", got)
+	}
+	if got := statusField(status, "VmRSS:"); got != 40448 {
+		t.Errorf("VmRSS = %d kB, want 40448", got)
+	}
+	if rss := readRSS(os.Getpid()); rss <= 0 {
+		t.Errorf("this process's RSS read as %d kB", rss)
 	}
 	if statusField(status, "missing:") != 0 {
 		t.Error("a missing field read as non-zero")
