@@ -33,6 +33,9 @@ const (
 var metricTypes = map[string]string{
 	"noderuntime_executions_total":                   "counter",
 	"noderuntime_execution_duration_seconds":         "histogram",
+	"noderuntime_executions_in_flight":               "gauge",
+	"noderuntime_executions_max_in_flight":           "gauge",
+	"noderuntime_executions_refused_total":           "counter",
 	"noderuntime_engage_requests_total":              "counter",
 	"noderuntime_engage_request_duration_seconds":    "histogram",
 	"noderuntime_token_refreshes_total":              "counter",

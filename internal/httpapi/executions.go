@@ -34,6 +34,8 @@ type Executions struct {
 	// DefaultTimeout is the deadline of an execution without timeoutMs; MaxTimeout caps
 	// timeoutMs.
 	DefaultTimeout, MaxTimeout time.Duration
+	// Admission caps the executions run at once; nil: no cap.
+	Admission *Admission
 }
 
 // Limits of the execution envelope.
@@ -93,6 +95,16 @@ type executionResponse struct {
 }
 
 func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
+	if a := h.Admission; a != nil {
+		// Refused before the body is read: a flood costs as little as it can, and
+		// nothing (an Idempotency-Key included) is recorded for a retry to trip on.
+		if !a.enter() {
+			w.Header().Set("Retry-After", "1")
+			WriteProblem(w, r, a.overloaded())
+			return
+		}
+		defer a.leave()
+	}
 	body, ok := readBody(w, r)
 	if !ok {
 		return

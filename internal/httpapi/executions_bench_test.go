@@ -48,7 +48,8 @@ func benchRouter(b *testing.B, transport http.RoundTripper) (http.Handler, *enga
 		Metrics: httpapi.NewMetrics(reg),
 		APIKeys: keys,
 		V1Hot: []func(chi.Router){
-			httpapi.ExecutionRoutes(httpapi.Executions{Registry: registry, Executor: exec, DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute}),
+			httpapi.ExecutionRoutes(httpapi.Executions{Registry: registry, Executor: exec, DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute,
+				Admission: httpapi.NewAdmission(2000, reg)}), // as served: the base Deployment's cap
 		},
 	})
 	return router, sim

@@ -164,6 +164,7 @@ type harnessOptions struct {
 	defaultTimeout, maxTimeout time.Duration
 	credentials                nodes.Credentials // nil: simCredentials
 	breaker                    *engage.BreakerOptions
+	maxExecutions              int // 0: no cap
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -191,6 +192,10 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if o.maxTimeout == 0 {
 		o.maxTimeout = time.Minute
 	}
+	var admission *httpapi.Admission
+	if o.maxExecutions > 0 {
+		admission = httpapi.NewAdmission(o.maxExecutions, h.metrics)
+	}
 	keys, err := tenant.ParseKeys("acme:" + tenant.HashKey(execKey) + ",globex:" + tenant.HashKey(globexKey))
 	if err != nil {
 		t.Fatal(err)
@@ -203,6 +208,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 			httpapi.ExecutionRoutes(httpapi.Executions{
 				Registry: registry, Executor: exec, Idempotency: idem,
 				DefaultTimeout: o.defaultTimeout, MaxTimeout: o.maxTimeout,
+				Admission: admission,
 			}),
 			httpapi.CatalogRoutes(registry),
 		},
@@ -627,6 +633,9 @@ func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[str
 			}
 			if m.GetHistogram() != nil {
 				return float64(m.GetHistogram().GetSampleCount())
+			}
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
 			}
 		}
 	}

@@ -22,6 +22,7 @@ const (
 	CodeNotReady             ProblemCode = "not_ready"
 	CodeInternal             ProblemCode = "internal"
 	CodeUnavailable          ProblemCode = "unavailable"
+	CodeOverloaded           ProblemCode = "overloaded"
 )
 
 var problemTitles = map[ProblemCode]string{
@@ -36,6 +37,7 @@ var problemTitles = map[ProblemCode]string{
 	CodeNotReady:             "Not ready",
 	CodeInternal:             "Internal server error",
 	CodeUnavailable:          "Service unavailable",
+	CodeOverloaded:           "Overloaded",
 }
 
 // Problem is an RFC 9457 problem document.
