@@ -372,3 +372,22 @@ func TestTheLogSaysTheVersionAndWhenADrainStarts(t *testing.T) {
 		t.Fatalf("want serving (with the version), stopping, stopped in that order:\n%s", out)
 	}
 }
+
+// The cap on executions at once is the setting's; /metrics says which applies.
+func TestTheCapOnExecutionsAtOnceIsTheSetting(t *testing.T) {
+	cfg := testConfig(t, dbtest.NewURL(t))
+	cfg.MaxExecutions = 7
+	_, srv := serveApp(t, cfg, quietLogger())
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), "\nnoderuntime_executions_max_in_flight 7\n") {
+		t.Fatalf("/metrics does not give the cap of 7:\n%s", raw)
+	}
+}

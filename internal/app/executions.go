@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
+	"github.com/noderuntime/noderuntime/internal/config"
 	"github.com/noderuntime/noderuntime/internal/engage"
 	"github.com/noderuntime/noderuntime/internal/httpapi"
 	"github.com/noderuntime/noderuntime/internal/idempotency"
@@ -15,8 +16,8 @@ import (
 
 // wireExecutions builds the node runtime on the authorization store (wire it first):
 // the Engage client with its metrics and a circuit breaker per base URL, the node
-// registry, the executor and the idempotency store; and adds POST /v1/executions and
-// the catalog to deps.
+// registry, the executor, the idempotency store and the cap on executions at once; and
+// adds POST /v1/executions and the catalog to deps.
 func (a *App) wireExecutions(deps *httpapi.Deps) {
 	engageMetrics := engage.NewMetrics(a.registry)
 	client := engage.New(engage.Options{
@@ -30,12 +31,19 @@ func (a *App) wireExecutions(deps *httpapi.Deps) {
 		Metrics:     nodes.NewMetrics(a.registry, reg, httpapi.LatencyBuckets),
 		Logger:      a.belowRequests(),
 	})
+	maxExecutions := a.cfg.MaxExecutions
+	if maxExecutions == 0 { // a Config built in code, not from the settings
+		maxExecutions = config.DefaultMaxExecutions
+	}
 	// Executions are the hot path: V1Hot resolves them in one route lookup.
 	deps.V1Hot = append(deps.V1Hot,
 		httpapi.ExecutionRoutes(httpapi.Executions{
-			Registry: reg, Executor: exec,
+			Registry:       reg,
+			Executor:       exec,
 			Idempotency:    idempotency.New(a.pool, idempotency.Options{}),
-			DefaultTimeout: a.cfg.ExecutionTimeout, MaxTimeout: a.cfg.ExecutionTimeoutMx,
+			DefaultTimeout: a.cfg.ExecutionTimeout,
+			MaxTimeout:     a.cfg.ExecutionTimeoutMx,
+			Admission:      httpapi.NewAdmission(maxExecutions, a.registry),
 		}))
 	deps.V1 = append(deps.V1, httpapi.CatalogRoutes(reg))
 }

@@ -83,6 +83,10 @@ func TestMetricsAfterAHandfulOfExecutions(t *testing.T) {
 		{"noderuntime_engage_requests_total", map[string]string{"operation": "search", "status": "200"}, 4},
 		{"noderuntime_engage_requests_total", map[string]string{"operation": "append", "status": "503"}, 1},
 		{"noderuntime_http_requests_total", map[string]string{"route": "/v1/executions", "code": "200"}, 6},
+		// A Config built without the cap gets the default's; none is running now.
+		{"noderuntime_executions_max_in_flight", nil, 1000},
+		{"noderuntime_executions_in_flight", nil, 0},
+		{"noderuntime_executions_refused_total", nil, 0},
 	} {
 		if got := value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

@@ -44,9 +44,11 @@ type Config struct {
 	ExecutionTimeoutMx time.Duration // cap on timeoutMs
 	ShutdownGrace      time.Duration
 	TokenRefreshSkew   time.Duration
-	LogLevel           slog.Level
-	Migrate            bool // apply migrations before serving (development)
-	Pprof              bool // serve /debug/pprof/ on the metrics listener
+	MaxExecutions      int // executions run at once, past it 503; 0: DefaultMaxExecutions
+
+	LogLevel slog.Level
+	Migrate  bool // apply migrations before serving (development)
+	Pprof    bool // serve /debug/pprof/ on the metrics listener
 }
 
 // Webex is the Webex login integration (OAuth 2.0 authorization code).
@@ -136,6 +138,15 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 			parse: millisecondsInto(&cfg.ExecutionTimeout)},
 		{env: "NODERUNTIME_EXECUTION_TIMEOUT_MAX", flag: "execution-timeout-max", def: "60s", usage: "cap on an execution's timeoutMs",
 			parse: millisecondsInto(&cfg.ExecutionTimeoutMx)},
+		{env: "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", flag: "max-concurrent-executions", def: strconv.Itoa(DefaultMaxExecutions), usage: "executions one replica runs at once; past it a request is refused with 503 before it runs (each holds ~55 KiB: size it to the memory limit)",
+			parse: func(s string) error {
+				n, err := strconv.Atoi(s)
+				if err != nil || n < 1 || n > maxExecutionsCap {
+					return fmt.Errorf("%q is not a whole number from 1 to %d", s, maxExecutionsCap)
+				}
+				cfg.MaxExecutions = n
+				return nil
+			}},
 		{env: "NODERUNTIME_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "65s", usage: "how long in-flight requests may finish after SIGTERM (at least NODERUNTIME_EXECUTION_TIMEOUT_MAX, or a long execution is cut off, perhaps after Engage acted)",
 			parse: durationInto(&cfg.ShutdownGrace)},
 		{env: "NODERUNTIME_TOKEN_REFRESH_SKEW", flag: "token-refresh-skew", def: "5m", usage: "refresh an access token this long before it expires (at most half its life)",
@@ -263,6 +274,14 @@ func durationInto(d *time.Duration) func(string) error {
 		return nil
 	}
 }
+
+// DefaultMaxExecutions is NODERUNTIME_MAX_CONCURRENT_EXECUTIONS unset: ~55 MiB of
+// executions, which a 128 MiB container holds beside the rest of the process.
+const DefaultMaxExecutions = 1000
+
+// maxExecutionsCap bounds NODERUNTIME_MAX_CONCURRENT_EXECUTIONS: a million executions
+// at ~55 KiB each is over 50 GiB, more than any replica is given.
+const maxExecutionsCap = 1_000_000
 
 // maxExecutionDeadline bounds the execution timeout settings.
 const maxExecutionDeadline = time.Hour

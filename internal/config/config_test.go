@@ -54,6 +54,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if cfg.Addr != ":8080" || cfg.MetricsAddr != ":9090" || cfg.ExecutionTimeout != 10*time.Second ||
 		cfg.ExecutionTimeoutMx != 60*time.Second || cfg.TokenRefreshSkew != 5*time.Minute || cfg.Pprof ||
+		cfg.MaxExecutions != 1000 ||
 		len(cfg.EngageAllowedBases) != len(config.DefaultEngageBaseURLs) || cfg.Webex.Enabled() {
 		t.Fatalf("defaults: %+v", cfg)
 	}
@@ -152,6 +153,9 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"pprof without a metrics listener", with(minimal(), "NODERUNTIME_PPROF", "true"), []string{"--metrics-addr="}, "NODERUNTIME_PPROF"},
 		{"pprof not a boolean", with(minimal(), "NODERUNTIME_PPROF", "yes please"), nil, "NODERUNTIME_PPROF"},
 		{"unknown log level", with(minimal(), "NODERUNTIME_LOG_LEVEL", "loud"), nil, "NODERUNTIME_LOG_LEVEL"},
+		{"no executions at once", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "0"), nil, "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS"},
+		{"executions at once past the bound", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "1000001"), nil, "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS"},
+		{"executions at once not a number", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "2k"), nil, "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS"},
 		{"public URL not absolute", with(minimal(), "NODERUNTIME_PUBLIC_URL", "/relative"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"public URL with a query", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com/?x=1"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"public URL with an empty query", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com?"), nil, "NODERUNTIME_PUBLIC_URL"},
@@ -391,6 +395,8 @@ func TestAValueRightOnItsLimitIsAccepted(t *testing.T) {
 		{"timeout cap of exactly an hour", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT_MAX", "1h", "NODERUNTIME_SHUTDOWN_GRACE", "1h")},
 		{"default timeout of exactly a millisecond", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "1ms")},
 		{"public URL on port 65535", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com:65535")},
+		{"one execution at once", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "1")},
+		{"a million executions at once", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "1000000")},
 		{"pool minimum equal to its maximum", with(minimal(), "DATABASE_URL", "postgres://u@127.0.0.1/db?pool_max_conns=4&pool_min_conns=4")},
 	} {
 		if _, err := load(c.env); err != nil {
