@@ -44,6 +44,7 @@ func main() {
 	flag.BoolVar(&o.halfLoad, "half-load", false, "run only the full-load scenarios at 0 ms and the half-load ones (the added latency)")
 	flag.BoolVar(&o.windows, "windows", false, "print each alternating window's figures too")
 	flag.StringVar(&o.trace, "trace", "", "save an execution trace (go tool trace) of the runtime during its first half-load search window")
+	flag.IntVar(&o.hold, "hold", 0, "run only the hold scenario: this many executions at once at an Engage answering in 3 s, with the runtime's RSS and refusals (the memory an execution holds)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "nrbench:", err)

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -52,6 +53,8 @@ type options struct {
 	windows bool
 	// trace saves an execution trace of the runtime in its first half-load search window.
 	trace string
+	// hold, when above 0, runs only the hold scenario with that many executions.
+	hold int
 }
 
 // profiles reports whether any profile or trace of the runtime was asked for: the
@@ -233,6 +236,9 @@ func (e *env) startRuntime() error {
 		"NODERUNTIME_TOKEN_REFRESH_SKEW=500ms",
 		"NODERUNTIME_LOG_LEVEL=info",
 		"NODERUNTIME_PPROF="+strconv.FormatBool(e.o.profiles()),
+		// The base Deployment's cap, or the burst if larger: the burst measures
+		// latency, not refusals.
+		"NODERUNTIME_MAX_CONCURRENT_EXECUTIONS="+strconv.Itoa(max(baseMaxExecutions, e.o.burst)),
 	)
 	logFile, err := os.Create(filepath.Join(e.dir, "runtime.log"))
 	if err != nil {
@@ -691,6 +697,9 @@ func (q queries) String() string {
 
 func (e *env) scenarios() error {
 	o := e.o
+	if o.hold > 0 {
+		return e.holdExecutions(o.hold)
+	}
 	ceilingMax := map[string]float64{}
 	ratios := map[string]float64{} // runtime rps / ceiling rps at 0 ms
 	maxQueries := 0                // in one runtime scenario
@@ -847,6 +856,42 @@ func (e *env) scenarios() error {
 		v.add("burst p99 < 3 x baseline burst p99 + token round trip", ms(s.quantile(.99))+" < "+ms(target), s.quantile(.99) < target)
 	}
 	v.print()
+	return nil
+}
+
+// baseMaxExecutions is the base Deployment's NODERUNTIME_MAX_CONCURRENT_EXECUTIONS.
+const baseMaxExecutions = 2000
+
+// holdLatency is how long Engage takes to answer in the hold scenario: long enough for
+// every execution of the burst to be in flight at once.
+const holdLatency = 3 * time.Second
+
+// holdExecutions holds n executions at once at an Engage that answers in holdLatency,
+// and prints the runtime's RSS before and at most, what each accepted execution added,
+// and how many the runtime refused: the memory an execution in flight holds, which
+// sizes NODERUNTIME_MAX_CONCURRENT_EXECUTIONS (docs/operations.md, Overload), and the
+// cap at work past it.
+func (e *env) holdExecutions(n int) error {
+	r := e.node("search-conversation", e.authID, runtimeTarget)
+	if !send(&wireConn{}, r) { // a token first, so the burst measures executions only
+		return errors.New("hold: the first execution failed")
+	}
+	e.load.closeIdle()
+	e.steady.InjectFault(engagesim.Fault{Op: "*", Latency: holdLatency})
+	defer e.steady.ClearFaults()
+	pid := e.pidOf(runtimeTarget)
+	before := readRSS(pid)
+	rss := sampleRSS(pid)
+	s := burst(&e.load, r, n)
+	got := rss.stop()
+	e.load.closeIdle()
+	accepted := s.requests - s.errors
+	per := 0.0
+	if accepted > 0 {
+		per = float64(got.max-before) / float64(accepted)
+	}
+	fmt.Printf("hold        %-20s upstream=%-5s runtime  n=%-5d accepted=%d refused=%d rss-before=%s rss-max=%s per-execution=%.1fKiB p99=%s\n",
+		"search-conversation", holdLatency, n, accepted, s.errors, mib(before), mib(got.max), per, ms(s.quantile(.99)))
 	return nil
 }
 
