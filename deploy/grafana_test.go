@@ -115,6 +115,7 @@ func TestDashboardShowsWhatOperatorsNeed(t *testing.T) {
 		{"executions by node, version and outcome", "sum by (node, version, outcome) (rate(noderuntime_executions_total"},
 		{"circuit breakers not closed per target", "max by (target, state) (noderuntime_circuit_breakers"},
 		{"Postgres reachability per pod", "min by (pod) (noderuntime_postgres_up"},
+		{"executions in flight per pod", "max by (pod) (noderuntime_executions_in_flight"},
 	} {
 		if !slices.ContainsFunc(exprs, func(e string) bool { return strings.Contains(e, want.substr) }) {
 			t.Errorf("no panel shows the %s (%s)", want.what, want.substr)

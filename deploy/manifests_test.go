@@ -24,6 +24,12 @@ const (
 	secretName   = "noderuntime-secrets"
 	defaultGrace = 65 * time.Second // NODERUNTIME_SHUTDOWN_GRACE's default in the service
 	defaultMaxEx = 60 * time.Second // NODERUNTIME_EXECUTION_TIMEOUT_MAX's
+
+	// An execution in flight holds ~55 KiB (4,000 held at once took the process to
+	// 237 MiB, 2,000 to 130 MiB: docs/operations.md, Overload); the rest of the process
+	// needs ~40 MiB. The cap on executions at once must fit the memory limit with margin.
+	memoryPerExecution = 64 << 10
+	memoryBesides      = 64 << 20
 )
 
 // secretVars come from the Secret by reference, never from a ConfigMap or a literal.
@@ -32,7 +38,7 @@ var secretVars = []string{"DATABASE_URL", "NODERUNTIME_ENCRYPTION_KEYS", "NODERU
 // configVars come from the ConfigMap.
 var configVars = []string{
 	"NODERUNTIME_ADDR", "NODERUNTIME_METRICS_ADDR", "NODERUNTIME_LOG_LEVEL", "NODERUNTIME_SHUTDOWN_GRACE",
-	"NODERUNTIME_EXECUTION_TIMEOUT_MAX", "NODERUNTIME_TOKEN_REFRESH_SKEW", "NODERUNTIME_PUBLIC_URL",
+	"NODERUNTIME_EXECUTION_TIMEOUT_MAX", "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "NODERUNTIME_TOKEN_REFRESH_SKEW", "NODERUNTIME_PUBLIC_URL",
 	"WEBEX_AUTHORIZE_URL", "WEBEX_TOKEN_URL", "WEBEX_CLIENT_ID", "WEBEX_SCOPES", "ENGAGE_ALLOWED_BASE_URLS",
 }
 
@@ -215,6 +221,7 @@ func check(b *bundle, want expectation) []string {
 	p.env("Deployment", b, c, secretVars, true)
 	p.gc(c)
 	p.maxProcs(c)
+	p.executionsFit(b, c)
 	for _, v := range configVars {
 		if _, ok := configValue(b, c, v); !ok {
 			p.add("Deployment gets %s from no ConfigMap", v)
@@ -541,6 +548,22 @@ func (p *problems) gc(c corev1.Container) {
 	}
 }
 
+// executionsFit checks that the executions a replica runs at once fit its memory limit:
+// past it the kernel kills the pod and every execution it was running, some after
+// Engage acted.
+func (p *problems) executionsFit(b *bundle, c corev1.Container) {
+	v, ok := configValue(b, c, "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS")
+	n, err := strconv.Atoi(v)
+	if !ok || err != nil || n < 1 {
+		p.add("NODERUNTIME_MAX_CONCURRENT_EXECUTIONS %q is not a positive number", v)
+		return
+	}
+	limit := c.Resources.Limits[corev1.ResourceMemory]
+	if need := int64(n)*memoryPerExecution + memoryBesides; !limit.IsZero() && need > limit.Value() {
+		p.add("NODERUNTIME_MAX_CONCURRENT_EXECUTIONS %d needs %d MiB, more than the memory limit %s", n, need>>20, limit.String())
+	}
+}
+
 // maxProcs checks that GOMAXPROCS follows the CPU limit: the downward API's limits.cpu
 // in whole CPUs, or a literal no larger than the limit rounded up. Left to Go, a one-CPU
 // limit gets two Ps, and the pod is throttled.
@@ -834,6 +857,13 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 				}
 			}
 		}, "cut off"},
+		{"more executions at once than the memory holds", func(b *bundle) {
+			for _, cm := range b.ConfigMaps {
+				if _, ok := cm.Data["NODERUNTIME_MAX_CONCURRENT_EXECUTIONS"]; ok {
+					cm.Data["NODERUNTIME_MAX_CONCURRENT_EXECUTIONS"] = "8000"
+				}
+			}
+		}, "more than the memory limit"},
 		{"token mounted", func(b *bundle) { pod(b).AutomountServiceAccountToken = &tr }, "service account token"},
 		{"HPA below the replicas", func(b *bundle) { m := int32(2); b.HPAs[0].Spec.MinReplicas = &m }, "minReplicas"},
 		{"PDB blocking drains", func(b *bundle) {
