@@ -38,7 +38,8 @@ var secretVars = []string{"DATABASE_URL", "NODERUNTIME_ENCRYPTION_KEYS", "NODERU
 // configVars come from the ConfigMap.
 var configVars = []string{
 	"NODERUNTIME_ADDR", "NODERUNTIME_METRICS_ADDR", "NODERUNTIME_LOG_LEVEL", "NODERUNTIME_SHUTDOWN_GRACE",
-	"NODERUNTIME_EXECUTION_TIMEOUT_MAX", "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "NODERUNTIME_TOKEN_REFRESH_SKEW", "NODERUNTIME_PUBLIC_URL",
+	"NODERUNTIME_EXECUTION_TIMEOUT_MAX", "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS",
+	"NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT", "NODERUNTIME_TOKEN_REFRESH_SKEW", "NODERUNTIME_PUBLIC_URL",
 	"WEBEX_AUTHORIZE_URL", "WEBEX_TOKEN_URL", "WEBEX_CLIENT_ID", "WEBEX_SCOPES", "ENGAGE_ALLOWED_BASE_URLS",
 }
 
@@ -562,6 +563,13 @@ func (p *problems) executionsFit(b *bundle, c corev1.Container) {
 	if need := int64(n)*memoryPerExecution + memoryBesides; !limit.IsZero() && need > limit.Value() {
 		p.add("NODERUNTIME_MAX_CONCURRENT_EXECUTIONS %d needs %d MiB, more than the memory limit %s", n, need>>20, limit.String())
 	}
+	// Empty: tenants have no cap of their own. Set, the service refuses to start with
+	// one above the replica's.
+	if v, _ := configValue(b, c, "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT"); v != "" {
+		if per, err := strconv.Atoi(v); err != nil || per < 1 || per > n {
+			p.add("NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT %q is not a number from 1 to NODERUNTIME_MAX_CONCURRENT_EXECUTIONS (%d)", v, n)
+		}
+	}
 }
 
 // maxProcs checks that GOMAXPROCS follows the CPU limit: the downward API's limits.cpu
@@ -864,6 +872,13 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 				}
 			}
 		}, "more than the memory limit"},
+		{"a tenant's share above the replica's", func(b *bundle) {
+			for _, cm := range b.ConfigMaps {
+				if _, ok := cm.Data["NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT"]; ok {
+					cm.Data["NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT"] = "5000"
+				}
+			}
+		}, "PER_TENANT \"5000\""},
 		{"token mounted", func(b *bundle) { pod(b).AutomountServiceAccountToken = &tr }, "service account token"},
 		{"HPA below the replicas", func(b *bundle) { m := int32(2); b.HPAs[0].Spec.MinReplicas = &m }, "minReplicas"},
 		{"PDB blocking drains", func(b *bundle) {

@@ -43,7 +43,9 @@ func (a *App) wireExecutions(deps *httpapi.Deps) {
 			Idempotency:    idempotency.New(a.pool, idempotency.Options{}),
 			DefaultTimeout: a.cfg.ExecutionTimeout,
 			MaxTimeout:     a.cfg.ExecutionTimeoutMx,
-			Admission:      httpapi.NewAdmission(maxExecutions, a.registry),
+			Admission: httpapi.NewAdmission(httpapi.AdmissionOptions{
+				Max: maxExecutions, PerTenant: a.cfg.MaxTenantExecs, Tenants: a.cfg.APIKeys.Tenants(),
+			}, a.registry),
 		}))
 	deps.V1 = append(deps.V1, httpapi.CatalogRoutes(reg))
 }

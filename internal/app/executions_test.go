@@ -66,6 +66,12 @@ type e2e struct {
 
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
+	return startE2EWith(t, nil)
+}
+
+// startE2EWith is startE2E with the settings changed by change (nil: as they are).
+func startE2EWith(t *testing.T, change func(*config.Config)) *e2e {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	publicURL := "http://" + srv.Listener.Addr().String()
 	sim := engagesim.Start(t, engagesim.Config{
@@ -88,6 +94,9 @@ func startE2E(t *testing.T) *e2e {
 		EngageAllowedBases: []string{sim.BaseURL()},
 		ExecutionTimeout:   5 * time.Second, ExecutionTimeoutMx: time.Minute,
 		ShutdownGrace: 5 * time.Second, TokenRefreshSkew: 5 * time.Minute,
+	}
+	if change != nil {
+		change(&cfg)
 	}
 	logs := &lockedBuffer{}
 	a, err := app.New(t.Context(), cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))

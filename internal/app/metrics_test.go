@@ -6,11 +6,13 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/noderuntime/noderuntime/internal/config"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 )
 
@@ -184,4 +186,36 @@ func startWithActiveConversation(t *testing.T, name string) (*e2e, string, map[s
 		"domain": e2eDomain, "tenantId": "acme-engage", "tenantSecret": e2eCCSecret}, "")
 	seed(e.sim, "active")
 	return e, auth, map[string]any{"channel": "sms", "bizAddress": "+15559999", "customerAddress": "+15550001"}
+}
+
+// The service as serve builds it holds a tenant to its own cap on executions at once
+// (NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT) while another tenant's run.
+func TestATenantsOwnCapHoldsInTheService(t *testing.T) {
+	e := startE2EWith(t, func(c *config.Config) { c.MaxExecutions, c.MaxTenantExecs = 10, 1 })
+	auth := e.authorize("capped", map[string]any{"kind": "client-credentials", "baseUrl": e.sim.BaseURL(),
+		"domain": e2eDomain, "tenantId": "acme-engage", "tenantSecret": e2eCCSecret}, "")
+	search := map[string]any{"channel": "sms", "bizAddress": "+15559999", "customerAddress": "+15550001"}
+	e.execute(e2eKey, "search-conversation", "1.3", auth, search) // a token first
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: time.Minute})
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		// Held at Engage until its deadline (1 s), then onTimeout.
+		e.do(http.MethodPost, "/v1/executions", e2eKey, map[string]any{
+			"node": "search-conversation", "version": "1.3", "authorizationId": auth, "input": search, "timeoutMs": 1000})
+	}()
+	for deadline := time.Now().Add(10 * time.Second); e.sim.InFlight() != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first search did not reach Engage")
+		}
+	}
+	status, raw := e.do(http.MethodPost, "/v1/executions", e2eKey, map[string]any{
+		"node": "search-conversation", "version": "1.3", "authorizationId": auth, "input": search})
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(raw), "this tenant is running its maximum of 1 executions") {
+		t.Fatalf("acme's second search beside its first: %d %s", status, raw)
+	}
+	if a := e.execute(e2eGlobexKey, "search-conversation", "1.3", auth, search); a.Outcome != "onAuthorizationFailure" {
+		t.Fatalf("globex beside acme's full share: %s, want to run (onAuthorizationFailure: the authorization is acme's)", a.Outcome)
+	}
+	<-held
 }

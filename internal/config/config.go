@@ -45,6 +45,7 @@ type Config struct {
 	ShutdownGrace      time.Duration
 	TokenRefreshSkew   time.Duration
 	MaxExecutions      int // executions run at once, past it 503; 0: DefaultMaxExecutions
+	MaxTenantExecs     int // one tenant's executions at once; 0: no cap of its own
 
 	LogLevel slog.Level
 	Migrate  bool // apply migrations before serving (development)
@@ -147,6 +148,15 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 				cfg.MaxExecutions = n
 				return nil
 			}},
+		{env: "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT", flag: "max-concurrent-executions-per-tenant", def: "", usage: "executions one tenant runs at once on a replica, so one tenant's flood cannot take every slot (at most NODERUNTIME_MAX_CONCURRENT_EXECUTIONS; empty: no cap of its own)",
+			parse: func(s string) error {
+				n, err := strconv.Atoi(s)
+				if err != nil || n < 1 || n > maxExecutionsCap {
+					return fmt.Errorf("%q is not a whole number from 1 to %d", s, maxExecutionsCap)
+				}
+				cfg.MaxTenantExecs = n
+				return nil
+			}},
 		{env: "NODERUNTIME_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "65s", usage: "how long in-flight requests may finish after SIGTERM (at least NODERUNTIME_EXECUTION_TIMEOUT_MAX, or a long execution is cut off, perhaps after Engage acted)",
 			parse: durationInto(&cfg.ShutdownGrace)},
 		{env: "NODERUNTIME_TOKEN_REFRESH_SKEW", flag: "token-refresh-skew", def: "5m", usage: "refresh an access token this long before it expires (at most half its life)",
@@ -246,6 +256,9 @@ func (c *Config) validate() error {
 		// Caught here, before anything connects; the second listen would fail only
 		// after the pool and the schema check.
 		return &Error{Variable: "NODERUNTIME_METRICS_ADDR", Problem: fmt.Sprintf("%q listens where NODERUNTIME_ADDR (%q) does; give it another port, or set it empty to serve /metrics on the main address", c.MetricsAddr, c.Addr)}
+	}
+	if c.MaxTenantExecs > c.MaxExecutions {
+		return &Error{Variable: "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT", Problem: fmt.Sprintf("%d must not exceed NODERUNTIME_MAX_CONCURRENT_EXECUTIONS (%d): a tenant's share is part of the replica's", c.MaxTenantExecs, c.MaxExecutions)}
 	}
 	if c.ExecutionTimeout > c.ExecutionTimeoutMx {
 		// Say both values: the default (10s) is often not the one that was set.

@@ -54,7 +54,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if cfg.Addr != ":8080" || cfg.MetricsAddr != ":9090" || cfg.ExecutionTimeout != 10*time.Second ||
 		cfg.ExecutionTimeoutMx != 60*time.Second || cfg.TokenRefreshSkew != 5*time.Minute || cfg.Pprof ||
-		cfg.MaxExecutions != 1000 ||
+		cfg.MaxExecutions != 1000 || cfg.MaxTenantExecs != 0 ||
 		len(cfg.EngageAllowedBases) != len(config.DefaultEngageBaseURLs) || cfg.Webex.Enabled() {
 		t.Fatalf("defaults: %+v", cfg)
 	}
@@ -156,6 +156,8 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"no executions at once", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "0"), nil, "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS"},
 		{"executions at once past the bound", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "1000001"), nil, "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS"},
 		{"executions at once not a number", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "2k"), nil, "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS"},
+		{"no executions at once for a tenant", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT", "0"), nil, "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT"},
+		{"a tenant's share above the replica's", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT", "1001"), nil, "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT"},
 		{"public URL not absolute", with(minimal(), "NODERUNTIME_PUBLIC_URL", "/relative"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"public URL with a query", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com/?x=1"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"public URL with an empty query", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com?"), nil, "NODERUNTIME_PUBLIC_URL"},
@@ -397,6 +399,7 @@ func TestAValueRightOnItsLimitIsAccepted(t *testing.T) {
 		{"public URL on port 65535", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com:65535")},
 		{"one execution at once", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "1")},
 		{"a million executions at once", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "1000000")},
+		{"a tenant's share equal to the replica's", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT", "1000")},
 		{"pool minimum equal to its maximum", with(minimal(), "DATABASE_URL", "postgres://u@127.0.0.1/db?pool_max_conns=4&pool_min_conns=4")},
 	} {
 		if _, err := load(c.env); err != nil {

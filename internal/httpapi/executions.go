@@ -98,12 +98,14 @@ func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
 	if a := h.Admission; a != nil {
 		// Refused before the body is read: a flood costs as little as it can, and
 		// nothing (an Idempotency-Key included) is recorded for a retry to trip on.
-		if !a.enter() {
+		t, _ := Tenant(r.Context())
+		own, refused := a.enter(t)
+		if refused != nil {
 			w.Header().Set("Retry-After", "1")
-			WriteProblem(w, r, a.overloaded())
+			WriteProblem(w, r, *refused)
 			return
 		}
-		defer a.leave()
+		defer a.leave(own)
 	}
 	body, ok := readBody(w, r)
 	if !ok {

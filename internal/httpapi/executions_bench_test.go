@@ -49,7 +49,7 @@ func benchRouter(b *testing.B, transport http.RoundTripper) (http.Handler, *enga
 		APIKeys: keys,
 		V1Hot: []func(chi.Router){
 			httpapi.ExecutionRoutes(httpapi.Executions{Registry: registry, Executor: exec, DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute,
-				Admission: httpapi.NewAdmission(2000, reg)}), // as served: the base Deployment's cap
+				Admission: httpapi.NewAdmission(httpapi.AdmissionOptions{Max: 2000, PerTenant: 1000, Tenants: keys.Tenants()}, reg)}), // as served, with a tenant's cap too
 		},
 	})
 	return router, sim

@@ -164,7 +164,7 @@ type harnessOptions struct {
 	defaultTimeout, maxTimeout time.Duration
 	credentials                nodes.Credentials // nil: simCredentials
 	breaker                    *engage.BreakerOptions
-	maxExecutions              int // 0: no cap
+	admission                  *httpapi.AdmissionOptions // nil: no cap
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -193,8 +193,8 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		o.maxTimeout = time.Minute
 	}
 	var admission *httpapi.Admission
-	if o.maxExecutions > 0 {
-		admission = httpapi.NewAdmission(o.maxExecutions, h.metrics)
+	if o.admission != nil {
+		admission = httpapi.NewAdmission(*o.admission, h.metrics)
 	}
 	keys, err := tenant.ParseKeys("acme:" + tenant.HashKey(execKey) + ",globex:" + tenant.HashKey(globexKey))
 	if err != nil {
