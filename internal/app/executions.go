@@ -44,7 +44,7 @@ func (a *App) wireExecutions(deps *httpapi.Deps) {
 			DefaultTimeout: a.cfg.ExecutionTimeout,
 			MaxTimeout:     a.cfg.ExecutionTimeoutMx,
 			Admission: httpapi.NewAdmission(httpapi.AdmissionOptions{
-				Max: maxExecutions, PerTenant: a.cfg.MaxTenantExecs, Tenants: a.cfg.APIKeys.Tenants(),
+				Max: maxExecutions, PerTenant: a.cfg.MaxTenantExecutions, Tenants: a.cfg.APIKeys.Tenants(),
 			}, a.registry),
 		}))
 	deps.V1 = append(deps.V1, httpapi.CatalogRoutes(reg))

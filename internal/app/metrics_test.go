@@ -191,7 +191,7 @@ func startWithActiveConversation(t *testing.T, name string) (*e2e, string, map[s
 // The service as serve builds it holds a tenant to its own cap on executions at once
 // (NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT) while another tenant's run.
 func TestATenantsOwnCapHoldsInTheService(t *testing.T) {
-	e := startE2EWith(t, func(c *config.Config) { c.MaxExecutions, c.MaxTenantExecs = 10, 1 })
+	e := startE2EWith(t, func(c *config.Config) { c.MaxExecutions, c.MaxTenantExecutions = 10, 1 })
 	auth := e.authorize("capped", map[string]any{"kind": "client-credentials", "baseUrl": e.sim.BaseURL(),
 		"domain": e2eDomain, "tenantId": "acme-engage", "tenantSecret": e2eCCSecret}, "")
 	search := map[string]any{"channel": "sms", "bizAddress": "+15559999", "customerAddress": "+15550001"}

@@ -32,24 +32,23 @@ var DefaultEngageBaseURLs = []string{
 
 // Config is everything `serve` needs.
 type Config struct {
-	Addr               string
-	MetricsAddr        string // empty: /metrics on Addr
-	DatabaseURL        string
-	EncryptionKeys     *secrets.KeyRing
-	APIKeys            tenant.Keys
-	PublicURL          string
-	Webex              Webex
-	EngageAllowedBases []string
-	ExecutionTimeout   time.Duration // default for a request without timeoutMs
-	ExecutionTimeoutMx time.Duration // cap on timeoutMs
-	ShutdownGrace      time.Duration
-	TokenRefreshSkew   time.Duration
-	MaxExecutions      int // executions run at once, past it 503; 0: DefaultMaxExecutions
-	MaxTenantExecs     int // one tenant's executions at once; 0: no cap of its own
-
-	LogLevel slog.Level
-	Migrate  bool // apply migrations before serving (development)
-	Pprof    bool // serve /debug/pprof/ on the metrics listener
+	Addr                string
+	MetricsAddr         string // empty: /metrics on Addr
+	DatabaseURL         string
+	EncryptionKeys      *secrets.KeyRing
+	APIKeys             tenant.Keys
+	PublicURL           string
+	Webex               Webex
+	EngageAllowedBases  []string
+	ExecutionTimeout    time.Duration // default for a request without timeoutMs
+	ExecutionTimeoutMx  time.Duration // cap on timeoutMs
+	ShutdownGrace       time.Duration
+	TokenRefreshSkew    time.Duration
+	MaxExecutions       int // executions run at once, past it 503; 0: DefaultMaxExecutions
+	MaxTenantExecutions int // one tenant's executions at once; 0: no cap of its own
+	LogLevel            slog.Level
+	Migrate             bool // apply migrations before serving (development)
+	Pprof               bool // serve /debug/pprof/ on the metrics listener
 }
 
 // Webex is the Webex login integration (OAuth 2.0 authorization code).
@@ -140,23 +139,9 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 		{env: "NODERUNTIME_EXECUTION_TIMEOUT_MAX", flag: "execution-timeout-max", def: "60s", usage: "cap on an execution's timeoutMs",
 			parse: millisecondsInto(&cfg.ExecutionTimeoutMx)},
 		{env: "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", flag: "max-concurrent-executions", def: strconv.Itoa(DefaultMaxExecutions), usage: "executions one replica runs at once; past it a request is refused with 503 before it runs (each holds ~55 KiB: size it to the memory limit)",
-			parse: func(s string) error {
-				n, err := strconv.Atoi(s)
-				if err != nil || n < 1 || n > maxExecutionsCap {
-					return fmt.Errorf("%q is not a whole number from 1 to %d", s, maxExecutionsCap)
-				}
-				cfg.MaxExecutions = n
-				return nil
-			}},
+			parse: executionsInto(&cfg.MaxExecutions)},
 		{env: "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT", flag: "max-concurrent-executions-per-tenant", def: "", usage: "executions one tenant runs at once on a replica, so one tenant's flood cannot take every slot (at most NODERUNTIME_MAX_CONCURRENT_EXECUTIONS; empty: no cap of its own)",
-			parse: func(s string) error {
-				n, err := strconv.Atoi(s)
-				if err != nil || n < 1 || n > maxExecutionsCap {
-					return fmt.Errorf("%q is not a whole number from 1 to %d", s, maxExecutionsCap)
-				}
-				cfg.MaxTenantExecs = n
-				return nil
-			}},
+			parse: executionsInto(&cfg.MaxTenantExecutions)},
 		{env: "NODERUNTIME_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "65s", usage: "how long in-flight requests may finish after SIGTERM (at least NODERUNTIME_EXECUTION_TIMEOUT_MAX, or a long execution is cut off, perhaps after Engage acted)",
 			parse: durationInto(&cfg.ShutdownGrace)},
 		{env: "NODERUNTIME_TOKEN_REFRESH_SKEW", flag: "token-refresh-skew", def: "5m", usage: "refresh an access token this long before it expires (at most half its life)",
@@ -257,8 +242,8 @@ func (c *Config) validate() error {
 		// after the pool and the schema check.
 		return &Error{Variable: "NODERUNTIME_METRICS_ADDR", Problem: fmt.Sprintf("%q listens where NODERUNTIME_ADDR (%q) does; give it another port, or set it empty to serve /metrics on the main address", c.MetricsAddr, c.Addr)}
 	}
-	if c.MaxTenantExecs > c.MaxExecutions {
-		return &Error{Variable: "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT", Problem: fmt.Sprintf("%d must not exceed NODERUNTIME_MAX_CONCURRENT_EXECUTIONS (%d): a tenant's share is part of the replica's", c.MaxTenantExecs, c.MaxExecutions)}
+	if c.MaxTenantExecutions > c.MaxExecutions {
+		return &Error{Variable: "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT", Problem: fmt.Sprintf("%d must not exceed NODERUNTIME_MAX_CONCURRENT_EXECUTIONS (%d): a tenant's share is part of the replica's", c.MaxTenantExecutions, c.MaxExecutions)}
 	}
 	if c.ExecutionTimeout > c.ExecutionTimeoutMx {
 		// Say both values: the default (10s) is often not the one that was set.
@@ -295,6 +280,18 @@ const DefaultMaxExecutions = 1000
 // maxExecutionsCap bounds NODERUNTIME_MAX_CONCURRENT_EXECUTIONS: a million executions
 // at ~55 KiB each is over 50 GiB, more than any replica is given.
 const maxExecutionsCap = 1_000_000
+
+// executionsInto parses a count of executions at once.
+func executionsInto(n *int) func(string) error {
+	return func(s string) error {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > maxExecutionsCap {
+			return fmt.Errorf("%q is not a whole number from 1 to %d", s, maxExecutionsCap)
+		}
+		*n = v
+		return nil
+	}
+}
 
 // maxExecutionDeadline bounds the execution timeout settings.
 const maxExecutionDeadline = time.Hour
