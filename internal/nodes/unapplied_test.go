@@ -158,3 +158,42 @@ func TestUnappliedMarksOnlyTheFailuresThatLeftEngageAsItWas(t *testing.T) {
 		})
 	}
 }
+
+// A call the open circuit breaker refuses never leaves: it is Unapplied, so a retry with
+// the same idempotency key runs again instead of replaying the refusal. The failure that
+// tripped the breaker reached Engage, and is not.
+func TestACallTheOpenBreakerRefusedIsUnapplied(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.New(engagesim.Config{})
+	t.Cleanup(sim.Close)
+	mem := &engageInMemory{sim: sim}
+	id := sim.SeedConversation(fuzzDomain, engagesim.Conversation{Channel: "sms", CustomerAddress: "+15550001", BizAddress: "+15559999", Status: "active"})
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpAppend, Status: http.StatusServiceUnavailable, Times: 1})
+	client := engage.New(engage.Options{Transport: mem, Breaker: &engage.BreakerOptions{ConsecutiveFailures: 1, OpenFor: time.Hour}})
+	x := nodes.NewExecutor(nodes.ExecutorOptions{Engage: client,
+		Credentials: scriptedCredentials{domain: fuzzDomain, token: sim.AccessToken(fuzzDomain)}})
+	v, err := nodes.NewRegistry().Lookup("append-message", "1.4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := json.RawMessage(`{"conversationId":"` + id + `","channel":"sms","direction":"outbound","messageType":"text","text":"hi","timestamp":"` + wireTimestamp + `"}`)
+	for i, want := range []struct {
+		code      string
+		unapplied bool
+		calls     int
+	}{
+		{outcomes.CodeEngageUnavailable, false, 1}, // the 503 that trips the breaker
+		{outcomes.CodeCircuitOpen, true, 0},        // refused before it left
+	} {
+		res := x.Execute(t.Context(), v, nodes.Request{Tenant: "acme", AuthorizationID: "a1", Input: input})
+		if res.Outcome != outcomes.Failure || res.Error == nil || res.Error.Code != want.code {
+			t.Fatalf("execution %d: %s %+v, want Failure %s", i+1, res.Outcome, res.Error, want.code)
+		}
+		if res.Unapplied != want.unapplied {
+			t.Errorf("execution %d (%s): Unapplied %v, want %v", i+1, want.code, res.Unapplied, want.unapplied)
+		}
+		if n := len(mem.take()); n != want.calls {
+			t.Errorf("execution %d: %d calls reached Engage, want %d", i+1, n, want.calls)
+		}
+	}
+}
