@@ -677,6 +677,50 @@ func TestA403EndsInAuthorizationFailureWithoutARefreshOrARepeat(t *testing.T) {
 	}
 }
 
+// The message of an authorization failure from Engage says which one it was: a token
+// refused again after the one refresh (401), or a token for another domain (403, never
+// refreshed). Whoever reads it knows whether re-authorizing or fixing the domain helps.
+func TestAnEngageAuthorizationFailureSaysWhetherTheTokenWasRefreshed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		token      func(h *wireHarness) string
+		onRefresh  func() string
+		want, not  string
+		refreshes  int
+		wantStatus []int
+	}{
+		{name: "401 again after the refresh", token: func(*wireHarness) string { return "revoked" },
+			onRefresh: func() string { return "revoked again" },
+			want:      "Engage refused the access token again after a refresh: HTTP 401", not: "domain",
+			refreshes: 1, wantStatus: []int{http.StatusUnauthorized, http.StatusUnauthorized}},
+		{name: "403 for another domain", token: func(h *wireHarness) string { return h.sim.AccessToken("another-domain") },
+			want: "Engage refused the access token for this domain: HTTP 403", not: "refresh",
+			wantStatus: []int{http.StatusForbidden}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newWireHarness(t)
+			id := h.seed("sms", "+15550001", "+15559999", "active")
+			h.creds.token = tc.token(h)
+			h.creds.onRefresh = tc.onRefresh
+			res, calls := h.run(t, "close-conversation", "1.0", `{"conversationId":"`+id+`"}`)
+			if res.Outcome != outcomes.OnAuthorizationFailure || res.Error == nil {
+				t.Fatalf("outcome %s %+v, want onAuthorizationFailure", res.Outcome, res.Error)
+			}
+			if !strings.HasPrefix(res.Error.Message, tc.want) || strings.Contains(res.Error.Message, tc.not) {
+				t.Errorf("message %q, want it to start %q and not mention %q", res.Error.Message, tc.want, tc.not)
+			}
+			if got := statuses(calls); !reflect.DeepEqual(got, tc.wantStatus) {
+				t.Errorf("Engage answered %v, want %v", got, tc.wantStatus)
+			}
+			if n, _ := h.creds.counts(); n != tc.refreshes {
+				t.Errorf("%d refreshes, want %d", n, tc.refreshes)
+			}
+		})
+	}
+}
+
 // The text limit is inclusive: 4096 characters (not bytes) are sent as they are.
 func TestATextOfExactlyTheLimitIsSent(t *testing.T) {
 	t.Parallel()
