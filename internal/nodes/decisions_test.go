@@ -2,7 +2,9 @@ package nodes
 
 import (
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/noderuntime/noderuntime/internal/engage"
 	"github.com/noderuntime/noderuntime/internal/outcomes"
@@ -84,6 +86,33 @@ func TestSearchFollowsTheStatusNotTheChatExistFlag(t *testing.T) {
 		}
 		if res.Output["conversationExistsBool"] != (tc.value.ConversationID != "") {
 			t.Errorf("%+v: conversationExistsBool %v", tc.value, res.Output["conversationExistsBool"])
+		}
+	}
+}
+
+// The message of an Engage failure is for the person reading the flow's log: it names
+// what happened, Engage's status, code and description (clipped to 256 bytes), and how
+// long Engage asked a rate-limited caller to wait.
+func TestAnEngageFailuresMessageSaysWhatEngageAnswered(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("d", 300)
+	for _, tc := range []struct {
+		name string
+		e    engage.Error
+		want string
+	}{
+		{"business", engage.Error{Kind: engage.KindBusiness, HTTPStatus: 409, Code: 1009, Description: "conversation is not closed"},
+			"Engage refused the request: HTTP 409, code 1009: conversation is not closed"},
+		{"rate limited with Retry-After", engage.Error{Kind: engage.KindRateLimited, HTTPStatus: 429, RetryAfter: 30 * time.Second},
+			"Engage is rate limiting (retry after 30s): HTTP 429"},
+		{"rate limited without Retry-After", engage.Error{Kind: engage.KindRateLimited, HTTPStatus: 429},
+			"Engage is rate limiting: HTTP 429"},
+		{"5xx", engage.Error{Kind: engage.KindUpstream, HTTPStatus: 503}, "Engage failed: HTTP 503"},
+		{"a long description", engage.Error{Kind: engage.KindBusiness, HTTPStatus: 400, Code: 1001, Description: long},
+			"Engage refused the request: HTTP 400, code 1001: " + long[:256] + "..."},
+	} {
+		if got := describe(&tc.e, false); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
 		}
 	}
 }
