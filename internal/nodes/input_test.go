@@ -123,6 +123,10 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 		{"append-message", "1.4", `{"conversationId":"c","channel":"whatsapp","direction":"outbound","messageType":"wab-list","wabList":7,` + ts + `}`, "input.wabList: want a JSON object"},
 		{"append-message", "1.4", `{"conversationId":"c","channel":"api","direction":"inbound","messageType":"text-with-attachments","attachments":[{"fileUrl":"https://x/a"}],` + ts + `}`, "input.attachments[0].mimeType: required"},
 		{"append-message", "1.4", `{"conversationId":"c","channel":"api","direction":"inbound","messageType":"text-with-attachments","attachments":[{"mimeType":"a/b","fileUrl":"https://x/a","size":1}],` + ts + `}`, "input.attachments: want a list of {mimeType, fileName, fileUrl}"},
+		{"append-message", "1.4", `{"conversationId":"c","channel":"api","direction":"inbound","messageType":"text-with-attachments","attachments":[{"mimeType":"a/b"}],` + ts + `}`, "input.attachments[0].fileUrl: required"},
+		{"append-message", "1.4", `{"conversationId":"c","channel":"sms","direction":"sideways","messageType":"text","text":"x",` + ts + `}`, `input.direction: unknown direction "sideways"; want inbound, outbound or announcement`},
+		{"append-message", "1.4", `{"conversationId":"c","channel":"email","direction":"inbound","messageType":"email","fromAddress":"a@x",` + ts + `}`, "input.plainBody: required for messageType email (or htmlBody)"},
+		{"create-conversation", "1.2", `{"channel":"livechat","livechatProactiveId":"p"}`, "input.livechatProactiveId: not an input of create-conversation 1.2 (it is one from 1.3 on)"},
 		{"update-conversation", "1.0", `{"conversationId":"c","taskID":"t"}`, "input.taskID: not an input of update-conversation 1.0; did you mean taskId?"},
 		// Of several fields the version does not have, the first in byte order is named,
 		// whatever their order in the input: the same input always gets the same message.
