@@ -197,3 +197,19 @@ func TestARequiredFieldOfOnlySpacesIsNotGiven(t *testing.T) {
 		})
 	}
 }
+
+// A value quoted in a message is kept whole up to 64 bytes; past that it is cut on a
+// character boundary, so the message stays valid UTF-8.
+func TestAQuotedValueIsClippedPast64BytesOnACharacterBoundary(t *testing.T) {
+	t.Parallel()
+	a63 := strings.Repeat("a", 63)
+	for _, tc := range []struct{ name, in, want string }{
+		{"exactly the limit", a63 + "b", a63 + "b"},
+		{"one byte over", a63 + "bc", a63 + "b..."},
+		{"a character across the limit", a63 + "é", a63 + "..."},
+	} {
+		if got := clip(tc.in); got != tc.want {
+			t.Errorf("%s: clip(%q) = %q, want %q", tc.name, tc.in, got, tc.want)
+		}
+	}
+}
