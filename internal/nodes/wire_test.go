@@ -625,6 +625,29 @@ func TestDotSegmentsAreInvalidIDs(t *testing.T) {
 	}
 }
 
+// Only the IDs Engage's URL path carries are refused for dots and slashes: an address or
+// a task ID travels in the body, and is sent as given.
+func TestSlashesAndDotsOutsideEngagesPathAreSentAsGiven(t *testing.T) {
+	t.Parallel()
+	h := newWireHarness(t)
+	res, calls := h.run(t, "search-conversation", "1.3", `{"channel":"livechat","bizAddress":"..","customerAddress":"user/7","threadId":"t\\1"}`)
+	if res.Outcome == outcomes.OnInvalidData {
+		t.Fatalf("search: %s %+v, want the addresses sent", res.Outcome, res.Error)
+	}
+	body := decodeJSON(t, "the search", oneCall(t, calls, http.MethodPost, searchPath).body)
+	if body["bizaddress"] != ".." || body["customeraddress"] != "user/7" || body["threadid"] != `t\1` {
+		t.Errorf("search sent %v", body)
+	}
+	id := h.seed("sms", "+15550001", "+15559999", "active")
+	res, calls = h.run(t, "update-conversation", "1.0", `{"conversationId":"`+id+`","taskId":"queue/7"}`)
+	if res.Outcome != outcomes.OnConversationUpdatedSuccess {
+		t.Fatalf("update: %s %+v, want the task ID sent", res.Outcome, res.Error)
+	}
+	if body := decodeJSON(t, "the update", oneCall(t, calls, http.MethodPatch, "/api/v1/"+fuzzDomain+"/conversations/"+id).body); body["aliasId"] != "queue/7" {
+		t.Errorf("update sent %v", body)
+	}
+}
+
 // checkCalls checks a failed execution's error code and the Engage calls it made: one
 // per entry of wantStatuses, answered that status, each to path.
 func checkCalls(t *testing.T, h *wireHarness, res outcomes.Result, calls []engageCall, op, path, wantCode string, wantStatuses []int) {
