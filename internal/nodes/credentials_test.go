@@ -73,6 +73,11 @@ func TestACredentialStoreFailureLeadsToItsOutcomeAndCode(t *testing.T) {
 			if res.Outcome != tc.outcome || res.Error == nil || res.Error.Code != tc.code {
 				t.Fatalf("outcome %s %+v, want %s %s", res.Outcome, res.Error, tc.outcome, tc.code)
 			}
+			// The store's AuthorizationError says why the authorization cannot be used; the
+			// node passes that message on as it is.
+			if ae, ok := errors.AsType[*outcomes.AuthorizationError](tc.err); ok && res.Error.Message != ae.Message {
+				t.Fatalf("message %q, want the authorization error's %q", res.Error.Message, ae.Message)
+			}
 			if !res.Unapplied {
 				t.Fatal("a failure before any call is not marked unapplied")
 			}
