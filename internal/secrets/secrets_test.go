@@ -205,3 +205,21 @@ func TestEverySealDrawsAFreshNonce(t *testing.T) {
 	}
 }
 
+// An empty secret is a secret like any other: sealed, it opens to the empty secret, not
+// to ErrDecrypt, which would read as a wrong key.
+func TestAnEmptySecretOpensAsTheEmptySecret(t *testing.T) {
+	ring, err := secrets.ParseKeyRing("k1:" + key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := ring.Encrypt(nil, []byte("row-1/refresh_token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ring.Decrypt(ct, []byte("row-1/refresh_token")); err != nil || len(got) != 0 {
+		t.Fatalf("got %q, %v; want the empty secret", got, err)
+	}
+	if _, err := ring.Decrypt(ct, []byte("row-2/refresh_token")); !errors.Is(err, secrets.ErrDecrypt) {
+		t.Fatalf("another row's associated data: %v, want ErrDecrypt", err)
+	}
+}
