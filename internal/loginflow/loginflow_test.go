@@ -1,6 +1,9 @@
 package loginflow_test
 
 import (
+	"context"
+	"html"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -25,5 +28,50 @@ func TestAnUnreachableCallbackDoesNotPrintTheLoginCode(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "/oauth/callback") {
 		t.Fatalf("the error does not say which address failed: %v", err)
+	}
+}
+
+// confirmPage is a confirmation page as the callback writes it: the headline, and the
+// login's state and code as hidden fields, HTML-escaped.
+func confirmPage(state, code string) string {
+	return "<h1>" + loginflow.ConfirmHeadline + "</h1><form method=\"post\">" +
+		`<input type="hidden" name="state" value="` + html.EscapeString(state) + `">` +
+		`<input type="hidden" name="code" value="` + html.EscapeString(code) + `">` +
+		`<button name="action" value="connect">Connect</button></form>`
+}
+
+// The answer goes to the callback's own address with the login's state and code, as
+// written before the page escaped them, in the form body only: the callback's query
+// (which holds them too) is not repeated in the URL of the POST, which access logs see.
+func TestFinishPostsTheUnescapedStateAndCodeInTheBodyOnly(t *testing.T) {
+	const state, code = `st&te"<1>`, `c0de&amp;'2`
+	posted := make(chan *http.Request, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			_, _ = io.WriteString(w, confirmPage(state, code))
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			t.Errorf("parse form: %v", err)
+		}
+		posted <- r.Clone(context.Background())
+		_, _ = io.WriteString(w, "added")
+	}))
+	defer srv.Close()
+	resp, page, _, err := loginflow.Finish(t.Context(), srv.Client(), srv.URL+"/oauth/callback?code=q-code&state=q-state", "connect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || page != "added" {
+		t.Fatalf("got %d %q, want the POST's answer", resp.StatusCode, page)
+	}
+	p := <-posted
+	if p.URL.Path != "/oauth/callback" || p.URL.RawQuery != "" {
+		t.Errorf("posted to %s, want /oauth/callback without a query", p.URL)
+	}
+	for k, want := range map[string]string{"state": state, "code": code, "action": "connect"} {
+		if got := p.PostForm.Get(k); got != want {
+			t.Errorf("form %s = %q, want %q", k, got, want)
+		}
 	}
 }
