@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/noderuntime/noderuntime/internal/loginflow"
@@ -73,5 +74,37 @@ func TestFinishPostsTheUnescapedStateAndCodeInTheBodyOnly(t *testing.T) {
 		if got := p.PostForm.Get(k); got != want {
 			t.Errorf("form %s = %q, want %q", k, got, want)
 		}
+	}
+}
+
+// A callback that does not show the confirmation page (another page, or an error status
+// even with the headline in it) is not answered: Finish fails and posts nothing.
+func TestFinishDoesNotAnswerACallbackThatDoesNotAskToConfirm(t *testing.T) {
+	for name, h := range map[string]http.HandlerFunc{
+		"another page": func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, `<h1>Something went wrong</h1><input type="hidden" name="state" value="s">`)
+		},
+		"an error status": func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, confirmPage("s", "c"))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var posts atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodGet {
+					posts.Add(1)
+				}
+				h(w, r)
+			}))
+			defer srv.Close()
+			resp, _, _, err := loginflow.Finish(t.Context(), srv.Client(), srv.URL+"/oauth/callback?code=c&state=s", "connect")
+			if err == nil {
+				t.Fatalf("answered %d; want an error", resp.StatusCode)
+			}
+			if n := posts.Load(); n != 0 {
+				t.Fatalf("%d answers posted", n)
+			}
+		})
 	}
 }
