@@ -742,3 +742,65 @@ func TestAWaiterLooksAtLeastEveryMaxPoll(t *testing.T) {
 		t.Fatalf("the waiter: %v %q, want the answer", c.State, c.Response)
 	}
 }
+
+// expireOnRead expires every row of the table as the next read of a key starts, once
+// armed: a key whose TTL passes between a claim's insert, which found it held, and its
+// look at it.
+type expireOnRead struct {
+	db    *pgxpool.Pool // another pool on the same database
+	armed atomic.Bool
+	err   chan error
+}
+
+func (e *expireOnRead) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, "select request_hash") && e.armed.CompareAndSwap(true, false) {
+		_, err := e.db.Exec(ctx, `update idempotency_keys set expires_at = now() - interval '1 second'`)
+		e.err <- err
+	}
+	return ctx
+}
+
+func (e *expireOnRead) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// An answer whose key expires just as a retry reads it is not replayed: expired, it is
+// no longer the key's answer, and the retry reclaims the key and runs, as it would have
+// a moment later.
+func TestAnAnswerThatExpiresAsARetryReadsItIsNotReplayed(t *testing.T) {
+	t.Parallel()
+	url := dbtest.NewURL(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	expire := &expireOnRead{db: plain, err: make(chan error, 1)}
+	cfg.ConnConfig.Tracer = expire
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s := idempotency.New(pool, idempotency.Options{})
+
+	first := claim(t, s, "a", "k", "b", time.Minute, false)
+	if err := s.Complete(t.Context(), "t-a", "k", first.Holder, []byte(`{"outcome":"expired"}`)); err != nil {
+		t.Fatal(err)
+	}
+	expire.armed.Store(true)
+	c := claim(t, s, "a", "k", "b", time.Minute, false)
+	select {
+	case err := <-expire.err:
+		if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("the retry did not read the key (%v)", c.State)
+	}
+	if c.State != idempotency.Run {
+		t.Fatalf("got %v %q, want Run: the expired answer is not the key's any more", c.State, c.Response)
+	}
+}
