@@ -1239,3 +1239,29 @@ func TestATokenIsRedactedFromABodyThatIsTheTokenOrWritesItsSlashesEscaped(t *tes
 		}
 	})
 }
+
+// quotingTransport fails every request with an error that quotes its Authorization
+// header, as a proxy or a custom transport may.
+type quotingTransport struct{}
+
+func (quotingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return nil, fmt.Errorf("proxy refused the request with %q", r.Header.Get("Authorization"))
+}
+
+// A transport's error that quotes the token is redacted too, in the error's text and in
+// every error of its chain: errors go to logs and flow outputs.
+func TestATransportErrorThatQuotesTheTokenIsRedacted(t *testing.T) {
+	t.Parallel()
+	const token = "CANARY-transport-token-31c4"
+	c := engage.New(engage.Options{Transport: quotingTransport{}})
+	_, err := c.Search(t.Context(), engage.Target{BaseURL: "http://engage.invalid/api/v1", Domain: domain}, token, engage.SearchRequest{Channel: "sms"})
+	wantKind(t, err, engage.KindUpstream)
+	if !strings.Contains(err.Error(), "proxy refused the request") || !strings.Contains(err.Error(), "[redacted]") {
+		t.Errorf("%q lost the transport's error, or shows no redaction", err)
+	}
+	for u := error(err); u != nil; u = errors.Unwrap(u) {
+		if strings.Contains(u.Error(), token) {
+			t.Errorf("%q holds the token", u)
+		}
+	}
+}
