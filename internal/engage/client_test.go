@@ -1265,3 +1265,25 @@ func TestATransportErrorThatQuotesTheTokenIsRedacted(t *testing.T) {
 		}
 	}
 }
+
+// A token written with \u escapes inside a string literal that also holds escaped quotes
+// (an echo that quotes the header) is redacted: the literal ends at its closing quote,
+// not at an escaped one.
+func TestATokenWithEscapesInALiteralWithEscapedQuotesIsRedacted(t *testing.T) {
+	t.Parallel()
+	const token = "tok+with+plus"
+	uescaped := strings.ReplaceAll(token, "+", `\u002B`)
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"status":200,"code":1000,"description":"header \"Bearer %s\" echoed","value":{"conversationId":"c1","chatExist":true,"status":"active"}}`, uescaped)
+	})
+	resp, err := engage.New(engage.Options{}).Search(t.Context(), tg, token, engage.SearchRequest{Channel: "sms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{string(resp.Raw), resp.Description} {
+		if strings.Contains(s, token) || strings.Contains(s, uescaped) || !strings.Contains(s, "[redacted]") {
+			t.Errorf("%q holds the token, or no redaction", s)
+		}
+	}
+}
