@@ -1287,3 +1287,35 @@ func TestATokenWithEscapesInALiteralWithEscapedQuotesIsRedacted(t *testing.T) {
 		}
 	}
 }
+
+// Engage's envelope is a JSON object with "status" or "code" (docs/engage.md): a refusal
+// that carries only one of them is still Engage's, a business error or a refused token,
+// not a gateway's answer.
+func TestARefusalWithEitherEnvelopeKeyIsEngages(t *testing.T) {
+	t.Parallel()
+	c := engage.New(engage.Options{})
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   engage.Kind
+	}{
+		{"404 with a code only", 404, `{"code":1004,"description":"no such conversation"}`, engage.KindBusiness},
+		{"409 with a status only", 409, `{"status":409,"description":"not closed"}`, engage.KindBusiness},
+		{"403 with a code only", 403, `{"code":1003,"description":"not this domain"}`, engage.KindUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(tc.body))
+			})
+			_, err := c.Close(t.Context(), tg, "tok", "c1")
+			e := wantKind(t, err, tc.want)
+			if e.HTTPStatus != tc.status || e.Description == "" {
+				t.Fatalf("got %+v, want Engage's status and description", e)
+			}
+		})
+	}
+}
