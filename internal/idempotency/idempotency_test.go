@@ -804,3 +804,23 @@ func TestAnAnswerThatExpiresAsARetryReadsItIsNotReplayed(t *testing.T) {
 		t.Fatalf("got %v %q, want Run: the expired answer is not the key's any more", c.State, c.Response)
 	}
 }
+
+// An answer is stored under the tenant that completes: a holder given with another
+// tenant's name stores nothing under the key of the tenant it holds.
+func TestCompleteStoresNothingUnderAnotherTenantsKey(t *testing.T) {
+	t.Parallel()
+	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{})
+	a := claim(t, s, "a", "k", "body", time.Minute, false)
+	if a.State != idempotency.Run {
+		t.Fatalf("first claim: %v", a.State)
+	}
+	if err := s.Complete(t.Context(), "t-b", "k", a.Holder, []byte(`"B"`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(t.Context(), "t-a", "k", a.Holder, []byte(`"A"`)); err != nil {
+		t.Fatal(err)
+	}
+	if c := claim(t, s, "a", "k", "body", time.Minute, false); c.State != idempotency.Replay || string(c.Response) != `"A"` {
+		t.Fatalf("a's retry: %v %q, want a's own answer", c.State, c.Response)
+	}
+}
