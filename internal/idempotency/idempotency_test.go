@@ -824,3 +824,21 @@ func TestCompleteStoresNothingUnderAnotherTenantsKey(t *testing.T) {
 		t.Fatalf("a's retry: %v %q, want a's own answer", c.State, c.Response)
 	}
 }
+
+// A take-over takes the caller's tenant's key only: another tenant's key of the same
+// name, abandoned too, is still free for that tenant to take over.
+func TestATakeOverTakesOnlyItsOwnTenantsKey(t *testing.T) {
+	t.Parallel()
+	s := idempotency.New(dbtest.NewPool(t), idempotency.Options{})
+	// A lease of zero has lapsed at once: both holders went away without an answer.
+	claim(t, s, "a", "k", "body", 0, true)
+	claim(t, s, "b", "k", "body", 0, true)
+	if c := claim(t, s, "a", "k", "body", time.Minute, true); c.State != idempotency.Run {
+		t.Fatalf("a's take-over: %v, want Run", c.State)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waiterPatience)
+	defer cancel()
+	if c, err := s.Claim(ctx, "t-b", "k", hash("body"), time.Minute, true); err != nil || c.State != idempotency.Run {
+		t.Fatalf("b's take-over: %v (%v), want Run", c.State, err)
+	}
+}
