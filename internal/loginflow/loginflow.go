@@ -25,6 +25,11 @@ var hiddenField = regexp.MustCompile(`<input type="hidden" name="(state|code)" v
 // its page; confirm is the confirmation page itself, for checks of what it says.
 func Finish(ctx context.Context, c *http.Client, callback, action string) (resp *http.Response, page, confirm string, err error) {
 	u, err := url.Parse(callback)
+	if ue, ok := err.(*url.Error); ok {
+		// It quotes the whole URL, and the callback's query holds the login's code and
+		// state.
+		return nil, "", "", fmt.Errorf("the callback is not a URL: %w", ue.Err)
+	}
 	if err != nil {
 		return nil, "", "", err
 	}

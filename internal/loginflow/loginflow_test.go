@@ -108,3 +108,16 @@ func TestFinishDoesNotAnswerACallbackThatDoesNotAskToConfirm(t *testing.T) {
 		})
 	}
 }
+
+// A callback that does not parse (a control character in it) fails without printing the
+// login either: url.Parse's error quotes the whole URL, its query included.
+func TestAnUnparsableCallbackDoesNotPrintTheLoginCode(t *testing.T) {
+	const code, state = "CANARY-login-code-9d02", "CANARY-state-41fe"
+	_, _, _, err := loginflow.Finish(t.Context(), http.DefaultClient, "http://127.0.0.1:1/oauth/callback?code="+code+"&state="+state+"\n", "connect")
+	if err == nil {
+		t.Fatal("an unparsable callback was opened")
+	}
+	if strings.Contains(err.Error(), code) || strings.Contains(err.Error(), state) {
+		t.Fatalf("the error prints the login: %v", err)
+	}
+}
