@@ -223,3 +223,28 @@ func TestAnEmptySecretOpensAsTheEmptySecret(t *testing.T) {
 		t.Fatalf("another row's associated data: %v, want ErrDecrypt", err)
 	}
 }
+
+// NODERUNTIME_ENCRYPTION_KEYS is refused at start-up, and its error goes to the log:
+// however an entry is wrong (no ID, not base64, the wrong size), the error names the
+// entry and never prints the key written in it.
+func TestParseKeyRingErrorsNeverPrintTheKey(t *testing.T) {
+	short := base64.StdEncoding.EncodeToString([]byte("CANARY-16-bytes!"))
+	for name, tc := range map[string]struct{ spec, key string }{
+		"a key without its ID":     {"k1:" + key(1) + "," + key(2), key(2)},
+		"a key that is not base64": {"k1:CANARY-not-base64!", "CANARY-not-base64!"},
+		"a key of the wrong size":  {"k1:" + short, short},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := secrets.ParseKeyRing(tc.spec)
+			if err == nil {
+				t.Fatalf("%q accepted", tc.spec)
+			}
+			if !strings.Contains(err.Error(), "entry ") {
+				t.Errorf("the error does not say which entry: %v", err)
+			}
+			if strings.Contains(err.Error(), tc.key) || strings.Contains(err.Error(), strings.TrimRight(tc.key, "=")) {
+				t.Errorf("the error prints the key: %v", err)
+			}
+		})
+	}
+}
