@@ -842,3 +842,31 @@ func TestATakeOverTakesOnlyItsOwnTenantsKey(t *testing.T) {
 		t.Fatalf("b's take-over: %v (%v), want Run", c.State, err)
 	}
 }
+
+// A key is kept for the TTL from its claim: 24 hours by default (DESIGN.md), the
+// Options' TTL when one is given.
+func TestAKeyIsKeptForTheTTL(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.NewPool(t)
+	for _, tc := range []struct {
+		key  string
+		ttl  time.Duration
+		want time.Duration
+	}{
+		{"default", 0, 24 * time.Hour},
+		{"given", 3 * time.Hour, 3 * time.Hour},
+	} {
+		s := idempotency.New(pool, idempotency.Options{TTL: tc.ttl})
+		if c := claim(t, s, "a", tc.key, "b", time.Minute, false); c.State != idempotency.Run {
+			t.Fatalf("%s: %v", tc.key, c.State)
+		}
+		var left float64
+		if err := pool.QueryRow(t.Context(), `select extract(epoch from expires_at - now()) from idempotency_keys where tenant = 't-a' and key = $1`, tc.key).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		// now() is the time of this statement's transaction, a moment after the claim's.
+		if got := time.Duration(left * float64(time.Second)); got > tc.want || got < tc.want-time.Minute {
+			t.Errorf("%s: the key expires in %v, want %v", tc.key, got, tc.want)
+		}
+	}
+}
