@@ -531,3 +531,38 @@ func TestARefusedCreationCarriesTheProvidersErrorAndDescription(t *testing.T) {
 		t.Fatalf("%d %v", resp.StatusCode, p)
 	}
 }
+
+// The login's state and the confirmation form's sealed code are all a POST to
+// /oauth/callback needs to connect a login: neither is written to a log line, when the
+// callback is opened or when its confirmation is answered.
+func TestTheLoginsStateAndSealedCodeAreNotLogged(t *testing.T) {
+	s := newAuthServer(t)
+	browser := s.client(false)
+	resp, created := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{"name": "desk", "kind": "webex-login", "baseUrl": s.sim.BaseURL(), "domain": "acme"})
+	if resp.StatusCode != 201 {
+		t.Fatalf("create %d %v", resp.StatusCode, created)
+	}
+	id := created["id"].(string)
+	back, err := engagesim.SignIn(t.Context(), created["authorizeUrl"].(string), "alice", azAlicePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := back.Query().Get("state")
+	_, confirm := s.get(browser, back.String())
+	m := regexp.MustCompile(`<input type="hidden" name="code" value="([^"]+)">`).FindStringSubmatch(confirm)
+	if state == "" || m == nil {
+		t.Fatalf("no state in the callback %s or no sealed code on its page:\n%s", back.Redacted(), confirm)
+	}
+	if resp, page := s.postForm(browser, "/oauth/callback", url.Values{"state": {state}, "action": {"connect"}, "code": {m[1]}}); resp.StatusCode != 200 || s.status(id) != "active" {
+		t.Fatalf("connect: %d\n%s", resp.StatusCode, page)
+	}
+	logs := s.logs.String()
+	if !strings.Contains(logs, id) {
+		t.Fatalf("the connect's lines are not in the log:\n%s", logs)
+	}
+	for what, secret := range map[string]string{"state": state, "sealed code": m[1]} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the log holds the login's %s:\n%s", what, logs)
+		}
+	}
+}
