@@ -566,3 +566,25 @@ func TestTheLoginsStateAndSealedCodeAreNotLogged(t *testing.T) {
 		}
 	}
 }
+
+// The error line of an unexpected store error names the request's ID itself (the
+// authorizations API's logger does not add it): the ID in the 500 finds that line, not
+// only the access-log line.
+func TestAnUnexpectedStoreErrorsLogLineNamesTheRequestID(t *testing.T) {
+	s := newAuthServer(t)
+	s.sql(`alter table authorizations rename to authorizations_gone`)
+	resp, p := s.api("GET", "/v1/authorizations", azAcmeKey, nil)
+	if resp.StatusCode != http.StatusInternalServerError || p["requestId"] == nil {
+		t.Fatalf("%d %v", resp.StatusCode, p)
+	}
+	for line := range strings.Lines(s.logs.String()) {
+		var entry map[string]any
+		if json.Unmarshal([]byte(line), &entry) == nil && entry["msg"] == "authorization request failed" {
+			if entry["requestId"] != p["requestId"] {
+				t.Fatalf("the error line names request %v, want %v:\n%s", entry["requestId"], p["requestId"], line)
+			}
+			return
+		}
+	}
+	t.Fatalf("no error line:\n%s", s.logs.String())
+}
