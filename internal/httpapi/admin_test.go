@@ -483,3 +483,20 @@ func TestAPartOfTheCSRFTokenIsNotTheToken(t *testing.T) {
 		}
 	}
 }
+
+// Signing out removes the session cookie from the browser too, not only refuses it.
+func TestSigningOutRemovesTheSessionCookie(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	list := s.signIn(c, azAcmeKey)
+	resp, _ := s.postForm(c, "/admin/logout", url.Values{"csrf": {csrfOf(t, list)}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out: %d", resp.StatusCode)
+	}
+	admin, _ := url.Parse(s.srv.URL + "/admin/")
+	for _, ck := range c.Jar.Cookies(admin) {
+		if ck.Name == "nr_admin" {
+			t.Fatalf("after signing out the browser still holds the session cookie (Set-Cookie %q)", resp.Header.Values("Set-Cookie"))
+		}
+	}
+}
