@@ -500,3 +500,45 @@ func TestSigningOutRemovesTheSessionCookie(t *testing.T) {
 		}
 	}
 }
+
+// While the signed-out sessions cannot be read (Postgres out of reach), no session can
+// be checked: every page that needs one answers 503 "Try again in a moment"
+// (docs/authorizations.md), neither letting the session in nor sending it to sign in
+// again, and nothing is changed.
+func TestAdminPagesAnswer503WhileTheSignOutsCannotBeRead(t *testing.T) {
+	s := newAuthServer(t)
+	id := s.createCC("kept")
+	c := s.client(true)
+	csrf := csrfOf(t, s.signIn(c, azAcmeKey))
+	s.sql(`alter table admin_sessions_ended rename to admin_sessions_ended_gone`)
+	for _, tc := range []struct {
+		method, path string
+		form         url.Values
+	}{
+		{"GET", "/admin/", nil},
+		{"GET", "/admin/login", nil},
+		{"POST", "/admin/login", url.Values{"csrf": {csrf}, "apiKey": {azGlobexKey}}},
+		{"POST", "/admin/authorizations/" + id + "/delete", url.Values{"csrf": {csrf}}},
+		{"POST", "/admin/logout", url.Values{"csrf": {csrf}}},
+	} {
+		var (
+			resp *http.Response
+			page string
+		)
+		if tc.method == "GET" {
+			resp, page = s.get(c, s.srv.URL+tc.path)
+		} else {
+			resp, page = s.postForm(c, tc.path, tc.form)
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "Try again in a moment") {
+			t.Errorf("%s %s: %d %s, want 503 and a page that asks to try again\n%.600s", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Location"), page)
+		}
+	}
+	s.sql(`alter table admin_sessions_ended_gone rename to admin_sessions_ended`)
+	if s.status(id) != "active" {
+		t.Fatal("the authorization changed while the sessions could not be checked")
+	}
+	if _, list := s.get(c, s.srv.URL+"/admin/"); !strings.Contains(list, `id="tenant">acme<`) {
+		t.Fatalf("once the sign-outs can be read, the session is acme's again:\n%s", list)
+	}
+}
