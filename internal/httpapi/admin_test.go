@@ -542,3 +542,19 @@ func TestAdminPagesAnswer503WhileTheSignOutsCannotBeRead(t *testing.T) {
 		t.Fatalf("once the sign-outs can be read, the session is acme's again:\n%s", list)
 	}
 }
+
+// A sign-in refused because its form expired shows the form again with a fresh token,
+// one the browser's cookie now holds: sent as shown, that form signs in.
+func TestTheSignInFormShownAfterAnExpiredOneSignsIn(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	s.get(c, s.srv.URL+"/admin/login")
+	resp, page := s.postForm(c, "/admin/login", url.Values{"csrf": {"from-an-older-form"}, "apiKey": {azAcmeKey}})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "The sign-in form expired") {
+		t.Fatalf("sign in with a stale token: %d\n%s", resp.StatusCode, page)
+	}
+	resp, _ = s.postForm(c, "/admin/login", url.Values{"csrf": {csrfOf(t, page)}, "apiKey": {azAcmeKey}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/" {
+		t.Fatalf("sign in with the form shown again: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
