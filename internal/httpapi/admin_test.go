@@ -558,3 +558,22 @@ func TestTheSignInFormShownAfterAnExpiredOneSignsIn(t *testing.T) {
 		t.Fatalf("sign in with the form shown again: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+// An API key refused at sign-in (a typo of a real one, say) appears neither on the
+// page nor in the log.
+func TestAnAPIKeyRefusedAtSignInIsNeitherLoggedNorShown(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	_, page := s.get(c, s.srv.URL+"/admin/login")
+	const typo = "acme-api-key-CANARY-9d1f"
+	resp, body := s.postForm(c, "/admin/login", url.Values{"csrf": {csrfOf(t, page)}, "apiKey": {typo}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("sign in with a wrong key: %d", resp.StatusCode)
+	}
+	if strings.Contains(body, typo) {
+		t.Fatalf("the sign-in page shows the key typed:\n%s", body)
+	}
+	if logs := s.logs.String(); !strings.Contains(logs, `"status":401`) || strings.Contains(logs, typo) {
+		t.Fatalf("want the refused sign-in logged without its key:\n%s", logs)
+	}
+}
