@@ -577,3 +577,21 @@ func TestAnAPIKeyRefusedAtSignInIsNeitherLoggedNorShown(t *testing.T) {
 		t.Fatalf("want the refused sign-in logged without its key:\n%s", logs)
 	}
 }
+
+// A refused add or re-authorization shows its form again with what was typed, except
+// the tenant secret: that is never on the page.
+func TestARefusedFormDoesNotShowTheSecretTyped(t *testing.T) {
+	s := newAuthServer(t)
+	id := s.createCC("taken")
+	c := s.client(true)
+	csrf := csrfOf(t, s.signIn(c, azAcmeKey))
+	resp, body := s.postForm(c, "/admin/authorizations", url.Values{"csrf": {csrf}, "kind": {"client-credentials"}, "name": {"taken"},
+		"baseUrl": {s.sim.BaseURL()}, "domain": {"acme"}, "tenantId": {"tenant-1"}, "tenantSecret": {azCCSecret}})
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, `value="taken"`) || strings.Contains(body, azCCSecret) {
+		t.Fatalf("refused add: %d, want 409 with the name and without the secret\n%s", resp.StatusCode, body)
+	}
+	resp, body = s.postForm(c, "/admin/authorizations/"+id+"/reauthorize", url.Values{"csrf": {csrf}, "tenantId": {"tenant-1"}, "tenantSecret": {azNewCCSecret}})
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "invalid_client") || strings.Contains(body, azNewCCSecret) {
+		t.Fatalf("refused re-authorization: %d, want 422 without the secret\n%s", resp.StatusCode, body)
+	}
+}
