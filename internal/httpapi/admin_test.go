@@ -595,3 +595,30 @@ func TestARefusedFormDoesNotShowTheSecretTyped(t *testing.T) {
 		t.Fatalf("refused re-authorization: %d, want 422 without the secret\n%s", resp.StatusCode, body)
 	}
 }
+
+// A sign-out that cannot be recorded (Postgres refuses the write), or a sign-in over a
+// session that cannot record the first one ended, answers 503 and changes nothing: the
+// browser is not told it signed out while a copy of its cookie would still open the
+// pages.
+func TestASignOutThatCannotBeRecordedAnswers503AndEndsNothing(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	csrf := csrfOf(t, s.signIn(c, azAcmeKey))
+	s.sql(`create function refuse_sign_outs() returns trigger language plpgsql as $$ begin raise exception 'sign-outs refused'; end $$`)
+	s.sql(`create trigger refuse_sign_outs before insert on admin_sessions_ended for each row execute function refuse_sign_outs()`)
+	for _, tc := range []struct {
+		path string
+		form url.Values
+	}{
+		{"/admin/logout", url.Values{"csrf": {csrf}}},
+		{"/admin/login", url.Values{"csrf": {csrf}, "apiKey": {azGlobexKey}}},
+	} {
+		resp, page := s.postForm(c, tc.path, tc.form)
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "Try again in a moment") {
+			t.Errorf("POST %s: %d %s, want 503 and a page that asks to try again\n%.600s", tc.path, resp.StatusCode, resp.Header.Get("Location"), page)
+		}
+	}
+	if _, list := s.get(c, s.srv.URL+"/admin/"); !strings.Contains(list, `id="tenant">acme<`) {
+		t.Fatalf("the session is no longer acme's:\n%s", list)
+	}
+}
