@@ -622,3 +622,16 @@ func TestASignOutThatCannotBeRecordedAnswers503AndEndsNothing(t *testing.T) {
 		t.Fatalf("the session is no longer acme's:\n%s", list)
 	}
 }
+
+// The pages' policy sends forms only to the service (docs/authorizations.md): markup
+// slipped into a page cannot post a form, with its CSRF token, elsewhere.
+func TestThePagesPolicySendsFormsOnlyToTheService(t *testing.T) {
+	s := newAuthServer(t)
+	resp, _ := s.get(s.client(true), s.srv.URL+"/admin/login")
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"form-action 'self'", "base-uri 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("policy %q, want %s", csp, want)
+		}
+	}
+}
