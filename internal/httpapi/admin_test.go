@@ -635,3 +635,24 @@ func TestThePagesPolicySendsFormsOnlyToTheService(t *testing.T) {
 		}
 	}
 }
+
+// An admin session lasts the 8 hours docs/authorizations.md promises: the cookie a
+// sign-in sets lives that long, no longer.
+func TestAnAdminSessionLastsEightHours(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	_, page := s.get(c, s.srv.URL+"/admin/login")
+	resp, _ := s.postForm(c, "/admin/login", url.Values{"csrf": {csrfOf(t, page)}, "apiKey": {azAcmeKey}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", resp.StatusCode)
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "nr_admin" {
+			if ck.MaxAge != 8*60*60 {
+				t.Fatalf("the session cookie lives %d s, want 8 hours", ck.MaxAge)
+			}
+			return
+		}
+	}
+	t.Fatal("no session cookie after sign-in")
+}
