@@ -656,3 +656,19 @@ func TestAnAdminSessionLastsEightHours(t *testing.T) {
 	}
 	t.Fatal("no session cookie after sign-in")
 }
+
+// The sign-in form shown again after a wrong key carries the browser's token: the right
+// key typed into it signs in.
+func TestTheSignInFormShownAfterAWrongKeySignsIn(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	_, page := s.get(c, s.srv.URL+"/admin/login")
+	resp, page := s.postForm(c, "/admin/login", url.Values{"csrf": {csrfOf(t, page)}, "apiKey": {"wrong"}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("sign in with a wrong key: %d", resp.StatusCode)
+	}
+	resp, _ = s.postForm(c, "/admin/login", url.Values{"csrf": {csrfOf(t, page)}, "apiKey": {azAcmeKey}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/" {
+		t.Fatalf("sign in with the form shown after the wrong key: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
