@@ -370,3 +370,22 @@ func loginCachedOnTwoInstances(t *testing.T, e *env, name string) (a, b *authsto
 	waitListening(t, a, b)
 	return a, b, auth, warm(t, e, b, 1, auth.ID)
 }
+
+// A final refusal leaves no token at rest: the refresh token is dead, and the access
+// token, which may still work at Engage until it expires, is never handed out again.
+func TestAnAuthorizationThatNeedsReauthorizationKeepsNoTokenAtRest(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createLogin(s, acme, "replayed")
+	e.spendRefreshToken(a.ID)
+	e.expire(a.ID)
+	_, err := s.Token(ctxT(t), acme, a.ID)
+	wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
+	var access, refresh []byte
+	if err := e.pool.QueryRow(ctxT(t), "select access_token, refresh_token from authorizations where id = $1", a.ID).Scan(&access, &refresh); err != nil {
+		t.Fatal(err)
+	}
+	if access != nil || refresh != nil {
+		t.Fatalf("needs_reauthorization still stores an access token (%t) or a refresh token (%t)", access != nil, refresh != nil)
+	}
+}
