@@ -389,3 +389,27 @@ func TestAnAuthorizationThatNeedsReauthorizationKeepsNoTokenAtRest(t *testing.T)
 		t.Fatalf("needs_reauthorization still stores an access token (%t) or a refresh token (%t)", access != nil, refresh != nil)
 	}
 }
+
+// A failed refresh leaves the token endpoint alone for FailureBackoff, on every replica:
+// the row says so until that long after the failure.
+func TestAFailedRefreshBacksOffForTheFailureBackoff(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	const backoff = 3 * time.Second
+	s := e.store(func(o *authstore.Options) { o.FailureBackoff = backoff })
+	a := e.createCC(s, acme, "flaky")
+	e.expire(a.ID)
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusServiceUnavailable})
+
+	before := time.Now()
+	if _, err := s.Token(ctxT(t), acme, a.ID); !errors.Is(err, outcomes.ErrTokenUnavailable) {
+		t.Fatalf("got %v, want the token endpoint's failure", err)
+	}
+	after := time.Now()
+	var until time.Time
+	if err := e.pool.QueryRow(ctxT(t), "select refresh_backoff_until from authorizations where id = $1", a.ID).Scan(&until); err != nil {
+		t.Fatal(err)
+	}
+	if until.Before(before.Add(backoff)) || until.After(after.Add(backoff)) {
+		t.Fatalf("backing off until %s after the failure, want %s", until.Sub(before).Round(time.Millisecond), backoff)
+	}
+}
