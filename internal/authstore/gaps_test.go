@@ -413,3 +413,39 @@ func TestAFailedRefreshBacksOffForTheFailureBackoff(t *testing.T) {
 		t.Fatalf("backing off until %s after the failure, want %s", until.Sub(before).Round(time.Millisecond), backoff)
 	}
 }
+
+// The refresh lock is waited for LockTimeout, and by default for the refresh timeout plus
+// two seconds: longer than the refresh of the replica that holds it may take
+// (docs/authorizations.md).
+func TestARefreshWaitsForAHeldLockTheLockTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     func(*authstore.Options)
+		min, max time.Duration
+	}{
+		{"LockTimeout", func(o *authstore.Options) { o.LockTimeout = time.Second }, time.Second, 4 * time.Second},
+		{"default", func(o *authstore.Options) { o.RefreshTimeout = 300 * time.Millisecond }, 2300 * time.Millisecond, 5 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, engagesim.Config{})
+			s := e.store(tc.opts)
+			a := e.createCC(s, acme, "locked")
+			e.expire(a.ID)
+			tx, err := e.newPool().Begin(ctxT(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback(context.Background()) }()
+			if _, err := tx.Exec(ctxT(t), "select 1 from authorizations where id = $1 for update", a.ID); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if _, err := s.Token(ctxT(t), acme, a.ID); err == nil {
+				t.Fatal("a token came through while another transaction held the refresh lock")
+			}
+			if took := time.Since(start); took < tc.min || took > tc.max {
+				t.Fatalf("Token gave up on the lock after %s, want %s (at most %s)", took.Round(time.Millisecond), tc.min, tc.max)
+			}
+		})
+	}
+}
