@@ -1065,3 +1065,42 @@ func TestARefreshWrittenAgainAfterALostConnectionLeavesAReloginMadeMeanwhile(t *
 		}
 	}
 }
+
+// A refresh that waited for the row lock reads the row again under it: an authorization
+// a replica moved to needs_reauthorization meanwhile (its refresh was refused) answers
+// from its status, with no further call of the token endpoint and no token.
+func TestARefreshThatWaitedForTheLockAnswersAStatusChangedMeanwhile(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createCC(s, acme, "refused meanwhile")
+	e.expire(a.ID)
+	e.sim.ResetCounters()
+	tx, err := e.newPool().Begin(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctxT(t), "select 1 from authorizations where id = $1 for update", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan tokenResult, 1)
+	go func() {
+		c, err := s.Token(ctxT(t), acme, a.ID)
+		got <- tokenResult{c, err}
+	}()
+	waitFor(t, 5*time.Second, "the refresh waits for the lock", func() bool { return e.lockWaiters() == 1 })
+	// What a replica's refused refresh writes.
+	if _, err := tx.Exec(ctxT(t), `update authorizations set status = 'needs_reauthorization', status_reason = 'refused',
+		access_token = null, refresh_token = null, token_expiry = null, version = version + 1, updated_at = now()
+		where id = $1`, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	wantAuthError(t, r.err, outcomes.CodeNeedsReauthorization)
+	if n := e.sim.Calls(engagesim.OpToken); n != 0 {
+		t.Fatalf("%d token calls for an authorization that needs re-authorization, want 0", n)
+	}
+}
