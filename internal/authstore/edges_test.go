@@ -1104,3 +1104,51 @@ func TestARefreshThatWaitedForTheLockAnswersAStatusChangedMeanwhile(t *testing.T
 		t.Fatalf("%d token calls for an authorization that needs re-authorization, want 0", n)
 	}
 }
+
+// The audit trail is answered to the tenant and outlives the authorization: no secret,
+// token or login code is ever in it, whatever happened to the authorization.
+func TestTheAuditTrailNeverHoldsASecret(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	cc := e.createCC(s, acme, "cc")
+	login := e.createLogin(s, acme, "login")
+	if err := e.sim.ChangeTenantSecret("tenant-1", newCCSecret); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reauthorize(ctxT(t), acme, authstore.ActorAPI, cc.ID, authstore.ReauthorizeRequest{TenantSecret: secrets.New(newCCSecret)}); err != nil {
+		t.Fatal(err)
+	}
+	e.spendRefreshToken(login.ID)
+	e.expire(login.ID)
+	_, err := s.Token(ctxT(t), acme, login.ID)
+	wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
+	if err := s.Delete(ctxT(t), acme, authstore.ActorAPI, cc.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	var texts []string
+	for _, id := range []string{cc.ID, login.ID} {
+		events, err := s.Audit(ctxT(t), acme, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := json.Marshal(events)
+		texts = append(texts, string(answer))
+	}
+	rows, err := e.pool.Query(ctxT(t), "select detail::text from audit_events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(stored) < 7 {
+		t.Fatalf("%d audit events (%v), want every step audited", len(stored), err)
+	}
+	texts = append(texts, stored...)
+	for _, text := range texts {
+		for _, c := range canaries {
+			if strings.Contains(text, c) {
+				t.Errorf("the audit trail holds %q", c)
+			}
+		}
+	}
+}
