@@ -816,3 +816,27 @@ func TestALoginThatRepairsANeedsReauthorizationReadsAsAReauthorization(t *testin
 		t.Fatalf("the completed login: %+v %v, want an active re-authorization", done, err)
 	}
 }
+
+// The confirmation page reads a login's state as CompleteLogin does: an expired one says
+// so before anyone confirms it, and a spent one is unknown.
+func TestPendingLoginRefusesAnExpiredOrSpentState(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	st, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{Name: "late", Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := e.login(st.AuthorizeURL, "login")
+	if _, err := s.PendingLogin(ctxT(t), q.Get("state")); err != nil {
+		t.Fatalf("a fresh state: %v", err)
+	}
+	if _, err := e.pool.Exec(context.Background(), "update oauth_states set expires_at = now() - interval '1 second'"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.PendingLogin(ctxT(t), q.Get("state"))
+	wantCode(t, err, authstore.ErrStateExpired)
+	_, err = s.CompleteLogin(ctxT(t), q)
+	wantCode(t, err, authstore.ErrStateExpired)
+	_, err = s.PendingLogin(ctxT(t), q.Get("state"))
+	wantCode(t, err, authstore.ErrStateUnknown)
+}
