@@ -1075,14 +1075,7 @@ func TestARefreshThatWaitedForTheLockAnswersAStatusChangedMeanwhile(t *testing.T
 	a := e.createCC(s, acme, "refused meanwhile")
 	e.expire(a.ID)
 	e.sim.ResetCounters()
-	tx, err := e.newPool().Begin(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
-	if _, err := tx.Exec(ctxT(t), "select 1 from authorizations where id = $1 for update", a.ID); err != nil {
-		t.Fatal(err)
-	}
+	tx := e.lockRow(a.ID)
 	got := make(chan tokenResult, 1)
 	go func() {
 		c, err := s.Token(ctxT(t), acme, a.ID)

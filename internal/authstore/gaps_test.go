@@ -69,16 +69,9 @@ func TestARefreshLockHeldElsewhereFailsAfterTheLockTimeoutAndThenRecovers(t *tes
 	e.expire(a.ID)
 	e.sim.ResetCounters()
 
-	tx, err := e.newPool().Begin(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
-	if _, err := tx.Exec(ctxT(t), "select 1 from authorizations where id = $1 for update", a.ID); err != nil {
-		t.Fatal(err)
-	}
+	tx := e.lockRow(a.ID)
 	start := time.Now()
-	_, err = s.Token(ctxT(t), acme, a.ID)
+	_, err := s.Token(ctxT(t), acme, a.ID)
 	took := time.Since(start)
 	if err == nil {
 		t.Fatal("a token came through while another transaction held the refresh lock")
@@ -431,14 +424,7 @@ func TestARefreshWaitsForAHeldLockTheLockTimeout(t *testing.T) {
 			s := e.store(tc.opts)
 			a := e.createCC(s, acme, "locked")
 			e.expire(a.ID)
-			tx, err := e.newPool().Begin(ctxT(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = tx.Rollback(context.Background()) }()
-			if _, err := tx.Exec(ctxT(t), "select 1 from authorizations where id = $1 for update", a.ID); err != nil {
-				t.Fatal(err)
-			}
+			e.lockRow(a.ID)
 			start := time.Now()
 			if _, err := s.Token(ctxT(t), acme, a.ID); err == nil {
 				t.Fatal("a token came through while another transaction held the refresh lock")

@@ -108,6 +108,22 @@ func (e *env) newPool() *pgxpool.Pool {
 	return pool
 }
 
+// lockRow takes the authorization's row lock in a transaction of its own connection, as
+// a replica refreshing it does, and holds it until the test commits or rolls back the
+// transaction, or ends.
+func (e *env) lockRow(id string) pgx.Tx {
+	e.t.Helper()
+	tx, err := e.newPool().Begin(ctxT(e.t))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(ctxT(e.t), "select 1 from authorizations where id = $1 for update", id); err != nil {
+		e.t.Fatal(err)
+	}
+	return tx
+}
+
 func (e *env) options() authstore.Options {
 	reg := prometheus.NewRegistry()
 	e.regs = append(e.regs, reg)

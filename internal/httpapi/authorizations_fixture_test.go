@@ -236,6 +236,21 @@ func (s *authServer) createCC(name string) string {
 	return body["id"].(string)
 }
 
+// pendingLogin creates acme's Webex-login authorization name and signs alice in at the
+// provider: its ID, and the callback address the provider sends the browser back to.
+func (s *authServer) pendingLogin(name string) (id string, back *url.URL) {
+	s.t.Helper()
+	resp, created := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{"name": name, "kind": "webex-login", "baseUrl": s.sim.BaseURL(), "domain": "acme"})
+	if resp.StatusCode != http.StatusCreated {
+		s.t.Fatalf("create %s: %d %v", name, resp.StatusCode, created)
+	}
+	back, err := engagesim.SignIn(s.t.Context(), created["authorizeUrl"].(string), "alice", azAlicePassword)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return created["id"].(string), back
+}
+
 // get fetches a page (following nothing) and returns status, body.
 func (s *authServer) get(c *http.Client, u string) (*http.Response, string) {
 	s.t.Helper()

@@ -180,15 +180,7 @@ func TestTheCallbackPageDoesNotShowTextWrittenIntoTheLink(t *testing.T) {
 func TestAnAlteredOrIncompleteConfirmationIsRefusedWithoutSpendingTheLogin(t *testing.T) {
 	s := newAuthServer(t)
 	browser := s.client(false)
-	resp, created := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{"name": "desk", "kind": "webex-login", "baseUrl": s.sim.BaseURL(), "domain": "acme"})
-	if resp.StatusCode != 201 {
-		t.Fatalf("create %d %v", resp.StatusCode, created)
-	}
-	id := created["id"].(string)
-	back, err := engagesim.SignIn(t.Context(), created["authorizeUrl"].(string), "alice", azAlicePassword)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, back := s.pendingLogin("desk")
 	state := back.Query().Get("state")
 	refused := func(what string, resp *http.Response, page, want string) {
 		t.Helper()
@@ -227,15 +219,7 @@ func TestASealedCodeConnectsOnlyTheLoginItWasSealedFor(t *testing.T) {
 	ids := map[string]string{}
 	backs := map[string]*url.URL{}
 	for _, name := range []string{"desk", "front"} {
-		resp, created := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{"name": name, "kind": "webex-login", "baseUrl": s.sim.BaseURL(), "domain": "acme"})
-		if resp.StatusCode != 201 {
-			t.Fatalf("create %s: %d %v", name, resp.StatusCode, created)
-		}
-		back, err := engagesim.SignIn(t.Context(), created["authorizeUrl"].(string), "alice", azAlicePassword)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[name], backs[name] = created["id"].(string), back
+		ids[name], backs[name] = s.pendingLogin(name)
 	}
 	_, confirm := s.get(browser, backs["desk"].String())
 	m := regexp.MustCompile(`<input type="hidden" name="code" value="([^"]+)">`).FindStringSubmatch(confirm)
@@ -538,15 +522,7 @@ func TestARefusedCreationCarriesTheProvidersErrorAndDescription(t *testing.T) {
 func TestTheLoginsStateAndSealedCodeAreNotLogged(t *testing.T) {
 	s := newAuthServer(t)
 	browser := s.client(false)
-	resp, created := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]string{"name": "desk", "kind": "webex-login", "baseUrl": s.sim.BaseURL(), "domain": "acme"})
-	if resp.StatusCode != 201 {
-		t.Fatalf("create %d %v", resp.StatusCode, created)
-	}
-	id := created["id"].(string)
-	back, err := engagesim.SignIn(t.Context(), created["authorizeUrl"].(string), "alice", azAlicePassword)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, back := s.pendingLogin("desk")
 	state := back.Query().Get("state")
 	_, confirm := s.get(browser, back.String())
 	m := regexp.MustCompile(`<input type="hidden" name="code" value="([^"]+)">`).FindStringSubmatch(confirm)
