@@ -95,10 +95,10 @@ type executionResponse struct {
 }
 
 func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
+	t, _ := Tenant(r.Context())
 	if a := h.Admission; a != nil {
 		// Refused before the body is read: a flood costs as little as it can, and
 		// nothing (an Idempotency-Key included) is recorded for a retry to trip on.
-		t, _ := Tenant(r.Context())
 		own, refused := a.enter(t)
 		if refused != nil {
 			w.Header().Set("Retry-After", "1")
@@ -128,7 +128,6 @@ func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	t, _ := Tenant(ctx)
 	timeout := h.timeout(req.TimeoutMs)
 	attrs := []slog.Attr{
 		slog.String("node", v.Node().ID()),
