@@ -3,6 +3,7 @@ package jsonlog
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"math"
@@ -44,6 +45,7 @@ var values = []slog.Attr{
 	slog.Float64("just below huge", 999999999999999900000),
 	slog.Float64("negative", -0.000000123),
 	slog.Float64("negative zero", math.Copysign(0, -1)),
+	slog.Float64("negative plain", -1234.5),
 	slog.Float64("e-10", 1.5e-10),
 	slog.Float64("e+100", 2e100),
 	slog.Float64("nan", math.NaN()),
@@ -53,6 +55,7 @@ var values = []slog.Attr{
 	slog.Duration("elapsed", 1500*time.Millisecond),
 	slog.Time("at", time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("x", 5*3600+1800))),
 	slog.Time("far", time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)),
+	slog.Time("before year 0", time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)),
 	slog.Any("error", errors.New("boom")),
 	slog.Any("struct", struct{ A int }{1}),
 	slog.Group("group", slog.String("inner", "v")),
@@ -263,6 +266,12 @@ func TestARecordsOwnTimeIsWrittenAsSlogWritesIt(t *testing.T) {
 			r.AddAttrs(slog.Time("at", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)))
 			return r
 		}(),
+		// The record's own time out of range sends it all to slog, attributes included.
+		"own time in year 10000": func() slog.Record {
+			r := slog.NewRecord(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), slog.LevelInfo, "m", 0)
+			r.AddAttrs(slog.String("k", "v"))
+			return r
+		}(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			fast, want := both(t, nil, func(l *slog.Logger) { _ = l.Handler().Handle(context.Background(), r) })
@@ -299,4 +308,33 @@ func TestEachOptionThatNeedsSlogIsHonouredAlone(t *testing.T) {
 			t.Fatalf("no source: %s", buf.String())
 		}
 	})
+}
+
+// Line writes the level it is given and stamps the line now, on the fast path and off
+// it: an attribute the fast path leaves to slog sends the whole line there, the
+// attributes after it included.
+func TestLineWritesItsLevelAndTheTimeNow(t *testing.T) {
+	for name, attrs := range map[string][]slog.Attr{
+		"fast path":            {slog.String("k", "v")},
+		"slog after the first": {slog.Any("error", errors.New("boom")), slog.String("k", "v")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			before := time.Now()
+			if err := New(&buf, nil).Line(context.Background(), slog.LevelWarn, "m", attrs...); err != nil {
+				t.Fatal(err)
+			}
+			after := time.Now()
+			var line struct {
+				Time          time.Time
+				Level, Msg, K string
+			}
+			if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+				t.Fatalf("%v: %s", err, buf.String())
+			}
+			if line.Level != "WARN" || line.Msg != "m" || line.K != "v" || line.Time.Before(before.Round(0)) || line.Time.After(after) {
+				t.Fatalf("line %s written between %v and %v", buf.String(), before, after)
+			}
+		})
+	}
 }
