@@ -32,7 +32,9 @@ func slogJSON(s string) []byte {
 var seeds = []string{"", "plain", "<a href=\"x\">&amp;</a>\\", "\x00\x01\x07\x08\x0c\x1f\t\n\r\x7f",
 	"\u2028\u2029", "\xff\xfe é 😀", "a\xc3(b\xe2\x82",
 	// A lone continuation byte, the first byte past ASCII; and U+FFFD itself, written as it is.
-	"a\x80b", "\ufffd"}
+	"a\x80b", "\ufffd",
+	// Text on both sides of U+2028 and U+2029.
+	"a\u2028b\u2029c"}
 
 func FuzzAppendString(f *testing.F) {
 	for _, s := range seeds {
