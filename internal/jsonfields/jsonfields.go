@@ -12,7 +12,8 @@ import (
 var cache sync.Map // reflect.Type -> map[string]reflect.Type
 
 // Of maps each JSON name of struct type t's exported fields, as written in its tags
-// (the Go name when a tag gives none; "-" skips the field), to the field's type.
+// (the Go name when a tag gives none; a tag of "-" alone skips the field, while "-,"
+// names it "-", as for encoding/json), to the field's type.
 // Embedded structs are not flattened: the types read strictly have none. The map is
 // shared; callers must not change it.
 func Of(t reflect.Type) map[string]reflect.Type {
@@ -24,11 +25,12 @@ func Of(t reflect.Type) map[string]reflect.Type {
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		switch name {
-		case "-":
+		tag := f.Tag.Get("json")
+		if tag == "-" {
 			continue
-		case "":
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if name == "" {
 			name = f.Name
 		}
 		m[name] = f.Type

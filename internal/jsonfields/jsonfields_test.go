@@ -1,6 +1,7 @@
 package jsonfields_test
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 
@@ -21,4 +22,24 @@ func TestOfNamesFieldsAsTheirTagsWriteThem(t *testing.T) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 	_ = s{}.hidden
+}
+
+// A tag of "-" alone skips its field; "-" with options names it "-", as encoding/json
+// reads both. The type is built at run time: staticcheck refuses such a tag in source.
+func TestOfSkipsOnlyAFieldTaggedDashAlone(t *testing.T) {
+	for _, tag := range []string{`json:"-,"`, `json:"-,omitempty"`} {
+		typ := reflect.StructOf([]reflect.StructField{
+			{Name: "Dash", Type: reflect.TypeFor[int](), Tag: reflect.StructTag(tag)},
+			{Name: "Skipped", Type: reflect.TypeFor[int](), Tag: `json:"-"`},
+		})
+		got := jsonfields.Of(typ)
+		want := map[string]reflect.Type{"-": reflect.TypeFor[int]()}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %v, want %v", tag, got, want)
+		}
+		v := reflect.New(typ)
+		if err := json.Unmarshal([]byte(`{"-":1,"Skipped":2}`), v.Interface()); err != nil || v.Elem().Field(0).Int() != 1 || v.Elem().Field(1).Int() != 0 {
+			t.Errorf("%s: encoding/json reads %+v, %v: the test's premise no longer holds", tag, v.Elem(), err)
+		}
+	}
 }
