@@ -43,3 +43,12 @@ func TestOfSkipsOnlyAFieldTaggedDashAlone(t *testing.T) {
 		}
 	}
 }
+
+// The map of a type is built once and shared: request bodies look it up for every key.
+func TestOfBuildsATypesMapOnce(t *testing.T) {
+	type s struct{ A, B int }
+	first, again := jsonfields.Of(reflect.TypeFor[s]()), jsonfields.Of(reflect.TypeFor[s]())
+	if reflect.ValueOf(first).UnsafePointer() != reflect.ValueOf(again).UnsafePointer() {
+		t.Fatal("a second call built the map again")
+	}
+}
