@@ -292,3 +292,68 @@ func TestLinesThatFillTheBufferExactlyStayBuffered(t *testing.T) {
 		t.Fatalf("output %q, error %v", s.String(), err)
 	}
 }
+
+// A zero delay takes the default: the line waits in memory rather than going out at
+// once.
+func TestAZeroDelayTakesTheDefault(t *testing.T) {
+	var s sink
+	w := logbuf.New(&s, 0, 0)
+	defer w.Close()
+	start := time.Now()
+	_, _ = w.Write([]byte("one\n"))
+	for s.String() != "one\n" {
+		if time.Since(start) > 50*logbuf.DefaultDelay {
+			t.Fatal("the buffered line was not flushed by the timer")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if waited := time.Since(start); waited < logbuf.DefaultDelay {
+		t.Fatalf("the line went out after %v, before the default delay of %v", waited, logbuf.DefaultDelay)
+	}
+}
+
+// A line as large as the buffer fits in it once the lines before it are sent: it waits
+// like the others rather than being written through.
+func TestALineAsLargeAsTheBufferAfterOthersIsBuffered(t *testing.T) {
+	var s sink
+	w := logbuf.New(&s, time.Hour, 10)
+	_, _ = w.Write([]byte("ab\n"))
+	_, _ = w.Write([]byte("123456789\n"))
+	if got := s.String(); got != "ab\n" {
+		t.Fatalf("written before Close: %q", got)
+	}
+	if err := w.Close(); err != nil || s.String() != "ab\n123456789\n" {
+		t.Fatalf("output %q, error %v", s.String(), err)
+	}
+}
+
+// Flush and Close with nothing buffered make no write: an empty write is still a
+// system call.
+func TestNothingBufferedMakesNoWrite(t *testing.T) {
+	var s sink
+	w := logbuf.New(&s, time.Hour, 0)
+	_ = w.Flush()
+	_, _ = w.Write([]byte("line\n"))
+	_ = w.Flush()
+	_ = w.Flush()
+	_ = w.Close()
+	if n := s.count(); n != 1 {
+		t.Fatalf("%d writes for one line", n)
+	}
+}
+
+// Write reports every byte of a line as written, buffered, written through or after
+// Close, as io.Writer requires (fmt.Fprintf and io.Copy take a short count for an
+// error).
+func TestWriteReportsTheWholeLine(t *testing.T) {
+	var s sink
+	w := logbuf.New(&s, time.Hour, 8)
+	for i, line := range []string{"buf\n", "written through\n", "after Close\n"} {
+		if i == 2 {
+			_ = w.Close()
+		}
+		if n, err := w.Write([]byte(line)); n != len(line) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", line, n, err)
+		}
+	}
+}
