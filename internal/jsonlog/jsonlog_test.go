@@ -338,3 +338,25 @@ func TestLineWritesItsLevelAndTheTimeNow(t *testing.T) {
 		})
 	}
 }
+
+// failing refuses every write.
+type failing struct{ err error }
+
+func (f failing) Write([]byte) (int, error) { return 0, f.err }
+
+// The writer's error is returned, as slog.JSONHandler returns it, whichever path wrote
+// the line: Handle and Line, on the fast path and through slog.
+func TestTheWritersErrorIsReturnedOnEveryPath(t *testing.T) {
+	full := errors.New("disk full")
+	h := New(failing{full}, nil)
+	for name, attr := range map[string]slog.Attr{"fast path": slog.String("k", "v"), "slog": slog.Any("error", errors.New("boom"))} {
+		r := slog.NewRecord(when, slog.LevelInfo, "m", 0)
+		r.AddAttrs(attr)
+		if err := h.Handle(context.Background(), r); !errors.Is(err, full) {
+			t.Errorf("%s: Handle returned %v", name, err)
+		}
+		if err := h.Line(context.Background(), slog.LevelInfo, "m", attr); !errors.Is(err, full) {
+			t.Errorf("%s: Line returned %v", name, err)
+		}
+	}
+}
