@@ -100,6 +100,20 @@ func TestALineWaitsAtMostTheDelay(t *testing.T) {
 func TestConcurrentLinesStayWholeAndInOrderPerWriter(t *testing.T) {
 	var s sink
 	w := logbuf.New(&s, time.Millisecond, 512) // small: many flushes meanwhile
+	// Flush, called meanwhile (as serve does before its last words), keeps them too.
+	done := make(chan struct{})
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				_ = w.Flush()
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -111,6 +125,8 @@ func TestConcurrentLinesStayWholeAndInOrderPerWriter(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	close(done)
+	<-flushed
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
