@@ -169,6 +169,7 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"public URL of another scheme", with(minimal(), "NODERUNTIME_PUBLIC_URL", "ftp://runtime.example.com"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"public URL ending in an empty fragment", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://runtime.example.com/#"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"Webex token URL of another scheme", with(minimal(), "WEBEX_TOKEN_URL", "ftp://webexapis.com/v1/access_token"), nil, "WEBEX_TOKEN_URL"},
+		{"Webex authorize URL of another scheme", with(minimal(), "WEBEX_AUTHORIZE_URL", "ftp://webexapis.com/v1/authorize"), nil, "WEBEX_AUTHORIZE_URL"},
 		{"public URL without a host name", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://:443"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"allowlist entry with a query", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://engage.example.com/api/v1?x=1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
 		{"allowlist entry with credentials", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://u:s3cret-pw@engage.example.com/api/v1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
