@@ -145,6 +145,7 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"pool size zero", with(minimal(), "DATABASE_URL", "postgres://u:s3cret-pw@h/db?pool_max_conns=0"), nil, "DATABASE_URL"},
 		{"pool smaller than its minimum", with(minimal(), "DATABASE_URL", "postgres://u:s3cret-pw@h/db?pool_max_conns=2&pool_min_conns=10"), nil, "DATABASE_URL"},
 		{"pool lifetime not a duration", with(minimal(), "DATABASE_URL", "host=h password=s3cret-pw pool_max_conn_lifetime=soon"), nil, "DATABASE_URL"},
+		{"database URL that is a bare password", with(minimal(), "DATABASE_URL", "s3cret-pw"), nil, "DATABASE_URL"},
 		{"statement cache not a number", with(minimal(), "DATABASE_URL", "postgres://u:s3cret-pw@h/db?statement_cache_capacity=many"), nil, "DATABASE_URL"},
 		{"listen address without a port", with(minimal(), "NODERUNTIME_ADDR", "bogus"), nil, "NODERUNTIME_ADDR"},
 		{"listen address with a bad port", with(minimal(), "NODERUNTIME_ADDR", ":99999"), nil, "NODERUNTIME_ADDR"},
