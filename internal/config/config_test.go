@@ -182,6 +182,7 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"timeout cap over an hour", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT_MAX", "2562047h"), nil, "NODERUNTIME_EXECUTION_TIMEOUT_MAX"},
 		{"timeout cap a millisecond over an hour", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT_MAX", "3600001ms"), nil, "NODERUNTIME_EXECUTION_TIMEOUT_MAX"},
 		{"default timeout a millisecond over the cap", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "60001ms"), nil, "NODERUNTIME_EXECUTION_TIMEOUT"},
+		{"shutdown grace not a duration", with(minimal(), "NODERUNTIME_SHUTDOWN_GRACE", "soon"), nil, "NODERUNTIME_SHUTDOWN_GRACE"},
 		{"zero shutdown grace", with(minimal(), "NODERUNTIME_SHUTDOWN_GRACE", "0s"), nil, "NODERUNTIME_SHUTDOWN_GRACE"},
 		{"zero skew", with(minimal(), "NODERUNTIME_TOKEN_REFRESH_SKEW", "0s"), nil, "NODERUNTIME_TOKEN_REFRESH_SKEW"},
 		{"default timeout over an hour", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "61m"), []string{"--execution-timeout-max=2h"}, "NODERUNTIME_EXECUTION_TIMEOUT"},
@@ -218,6 +219,8 @@ func TestAMalformedValueSaysWhatTheSettingTakes(t *testing.T) {
 	for _, c := range []struct{ env, value, want string }{
 		{"NODERUNTIME_PPROF", "yes please", "true or false"},
 		{"NODERUNTIME_LOG_LEVEL", "loud", "debug, info, warn or error"},
+		{"NODERUNTIME_SHUTDOWN_GRACE", "65", "e.g. 10s, 500ms"},
+		{"NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "2k", "whole number from 1 to 1000000"},
 	} {
 		_, err := load(with(minimal(), c.env, c.value))
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "strconv") || strings.Contains(err.Error(), "slog") {
