@@ -353,9 +353,10 @@ func TestTheREADMEListsEverySettingWithItsFlagAndDefault(t *testing.T) {
 }
 
 // A list of base URLs may be written with a space after each comma (or a newline, in a
-// YAML block), as the other lists may: each entry is read without the spaces around it.
+// YAML block), as the other lists may: each entry is read without the spaces around it,
+// and an entry of spaces only is skipped.
 func TestTheAllowedBaseURLsListTakesSpacesAroundItsEntries(t *testing.T) {
-	cfg, err := load(with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://a.example/api/v1, https://b.example/api/v1/ ,\n https://c.example"))
+	cfg, err := load(with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://a.example/api/v1, https://b.example/api/v1/ , ,\n https://c.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
