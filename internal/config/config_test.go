@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"os"
 	"regexp"
 	"slices"
@@ -423,5 +424,52 @@ func TestWebexScopesAreSeparatedBySpacesOrCommas(t *testing.T) {
 	want := []string{"spark:all", "spark:people_read", "meetings:read", "cjp:config"}
 	if !slices.Equal(cfg.Webex.Scopes, want) {
 		t.Fatalf("scopes %q, want %q", cfg.Webex.Scopes, want)
+	}
+}
+
+// The log level is read as written, in any of its four words.
+func TestTheLogLevelIsTheOneSet(t *testing.T) {
+	for value, want := range map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "ERROR": slog.LevelError} {
+		cfg, err := load(with(minimal(), "NODERUNTIME_LOG_LEVEL", value))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.LogLevel != want {
+			t.Errorf("NODERUNTIME_LOG_LEVEL=%s: level %v, want %v", value, cfg.LogLevel, want)
+		}
+	}
+}
+
+// serve applies migrations only when --migrate is given: in production the migrate Job
+// does, under its own lock and timeouts.
+func TestServeMigratesOnlyWhenAsked(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{{nil, false}, {[]string{"--migrate"}, true}} {
+		cfg, err := load(minimal(), c.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Migrate != c.want {
+			t.Errorf("args %q: migrate %v, want %v", c.args, cfg.Migrate, c.want)
+		}
+	}
+}
+
+// migrate's own check of DATABASE_URL names the variable and never repeats the value,
+// as serve's does.
+func TestCheckDatabaseURLNamesTheVariableWithoutRepeatingIt(t *testing.T) {
+	if err := config.CheckDatabaseURL(goodDB); err != nil {
+		t.Fatalf("%s: %v", goodDB, err)
+	}
+	for _, s := range []string{"s3cret-pw", "postgres://u:s3cret-pw@h/db?pool_max_conns=ten", "postgres://u:s3cret-pw@h/db?pool_max_conns=2&pool_min_conns=10"} {
+		err := config.CheckDatabaseURL(s)
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Variable != "DATABASE_URL" {
+			t.Errorf("got %v, want an error naming DATABASE_URL", err)
+		} else if strings.Contains(err.Error(), "s3cret-pw") {
+			t.Errorf("the error repeats a password: %q", err)
+		}
 	}
 }
