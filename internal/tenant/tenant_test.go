@@ -164,3 +164,17 @@ func TestLookupKeyRefusesAnUnknownKey(t *testing.T) {
 		t.Errorf("a1: tenant %q, fingerprint %q, ok %v", id, fp, ok)
 	}
 }
+
+// An entry without a colon (the hash without its tenant, or the API key itself pasted
+// in) is answered with the form an entry takes, and is not repeated: it may be the key.
+func TestAnEntryWithoutAColonIsAnsweredWithTheFormAndNotRepeated(t *testing.T) {
+	for _, entry := range []string{tenant.HashKey("g1"), "q8Vb7Cw2Yf0-Jm_5TzR1uXhN4eKpA9sLdG3iWoE6vBc"} {
+		_, err := tenant.ParseKeys("acme:" + tenant.HashKey("a1") + "," + entry)
+		if err == nil || !strings.Contains(err.Error(), "entry 2: want tenant:sha256hex") {
+			t.Errorf("%q: got %v, want entry 2 answered with the form tenant:sha256hex", entry, err)
+		}
+		if err != nil && strings.Contains(err.Error(), entry[:20]) {
+			t.Errorf("the error repeats the entry: %v", err)
+		}
+	}
+}
