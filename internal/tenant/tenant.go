@@ -51,6 +51,11 @@ func ParseKeys(s string) (Keys, error) {
 		if err != nil || len(raw) != sha256.Size {
 			return Keys{}, fmt.Errorf("entry %d: the hash after the colon must be 64 hex digits (SHA-256 of the key)", len(k.hashes)+1)
 		}
+		if sha256.Sum256([]byte(name)) == [sha256.Size]byte(raw) {
+			// The key itself before its hash: as a tenant ID it would be in every
+			// request's log line.
+			return Keys{}, fmt.Errorf("entry %d: the tenant before the colon is the key whose hash follows it (want tenant:sha256hex)", len(k.hashes)+1)
+		}
 		if [sha256.Size]byte(raw) == emptyKeySum {
 			// An empty bearer token would then sign in (HashKey("") is well known).
 			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash is of an empty key", len(k.hashes)+1, name)

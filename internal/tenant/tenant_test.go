@@ -178,3 +178,16 @@ func TestAnEntryWithoutAColonIsAnsweredWithTheFormAndNotRepeated(t *testing.T) {
 		}
 	}
 }
+
+// The key written before its own hash (key:sha256(key)) would make the key a tenant ID,
+// which every request's log line names: it is refused, without repeating the key.
+func TestAKeyWrittenAsItsOwnTenantIsRefused(t *testing.T) {
+	const key = "q8Vb7Cw2Yf0-Jm_5TzR1uXhN4eKpA9sLdG3iWoE6vBc" // base64url: a valid tenant ID
+	_, err := tenant.ParseKeys("acme:" + tenant.HashKey("a1") + "," + key + ":" + tenant.HashKey(key))
+	if err == nil {
+		t.Fatal("the key accepted as the tenant of its own hash")
+	}
+	if !strings.Contains(err.Error(), "entry 2") || strings.Contains(err.Error(), key[:20]) {
+		t.Fatalf("got %v, want entry 2 named and the key not repeated", err)
+	}
+}
