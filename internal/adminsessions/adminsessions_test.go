@@ -1,6 +1,7 @@
 package adminsessions_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -76,6 +77,30 @@ func TestARecordOutlivesItsSessionByAMargin(t *testing.T) {
 	for _, id := range []string{"just-expired", "expired-50m-ago"} {
 		if ended, err := s.Ended(t.Context(), id); err != nil || !ended {
 			t.Errorf("Ended(%s) = %v, %v after a sweep; want true", id, ended, err)
+		}
+	}
+}
+
+// An End sweeps at most a hundred expired records: a sign-out after a long quiet spell
+// does not wait on one large delete, and the next sign-outs sweep the rest.
+func TestAnEndSweepsAtMostAHundredRecords(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.NewPool(t)
+	s := adminsessions.New(pool)
+	if _, err := pool.Exec(t.Context(), `insert into admin_sessions_ended (id, expires_at)
+		select 'old-' || g, now() - interval '2 hours' from generate_series(1, 150) g`); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{50, 0} {
+		if err := s.End(t.Context(), fmt.Sprintf("new-%d", i), time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		var left int
+		if err := pool.QueryRow(t.Context(), `select count(*) from admin_sessions_ended where id like 'old-%'`).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left != want {
+			t.Fatalf("after End %d: %d expired records left, want %d", i+1, left, want)
 		}
 	}
 }
