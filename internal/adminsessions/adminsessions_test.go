@@ -2,10 +2,13 @@ package adminsessions_test
 
 import (
 	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/noderuntime/noderuntime/internal/adminsessions"
+	"github.com/noderuntime/noderuntime/internal/database"
 	"github.com/noderuntime/noderuntime/internal/database/dbtest"
 )
 
@@ -101,6 +104,39 @@ func TestAnEndSweepsAtMostAHundredRecords(t *testing.T) {
 		}
 		if left != want {
 			t.Fatalf("after End %d: %d expired records left, want %d", i+1, left, want)
+		}
+	}
+}
+
+// Postgres out of reach is an error from both calls, never "not ended" (a signed-out
+// cookie would open the admin pages again): one line, without the connection details.
+func TestAnUnreachableDatabaseIsAnErrorWithoutConnectionDetails(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := database.Open(t.Context(), "postgres://secret_user_x@"+addr+"/secret_db_x?connect_timeout=5", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := adminsessions.New(pool)
+	ended, endedErr := s.Ended(t.Context(), "a")
+	if ended {
+		t.Error("a session reads as ended on an unreachable database")
+	}
+	for name, err := range map[string]error{"End": s.End(t.Context(), "a", time.Now().Add(time.Hour)), "Ended": endedErr} {
+		if err == nil {
+			t.Fatalf("%s: no error", name)
+		}
+		if msg := err.Error(); strings.Contains(msg, "\n") || strings.Contains(msg, "secret_user_x") || strings.Contains(msg, "secret_db_x") ||
+			!strings.Contains(msg, "cannot reach Postgres") {
+			t.Errorf("%s: %q", name, msg)
 		}
 	}
 }
