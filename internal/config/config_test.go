@@ -273,6 +273,14 @@ func TestAShutdownGraceShorterThanTheLongestExecutionIsWarnedAbout(t *testing.T)
 			t.Errorf("grace %s with the default 60s maximum: warnings %q", grace, w)
 		}
 	}
+	// The warning says both values: the cap is often its default, set by nobody.
+	cfg, err := load(with(minimal(), "NODERUNTIME_SHUTDOWN_GRACE", "5s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := cfg.Warnings(); len(w) != 1 || !strings.Contains(w[0], "NODERUNTIME_SHUTDOWN_GRACE (5s)") || !strings.Contains(w[0], "NODERUNTIME_EXECUTION_TIMEOUT_MAX (1m0s)") {
+		t.Errorf("warnings %q, want both values", w)
+	}
 }
 
 // The public URL's scheme is read in any case ("HTTPS://" is https: the admin cookie is
