@@ -401,6 +401,10 @@ func CanonicalBaseURL(s string) string {
 // does not parse cannot be masked, and may still hold a password: it is not repeated.
 func quoteRedacted(s string) string {
 	if u, err := url.Parse(s); err == nil {
+		if pw, _ := u.User.Password(); u.User != nil && pw == "" {
+			// A user name without a password is most often a token (https://TOKEN@host).
+			u.User = url.User("xxxxx")
+		}
 		return strconv.Quote(u.Redacted())
 	}
 	return "a value that does not parse as a URL (not repeated here)"

@@ -175,6 +175,8 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"public URL without a host name", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://:443"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"allowlist entry with a query", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://engage.example.com/api/v1?x=1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
 		{"allowlist entry with credentials", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://u:s3cret-pw@engage.example.com/api/v1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
+		{"allowlist entry with a token for its user name", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://s3cret-pw@engage.example.com/api/v1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
+		{"allowlist entry with a token for its user name and an empty password", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://s3cret-pw:@engage.example.com/api/v1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
 		{"allowlist entry with credentials that does not parse", with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://engage.example.com/api/v1,https://u:s3cret-pw@engage.example.com:port/api/v1"), nil, "ENGAGE_ALLOWED_BASE_URLS"},
 		{"public URL with credentials that does not parse", with(minimal(), "NODERUNTIME_PUBLIC_URL", "https://admin:s3cret-pw@runtime.example.com:port"), nil, "NODERUNTIME_PUBLIC_URL"},
 		{"default timeout over the cap", with(minimal(), "NODERUNTIME_EXECUTION_TIMEOUT", "90s"), nil, "NODERUNTIME_EXECUTION_TIMEOUT"},
