@@ -43,15 +43,19 @@ func TestConversationAPIRefusesInvalidRequestsWith400Envelopes(t *testing.T) {
 		"email search without subject":   {"POST", "/search", map[string]string{"channel": "email", "customeraddress": "c", "bizaddress": "b"}, "subject"},
 		"create without messages":        {"POST", "", create(func(b map[string]any) { delete(b, "messages") }), "first message"},
 		"create without bizaddress":      {"POST", "", create(func(b map[string]any) { delete(b, "bizaddress") }), "bizaddress"},
+		"create without customeraddress": {"POST", "", create(func(b map[string]any) { delete(b, "customeraddress") }), "customeraddress"},
+		"create with unknown channel":    {"POST", "", create(func(b map[string]any) { b["channel"] = "pigeon" }), "unknown channel"},
 		"livechat create without thread": {"POST", "", map[string]any{"channel": "livechat", "livechatuserid": "u", "livechatappid": "a", "livechatwebsitedomain": "w",
 			"messages": []any{msg(func(m map[string]any) { m["channel"] = "livechat" })}}, "threadid"},
-		"message without messagetype":  {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "messagetype") }), "messagetype is required"},
-		"message with unknown type":    {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["messagetype"] = "fax" }), "unknown messagetype"},
-		"message with a bad timestamp": {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["timestamp"] = "01/03/2026" }), "RFC 3339"},
-		"message without timestamp":    {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "timestamp") }), "timestamp is required"},
-		"message without direction":    {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "direction") }), "direction is required"},
-		"message on another channel":   {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["channel"] = "email" }), "differs"},
-		"text without text":            {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "text") }), "text is required"},
+		"message without messagetype":    {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "messagetype") }), "messagetype is required"},
+		"message with unknown type":      {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["messagetype"] = "fax" }), "unknown messagetype"},
+		"message with a bad timestamp":   {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["timestamp"] = "01/03/2026" }), "RFC 3339"},
+		"message without timestamp":      {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "timestamp") }), "timestamp is required"},
+		"message without direction":      {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "direction") }), "direction is required"},
+		"message with unknown direction": {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["direction"] = "sideways" }), "unknown direction"},
+		"message without channel":        {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "channel") }), "message channel is required"},
+		"message on another channel":     {"POST", "/" + id + "/messages", msg(func(m map[string]any) { m["channel"] = "email" }), "differs"},
+		"text without text":              {"POST", "/" + id + "/messages", msg(func(m map[string]any) { delete(m, "text") }), "text is required"},
 		"attachments missing": {"POST", "/" + wa + "/messages", msg(func(m map[string]any) {
 			m["channel"], m["messagetype"] = "whatsapp", "text-with-attachments"
 		}), "attachments are required"},
@@ -64,10 +68,11 @@ func TestConversationAPIRefusesInvalidRequestsWith400Envelopes(t *testing.T) {
 			m["messagetype"] = "text-with-attachments"
 			m["attachments"] = []map[string]any{{"MIMETYPE": "image/png", "FileURL": "http://x.example/y.png"}}
 		}), "unknown field"},
-		"close with a body":   {"POST", "/" + id + "/close", map[string]any{"reason": "done"}, "unknown field"},
-		"update with nothing": {"PATCH", "/" + id, map[string]any{}, "nothing to update"},
-		"update to active":    {"PATCH", "/" + id, map[string]any{"status": "active"}, "re-open"},
-		"participant missing": {"POST", "/" + id + "/participants", map[string]any{}, "participant is required"},
+		"close with a body":          {"POST", "/" + id + "/close", map[string]any{"reason": "done"}, "unknown field"},
+		"close with a non-JSON body": {"POST", "/" + id + "/close", "x", "invalid JSON"},
+		"update with nothing":        {"PATCH", "/" + id, map[string]any{}, "nothing to update"},
+		"update to active":           {"PATCH", "/" + id, map[string]any{"status": "active"}, "re-open"},
+		"participant missing":        {"POST", "/" + id + "/participants", map[string]any{}, "participant is required"},
 	} {
 		st, env := call(t, tc.method, base+tc.path, tok, tc.body)
 		if st != http.StatusBadRequest || env.Code != engagesim.CodeInvalid || !strings.Contains(env.Description, tc.want) {
