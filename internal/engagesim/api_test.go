@@ -315,3 +315,51 @@ func TestASeedThatReplacesAConversationMovesItsSearchKey(t *testing.T) {
 		}
 	}
 }
+
+// The envelope codes are our decision (docs/engage.md) and the runtime reports them as
+// Engage's code, so they are held to their numbers here, not only to the constants.
+func TestEnvelopeCodesAreTheDocumentedNumbers(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b", Status: "active"})
+	base := sim.BaseURL() + "/" + domain + "/conversations"
+	search := map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"}
+	for _, tc := range []struct {
+		name, method, url, token string
+		body                     any
+		fault                    int
+		status, code             int
+	}{
+		{"ok", "POST", base + "/search", tok, search, 0, 200, 1000},
+		{"invalid", "POST", base + "/search", tok, map[string]string{"channel": "sms"}, 0, 400, 1001},
+		{"no token", "POST", base + "/search", "", search, 0, 401, 1002},
+		{"unknown token", "POST", base + "/search", "forged", search, 0, 401, 1002},
+		{"another domain", "POST", sim.BaseURL() + "/globex/conversations/search", tok, search, 0, 403, 1003},
+		{"not found", "POST", base + "/nope/close", tok, nil, 0, 404, 1004},
+		{"conflict", "PATCH", base + "/" + id, tok, map[string]string{"status": "queued"}, 0, 409, 1009},
+		{"rate limited", "POST", base + "/search", tok, search, 429, 429, 1029},
+		{"server error", "POST", base + "/search", tok, search, 500, 500, 1500},
+	} {
+		if tc.fault != 0 {
+			sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: tc.fault, Times: 1})
+		}
+		if st, env := call(t, tc.method, tc.url, tc.token, tc.body); st != tc.status || env.Code != tc.code {
+			t.Errorf("%s: %d %+v, want %d with code %d", tc.name, st, env, tc.status, tc.code)
+		}
+	}
+}
+
+// A request without a token is challenged (RFC 6750 §3) without an error code; a dead
+// token is challenged with invalid_token.
+func TestA401ChallengesForABearerToken(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	for token, want := range map[string]string{"": `Bearer realm="engage"`, "forged": `Bearer realm="engage", error="invalid_token"`} {
+		resp, _ := callForAnswer(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/search", token,
+			map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"})
+		if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || got != want {
+			t.Errorf("token %q: %d WWW-Authenticate %q, want 401 %q", token, resp.StatusCode, got, want)
+		}
+	}
+}
