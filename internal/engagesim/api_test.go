@@ -363,3 +363,68 @@ func TestA401ChallengesForABearerToken(t *testing.T) {
 		}
 	}
 }
+
+// Engage takes the wire value of every channel of ENGAGE.md §3 and nothing else: a
+// display name ("SMS", "Live Chat") is the runtime's to translate before it calls.
+func TestSearchTakesEveryDocumentedChannelByItsWireValue(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	for _, channel := range []string{"sms", "facebook", "email", "livechat", "whatsapp", "amb", "api", "SMS", "Live Chat", "abc"} {
+		body := map[string]string{"channel": channel, "customeraddress": "c", "bizaddress": "b"}
+		switch channel {
+		case "livechat":
+			body["threadid"] = "t"
+		case "email":
+			body["subject"] = "s"
+		}
+		st, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/search", tok, body)
+		if wire := channel == strings.ToLower(channel) && channel != "abc"; wire != (st == http.StatusOK) {
+			t.Errorf("channel %q: %d %+v", channel, st, env)
+		} else if !wire && !strings.Contains(env.Description, "unknown channel") {
+			t.Errorf("channel %q refused with %+v, want unknown channel", channel, env)
+		}
+	}
+}
+
+// Search matches the thread only for live chat and the subject only for email (docs/engage.md):
+// a thread or subject sent on another channel does not hide its conversation, and a live
+// chat search for another thread finds none.
+func TestSearchMatchesTheThreadOnlyForLiveChatAndTheSubjectOnlyForEmail(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	sms := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+	chat := sim.SeedConversation(domain, engagesim.Conversation{Channel: "livechat", CustomerAddress: "u", BizAddress: "app", ThreadID: "th-1"})
+	mail := sim.SeedConversation(domain, engagesim.Conversation{Channel: "email", CustomerAddress: "c@x.example", BizAddress: "b@x.example", Subject: "Order 42"})
+	for name, tc := range map[string]struct {
+		body map[string]string
+		want string
+	}{
+		"sms with a thread and a subject": {map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b", "threadid": "th-9", "subject": "other"}, sms},
+		"live chat, its thread":           {map[string]string{"channel": "livechat", "customeraddress": "u", "bizaddress": "app", "threadid": "th-1", "subject": "other"}, chat},
+		"live chat, another thread":       {map[string]string{"channel": "livechat", "customeraddress": "u", "bizaddress": "app", "threadid": "th-2"}, ""},
+		"email with a thread":             {map[string]string{"channel": "email", "customeraddress": "c@x.example", "bizaddress": "b@x.example", "subject": "Order 42", "threadid": "th-9"}, mail},
+	} {
+		_, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/search", tok, tc.body)
+		var v struct{ ConversationID string }
+		if err := json.Unmarshal(env.Value, &v); err != nil || v.ConversationID != tc.want {
+			t.Errorf("%s: found %s, want %q", name, env.Value, tc.want)
+		}
+	}
+}
+
+// Search 1.1 outputs the description, and the quick start shows it: it says whether a
+// conversation was found.
+func TestSearchDescribesWhetherItFoundAConversation(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+	for customer, want := range map[string]string{"c": "conversation found", "nobody": "no conversation found"} {
+		_, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/search", tok, map[string]string{"channel": "sms", "customeraddress": customer, "bizaddress": "b"})
+		if env.Code != engagesim.CodeOK || env.Description != want {
+			t.Errorf("search for %s: %+v, want description %q", customer, env, want)
+		}
+	}
+}
