@@ -428,3 +428,39 @@ func TestSearchDescribesWhetherItFoundAConversation(t *testing.T) {
 		}
 	}
 }
+
+// A created conversation keeps what it was created with, as tests of the runtime read it
+// back to see what a node sent: the customer's name, the live chat fields, and when.
+func TestACreatedConversationKeepsWhatItWasCreatedWith(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	sim := engagesim.Start(t, engagesim.Config{Now: clk.Now})
+	tok := sim.AccessToken(domain)
+	st, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations", tok, map[string]any{"channel": "livechat", "customername": "Ada",
+		"threadid": "th-1", "livechatuserid": "user-1", "livechatappid": "app-1", "livechatwebsitedomain": "shop.example", "livechatproactiveid": "pro-1",
+		"messages": []any{map[string]any{"channel": "livechat", "direction": "inbound", "messagetype": "text", "text": "hi", "timestamp": "2026-03-01T12:00:00Z"}}})
+	var created struct{ ConversationID string }
+	if err := json.Unmarshal(env.Value, &created); err != nil || st != http.StatusCreated {
+		t.Fatalf("create: %d %+v", st, env)
+	}
+	c, _ := sim.Conversation(domain, created.ConversationID)
+	if c.CustomerName != "Ada" || c.ThreadID != "th-1" || c.LivechatWebsiteDomain != "shop.example" || c.LivechatProactiveID != "pro-1" ||
+		!c.CreatedAt.Equal(clk.Now()) || len(c.Messages) != 1 {
+		t.Fatalf("stored %+v", c)
+	}
+}
+
+// Only a queued conversation becomes active when an agent joins (docs/engage.md); one on
+// hold stays on hold.
+func TestAnAgentJoiningAConversationOnHoldLeavesItOnHold(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b", Status: "onhold"})
+	if st, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/"+id+"/participants", tok, map[string]string{"participant": "agent-1"}); st != http.StatusOK {
+		t.Fatalf("add participant: %d %+v", st, env)
+	}
+	if c, _ := sim.Conversation(domain, id); c.Status != "onhold" || c.UserID != "agent-1" {
+		t.Fatalf("after the join: status %q user %q, want onhold agent-1", c.Status, c.UserID)
+	}
+}
