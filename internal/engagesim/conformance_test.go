@@ -150,6 +150,10 @@ func TestARichMessageObjectMustBeAJSONObject(t *testing.T) {
 				t.Errorf("%s with %s = %#v: %d %+v, want 400 naming %s", typ, key, bad, st, env, key)
 			}
 		}
+		msg := map[string]any{"channel": channel, "direction": direction, "messagetype": typ, "timestamp": "2026-03-01T12:00:00Z", key: []any{map[string]any{"id": "x"}}}
+		if st, env := call(t, "POST", url, tok, msg); st != http.StatusOK {
+			t.Errorf("%s with %s as an array: %d %+v, want 200", typ, key, st, env)
+		}
 	}
 }
 
