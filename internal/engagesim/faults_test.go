@@ -223,11 +223,12 @@ func TestInjectFaultPanicsOnNonsense(t *testing.T) {
 	t.Parallel()
 	sim := engagesim.New(engagesim.Config{})
 	for name, f := range map[string]engagesim.Fault{
-		"unknown op":    {Op: "teleport", Status: 500},
-		"does nothing":  {Op: engagesim.OpSearch},
-		"bad status":    {Status: 42},
-		"bad percent":   {Status: 500, Percent: 120},
-		"negative time": {Latency: -time.Second},
+		"unknown op":      {Op: "teleport", Status: 500},
+		"does nothing":    {Op: engagesim.OpSearch},
+		"bad status":      {Status: 42},
+		"status over 599": {Status: 600},
+		"bad percent":     {Status: 500, Percent: 120},
+		"negative time":   {Latency: -time.Second},
 	} {
 		func() {
 			defer func() {
@@ -441,5 +442,66 @@ func TestInjectedTokenRefusalsSpeakRFC6749(t *testing.T) {
 	refused, _ := errors.AsType[*oauth2.RetrieveError](real)
 	if got, want := injected.Response.Header.Get("WWW-Authenticate"), refused.Response.Header.Get("WWW-Authenticate"); got != want {
 		t.Fatalf("injected WWW-Authenticate %q, a real refusal's %q", got, want)
+	}
+}
+
+// Op "*" is every operation, as "" is (Fault.Op), the token endpoints included.
+func TestAFaultForOpStarHitsEveryOperation(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	tok := sim.AccessToken(domain)
+	sim.InjectFault(engagesim.Fault{Op: "*", Status: 503})
+	if st := searchStatus(t, sim, domain, tok); st != 503 {
+		t.Fatalf("search: %d", st)
+	}
+	cc := &clientcredentials.Config{ClientID: "tenant-1", ClientSecret: "tsecret", TokenURL: sim.ClientCredentialsTokenURL()}
+	_, err := cc.Token(t.Context())
+	wantOAuthError(t, err, "temporarily_unavailable", 503)
+}
+
+// One call meets one answering fault, the first injected; the next one waits its turn
+// and keeps its count for the calls after.
+func TestOnlyTheFirstAnsweringFaultFiresAndSpendsItsCount(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 503, Times: 1})
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 500, Times: 1})
+	var got []int
+	for range 3 {
+		got = append(got, searchStatus(t, sim, domain, tok))
+	}
+	if got[0] != 503 || got[1] != 500 || got[2] != 200 {
+		t.Fatalf("statuses %v, want [503 500 200]", got)
+	}
+}
+
+// Reset and Malformed act on the token endpoints as on the conversation API: a reset
+// connection, and a 200 whose body is cut short.
+func TestResetAndMalformedFaultsOnTheTokenEndpoint(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	post := func() (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", sim.ClientCredentialsTokenURL(), strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("tenant-1", "tsecret")
+		return http.DefaultClient.Do(req)
+	}
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Reset: true, Times: 1})
+	if resp, err := post(); err == nil {
+		resp.Body.Close()
+		t.Fatalf("reset fault answered %d", resp.StatusCode)
+	} else if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("got %v, want a connection reset", err)
+	}
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Malformed: true, Times: 1})
+	resp, err := post()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || json.Valid(body) {
+		t.Fatalf("malformed fault: %d %s", resp.StatusCode, body)
 	}
 }
