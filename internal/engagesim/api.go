@@ -172,6 +172,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			fail(w, http.StatusRequestEntityTooLarge, CodeInvalid, "body over 1 MiB")
+		} else {
+			// Not an empty 200: a client would take that for an answer.
+			fail(w, http.StatusBadRequest, CodeInvalid, "unreadable body: %v", err)
 		}
 		return false
 	}

@@ -1,7 +1,10 @@
 package engagesim_test
 
 import (
+	"bufio"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -462,5 +465,38 @@ func TestAnAgentJoiningAConversationOnHoldLeavesItOnHold(t *testing.T) {
 	}
 	if c, _ := sim.Conversation(domain, id); c.Status != "onhold" || c.UserID != "agent-1" {
 		t.Fatalf("after the join: status %q user %q, want onhold agent-1", c.Status, c.UserID)
+	}
+}
+
+// A body that cannot be read (here a broken chunked encoding) is Engage's 400 envelope,
+// with or without latency, never an empty 200 that a client would take for an answer.
+func TestAnUnreadableBodyIsA400Envelope(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	for _, latency := range []time.Duration{0, time.Millisecond} {
+		if latency > 0 {
+			sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: latency})
+		}
+		conn, err := net.Dial("tcp", strings.TrimPrefix(sim.URL(), "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = io.WriteString(conn, "POST /api/v1/"+domain+"/conversations/search HTTP/1.1\r\nHost: engage\r\nAuthorization: Bearer "+tok+
+			"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"cha\r\nzz\r\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env envelope
+		err = json.NewDecoder(resp.Body).Decode(&env)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || err != nil || env.Status != 400 || env.Code != engagesim.CodeInvalid {
+			t.Errorf("latency %v: %d %+v (%v), want a 400 envelope", latency, resp.StatusCode, env, err)
+		}
 	}
 }
