@@ -2,6 +2,7 @@ package engagesim_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -580,6 +581,77 @@ func TestASignInWithTamperedFieldsGetsNoCode(t *testing.T) {
 		loc, _ := url.Parse(resp.Header.Get("Location"))
 		if loc != nil && (loc.Query().Get("code") != "" || strings.HasPrefix(loc.String(), "http://evil.example")) {
 			t.Errorf("%s: %d redirected to %s", name, resp.StatusCode, loc)
+		}
+	}
+}
+
+// A code_verifier longer than 128 characters, or with a character outside the unreserved
+// set, is refused even when its hash matches (RFC 7636 §4.1), as a short one is.
+func TestAVerifierOutsideRFC7636IsRefusedEvenWhenItMatches(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	for name, verifier := range map[string]string{
+		"129 characters":           strings.Repeat("a", 129),
+		"base64 (not url) letters": strings.Repeat("a+/", 15),
+	} {
+		code := login(t, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "ada", "lovelace", "login").Query().Get("code")
+		_, err := conf.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+		if re, ok := errors.AsType[*oauth2.RetrieveError](err); !ok || re.ErrorCode != "invalid_grant" {
+			t.Errorf("%s: %v, want invalid_grant", name, err)
+		}
+	}
+}
+
+// Both token endpoints answer RFC 6749's way whatever is wrong: POST only (405 with
+// Allow), grant_type required, never cached (§5.1), and a Basic challenge only to a
+// client that authenticated with Basic (§5.2).
+func TestTokenEndpointsAnswerRFC6749Errors(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	// send posts form with Basic credentials unless basicSecret is empty.
+	send := func(method, u string, form url.Values, basicSecret string) (*http.Response, string) {
+		req, _ := http.NewRequestWithContext(t.Context(), method, u, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if basicSecret != "" {
+			req.SetBasicAuth("tenant-1", basicSecret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	for _, u := range []string{sim.TokenURL(), sim.ClientCredentialsTokenURL()} {
+		resp, body := send(http.MethodGet, u, nil, "tsecret")
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" || !strings.Contains(body, `"invalid_request"`) {
+			t.Errorf("GET %s: %d Allow %q %s", u, resp.StatusCode, resp.Header.Get("Allow"), body)
+		}
+	}
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	for name, tc := range map[string]struct {
+		form          url.Values
+		basicSecret   string
+		status        int
+		error         string
+		wantChallenge bool
+	}{
+		"issued":                   {cc, "tsecret", 200, "", false},
+		"no grant type":            {url.Values{}, "tsecret", 400, `"invalid_request"`, false},
+		"wrong secret with Basic":  {cc, "wrong", 401, `"invalid_client"`, true},
+		"wrong secret in the body": {url.Values{"grant_type": {"client_credentials"}, "client_id": {"tenant-1"}, "client_secret": {"wrong"}}, "", 401, `"invalid_client"`, false},
+	} {
+		resp, body := send(http.MethodPost, sim.ClientCredentialsTokenURL(), tc.form, tc.basicSecret)
+		if resp.StatusCode != tc.status || !strings.Contains(body, tc.error) {
+			t.Errorf("%s: %d %s, want %d %s", name, resp.StatusCode, body, tc.status, tc.error)
+		}
+		if resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Pragma") != "no-cache" {
+			t.Errorf("%s: Cache-Control %q Pragma %q, want no-store no-cache", name, resp.Header.Get("Cache-Control"), resp.Header.Get("Pragma"))
+		}
+		if got := resp.Header.Get("WWW-Authenticate"); (got != "") != tc.wantChallenge {
+			t.Errorf("%s: WWW-Authenticate %q", name, got)
 		}
 	}
 }
