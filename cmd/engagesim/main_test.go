@@ -3,15 +3,18 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/noderuntime/noderuntime/internal/engage"
+	"github.com/noderuntime/noderuntime/internal/engagesim"
 )
 
 func TestRunServesTheSimulatorUntilCanceled(t *testing.T) {
@@ -21,7 +24,7 @@ func TestRunServesTheSimulatorUntilCanceled(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() {
 		errc <- run(ctx, []string{"-addr", "127.0.0.1:0", "-tenant", "t1:se:cret:acme", "-user", "ada:pw:acme",
-			"-client", "nr:sec:http://127.0.0.1:9/cb", "-token-ttl", "2m"}, pw)
+			"-client", "nr:sec:http://127.0.0.1:9/cb", "-token-ttl", "2m", "-code-ttl", "1ns"}, pw)
 		pw.Close()
 	}()
 
@@ -65,6 +68,19 @@ func TestRunServesTheSimulatorUntilCanceled(t *testing.T) {
 		t.Fatalf("login page: %d", page.StatusCode)
 	}
 
+	// -code-ttl 1ns: a code has expired by the time it is exchanged.
+	conf := &oauth2.Config{ClientID: "nr", ClientSecret: "sec", RedirectURL: "http://127.0.0.1:9/cb",
+		Endpoint: oauth2.Endpoint{AuthURL: urls["authorize"], TokenURL: urls["token"]}}
+	verifier := oauth2.GenerateVerifier()
+	back, err := engagesim.SignIn(t.Context(), conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "ada", "pw")
+	if err != nil || back.Query().Get("code") == "" {
+		t.Fatalf("sign in: %v %v", back, err)
+	}
+	_, err = conf.Exchange(t.Context(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if re, ok := errors.AsType[*oauth2.RetrieveError](err); !ok || re.ErrorCode != "invalid_grant" {
+		t.Fatalf("-code-ttl ignored: exchange %v", err)
+	}
+
 	cancel()
 	select {
 	case err := <-errc:
@@ -79,14 +95,20 @@ func TestRunServesTheSimulatorUntilCanceled(t *testing.T) {
 func TestRunRefusesBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-user", "ada"},
+		{"-user", "ada:pw"},
+		{"-code-ttl", "0s"},
 		{"-tenant", "t1::acme"},
 		{"-client", "id:secret"},
 		{"-token-ttl", "0s"},
 		{"-nope"},
 		{"extra"},
 	} {
-		if err := run(t.Context(), append([]string{"-addr", "127.0.0.1:0"}, args...), io.Discard); err == nil {
+		// A run that accepts the flags serves until its context ends: end it soon, so
+		// that an accepted flag fails the test instead of hanging it.
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		if err := run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), io.Discard); err == nil {
 			t.Errorf("%v: accepted", args)
 		}
+		cancel()
 	}
 }
