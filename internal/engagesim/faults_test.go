@@ -229,6 +229,8 @@ func TestInjectFaultPanicsOnNonsense(t *testing.T) {
 		"status over 599": {Status: 600},
 		"bad percent":     {Status: 500, Percent: 120},
 		"negative time":   {Latency: -time.Second},
+		"negative times":  {Status: 500, Times: -1},
+		"negative retry":  {Status: 429, RetryAfter: -time.Second},
 	} {
 		func() {
 			defer func() {
@@ -503,5 +505,25 @@ func TestResetAndMalformedFaultsOnTheTokenEndpoint(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || json.Valid(body) {
 		t.Fatalf("malformed fault: %d %s", resp.StatusCode, body)
+	}
+}
+
+// The latencies of every fault that fires on a call add up: the first one does not hide
+// the others.
+func TestTheLatenciesOfFaultsThatFireTogetherAddUp(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: 300 * time.Millisecond, Times: 1})
+	sim.InjectFault(engagesim.Fault{Latency: time.Millisecond, Times: 1})
+	start := time.Now()
+	if st := searchStatus(t, sim, domain, tok); st != http.StatusOK {
+		t.Fatalf("search: %d", st)
+	}
+	if d := time.Since(start); d < 301*time.Millisecond {
+		t.Fatalf("answered after %v, want at least the 301 ms of both faults", d)
+	}
+	if n := len(sim.Faults()); n != 0 {
+		t.Fatalf("%d faults left: both fired", n)
 	}
 }
