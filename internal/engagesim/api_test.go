@@ -73,6 +73,7 @@ func TestConversationAPIRefusesInvalidRequestsWith400Envelopes(t *testing.T) {
 		}), "unknown field"},
 		"close with a body":          {"POST", "/" + id + "/close", map[string]any{"reason": "done"}, "unknown field"},
 		"close with a non-JSON body": {"POST", "/" + id + "/close", "x", "invalid JSON"},
+		"close with a null body":     {"POST", "/" + id + "/close", "null", "not a JSON object"},
 		"update with nothing":        {"PATCH", "/" + id, map[string]any{}, "nothing to update"},
 		"update to active":           {"PATCH", "/" + id, map[string]any{"status": "active"}, "re-open"},
 		"participant missing":        {"POST", "/" + id + "/participants", map[string]any{}, "participant is required"},
@@ -498,5 +499,23 @@ func TestAnUnreadableBodyIsA400Envelope(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest || err != nil || env.Status != 400 || env.Code != engagesim.CodeInvalid {
 			t.Errorf("latency %v: %d %+v (%v), want a 400 envelope", latency, resp.StatusCode, env, err)
 		}
+	}
+}
+
+// Conversations lists a domain's conversations oldest first, whatever their IDs.
+func TestConversationsAreListedOldestFirst(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	sim := engagesim.Start(t, engagesim.Config{Now: clk.Now})
+	for _, id := range []string{"c3", "c1", "c2"} {
+		sim.SeedConversation(domain, engagesim.Conversation{ID: id, Channel: "sms", CustomerAddress: "c", BizAddress: "b"})
+		clk.Advance(time.Minute)
+	}
+	var got []string
+	for _, c := range sim.Conversations(domain) {
+		got = append(got, c.ID)
+	}
+	if strings.Join(got, " ") != "c3 c1 c2" {
+		t.Fatalf("listed %v, want c3 c1 c2", got)
 	}
 }
