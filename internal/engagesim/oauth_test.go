@@ -655,3 +655,17 @@ func TestTokenEndpointsAnswerRFC6749Errors(t *testing.T) {
 		}
 	}
 }
+
+// client_secret_basic form-encodes the ID and secret before base64 (RFC 6749 §2.3.1), so
+// a secret with reserved characters works only when the endpoint decodes it.
+func TestABasicSecretWithReservedCharactersAuthenticates(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	if err := sim.ChangeTenantSecret("tenant-1", "p@ss:w%rd +/"); err != nil {
+		t.Fatal(err)
+	}
+	cc := &clientcredentials.Config{ClientID: "tenant-1", ClientSecret: "p@ss:w%rd +/", TokenURL: sim.ClientCredentialsTokenURL(), AuthStyle: oauth2.AuthStyleInHeader}
+	if _, err := cc.Token(t.Context()); err != nil {
+		t.Fatalf("basic with reserved characters: %v", err)
+	}
+}
