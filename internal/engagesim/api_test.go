@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -517,5 +518,22 @@ func TestConversationsAreListedOldestFirst(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "c3 c1 c2" {
 		t.Fatalf("listed %v, want c3 c1 c2", got)
+	}
+}
+
+// Search's value is ENGAGE.md §4's {conversationId, aliasId, chatExist, status, teamId,
+// userId}, each from the conversation found (Search 1.3 outputs them all).
+func TestSearchAnswersEveryFieldOfTheConversationItFinds(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	sim.SeedConversation(domain, engagesim.Conversation{ID: "conv-1", Channel: "sms", CustomerAddress: "c", BizAddress: "b",
+		AliasID: "task-1", Status: "onhold", TeamID: "team-1", UserID: "agent-1"})
+	_, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/search", tok, map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"})
+	var got, want map[string]any
+	_ = json.Unmarshal(env.Value, &got)
+	_ = json.Unmarshal([]byte(`{"conversationId":"conv-1","aliasId":"task-1","chatExist":true,"status":"onhold","teamId":"team-1","userId":"agent-1"}`), &want)
+	if !maps.Equal(got, want) {
+		t.Fatalf("value %s, want %v", env.Value, want)
 	}
 }
