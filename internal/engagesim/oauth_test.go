@@ -669,3 +669,55 @@ func TestABasicSecretWithReservedCharactersAuthenticates(t *testing.T) {
 		t.Fatalf("basic with reserved characters: %v", err)
 	}
 }
+
+// Adding a user or tenant that exists replaces it and revokes its tokens, as a change of
+// password or secret does (Sim.AddUser, Sim.AddTenant).
+func TestReplacingAUserOrTenantRevokesTheirTokens(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	user := codeFlow(t, oauthConfig(sim, oauth2.AuthStyleInHeader))
+	cc := &clientcredentials.Config{ClientID: "tenant-1", ClientSecret: "tsecret", TokenURL: sim.ClientCredentialsTokenURL()}
+	tenant, err := cc.Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.AddUser(engagesim.User{Username: "ada", Password: "lovelace", Domain: domain})
+	sim.AddTenant(engagesim.Tenant{ID: "tenant-1", Secret: "tsecret", Domain: domain})
+	for name, tok := range map[string]string{"user": user.AccessToken, "tenant": tenant.AccessToken} {
+		if st := searchStatus(t, sim, domain, tok); st != http.StatusUnauthorized {
+			t.Errorf("%s token after the replacement: %d, want 401", name, st)
+		}
+	}
+	_, err = oauthConfig(sim, oauth2.AuthStyleInHeader).TokenSource(t.Context(), &oauth2.Token{RefreshToken: user.RefreshToken}).Token()
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+}
+
+// The authorize endpoint takes GET and POST only, and its redirects, which carry a code,
+// are never cached.
+func TestAuthorizeTakesGETAndPOSTAndItsRedirectsAreNotCached(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, sim.AuthorizeURL(), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, POST" {
+		t.Fatalf("PUT: %d Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	conf := oauthConfig(sim, oauth2.AuthStyleInHeader)
+	u, _ := url.Parse(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	form := u.Query()
+	form.Set("username", "ada")
+	form.Set("password", "lovelace")
+	form.Set("action", "login")
+	resp, err = noRedirects.PostForm(sim.AuthorizeURL(), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("sign in: %d Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+}
