@@ -157,3 +157,39 @@ func TestAdminAPISeedsAndReadsConversations(t *testing.T) {
 		t.Fatalf("minted token: %d", st)
 	}
 }
+
+// A credential change through the admin API needs the new credential: an empty password
+// or secret is refused, and the old one still works.
+func TestAdminAPIRefusesEmptyNewCredentials(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	for path, body := range map[string]string{"/_sim/users/ada/password": `{"password":""}`, "/_sim/tenants/tenant-1/secret": `{}`} {
+		if st, b := admin(t, sim, "POST", path, body); st != http.StatusBadRequest {
+			t.Errorf("%s %s: %d %s", path, body, st, b)
+		}
+	}
+	cc := &clientcredentials.Config{ClientID: "tenant-1", ClientSecret: "tsecret", TokenURL: sim.ClientCredentialsTokenURL()}
+	if _, err := cc.Token(t.Context()); err != nil {
+		t.Fatalf("the old secret: %v", err)
+	}
+	codeFlow(t, oauthConfig(sim, oauth2.AuthStyleInHeader))
+}
+
+// The counters' snapshot holds every counter, and a reset zeroes every one.
+func TestCountsHoldEveryCounterAndResetZeroesThem(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	cc := &clientcredentials.Config{ClientID: "tenant-1", ClientSecret: "tsecret", TokenURL: sim.ClientCredentialsTokenURL()}
+	if _, err := cc.Token(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := oauthConfig(sim, oauth2.AuthStyleInHeader).TokenSource(t.Context(), &oauth2.Token{RefreshToken: "x"}).Token()
+	wantOAuthError(t, err, "invalid_grant", http.StatusBadRequest)
+	if c := sim.Counts(); c.Calls[engagesim.OpToken] != 2 || c.Grants[engagesim.GrantClientCredentials] != 1 || c.InvalidGrants != 1 {
+		t.Fatalf("counts %+v", c)
+	}
+	sim.ResetCounters()
+	if c := sim.Counts(); len(c.Calls) != 0 || len(c.Grants) != 0 || c.InvalidGrants != 0 {
+		t.Fatalf("after the reset %+v", c)
+	}
+}
