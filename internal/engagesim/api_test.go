@@ -208,7 +208,8 @@ func TestSeedSetStatusAndReadBack(t *testing.T) {
 	}
 	// Copies: changing one does not change the store.
 	c.Participants[0] = "changed"
-	if again, _ := sim.Conversation(domain, id); again.Participants[0] != "a1" {
+	c.Messages[0].Text = "changed"
+	if again, _ := sim.Conversation(domain, id); again.Participants[0] != "a1" || again.Messages[0].Text != "old" {
 		t.Fatal("Conversation returned shared memory")
 	}
 	if err := sim.SetStatus(domain, id, "wrapup"); err != nil {
