@@ -1,11 +1,8 @@
 package engagesim_test
 
 import (
-	"bufio"
 	"encoding/json"
-	"io"
 	"maps"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -481,22 +478,9 @@ func TestAnUnreadableBodyIsA400Envelope(t *testing.T) {
 		if latency > 0 {
 			sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Latency: latency})
 		}
-		conn, err := net.Dial("tcp", strings.TrimPrefix(sim.URL(), "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		_, err = io.WriteString(conn, "POST /api/v1/"+domain+"/conversations/search HTTP/1.1\r\nHost: engage\r\nAuthorization: Bearer "+tok+
-			"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"cha\r\nzz\r\n")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := postBrokenChunkedBody(t, sim, "/api/v1/"+domain+"/conversations/search", "Authorization: Bearer "+tok)
 		var env envelope
-		err = json.NewDecoder(resp.Body).Decode(&env)
+		err := json.NewDecoder(resp.Body).Decode(&env)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest || err != nil || env.Status != 400 || env.Code != engagesim.CodeInvalid {
 			t.Errorf("latency %v: %d %+v (%v), want a 400 envelope", latency, resp.StatusCode, env, err)

@@ -1,14 +1,17 @@
 package engagesim_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"html"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -192,4 +195,25 @@ func searchStatus(t *testing.T, sim *engagesim.Sim, dom, token string) int {
 	st, _ := call(t, http.MethodPost, sim.BaseURL()+"/"+dom+"/conversations/search", token,
 		map[string]string{"channel": "sms", "customeraddress": "c", "bizaddress": "b"})
 	return st
+}
+
+// postBrokenChunkedBody posts to path a chunked body whose second chunk size is not a
+// number, so that reading the body fails on the server, and returns the answer.
+func postBrokenChunkedBody(t *testing.T, sim *engagesim.Sim, path, header string) *http.Response {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(sim.URL(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_, err = io.WriteString(conn, "POST "+path+" HTTP/1.1\r\nHost: engage\r\n"+header+
+		"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"cha\r\nzz\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
