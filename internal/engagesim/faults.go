@@ -270,16 +270,19 @@ func (s *Sim) wait(w http.ResponseWriter, r *http.Request, d time.Duration) bool
 	// back in front of the rest, so the handler's own limit answers an oversized body
 	// as it would without the latency.
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
+	rest := io.Reader(r.Body)
 	if err != nil {
-		if r.Context().Err() == nil {
-			fail(w, http.StatusBadRequest, CodeInvalid, "unreadable body: %v", err)
+		if r.Context().Err() != nil {
+			return false
 		}
-		return false
+		// The handler meets the error where it reads and answers it in its own shape (an
+		// envelope, or an OAuth error on a token endpoint), as it would without latency.
+		rest = errReader{err}
 	}
 	r.Body = struct {
 		io.Reader
 		io.Closer
-	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
+	}{io.MultiReader(bytes.NewReader(body), rest), r.Body}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -292,6 +295,11 @@ func (s *Sim) wait(w http.ResponseWriter, r *http.Request, d time.Duration) bool
 		return false
 	}
 }
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 func setRetryAfter(w http.ResponseWriter, f *Fault) {
 	switch {

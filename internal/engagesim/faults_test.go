@@ -527,3 +527,24 @@ func TestTheLatenciesOfFaultsThatFireTogetherAddUp(t *testing.T) {
 		t.Fatalf("%d faults left: both fired", n)
 	}
 }
+
+// Latency only delays a token call too: a body that cannot be read is then answered as
+// the token endpoint answers it without latency, with RFC 6749's invalid_request.
+func TestLatencyLeavesATokenEndpointsAnswerToAnUnreadableBodyAlone(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, baseConfig())
+	for _, latency := range []time.Duration{0, time.Millisecond} {
+		if latency > 0 {
+			sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Latency: latency})
+		}
+		resp := postBrokenChunkedBody(t, sim, "/api/v1/oauth/token", "Content-Type: application/x-www-form-urlencoded")
+		var oe struct {
+			Error string `json:"error"`
+		}
+		err := json.NewDecoder(resp.Body).Decode(&oe)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || err != nil || oe.Error != "invalid_request" {
+			t.Errorf("latency %v: %d %+v (%v), want 400 invalid_request", latency, resp.StatusCode, oe, err)
+		}
+	}
+}
