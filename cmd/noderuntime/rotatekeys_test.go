@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/database"
@@ -103,5 +107,53 @@ func envWith(base lookupEnv, k, v string) lookupEnv {
 			return v, true
 		}
 		return base(key)
+	}
+}
+
+// rotate-keys without --batch-size re-encrypts 100 rows per transaction, as
+// docs/authorizations.md says: the rows one transaction updated share its ID (xmin), so
+// 101 rows are re-encrypted in a transaction of 100 and one of the last row.
+func TestRotateKeysReencryptsAHundredRowsPerTransactionByDefault(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.NewURL(t)
+	pool, err := database.Open(t.Context(), dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	sim := engagesim.Start(t, engagesim.Config{Tenants: []engagesim.Tenant{{ID: "t1", Secret: "s1", Domain: "acme"}}})
+	ring, err := secrets.ParseKeyRing(ringSpec("old", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := authstore.New(authstore.Options{Pool: pool, Keys: ring, AllowedBaseURLs: []string{sim.BaseURL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(old.Close)
+	const rows = 101
+	for i := range rows {
+		if _, err := old.Create(t.Context(), "acme", authstore.ActorAPI, authstore.CreateRequest{Name: fmt.Sprintf("cc-%d", i),
+			Kind: authstore.KindClientCredentials, BaseURL: sim.BaseURL(), Domain: "acme", TenantID: "t1", TenantSecret: secrets.New("s1")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var stdout, stderr bytes.Buffer
+	vars := env(map[string]string{"DATABASE_URL": dbURL, "NODERUNTIME_ENCRYPTION_KEYS": ringSpec("new", 2) + "," + ringSpec("old", 1)})
+	if code := run([]string{"rotate-keys"}, vars, &stdout, &stderr); code != exitOK ||
+		!strings.Contains(stdout.String(), fmt.Sprintf("re-encrypted %d authorizations", rows)) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+	perTx, err := pool.Query(t.Context(), `select count(*)::int from authorizations where key_id = 'new' group by xmin::text order by 1 desc`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(perTx, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{100, 1}; !slices.Equal(got, want) {
+		t.Fatalf("rows per transaction %v, want %v", got, want)
 	}
 }
