@@ -356,3 +356,36 @@ func TestAMigrationThatFailsOtherwiseIsNotTriedAgain(t *testing.T) {
 		t.Fatal("the migration was tried again until the context ended")
 	}
 }
+
+// The pool's gauges say what the connections are doing, as docs/operations.md reads
+// them: one held is acquired, not idle; released, it is idle. Only an acquire that
+// found no idle connection counts as one that waited.
+func TestThePoolMetricsTellConnectionsInUseFromIdleOnesAndCountOnlyAcquiresThatWaited(t *testing.T) {
+	ctx := t.Context()
+	pool, err := database.Open(ctx, dbtest.NewURL(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	c := database.NewPoolCollector(pool, nil)
+	conn, err := pool.Acquire(ctx) // the pool is empty: this one waits for a connection to open
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, c)
+	if got["noderuntime_db_pool_acquired_connections"] != 1 || got["noderuntime_db_pool_idle_connections"] != 0 ||
+		got["noderuntime_db_pool_total_connections"] != 1 || got["noderuntime_db_pool_acquire_waits_total"] != 1 {
+		t.Errorf("one connection held: %v, want acquired 1, idle 0, total 1, waits 1", got)
+	}
+	conn.Release()
+	conn, err = pool.Acquire(ctx) // finds the released one idle
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Release()
+	got = collect(t, c)
+	if got["noderuntime_db_pool_acquired_connections"] != 0 || got["noderuntime_db_pool_idle_connections"] != 1 ||
+		got["noderuntime_db_pool_acquire_waits_total"] != 1 {
+		t.Errorf("released, then acquired from idle and released: %v, want acquired 0, idle 1, waits still 1", got)
+	}
+}
