@@ -17,6 +17,21 @@ import (
 	"github.com/noderuntime/noderuntime/internal/database/dbtest"
 )
 
+// A connection string that does not parse is never echoed, not even the part of a
+// password pgx's own message leaves unmasked (one with an '@' in it): the error says
+// only that DATABASE_URL does not parse.
+func TestOpenAndMigrateNeverEchoAConnectionStringThatDoesNotParse(t *testing.T) {
+	const bad = "postgres://u:Sup3r@Secret@127.0.0.1:5432/db?sslmode=bogus"
+	_, openErr := database.Open(t.Context(), bad, nil)
+	_, _, migrateErr := database.Migrate(t.Context(), bad)
+	for name, err := range map[string]error{"Open": openErr, "Migrate": migrateErr} {
+		if err == nil || !strings.Contains(err.Error(), "DATABASE_URL does not parse") ||
+			strings.Contains(err.Error(), "Sup3r") || strings.Contains(err.Error(), "Secret") {
+			t.Errorf("%s: %v, want that DATABASE_URL does not parse and no part of the password", name, err)
+		}
+	}
+}
+
 // A schema one migration behind the build is as behind as an empty one: the build's
 // queries need the last migration too.
 func TestASchemaOneVersionBehindIsReported(t *testing.T) {
@@ -118,6 +133,15 @@ func TestAConnectErrorIsOneLineWithoutTheConnectionDetails(t *testing.T) {
 		if strings.Contains(msg, "\n") || strings.Contains(msg, "s3cret-pw") || strings.Contains(msg, "secret_user_x") ||
 			strings.Contains(msg, "user=") || !strings.Contains(msg, "cannot reach Postgres") {
 			t.Errorf("%s: %q", name, msg)
+		}
+		// Each port is tried twice: the same cause is said once.
+		_, causes, _ := strings.Cut(msg, "cannot reach Postgres: ")
+		seen := map[string]bool{}
+		for _, c := range strings.Split(causes, "; ") {
+			if seen[c] {
+				t.Errorf("%s: cause %q repeated in %q", name, c, msg)
+			}
+			seen[c] = true
 		}
 	}
 }
