@@ -389,3 +389,66 @@ func TestThePoolMetricsTellConnectionsInUseFromIdleOnesAndCountOnlyAcquiresThatW
 		t.Errorf("released, then acquired from idle and released: %v, want acquired 0, idle 1, waits still 1", got)
 	}
 }
+
+// A run tried again after a lock wait ran out still reports the version it began at
+// (`migrate up` prints it as "was"), not the one the files applied before the retry left.
+func TestAMigrationTriedAgainReportsTheVersionItBeganAt(t *testing.T) {
+	url := dbtest.NewEmptyURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	m, err := migrate.NewMigrator(ctx, conn, database.VersionTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.LoadMigrations(migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MigrateTo(ctx, 1); err != nil { // 002 applies; 003 alters idempotency_keys
+		t.Fatal(err)
+	}
+	open, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Rollback(context.Background())
+	if _, err := open.Exec(ctx, "select count(*) from idempotency_keys"); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		from, to int32
+		err      error
+	}
+	migrated := make(chan result, 1)
+	go func() { from, to, err := database.Migrate(ctx, url); migrated <- result{from, to, err} }()
+	watch, err := pgx.Connect(ctx, url) // outside the transaction, which sees pg_stat_activity as it first read it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(context.Background())
+	waiter := func() int32 { // the session of the attempt waiting on the lock
+		var pid int32
+		if err := watch.QueryRow(ctx, `select coalesce(max(pid), 0) from pg_stat_activity
+			where datname = current_database() and wait_event_type = 'Lock' and query ilike '%alter table idempotency_keys%'`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	first := waiter()
+	for ; first == 0; first = waiter() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for pid := waiter(); pid == 0 || pid == first; pid = waiter() { // a second attempt, after 002 was applied
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := open.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-migrated; r.err != nil || r.from != 1 || r.to != database.Latest() {
+		t.Fatalf("migrated from %d to %d (%v), want from 1 to %d", r.from, r.to, r.err, database.Latest())
+	}
+}
