@@ -32,3 +32,24 @@ func TestMigrateStatusFailsWhileBehindAndUpBringsItCurrent(t *testing.T) {
 		}
 	}
 }
+
+// One version behind is behind: migrate status exits 1 on a schema the last migration
+// has not reached, as serve refuses it.
+func TestMigrateStatusFailsOneVersionBehind(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.NewURL(t)
+	pool, err := database.Open(t.Context(), dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(t.Context(), "update "+database.VersionTable+" set version = version - 1"); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	latest := database.Latest()
+	if code := run([]string{"migrate", "status"}, env(map[string]string{"DATABASE_URL": dbURL}), &stdout, &stderr); code != exitFailed ||
+		stdout.String() != fmt.Sprintf("applied %d, latest %d\n", latest-1, latest) {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 1 and applied %d", code, stdout.String(), stderr.String(), latest-1)
+	}
+}
