@@ -64,3 +64,28 @@ func TestServeThatCannotListenExitsOneNamingTheSetting(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want exit 1 naming NODERUNTIME_ADDR", code, stderr.String())
 	}
 }
+
+// A shutdown grace shorter than the longest execution is warned about at start, as the
+// README says, before anything else can stop the start (here a port taken).
+func TestServeWarnsAtStartOfAGraceShorterThanTheLongestExecution(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() })
+	vars := map[string]string{
+		"DATABASE_URL":                      dbtest.NewURL(t),
+		"NODERUNTIME_ADDR":                  busy.Addr().String(),
+		"NODERUNTIME_ENCRYPTION_KEYS":       goodKeys,
+		"NODERUNTIME_API_KEYS":              "acme:" + tenant.HashKey("key"),
+		"NODERUNTIME_SHUTDOWN_GRACE":        "1s",
+		"NODERUNTIME_EXECUTION_TIMEOUT_MAX": "2s",
+		"NODERUNTIME_EXECUTION_TIMEOUT":     "1s",
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"serve"}, env(vars), &stdout, &stderr); code != exitFailed ||
+		!strings.Contains(stderr.String(), "NODERUNTIME_SHUTDOWN_GRACE (1s) is shorter than NODERUNTIME_EXECUTION_TIMEOUT_MAX (2s)") {
+		t.Fatalf("exit %d, stderr %q; want the warning about NODERUNTIME_SHUTDOWN_GRACE", code, stderr.String())
+	}
+}
