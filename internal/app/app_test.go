@@ -317,7 +317,7 @@ func freeAddr(t *testing.T) string {
 
 // A busy port stops the start with the setting that named it, and releases what New
 // opened, as a Run that stopped does: the authorization listener's connection and the
-// pool.
+// pool, and the main address when the metrics one is busy.
 func TestABusyPortIsNamedByItsSetting(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -327,7 +327,7 @@ func TestABusyPortIsNamedByItsSetting(t *testing.T) {
 	url := dbtest.NewURL(t)
 	for setting, cfg := range map[string]func(*config.Config){
 		"NODERUNTIME_ADDR":         func(c *config.Config) { c.Addr = busy.Addr().String() },
-		"NODERUNTIME_METRICS_ADDR": func(c *config.Config) { c.MetricsAddr = busy.Addr().String() },
+		"NODERUNTIME_METRICS_ADDR": func(c *config.Config) { c.Addr, c.MetricsAddr = freeAddr(t), busy.Addr().String() },
 	} {
 		c := testConfig(t, url)
 		cfg(&c)
@@ -348,6 +348,14 @@ func TestABusyPortIsNamedByItsSetting(t *testing.T) {
 		}
 		if err := a.Pool().Ping(t.Context()); err == nil {
 			t.Errorf("%s busy: the pool is still open after Run returned", setting)
+		}
+		if setting == "NODERUNTIME_METRICS_ADDR" { // the main listener, opened first, is closed again
+			ln, err := net.Listen("tcp", c.Addr)
+			if err != nil {
+				t.Errorf("%s busy: NODERUNTIME_ADDR %s still taken after Run returned: %v", setting, c.Addr, err)
+			} else {
+				ln.Close()
+			}
 		}
 	}
 }
