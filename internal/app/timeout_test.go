@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/noderuntime/noderuntime/internal/config"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/outcomes"
 )
 
 // An execution that names no timeoutMs runs under NODERUNTIME_EXECUTION_TIMEOUT, not
@@ -26,5 +28,21 @@ func TestAnExecutionWithoutATimeoutStopsAtTheConfiguredDefault(t *testing.T) {
 	}
 	if took < 4*time.Second {
 		t.Fatalf("the execution failed after %v, before its deadline: %s %+v", took, a.Outcome, a.Error)
+	}
+}
+
+// A token refresh gets at most half of NODERUNTIME_EXECUTION_TIMEOUT: a token endpoint
+// that hangs fails the refresh inside the execution's deadline, and the flow learns
+// that the token was unavailable (token_unavailable), not merely that time ran out.
+func TestARefreshThatHangsFailsInsideTheExecutionsDeadline(t *testing.T) {
+	t.Parallel()
+	e := startE2EWith(t, func(c *config.Config) { c.ExecutionTimeout = 4 * time.Second }) // refreshes get 2 s
+	cc := e.authorize("cc", map[string]any{"kind": "client-credentials", "baseUrl": e.sim.BaseURL(), "domain": e2eDomain,
+		"tenantId": "acme-engage", "tenantSecret": e2eCCSecret}, "")
+	input := e2eNodes["search-conversation"].input(e.sim)
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: 401, Times: 1}) // the token is refused: refresh it
+	e.sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Latency: 30 * time.Second})
+	if a := e.execute(e2eKey, "search-conversation", "1.0", cc, input); a.Error == nil || a.Error.Code != outcomes.CodeTokenUnavailable {
+		t.Fatalf("outcome %s, error %+v; want %s", a.Outcome, a.Error, outcomes.CodeTokenUnavailable)
 	}
 }
