@@ -193,11 +193,37 @@ func TestReadyzExcludingPostgresPassesARefusalAfterStart(t *testing.T) {
 	}
 }
 
+// A refused start leaves no connection open on the database: New closes its pool.
 func TestServeRefusesASchemaThatIsBehind(t *testing.T) {
 	url := dbtest.NewEmptyURL(t)
 	_, err := app.New(context.Background(), testConfig(t, url), quietLogger())
 	if !errors.Is(err, database.ErrSchemaBehind) {
 		t.Fatalf("got %v, want ErrSchemaBehind", err)
+	}
+	waitNoConnectionsLeft(t, url)
+}
+
+// waitNoConnectionsLeft waits until no session but its own is connected to url's
+// database, and fails if one is still there after 10 s.
+func waitNoConnectionsLeft(t *testing.T, url string) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := conn.QueryRow(t.Context(), `select count(*) from pg_stat_activity
+			where datname = current_database() and pid <> pg_backend_pid()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open on the database 10 s after the start was refused", n)
+		}
 	}
 }
 
