@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/database"
@@ -101,6 +102,36 @@ func TestRotateKeysNamesAMissingSetting(t *testing.T) {
 	}
 }
 
+// underTheOldKey is a database whose authorizations are encrypted under the key "old";
+// create adds a client-credentials one (on a simulator tenant) and returns its ID.
+func underTheOldKey(t *testing.T) (dbURL string, pool *pgxpool.Pool, create func(name string) string) {
+	t.Helper()
+	dbURL = dbtest.NewURL(t)
+	pool, err := database.Open(t.Context(), dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	sim := engagesim.Start(t, engagesim.Config{Tenants: []engagesim.Tenant{{ID: "t1", Secret: "s1", Domain: "acme"}}})
+	ring, err := secrets.ParseKeyRing(ringSpec("old", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := authstore.New(authstore.Options{Pool: pool, Keys: ring, AllowedBaseURLs: []string{sim.BaseURL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(old.Close)
+	return dbURL, pool, func(name string) string {
+		a, err := old.Create(t.Context(), "acme", authstore.ActorAPI, authstore.CreateRequest{Name: name,
+			Kind: authstore.KindClientCredentials, BaseURL: sim.BaseURL(), Domain: "acme", TenantID: "t1", TenantSecret: secrets.New("s1")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.ID
+	}
+}
+
 func envWith(base lookupEnv, k, v string) lookupEnv {
 	return func(key string) (string, bool) {
 		if key == k {
@@ -115,28 +146,10 @@ func envWith(base lookupEnv, k, v string) lookupEnv {
 // 101 rows are re-encrypted in a transaction of 100 and one of the last row.
 func TestRotateKeysReencryptsAHundredRowsPerTransactionByDefault(t *testing.T) {
 	t.Parallel()
-	dbURL := dbtest.NewURL(t)
-	pool, err := database.Open(t.Context(), dbURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	sim := engagesim.Start(t, engagesim.Config{Tenants: []engagesim.Tenant{{ID: "t1", Secret: "s1", Domain: "acme"}}})
-	ring, err := secrets.ParseKeyRing(ringSpec("old", 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := authstore.New(authstore.Options{Pool: pool, Keys: ring, AllowedBaseURLs: []string{sim.BaseURL()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(old.Close)
+	dbURL, pool, create := underTheOldKey(t)
 	const rows = 101
 	for i := range rows {
-		if _, err := old.Create(t.Context(), "acme", authstore.ActorAPI, authstore.CreateRequest{Name: fmt.Sprintf("cc-%d", i),
-			Kind: authstore.KindClientCredentials, BaseURL: sim.BaseURL(), Domain: "acme", TenantID: "t1", TenantSecret: secrets.New("s1")}); err != nil {
-			t.Fatal(err)
-		}
+		create(fmt.Sprintf("cc-%d", i))
 	}
 
 	// rowsPerTransaction rotates to the ring's first key and returns how many rows each
@@ -172,31 +185,8 @@ func TestRotateKeysReencryptsAHundredRowsPerTransactionByDefault(t *testing.T) {
 // docs/authorizations.md says), rather than reporting it left behind after one pass.
 func TestRotateKeysWaitsForARowARefreshHoldsLocked(t *testing.T) {
 	t.Parallel()
-	dbURL := dbtest.NewURL(t)
-	pool, err := database.Open(t.Context(), dbURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	sim := engagesim.Start(t, engagesim.Config{Tenants: []engagesim.Tenant{{ID: "t1", Secret: "s1", Domain: "acme"}}})
-	ring, err := secrets.ParseKeyRing(ringSpec("old", 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := authstore.New(authstore.Options{Pool: pool, Keys: ring, AllowedBaseURLs: []string{sim.BaseURL()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(old.Close)
-	var ids []string
-	for _, name := range []string{"locked", "free"} {
-		a, err := old.Create(t.Context(), "acme", authstore.ActorAPI, authstore.CreateRequest{Name: name,
-			Kind: authstore.KindClientCredentials, BaseURL: sim.BaseURL(), Domain: "acme", TenantID: "t1", TenantSecret: secrets.New("s1")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, a.ID)
-	}
+	dbURL, pool, create := underTheOldKey(t)
+	ids := []string{create("locked"), create("free")}
 	refresh, err := pool.Begin(t.Context()) // a refresh holding the first row
 	if err != nil {
 		t.Fatal(err)

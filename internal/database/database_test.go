@@ -222,21 +222,7 @@ func TestAMigrationWaitingForALockDoesNotStallReadsBehindIt(t *testing.T) {
 	url := dbtest.NewEmptyURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	m, err := migrate.NewMigrator(ctx, conn, database.VersionTable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.LoadMigrations(migrations.FS); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.MigrateTo(ctx, 1); err != nil { // 002 alters authorizations
-		t.Fatal(err)
-	}
+	migratedTo(ctx, t, url, 1) // 002 alters authorizations
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -297,23 +283,14 @@ func TestAMigrationWaitsItsTurnPastTheLockTimeout(t *testing.T) {
 	url := dbtest.NewEmptyURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	other, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close(context.Background())
+	other := connect(ctx, t, url)
 	const ternLock = 9628173550095224 // tern's advisory lock (migrate.lockNum)
 	if _, err := other.Exec(ctx, "select pg_advisory_lock($1)", int64(ternLock)); err != nil {
 		t.Fatal(err)
 	}
 	migrated := make(chan error, 1)
 	go func() { _, _, err := database.Migrate(ctx, url); migrated <- err }()
-	waiter := func() int32 {
-		var pid int32
-		_ = other.QueryRow(ctx, `select coalesce(max(pid), 0) from pg_stat_activity
-			where datname = current_database() and wait_event_type = 'Lock' and wait_event = 'advisory'`).Scan(&pid)
-		return pid
-	}
+	waiter := func() int32 { return lockWaiter(ctx, t, other, "wait_event = 'advisory'") }
 	var pid int32
 	for pid = waiter(); pid == 0; pid = waiter() {
 		time.Sleep(10 * time.Millisecond)
@@ -339,15 +316,11 @@ func TestAMigrationThatFailsOtherwiseIsNotTriedAgain(t *testing.T) {
 	url := dbtest.NewEmptyURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := connect(ctx, t, url)
 	if _, err := conn.Exec(ctx, "create table authorizations (x int)"); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = database.Migrate(ctx, url)
+	_, _, err := database.Migrate(ctx, url)
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "42P07" {
 		t.Fatalf("migrate: %v, want the duplicate table error", err)
@@ -396,21 +369,7 @@ func TestAMigrationTriedAgainReportsTheVersionItBeganAt(t *testing.T) {
 	url := dbtest.NewEmptyURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	m, err := migrate.NewMigrator(ctx, conn, database.VersionTable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.LoadMigrations(migrations.FS); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.MigrateTo(ctx, 1); err != nil { // 002 applies; 003 alters idempotency_keys
-		t.Fatal(err)
-	}
+	conn := migratedTo(ctx, t, url, 1) // 002 applies; 003 alters idempotency_keys
 	open, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -425,19 +384,9 @@ func TestAMigrationTriedAgainReportsTheVersionItBeganAt(t *testing.T) {
 	}
 	migrated := make(chan result, 1)
 	go func() { from, to, err := database.Migrate(ctx, url); migrated <- result{from, to, err} }()
-	watch, err := pgx.Connect(ctx, url) // outside the transaction, which sees pg_stat_activity as it first read it
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watch.Close(context.Background())
-	waiter := func() int32 { // the session of the attempt waiting on the lock
-		var pid int32
-		if err := watch.QueryRow(ctx, `select coalesce(max(pid), 0) from pg_stat_activity
-			where datname = current_database() and wait_event_type = 'Lock' and query ilike '%alter table idempotency_keys%'`).Scan(&pid); err != nil {
-			t.Fatal(err)
-		}
-		return pid
-	}
+	// Outside the transaction, which sees pg_stat_activity as it first read it.
+	watch := connect(ctx, t, url)
+	waiter := func() int32 { return lockWaiter(ctx, t, watch, "query ilike '%alter table idempotency_keys%'") }
 	first := waiter()
 	for ; first == 0; first = waiter() {
 		time.Sleep(10 * time.Millisecond)
@@ -451,4 +400,45 @@ func TestAMigrationTriedAgainReportsTheVersionItBeganAt(t *testing.T) {
 	if r := <-migrated; r.err != nil || r.from != 1 || r.to != database.Latest() {
 		t.Fatalf("migrated from %d to %d (%v), want from 1 to %d", r.from, r.to, r.err, database.Latest())
 	}
+}
+
+// connect opens a connection of the test's own to url, closed when the test ends.
+func connect(ctx context.Context, t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// migratedTo applies the migrations up to version to the empty database at url, on a
+// connection it returns.
+func migratedTo(ctx context.Context, t *testing.T, url string, version int32) *pgx.Conn {
+	t.Helper()
+	conn := connect(ctx, t, url)
+	m, err := migrate.NewMigrator(ctx, conn, database.VersionTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.LoadMigrations(migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MigrateTo(ctx, version); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// lockWaiter returns the session of this database that waits on a lock and matches cond
+// (SQL over pg_stat_activity), or 0 while none does.
+func lockWaiter(ctx context.Context, t *testing.T, conn *pgx.Conn, cond string) int32 {
+	t.Helper()
+	var pid int32
+	if err := conn.QueryRow(ctx, `select coalesce(max(pid), 0) from pg_stat_activity
+		where datname = current_database() and wait_event_type = 'Lock' and `+cond).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	return pid
 }
