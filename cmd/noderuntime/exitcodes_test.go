@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"maps"
 	"net"
 	"strings"
 	"testing"
@@ -47,6 +48,30 @@ func TestTheCommandLineExitsZeroOnlyForHelpAndTwoForAnythingToFix(t *testing.T) 
 // would tell the platform it stopped as asked, and it would not be restarted.
 func TestServeThatCannotListenExitsOneNamingTheSetting(t *testing.T) {
 	t.Parallel()
+	code, addr, stderr := serveOnABusyPort(t, nil)
+	if code != exitFailed || !strings.Contains(stderr, "NODERUNTIME_ADDR: listen on "+addr) {
+		t.Fatalf("exit %d, stderr %q; want exit 1 naming NODERUNTIME_ADDR", code, stderr)
+	}
+}
+
+// A shutdown grace shorter than the longest execution is warned about at start, as the
+// README says, before anything else can stop the start (here a port taken).
+func TestServeWarnsAtStartOfAGraceShorterThanTheLongestExecution(t *testing.T) {
+	t.Parallel()
+	code, _, stderr := serveOnABusyPort(t, map[string]string{
+		"NODERUNTIME_SHUTDOWN_GRACE":        "1s",
+		"NODERUNTIME_EXECUTION_TIMEOUT_MAX": "2s",
+		"NODERUNTIME_EXECUTION_TIMEOUT":     "1s",
+	})
+	if code != exitFailed || !strings.Contains(stderr, "NODERUNTIME_SHUTDOWN_GRACE (1s) is shorter than NODERUNTIME_EXECUTION_TIMEOUT_MAX (2s)") {
+		t.Fatalf("exit %d, stderr %q; want the warning about NODERUNTIME_SHUTDOWN_GRACE", code, stderr)
+	}
+}
+
+// serveOnABusyPort runs serve, with settings added to a working set, on an address
+// something else holds, and returns its exit code, that address and what it logged.
+func serveOnABusyPort(t *testing.T, settings map[string]string) (code int, addr, stderr string) {
+	t.Helper()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -58,34 +83,8 @@ func TestServeThatCannotListenExitsOneNamingTheSetting(t *testing.T) {
 		"NODERUNTIME_ENCRYPTION_KEYS": goodKeys,
 		"NODERUNTIME_API_KEYS":        "acme:" + tenant.HashKey("key"),
 	}
-	var stdout, stderr bytes.Buffer
-	if code := run([]string{"serve"}, env(vars), &stdout, &stderr); code != exitFailed ||
-		!strings.Contains(stderr.String(), "NODERUNTIME_ADDR: listen on "+busy.Addr().String()) {
-		t.Fatalf("exit %d, stderr %q; want exit 1 naming NODERUNTIME_ADDR", code, stderr.String())
-	}
-}
-
-// A shutdown grace shorter than the longest execution is warned about at start, as the
-// README says, before anything else can stop the start (here a port taken).
-func TestServeWarnsAtStartOfAGraceShorterThanTheLongestExecution(t *testing.T) {
-	t.Parallel()
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { busy.Close() })
-	vars := map[string]string{
-		"DATABASE_URL":                      dbtest.NewURL(t),
-		"NODERUNTIME_ADDR":                  busy.Addr().String(),
-		"NODERUNTIME_ENCRYPTION_KEYS":       goodKeys,
-		"NODERUNTIME_API_KEYS":              "acme:" + tenant.HashKey("key"),
-		"NODERUNTIME_SHUTDOWN_GRACE":        "1s",
-		"NODERUNTIME_EXECUTION_TIMEOUT_MAX": "2s",
-		"NODERUNTIME_EXECUTION_TIMEOUT":     "1s",
-	}
-	var stdout, stderr bytes.Buffer
-	if code := run([]string{"serve"}, env(vars), &stdout, &stderr); code != exitFailed ||
-		!strings.Contains(stderr.String(), "NODERUNTIME_SHUTDOWN_GRACE (1s) is shorter than NODERUNTIME_EXECUTION_TIMEOUT_MAX (2s)") {
-		t.Fatalf("exit %d, stderr %q; want the warning about NODERUNTIME_SHUTDOWN_GRACE", code, stderr.String())
-	}
+	maps.Copy(vars, settings)
+	var stdout, errout bytes.Buffer
+	code = run([]string{"serve"}, env(vars), &stdout, &errout)
+	return code, busy.Addr().String(), errout.String()
 }
