@@ -99,21 +99,7 @@ func TestResetAndMalformedFaults(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+tok)
 		return http.DefaultClient.Do(req)
 	}
-	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Reset: true, Times: 1})
-	if resp, err := post(); err == nil {
-		resp.Body.Close()
-		t.Fatalf("reset fault answered %d", resp.StatusCode)
-	}
-	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Malformed: true, Times: 1})
-	resp, err := post()
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || json.Valid(body) {
-		t.Fatalf("malformed fault: %d %s", resp.StatusCode, body)
-	}
+	resetThenMalformed(t, sim, engagesim.OpSearch, post)
 	if resp, err := post(); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("after the faults: %v", err)
 	} else {
@@ -489,23 +475,7 @@ func TestResetAndMalformedFaultsOnTheTokenEndpoint(t *testing.T) {
 		req.SetBasicAuth("tenant-1", "tsecret")
 		return http.DefaultClient.Do(req)
 	}
-	sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Reset: true, Times: 1})
-	if resp, err := post(); err == nil {
-		resp.Body.Close()
-		t.Fatalf("reset fault answered %d", resp.StatusCode)
-	} else if !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("got %v, want a connection reset", err)
-	}
-	sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Malformed: true, Times: 1})
-	resp, err := post()
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || json.Valid(body) {
-		t.Fatalf("malformed fault: %d %s", resp.StatusCode, body)
-	}
+	resetThenMalformed(t, sim, engagesim.OpToken, post)
 }
 
 // The latencies of every fault that fires on a call add up: the first one does not hide
@@ -546,5 +516,28 @@ func TestLatencyLeavesATokenEndpointsAnswerToAnUnreadableBodyAlone(t *testing.T)
 		if resp.StatusCode != http.StatusBadRequest || err != nil || oe.Error != "invalid_request" {
 			t.Errorf("latency %v: %d %+v (%v), want 400 invalid_request", latency, resp.StatusCode, oe, err)
 		}
+	}
+}
+
+// resetThenMalformed injects a Reset fault on op, which must reset post's connection,
+// then a Malformed one, which must answer 200 with a body that is not JSON.
+func resetThenMalformed(t *testing.T, sim *engagesim.Sim, op string, post func() (*http.Response, error)) {
+	t.Helper()
+	sim.InjectFault(engagesim.Fault{Op: op, Reset: true, Times: 1})
+	if resp, err := post(); err == nil {
+		resp.Body.Close()
+		t.Fatalf("reset fault answered %d", resp.StatusCode)
+	} else if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("got %v, want a connection reset", err)
+	}
+	sim.InjectFault(engagesim.Fault{Op: op, Malformed: true, Times: 1})
+	resp, err := post()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || json.Valid(body) {
+		t.Fatalf("malformed fault: %d %s", resp.StatusCode, body)
 	}
 }
