@@ -39,8 +39,8 @@ type Fault struct {
 	// Latency delays the answer. The wait ends early when the caller goes away or the
 	// simulator closes, so no handler outlives its request.
 	Latency time.Duration `json:"latency,omitempty"`
-	// Status answers this HTTP status with an Engage envelope (an OAuth error body on
-	// the token endpoints) instead of doing the operation.
+	// Status answers this HTTP status (200..599) with an Engage envelope (an OAuth error
+	// body on the token endpoints) instead of doing the operation.
 	Status int `json:"status,omitempty"`
 	// RetryAfter is sent as Retry-After (whole seconds) with Status; a 429 without it
 	// sends "1".
@@ -66,6 +66,11 @@ func (f *Fault) validate() error {
 	}
 	if f.Status != 0 && (f.Status < 100 || f.Status > 599) {
 		return fmt.Errorf("status %d is not an HTTP status", f.Status)
+	}
+	if f.Status != 0 && f.Status < 200 {
+		// net/http sends a 1xx ahead of the real answer (a 200 here), or, for 101, as a
+		// bare switch of protocols: neither is an answer Engage gives.
+		return fmt.Errorf("status %d is informational, not an answer (want 200..599)", f.Status)
 	}
 	if f.Percent < 0 || f.Percent > 100 || f.Times < 0 || f.Latency < 0 || f.RetryAfter < 0 {
 		return fmt.Errorf("percent must be 0..100; times, latency, retryAfter not negative")
