@@ -430,5 +430,9 @@ func validateDatabaseURL(s string) error {
 	if c.MinConns > c.MaxConns {
 		return fmt.Errorf("pool_min_conns (%d) exceeds pool_max_conns (%d)", c.MinConns, c.MaxConns)
 	}
+	if c.MinIdleConns > c.MaxConns {
+		// pgx would take it, and hold every connection the pool may open idle for ever.
+		return fmt.Errorf("pool_min_idle_conns (%d) exceeds pool_max_conns (%d)", c.MinIdleConns, c.MaxConns)
+	}
 	return nil
 }

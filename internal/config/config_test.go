@@ -145,6 +145,7 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"pool size not a number", with(minimal(), "DATABASE_URL", "postgres://u:s3cret-pw@h/db?pool_max_conns=ten"), nil, "DATABASE_URL"},
 		{"pool size zero", with(minimal(), "DATABASE_URL", "postgres://u:s3cret-pw@h/db?pool_max_conns=0"), nil, "DATABASE_URL"},
 		{"pool smaller than its minimum", with(minimal(), "DATABASE_URL", "postgres://u:s3cret-pw@h/db?pool_max_conns=2&pool_min_conns=10"), nil, "DATABASE_URL"},
+		{"pool smaller than its idle minimum", with(minimal(), "DATABASE_URL", "postgres://u:s3cret-pw@h/db?pool_max_conns=2&pool_min_idle_conns=3"), nil, "DATABASE_URL"},
 		{"pool lifetime not a duration", with(minimal(), "DATABASE_URL", "host=h password=s3cret-pw pool_max_conn_lifetime=soon"), nil, "DATABASE_URL"},
 		{"database URL that is a bare password", with(minimal(), "DATABASE_URL", "s3cret-pw"), nil, "DATABASE_URL"},
 		{"statement cache not a number", with(minimal(), "DATABASE_URL", "postgres://u:s3cret-pw@h/db?statement_cache_capacity=many"), nil, "DATABASE_URL"},
@@ -418,6 +419,7 @@ func TestAValueRightOnItsLimitIsAccepted(t *testing.T) {
 		{"a million executions at once", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", "1000000")},
 		{"a tenant's share equal to the replica's", with(minimal(), "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT", "1000")},
 		{"pool minimum equal to its maximum", with(minimal(), "DATABASE_URL", "postgres://u@127.0.0.1/db?pool_max_conns=4&pool_min_conns=4")},
+		{"pool idle minimum equal to its maximum", with(minimal(), "DATABASE_URL", "postgres://u@127.0.0.1/db?pool_max_conns=4&pool_min_idle_conns=4")},
 	} {
 		if _, err := load(c.env); err != nil {
 			t.Errorf("%s: %v", c.name, err)
