@@ -6,6 +6,11 @@
 // Lines are never split or reordered: each Write is kept whole, and buffered bytes go
 // out in the order they came. Close (at shutdown) writes what is left; a process that
 // dies without it can lose at most the last Delay of lines.
+//
+// The output is written under the buffer's lock, as a direct write to it would block:
+// an output that stops taking bytes (a stderr pipe nobody reads) holds up every line
+// logged meanwhile. A write the output refuses drops the lines it held; they are not
+// tried again, and the first such error is what Flush and Close report.
 package logbuf
 
 import (

@@ -373,3 +373,26 @@ func TestWriteReportsTheWholeLine(t *testing.T) {
 		}
 	}
 }
+
+// A write the output refuses drops the lines it held (package doc): once the output
+// takes bytes again, only the lines logged since go out, and the refusal is still the
+// error Flush reports.
+func TestLinesTheOutputRefusedAreNotWrittenAgain(t *testing.T) {
+	refused := errors.New("disk full")
+	s := sink{fail: refused}
+	w := logbuf.New(&s, time.Hour, 64)
+	_, _ = w.Write([]byte("lost\n"))
+	if err := w.Flush(); !errors.Is(err, refused) {
+		t.Fatalf("Flush: %v, want %v", err, refused)
+	}
+	s.mu.Lock()
+	s.fail = nil
+	s.mu.Unlock()
+	_, _ = w.Write([]byte("kept\n"))
+	if err := w.Flush(); !errors.Is(err, refused) {
+		t.Fatalf("Flush after the output recovered: %v, want the first error, %v", err, refused)
+	}
+	if got := s.String(); got != "kept\n" {
+		t.Fatalf("output %q, want only the line logged after the refusal", got)
+	}
+}
