@@ -168,6 +168,13 @@ type domainCall struct {
 
 // decode reads a JSON body strictly into v; on failure it answers 400 and reports false.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	raw, ok := readBody(w, r)
+	return ok && unmarshalBody(w, raw, v)
+}
+
+// readBody reads the request's body, at most 1 MiB; on failure it answers and reports
+// false.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -176,8 +183,13 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 			// Not an empty 200: a client would take that for an answer.
 			fail(w, http.StatusBadRequest, CodeInvalid, "unreadable body: %v", err)
 		}
-		return false
+		return nil, false
 	}
+	return raw, true
+}
+
+// unmarshalBody reads raw strictly into v; on failure it answers 400 and reports false.
+func unmarshalBody(w http.ResponseWriter, raw []byte, v any) bool {
 	if err := strictUnmarshal(raw, v); err != nil {
 		fail(w, http.StatusBadRequest, CodeInvalid, "invalid JSON body: %v", err)
 		return false
@@ -480,12 +492,14 @@ func (s *Sim) handleUpdate(w http.ResponseWriter, r *http.Request, d *domainCall
 }
 
 func (s *Sim) handleClose(w http.ResponseWriter, r *http.Request, d *domainCall) {
-	if r.ContentLength > 0 {
-		// Close takes no body; tolerate "{}" and nothing else.
-		var empty struct{}
-		if !decode(w, r, &empty) {
-			return
-		}
+	// Close takes no body; tolerate "{}" and nothing else, sent with a length or chunked.
+	raw, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var empty struct{}
+	if len(raw) > 0 && !unmarshalBody(w, raw, &empty) {
+		return
 	}
 	s.withConversation(w, r, d, "conversation closed", func(c *Conversation) (int, int, string) {
 		if c.Status == StatusClosed {

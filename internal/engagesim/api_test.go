@@ -2,6 +2,7 @@ package engagesim_test
 
 import (
 	"encoding/json"
+	"io"
 	"maps"
 	"net/http"
 	"strconv"
@@ -72,6 +73,7 @@ func TestConversationAPIRefusesInvalidRequestsWith400Envelopes(t *testing.T) {
 		"close with a body":          {"POST", "/" + id + "/close", map[string]any{"reason": "done"}, "unknown field"},
 		"close with a non-JSON body": {"POST", "/" + id + "/close", "x", "invalid JSON"},
 		"close with a null body":     {"POST", "/" + id + "/close", "null", "not a JSON object"},
+		"close with a chunked body":  {"POST", "/" + id + "/close", io.MultiReader(strings.NewReader(`{"reason":"done"}`)), "unknown field"},
 		"update with nothing":        {"PATCH", "/" + id, map[string]any{}, "nothing to update"},
 		"update to active":           {"PATCH", "/" + id, map[string]any{"status": "active"}, "re-open"},
 		"participant missing":        {"POST", "/" + id + "/participants", map[string]any{}, "participant is required"},
@@ -520,5 +522,24 @@ func TestSearchAnswersEveryFieldOfTheConversationItFinds(t *testing.T) {
 	_ = json.Unmarshal([]byte(`{"conversationId":"conv-1","aliasId":"task-1","chatExist":true,"status":"onhold","teamId":"team-1","userId":"agent-1"}`), &want)
 	if !maps.Equal(got, want) {
 		t.Fatalf("value %s, want %v", env.Value, want)
+	}
+}
+
+// Close takes "{}" or no body at all, whether the client sends it with a length or
+// chunked.
+func TestCloseTakesAnEmptyObjectOrNothingHoweverItIsSent(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	for name, body := range map[string]any{
+		"no body":            nil,
+		"{}":                 "{}",
+		"{} chunked":         io.MultiReader(strings.NewReader("{}")),
+		"empty body chunked": io.MultiReader(strings.NewReader("")),
+	} {
+		id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b", Status: "active"})
+		if st, env := call(t, "POST", sim.BaseURL()+"/"+domain+"/conversations/"+id+"/close", tok, body); st != http.StatusOK {
+			t.Errorf("%s: %d %+v", name, st, env)
+		}
 	}
 }

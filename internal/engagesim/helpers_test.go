@@ -159,6 +159,8 @@ func callForAnswer(t *testing.T, method, u, token string, body any) (*http.Respo
 	case nil:
 	case string:
 		rd = bytes.NewReader([]byte(b))
+	case io.Reader: // of unknown length: sent chunked
+		rd = b
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
