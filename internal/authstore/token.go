@@ -25,9 +25,10 @@ import (
 // authorization across every replica).
 //
 // While the LISTEN/NOTIFY listener is down the cache may have missed a deletion, so
-// Postgres answers first; only when Postgres cannot answer either (it is down or
-// restarting) does a token still good in the cache serve: executions that ran before the
-// outage keep running through it.
+// Postgres answers first; only when that read fails for another reason than the
+// authorization being unusable (most often Postgres is down or restarting) does a token
+// still good in the cache serve: executions that ran before the outage keep running
+// through it.
 //
 // An authorization that cannot be used (missing, another tenant's, malformed ID,
 // pending, needs re-authorization, a base URL off the allowlist) answers an
