@@ -47,7 +47,11 @@ func TestEngageFaultsUnderFiftyConcurrentExecutions(t *testing.T) {
 		outcome   func(node string) string
 		codes     []string // the error codes allowed
 	}{
-		{"latency past the deadline", engagesim.Fault{Latency: 5 * time.Second}, 300,
+		// A deadline long enough for every call to reach Engage on a busy machine (50
+		// connections dialled at once under the race detector): one that timed out before
+		// its request was written would leave Engage a call short, which the count below
+		// cannot tell from a runtime that never calls.
+		{"latency past the deadline", engagesim.Fault{Latency: 5 * time.Second}, 1000,
 			func(string) string { return "onTimeout" }, []string{"timeout"}},
 		// Five failures in a row open the breaker: the rest fail fast, with its code.
 		{"503", engagesim.Fault{Status: http.StatusServiceUnavailable}, 5000,
