@@ -357,6 +357,10 @@ func validateHTTPURL(s string) error {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			return fmt.Errorf("port %s is not a port (1-65535)", p)
 		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		// "https://host:" parses, and would go on as written: a redirect URI the provider
+		// does not know, an allowlist entry no base URL matches.
+		return errors.New("want a port after the host's colon, or no colon")
 	}
 	return nil
 }
