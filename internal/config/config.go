@@ -324,14 +324,35 @@ func splitList(s, seps string) []string {
 // validateListenAddr wants host:port (the host may be empty, the port a number or a
 // service name), what net.Listen takes.
 func validateListenAddr(s string) error {
-	_, port, err := net.SplitHostPort(s)
+	host, port, err := net.SplitHostPort(s)
 	if err == nil {
 		_, err = net.LookupPort("tcp", port)
 	}
-	if err != nil || port == "" {
+	if err != nil || port == "" || !listenHost(host) {
 		return fmt.Errorf("%q is not a listen address (want host:port, e.g. :8080 or 127.0.0.1:8080)", s)
 	}
 	return nil
+}
+
+// listenHost reports whether host can be listened on as written: empty (every
+// interface), an IP address or a host name (DNS labels, with the '_' /etc/hosts takes).
+// Anything else would pass start-up's other steps (the pool, the schema check) and fail
+// only at listen.
+func listenHost(host string) bool {
+	if ip, _, _ := strings.Cut(host, "%"); host == "" || net.ParseIP(ip) != nil { // an IPv6 zone too
+		return true
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return len(host) <= 253
 }
 
 // sameListener reports whether listening on a and then on b must fail: the same port

@@ -152,6 +152,8 @@ func TestABadSettingIsNamed(t *testing.T) {
 		{"listen address without a port", with(minimal(), "NODERUNTIME_ADDR", "bogus"), nil, "NODERUNTIME_ADDR"},
 		{"listen address with a bad port", with(minimal(), "NODERUNTIME_ADDR", ":99999"), nil, "NODERUNTIME_ADDR"},
 		{"listen address with an empty port", with(minimal(), "NODERUNTIME_ADDR", "127.0.0.1:"), nil, "NODERUNTIME_ADDR"},
+		{"listen address whose host has a space", with(minimal(), "NODERUNTIME_ADDR", "host with space:8080"), nil, "NODERUNTIME_ADDR"},
+		{"metrics address whose host is not a name", with(minimal(), "NODERUNTIME_METRICS_ADDR", "-metrics.example.com:9090"), nil, "NODERUNTIME_METRICS_ADDR"},
 		{"metrics address without a port", with(minimal(), "NODERUNTIME_METRICS_ADDR", "bogus"), nil, "NODERUNTIME_METRICS_ADDR"},
 		{"pprof without a metrics listener", with(minimal(), "NODERUNTIME_PPROF", "true"), []string{"--metrics-addr="}, "NODERUNTIME_PPROF"},
 		{"pprof not a boolean", with(minimal(), "NODERUNTIME_PPROF", "yes please"), nil, "NODERUNTIME_PPROF"},
@@ -237,7 +239,7 @@ func TestAMalformedValueSaysWhatTheSettingTakes(t *testing.T) {
 }
 
 func TestListenAddressesNetListenTakes(t *testing.T) {
-	for _, addr := range []string{":8080", "127.0.0.1:0", "[::1]:8080", "localhost:8080", "0.0.0.0:http"} {
+	for _, addr := range []string{":8080", "127.0.0.1:0", "[::1]:8080", "localhost:8080", "0.0.0.0:http", "noderuntime-0.noderuntime.svc:8080", "my_host:8080", "[fe80::1%eth0]:8080", "localhost.:8080"} {
 		if _, err := load(with(minimal(), "NODERUNTIME_ADDR", addr)); err != nil {
 			t.Errorf("%s: %v", addr, err)
 		}
