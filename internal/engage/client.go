@@ -475,7 +475,8 @@ func decodeObject(raw []byte, v any) error {
 
 const maxRetryAfterSeconds = 24 * 60 * 60
 
-// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3),
+// either capped at a day.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
@@ -489,7 +490,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return d
+			return min(d, maxRetryAfterSeconds*time.Second)
 		}
 	}
 	return 0

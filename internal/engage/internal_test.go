@@ -75,6 +75,8 @@ func TestParseRetryAfterReadsSecondsAndHTTPDates(t *testing.T) {
 		"soon":                          0,
 		"Sun, 01 Mar 2026 12:00:30 GMT": 30 * time.Second,
 		"Sun, 01 Mar 2026 11:59:00 GMT": 0,
+		"Mon, 02 Mar 2026 12:00:01 GMT": 24 * time.Hour, // a date says no more than the seconds do
+		"Fri, 31 Dec 9999 23:59:59 GMT": 24 * time.Hour,
 	} {
 		if got := parseRetryAfter(in, now); got != want {
 			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
