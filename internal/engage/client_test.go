@@ -728,6 +728,53 @@ func TestATokenEchoedInASuccessfulAnswerIsRedacted(t *testing.T) {
 	}
 }
 
+// JSON may escape any "/" of a string as "\/" and leave the next one as it is (an
+// encoder that escapes only "</", say). A token with two slashes echoed so is neither
+// the token as written nor the token with every slash escaped, and the answer may have
+// no \u escape at all: the decoded description and alias ID, and the raw body as a
+// flow decodes it, must still not hold it, in a success and in a refusal alike.
+func TestATokenEchoedWithOnlySomeOfItsSlashesEscapedIsRedacted(t *testing.T) {
+	t.Parallel()
+	const token = "tok/half/escaped+0123456789=="
+	partly := strings.Replace(token, "/", `\/`, 1) // tok\/half/escaped...
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ") != token {
+			t.Errorf("Authorization %q", r.Header.Get("Authorization"))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/close") {
+			w.WriteHeader(http.StatusBadRequest)
+		}
+		fmt.Fprintf(w, `{"status":200,"code":1000,"description":"echo %s","tid":"%s","value":{"conversationId":"c1","aliasId":"%s","chatExist":true,"status":"active"}}`,
+			partly, partly, partly)
+	})
+	c := engage.New(engage.Options{})
+	resp, err := c.Search(t.Context(), tg, token, engage.SearchRequest{Channel: "sms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := map[string]string{"search description": resp.Description, "search aliasId": resp.Value.AliasID, "search raw": string(resp.Raw)}
+	_, err = c.Close(t.Context(), tg, token, "c1")
+	e := wantKind(t, err, engage.KindBusiness)
+	texts["close error"], texts["close description"], texts["close raw"] = err.Error(), e.Description, string(e.Raw)
+	for what, s := range texts {
+		var decoded string
+		if raw := strings.TrimSpace(s); strings.HasPrefix(raw, "{") {
+			// What a flow reading responsePayload as JSON sees.
+			var v struct {
+				Description string `json:"description"`
+			}
+			if err := json.Unmarshal([]byte(raw), &v); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			decoded = v.Description
+		}
+		if strings.Contains(s, token) || strings.Contains(s, partly) || strings.Contains(decoded, token) || !strings.Contains(s, "[redacted]") {
+			t.Errorf("%s: %q holds the token, or no redaction", what, s)
+		}
+	}
+}
+
 func TestAnswersThatAreNotEngageEnvelopesAreUpstream(t *testing.T) {
 	t.Parallel()
 	c := engage.New(engage.Options{})

@@ -126,7 +126,7 @@ func (e *Error) scrub(token string) *Error {
 }
 
 // withoutToken returns raw with every copy of token redacted, as written and as JSON
-// may escape it ("/" as "\/"; a bearer token has no other character JSON escapes). It
+// may escape it ("/" as "\/", every slash or only some; any character as \uXXXX). It
 // returns raw itself, without copying, when there is none: the usual case.
 func withoutToken(raw []byte, token string) []byte {
 	if token == "" || len(raw) < len(token) {
@@ -141,7 +141,9 @@ func withoutToken(raw []byte, token string) []byte {
 			raw = bytes.ReplaceAll(raw, esc, []byte(redacted))
 		}
 	}
-	if bytes.Contains(raw, []byte(`\u`)) {
+	// A literal may escape some of the token's slashes and not others, or write any
+	// character as \uXXXX: only decoding it finds the token then.
+	if bytes.Contains(raw, []byte(`\u`)) || (strings.IndexByte(token, '/') >= 0 && bytes.Contains(raw, []byte(`\/`))) {
 		raw = withoutEscapedToken(raw, token)
 	}
 	return raw
