@@ -775,6 +775,42 @@ func TestATokenEchoedWithOnlySomeOfItsSlashesEscapedIsRedacted(t *testing.T) {
 	}
 }
 
+// An answer that is not valid JSON (a control character inside a string, a body cut
+// off inside one) still goes out whole: as an error's Raw, which Search's
+// responsePayload carries to the flow. A token echoed there with escapes must be
+// redacted all the same, not only when its literal decodes.
+func TestATokenEchoedWithEscapesInAnAnswerThatIsNotJSONIsRedacted(t *testing.T) {
+	t.Parallel()
+	const token = "tok/half/escaped+0123456789=="
+	forms := map[string]string{
+		"slash":   strings.Replace(token, "/", `\/`, 1),
+		"unicode": `\u0074` + token[1:],
+	}
+	c := engage.New(engage.Options{})
+	for name, form := range forms {
+		for shape, body := range map[string]string{
+			"a tab inside the literal": "{\"status\":400,\"code\":1,\"description\":\"bad\t" + form + "\"}",
+			"a body cut off inside it": `{"status":200,"code":1000,"description":"echo ` + form,
+		} {
+			tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if strings.HasPrefix(body, `{"status":400`) {
+					w.WriteHeader(http.StatusBadRequest)
+				}
+				_, _ = w.Write([]byte(body))
+			})
+			_, err := c.Search(t.Context(), tg, token, engage.SearchRequest{Channel: "sms"})
+			e := wantKind(t, err, engage.KindUpstream)
+			if s := err.Error(); strings.Contains(s, token) || strings.Contains(s, form) {
+				t.Errorf("%s, %s: error %q holds the token", name, shape, s)
+			}
+			if s := string(e.Raw); strings.Contains(s, token) || strings.Contains(s, form) || !strings.Contains(s, "[redacted]") {
+				t.Errorf("%s, %s: raw %q holds the token, or no redaction", name, shape, s)
+			}
+		}
+	}
+}
+
 func TestAnswersThatAreNotEngageEnvelopesAreUpstream(t *testing.T) {
 	t.Parallel()
 	c := engage.New(engage.Options{})
