@@ -113,6 +113,9 @@ func (s *Store) Create(ctx context.Context, t tenant.ID, actor Actor, req Create
 		if !validTenantID(req.TenantID) {
 			return Started{}, errTenantID
 		}
+		if len(req.TenantSecret.Reveal()) > maxTenantSecretLength {
+			return Started{}, errTenantSecretLength
+		}
 	default:
 		return Started{}, errorf(ErrInvalid, `kind must be "webex-login" or "client-credentials"`)
 	}
@@ -199,6 +202,13 @@ func validTenantID(id string) bool {
 }
 
 var errTenantID = errorf(ErrInvalid, fmt.Sprintf("tenantId must be printable text of at most %d bytes", maxTenantIDLength))
+
+// maxTenantSecretLength bounds a tenant secret, far above any real one: a longer one
+// would go to the token endpoint in a header its server refuses (431), which reads as
+// the provider refusing the credentials.
+const maxTenantSecretLength = 4096
+
+var errTenantSecretLength = errorf(ErrInvalid, fmt.Sprintf("tenantSecret is over %d bytes", maxTenantSecretLength))
 
 // errWebexCredentials refuses a tenant ID or secret given for a Webex login, whose
 // tokens come from the login: the caller may have meant client-credentials.
@@ -386,6 +396,9 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 		}
 		o.tenantSecret = storedSecret
 	} else {
+		if len(req.TenantSecret.Reveal()) > maxTenantSecretLength {
+			return Started{}, errTenantSecretLength
+		}
 		o.tenantSecret = req.TenantSecret
 	}
 	if strings.TrimSpace(req.TenantID) != "" && !validTenantID(req.TenantID) {

@@ -327,6 +327,8 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 		// would end in a 500.
 		{"a tenant ID with a NUL", base(map[string]string{"tenantId": "tenant\x00"}), 422, "invalid"},
 		{"a tenant ID of 257 bytes", base(map[string]string{"tenantId": strings.Repeat("t", 257)}), 422, "invalid"},
+		{"a tenant secret of 4097 bytes", base(map[string]string{"tenantSecret": strings.Repeat("s", 4097)}), 422, "invalid"},
+		{"a tenant secret of 4096 bytes, not the tenant's", base(map[string]string{"tenantSecret": strings.Repeat("s", 4096)}), 422, "provider_rejected"},
 		// Not dropped unseen: the caller may have meant client-credentials.
 		{"a webex login with client credentials", base(map[string]string{"kind": "webex-login"}), 422, "invalid"},
 		{"a webex login with a tenant secret", base(map[string]string{"kind": "webex-login", "tenantId": ""}), 422, "invalid"},
@@ -339,8 +341,8 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 			}
 		})
 	}
-	if n := s.sim.Calls(engagesim.OpToken); n != 1 {
-		t.Fatalf("%d token calls, want 1 (only the first creation)", n)
+	if n := s.sim.Calls(engagesim.OpToken); n != 2 {
+		t.Fatalf("%d token calls, want 2 (the first creation, and the secret of 4096 bytes)", n)
 	}
 	if resp, _ := s.api("POST", "/v1/authorizations", azAcmeKey, map[string]any{"name": "x", "unknown": 1}); resp.StatusCode != 400 {
 		t.Fatalf("unknown field: %d", resp.StatusCode)
@@ -357,6 +359,9 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 	}
 	if resp, problem := s.api("POST", "/v1/authorizations/"+taken+"/reauthorize", azAcmeKey, map[string]string{"tenantId": "tenant\x00"}); resp.StatusCode != 422 || problem["reason"] != "invalid" {
 		t.Errorf("re-authorize with a tenant ID holding NUL: %d %v, want 422 invalid", resp.StatusCode, problem)
+	}
+	if resp, problem := s.api("POST", "/v1/authorizations/"+taken+"/reauthorize", azAcmeKey, map[string]string{"tenantSecret": strings.Repeat("s", 4097)}); resp.StatusCode != 422 || problem["detail"] != "tenantSecret is over 4096 bytes" {
+		t.Errorf("re-authorize with a tenant secret of 4097 bytes: %d %v, want 422 invalid", resp.StatusCode, problem)
 	}
 	// A body of null is no object: not "name is required", nor a re-authorization
 	// without a body.
