@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -209,7 +210,38 @@ func (c *Config) Warnings() []string {
 	if c.ShutdownGrace < c.ExecutionTimeoutMx {
 		w = append(w, fmt.Sprintf("NODERUNTIME_SHUTDOWN_GRACE (%v) is shorter than NODERUNTIME_EXECUTION_TIMEOUT_MAX (%v): a stop may cut executions short, and one with an Idempotency-Key is then never run again", c.ShutdownGrace, c.ExecutionTimeoutMx))
 	}
+	// Allowed, since a mesh or an egress proxy may encrypt below us, but what these
+	// URLs carry (tenant secrets, tokens, login codes) goes in the clear otherwise.
+	for _, s := range []struct {
+		env  string
+		urls []string
+	}{
+		{"NODERUNTIME_PUBLIC_URL", []string{c.PublicURL}},
+		{"WEBEX_AUTHORIZE_URL", []string{c.Webex.AuthorizeURL}},
+		{"WEBEX_TOKEN_URL", []string{c.Webex.TokenURL}},
+		{"ENGAGE_ALLOWED_BASE_URLS", c.EngageAllowedBases},
+	} {
+		for _, u := range s.urls {
+			if plainHTTPToAnotherHost(u) {
+				w = append(w, fmt.Sprintf("%s: %s is plain http to another host: the secrets, tokens and login codes it carries cross the network unencrypted unless something below encrypts them", s.env, quoteRedacted(u)))
+			}
+		}
+	}
 	return w
+}
+
+// plainHTTPToAnotherHost reports an http URL whose host is not this machine's loopback.
+func plainHTTPToAnotherHost(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err != nil || !ip.Unmap().IsLoopback()
 }
 
 func (c *Config) validate() error {

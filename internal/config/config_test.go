@@ -291,6 +291,35 @@ func TestAShutdownGraceShorterThanTheLongestExecutionIsWarnedAbout(t *testing.T)
 	}
 }
 
+// Plain http is allowed (a mesh may encrypt below us) but warned about, unless it stays
+// on this machine; the warning names the setting.
+func TestPlainHTTPToAnotherHostIsWarnedAbout(t *testing.T) {
+	for _, c := range []struct {
+		env, value string
+		warned     bool
+	}{
+		{"ENGAGE_ALLOWED_BASE_URLS", "https://api.example/v1,http://engage.internal/v1", true},
+		{"ENGAGE_ALLOWED_BASE_URLS", "HTTP://engage.internal/v1", true},
+		{"ENGAGE_ALLOWED_BASE_URLS", "http://10.0.0.7:8080/v1", true},
+		{"ENGAGE_ALLOWED_BASE_URLS", "http://127.0.0.1:8090/v1,http://localhost/v1,http://[::1]:80/v1,http://[::ffff:127.0.0.1]/v1,http://127.9.9.9/v1,http://localhost./v1", false},
+		{"ENGAGE_ALLOWED_BASE_URLS", "https://api.example/v1", false},
+		{"NODERUNTIME_PUBLIC_URL", "http://noderuntime.example", true},
+		{"NODERUNTIME_PUBLIC_URL", "http://127.0.0.1:8080", false},
+		{"WEBEX_TOKEN_URL", "http://idbroker.example/token", true},
+		{"WEBEX_AUTHORIZE_URL", "http://idbroker.example/authorize", true},
+		{"WEBEX_TOKEN_URL", "https://idbroker.example/token", false},
+	} {
+		cfg, err := load(with(minimal(), c.env, c.value))
+		if err != nil {
+			t.Fatalf("%s=%s: %v", c.env, c.value, err)
+		}
+		w := cfg.Warnings()
+		if got := len(w) == 1 && strings.HasPrefix(w[0], c.env+": ") && strings.Contains(w[0], "is plain http to another host"); got != c.warned || (!c.warned && len(w) != 0) {
+			t.Errorf("%s=%s: warnings %q, want a warning: %v", c.env, c.value, w, c.warned)
+		}
+	}
+}
+
 // The public URL's scheme is read in any case ("HTTPS://" is https: the admin cookie is
 // Secure) and written in lower case; a trailing slash is dropped.
 func TestThePublicURLsSchemeIsWrittenInLowerCase(t *testing.T) {
