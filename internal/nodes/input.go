@@ -62,17 +62,21 @@ func parseInput(v *Version, raw json.RawMessage) (*input, error) {
 // checkNames refuses a given field the version does not have, naming it; of several,
 // the first in alphabetical order, so the message does not depend on map order.
 func (in *input) checkNames() error {
-	bad := ""
+	bad, found := "", false
 	for name, raw := range in.m {
 		if in.v.inputSet[name] || empty(raw) {
 			continue
 		}
-		if bad == "" || name < bad {
-			bad = name
+		// found, not bad == "": the empty key is a field the version does not have too.
+		if !found || name < bad {
+			bad, found = name, true
 		}
 	}
-	if bad == "" {
+	if !found {
 		return nil
+	}
+	if bad == "" {
+		return invalid("", "the empty key \"\" is not an input of %s", in.v)
 	}
 	n := in.v.node
 	if since := n.firstVersionWith(func(x *Version) bool { return x.inputSet[bad] }); since != "" {

@@ -132,6 +132,9 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 		// whatever their order in the input: the same input always gets the same message.
 		{"close-conversation", "1.0", `{"zone":1,"conversationId":"c","colour":"red","Conversationid":"d"}`, "input.Conversationid: not an input of close-conversation 1.0; did you mean conversationId?"},
 		{"close-conversation", "1.0", `{"zone":1,"conversationId":"c","colour":"red"}`, "input.colour: not an input of close-conversation 1.0"},
+		// The empty key is a name like any other: never taken for "no bad field".
+		{"close-conversation", "1.0", `{"":"x","conversationId":"c"}`, `input: the empty key "" is not an input of close-conversation 1.0`},
+		{"close-conversation", "1.0", `{"conversationId":"c","":1,"zone":1}`, `input: the empty key "" is not an input of close-conversation 1.0`},
 	} {
 		_, _, err := prepared(t, tc.node, tc.version, tc.input)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
