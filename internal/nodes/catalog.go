@@ -241,7 +241,7 @@ func (v *Version) fieldSchema(f *field) map[string]any {
 	case kindTimestamp:
 		s["type"] = "string"
 		s["format"] = "date-time"
-		s["pattern"] = "(Z|[+-]00:00)$"
+		s["pattern"] = "([Zz]|[+-]00:00)$"
 	case kindChannel:
 		s["type"] = "string"
 		s["enum"] = v.channels

@@ -281,7 +281,7 @@ func (in *input) timestamp(name, why string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := time.Parse(time.RFC3339Nano, rfc3339Upper(s))
 	if err != nil {
 		return "", invalid(name, "%q is not an RFC 3339 timestamp (e.g. 2026-03-01T12:00:00Z)", clip(s))
 	}
@@ -289,6 +289,18 @@ func (in *input) timestamp(name, why string) (string, error) {
 		return "", invalid(name, "%q is not in UTC; end it in Z", clip(s))
 	}
 	return t.UTC().Format(time.RFC3339Nano), nil
+}
+
+// rfc3339Upper writes the "t" and "z" that RFC 3339 (§5.6) allows in lower case as
+// the upper case letters time.Parse takes: 2026-03-01t12:00:00z is RFC 3339 too.
+func rfc3339Upper(s string) string {
+	if len(s) > 10 && s[10] == 't' {
+		s = s[:10] + "T" + s[11:]
+	}
+	if n := len(s); n > 0 && s[n-1] == 'z' {
+		s = s[:n-1] + "Z"
+	}
+	return s
 }
 
 type attachmentInput struct {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -77,6 +78,37 @@ func TestInputsAreReadLeniently(t *testing.T) {
 	}
 	if list, _ := in.strs("ccRecipients"); list != nil {
 		t.Errorf("empty list: %q", list)
+	}
+}
+
+// RFC 3339 §5.6 allows "t" and "z" in lower case: such a timestamp is RFC 3339 in UTC,
+// sent to Engage as the usual upper case; the catalog's schema takes it too.
+func TestATimestampWithALowerCaseTOrZIsRFC3339(t *testing.T) {
+	t.Parallel()
+	v, _ := NewRegistry().Lookup("append-message", "1.4")
+	for _, given := range []string{"2026-03-01t12:00:00Z", "2026-03-01T12:00:00z", "2026-03-01t12:00:00.5z", "2026-03-01t12:00:00+00:00"} {
+		in, err := parseInput(v, json.RawMessage(`{"timestamp":"`+given+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := in.timestamp("timestamp", "")
+		if err != nil {
+			t.Errorf("%s: %v", given, err)
+			continue
+		}
+		if want := strings.ToUpper(strings.Replace(given, "+00:00", "Z", 1)); got != want {
+			t.Errorf("%s: sent %s, want %s", given, got, want)
+		}
+	}
+	pattern := regexp.MustCompile(v.fieldSchema(fieldByName["timestamp"])["pattern"].(string))
+	if !pattern.MatchString("2026-03-01t12:00:00z") {
+		t.Errorf("the schema's pattern %s refuses a lower case z", pattern)
+	}
+	for _, bad := range []string{"2026-03-01 12:00:00Z", "2026-03-01x12:00:00Z", "2026-03-01t12:00:00+01:00"} {
+		in, _ := parseInput(v, json.RawMessage(`{"timestamp":"`+bad+`"}`))
+		if _, err := in.timestamp("timestamp", ""); err == nil {
+			t.Errorf("%s: taken", bad)
+		}
 	}
 }
 
