@@ -73,7 +73,7 @@ type outcomeDecl struct {
 }
 
 var standardWhen = map[outcomes.Outcome]string{
-	outcomes.OnError:                "The runtime could not run the node: the credential store is unreachable, a stored secret does not decrypt, the token endpoint failed while the stored token had expired, or an internal error.",
+	outcomes.OnError:                "The runtime could not run the node: the credential store is unreachable, a stored secret does not decrypt, the token endpoint failed while the stored token had expired or just after Engage rejected it (a 401 earns one refresh), or an internal error.",
 	outcomes.OnInvalidData:          "The input lacks a field the channel or message type needs, or a value is malformed (bad timestamp, unknown channel, text too long, a field this version does not have). Engage is not called.",
 	outcomes.OnInvalidChoice:        "Engage answered with a value no outcome of this node covers.",
 	outcomes.OnTimeout:              "No answer from Engage before the execution's deadline (timeoutMs), token work included.",
@@ -109,7 +109,7 @@ func declaredOutcomes(def *definition) []outcomeDecl {
 			d.aliases = []string{outcomes.AliasAuthorizationFail}
 		}
 		if o == outcomes.OnError && def.rejected == outcomes.OnError {
-			d.when = "The runtime itself failed (the credential store is unreachable, a stored secret does not decrypt, the token endpoint failed while the stored token had expired, an internal error), or Engage did: every Engage failure but a 404 (noConversationFound), a 401 or 403 (onAuthorizationFailure) and the deadline (onTimeout); that is another 4xx, a 5xx, a 429, a connection failure, an answer that is not Engage's readable envelope, or the circuit breaker open."
+			d.when = "The runtime itself failed (the credential store is unreachable, a stored secret does not decrypt, the token endpoint failed while the stored token had expired or just after Engage rejected it (a 401 earns one refresh), an internal error), or Engage did: every Engage failure but a 404 (noConversationFound), a 401 or 403 (onAuthorizationFailure) and the deadline (onTimeout); that is another 4xx, a 5xx, a 429, a connection failure, an answer that is not Engage's readable envelope, or the circuit breaker open."
 		}
 		out = append(out, d)
 	}

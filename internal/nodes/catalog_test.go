@@ -298,6 +298,20 @@ func asAnyList(v any) []any {
 	return l
 }
 
+// A 401 from Engage earns one refresh; when the token endpoint then fails, the edge is
+// onError (token_unavailable), not onAuthorizationFailure: the catalog's onError says so,
+// or a flow designer reading it cannot tell where that execution goes.
+func TestTheCatalogSaysARefreshFailingAfterA401IsOnError(t *testing.T) {
+	t.Parallel()
+	for _, v := range NewRegistry().Versions() {
+		for _, o := range v.buildCatalog().Outcomes {
+			if o.Name == string(outcomes.OnError) && !strings.Contains(o.Description, "token endpoint failed while the stored token had expired or just after Engage rejected it (a 401") {
+				t.Errorf("%s: onError does not name the token endpoint failing after a 401: %s", v, o.Description)
+			}
+		}
+	}
+}
+
 func TestSortedOutputsAreEveryOutputInByteOrder(t *testing.T) {
 	for _, n := range NewRegistry().Nodes() {
 		for _, v := range n.Versions() {
