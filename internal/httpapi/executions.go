@@ -306,7 +306,8 @@ func (req *executionRequest) validate() string {
 		return "version is required"
 	case strings.TrimSpace(req.AuthorizationID) == "":
 		return "authorizationId is required"
-	case len(req.AuthorizationID) > maxAuthorizationID:
+	case len(req.AuthorizationID) > maxAuthorizationID && utf8.RuneCountInString(req.AuthorizationID) > maxAuthorizationID:
+		// Characters, as the OpenAPI's maxLength counts them (and this message says).
 		return fmt.Sprintf("authorizationId is over %d characters", maxAuthorizationID)
 	case len(req.Input) == 0 || bytes.Equal(req.Input, []byte("null")):
 		return "input is required: a JSON object with the node's input variables"

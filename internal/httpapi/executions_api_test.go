@@ -337,6 +337,9 @@ func TestTheEnvelopesChecksHoldAtTheirEdges(t *testing.T) {
 		{"an authorization ID of spaces", envelope("search-conversation", "1.3", "   ", input), 400, "authorizationId is required", ""},
 		{"an authorization ID of 256 bytes", envelope("search-conversation", "1.3", strings.Repeat("a", 256), input), 200, "", ""},
 		{"an authorization ID of 257 bytes", envelope("search-conversation", "1.3", strings.Repeat("a", 257), input), 400, "authorizationId is over 256 characters", ""},
+		// The limit counts characters, as the OpenAPI's maxLength does, not bytes.
+		{"an authorization ID of 256 characters in 512 bytes", envelope("search-conversation", "1.3", strings.Repeat("é", 256), input), 200, "", ""},
+		{"an authorization ID of 257 characters", envelope("search-conversation", "1.3", strings.Repeat("é", 257), input), 400, "authorizationId is over 256 characters", ""},
 		{"a long unknown node", envelope(strings.Repeat("n", 1000), "1.0", "a", input), 404, `there is no node "nnnn`, strings.Repeat("n", 65)},
 		{"a long unknown version", envelope("search-conversation", strings.Repeat("9", 1000), "a", input), 404, `has no version "9999`, strings.Repeat("9", 65)},
 		{"invalid UTF-8 in the input", envelope("search-conversation", "1.3", "a", `"input":{"channel":"sms`+"\xff"+`","bizAddress":"b","customerAddress":"c"}`), 400, "not valid UTF-8", ""},
