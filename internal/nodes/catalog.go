@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -98,7 +99,7 @@ func declaredOutcomes(def *definition) []outcomeDecl {
 	}
 	isStandard := func(o outcomes.Outcome) bool { return slices.Contains(outcomes.Standard, o) }
 	if !isStandard(def.rejected) {
-		out = append(out, outcomeDecl{name: def.rejected, kind: KindFailure, when: whenRejected})
+		out = append(out, outcomeDecl{name: def.rejected, kind: KindFailure, when: cmp.Or(def.rejectedWhen, whenRejected)})
 	}
 	if !isStandard(def.failed) && def.failed != def.rejected {
 		out = append(out, outcomeDecl{name: def.failed, kind: KindFailure, when: whenFailed})

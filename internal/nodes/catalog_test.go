@@ -312,6 +312,27 @@ func TestTheCatalogSaysARefreshFailingAfterA401IsOnError(t *testing.T) {
 	}
 }
 
+// Re-open takes a closed conversation: the catalog's ConversationReopenFailed must name a
+// conversation that is not closed as its refusal, never "conversation closed", the
+// generic example of the other nodes' refusals.
+func TestTheCatalogSaysReopenFailsOnAConversationThatIsNotClosed(t *testing.T) {
+	t.Parallel()
+	v, err := NewRegistry().Lookup("reopen-conversation", "1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range v.buildCatalog().Outcomes {
+		if o.Name != string(outcomes.ConversationReopenFailed) {
+			continue
+		}
+		if !strings.Contains(o.Description, "not closed") || strings.Contains(o.Description, "conversation closed") {
+			t.Fatalf("ConversationReopenFailed: %s", o.Description)
+		}
+		return
+	}
+	t.Fatal("no ConversationReopenFailed in the catalog")
+}
+
 func TestSortedOutputsAreEveryOutputInByteOrder(t *testing.T) {
 	for _, n := range NewRegistry().Nodes() {
 		for _, v := range n.Versions() {

@@ -27,6 +27,9 @@ type definition struct {
 	// anything else goes wrong at run time (5xx, 429, a bad answer). Search has no
 	// failure edge of its own: both are onError.
 	rejected, failed outcomes.Outcome
+	// rejectedWhen, when set, says for the catalog when rejected is taken, instead of
+	// the generic text (whose examples do not fit every node).
+	rejectedWhen string
 	// readOnly nodes may repeat a call once after a connection failure or 502/503/504.
 	readOnly bool
 	// when says, for the catalog, when each node-specific success outcome is taken.

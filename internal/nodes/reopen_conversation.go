@@ -20,8 +20,11 @@ func reopenConversation() *definition {
 			outcomes.ConversationReopened: "Engage re-opened the conversation: it is queued again.",
 		},
 		rejected: outcomes.ConversationReopenFailed,
-		failed:   outcomes.OnFailure,
-		required: []string{"conversationId"},
+		// A closed conversation is what Re-open expects; one that is not closed is the
+		// refusal (ENGAGE.md §3).
+		rejectedWhen: "Engage said no: a 4xx business error (a conversation that is not closed, an unknown conversation, an invalid request, ...).",
+		failed:       outcomes.OnFailure,
+		required:     []string{"conversationId"},
 		versions: []delta{
 			{version: "1.0", inputs: []string{"conversationId"}, outputs: []string{"TransId"}},
 		},
