@@ -314,23 +314,39 @@ func TestTheCatalogSaysARefreshFailingAfterA401IsOnError(t *testing.T) {
 
 // Re-open takes a closed conversation: the catalog's ConversationReopenFailed must name a
 // conversation that is not closed as its refusal, never "conversation closed", the
-// generic example of the other nodes' refusals.
-func TestTheCatalogSaysReopenFailsOnAConversationThatIsNotClosed(t *testing.T) {
+// generic example of the other nodes' refusals. Create has no conversation yet: its
+// refusal names neither an unknown nor a closed one.
+func TestTheCatalogsRefusalExamplesFitTheirNode(t *testing.T) {
 	t.Parallel()
-	v, err := NewRegistry().Lookup("reopen-conversation", "1.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range v.buildCatalog().Outcomes {
-		if o.Name != string(outcomes.ConversationReopenFailed) {
-			continue
+	for _, tc := range []struct {
+		node    string
+		outcome outcomes.Outcome
+		has     string
+		hasNot  []string
+	}{
+		{"reopen-conversation", outcomes.ConversationReopenFailed, "not closed", []string{"conversation closed"}},
+		{"create-conversation", outcomes.OnConversationFailed, "invalid request", []string{"unknown conversation", "conversation closed"}},
+	} {
+		n, _ := NewRegistry().Node(tc.node)
+		found := false
+		for _, o := range n.Recommended().buildCatalog().Outcomes {
+			if o.Name != string(tc.outcome) {
+				continue
+			}
+			found = true
+			if !strings.Contains(o.Description, tc.has) {
+				t.Errorf("%s %s: %s", tc.node, o.Name, o.Description)
+			}
+			for _, not := range tc.hasNot {
+				if strings.Contains(o.Description, not) {
+					t.Errorf("%s %s names %q: %s", tc.node, o.Name, not, o.Description)
+				}
+			}
 		}
-		if !strings.Contains(o.Description, "not closed") || strings.Contains(o.Description, "conversation closed") {
-			t.Fatalf("ConversationReopenFailed: %s", o.Description)
+		if !found {
+			t.Errorf("no %s in the catalog of %s", tc.outcome, tc.node)
 		}
-		return
 	}
-	t.Fatal("no ConversationReopenFailed in the catalog")
 }
 
 func TestSortedOutputsAreEveryOutputInByteOrder(t *testing.T) {

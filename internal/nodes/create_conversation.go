@@ -19,8 +19,10 @@ func createConversation() *definition {
 			outcomes.OnConversationCreated: "Engage created the conversation with its first message.",
 		},
 		rejected: outcomes.OnConversationFailed,
-		failed:   outcomes.Failure,
-		required: []string{"channel", "direction", "messageType", "timestamp"},
+		// There is no conversation yet: Engage refuses the request itself.
+		rejectedWhen: "Engage said no: a 4xx business error (an invalid request, such as a field or message Engage does not take, a conflict, ...).",
+		failed:       outcomes.Failure,
+		required:     []string{"channel", "direction", "messageType", "timestamp"},
 		versions: []delta{
 			{version: "1.0", messages: messagesAppend10,
 				inputs: append([]string{
