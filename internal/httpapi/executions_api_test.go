@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -93,6 +94,24 @@ func TestExecutionEnvelopesTheRuntimeCannotRouteGetProblems(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 415 {
 			t.Fatalf("status %d", resp.StatusCode)
+		}
+	})
+	t.Run("a compressed body", func(t *testing.T) {
+		// Gzip, or a plain body labelled gzip: neither is read as it is labelled, so both
+		// are refused as the content coding, not as "not valid UTF-8" or run as plain.
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		_, _ = zw.Write([]byte(`{"node":"close-conversation","version":"1.0","authorizationId":"a","input":{"conversationId":"c"}}`))
+		_ = zw.Close()
+		for name, body := range map[string][]byte{"gzip": gz.Bytes(), "plain labelled gzip": []byte(`{"node":"close-conversation","version":"1.0","authorizationId":"a","input":{"conversationId":"c"}}`)} {
+			resp, raw := h.post(t, "/v1/executions", execKey, body, http.Header{"Content-Encoding": {"gzip"}})
+			if p := problemOf(t, raw); resp.StatusCode != 415 || p["code"] != "unsupported_media_type" || !strings.Contains(p["detail"].(string), `Content-Encoding "gzip"`) {
+				t.Fatalf("%s: status %d: %s", name, resp.StatusCode, raw)
+			}
+		}
+		resp, raw := h.post(t, "/v1/executions", execKey, []byte(`{"node":"close-conversation","version":"1.0","authorizationId":"a","input":{"conversationId":"c"}}`), http.Header{"Content-Encoding": {"identity"}})
+		if resp.StatusCode != 200 {
+			t.Fatalf("identity: status %d: %s", resp.StatusCode, raw)
 		}
 	})
 	t.Run("body over 1 MiB", func(t *testing.T) {

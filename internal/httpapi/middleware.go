@@ -309,6 +309,18 @@ func requireJSON(next http.Handler) http.Handler {
 					return
 				}
 			}
+			// The body is read as it comes: a compressed one would be refused as
+			// "not valid UTF-8", and a plain one labelled compressed would run as if the
+			// label were not there. Refused, as RFC 9110 §8.4 allows, saying why.
+			for _, line := range r.Header["Content-Encoding"] {
+				for _, coding := range strings.Split(line, ",") {
+					if c := strings.TrimSpace(coding); c != "" && !strings.EqualFold(c, "identity") {
+						WriteProblem(w, r, NewProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType,
+							fmt.Sprintf("Content-Encoding %q is not supported; send the body uncompressed", clipValue(c))))
+						return
+					}
+				}
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
