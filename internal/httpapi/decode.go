@@ -32,6 +32,12 @@ func decodeBytes(w http.ResponseWriter, r *http.Request, body []byte, v any) boo
 		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, "the body is not valid UTF-8"))
 		return false
 	}
+	if bytes.HasPrefix(body, []byte("\ufeff")) {
+		// Invisible in most editors: "malformed JSON at byte 1" would send the caller
+		// looking for a character they cannot see.
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, "the body starts with a byte order mark (U+FEFF), which JSON text must not (RFC 8259 §8.1); send it without one"))
+		return false
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)

@@ -209,6 +209,8 @@ func TestMalformedJSONGets400ThatNamesTheProblem(t *testing.T) {
 		`{"a":["\\\udbff"]}`:         `\udbff is half`,
 		`{"a\ud800":1}`:              `\ud800 is half`,
 		`{"a":"\ud83d\ude00\ud800"}`: `\ud800 is half`,
+		// A byte order mark is invisible: the problem names it.
+		"\ufeff" + `{"a":1}`: "starts with a byte order mark",
 	} {
 		resp, p := f.do(t, "POST", "/v1/test/echo", testKey, "application/json", strings.NewReader(body))
 		if resp.StatusCode != 400 || !strings.Contains(p["detail"].(string), want) {
