@@ -8,7 +8,7 @@ package nodes
 type fieldKind int
 
 const (
-	kindString      fieldKind = iota + 1 // a string (a JSON number is taken as its digits); surrounding spaces dropped
+	kindString      fieldKind = iota + 1 // a string (a JSON number is taken as the digits of its whole number); surrounding spaces dropped
 	kindPathID                           // a kindString that Engage's URL path carries: never "." or "..", no slash
 	kindText                             // a string kept exactly as given
 	kindStrings                          // a list of strings, or one string of comma-separated values

@@ -112,9 +112,9 @@ func (in *input) raw(name string) json.RawMessage {
 	return r
 }
 
-// str reads a string field; "" when not given. A JSON number is taken as its digits
-// (an address or ID is often a number in the flow). Fields of kindString lose
-// surrounding spaces.
+// str reads a string field; "" when not given. A JSON number is taken as the digits of
+// its whole number (an address or ID is often a number in the flow), by a text as
+// written. Fields of kindString lose surrounding spaces.
 func (in *input) str(name string) (string, error) {
 	r := in.raw(name)
 	if r == nil {
@@ -131,6 +131,14 @@ func (in *input) str(name string) (string, error) {
 		}
 	case c == '-' || (c >= '0' && c <= '9'):
 		s = string(r)
+		if f := fieldByName[name]; f == nil || f.kind != kindText {
+			// An address or ID: the digits of the whole number (a text keeps 1.5 as
+			// written).
+			var ok bool
+			if s, ok = numberDigits(s); !ok {
+				return "", invalid(name, "want a string: the number %s is not a whole number of at most %d digits", clip(string(r)), maxNumberDigits)
+			}
+		}
 	default:
 		return "", invalid(name, "want a string")
 	}
@@ -151,6 +159,54 @@ func (in *input) str(name string) (string, error) {
 		}
 	}
 	return s, nil
+}
+
+// maxNumberDigits bounds the digits a number given for a string field may have: far
+// more than any phone number or ID, and "1e999999999" is not a million digits to build.
+const maxNumberDigits = 64
+
+// numberDigits writes a JSON number as the digits of the whole number it is: a flow
+// whose numbers are floating point sends 15551234567 as 1.5551234567E10, and Engage must
+// get 15551234567, not the exponent form. ok is false for a number with a fraction, or
+// one over maxNumberDigits digits.
+func numberDigits(num string) (string, bool) {
+	if !strings.ContainsAny(num, ".eE") {
+		return num, len(strings.TrimPrefix(num, "-")) <= maxNumberDigits // the usual case: as written
+	}
+	sign := ""
+	if strings.HasPrefix(num, "-") {
+		sign, num = "-", num[1:]
+	}
+	mant, exp := num, 0
+	if i := strings.IndexAny(num, "eE"); i >= 0 {
+		e, err := strconv.Atoi(strings.TrimPrefix(num[i+1:], "+"))
+		if err != nil || e > 2*maxNumberDigits || e < -2*maxNumberDigits {
+			return "", false
+		}
+		mant, exp = num[:i], e
+	}
+	digits := mant
+	if i := strings.IndexByte(mant, '.'); i >= 0 {
+		digits = mant[:i] + mant[i+1:]
+		exp -= len(mant) - i - 1
+	}
+	if exp < 0 {
+		// The digits past the point must all be zeros.
+		if -exp > len(digits) || strings.Trim(digits[len(digits)+exp:], "0") != "" {
+			return "", false
+		}
+		digits = digits[:len(digits)+exp]
+	} else {
+		digits += strings.Repeat("0", exp)
+	}
+	digits = strings.TrimLeft(digits, "0")
+	if digits == "" {
+		return "0", true
+	}
+	if len(digits) > maxNumberDigits {
+		return "", false
+	}
+	return sign + digits, true
 }
 
 // need reads a string field that must be given; why says for what ("for channel sms").

@@ -112,6 +112,42 @@ func TestATimestampWithALowerCaseTOrZIsRFC3339(t *testing.T) {
 	}
 }
 
+// A number given for an address or ID is taken as the digits of the whole number it is,
+// however the flow wrote it: a flow whose numbers are floating point writes 15551234567
+// as 1.5551234567E10, and a search for "1.5551234567E10" would find no conversation. A
+// number with a fraction is no address: onInvalidData. A text keeps a number as written.
+func TestANumberForAnAddressIsTheDigitsOfItsWholeNumber(t *testing.T) {
+	t.Parallel()
+	for given, want := range map[string]string{
+		`15551234567`: "15551234567", `1.5551234567E10`: "15551234567", `1.5551234567e+10`: "15551234567",
+		`15551234567.0`: "15551234567", `1555123456700e-2`: "15551234567", `-12`: "-12", `0`: "0", `0.0e3`: "0",
+		`1e3`: "1000", `120E-1`: "12",
+	} {
+		_, c, err := prepared(t, "search-conversation", "1.3", `{"channel":"sms","bizAddress":"b","customerAddress":`+given+`}`)
+		if err != nil {
+			t.Errorf("%s: %v", given, err)
+			continue
+		}
+		if got := captureSearch(t, c).CustomerAddress; got != want {
+			t.Errorf("%s: sent customeraddress %q, want %q", given, got, want)
+		}
+	}
+	for _, given := range []string{`1.5`, `1555123456.75e1`, `1e-3`, `1e999999999`, `1` + strings.Repeat("0", 64)} {
+		_, _, err := prepared(t, "search-conversation", "1.3", `{"channel":"sms","bizAddress":"b","customerAddress":`+given+`}`)
+		if err == nil || !strings.HasPrefix(err.Error(), "input.customerAddress: want a string") {
+			t.Errorf("%.20s: %v", given, err)
+		}
+	}
+	v, _ := NewRegistry().Lookup("append-message", "1.4")
+	in, err := parseInput(v, json.RawMessage(`{"text":1.50}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, err := in.text("text"); text != "1.50" || err != nil {
+		t.Errorf("a text of 1.50: %q, %v", text, err)
+	}
+}
+
 func TestCreateSendsTheCustomerAddressWhenThereIsNoName(t *testing.T) {
 	t.Parallel()
 	const msg = `"direction":"inbound","messageType":"text","timestamp":"2026-03-01T12:00:00Z","text":"hi"`
@@ -197,13 +233,27 @@ func TestInvalidDataNeverAsksForAToken(t *testing.T) {
 // it sent.
 func captureCreate(t *testing.T, c call) engage.CreateRequest {
 	t.Helper()
-	var got engage.CreateRequest
+	return captureBody[engage.CreateRequest](t, c, `{"status":201,"code":1000,"tid":"t1","value":{"conversationId":"c1"}}`)
+}
+
+// captureSearch runs a prepared search call against a stub Engage and returns the body
+// it sent.
+func captureSearch(t *testing.T, c call) engage.SearchRequest {
+	t.Helper()
+	return captureBody[engage.SearchRequest](t, c, `{"status":200,"code":1000,"value":{"chatExist":false}}`)
+}
+
+// captureBody runs a prepared call against a stub Engage that answers answer, and
+// returns the body the call sent, decoded as T.
+func captureBody[T any](t *testing.T, c call, answer string) T {
+	t.Helper()
+	var got T
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
 			t.Error(err)
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":201,"code":1000,"tid":"t1","value":{"conversationId":"c1"}}`))
+		_, _ = w.Write([]byte(answer))
 	}))
 	defer srv.Close()
 	client := engage.New(engage.Options{})
