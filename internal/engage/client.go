@@ -196,6 +196,12 @@ func call[V any](ctx context.Context, c *Client, op string, t Target, token, con
 			// a search would read it as "no conversation", a mutation as done.
 			return errNoEnvelope
 		}
+		if w.Status != 0 && (w.Status < 200 || w.Status > 299) {
+			// Engage's envelope repeats the HTTP status; one that says a refusal in a
+			// 2xx answer is not read as done (a flow would take the success edge of a
+			// mutation that did not happen), nor guessed into the refusal it names.
+			return fmt.Errorf("the envelope's status %d is not a success, in a 2xx answer", w.Status)
+		}
 		return nil
 	})
 	if err != nil {

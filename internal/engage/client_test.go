@@ -846,6 +846,16 @@ func TestAnswersThatAreNotEngageEnvelopesAreUpstream(t *testing.T) {
 			_, _ = w.Write([]byte(`{"message":"ok"}`))
 		},
 		"empty object 200": func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{}`)) },
+		// Engage's envelope repeats the HTTP status: a refusal inside a 200 is no success.
+		"200 whose envelope says 409": func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"status":409,"code":1409,"description":"conversation not closed"}`))
+		},
+		"200 whose envelope says \"500\"": func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"status":"500","code":1500,"description":"internal error"}`))
+		},
+		"200 whose envelope says 302": func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"status":302,"code":1000}`))
+		},
 		"create without conversationId": func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasSuffix(r.URL.Path, "/conversations") {
 				_, _ = w.Write([]byte(`{"status":201,"code":1000,"value":{}}`))
