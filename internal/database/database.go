@@ -149,18 +149,36 @@ func migrateOnce(ctx context.Context, url string) (from, to int32, err error) {
 	// begun when it calls OnStart: not the session, whose advisory lock (replicas taking
 	// turns) must wait as long as another run takes.
 	setLockTimeout := fmt.Sprintf("set local lock_timeout = %d", migrationLockTimeout.Milliseconds())
-	m.OnStart = func(int32, string, string, string) { _, _ = conn.Exec(ctx, setLockTimeout) }
+	// The version this run began at is the one before the first file it applies: the
+	// version read before m.Migrate takes the lock may be older, when another run
+	// (replicas, a Job) held the lock and applied the files meanwhile.
+	var first int32
+	m.OnStart = func(seq int32, _, _, _ string) {
+		if first == 0 {
+			first = seq
+		}
+		_, _ = conn.Exec(ctx, setLockTimeout)
+	}
 	if err := m.LoadMigrations(migrations.FS); err != nil {
 		return 0, 0, fmt.Errorf("database: load migrations: %w", err)
 	}
 	if from, err = m.GetCurrentVersion(ctx); err != nil {
 		return 0, 0, fmt.Errorf("database: current version: %w", err)
 	}
-	if err := m.Migrate(ctx); err != nil {
+	err = m.Migrate(ctx)
+	if first > 0 {
+		from = first - 1
+	}
+	if err != nil {
 		return from, 0, fmt.Errorf("database: migrate: %w", err)
 	}
-	to, err = m.GetCurrentVersion(ctx)
-	return from, to, err
+	if to, err = m.GetCurrentVersion(ctx); err != nil {
+		return from, 0, fmt.Errorf("database: current version: %w", err)
+	}
+	if first == 0 {
+		from = to // nothing applied: another run had, or there was nothing to do
+	}
+	return from, to, nil
 }
 
 // Latest is the schema version the embedded migrations lead to.

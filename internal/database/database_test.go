@@ -442,3 +442,64 @@ func lockWaiter(ctx context.Context, t *testing.T, conn *pgx.Conn, cond string) 
 	}
 	return pid
 }
+
+// A run that waited its turn behind another run (the Job and `serve --migrate`, two Jobs
+// started together) reports the version it found once it held the lock, not the one it
+// read before: the other run applied everything meanwhile, and "schema at version N
+// (was 0)" would say this one did.
+func TestAMigrationThatWaitedForAnotherRunReportsTheVersionThatRunLeft(t *testing.T) {
+	url := dbtest.NewEmptyURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	migratedTo(ctx, t, url, 0) // the version table, at 0
+	// Hold the run at its first read of the version, then take the migration lock ahead
+	// of it: it reads 0, then waits its turn behind another run.
+	table := connect(ctx, t, url)
+	held, err := table.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback(context.Background())
+	if _, err := held.Exec(ctx, "lock table "+database.VersionTable+" in access exclusive mode"); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		from, to int32
+		err      error
+	}
+	migrated := make(chan result, 1)
+	go func() { from, to, err := database.Migrate(ctx, url); migrated <- result{from, to, err} }()
+	other := connect(ctx, t, url)
+	for lockWaiter(ctx, t, other, "wait_event = 'relation' and query ilike 'select version from%'") == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	const ternLock = 9628173550095224 // tern's advisory lock (migrate.lockNum)
+	if _, err := other.Exec(ctx, "select pg_advisory_lock($1)", int64(ternLock)); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for lockWaiter(ctx, t, other, "wait_event = 'advisory'") == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The other run applies every file (its session holds the lock already: advisory
+	// locks are reentrant), then lets the waiting run go.
+	m, err := migrate.NewMigrator(ctx, other, database.VersionTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.LoadMigrations(migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Exec(ctx, "select pg_advisory_unlock($1)", int64(ternLock)); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-migrated; r.err != nil || r.from != database.Latest() || r.to != database.Latest() {
+		t.Fatalf("the run that waited: from %d to %d (%v), want from %d to %d: it applied nothing",
+			r.from, r.to, r.err, database.Latest(), database.Latest())
+	}
+}
