@@ -53,3 +53,25 @@ func TestMigrateStatusFailsOneVersionBehind(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 1 and applied %d", code, stdout.String(), stderr.String(), latest-1)
 	}
 }
+
+// A rollback through the overlay applies the previous release's migration Job again, on
+// the newer schema: `migrate up` has nothing to apply there and exits 0, as serve
+// accepts that schema, so `kubectl wait --for=condition=complete job/...` passes.
+func TestMigrateUpOnASchemaAheadOfTheBuildExitsZero(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.NewURL(t)
+	pool, err := database.Open(t.Context(), dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(t.Context(), "update "+database.VersionTable+" set version = version + 1"); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	ahead := database.Latest() + 1
+	if code := run([]string{"migrate", "up"}, env(map[string]string{"DATABASE_URL": dbURL}), &stdout, &stderr); code != exitOK ||
+		stdout.String() != fmt.Sprintf("schema at version %d (was %d)\n", ahead, ahead) {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 0 and version %d unchanged", code, stdout.String(), stderr.String(), ahead)
+	}
+}

@@ -165,9 +165,22 @@ func migrateOnce(ctx context.Context, url string) (from, to int32, err error) {
 	if from, err = m.GetCurrentVersion(ctx); err != nil {
 		return 0, 0, fmt.Errorf("database: current version: %w", err)
 	}
+	latest := int32(len(m.Migrations))
+	if from >= latest {
+		// At this build's version, or past it: a newer release migrated, and this one
+		// (its Job on a rollback) runs on that backwards-compatible schema, as serve
+		// does. tern would refuse a version it has no file for.
+		return from, from, nil
+	}
 	err = m.Migrate(ctx)
 	if first > 0 {
 		from = first - 1
+	}
+	if _, ok := errors.AsType[migrate.BadVersionError](err); ok {
+		// A newer release's run went past this build while this one waited its turn.
+		if v, verr := m.GetCurrentVersion(ctx); verr == nil && v >= latest {
+			return v, v, nil
+		}
 	}
 	if err != nil {
 		return from, 0, fmt.Errorf("database: migrate: %w", err)

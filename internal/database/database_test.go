@@ -503,3 +503,26 @@ func TestAMigrationThatWaitedForAnotherRunReportsTheVersionThatRunLeft(t *testin
 			r.from, r.to, r.err, database.Latest(), database.Latest())
 	}
 }
+
+// The previous release's `migrate up` (its Job, applied again on a rollback, or its
+// `serve --migrate`) on the newer, backwards-compatible schema has nothing to apply and
+// succeeds, as `serve` accepts that schema: it must not fail the rollback.
+func TestMigrateUpOnASchemaAheadOfTheBuildAppliesNothingAndSucceeds(t *testing.T) {
+	url := dbtest.NewURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn := connect(ctx, t, url)
+	ahead := database.Latest() + 1
+	if _, err := conn.Exec(ctx, "update "+database.VersionTable+" set version = $1", ahead); err != nil {
+		t.Fatal(err)
+	}
+	from, to, err := database.Migrate(ctx, url)
+	if err != nil || from != ahead || to != ahead {
+		t.Fatalf("migrate on a schema at %d, this build at %d: from %d to %d, %v; want from %d to %d, no error",
+			ahead, database.Latest(), from, to, err, ahead, ahead)
+	}
+	var v int32
+	if err := conn.QueryRow(ctx, "select version from "+database.VersionTable).Scan(&v); err != nil || v != ahead {
+		t.Fatalf("version after: %d (%v), want %d unchanged", v, err, ahead)
+	}
+}
