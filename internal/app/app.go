@@ -236,9 +236,13 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 	srv := httpapi.NewServer(a.handler, a.cfg.ExecutionTimeoutMx+15*time.Second)
 	// Either server ending ends both: a process serving only /metrics, or only the
-	// API without its metrics, is worse than one that stops and is restarted.
+	// API without its metrics, is worse than one that stops and is restarted. The
+	// metrics listener outlives the main one's drain (up to the shutdown grace): the
+	// executions that finish then are counted where Prometheus still reads them.
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	defer stopServing()
+	metricsCtx, stopMetrics := context.WithCancel(context.Background())
+	defer stopMetrics()
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
 	if a.cfg.MetricsAddr != "" {
@@ -252,7 +256,7 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := httpapi.Serve(serveCtx, msrv, mln, time.Second); err != nil {
+			if err := httpapi.Serve(metricsCtx, msrv, mln, time.Second); err != nil {
 				a.logger.Error("the metrics listener failed; stopping", slog.String("error", err.Error()))
 				errs <- fmt.Errorf("NODERUNTIME_METRICS_ADDR: serve: %w", err)
 			}
@@ -276,6 +280,7 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	}()
 	err = httpapi.Serve(serveCtx, srv, ln, a.cfg.ShutdownGrace)
 	stopServing()
+	stopMetrics()
 	wg.Wait()
 	close(errs)
 	for e := range errs {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,5 +149,83 @@ func TestRunReleasesThePoolAndTheAuthorizationListenerHoweverItStops(t *testing.
 				t.Error("the pool is still open after Run returned")
 			}
 		})
+	}
+}
+
+// While the main listener drains after SIGTERM (up to NODERUNTIME_SHUTDOWN_GRACE, a
+// minute), /metrics still answers: the executions that finish then, and one cut off at
+// the grace, are counted where Prometheus can read them, and the pod is not blind for
+// the whole drain. It stops once the drain is over.
+func TestTheMetricsListenerServesUntilTheDrainEnds(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, dbtest.NewURL(t))
+	cfg.MetricsAddr = freeAddr(t)
+	a, err := app.New(t.Context(), cfg, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{}) // closed when the handler waits for the rest of the body
+	var first sync.Once
+	a.UseListen(func(network, address string) (net.Listener, error) {
+		ln, err := net.Listen(network, address)
+		if err != nil || address == cfg.MetricsAddr {
+			return ln, err
+		}
+		return &firstConnListener{Listener: ln, first: &first, waiting: waiting}, nil
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	addrc := make(chan net.Addr, 1)
+	go func() { done <- a.Run(ctx, func(addr net.Addr) { addrc <- addr }) }()
+	addr := (<-addrc).String()
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"node":"no-such-node","version":"1","input":{}}`
+	if _, err := io.WriteString(conn, "POST /v1/executions HTTP/1.1\r\nHost: noderuntime\r\nAuthorization: Bearer key\r\n"+
+		"Content-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body[:10]); err != nil {
+		t.Fatal(err)
+	}
+	<-waiting
+	cancel()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break // draining
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener still accepts connections 10 s after the stop")
+		}
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	res, err := client.Get("http://" + cfg.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("/metrics during the drain: %v, want it served until the drain ends", err)
+	}
+	scrape, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(scrape), "\nnoderuntime_executions_in_flight 1\n") {
+		t.Errorf("/metrics during the drain: %d, want 200 with the execution in flight counted", res.StatusCode)
+	}
+
+	if _, err := io.WriteString(conn, body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the request in flight was cut off instead of answered: %v", err)
+	}
+	answer.Body.Close()
+	if err := <-done; err != nil {
+		t.Errorf("Run returned %v after a drain that finished within the grace", err)
+	}
+	if c, err := net.Dial("tcp", cfg.MetricsAddr); err == nil {
+		c.Close()
+		t.Error("the metrics listener still accepts connections after Run returned")
 	}
 }
