@@ -42,8 +42,13 @@ type App struct {
 	// schemaSeen: the schema was found current since the start. Migrations only move
 	// forward, so it stays current while Postgres is out of reach.
 	schemaSeen atomic.Bool
-	postgresUp prometheus.Gauge // noderuntime_postgres_up, set by each readiness check
-	listen     func(network, address string) (net.Listener, error)
+	// keysChecked: the key ring was checked against the stored authorizations (at start,
+	// or, when Postgres did not answer then, by a readiness check); keysWrong, what that
+	// check refused, which keeps the pod unready.
+	keysChecked atomic.Bool
+	keysWrong   atomic.Pointer[config.Error]
+	postgresUp  prometheus.Gauge // noderuntime_postgres_up, set by each readiness check
+	listen      func(network, address string) (net.Listener, error)
 }
 
 // New builds the service. It fails if the schema is behind; an unreachable Postgres is
@@ -125,7 +130,8 @@ func (a *App) checkSchemaAtStart(parent context.Context) error {
 // execution on them, and a rolling update would stop the replicas that hold the right
 // key to make room for it. Rows under a key the ring no longer holds are logged, not
 // refused: they fail until re-authorized, as docs/operations.md says, and the others
-// serve. Without Postgres at start there is nothing to check.
+// serve. Without Postgres at start (or when the check cannot run), the readiness check
+// does it once Postgres answers (checkKeysWhenReady).
 func (a *App) checkKeysAtStart(parent context.Context) error {
 	if !a.schemaSeen.Load() {
 		return nil
@@ -140,6 +146,38 @@ func (a *App) checkKeysAtStart(parent context.Context) error {
 		a.logger.Warn("could not check the encryption keys at start", slog.String("error", err.Error()))
 		return nil
 	}
+	a.keysChecked.Store(true)
+	return a.keyRingVerdict(check)
+}
+
+// checkKeysWhenReady is the start's key check for a replica that started without it:
+// run by a readiness check that found Postgres and the schema current, until it has run
+// once. A wrong key keeps the replica unready for good (a restart with the right ring
+// is the way out), as the start would have refused it; a check that cannot run does not
+// hold the replica back and is tried again at the next readiness check.
+func (a *App) checkKeysWhenReady(ctx context.Context) error {
+	if e := a.keysWrong.Load(); e != nil {
+		return e
+	}
+	if a.keysChecked.Load() {
+		return nil
+	}
+	check, err := authstore.CheckKeys(ctx, a.pool, a.cfg.EncryptionKeys)
+	if err != nil {
+		return nil
+	}
+	a.keysChecked.Store(true)
+	if err := a.keyRingVerdict(check); err != nil {
+		e, _ := errors.AsType[*config.Error](err)
+		a.keysWrong.Store(e)
+		a.logger.Error("not ready until restarted with the right key ring", slog.String("error", err.Error()))
+		return err
+	}
+	return nil
+}
+
+// keyRingVerdict logs the key IDs the ring lacks and refuses one whose key is wrong.
+func (a *App) keyRingVerdict(check authstore.KeyCheck) error {
 	for _, m := range check.Missing {
 		a.logger.Warn("authorizations are sealed under a key NODERUNTIME_ENCRYPTION_KEYS does not hold: they fail until re-authorized, or until the key is given back",
 			slog.String("keyId", m.ID), slog.Int("authorizations", m.Rows))
@@ -160,9 +198,9 @@ func (a *App) checkKeysAtStart(parent context.Context) error {
 // The log and noderuntime_postgres_up follow the full check, also when the probe
 // excludes Postgres and so still answers 200.
 func (a *App) ready(ctx context.Context) httpapi.Readiness {
-	res := a.readiness(ctx)
+	res, postgresUp := a.readiness(ctx)
 	err := res.Err
-	if err == nil {
+	if postgresUp {
 		a.postgresUp.Set(1)
 	} else {
 		a.postgresUp.Set(0)
@@ -176,33 +214,37 @@ func (a *App) ready(ctx context.Context) httpapi.Readiness {
 	return res
 }
 
-// readiness: Postgres answers and the schema is current. The message never carries
-// connection details.
-func (a *App) readiness(ctx context.Context) httpapi.Readiness {
+// readiness: Postgres answers, the schema is current and the key ring opens what is
+// stored (checked once). postgresUp: Postgres answered and the schema is current. The
+// message never carries connection details.
+func (a *App) readiness(ctx context.Context) (res httpapi.Readiness, postgresUp bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := a.pool.Ping(ctx); err != nil {
 		if database.Refused(err) {
-			return a.postgresDown("refused", "postgres refuses the connection; check DATABASE_URL's user, password and database")
+			return a.postgresDown("refused", "postgres refuses the connection; check DATABASE_URL's user, password and database"), false
 		}
-		return a.postgresDown("unreachable", "postgres is unreachable")
+		return a.postgresDown("unreachable", "postgres is unreachable"), false
 	}
 	if err := database.CheckSchema(ctx, a.pool); err != nil {
 		if errors.Is(err, database.ErrSchemaBehind) {
-			return httpapi.Readiness{Err: errors.New("database schema is behind; run `noderuntime migrate up`")}
+			return httpapi.Readiness{Err: errors.New("database schema is behind; run `noderuntime migrate up`")}, false
 		}
-		return a.postgresDown("unreachable", "postgres is unreachable")
+		return a.postgresDown("unreachable", "postgres is unreachable"), false
+	}
+	if err := a.checkKeysWhenReady(ctx); err != nil {
+		return httpapi.Readiness{Err: err}, true
 	}
 	a.schemaSeen.Store(true)
-	return httpapi.Readiness{}
+	return httpapi.Readiness{}, true
 }
 
 // postgresDown is a check that failed only on Postgres. /readyz?exclude=postgres may
 // pass it once the schema has been seen current: a pod that never reached Postgres
-// must not take traffic on a rollout.
+// must not take traffic on a rollout, nor one whose key ring was found wrong.
 func (a *App) postgresDown(how, msg string) httpapi.Readiness {
 	res := httpapi.Readiness{Err: errors.New(msg)}
-	if a.schemaSeen.Load() {
+	if a.schemaSeen.Load() && a.keysWrong.Load() == nil {
 		res.PostgresDown = how
 	}
 	return res
