@@ -82,10 +82,19 @@ func NewExecutor(o ExecutorOptions) *Executor {
 func (x *Executor) Execute(ctx context.Context, v *Version, req Request) (res outcomes.Result) {
 	start := time.Now()
 	defer func() {
-		if p := recover(); p != nil {
+		p := recover()
+		if p != nil {
 			x.logger.ErrorContext(ctx, "node execution panicked", slog.String("node", v.node.def.id),
 				slog.String("version", v.number), slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
 			res = outcomes.Fail(outcomes.OnError, outcomes.CodeInternal, "an internal error occurred")
+		}
+		if p == nil && res.Error != nil && res.Error.Code == outcomes.CodeInternal && errors.Is(ctx.Err(), context.Canceled) {
+			// The caller left (or its connection was cut at shutdown) before the end: the
+			// failure is its leaving, not the runtime's. Nobody follows this edge, so it
+			// is no outcome to count (NoderuntimeHighErrorRatio would read it as one).
+			res.Error.Code, res.Error.Message = outcomes.CodeCanceled, "the caller left before the execution ended"
+			res = v.shape(res)
+			return
 		}
 		res = v.shape(res)
 		x.metrics.observe(v, res.Outcome, time.Since(start))

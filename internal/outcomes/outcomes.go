@@ -89,6 +89,9 @@ const (
 	CodeUnknownStatus         = "unknown_status"
 	CodeTokenUnavailable      = "token_unavailable"
 	CodeInternal              = "internal"
+	// CodeCanceled: the caller left (or the connection was cut at shutdown) before the
+	// execution ended. No one reads that answer; it is not counted as an outcome.
+	CodeCanceled = "canceled"
 )
 
 // Error explains a failure outcome. Engage* fields are set when Engage answered.

@@ -43,6 +43,7 @@ func TestTheErrorCodesAreSpelledAsDocumented(t *testing.T) {
 		CodeUnknownStatus:         "unknown_status",
 		CodeTokenUnavailable:      "token_unavailable",
 		CodeInternal:              "internal",
+		CodeCanceled:              "canceled",
 	} {
 		if got != want {
 			t.Errorf("code %q, want %q", got, want)
