@@ -104,3 +104,37 @@ func TestTheDocsRunOnlyCommandsAndFlagsThatExist(t *testing.T) {
 		t.Fatalf("found only %d command lines in the docs: is the pattern still right?", found)
 	}
 }
+
+// TestTheDocsReadEveryPodsLog: `kubectl logs deploy/noderuntime` reads one pod of the
+// Deployment, perhaps not the one in trouble, and `kubectl logs -l ...` keeps only the
+// last 10 lines of each pod unless --tail says otherwise. The log commands of the docs'
+// code blocks read every pod's log, whole.
+func TestTheDocsReadEveryPodsLog(t *testing.T) {
+	t.Parallel()
+	docs, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range append(docs, "../../README.md") {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		block := false // in a code block: the commands an operator copies
+		for i, line := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "```") {
+				block = !block
+				continue
+			}
+			if !block {
+				continue
+			}
+			if strings.Contains(line, "logs deploy/") {
+				t.Errorf("%s:%d reads one pod's log: %s", path, i+1, line)
+			}
+			if strings.Contains(line, "logs -l ") && !strings.Contains(line, "--tail=-1") {
+				t.Errorf("%s:%d reads the last 10 lines of each pod only: %s", path, i+1, line)
+			}
+		}
+	}
+}
