@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -220,13 +221,18 @@ func (a *App) ready(ctx context.Context) httpapi.Readiness {
 func (a *App) readiness(ctx context.Context) (res httpapi.Readiness, postgresUp bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := a.pool.Ping(ctx); err != nil {
+	conn, release, err := a.checkConn(ctx)
+	if err == nil {
+		defer release()
+		err = conn.Ping(ctx)
+	}
+	if err != nil {
 		if database.Refused(err) {
 			return a.postgresDown("refused", "postgres refuses the connection; check DATABASE_URL's user, password and database"), false
 		}
 		return a.postgresDown("unreachable", "postgres is unreachable"), false
 	}
-	if err := database.CheckSchema(ctx, a.pool); err != nil {
+	if err := database.CheckSchema(ctx, conn); err != nil {
 		if errors.Is(err, database.ErrSchemaBehind) {
 			return httpapi.Readiness{Err: errors.New("database schema is behind; run `noderuntime migrate up`")}, false
 		}
@@ -237,6 +243,43 @@ func (a *App) readiness(ctx context.Context) (res httpapi.Readiness, postgresUp 
 	}
 	a.schemaSeen.Store(true)
 	return httpapi.Readiness{}, true
+}
+
+// checkQuerier is what the readiness check asks Postgres on: a pool's connection or one
+// of its own.
+type checkQuerier interface {
+	database.Querier
+	Ping(ctx context.Context) error
+}
+
+// poolWaitForCheck is how long the readiness check waits for one of the pool's
+// connections before it asks on a connection of its own.
+const poolWaitForCheck = 500 * time.Millisecond
+
+// checkConn returns a connection for the readiness check and how to give it back: one
+// of the pool's, or, when every one of those is in use (refreshes holding theirs
+// through a slow token endpoint, a burst of token misses), a connection of its own,
+// closed after the check. A full pool is not Postgres unreachable, and
+// noderuntime_postgres_up must not say so; a Postgres that hangs hangs that connection
+// too.
+func (a *App) checkConn(ctx context.Context) (checkQuerier, func(), error) {
+	waitCtx, cancel := context.WithTimeout(ctx, poolWaitForCheck)
+	conn, err := a.pool.Acquire(waitCtx)
+	cancel()
+	if err == nil {
+		return conn, conn.Release, nil
+	}
+	if ctx.Err() != nil || waitCtx.Err() == nil {
+		return nil, nil, err // not a wait for a free connection: connecting failed
+	}
+	if st := a.pool.Stat(); st.AcquiredConns() < st.MaxConns() {
+		return nil, nil, err
+	}
+	own, err := pgx.ConnectConfig(ctx, a.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, nil, err
+	}
+	return own, func() { own.Close(context.WithoutCancel(ctx)) }, nil
 }
 
 // postgresDown is a check that failed only on Postgres. /readyz?exclude=postgres may

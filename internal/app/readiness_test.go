@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,4 +87,49 @@ func TestTheExcludingProbeFailsASchemaThatFellBehind(t *testing.T) {
 	if detail, _ := body["detail"].(string); code != 503 || detail != "database schema is behind; run `noderuntime migrate up`" {
 		t.Fatalf("schema behind after the start: %d %v, want 503 naming the schema", code, body)
 	}
+}
+
+// A pool whose every connection is in use (refreshes holding theirs through a slow
+// token endpoint, say) is not Postgres being unreachable: the readiness check then
+// asks Postgres on a connection of its own, and /readyz stays green with
+// noderuntime_postgres_up 1, so the critical NoderuntimePostgresUnreachable does not
+// send the on-call to a database that answers. Postgres gone with the pool full is
+// still unreachable.
+func TestAFullPoolIsNotPostgresUnreachable(t *testing.T) {
+	withOneConn := func(u string) string {
+		if strings.Contains(u, "?") {
+			return u + "&pool_max_conns=1"
+		}
+		return u + "?pool_max_conns=1"
+	}
+	t.Run("postgres answers", func(t *testing.T) {
+		a, srv := serveApp(t, testConfig(t, withOneConn(dbtest.NewURL(t))), quietLogger())
+		held, err := a.Pool().Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Release()
+		if code, body := get(t, srv.URL+"/readyz"); code != 200 || body["status"] != "ready" {
+			t.Fatalf("the pool's only connection in use, postgres up: %d %v, want 200 ready", code, body)
+		}
+		if up := postgresUp(t, a); up != 1 {
+			t.Fatalf("noderuntime_postgres_up %v with postgres up and the pool full, want 1", up)
+		}
+	})
+	t.Run("postgres gone", func(t *testing.T) {
+		sw := dbtest.NewSwitch(t, dbtest.NewURL(t))
+		a, srv := serveApp(t, testConfig(t, withOneConn(sw.URL)), quietLogger())
+		held, err := a.Pool().Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Release()
+		sw.Set(false)
+		if code, body := get(t, srv.URL+"/readyz"); code != 503 || body["detail"] != "postgres is unreachable" {
+			t.Fatalf("the pool full and postgres gone: %d %v, want 503 unreachable", code, body)
+		}
+		if up := postgresUp(t, a); up != 0 {
+			t.Fatalf("noderuntime_postgres_up %v with postgres gone, want 0", up)
+		}
+	})
 }
