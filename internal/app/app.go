@@ -273,7 +273,12 @@ func (a *App) checkConn(ctx context.Context) (checkQuerier, func(), error) {
 		return nil, nil, err // not a wait for a free connection: connecting failed
 	}
 	if st := a.pool.Stat(); st.AcquiredConns() < st.MaxConns() {
-		return nil, nil, err
+		// Not full: a connection is being made (a slow connect), wait for it as long as
+		// the check may.
+		if conn, err = a.pool.Acquire(ctx); err != nil {
+			return nil, nil, err
+		}
+		return conn, conn.Release, nil
 	}
 	own, err := pgx.ConnectConfig(ctx, a.pool.Config().ConnConfig.Copy())
 	if err != nil {

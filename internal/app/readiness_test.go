@@ -2,6 +2,9 @@ package app_test
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +135,46 @@ func TestAFullPoolIsNotPostgresUnreachable(t *testing.T) {
 			t.Fatalf("noderuntime_postgres_up %v with postgres gone, want 0", up)
 		}
 	})
+}
+
+// A pool that is not full but has to open a connection first (after Postgres closed
+// them, say) gives the readiness check the time a connect takes, up to the check's own
+// deadline: a slow connect is not Postgres unreachable either.
+func TestASlowConnectIsNotPostgresUnreachable(t *testing.T) {
+	dbURL := dbtest.NewURL(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := u.Host
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // a relay whose every new connection takes 800 ms to reach Postgres
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				time.Sleep(800 * time.Millisecond) // the fault: a slow connect
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	u.Host = ln.Addr().String()
+	a, srv := serveApp(t, testConfig(t, u.String()), quietLogger())
+	a.Pool().Reset() // the next check has to connect
+	if code, body := get(t, srv.URL+"/readyz"); code != 200 || body["status"] != "ready" {
+		t.Fatalf("a connect of 800 ms: %d %v, want 200 ready", code, body)
+	}
 }
