@@ -2,6 +2,9 @@ package deploy
 
 import (
 	"fmt"
+	"go/ast"
+	"go/format"
+	"go/token"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -167,6 +170,13 @@ func check(b *bundle, want expectation) []string {
 	// Readiness leaves Postgres out: it is shared, so checking it would take every
 	// replica out of the Service during its outage, cached executions and all.
 	p.probe("readiness", c.ReadinessProbe, "/readyz?exclude=postgres")
+	if r := c.ReadinessProbe; r != nil && r.TimeoutSeconds <= serviceReadinessCheckSeconds {
+		// /readyz?exclude=postgres passes a Postgres outage, but answers only once the
+		// service's own check of Postgres gave up: a probe that gives up first fails on
+		// a Postgres that hangs, on every replica at once.
+		p.add("readiness probe timeout %ds does not exceed the service's own %ds check of Postgres (readinessCheckTimeout)",
+			r.TimeoutSeconds, serviceReadinessCheckSeconds)
+	}
 	p.probe("liveness", c.LivenessProbe, "/healthz")
 	p.probe("startup", c.StartupProbe, "")
 	if c.LivenessProbe != nil && c.LivenessProbe.HTTPGet != nil && strings.HasPrefix(c.LivenessProbe.HTTPGet.Path, "/readyz") {
@@ -832,6 +842,7 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		}, "seccompProfile"},
 		{"readiness on the liveness endpoint", func(b *bundle) { ctr(b).ReadinessProbe.HTTPGet.Path = "/healthz" }, "readiness probe path"},
 		{"readiness following Postgres", func(b *bundle) { ctr(b).ReadinessProbe.HTTPGet.Path = "/readyz" }, "readiness probe path"},
+		{"readiness giving up before the service's check", func(b *bundle) { ctr(b).ReadinessProbe.TimeoutSeconds = 2 }, "readiness probe timeout"},
 		{"no startup probe", func(b *bundle) { ctr(b).StartupProbe = nil }, "startup probe"},
 		{"no memory limit", func(b *bundle) { delete(ctr(b).Resources.Limits, corev1.ResourceMemory) }, "memory limit"},
 		{"GOMEMLIMIT above the limit", func(b *bundle) { setEnv(ctr(b), "GOMEMLIMIT", "600MiB") }, "GOMEMLIMIT"},
@@ -937,5 +948,28 @@ func TestGOMAXPROCSWithoutADivisorIsWholeCPUs(t *testing.T) {
 	envVar(&b.Deployments[0].Spec.Template.Spec.Containers[0], "GOMAXPROCS").ValueFrom.ResourceFieldRef.Divisor = resource.Quantity{}
 	if got := check(b, expectations["overlays/prod"]); len(got) != 0 {
 		t.Fatalf("an omitted divisor is refused: %q", got)
+	}
+}
+
+// serviceReadinessCheckSeconds is internal/app's readinessCheckTimeout, in seconds:
+// /readyz answers within it (TestTheReadinessProbeWaitsForTheServicesCheck keeps the two
+// equal).
+const serviceReadinessCheckSeconds = 2
+
+// TestTheReadinessProbeWaitsForTheServicesCheck reads readinessCheckTimeout in the
+// service's code, so that the probe's check above follows it.
+func TestTheReadinessProbeWaitsForTheServicesCheck(t *testing.T) {
+	t.Parallel()
+	found := ""
+	inspectServiceCode(t, func(n ast.Node) bool {
+		if vs, ok := n.(*ast.ValueSpec); ok && len(vs.Names) == 1 && vs.Names[0].Name == "readinessCheckTimeout" && len(vs.Values) == 1 {
+			var b strings.Builder
+			_ = format.Node(&b, token.NewFileSet(), vs.Values[0])
+			found = b.String()
+		}
+		return true
+	})
+	if want := fmt.Sprintf("%d * time.Second", serviceReadinessCheckSeconds); found != want {
+		t.Fatalf("readinessCheckTimeout is %q in the service, want %q: update serviceReadinessCheckSeconds and the probe", found, want)
 	}
 }
