@@ -176,7 +176,7 @@ func (a *adminPages) signedIn(next signedInHandler) http.HandlerFunc {
 			return
 		}
 		if !ok || sess.Tenant == "" {
-			if r.Method == http.MethodGet {
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
 				http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 				return
 			}

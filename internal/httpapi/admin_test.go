@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -670,5 +671,34 @@ func TestTheSignInFormShownAfterAWrongKeySignsIn(t *testing.T) {
 	resp, _ = s.postForm(c, "/admin/login", url.Values{"csrf": {csrfOf(t, page)}, "apiKey": {azAcmeKey}})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/" {
 		t.Fatalf("sign in with the form shown after the wrong key: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// HEAD answers what GET answers on every page, status, Location and Content-Type, signed
+// in or not (RFC 9110 §9.3.2): a signed-out HEAD is sent on to the sign-in as its GET
+// is, not refused as a form would be, and the admin pages' own address, the mounted
+// router's path, serves it as it serves GET.
+func TestHEADAnswersWhatGETDoesOnEveryPage(t *testing.T) {
+	s := newAuthServer(t)
+	id := s.createCC("head")
+	paths := []string{"/admin", "/admin/", "/admin/login", "/admin/authorizations/new", "/admin/authorizations",
+		"/admin/authorizations/" + id + "/reauthorize", "/admin/authorizations/" + id + "/delete", "/oauth/callback"}
+	signedIn := s.client(true)
+	s.signIn(signedIn, azAcmeKey)
+	for name, c := range map[string]*http.Client{"signed out": s.client(true), "signed in": signedIn} {
+		for _, path := range paths {
+			answer := func(method string) string {
+				req, _ := http.NewRequest(method, s.srv.URL+path, nil)
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				return fmt.Sprintf("%d Location %q Content-Type %q", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Content-Type"))
+			}
+			if get, head := answer("GET"), answer("HEAD"); head != get {
+				t.Errorf("%s, HEAD %s: %s; GET: %s", name, path, head, get)
+			}
+		}
 	}
 }

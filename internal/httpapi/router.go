@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -73,9 +72,9 @@ func NewOperationsRouter(logger *slog.Logger, m *Metrics, mount func(chi.Router)
 
 func newRouter(logger *slog.Logger, m *Metrics) chi.Router {
 	r := chi.NewRouter()
-	// GetHead answers HEAD wherever GET is served (RFC 9110 §9.3.2); net/http drops
+	// getHead answers HEAD wherever GET is served (RFC 9110 §9.3.2); net/http drops
 	// the body.
-	r.Use(observe(logger, m), recoverPanics(logger), middleware.GetHead)
+	r.Use(observe(logger, m), recoverPanics(logger), getHead(r))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such route"))
 	})
@@ -101,21 +100,49 @@ func allowedMethods(root chi.Routes, req *http.Request) string {
 }
 
 func methodsAt(root chi.Routes, path string) []string {
-	// chi's tree matches a mount's own path ("/admin", "/admin/") for every method:
-	// what is served there is the mounted router's "/".
-	for _, rt := range root.Routes() {
-		if mount, ok := strings.CutSuffix(rt.Pattern, "/*"); ok && rt.SubRoutes != nil && (path == mount || path == mount+"/") {
-			return methodsAt(rt.SubRoutes, "/")
-		}
-	}
 	var allowed []string
 	for _, m := range routedMethods {
-		if root.Match(chi.NewRouteContext(), m, path) ||
-			(m == http.MethodHead && root.Match(chi.NewRouteContext(), http.MethodGet, path)) {
+		if serves(root, m, path) || (m == http.MethodHead && serves(root, http.MethodGet, path)) {
 			allowed = append(allowed, m)
 		}
 	}
 	return allowed
+}
+
+// serves reports whether root has a route of method at path. chi's tree matches a
+// mount's own path ("/admin", "/admin/") for every method: what is served there is the
+// mounted router's "/".
+func serves(root chi.Routes, method, path string) bool {
+	for _, rt := range root.Routes() {
+		if mount, ok := strings.CutSuffix(rt.Pattern, "/*"); ok && rt.SubRoutes != nil && (path == mount || path == mount+"/") {
+			return serves(rt.SubRoutes, method, "/")
+		}
+	}
+	return root.Match(chi.NewRouteContext(), method, path)
+}
+
+// getHead routes a HEAD request without a HEAD route of its own as its GET, as chi's
+// middleware.GetHead does, but also at a mounted router's own path, which chi's tree
+// matches for every method: there middleware.GetHead saw a route and let the HEAD
+// through, to the mounted router's 405.
+func getHead(root chi.Routes) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if rctx := chi.RouteContext(r.Context()); r.Method == http.MethodHead && rctx != nil {
+				path := rctx.RoutePath
+				if path == "" {
+					path = r.URL.RawPath
+				}
+				if path == "" {
+					path = r.URL.Path
+				}
+				if !serves(root, http.MethodHead, path) {
+					rctx.RouteMethod = http.MethodGet
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // prefixed registers routes with a path prefix on an inline router (see Deps.V1Hot).
