@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -369,6 +370,22 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 		if resp, problem := s.api("POST", path, azAcmeKey, json.RawMessage(`null`)); resp.StatusCode != 400 || problem["detail"] != "want a JSON object, got JSON null" {
 			t.Errorf("POST %s with the body null: %d %v, want 400", path, resp.StatusCode, problem)
 		}
+	}
+	// A field of null is not a field left out: null is no field's type in the OpenAPI
+	// (CreateAuthorization's region is one of the regions, a Webex login takes no
+	// tenantId at all), so a validator in front of the service would refuse it.
+	webex := map[string]any{"name": "null region", "kind": "webex-login", "baseUrl": s.sim.BaseURL(), "domain": "acme"}
+	for field, body := range map[string]map[string]any{
+		"region":   {"region": nil},
+		"tenantId": {"tenantId": nil},
+	} {
+		maps.Copy(body, webex)
+		if resp, problem := s.api("POST", "/v1/authorizations", azAcmeKey, body); resp.StatusCode != 400 || problem["detail"] != `field "`+field+`": want a JSON string, got JSON null; leave the field out instead` {
+			t.Errorf("create with %s null: %d %v, want 400", field, resp.StatusCode, problem)
+		}
+	}
+	if resp, problem := s.api("POST", "/v1/authorizations/"+taken+"/reauthorize", azAcmeKey, map[string]any{"tenantSecret": nil}); resp.StatusCode != 400 || problem["code"] != "bad_request" {
+		t.Errorf("re-authorize with tenantSecret null: %d %v, want 400", resp.StatusCode, problem)
 	}
 	if resp, _ := s.api("POST", "/v1/authorizations", "", base(nil)); resp.StatusCode != 401 {
 		t.Fatalf("no API key: %d", resp.StatusCode)

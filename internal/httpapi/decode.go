@@ -68,6 +68,11 @@ func decodeBytes(w http.ResponseWriter, r *http.Request, body []byte, v any) boo
 		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("unknown field %q (field names are case-sensitive)", clipValue(key))))
 		return false
 	}
+	if field, ft, null := nullField(body, reflect.TypeOf(v)); null {
+		// Leave a field out rather than send it as null: null is not the field's type.
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("field %q: want %s, got JSON null; leave the field out instead", clipValue(field), jsonWant(ft))))
+		return false
+	}
 	return true
 }
 

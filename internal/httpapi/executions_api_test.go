@@ -54,6 +54,11 @@ func TestExecutionEnvelopesTheRuntimeCannotRouteGetProblems(t *testing.T) {
 		{"a context that is a number", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"context":5}`, 400, `field "context": want a JSON object, got JSON number`, "httpapi"},
 		{"a flow ID that is an object", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"context":{"flowId":{}}}`, 400, `field "context.flowId": want a JSON string, got JSON object`, ""},
 		{"a body that is null", `null`, 400, `want a JSON object, got JSON null`, ""},
+		// null is no field's type (the OpenAPI's ExecutionRequest): not the same as leaving it out.
+		{"a timeout of null", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":null}`, 400, `field "timeoutMs": want an integer (no fraction or exponent) up to 9223372036854775807, got JSON null`, ""},
+		{"a context of null", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"context":null}`, 400, `field "context": want a JSON object, got JSON null`, ""},
+		{"a flow ID of null", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"context":{"flowId":null}}`, 400, `field "context.flowId": want a JSON string, got JSON null`, ""},
+		{"a node of null", `{"node":null,"version":"1.3","authorizationId":"a",` + input + `}`, 400, `field "node": want a JSON string, got JSON null`, ""},
 		{"unknown node", `{"node":"send-fax","version":"1.0","authorizationId":"a",` + input + `}`, 404, `there is no node "send-fax"`, ""},
 		{"unknown version", `{"node":"search-conversation","version":"1.2","authorizationId":"a",` + input + `}`, 404, `has no version "1.2"; it has 1.0, 1.1, 1.3`, ""},
 	} {

@@ -87,3 +87,67 @@ func checkedType(t reflect.Type) reflect.Type {
 	}
 	return t
 }
+
+// nullField returns the first field of a struct in data, a JSON text that encoding/json
+// has already decoded into a value of type t, whose value is null (its path, dotted as
+// encoding/json names a field in its errors, and its type), and whether there is one.
+// encoding/json decodes null into a field as nothing, the same as leaving the field
+// out, while the OpenAPI description gives each field a type that null is not: a
+// validator in front of the service would refuse what the service ran. A
+// json.RawMessage's content (the node's input, whose nulls the node reads as not
+// given) is the caller's.
+func nullField(data []byte, t reflect.Type) (string, reflect.Type, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	return walkNulls(dec, t, "")
+}
+
+// walkNulls reads one value of type t (field: its path when it is a struct's field).
+func walkNulls(dec *json.Decoder, t reflect.Type, field string) (string, reflect.Type, bool) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", nil, false
+	}
+	checked := checkedType(t)
+	switch tok {
+	case nil:
+		if field != "" && checked != nil {
+			return field, t, true
+		}
+	case json.Delim('{'):
+		for dec.More() {
+			keyTok, err := dec.Token()
+			if err != nil {
+				return "", nil, false
+			}
+			key, _ := keyTok.(string)
+			var valueType reflect.Type
+			path := ""
+			switch {
+			case checked != nil && checked.Kind() == reflect.Struct:
+				valueType = jsonfields.Of(checked)[key]
+				path = key
+				if field != "" {
+					path = field + "." + key
+				}
+			case checked != nil && checked.Kind() == reflect.Map:
+				valueType = checked.Elem()
+			}
+			if f, ft, null := walkNulls(dec, valueType, path); null {
+				return f, ft, true
+			}
+		}
+		_, _ = dec.Token()
+	case json.Delim('['):
+		var elem reflect.Type
+		if checked != nil && (checked.Kind() == reflect.Slice || checked.Kind() == reflect.Array) {
+			elem = checked.Elem()
+		}
+		for dec.More() {
+			if f, ft, null := walkNulls(dec, elem, ""); null {
+				return f, ft, true
+			}
+		}
+		_, _ = dec.Token()
+	}
+	return "", nil, false
+}
