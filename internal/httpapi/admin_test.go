@@ -312,6 +312,9 @@ func TestAddressesOfThePagesThatAreNoPageAnswerAPage(t *testing.T) {
 		{"DELETE", "/admin/", 405, "GET, HEAD"},
 		{"PUT", "/admin/login", 405, "GET, HEAD, POST"},
 		{"PUT", "/oauth/callback", 405, "GET, HEAD, POST"},
+		{"FOO", "/admin/login", 405, "GET, HEAD, POST"}, // a method no route knows
+		{"FOO", "/oauth/callback", 405, "GET, HEAD, POST"},
+		{"FOO", "/admin/no-such-page", 404, ""},
 		{"DELETE", "/admin/authorizations/" + s.createCC("kept"), 404, ""},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {

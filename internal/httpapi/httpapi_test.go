@@ -417,6 +417,28 @@ func TestA405NamesTheAllowedMethodsAndHEADIsServedWhereGETIs(t *testing.T) {
 	}
 }
 
+// A method no route of the service knows (FOO, or a WebDAV one) is answered as any
+// other method a path does not take: 405 with Allow where the path serves something,
+// 404 where it serves nothing, never a 405 with no Allow (RFC 9110 §15.5.6).
+func TestAnUnknownMethodIsA405WithAllowOrA404(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"FOO", "/healthz", 405, "GET, HEAD"},
+		{"PROPFIND", "/v1/test/echo", 405, "POST"},
+		{"FOO", "/no-such-page", 404, ""},
+		{"FOO", "/v1/no-such-route", 404, ""},
+	} {
+		resp, p := f.do(t, tc.method, tc.path, testKey, "", nil)
+		if resp.StatusCode != tc.status || resp.Header.Get("Allow") != tc.allow || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s %s: %d Allow %q %s %v, want %d Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), resp.Header.Get("Content-Type"), p, tc.status, tc.allow)
+		}
+	}
+}
+
 // The path of a mounted router itself ("/admin", "/admin/") matches every method in
 // chi's tree; its 405 lists what the mounted router serves at "/", not every method,
 // the refused one included.

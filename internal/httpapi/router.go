@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -72,9 +73,9 @@ func NewOperationsRouter(logger *slog.Logger, m *Metrics, mount func(chi.Router)
 
 func newRouter(logger *slog.Logger, m *Metrics) chi.Router {
 	r := chi.NewRouter()
-	// getHead answers HEAD wherever GET is served (RFC 9110 §9.3.2); net/http drops
-	// the body.
-	r.Use(observe(logger, m), recoverPanics(logger), getHead(r))
+	// routeMethod answers HEAD wherever GET is served (RFC 9110 §9.3.2; net/http drops
+	// the body), and a method chi does not know as any other a path does not take.
+	r.Use(observe(logger, m), recoverPanics(logger), routeMethod(r))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such route"))
 	})
@@ -121,14 +122,22 @@ func serves(root chi.Routes, method, path string) bool {
 	return root.Match(chi.NewRouteContext(), method, path)
 }
 
-// getHead routes a HEAD request without a HEAD route of its own as its GET, as chi's
-// middleware.GetHead does, but also at a mounted router's own path, which chi's tree
-// matches for every method: there middleware.GetHead saw a route and let the HEAD
+// routeMethod routes a HEAD request without a HEAD route of its own as its GET, as
+// chi's middleware.GetHead does, but also at a mounted router's own path, which chi's
+// tree matches for every method: there middleware.GetHead saw a route and let the HEAD
 // through, to the mounted router's 405.
-func getHead(root chi.Routes) func(http.Handler) http.Handler {
+//
+// It routes a method chi does not know (FOO, PROPFIND) as TRACE, which no route takes:
+// chi would answer it at once with the root's 405 and an empty Allow, even where the
+// path serves nothing (a 404) or belongs to a mounted router with answers of its own
+// (the admin pages'). The answer still names the request's own method.
+func routeMethod(root chi.Routes) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if rctx := chi.RouteContext(r.Context()); r.Method == http.MethodHead && rctx != nil {
+			rctx := chi.RouteContext(r.Context())
+			switch {
+			case rctx == nil:
+			case r.Method == http.MethodHead:
 				path := rctx.RoutePath
 				if path == "" {
 					path = r.URL.RawPath
@@ -139,11 +148,17 @@ func getHead(root chi.Routes) func(http.Handler) http.Handler {
 				if !serves(root, http.MethodHead, path) {
 					rctx.RouteMethod = http.MethodGet
 				}
+			case !slices.Contains(chiMethods, r.Method):
+				rctx.RouteMethod = http.MethodTrace
 			}
 			next.ServeHTTP(w, r)
 		})
 	}
 }
+
+// chiMethods are the methods chi routes (its methodMap); routedMethods never has TRACE.
+var chiMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace}
 
 // prefixed registers routes with a path prefix on an inline router (see Deps.V1Hot).
 type prefixed struct {
