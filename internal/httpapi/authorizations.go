@@ -30,15 +30,31 @@ type authorizationHandlers struct {
 	logger *slog.Logger
 }
 
-// createAuthorizationRequest is the body of POST /v1/authorizations.
+// createAuthorizationRequest is the body of POST /v1/authorizations. The optional
+// fields are pointers: a field given is given, even empty (see given).
 type createAuthorizationRequest struct {
-	Name         string `json:"name"`
-	Kind         string `json:"kind"`
-	Region       string `json:"region"`
-	BaseURL      string `json:"baseUrl"`
-	Domain       string `json:"domain"`
-	TenantID     string `json:"tenantId"`
-	TenantSecret string `json:"tenantSecret"`
+	Name         string  `json:"name"`
+	Kind         string  `json:"kind"`
+	Region       *string `json:"region"`
+	BaseURL      *string `json:"baseUrl"`
+	Domain       string  `json:"domain"`
+	TenantID     *string `json:"tenantId"`
+	TenantSecret *string `json:"tenantSecret"`
+}
+
+// given refuses what CreateAuthorization refuses by the fields given, whatever their
+// value: both region and baseUrl (its oneOf), or a Webex login with a tenantId or
+// tenantSecret (its else). The store, which also serves the admin form (where a field
+// left empty is one not given), takes an empty value for none, and would have stored
+// what the request did not say.
+func (b *createAuthorizationRequest) given() error {
+	switch {
+	case b.Region != nil && b.BaseURL != nil:
+		return &authstore.Error{Code: authstore.ErrInvalid, Message: "give either region or baseUrl, not both"}
+	case authstore.Kind(b.Kind) == authstore.KindWebexLogin && (b.TenantID != nil || b.TenantSecret != nil):
+		return &authstore.Error{Code: authstore.ErrInvalid, Message: "tenantId and tenantSecret are for client-credentials; a webex-login gets its tokens from the Webex login, so leave them out"}
+	}
+	return nil
 }
 
 // reauthorizeRequest is the optional body of POST /v1/authorizations/{id}/reauthorize.
@@ -52,10 +68,20 @@ func (h *authorizationHandlers) create(w http.ResponseWriter, r *http.Request) {
 	if !DecodeJSON(w, r, &body) {
 		return
 	}
+	if err := body.given(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	t, _ := Tenant(r.Context())
+	value := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
 	started, err := h.store.Create(r.Context(), t, authstore.ActorAPI, authstore.CreateRequest{
-		Name: body.Name, Kind: authstore.Kind(body.Kind), Region: body.Region, BaseURL: body.BaseURL,
-		Domain: body.Domain, TenantID: body.TenantID, TenantSecret: secrets.New(body.TenantSecret),
+		Name: body.Name, Kind: authstore.Kind(body.Kind), Region: value(body.Region), BaseURL: value(body.BaseURL),
+		Domain: body.Domain, TenantID: value(body.TenantID), TenantSecret: secrets.New(value(body.TenantSecret)),
 	})
 	if err != nil {
 		h.fail(w, r, err)

@@ -384,6 +384,22 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 			t.Errorf("create with %s null: %d %v, want 400", field, resp.StatusCode, problem)
 		}
 	}
+	// A field given is given, empty or blank: both region and baseUrl are "both", and a
+	// Webex login with a tenantId or tenantSecret is refused, as CreateAuthorization's
+	// oneOf and else say, rather than the empty one taken as left out.
+	for name, over := range map[string]map[string]any{
+		"an empty region beside baseUrl":          {"region": ""},
+		"a blank baseUrl beside region":           {"region": "us", "baseUrl": " "},
+		"a webex login with an empty tenantId":    {"tenantId": ""},
+		"a webex login with a blank tenantSecret": {"tenantSecret": " "},
+	} {
+		body := maps.Clone(webex)
+		body["name"] = name
+		maps.Copy(body, over)
+		if resp, problem := s.api("POST", "/v1/authorizations", azAcmeKey, body); resp.StatusCode != 422 || problem["reason"] != "invalid" {
+			t.Errorf("create with %s: %d %v, want 422 invalid", name, resp.StatusCode, problem)
+		}
+	}
 	if resp, problem := s.api("POST", "/v1/authorizations/"+taken+"/reauthorize", azAcmeKey, map[string]any{"tenantSecret": nil}); resp.StatusCode != 400 || problem["code"] != "bad_request" {
 		t.Errorf("re-authorize with tenantSecret null: %d %v, want 400", resp.StatusCode, problem)
 	}
