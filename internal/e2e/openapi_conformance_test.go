@@ -374,6 +374,12 @@ func TestTheServiceAnswersWhatItsOpenAPIDescriptionSays(t *testing.T) {
 	api("GET", "/admin/no-such-page", "", nil, nil, 404)
 	api("GET", "/admin/logout", "", nil, nil, 405)
 	api("PUT", "/oauth/callback", "", nil, nil, 405)
+	// A method no route knows: as any other the path does not take.
+	api("FOO", "/v1/nodes", acmeKey, nil, nil, 405)
+	api("FOO", "/v1/no-such-route", acmeKey, nil, nil, 404)
+	api("FOO", "/no-such-page", "", nil, nil, 404)
+	api("FOO", "/admin/login", "", nil, nil, 405)
+	api("FOO", "/admin/", "", nil, nil, 405)
 
 	// Postgres cut off: the store's 500s, the idempotency store's 503, /readyz red.
 	liveCC := s.createClientCredentials("while postgres is down", sim)

@@ -108,6 +108,30 @@ func (s *oasSpec) operation(method, path string) *oasOperation {
 	return best
 }
 
+// documentedMethods lists, as the service's Allow does, the methods documented for
+// path (those of its most literal path), HEAD with GET.
+func (s *oasSpec) documentedMethods(path string) string {
+	literals := -1
+	methods := map[string]bool{}
+	for _, o := range s.ops {
+		switch {
+		case !o.match.MatchString(path) || o.literals < literals:
+		case o.literals > literals:
+			literals, methods = o.literals, map[string]bool{o.method: true}
+		default:
+			methods[o.method] = true
+		}
+	}
+	methods["HEAD"] = methods["HEAD"] || methods["GET"]
+	var out []string
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+		if methods[m] {
+			out = append(out, m)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 // pointer returns what a local reference ("#/components/...") names.
 func (s *oasSpec) pointer(ref string) (any, error) {
 	frag, ok := strings.CutPrefix(ref, "#")
@@ -412,6 +436,17 @@ func (c *oasChecker) check(req *http.Request, reqBody []byte, resp *http.Respons
 		return []string{where + ": " + err.Error()}
 	}
 	var problems []string
+	// Every answer carries nosniff (info.description).
+	if got := resp.Header.Values("X-Content-Type-Options"); len(got) != 1 || got[0] != "nosniff" {
+		problems = append(problems, fmt.Sprintf("X-Content-Type-Options %q, want nosniff", got))
+	}
+	// A 405 names in Allow the methods the description documents for the path, HEAD
+	// with GET (RFC 9110 §15.5.6): neither an empty Allow nor one that drifted from it.
+	if resp.StatusCode == http.StatusMethodNotAllowed {
+		if want := s.documentedMethods(req.URL.Path); resp.Header.Get("Allow") != want {
+			problems = append(problems, fmt.Sprintf("Allow %q, but the description documents %q here", resp.Header.Get("Allow"), want))
+		}
+	}
 	// The caller's plain request ID is the answer's (components/parameters/RequestId).
 	if id := req.Header.Get("X-Request-Id"); id != "" && oasPlainRequestID.MatchString(id) && resp.Header.Get("X-Request-Id") != id {
 		problems = append(problems, fmt.Sprintf("X-Request-Id %q, not the request's own %q", resp.Header.Get("X-Request-Id"), id))
