@@ -98,6 +98,18 @@ func TestTheServiceAnswersWhatItsOpenAPIDescriptionSays(t *testing.T) {
 	sim.InjectFault(engagesim.Fault{Op: engagesim.OpToken, Status: http.StatusServiceUnavailable, Times: 1})
 	api("POST", "/v1/authorizations", acmeKey, clientCredentials("token endpoint down", sim.BaseURL()), nil, 502)
 	api("POST", "/v1/authorizations", acmeKey, []byte(`{"name":`), nil, 400)
+	// What CreateAuthorization refuses, the service refuses too: a field of null, an
+	// empty region beside baseUrl, a Webex login with an (empty) tenantId.
+	for field, value := range map[string]any{"region": nil, "tenantId": nil} {
+		body := webexLogin("null "+field, sim.BaseURL())
+		body[field] = value
+		api("POST", "/v1/authorizations", acmeKey, body, nil, 400)
+	}
+	for field, value := range map[string]any{"region": "", "tenantId": ""} {
+		body := webexLogin("empty "+field, sim.BaseURL())
+		body[field] = value
+		api("POST", "/v1/authorizations", acmeKey, body, nil, 422)
+	}
 	api("POST", "/v1/authorizations", acmeKey, []byte(`name=x`), typed("text/plain"), 415)
 	api("POST", "/v1/authorizations", acmeKey, huge, nil, 413)
 	api("POST", "/v1/authorizations", "", clientCredentials("anonymous", sim.BaseURL()), nil, 401)
@@ -243,6 +255,11 @@ func TestTheServiceAnswersWhatItsOpenAPIDescriptionSays(t *testing.T) {
 	api("POST", "/v1/executions", acmeKey, []byte(`{"node": "search-conversation",`), nil, 400)
 	api("POST", "/v1/executions", acmeKey, map[string]any{"node": "search-conversation", "version": "1.3", "authorizationId": cc,
 		"input": map[string]any{}, "surprise": true}, nil, 400)
+	for _, field := range []string{"timeoutMs", "context"} {
+		e := search(cc, 5000)
+		e[field] = nil
+		exec(e, nil, 400)
+	}
 	exec(execution{"node": "no-such-node", "version": "1.0", "authorizationId": cc, "input": map[string]any{}}, nil, 404)
 	exec(execution{"node": "search-conversation", "version": "9.9", "authorizationId": cc, "input": map[string]any{}}, nil, 404)
 	api("POST", "/v1/executions", acmeKey, []byte(`node=x`), typed("application/x-www-form-urlencoded"), 415)
