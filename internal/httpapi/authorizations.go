@@ -3,8 +3,11 @@ package httpapi
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -44,13 +47,16 @@ type createAuthorizationRequest struct {
 
 // given refuses what CreateAuthorization refuses by the fields given, whatever their
 // value: both region and baseUrl (its oneOf), or a Webex login with a tenantId or
-// tenantSecret (its else). The store, which also serves the admin form (where a field
-// left empty is one not given), takes an empty value for none, and would have stored
+// tenantSecret (its else); and a region not of its enum as written ("US", " us"). The
+// store, which also serves the admin form (where a field left empty is one not given),
+// takes an empty value for none and reads a region leniently, and would have stored
 // what the request did not say.
 func (b *createAuthorizationRequest) given() error {
 	switch {
 	case b.Region != nil && b.BaseURL != nil:
 		return &authstore.Error{Code: authstore.ErrInvalid, Message: "give either region or baseUrl, not both"}
+	case b.Region != nil && !slices.Contains(authstore.Regions(), *b.Region):
+		return &authstore.Error{Code: authstore.ErrInvalid, Message: fmt.Sprintf("unknown region %q; want one of %s, or a baseUrl", clipValue(*b.Region), strings.Join(authstore.Regions(), ", "))}
 	case authstore.Kind(b.Kind) == authstore.KindWebexLogin && (b.TenantID != nil || b.TenantSecret != nil):
 		return &authstore.Error{Code: authstore.ErrInvalid, Message: "tenantId and tenantSecret are for client-credentials; a webex-login gets its tokens from the Webex login, so leave them out"}
 	}

@@ -392,10 +392,14 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 		"a blank baseUrl beside region":           {"region": "us", "baseUrl": " "},
 		"a webex login with an empty tenantId":    {"tenantId": ""},
 		"a webex login with a blank tenantSecret": {"tenantSecret": " "},
+		// region is one of CreateAuthorization's enum, as written.
+		"a region in capitals":  {"baseUrl": nil, "region": "US"},
+		"a region with a space": {"baseUrl": nil, "region": " us"},
 	} {
 		body := maps.Clone(webex)
 		body["name"] = name
 		maps.Copy(body, over)
+		maps.DeleteFunc(body, func(_ string, v any) bool { return v == nil })
 		if resp, problem := s.api("POST", "/v1/authorizations", azAcmeKey, body); resp.StatusCode != 422 || problem["reason"] != "invalid" {
 			t.Errorf("create with %s: %d %v, want 422 invalid", name, resp.StatusCode, problem)
 		}
