@@ -401,6 +401,8 @@ func TestTheServiceAnswersWhatItsOpenAPIDescriptionSays(t *testing.T) {
 	// Postgres cut off: the store's 500s, the idempotency store's 503, /readyz red.
 	liveCC := s.createClientCredentials("while postgres is down", sim)
 	api("GET", "/metrics", "", nil, nil, 200)
+	// A Prometheus that scrapes native histograms asks for the protobuf exposition.
+	api("GET", "/metrics", "", nil, http.Header{"Accept": {"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"}}, 200)
 	db.Set(false)
 	eventually(t, 10*time.Second, "/readyz stayed green without Postgres", func() bool { return s.status("/readyz") == 503 })
 	if raw := api("GET", "/readyz?exclude=postgres", "", nil, nil, 200); !strings.Contains(string(raw), `"status":"degraded"`) {
