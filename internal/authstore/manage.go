@@ -357,7 +357,7 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 		if !s.webex.Enabled() {
 			return Started{}, errorf(ErrWebexDisabled, "the webex-login kind is not configured on this service")
 		}
-		if strings.TrimSpace(req.TenantID) != "" || !req.TenantSecret.IsZero() {
+		if req.CredentialsGiven || strings.TrimSpace(req.TenantID) != "" || !req.TenantSecret.IsZero() {
 			return Started{}, errWebexCredentials
 		}
 		var out Started

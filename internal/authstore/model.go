@@ -77,6 +77,10 @@ type CreateRequest struct {
 type ReauthorizeRequest struct {
 	TenantID     string
 	TenantSecret secrets.Value
+	// CredentialsGiven: the request named tenantId or tenantSecret, even empty (the
+	// API's JSON); a Webex login refuses them as it refuses values. An admin form's
+	// empty field is not given.
+	CredentialsGiven bool
 }
 
 // Started is the answer of Create and Reauthorize: the authorization, and for the Webex

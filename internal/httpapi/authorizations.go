@@ -63,10 +63,12 @@ func (b *createAuthorizationRequest) given() error {
 	return nil
 }
 
-// reauthorizeRequest is the optional body of POST /v1/authorizations/{id}/reauthorize.
+// reauthorizeRequest is the optional body of POST /v1/authorizations/{id}/reauthorize;
+// its fields are pointers, so that one given empty is still given (a Webex login takes
+// neither).
 type reauthorizeRequest struct {
-	TenantID     string `json:"tenantId"`
-	TenantSecret string `json:"tenantSecret"`
+	TenantID     *string `json:"tenantId"`
+	TenantSecret *string `json:"tenantSecret"`
 }
 
 func (h *authorizationHandlers) create(w http.ResponseWriter, r *http.Request) {
@@ -79,12 +81,6 @@ func (h *authorizationHandlers) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, _ := Tenant(r.Context())
-	value := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
-	}
 	started, err := h.store.Create(r.Context(), t, authstore.ActorAPI, authstore.CreateRequest{
 		Name: body.Name, Kind: authstore.Kind(body.Kind), Region: value(body.Region), BaseURL: value(body.BaseURL),
 		Domain: body.Domain, TenantID: value(body.TenantID), TenantSecret: secrets.New(value(body.TenantSecret)),
@@ -144,7 +140,8 @@ func (h *authorizationHandlers) reauthorize(w http.ResponseWriter, r *http.Reque
 	t, _ := Tenant(r.Context())
 	id := chi.URLParam(r, "id")
 	started, err := h.store.Reauthorize(r.Context(), t, authstore.ActorAPI, id, authstore.ReauthorizeRequest{
-		TenantID: body.TenantID, TenantSecret: secrets.New(body.TenantSecret),
+		TenantID: value(body.TenantID), TenantSecret: secrets.New(value(body.TenantSecret)),
+		CredentialsGiven: body.TenantID != nil || body.TenantSecret != nil,
 	})
 	if err != nil {
 		h.fail(w, r, err)
@@ -186,4 +183,12 @@ func authorizationProblem(r *http.Request, logger *slog.Logger, err error) Probl
 		p.Extra["providerDescription"] = e.ProviderDescription
 	}
 	return p
+}
+
+// value is the string p points to, "" for none.
+func value(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }

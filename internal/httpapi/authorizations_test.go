@@ -353,7 +353,7 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("create a login: %d %v", resp.StatusCode, login)
 	}
-	for _, body := range []map[string]string{{"tenantSecret": azCCSecret}, {"tenantId": "tenant-1"}} {
+	for _, body := range []map[string]string{{"tenantSecret": azCCSecret}, {"tenantId": "tenant-1"}, {"tenantId": ""}, {"tenantSecret": ""}} {
 		if resp, problem := s.api("POST", "/v1/authorizations/"+login["id"].(string)+"/reauthorize", azAcmeKey, body); resp.StatusCode != 422 || problem["reason"] != "invalid" {
 			t.Errorf("re-authorize a webex login with %v: %d %v, want 422 invalid", body, resp.StatusCode, problem)
 		}
