@@ -44,5 +44,8 @@ func NewServer(h http.Handler, writeTimeout time.Duration) *http.Server {
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		// "OPTIONS *" goes to the router too, which answers it with the request's ID as
+		// every answer of the service, not net/http's bare 200.
+		DisableGeneralOptionsHandler: true,
 	}
 }

@@ -1,8 +1,10 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/noderuntime/noderuntime/internal/httpapi"
 )
@@ -143,5 +148,36 @@ func TestTheServerBoundsWhatAClientSendsAndHowSlowly(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("100 KiB of headers: %d", resp.StatusCode)
+	}
+}
+
+// "OPTIONS *" reaches the service's router, which answers it as any request it has no
+// route for (a problem with the request's ID), not net/http's own bare 200, the one
+// well-formed request whose answer carried no X-Request-Id.
+func TestOPTIONSAsteriskIsTheRoutersToAnswer(t *testing.T) {
+	srv := httpapi.NewServer(httpapi.NewOperationsRouter(slog.New(slog.DiscardHandler), httpapi.NewMetrics(prometheus.NewRegistry()), func(r chi.Router) {
+		r.Get("/metrics", func(http.ResponseWriter, *http.Request) {})
+	}), time.Minute)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Request-Id") == "" || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("OPTIONS *: %d %v, want the router's problem with a request ID", resp.StatusCode, resp.Header)
 	}
 }
