@@ -80,6 +80,7 @@ func TestTheServiceAnswersWhatItsOpenAPIDescriptionSays(t *testing.T) {
 		}
 	}
 	api("GET", "/v1/nodes/search-conversation/versions/9.9", acmeKey, nil, nil, 404)
+	api("GET", "/v1/nodes/search-conversation/versions/1.3%20%5C%22x%22", acmeKey, nil, nil, 404) // the problem's instance stays a URI reference
 	api("GET", "/v1/nodes/no-such-node/versions/1.0", acmeKey, nil, nil, 404)
 	api("GET", "/v1/nodes/search-conversation/versions/1.3", "not-an-api-key", nil, nil, 401)
 

@@ -88,7 +88,9 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	p.RequestID = RequestID(r.Context())
 	AnnotateLog(r.Context(), slog.String("errorCode", string(p.Code)))
 	if p.Instance == "" {
-		p.Instance = r.URL.Path
+		// A URI reference (RFC 9457 §3.1.5): the path as it came, escaped, not decoded
+		// (a space, a backslash or a NUL would make it none).
+		p.Instance = r.URL.EscapedPath()
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
