@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -55,6 +56,11 @@ func (b *createAuthorizationRequest) given() error {
 	switch {
 	case b.Region != nil && b.BaseURL != nil:
 		return &authstore.Error{Code: authstore.ErrInvalid, Message: "give either region or baseUrl, not both"}
+	case utf8.RuneCountInString(b.Name) > maxNameChars:
+		// maxLength counts what was sent, before the store trims it.
+		return &authstore.Error{Code: authstore.ErrInvalid, Message: fmt.Sprintf("name is longer than %d characters", maxNameChars)}
+	case b.TenantID != nil && utf8.RuneCountInString(*b.TenantID) > maxTenantIDChars:
+		return errTenantIDLength
 	case b.Region != nil && !slices.Contains(authstore.Regions(), *b.Region):
 		return &authstore.Error{Code: authstore.ErrInvalid, Message: fmt.Sprintf("unknown region %q; want one of %s, or a baseUrl", clipValue(*b.Region), strings.Join(authstore.Regions(), ", "))}
 	case authstore.Kind(b.Kind) == authstore.KindWebexLogin && (b.TenantID != nil || b.TenantSecret != nil):
@@ -62,6 +68,15 @@ func (b *createAuthorizationRequest) given() error {
 	}
 	return nil
 }
+
+// The maxLength of CreateAuthorization's name and of tenantId, in characters as sent
+// (the store holds the trimmed value to its own limits).
+const (
+	maxNameChars     = 100
+	maxTenantIDChars = 256
+)
+
+var errTenantIDLength = &authstore.Error{Code: authstore.ErrInvalid, Message: fmt.Sprintf("tenantId is longer than %d characters", maxTenantIDChars)}
 
 // reauthorizeRequest is the optional body of POST /v1/authorizations/{id}/reauthorize;
 // its fields are pointers, so that one given empty is still given (a Webex login takes
@@ -135,6 +150,10 @@ func (h *authorizationHandlers) reauthorize(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	if len(bytes.TrimSpace(raw)) > 0 && !decodeBytes(w, r, raw, &body) {
+		return
+	}
+	if body.TenantID != nil && utf8.RuneCountInString(*body.TenantID) > maxTenantIDChars {
+		h.fail(w, r, errTenantIDLength)
 		return
 	}
 	t, _ := Tenant(r.Context())

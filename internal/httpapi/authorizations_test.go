@@ -361,6 +361,9 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 	if resp, problem := s.api("POST", "/v1/authorizations/"+taken+"/reauthorize", azAcmeKey, map[string]string{"tenantId": "tenant\x00"}); resp.StatusCode != 422 || problem["reason"] != "invalid" {
 		t.Errorf("re-authorize with a tenant ID holding NUL: %d %v, want 422 invalid", resp.StatusCode, problem)
 	}
+	if resp, problem := s.api("POST", "/v1/authorizations/"+taken+"/reauthorize", azAcmeKey, map[string]string{"tenantId": "tenant-1" + strings.Repeat(" ", 249)}); resp.StatusCode != 422 || problem["reason"] != "invalid" {
+		t.Errorf("re-authorize with a tenant ID of 257 characters, spaces included: %d %v, want 422 invalid", resp.StatusCode, problem)
+	}
 	if resp, problem := s.api("POST", "/v1/authorizations/"+taken+"/reauthorize", azAcmeKey, map[string]string{"tenantSecret": strings.Repeat("s", 4097)}); resp.StatusCode != 422 || problem["detail"] != "tenantSecret is over 4096 bytes" {
 		t.Errorf("re-authorize with a tenant secret of 4097 bytes: %d %v, want 422 invalid", resp.StatusCode, problem)
 	}
@@ -392,12 +395,15 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 		"a blank baseUrl beside region":           {"region": "us", "baseUrl": " "},
 		"a webex login with an empty tenantId":    {"tenantId": ""},
 		"a webex login with a blank tenantSecret": {"tenantSecret": " "},
+		// maxLength counts the characters as sent, surrounding space included.
+		"a name of 100 characters and a space":     {"name": strings.Repeat("n", 100) + " "},
+		"a tenantId of 257 characters with spaces": {"kind": "client-credentials", "tenantId": "tenant-1" + strings.Repeat(" ", 249), "tenantSecret": azCCSecret},
 		// region is one of CreateAuthorization's enum, as written.
 		"a region in capitals":  {"baseUrl": nil, "region": "US"},
 		"a region with a space": {"baseUrl": nil, "region": " us"},
 	} {
 		body := maps.Clone(webex)
-		body["name"] = name
+		body["name"] = strings.ReplaceAll(name, " ", "-")
 		maps.Copy(body, over)
 		maps.DeleteFunc(body, func(_ string, v any) bool { return v == nil })
 		if resp, problem := s.api("POST", "/v1/authorizations", azAcmeKey, body); resp.StatusCode != 422 || problem["reason"] != "invalid" {
