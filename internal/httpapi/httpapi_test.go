@@ -556,6 +556,21 @@ func TestJSONMediaTypesAreAcceptedAndOthersRefusedEvenWithoutABody(t *testing.T)
 	}
 }
 
+// Content-Type names one media type (RFC 9110 §8.3): given twice, which one counts
+// depends on who reads it (a proxy or WAF may take the other), so it is refused, as a
+// second Authorization or Idempotency-Key is, rather than the first one taken.
+func TestTwoContentTypeHeadersAreRefused(t *testing.T) {
+	f := newFixture(t)
+	for _, second := range []string{"text/plain", "application/json"} {
+		req, _ := http.NewRequest("POST", f.srv.URL+"/v1/test/echo", strings.NewReader(`{"a":1}`))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		req.Header["Content-Type"] = []string{"application/json", second}
+		if resp, p := doRequest(t, req); resp.StatusCode != 415 || p["code"] != "unsupported_media_type" {
+			t.Errorf("Content-Type application/json and %s: %d %v, want 415", second, resp.StatusCode, p)
+		}
+	}
+}
+
 // The authentication scheme is case-insensitive (RFC 9110 §11.1), and spaces between it
 // and the key are not part of the key.
 func TestTheBearerSchemeIsReadInAnyCaseAndSpacesAreNotPartOfTheKey(t *testing.T) {

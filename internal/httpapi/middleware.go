@@ -300,6 +300,12 @@ func requireJSON(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hasBody := r.ContentLength > 0 || (r.ContentLength == -1 && r.Body != nil && r.Body != http.NoBody)
 		if hasBody || r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+			if len(r.Header["Content-Type"]) > 1 {
+				// Which one counts would depend on who reads it (a proxy, a WAF in
+				// front): refused, as a second Authorization is.
+				WriteProblem(w, r, NewProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "send one Content-Type header, not several"))
+				return
+			}
 			// "application/json" as such is what nearly every caller sends: accepted
 			// without parsing (ParseMediaType allocates), as it would be.
 			if ct := r.Header.Get("Content-Type"); ct != "application/json" && (ct != "" || hasBody) {
