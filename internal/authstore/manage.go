@@ -1,6 +1,7 @@
 package authstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -272,9 +274,10 @@ func (s *Store) startLogin(ctx context.Context, q querier, t tenant.ID, id strin
 	return s.webexConfig().AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)), nil
 }
 
-// List returns t's authorizations by name.
+// List returns t's authorizations by name, ignoring case (then as written). Sorted here,
+// not by the database, whose collation may put every capital letter first.
 func (s *Store) List(ctx context.Context, t tenant.ID) ([]Authorization, error) {
-	rows, err := s.pool.Query(ctx, "select "+rowColumns+" from authorizations where tenant = $1 order by name, id", string(t))
+	rows, err := s.pool.Query(ctx, "select "+rowColumns+" from authorizations where tenant = $1", string(t))
 	if err != nil {
 		return nil, fmt.Errorf("list authorizations: %w", err)
 	}
@@ -287,7 +290,13 @@ func (s *Store) List(ctx context.Context, t tenant.ID) ([]Authorization, error) 
 		}
 		out = append(out, r.public())
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list authorizations: %w", err)
+	}
+	slices.SortFunc(out, func(a, b Authorization) int {
+		return cmp.Or(cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
 }
 
 // Get returns one of t's authorizations; a missing, malformed or foreign ID is
