@@ -136,7 +136,7 @@ execution that names a node version; ` + "`version`" + ` may be ` + "`1.3`" + ` 
   nothing that may have changed something in Engage is ever repeated.
 - ` + "`Idempotency-Key`" + ` (header, per tenant): the same key with the same body within 24 h
   answers the first answer (header ` + "`Idempotent-Replayed: true`" + `) without running the node
-  again; another body is 422; a request while the first still runs waits for its answer
+  again; another body (compared byte for byte, so a retry must send the same bytes) is 422; a request while the first still runs waits for its answer
   (for its own deadline plus 5 s at most, then 409).
   A failure that certainly changed nothing in Engage (` + "`onInvalidData`" + `, an authorization or
   token that cannot be used, the breaker open, Engage refusing the token or rate limiting)
