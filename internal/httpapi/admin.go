@@ -225,6 +225,18 @@ func (a *adminPages) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	why, read := readForm(w, r)
+	if read && ok && sess.Tenant != "" && !csrfOK(sess, r) {
+		// A sign-in form shown before this browser signed in, in another tab: its token
+		// is the signed-out session's. The session stays; the same key goes to the list,
+		// another one is asked for again on a form of this session.
+		if t, key, known := a.d.APIKeys.LookupKey(r.PostForm.Get("apiKey")); known && t == sess.Tenant && key == sess.Key {
+			http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+			return
+		}
+		a.render(w, r, http.StatusForbidden, "login", pageData{Title: "Sign in", CSRF: sess.CSRF,
+			Error: "This browser is already signed in, as tenant " + string(sess.Tenant) + ", on another page. Sign in again to switch, or go to the authorizations."})
+		return
+	}
 	if !read || !ok || !csrfOK(sess, r) {
 		fresh := adminSession{CSRF: newCSRFToken()}
 		_ = a.sessions.write(w, fresh)

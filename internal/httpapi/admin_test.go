@@ -705,3 +705,41 @@ func TestHEADAnswersWhatGETDoesOnEveryPage(t *testing.T) {
 		}
 	}
 }
+
+// Two tabs show the sign-in form, with the one token of the browser's signed-out
+// session. Signing in on the first gives the session a new token; the second tab's
+// form, sent afterwards, must not throw that session away (it did: the browser was
+// signed out in both tabs, and the second was told its form had expired).
+func TestASecondTabsSignInKeepsTheFirstTabsSession(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	_, tab := s.get(c, s.srv.URL+"/admin/login")
+	stale := csrfOf(t, tab)
+	s.signIn(c, azAcmeKey) // the first tab
+
+	// The same key: the browser is where the second tab wanted to go.
+	resp, _ := s.postForm(c, "/admin/login", url.Values{"csrf": {stale}, "apiKey": {azAcmeKey}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/" {
+		t.Fatalf("the second tab's sign-in with the same key: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, list := s.get(c, s.srv.URL+"/admin/"); resp.StatusCode != http.StatusOK || !strings.Contains(list, `id="tenant">acme<`) {
+		t.Fatalf("the first tab's session after the second tab's sign-in: %d\n%s", resp.StatusCode, list)
+	}
+
+	// Another key: the form asks again, saying who is signed in, and the session stays.
+	resp, page := s.postForm(c, "/admin/login", url.Values{"csrf": {stale}, "apiKey": {azGlobexKey}})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "already signed in") || !strings.Contains(page, "acme") {
+		t.Fatalf("the second tab's sign-in with another key: %d\n%s", resp.StatusCode, page)
+	}
+	if resp, list := s.get(c, s.srv.URL+"/admin/"); resp.StatusCode != http.StatusOK || !strings.Contains(list, `id="tenant">acme<`) {
+		t.Fatalf("the session after a stale sign-in form with another key: %d\n%s", resp.StatusCode, list)
+	}
+	// The form it shows signs in, over the session, as signing in again does.
+	resp, _ = s.postForm(c, "/admin/login", url.Values{"csrf": {csrfOf(t, page)}, "apiKey": {azGlobexKey}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("signing in with the form shown: %d", resp.StatusCode)
+	}
+	if _, list := s.get(c, s.srv.URL+"/admin/"); !strings.Contains(list, `id="tenant">globex<`) {
+		t.Fatalf("not signed in as globex:\n%s", list)
+	}
+}
