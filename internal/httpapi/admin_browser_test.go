@@ -257,3 +257,51 @@ func TestAdminWebexLoginStartsWhenTheProviderRedirects(t *testing.T) {
 		t.Fatalf("status %v, want active", got)
 	}
 }
+
+// newBrowserTab starts chromium for t (1200×900) and returns a tab's context, bounded.
+func newBrowserTab(t *testing.T) context.Context {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath(t)), chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1200, 900),
+	)
+	t.Cleanup(cancelAlloc)
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestALongNameKeepsThePagesInTheWindow: a name may be 100 characters without a space
+// (an identifier, say). The pages that show it must still fit a desktop window, not
+// push the table, the header's Sign out and the page sideways out of it.
+func TestALongNameKeepsThePagesInTheWindow(t *testing.T) {
+	s := newAuthServer(t)
+	name := strings.Repeat("Acme_Support_EU_", 7)[:100]
+	id := s.createCC(name)
+	ctx := newBrowserTab(t)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.srv.URL+"/admin/login"), chromedp.WaitVisible(chromedp.CSS("#apiKey")),
+		chromedp.SendKeys(chromedp.CSS("#apiKey"), azAcmeKey), chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#tenant")),
+	); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	for _, page := range []string{"/admin/", "/admin/authorizations/" + id + "/reauthorize", "/admin/authorizations/" + id + "/delete"} {
+		if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+page), chromedp.WaitVisible(chromedp.CSS("h1"))); err != nil {
+			t.Fatalf("open %s: %v", page, err)
+		}
+		over, err := chromedp.Run(ctx, chromedp.Evaluate[float64]("document.documentElement.scrollWidth - document.documentElement.clientWidth"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if over > 0 {
+			t.Errorf("%s is %.0f px wider than the window", page, over)
+		}
+	}
+}
