@@ -347,6 +347,11 @@ func (a *adminPages) create(w http.ResponseWriter, r *http.Request, sess adminSe
 	})
 	if err != nil {
 		status, msg := a.storeFailure(r, err)
+		if authstore.CodeOf(err) == authstore.ErrConflict {
+			// Most often the same add sent again (back from the Webex login, a second
+			// click): the first one is in the list, pending.
+			msg = "A" + strings.TrimPrefix(msg, "a") + ". Choose another name, or use Re-authorize on that one in the list (a Webex login signs in again), or Delete."
+		}
 		a.render(w, r, status, "new", pageData{Title: "Add an authorization", Tenant: sess.Tenant, CSRF: sess.CSRF,
 			Error: msg, Form: form, Bases: a.bases(form.BaseURL), WebexEnabled: a.d.WebexEnabled})
 		return

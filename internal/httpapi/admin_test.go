@@ -2,11 +2,15 @@ package httpapi_test
 
 import (
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/noderuntime/noderuntime/internal/engagesim"
 )
 
 // signIn signs c in on the admin pages with key and returns the list page.
@@ -741,5 +745,74 @@ func TestASecondTabsSignInKeepsTheFirstTabsSession(t *testing.T) {
 	}
 	if _, list := s.get(c, s.srv.URL+"/admin/"); !strings.Contains(list, `id="tenant">globex<`) {
 		t.Fatalf("not signed in as globex:\n%s", list)
+	}
+}
+
+// A Webex login that did not complete (refused or canceled at the provider, canceled on
+// the confirmation page, expired) leaves a new authorization pending under its name.
+// Adding it again finds the name taken; the pages must say what does work: Re-authorize
+// on the one in the list starts a new login (they said "start the authorization again",
+// which led to the add form and its "already exists").
+func TestAnUnfinishedLoginSaysHowToTryAgain(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	list := s.signIn(c, azAcmeKey)
+	add := url.Values{"csrf": {csrfOf(t, list)}, "kind": {"webex-login"}, "name": {"Support"}, "baseUrl": {s.sim.BaseURL()}, "domain": {"acme"}}
+	resp, page := s.postForm(c, "/admin/authorizations", add)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `id="continue"`) {
+		t.Fatalf("add: %d\n%s", resp.StatusCode, page)
+	}
+	// Back from the provider's login (or a second click), the form is sent again.
+	resp, page = s.postForm(c, "/admin/authorizations", add)
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(page, "already exists") || !strings.Contains(page, "Re-authorize") {
+		t.Fatalf("the same add again: %d\n%s", resp.StatusCode, page)
+	}
+	_, api := s.api("GET", "/v1/authorizations", azAcmeKey, nil)
+	id := api["authorizations"].([]any)[0].(map[string]any)["id"].(string)
+
+	browser := s.client(false)
+	login := func() string { // a new login of Support, from its Re-authorize
+		_, form := s.get(c, s.srv.URL+"/admin/authorizations/"+id+"/reauthorize")
+		if !strings.Contains(form, "stays pending") || strings.Contains(form, "current tokens") {
+			t.Fatalf("the re-authorize page of a pending login speaks of tokens it does not have:\n%s", form)
+		}
+		resp, page := s.postForm(c, "/admin/authorizations/"+id+"/reauthorize", url.Values{"csrf": {csrfOf(t, form)}})
+		m := regexp.MustCompile(`id="continue" href="([^"]+)"`).FindStringSubmatch(page)
+		if resp.StatusCode != http.StatusOK || m == nil {
+			t.Fatalf("re-authorize the pending login: %d\n%s", resp.StatusCode, page)
+		}
+		return html.UnescapeString(m[1])
+	}
+	for _, c := range []struct {
+		name     string
+		callback func(authorizeURL string) (*http.Response, string)
+	}{
+		{"refused at the provider", func(au string) (*http.Response, string) {
+			u, _ := url.Parse(au)
+			return s.get(browser, s.srv.URL+"/oauth/callback?"+url.Values{"state": {u.Query().Get("state")}, "error": {"access_denied"}}.Encode())
+		}},
+		{"canceled on the confirmation page", func(au string) (*http.Response, string) {
+			back, err := engagesim.SignIn(t.Context(), au, "alice", azAlicePassword)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s.finishLogin(browser, back.String(), "cancel")
+		}},
+		{"expired", func(au string) (*http.Response, string) {
+			back, err := engagesim.SignIn(t.Context(), au, "alice", azAlicePassword)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.sql("update oauth_states set expires_at = now() - interval '1 second'")
+			return s.get(browser, back.String())
+		}},
+	} {
+		resp, page := c.callback(login())
+		if !strings.Contains(page, "Re-authorize") {
+			t.Errorf("%s: %d, the page does not say how to try again:\n%s", c.name, resp.StatusCode, page)
+		}
+	}
+	if st := s.status(id); st != "pending" {
+		t.Fatalf("status %s", st)
 	}
 }

@@ -113,7 +113,7 @@ func (a *adminPages) confirmLogin(w http.ResponseWriter, r *http.Request) {
 		a.loginFailed(w, r, err) // the state was unknown or spent already
 		return
 	}
-	a.message(w, r, http.StatusOK, adminSession{}, "Login canceled", "Nothing was changed.", "This login link can no longer be used; start the authorization again to connect a login.")
+	a.message(w, r, http.StatusOK, adminSession{}, "Login canceled", "This login link can no longer be used.", tryAgain)
 }
 
 // completeLogin stores the login q describes and shows a confirmation page, or an error
@@ -133,6 +133,10 @@ func (a *adminPages) completeLogin(w http.ResponseWriter, r *http.Request, q url
 		"Status: "+string(done.Status)+". Nodes that name it can use it now.", "Authorization ID: "+done.ID)
 }
 
+// tryAgain says how to start a login again once one did not complete: its authorization
+// is in the list (a new one pending), so adding it again would find the name taken.
+const tryAgain = "Nothing was changed: the authorization keeps its status (a new one stays pending). To try again, choose Re-authorize on it in the list of authorizations: it starts a new login."
+
 func (a *adminPages) loginFailed(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := a.storeFailure(r, err) // 500 for anything unexpected
 	headline := "The login could not be completed"
@@ -143,11 +147,11 @@ func (a *adminPages) loginFailed(w http.ResponseWriter, r *http.Request, err err
 		// Most often a second click on Connect, or a reload: the first one stored it.
 		footer = "Nothing was changed. If you connected with this link a moment ago, that login is stored: the authorization's status in the list shows it."
 	case authstore.ErrStateExpired:
-		status, headline = http.StatusBadRequest, "This login expired"
+		status, headline, footer = http.StatusBadRequest, "This login expired", tryAgain
 	case authstore.ErrLoginDenied:
-		status, headline = http.StatusBadRequest, "The login was refused"
+		status, headline, footer = http.StatusBadRequest, "The login was refused", tryAgain
 	case authstore.ErrExchangeFailed:
-		status = http.StatusBadGateway
+		status, footer = http.StatusBadGateway, tryAgain
 	}
 	a.message(w, r, status, adminSession{}, headline, msg, footer)
 }
