@@ -446,6 +446,11 @@ func (a *adminPages) storeFailure(r *http.Request, err error) (int, string) {
 		code = string(c)
 	}
 	AnnotateLog(r.Context(), slog.String("errorCode", code))
+	if p.Status == http.StatusInternalServerError {
+		// The message sends the reader to the logs with the request's ID, which is
+		// otherwise only in a response header.
+		return p.Status, p.Detail + ". Request ID: " + RequestID(r.Context())
+	}
 	return p.Status, p.Detail
 }
 

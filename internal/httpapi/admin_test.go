@@ -816,3 +816,30 @@ func TestAnUnfinishedLoginSaysHowToTryAgain(t *testing.T) {
 		t.Fatalf("status %s", st)
 	}
 }
+
+// A page that fails for a reason of the service's (500) says the request ID identifies
+// it in the logs: the page must show that ID, which the person can only pass on if they
+// can read it (it was only in the X-Request-Id header).
+func TestAnAdminPageThatFailsShowsItsRequestID(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	s.signIn(c, azAcmeKey)
+	s.sql("alter table authorizations rename to authorizations_gone")
+	t.Cleanup(func() { s.sql("alter table authorizations_gone rename to authorizations") })
+	_, form := s.get(c, s.srv.URL+"/admin/authorizations/new")
+	add := url.Values{"csrf": {csrfOf(t, form)}, "kind": {"webex-login"}, "name": {"Support"}, "baseUrl": {s.sim.BaseURL()}, "domain": {"acme"}}
+	for what, do := range map[string]func() (*http.Response, string){
+		"the list":     func() (*http.Response, string) { return s.get(c, s.srv.URL+"/admin/") },
+		"an add":       func() (*http.Response, string) { return s.postForm(c, "/admin/authorizations", add) },
+		"the callback": func() (*http.Response, string) { return s.get(c, s.srv.URL+"/oauth/callback?state=s&code=c") },
+	} {
+		resp, page := do()
+		id := resp.Header.Get("X-Request-Id")
+		if resp.StatusCode != http.StatusInternalServerError || id == "" || !strings.Contains(page, "request ID") {
+			t.Fatalf("%s: %d %q:\n%s", what, resp.StatusCode, id, page)
+		}
+		if !strings.Contains(page, id) {
+			t.Errorf("%s: the page speaks of the request ID but does not show it (%s):\n%s", what, id, page)
+		}
+	}
+}
