@@ -61,3 +61,24 @@ func TestEveryFieldOfTheAdminPagesHasItsLabel(t *testing.T) {
 		}
 	}
 }
+
+// TestTheListsButtonsNameTheirAuthorization: a screen reader lists a page's links by
+// name; "Delete", "Delete", "Delete" says not which. Each row's links name its
+// authorization, and the column they are in has a heading.
+func TestTheListsButtonsNameTheirAuthorization(t *testing.T) {
+	s := newAuthServer(t)
+	s.createCC("Billing <bot>")
+	s.createCC("Support")
+	c := s.client(true)
+	list := s.signIn(c, azAcmeKey)
+	if strings.Contains(list, "<th></th>") {
+		t.Error("a column of the list has no heading")
+	}
+	for _, name := range []string{"Billing &lt;bot&gt;", "Support"} {
+		for _, action := range []string{"Re-authorize", "Delete"} {
+			if want := `aria-label="` + action + " " + name + `"`; !strings.Contains(list, want) {
+				t.Errorf("no link named %s:\n%s", want, list)
+			}
+		}
+	}
+}
