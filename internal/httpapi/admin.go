@@ -118,12 +118,13 @@ type pageData struct {
 	Authorizations  []authstore.Authorization
 	Authorization   authstore.Authorization
 	Form            formValues
-	Bases           []baseOption
+	Bases           baseOptions
 	WebexEnabled    bool
 	Forward         string // where the page sends the browser on at once (the Webex login)
 }
 
 type formValues struct {
+	Kind                            string // of the add form sent: the one filled again
 	Name, Domain, TenantID, BaseURL string
 	State, Code                     string // the OAuth callback's, carried by its confirmation form
 }
@@ -131,6 +132,22 @@ type formValues struct {
 type baseOption struct {
 	URL, Label string
 	Selected   bool
+}
+
+type baseOptions []baseOption
+
+// For is the options of the add page's form of kind: only the form that was sent keeps
+// its choice.
+func (b baseOptions) For(f formValues, kind string) baseOptions {
+	if f.Kind == kind {
+		return b
+	}
+	out := make(baseOptions, len(b))
+	for i, o := range b {
+		o.Selected = false
+		out[i] = o
+	}
+	return out
 }
 
 func (a *adminPages) render(w http.ResponseWriter, r *http.Request, status int, page string, data pageData) {
@@ -320,8 +337,8 @@ func (a *adminPages) list(w http.ResponseWriter, r *http.Request, sess adminSess
 	a.render(w, r, http.StatusOK, "list", data)
 }
 
-func (a *adminPages) bases(selected string) []baseOption {
-	var out []baseOption
+func (a *adminPages) bases(selected string) baseOptions {
+	var out baseOptions
 	for _, u := range a.d.AllowedBaseURLs {
 		label := u
 		for _, region := range authstore.Regions() {
@@ -340,7 +357,7 @@ func (a *adminPages) newForm(w http.ResponseWriter, r *http.Request, sess adminS
 
 func (a *adminPages) create(w http.ResponseWriter, r *http.Request, sess adminSession) {
 	f := r.PostForm
-	form := formValues{Name: f.Get("name"), Domain: f.Get("domain"), TenantID: f.Get("tenantId"), BaseURL: f.Get("baseUrl")}
+	form := formValues{Kind: f.Get("kind"), Name: f.Get("name"), Domain: f.Get("domain"), TenantID: f.Get("tenantId"), BaseURL: f.Get("baseUrl")}
 	started, err := a.d.Store.Create(r.Context(), sess.Tenant, authstore.ActorAdmin, authstore.CreateRequest{
 		Name: form.Name, Kind: authstore.Kind(f.Get("kind")), BaseURL: form.BaseURL, Domain: form.Domain,
 		TenantID: form.TenantID, TenantSecret: secrets.New(f.Get("tenantSecret")),

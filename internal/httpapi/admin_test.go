@@ -843,3 +843,25 @@ func TestAnAdminPageThatFailsShowsItsRequestID(t *testing.T) {
 		}
 	}
 }
+
+// A refused add shows again what was typed, in the form it was typed in: the add page
+// has two forms, and the other one (the Webex login's, after a refused client
+// credentials) must not come back filled with a name and domain nobody typed there.
+func TestARefusedAddRefillsOnlyTheFormSent(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	list := s.signIn(c, azAcmeKey)
+	resp, page := s.postForm(c, "/admin/authorizations", url.Values{"csrf": {csrfOf(t, list)}, "kind": {"client-credentials"}, "name": {"Standalone"},
+		"baseUrl": {s.sim.BaseURL()}, "domain": {"acme"}, "tenantId": {"tenant-1"}, "tenantSecret": {"wrong"}})
+	if resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("refused add: %d", resp.StatusCode)
+	}
+	for _, want := range []string{`id="cc-name" name="name" value="Standalone"`, `id="cc-domain" name="domain" value="acme"`, `id="webex-name" name="name" value=""`, `id="webex-domain" name="domain" value=""`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(page)
+	}
+}
