@@ -193,7 +193,9 @@ func (a *adminPages) signedIn(next signedInHandler) http.HandlerFunc {
 			return
 		}
 		if !ok || sess.Tenant == "" {
-			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			// A GET (or HEAD), or a sign-out (the session ended already: in another tab,
+			// or it expired), goes to sign in; another form says it changed nothing.
+			if r.Method == http.MethodGet || r.Method == http.MethodHead || r.URL.Path == "/admin/logout" {
 				http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 				return
 			}

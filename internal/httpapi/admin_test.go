@@ -865,3 +865,24 @@ func TestARefusedAddRefillsOnlyTheFormSent(t *testing.T) {
 		t.Log(page)
 	}
 }
+
+// Sign out, in a tab whose session has already ended (signed out in another tab, or
+// expired), has nothing left to do: it goes to the sign-in page, as a sign-out does. It
+// answered 403 "Your session ended. Sign in again and repeat what you were doing",
+// asking a person who wanted to be signed out to sign in and sign out again.
+func TestSigningOutAnEndedSessionGoesToTheSignInPage(t *testing.T) {
+	s := newAuthServer(t)
+	c := s.client(true)
+	csrf := csrfOf(t, s.signIn(c, azAcmeKey))
+	if resp, _ := s.postForm(c, "/admin/logout", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out: %d", resp.StatusCode)
+	}
+	resp, page := s.postForm(c, "/admin/logout", url.Values{"csrf": {csrf}}) // the other tab
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/login" {
+		t.Fatalf("sign out again: %d %s\n%s", resp.StatusCode, resp.Header.Get("Location"), page)
+	}
+	// Other forms of an ended session still say so and change nothing.
+	if resp, page := s.postForm(c, "/admin/authorizations", url.Values{"csrf": {csrf}, "kind": {"client-credentials"}, "name": {"x"}}); resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "Sign in again") {
+		t.Fatalf("an add after the session ended: %d\n%s", resp.StatusCode, page)
+	}
+}
