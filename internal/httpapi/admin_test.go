@@ -769,6 +769,11 @@ func TestAnUnfinishedLoginSaysHowToTryAgain(t *testing.T) {
 	}
 	_, api := s.api("GET", "/v1/authorizations", azAcmeKey, nil)
 	id := api["authorizations"].([]any)[0].(map[string]any)["id"].(string)
+	// The list, where a person comes back to after a login left halfway (a closed tab),
+	// says how to finish it: "waiting for the Webex login" waits for nothing by then.
+	if _, list := s.get(c, s.srv.URL+"/admin/"); !strings.Contains(list, "Re-authorize starts the login again") {
+		t.Fatalf("the list does not say how to finish a pending login:\n%s", list)
+	}
 
 	browser := s.client(false)
 	login := func() string { // a new login of Support, from its Re-authorize
