@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -369,7 +371,7 @@ func (a *adminPages) create(w http.ResponseWriter, r *http.Request, sess adminSe
 		if authstore.CodeOf(err) == authstore.ErrConflict {
 			// Most often the same add sent again (back from the Webex login, a second
 			// click): the first one is in the list, pending.
-			msg = "A" + strings.TrimPrefix(msg, "a") + ". Choose another name, or use Re-authorize on that one in the list (a Webex login signs in again), or Delete."
+			msg += " Choose another name, or use Re-authorize on that one in the list (a Webex login signs in again), or Delete."
 		}
 		a.render(w, r, status, "new", pageData{Title: "Add an authorization", Tenant: sess.Tenant, CSRF: sess.CSRF,
 			Error: msg, Form: form, Bases: a.bases(form.BaseURL), WebexEnabled: a.d.WebexEnabled})
@@ -465,12 +467,18 @@ func (a *adminPages) storeFailure(r *http.Request, err error) (int, string) {
 		code = string(c)
 	}
 	AnnotateLog(r.Context(), slog.String("errorCode", code))
+	// The problem's detail is a clause ("the login was not completed: …"); on a page it
+	// is a sentence.
+	msg := p.Detail
+	if first, size := utf8.DecodeRuneInString(msg); size > 0 {
+		msg = string(unicode.ToUpper(first)) + msg[size:] + "."
+	}
 	if p.Status == http.StatusInternalServerError {
 		// The message sends the reader to the logs with the request's ID, which is
 		// otherwise only in a response header.
-		return p.Status, p.Detail + ". Request ID: " + RequestID(r.Context())
+		msg += " Request ID: " + RequestID(r.Context())
 	}
-	return p.Status, p.Detail
+	return p.Status, msg
 }
 
 func (a *adminPages) failure(w http.ResponseWriter, r *http.Request, sess adminSession, err error) {

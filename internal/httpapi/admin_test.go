@@ -861,7 +861,8 @@ func TestARefusedAddRefillsOnlyTheFormSent(t *testing.T) {
 	if resp.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("refused add: %d", resp.StatusCode)
 	}
-	for _, want := range []string{`id="cc-name" name="name" value="Standalone"`, `id="cc-domain" name="domain" value="acme"`, `id="webex-name" name="name" value=""`, `id="webex-domain" name="domain" value=""`} {
+	// The store's message is a clause; on the page, a sentence.
+	for _, want := range []string{`role="alert">The token endpoint refused the credentials`, `id="cc-name" name="name" value="Standalone"`, `id="cc-domain" name="domain" value="acme"`, `id="webex-name" name="name" value=""`, `id="webex-domain" name="domain" value=""`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %s", want)
 		}
