@@ -278,11 +278,11 @@ func newBrowserTab(t *testing.T) context.Context {
 	return ctx
 }
 
-// TestALongNameKeepsThePagesInTheWindow: a name may be 100 characters without a space
+// TestAdminLongNameKeepsThePagesInTheWindow: a name may be 100 characters without a space
 // (an identifier, say). The pages that show it must still fit a desktop window, not
 // push the table, the header's Sign out and the page sideways out of it; on a phone's
 // width (the pages set a viewport) the list's table scrolls within the page.
-func TestALongNameKeepsThePagesInTheWindow(t *testing.T) {
+func TestAdminLongNameKeepsThePagesInTheWindow(t *testing.T) {
 	s := newAuthServer(t)
 	name := strings.Repeat("Acme_Support_EU_", 7)[:100]
 	id := s.createCC(name)

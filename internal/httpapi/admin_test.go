@@ -714,7 +714,7 @@ func TestHEADAnswersWhatGETDoesOnEveryPage(t *testing.T) {
 // session. Signing in on the first gives the session a new token; the second tab's
 // form, sent afterwards, must not throw that session away (it did: the browser was
 // signed out in both tabs, and the second was told its form had expired).
-func TestASecondTabsSignInKeepsTheFirstTabsSession(t *testing.T) {
+func TestAdminSecondTabsSignInKeepsTheFirstTabsSession(t *testing.T) {
 	s := newAuthServer(t)
 	c := s.client(true)
 	_, tab := s.get(c, s.srv.URL+"/admin/login")
@@ -753,7 +753,7 @@ func TestASecondTabsSignInKeepsTheFirstTabsSession(t *testing.T) {
 // Adding it again finds the name taken; the pages must say what does work: Re-authorize
 // on the one in the list starts a new login (they said "start the authorization again",
 // which led to the add form and its "already exists").
-func TestAnUnfinishedLoginSaysHowToTryAgain(t *testing.T) {
+func TestAdminUnfinishedLoginSaysHowToTryAgain(t *testing.T) {
 	s := newAuthServer(t)
 	c := s.client(true)
 	list := s.signIn(c, azAcmeKey)
@@ -852,7 +852,7 @@ func TestAnAdminPageThatFailsShowsItsRequestID(t *testing.T) {
 // A refused add shows again what was typed, in the form it was typed in: the add page
 // has two forms, and the other one (the Webex login's, after a refused client
 // credentials) must not come back filled with a name and domain nobody typed there.
-func TestARefusedAddRefillsOnlyTheFormSent(t *testing.T) {
+func TestAdminRefusedAddRefillsOnlyTheFormSent(t *testing.T) {
 	s := newAuthServer(t)
 	c := s.client(true)
 	list := s.signIn(c, azAcmeKey)
@@ -876,7 +876,7 @@ func TestARefusedAddRefillsOnlyTheFormSent(t *testing.T) {
 // expired), has nothing left to do: it goes to the sign-in page, as a sign-out does. It
 // answered 403 "Your session ended. Sign in again and repeat what you were doing",
 // asking a person who wanted to be signed out to sign in and sign out again.
-func TestSigningOutAnEndedSessionGoesToTheSignInPage(t *testing.T) {
+func TestAdminSignOutOfAnEndedSessionGoesToTheSignInPage(t *testing.T) {
 	s := newAuthServer(t)
 	c := s.client(true)
 	csrf := csrfOf(t, s.signIn(c, azAcmeKey))
