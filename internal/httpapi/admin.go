@@ -371,7 +371,7 @@ func (a *adminPages) create(w http.ResponseWriter, r *http.Request, sess adminSe
 		if authstore.CodeOf(err) == authstore.ErrConflict {
 			// Most often the same add sent again (back from the Webex login, a second
 			// click): the first one is in the list, pending.
-			msg += " Choose another name, or use Re-authorize on that one in the list (a Webex login signs in again), or Delete."
+			msg += " If you sent this form a moment ago (twice, or again after going back), that one is it. Otherwise choose another name, or use Re-authorize (a Webex login signs in again) or Delete on that one in the list."
 		}
 		a.render(w, r, status, "new", pageData{Title: "Add an authorization", Tenant: sess.Tenant, CSRF: sess.CSRF,
 			Error: msg, Form: form, Bases: a.bases(form.BaseURL), WebexEnabled: a.d.WebexEnabled})
