@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/outcomes"
 )
 
 // sessionEndsAfterTheAnswer is a token endpoint's transport that, once the provider has
@@ -22,9 +24,11 @@ type sessionEndsAfterTheAnswer struct {
 	t     *testing.T
 	watch *pgxpool.Pool
 	ended bool
+	calls atomic.Int32 // the token endpoint's calls
 }
 
 func (s *sessionEndsAfterTheAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	s.calls.Add(1)
 	resp, err := http.DefaultTransport.RoundTrip(r)
 	if err != nil || s.ended {
 		return resp, err
@@ -53,17 +57,7 @@ func (s *sessionEndsAfterTheAnswer) RoundTrip(r *http.Request) (*http.Response, 
 func TestARefreshWhoseIdleTransactionPostgresEndedStillStoresTheNewPair(t *testing.T) {
 	e := newEnv(t, engagesim.Config{})
 	a := e.createLogin(e.store(), acme, "idle in transaction")
-	cfg, err := pgxpool.ParseConfig(e.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = "idle-refresher"
-	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "100"
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := e.poolEndingIdleTransactions()
 	ended := &sessionEndsAfterTheAnswer{t: t, watch: e.newPool()}
 	s := e.store(func(o *authstore.Options) { o.Pool = pool; o.HTTPClient = &http.Client{Transport: ended} })
 	spent := e.storedRefreshToken(a.ID)
@@ -86,4 +80,56 @@ func TestARefreshWhoseIdleTransactionPostgresEndedStillStoresTheNewPair(t *testi
 	if _, err := e.store().Token(ctxT(t), acme, a.ID); err != nil {
 		t.Fatalf("the next refresh: %v (status %s)", err, e.status(a.ID))
 	}
+}
+
+// A refused refresh (invalid_grant) whose transaction Postgres ended while the token
+// endpoint answered is still recorded: needs_reauthorization, on a new connection, so the
+// next call answers from the status instead of asking the provider again (with such a
+// setting, every call would otherwise spend a token endpoint request on a grant known to
+// be refused: the retry loop the status exists to prevent).
+func TestARefusedRefreshWhoseIdleTransactionPostgresEndedIsStillRecorded(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	a := e.createLogin(e.store(), acme, "refused while idle in transaction")
+	ended := &sessionEndsAfterTheAnswer{t: t, watch: e.newPool()}
+	s := e.store(func(o *authstore.Options) {
+		o.Pool = e.poolEndingIdleTransactions()
+		o.HTTPClient = &http.Client{Transport: ended}
+	})
+	if err := e.sim.RevokeTokens("alice"); err != nil {
+		t.Fatal(err)
+	}
+	e.expire(a.ID)
+
+	_, err := s.Token(ctxT(t), acme, a.ID)
+	if !ended.ended {
+		t.Fatal("the refresh did not reach the provider")
+	}
+	wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
+	if st := e.status(a.ID); st != string(authstore.StatusNeedsReauthorization) {
+		t.Fatalf("status %s, want %s", st, authstore.StatusNeedsReauthorization)
+	}
+	_, err = s.Token(ctxT(t), acme, a.ID)
+	wantAuthError(t, err, outcomes.CodeNeedsReauthorization)
+	if n := ended.calls.Load(); n != 1 {
+		t.Fatalf("the token endpoint was called %d times, want 1", n)
+	}
+}
+
+// poolEndingIdleTransactions is a pool whose sessions Postgres ends when a transaction
+// sits idle for 100 ms (idle_in_transaction_session_timeout), named idle-refresher in
+// pg_stat_activity.
+func (e *env) poolEndingIdleTransactions() *pgxpool.Pool {
+	e.t.Helper()
+	cfg, err := pgxpool.ParseConfig(e.url)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "idle-refresher"
+	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "100"
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(pool.Close)
+	return pool
 }

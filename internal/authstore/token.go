@@ -436,24 +436,40 @@ func (s *Store) storeAgain(ctx context.Context, log *slog.Logger, r *row, sl sea
 // markNeedsReauthorization records that the provider refused the grant for good: the
 // status, an audit event and a notification to every replica, all in the locked
 // transaction. The caller gets the authorization error, and no retry loop follows:
-// every later call answers from the status without calling the provider.
+// every later call answers from the status without calling the provider. When the
+// locked transaction's connection is lost first (Postgres restarted, or ended the
+// transaction left idle while the provider answered), the refusal is recorded again on
+// a new connection, unless the row changed meanwhile: unrecorded, every call would ask
+// the provider again.
 func (s *Store) markNeedsReauthorization(ctx context.Context, tx pgx.Tx, log *slog.Logger, r *row, pe *providerError) error {
 	reason := "the provider refused the credentials"
 	if pe.code != "" {
 		reason += " (" + pe.code + ")"
 	}
 	reason += "; re-authorize it"
-	_, err := tx.Exec(ctx, `update authorizations set status = 'needs_reauthorization', status_reason = $2,
-		access_token = null, refresh_token = null, token_expiry = null, version = version + 1, updated_at = now()
-		where id = $1`, r.id, reason)
-	if err == nil {
-		err = audit(ctx, tx, r.tenant, r.id, "refresh_failed", ActorSystem, map[string]any{"error": pe.code, "httpStatus": pe.status, "newStatus": StatusNeedsReauthorization})
+	record := func(ctx context.Context, tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `update authorizations set status = 'needs_reauthorization', status_reason = $2,
+			access_token = null, refresh_token = null, token_expiry = null, version = version + 1, updated_at = now()
+			where id = $1 and version = $3`, r.id, reason, r.version)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return errRowChanged
+		}
+		if err := audit(ctx, tx, r.tenant, r.id, "refresh_failed", ActorSystem, map[string]any{"error": pe.code, "httpStatus": pe.status, "newStatus": StatusNeedsReauthorization}); err != nil {
+			return err
+		}
+		return notify(ctx, tx, r.id)
 	}
-	if err == nil {
-		err = notify(ctx, tx, r.id)
-	}
+	err := record(ctx, tx)
 	if err == nil {
 		err = tx.Commit(ctx)
+	}
+	if err != nil && connectionLost(err) {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		defer cancel()
+		err = s.recordAgain(sctx, r, record)
 	}
 	if err != nil {
 		s.metrics.refresh(resultError)
@@ -464,6 +480,37 @@ func (s *Store) markNeedsReauthorization(ctx context.Context, tx pgx.Tx, log *sl
 	log.WarnContext(ctx, "provider refused the refresh; authorization needs re-authorization",
 		slog.String("error", pe.Error()), slog.String("kind", string(r.kind)))
 	return authNeedsReauthorization()
+}
+
+// errRowChanged: a write made against the version a refresh read found another.
+var errRowChanged = errors.New("the authorization changed (or was deleted) meanwhile")
+
+// recordAgain runs record in a transaction on new connections until it commits, finds
+// the row changed, fails otherwise than by a lost connection, or ctx ends. A row changed
+// only by the first attempt's own commit (its answer lost) is recorded.
+func (s *Store) recordAgain(ctx context.Context, r *row, record func(context.Context, pgx.Tx) error) error {
+	wait := 50 * time.Millisecond
+	for {
+		s.pool.Reset() // it hands out connections the restart closed without a ping (load)
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return record(ctx, tx) })
+		if errors.Is(err, errRowChanged) {
+			var status string
+			serr := s.pool.QueryRow(ctx, "select status from authorizations where id = $1 and version = $2", r.id, r.version+1).Scan(&status)
+			if serr == nil && Status(status) == StatusNeedsReauthorization {
+				return nil // the first attempt committed
+			}
+			return err
+		}
+		if err == nil || !connectionLost(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // connectionLost reports whether err says the connection failed rather than the query:
