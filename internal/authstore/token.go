@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/noderuntime/noderuntime/internal/database"
 	"github.com/noderuntime/noderuntime/internal/outcomes"
 	"github.com/noderuntime/noderuntime/internal/secrets"
 	"github.com/noderuntime/noderuntime/internal/tenant"
@@ -513,26 +513,6 @@ func (s *Store) recordAgain(ctx context.Context, r *row, record func(context.Con
 	}
 }
 
-// connectionLost reports whether err says the connection failed rather than the query:
-// no SQL error at all, one of the classes of a closed connection (08, connection
-// exception; 57P, the server shutting down or restarting), or any other error that ended
-// the session (severity FATAL): above all Postgres ending a transaction left idle past
-// idle_in_transaction_session_timeout (25P03), as a refresh's is while the token
-// endpoint answers, or past transaction_timeout (25P04). Refusals of a new connection
-// (class 28, a wrong password; 3D000, no such database) are settings, not losses.
-func connectionLost(err error) bool {
-	if errors.Is(err, pgx.ErrNoRows) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
-		switch {
-		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "57P"):
-			return true
-		case strings.HasPrefix(pgErr.Code, "28"), pgErr.Code == "3D000":
-			return false
-		}
-		return pgErr.Code == "25P03" || pgErr.Code == "25P04" || pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC" ||
-			pgErr.SeverityUnlocalized == "FATAL" || pgErr.SeverityUnlocalized == "PANIC"
-	}
-	return true
-}
+// connectionLost reports whether err says the connection failed rather than the query
+// (database.ConnectionLost).
+func connectionLost(err error) bool { return database.ConnectionLost(err) }

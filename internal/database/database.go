@@ -245,6 +245,31 @@ func Refused(err error) bool {
 	return ok && (strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "3D000")
 }
 
+// ConnectionLost reports whether err says the connection failed rather than the
+// statement, so that the statement may not have reached Postgres and is worth sending
+// again on another connection: no SQL error at all (a broken or closed connection), one
+// of the classes of a closed connection (08, connection exception; 57P, the server
+// shutting down or restarting), or any other error that ended the session (severity
+// FATAL), above all Postgres ending a transaction left idle past
+// idle_in_transaction_session_timeout (25P03) or transaction_timeout (25P04). A refusal
+// of a new connection (Refused) is a setting, not a loss; neither is a context ending.
+func ConnectionLost(err error) bool {
+	if err == nil || errors.Is(err, pgx.ErrNoRows) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "57P"):
+			return true
+		case Refused(err):
+			return false
+		}
+		return pgErr.Code == "25P03" || pgErr.Code == "25P04" || pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC" ||
+			pgErr.SeverityUnlocalized == "FATAL" || pgErr.SeverityUnlocalized == "PANIC"
+	}
+	return true
+}
+
 // Redact is err without the connection details (host, user, database) pgx puts in
 // connect errors, for logs; the cause, such as a refusal's SQLSTATE, stays.
 func Redact(err error) error { return redact(err) }

@@ -3,6 +3,7 @@ package database_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/noderuntime/noderuntime/internal/database"
@@ -166,6 +168,33 @@ func TestWithDatabaseNamePointsEitherFormAtTheDatabase(t *testing.T) {
 		conn.Close(ctx)
 		if err != nil || name != "template1" {
 			t.Errorf("%q: connected to %q, %v", s, name, err)
+		}
+	}
+}
+
+// ConnectionLost tells a lost connection (worth sending the statement again on another)
+// from a statement that failed, a refusal and a context that ended.
+func TestConnectionLostTellsALostSessionFromAFailedStatement(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		lost bool
+	}{
+		{errors.New("unexpected EOF"), true},
+		{&pgconn.PgError{Severity: "FATAL", Code: "57P01"}, true},  // admin_shutdown: a restart
+		{&pgconn.PgError{Severity: "FATAL", Code: "08006"}, true},  // connection_failure
+		{&pgconn.PgError{Severity: "FATAL", Code: "25P03"}, true},  // idle_in_transaction_session_timeout
+		{&pgconn.PgError{Severity: "FATAL", Code: "25P04"}, true},  // transaction_timeout
+		{&pgconn.PgError{Severity: "FATAL", Code: "28P01"}, false}, // a wrong password
+		{&pgconn.PgError{Severity: "FATAL", Code: "3D000"}, false}, // no such database
+		{&pgconn.PgError{Severity: "ERROR", Code: "22012"}, false}, // division by zero
+		{&pgconn.PgError{Severity: "ERROR", Code: "23505"}, false}, // unique_violation
+		{fmt.Errorf("read: %w", pgx.ErrNoRows), false},
+		{fmt.Errorf("query: %w", context.Canceled), false},
+		{fmt.Errorf("query: %w", context.DeadlineExceeded), false},
+		{nil, false},
+	} {
+		if got := database.ConnectionLost(c.err); got != c.lost {
+			t.Errorf("ConnectionLost(%v) = %v, want %v", c.err, got, c.lost)
 		}
 	}
 }

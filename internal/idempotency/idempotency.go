@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/noderuntime/noderuntime/internal/database"
 	"github.com/noderuntime/noderuntime/internal/tenant"
 )
 
@@ -261,7 +262,7 @@ func (s *Store) Complete(ctx context.Context, t tenant.ID, key string, holder Ho
 	if response == nil {
 		response = []byte{}
 	}
-	_, err := s.pool.Exec(ctx, `
+	err := s.write(ctx, `
 		update idempotency_keys set response = $4, locked_until = null
 		where tenant = $1 and key = $2 and holder = $3 and response is null`,
 		string(t), key, holder[:], response)
@@ -276,7 +277,7 @@ func (s *Store) Complete(ctx context.Context, t tenant.ID, key string, holder Ho
 // execution itself, and requests waiting on the key take it as soon as it is gone. A
 // holder whose key was taken over releases nothing.
 func (s *Store) Release(ctx context.Context, t tenant.ID, key string, holder Holder) error {
-	_, err := s.pool.Exec(ctx, `
+	err := s.write(ctx, `
 		delete from idempotency_keys
 		where tenant = $1 and key = $2 and holder = $3 and response is null`,
 		string(t), key, holder[:])
@@ -284,6 +285,28 @@ func (s *Store) Release(ctx context.Context, t tenant.ID, key string, holder Hol
 		return fmt.Errorf("release idempotency key: %w", err)
 	}
 	return nil
+}
+
+// write runs a holder's write (Complete, Release), which its guards make safe to run
+// twice, and runs it again on a new connection while its connection turns out lost and
+// ctx lasts: after a Postgres restart or fail-over the pool hands out connections the
+// restart closed (those used less than a second ago, without a ping), and a write lost
+// there would leave the key held by nobody, then abandoned for a day.
+func (s *Store) write(ctx context.Context, sql string, args ...any) error {
+	wait := time.Duration(0)
+	for {
+		_, err := s.pool.Exec(ctx, sql, args...)
+		if err == nil || !database.ConnectionLost(err) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		s.pool.Reset() // every connection the restart closed, not one per try
+		wait = min(max(2*wait, 50*time.Millisecond), time.Second)
+	}
 }
 
 // Sweep deletes up to limit expired rows and returns how many it deleted.
