@@ -368,7 +368,11 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 	if err != nil && sctx.Err() == nil && connectionLost(err) {
 		// Postgres restarted or failed over after the provider answered: the lock is gone
 		// and the row still holds a refresh token the provider may have rotated away.
-		// Write the pair again on a new connection, unless the row changed meanwhile.
+		// Write the pair again on a new connection, unless the row changed meanwhile. The
+		// dead one goes back to the pool first: with every connection held so (refreshes
+		// that lost theirs at once, or a pool of one), the write would wait for a
+		// connection until its time ran out.
+		_ = tx.Rollback(sctx)
 		version, stored, err = s.storeAgain(sctx, log, r, sl, expiry)
 	}
 	if err != nil {
@@ -469,6 +473,7 @@ func (s *Store) markNeedsReauthorization(ctx context.Context, tx pgx.Tx, log *sl
 	if err != nil && connectionLost(err) {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 		defer cancel()
+		_ = tx.Rollback(sctx) // the dead connection back to the pool first, as for a new pair
 		err = s.recordAgain(sctx, r, record)
 	}
 	if err != nil {
