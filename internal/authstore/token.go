@@ -262,7 +262,7 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 		return Credential{}, fmt.Errorf("refresh token: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, "select set_config('lock_timeout', $1, true)", strconv.FormatInt(s.lockTimeout.Milliseconds(), 10)+"ms"); err != nil {
+	if _, err := tx.Exec(ctx, setRefreshTimeouts, strconv.FormatInt(s.lockTimeout.Milliseconds(), 10)+"ms", (s.refreshTimeout + storeTimeout).Milliseconds()); err != nil {
 		return Credential{}, fmt.Errorf("refresh token: set lock timeout: %w", err)
 	}
 	snap := s.cache.snapshot()
@@ -390,6 +390,17 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 	log.DebugContext(ctx, "token refreshed", slog.String("kind", string(r.kind)))
 	return c, nil
 }
+
+// setRefreshTimeouts bounds a refresh transaction's wait for the row lock ($1), and keeps
+// Postgres from ending the transaction while it sits idle, the token endpoint answering:
+// an idle_in_transaction_session_timeout shorter than that call would release the lock
+// before the rotated pair is stored, and the replicas queued on the lock would refresh
+// with the refresh token the provider has just rotated away (invalid_grant: the login is
+// lost). It is raised to $2 milliseconds (the refresh timeout and the time the write
+// gets) for this transaction only; never lowered, nor set where there is none.
+const setRefreshTimeouts = `select set_config('lock_timeout', $1, true),
+	set_config('idle_in_transaction_session_timeout', (case when v > 0 and v < $2 then $2 else v end)::text, true)
+	from (select setting::bigint as v from pg_settings where name = 'idle_in_transaction_session_timeout') current`
 
 // storeRefreshed writes a refreshed pair over the version the refresh locked ($7): under
 // the lock it always matches; written again after the lock was lost, it matches only if
