@@ -25,51 +25,8 @@ func TestARequestInFlightWhenTheStopComesIsStillAnswered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waiting := make(chan struct{}) // closed when the handler waits for the rest of the body
-	var first sync.Once
-	a.UseListen(func(network, address string) (net.Listener, error) {
-		ln, err := net.Listen(network, address)
-		return &firstConnListener{Listener: ln, first: &first, waiting: waiting}, err
-	})
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	addrc := make(chan net.Addr, 1)
-	go func() { done <- a.Run(ctx, func(addr net.Addr) { addrc <- addr }) }()
-	addr := (<-addrc).String()
-
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	// A request whose handler waits for the rest of its body.
-	body := `{"node":"no-such-node","version":"1","input":{}}`
-	if _, err := io.WriteString(conn, "POST /v1/executions HTTP/1.1\r\nHost: noderuntime\r\nAuthorization: Bearer key\r\n"+
-		"Content-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body[:10]); err != nil {
-		t.Fatal(err)
-	}
-	<-waiting
-	cancel()
-	// The stop has begun once the listener takes no new connection.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			break
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("the listener still accepts connections 10 s after the stop")
-		}
-	}
-	if _, err := io.WriteString(conn, body[10:]); err != nil {
-		t.Fatal(err)
-	}
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("the request in flight was cut off instead of answered: %v", err)
-	}
-	res.Body.Close()
+	finish, done := stopWithARequestInFlight(t, a, "")
+	res := finish()
 	if res.StatusCode/100 == 5 {
 		t.Errorf("the request in flight was answered %d", res.StatusCode)
 	}
@@ -164,27 +121,55 @@ func TestTheMetricsListenerServesUntilTheDrainEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	finish, done := stopWithARequestInFlight(t, a, cfg.MetricsAddr)
+	client := &http.Client{Timeout: 10 * time.Second}
+	res, err := client.Get("http://" + cfg.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("/metrics during the drain: %v, want it served until the drain ends", err)
+	}
+	scrape, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(scrape), "\nnoderuntime_executions_in_flight 1\n") {
+		t.Errorf("/metrics during the drain: %d, want 200 with the execution in flight counted", res.StatusCode)
+	}
+
+	finish()
+	if err := <-done; err != nil {
+		t.Errorf("Run returned %v after a drain that finished within the grace", err)
+	}
+	if c, err := net.Dial("tcp", cfg.MetricsAddr); err == nil {
+		c.Close()
+		t.Error("the metrics listener still accepts connections after Run returned")
+	}
+}
+
+// stopWithARequestInFlight runs a, sends a request whose body it holds back, stops a
+// once the handler waits for that body, and returns when the main listener takes no
+// new connection (the drain has begun). finish sends the rest of the body and returns
+// the answer; done gets what Run returned. The listener on metricsAddr is left as is.
+func stopWithARequestInFlight(t *testing.T, a *app.App, metricsAddr string) (finish func() *http.Response, done <-chan error) {
+	t.Helper()
 	waiting := make(chan struct{}) // closed when the handler waits for the rest of the body
 	var first sync.Once
 	a.UseListen(func(network, address string) (net.Listener, error) {
 		ln, err := net.Listen(network, address)
-		if err != nil || address == cfg.MetricsAddr {
+		if err != nil || address == metricsAddr {
 			return ln, err
 		}
 		return &firstConnListener{Listener: ln, first: &first, waiting: waiting}, nil
 	})
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
+	t.Cleanup(cancel)
+	ran := make(chan error, 1)
 	addrc := make(chan net.Addr, 1)
-	go func() { done <- a.Run(ctx, func(addr net.Addr) { addrc <- addr }) }()
+	go func() { ran <- a.Run(ctx, func(addr net.Addr) { addrc <- addr }) }()
 	addr := (<-addrc).String()
 
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	body := `{"node":"no-such-node","version":"1","input":{}}`
 	if _, err := io.WriteString(conn, "POST /v1/executions HTTP/1.1\r\nHost: noderuntime\r\nAuthorization: Bearer key\r\n"+
 		"Content-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body[:10]); err != nil {
@@ -202,30 +187,16 @@ func TestTheMetricsListenerServesUntilTheDrainEnds(t *testing.T) {
 			t.Fatal("the listener still accepts connections 10 s after the stop")
 		}
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	res, err := client.Get("http://" + cfg.MetricsAddr + "/metrics")
-	if err != nil {
-		t.Fatalf("/metrics during the drain: %v, want it served until the drain ends", err)
-	}
-	scrape, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK || !strings.Contains(string(scrape), "\nnoderuntime_executions_in_flight 1\n") {
-		t.Errorf("/metrics during the drain: %d, want 200 with the execution in flight counted", res.StatusCode)
-	}
-
-	if _, err := io.WriteString(conn, body[10:]); err != nil {
-		t.Fatal(err)
-	}
-	answer, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("the request in flight was cut off instead of answered: %v", err)
-	}
-	answer.Body.Close()
-	if err := <-done; err != nil {
-		t.Errorf("Run returned %v after a drain that finished within the grace", err)
-	}
-	if c, err := net.Dial("tcp", cfg.MetricsAddr); err == nil {
-		c.Close()
-		t.Error("the metrics listener still accepts connections after Run returned")
-	}
+	return func() *http.Response {
+		t.Helper()
+		if _, err := io.WriteString(conn, body[10:]); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("the request in flight was cut off instead of answered: %v", err)
+		}
+		res.Body.Close()
+		return res
+	}, ran
 }
