@@ -37,15 +37,7 @@ func TestMigrateStatusFailsWhileBehindAndUpBringsItCurrent(t *testing.T) {
 // has not reached, as serve refuses it.
 func TestMigrateStatusFailsOneVersionBehind(t *testing.T) {
 	t.Parallel()
-	dbURL := dbtest.NewURL(t)
-	pool, err := database.Open(t.Context(), dbURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(t.Context(), "update "+database.VersionTable+" set version = version - 1"); err != nil {
-		t.Fatal(err)
-	}
+	dbURL := schemaMovedBy(t, -1)
 	var stdout, stderr bytes.Buffer
 	latest := database.Latest()
 	if code := run([]string{"migrate", "status"}, env(map[string]string{"DATABASE_URL": dbURL}), &stdout, &stderr); code != exitFailed ||
@@ -59,19 +51,28 @@ func TestMigrateStatusFailsOneVersionBehind(t *testing.T) {
 // accepts that schema, so `kubectl wait --for=condition=complete job/...` passes.
 func TestMigrateUpOnASchemaAheadOfTheBuildExitsZero(t *testing.T) {
 	t.Parallel()
-	dbURL := dbtest.NewURL(t)
-	pool, err := database.Open(t.Context(), dbURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(t.Context(), "update "+database.VersionTable+" set version = version + 1"); err != nil {
-		t.Fatal(err)
-	}
+	dbURL := schemaMovedBy(t, 1)
 	var stdout, stderr bytes.Buffer
 	ahead := database.Latest() + 1
 	if code := run([]string{"migrate", "up"}, env(map[string]string{"DATABASE_URL": dbURL}), &stdout, &stderr); code != exitOK ||
 		stdout.String() != fmt.Sprintf("schema at version %d (was %d)\n", ahead, ahead) {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 0 and version %d unchanged", code, stdout.String(), stderr.String(), ahead)
 	}
+}
+
+// schemaMovedBy returns a new migrated database whose recorded schema version is moved
+// by delta: behind the build's latest (negative) or ahead of it, as a newer release
+// leaves it.
+func schemaMovedBy(t *testing.T, delta int) string {
+	t.Helper()
+	dbURL := dbtest.NewURL(t)
+	pool, err := database.Open(t.Context(), dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(t.Context(), "update "+database.VersionTable+" set version = version + $1", delta); err != nil {
+		t.Fatal(err)
+	}
+	return dbURL
 }

@@ -281,6 +281,18 @@ func (e *env) status(id string) string {
 	return st
 }
 
+// wantRotatedPairStored fails t unless c's token works and the row no longer holds spent,
+// the refresh token the provider rotated away when it handed c out.
+func (e *env) wantRotatedPairStored(t *testing.T, c authstore.Credential, id, spent string) {
+	t.Helper()
+	if err := e.works(c); err != nil {
+		t.Fatalf("the token handed out: %v", err)
+	}
+	if e.storedRefreshToken(id) == spent {
+		t.Fatal("the row still holds the refresh token the provider rotated away")
+	}
+}
+
 // works proves a token by calling Engage with it.
 func (e *env) works(c authstore.Credential) error {
 	_, err := engage.New(engage.Options{}).Search(context.Background(), engage.Target{BaseURL: c.BaseURL, Domain: c.Domain},

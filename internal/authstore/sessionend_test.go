@@ -70,12 +70,7 @@ func TestARefreshWhoseConnectionIsLostWithThePoolFullStillStoresTheNewPair(t *te
 	if err != nil {
 		t.Fatalf("the refresh whose connection was cut: %v", err)
 	}
-	if err := e.works(c); err != nil {
-		t.Fatalf("the token handed out: %v", err)
-	}
-	if e.storedRefreshToken(a.ID) == spent {
-		t.Fatal("the row still holds the refresh token the provider rotated away")
-	}
+	e.wantRotatedPairStored(t, c, a.ID, spent)
 	e.expire(a.ID)
 	if _, err := e.store().Token(ctxT(t), acme, a.ID); err != nil {
 		t.Fatalf("the next refresh: %v (status %s)", err, e.status(a.ID))
@@ -172,10 +167,5 @@ func TestARefreshKeepsItsLockThroughAShorterIdleInTransactionTimeout(t *testing.
 	if r.err != nil {
 		t.Fatalf("the refresh: %v", r.err)
 	}
-	if err := e.works(r.c); err != nil {
-		t.Fatalf("the token handed out: %v", err)
-	}
-	if e.storedRefreshToken(a.ID) == spent {
-		t.Fatal("the row still holds the refresh token the provider rotated away")
-	}
+	e.wantRotatedPairStored(t, r.c, a.ID, spent)
 }
