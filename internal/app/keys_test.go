@@ -20,11 +20,7 @@ import (
 // there while the replicas with the right key serve. One whose ring lacks a stored ID
 // starts and logs how many authorizations it cannot read; the right ring starts quietly.
 func TestStartRefusesAKeyThatOpensNoneOfTheAuthorizationsSealedUnderItsID(t *testing.T) {
-	e := startE2E(t)
-	e.authorize("cc", map[string]any{"kind": "client-credentials", "baseUrl": e.sim.BaseURL(), "domain": e2eDomain,
-		"tenantId": "acme-engage", "tenantSecret": e2eCCSecret}, "")
-	right := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)) // startE2E's k1
-	wrong := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{8}, 32))
+	e, right, wrong := sealedUnderK1(t)
 	for _, c := range []struct {
 		name, ring string
 		refused    bool
@@ -68,11 +64,7 @@ func TestStartRefusesAKeyThatOpensNoneOfTheAuthorizationsSealedUnderItsID(t *tes
 // and failing every execution on the authorizations sealed under that ID. Postgres
 // itself is up: noderuntime_postgres_up says 1. The right ring becomes ready.
 func TestAReplicaStartedWithoutPostgresChecksItsKeysBeforeItIsReady(t *testing.T) {
-	e := startE2E(t)
-	e.authorize("cc", map[string]any{"kind": "client-credentials", "baseUrl": e.sim.BaseURL(), "domain": e2eDomain,
-		"tenantId": "acme-engage", "tenantSecret": e2eCCSecret}, "")
-	right := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)) // startE2E's k1
-	wrong := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{8}, 32))
+	e, right, wrong := sealedUnderK1(t)
 	for _, c := range []struct {
 		name, ring string
 		refused    bool
@@ -117,4 +109,16 @@ func TestAReplicaStartedWithoutPostgresChecksItsKeysBeforeItIsReady(t *testing.T
 			}
 		})
 	}
+}
+
+// sealedUnderK1 starts the service with one authorization sealed under key ID k1, and
+// returns it with the key under k1 (right) and another key (wrong).
+func sealedUnderK1(t *testing.T) (e *e2e, right, wrong string) {
+	t.Helper()
+	e = startE2E(t)
+	e.authorize("cc", map[string]any{"kind": "client-credentials", "baseUrl": e.sim.BaseURL(), "domain": e2eDomain,
+		"tenantId": "acme-engage", "tenantSecret": e2eCCSecret}, "")
+	right = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)) // startE2E's k1
+	wrong = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{8}, 32))
+	return e, right, wrong
 }

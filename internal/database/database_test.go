@@ -378,12 +378,7 @@ func TestAMigrationTriedAgainReportsTheVersionItBeganAt(t *testing.T) {
 	if _, err := open.Exec(ctx, "select count(*) from idempotency_keys"); err != nil {
 		t.Fatal(err)
 	}
-	type result struct {
-		from, to int32
-		err      error
-	}
-	migrated := make(chan result, 1)
-	go func() { from, to, err := database.Migrate(ctx, url); migrated <- result{from, to, err} }()
+	migrated := migrateInBackground(ctx, url)
 	// Outside the transaction, which sees pg_stat_activity as it first read it.
 	watch := connect(ctx, t, url)
 	waiter := func() int32 { return lockWaiter(ctx, t, watch, "query ilike '%alter table idempotency_keys%'") }
@@ -463,12 +458,7 @@ func TestAMigrationThatWaitedForAnotherRunReportsTheVersionThatRunLeft(t *testin
 	if _, err := held.Exec(ctx, "lock table "+database.VersionTable+" in access exclusive mode"); err != nil {
 		t.Fatal(err)
 	}
-	type result struct {
-		from, to int32
-		err      error
-	}
-	migrated := make(chan result, 1)
-	go func() { from, to, err := database.Migrate(ctx, url); migrated <- result{from, to, err} }()
+	migrated := migrateInBackground(ctx, url)
 	other := connect(ctx, t, url)
 	for lockWaiter(ctx, t, other, "wait_event = 'relation' and query ilike 'select version from%'") == 0 {
 		time.Sleep(10 * time.Millisecond)
@@ -525,4 +515,17 @@ func TestMigrateUpOnASchemaAheadOfTheBuildAppliesNothingAndSucceeds(t *testing.T
 	if err := conn.QueryRow(ctx, "select version from "+database.VersionTable).Scan(&v); err != nil || v != ahead {
 		t.Fatalf("version after: %d (%v), want %d unchanged", v, err, ahead)
 	}
+}
+
+// migrateResult is what a Migrate run returned.
+type migrateResult struct {
+	from, to int32
+	err      error
+}
+
+// migrateInBackground runs database.Migrate on url and sends what it returned.
+func migrateInBackground(ctx context.Context, url string) <-chan migrateResult {
+	out := make(chan migrateResult, 1)
+	go func() { from, to, err := database.Migrate(ctx, url); out <- migrateResult{from, to, err} }()
+	return out
 }
