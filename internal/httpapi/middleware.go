@@ -33,6 +33,9 @@ type requestState struct {
 	// abort: recoverPanics found the handler panicking after its answer began; observe
 	// logs and counts the request, then cuts the connection (http.ErrAbortHandler).
 	abort bool
+	// refusal: the answer is a designed refusal (503 overloaded), which observe logs at
+	// WARN: nothing in the service failed, and the caller retries.
+	refusal bool
 
 	mu sync.Mutex
 	// attrs is the access-log line: len(baseAttrs) slots that observe fills at the end,
@@ -178,8 +181,11 @@ func observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 			m.observe(route, rec.status, elapsed)
 
 			level := slog.LevelInfo
-			if rec.status >= 500 || st.abort {
+			switch {
+			case st.abort || rec.status >= 500 && !st.refusal:
 				level = slog.LevelError
+			case rec.status >= 500:
+				level = slog.LevelWarn
 			}
 			if route == "/healthz" || route == "/readyz" || route == "/metrics" {
 				level = slog.LevelDebug // probes and scrapes would drown the log

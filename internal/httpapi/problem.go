@@ -87,6 +87,11 @@ const bearerChallenge = `Bearer realm="noderuntime"`
 func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	p.RequestID = RequestID(r.Context())
 	AnnotateLog(r.Context(), slog.String("errorCode", string(p.Code)))
+	if p.Code == CodeOverloaded {
+		if st := stateOf(r.Context()); st != nil {
+			st.refusal = true
+		}
+	}
 	if p.Instance == "" {
 		// A URI reference (RFC 9457 §3.1.5): the path as it came, escaped, not decoded
 		// (a space, a backslash or a NUL would make it none).
