@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -186,9 +187,22 @@ func TestNonJSONBodiesGet415(t *testing.T) {
 			t.Errorf("content type %q: status %d problem %v", ct, resp.StatusCode, p)
 		}
 	}
-	resp, _ := f.do(t, "POST", "/v1/test/echo", testKey, "application/json; charset=utf-8", strings.NewReader(`{"a":1}`))
-	if resp.StatusCode != 200 {
-		t.Errorf("application/json; charset=utf-8: status %d", resp.StatusCode)
+	for _, ct := range []string{"application/json; charset=utf-8", "application/json; charset=UTF-8", "application/json;charset=\"utf-8\"", "application/json; charset=us-ascii"} {
+		if resp, p := f.do(t, "POST", "/v1/test/echo", testKey, ct, strings.NewReader(`{"a":1}`)); resp.StatusCode != 200 {
+			t.Errorf("%s: status %d %v", ct, resp.StatusCode, p)
+		}
+	}
+}
+
+// JSON is UTF-8 (RFC 8259 §8.1): a body labelled with another charset would be misread
+// (latin1's "é" is not valid UTF-8), so it is refused, naming the charset.
+func TestAJSONBodyInAnotherCharsetGets415(t *testing.T) {
+	f := newFixture(t)
+	for _, cs := range []string{"latin1", "ISO-8859-1", "utf-16", "windows-1252"} {
+		resp, p := f.do(t, "POST", "/v1/test/echo", testKey, "application/json; charset="+cs, strings.NewReader(`{"a":1}`))
+		if resp.StatusCode != 415 || p["code"] != "unsupported_media_type" || !strings.Contains(fmt.Sprint(p["detail"]), `charset "`+cs+`"`) {
+			t.Errorf("charset %s: %d %v, want 415 naming it", cs, resp.StatusCode, p)
+		}
 	}
 }
 

@@ -315,9 +315,16 @@ func requireJSON(next http.Handler) http.Handler {
 			// "application/json" as such is what nearly every caller sends: accepted
 			// without parsing (ParseMediaType allocates), as it would be.
 			if ct := r.Header.Get("Content-Type"); ct != "application/json" && (ct != "" || hasBody) {
-				mt, _, err := mime.ParseMediaType(ct)
+				mt, params, err := mime.ParseMediaType(ct)
 				if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
 					WriteProblem(w, r, NewProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "send the body as application/json"))
+					return
+				}
+				// JSON is UTF-8 (RFC 8259 §8.1) and the body is read as such: a body
+				// labelled latin1 would have its accented letters refused or misread.
+				if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
+					WriteProblem(w, r, NewProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType,
+						fmt.Sprintf("charset %q is not supported; send the body as UTF-8", clipValue(cs))))
 					return
 				}
 			}
