@@ -398,7 +398,7 @@ func (a *adminPages) afterStart(w http.ResponseWriter, r *http.Request, sess adm
 }
 
 func (a *adminPages) reauthorizeForm(w http.ResponseWriter, r *http.Request, sess adminSession) {
-	auth, err := a.d.Store.Get(r.Context(), sess.Tenant, chi.URLParam(r, "id"))
+	auth, err := a.d.Store.Get(r.Context(), sess.Tenant, pathParam(r, "id"))
 	if err != nil {
 		a.failure(w, r, sess, err)
 		return
@@ -408,7 +408,7 @@ func (a *adminPages) reauthorizeForm(w http.ResponseWriter, r *http.Request, ses
 }
 
 func (a *adminPages) reauthorize(w http.ResponseWriter, r *http.Request, sess adminSession) {
-	id := chi.URLParam(r, "id")
+	id := pathParam(r, "id")
 	started, err := a.d.Store.Reauthorize(r.Context(), sess.Tenant, authstore.ActorAdmin, id, authstore.ReauthorizeRequest{
 		TenantID: r.PostForm.Get("tenantId"), TenantSecret: secrets.New(r.PostForm.Get("tenantSecret")),
 	})
@@ -436,7 +436,7 @@ func (a *adminPages) reauthorize(w http.ResponseWriter, r *http.Request, sess ad
 }
 
 func (a *adminPages) deleteForm(w http.ResponseWriter, r *http.Request, sess adminSession) {
-	auth, err := a.d.Store.Get(r.Context(), sess.Tenant, chi.URLParam(r, "id"))
+	auth, err := a.d.Store.Get(r.Context(), sess.Tenant, pathParam(r, "id"))
 	if err != nil {
 		a.failure(w, r, sess, err)
 		return
@@ -445,7 +445,7 @@ func (a *adminPages) deleteForm(w http.ResponseWriter, r *http.Request, sess adm
 }
 
 func (a *adminPages) delete(w http.ResponseWriter, r *http.Request, sess adminSession) {
-	id := chi.URLParam(r, "id")
+	id := pathParam(r, "id")
 	auth, err := a.d.Store.Get(r.Context(), sess.Tenant, id)
 	if err == nil {
 		err = a.d.Store.Delete(r.Context(), sess.Tenant, authstore.ActorAdmin, id)

@@ -121,7 +121,7 @@ func (h *authorizationHandlers) list(w http.ResponseWriter, r *http.Request) {
 
 func (h *authorizationHandlers) get(w http.ResponseWriter, r *http.Request) {
 	t, _ := Tenant(r.Context())
-	a, err := h.store.Get(r.Context(), t, chi.URLParam(r, "id"))
+	a, err := h.store.Get(r.Context(), t, pathParam(r, "id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -131,7 +131,7 @@ func (h *authorizationHandlers) get(w http.ResponseWriter, r *http.Request) {
 
 func (h *authorizationHandlers) delete(w http.ResponseWriter, r *http.Request) {
 	t, _ := Tenant(r.Context())
-	id := chi.URLParam(r, "id")
+	id := pathParam(r, "id")
 	if err := h.store.Delete(r.Context(), t, authstore.ActorAPI, id); err != nil {
 		h.fail(w, r, err)
 		return
@@ -157,7 +157,7 @@ func (h *authorizationHandlers) reauthorize(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	t, _ := Tenant(r.Context())
-	id := chi.URLParam(r, "id")
+	id := pathParam(r, "id")
 	started, err := h.store.Reauthorize(r.Context(), t, authstore.ActorAPI, id, authstore.ReauthorizeRequest{
 		TenantID: value(body.TenantID), TenantSecret: secrets.New(value(body.TenantSecret)),
 		CredentialsGiven: body.TenantID != nil || body.TenantSecret != nil,

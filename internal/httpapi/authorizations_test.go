@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -26,6 +27,10 @@ func TestTheWebexLoginWorksEndToEndOverHTTP(t *testing.T) {
 	id := created["id"].(string)
 	if resp.Header.Get("Location") != "/v1/authorizations/"+id {
 		t.Fatalf("Location %q", resp.Header.Get("Location"))
+	}
+	// The ID with a character percent-encoded is the same resource (RFC 3986 §6.2.2.2).
+	if resp, got := s.api("GET", "/v1/authorizations/"+fmt.Sprintf("%%%02X", id[0])+id[1:], azAcmeKey, nil); resp.StatusCode != 200 || got["id"] != id {
+		t.Fatalf("GET with the ID's first character percent-encoded: %d %v", resp.StatusCode, got)
 	}
 	back, err := engagesim.SignIn(t.Context(), created["authorizeUrl"].(string), "alice", azAlicePassword)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -22,7 +23,7 @@ func CatalogRoutes(reg *nodes.Registry) func(chi.Router) {
 			writeCatalog(w, r, all, allTag)
 		})
 		r.Get("/nodes/{node}/versions/{version}", func(w http.ResponseWriter, r *http.Request) {
-			v, err := reg.Lookup(chi.URLParam(r, "node"), chi.URLParam(r, "version"))
+			v, err := reg.Lookup(pathParam(r, "node"), pathParam(r, "version"))
 			if err != nil {
 				WriteProblem(w, r, lookupProblem(reg, err))
 				return
@@ -31,6 +32,17 @@ func CatalogRoutes(reg *nodes.Registry) func(chi.Router) {
 			writeCatalog(w, r, body, etag(body))
 		})
 	}
+}
+
+// pathParam is the route parameter decoded: chi matches on the escaped path, so
+// "1%2E4" names version 1.4, as RFC 3986 §6.2.2.2 says it does. One that does not
+// decode is kept as sent, and names nothing.
+func pathParam(r *http.Request, name string) string {
+	raw := chi.URLParam(r, name)
+	if v, err := url.PathUnescape(raw); err == nil {
+		return v
+	}
+	return raw
 }
 
 // writeCatalog answers with a catalog document; it changes only with the binary, so

@@ -249,8 +249,9 @@ func TestTheCatalogIsServedFromTheRegistry(t *testing.T) {
 	if cc := resp.Header.Get("Cache-Control"); cc != "no-cache" {
 		t.Fatalf("GET /v1/nodes: Cache-Control %q", cc)
 	}
-	for _, spelled := range []string{"1.4", "v1.4"} {
-		resp, raw := h.get(t, "/v1/nodes/append-message/versions/"+spelled)
+	// Percent-encoded unreserved characters name the same resource (RFC 3986 §6.2.2.2).
+	for _, spelled := range []string{"append-message/versions/1.4", "append-message/versions/v1.4", "append-message/versions/1%2E4", "append%2Dmessage/versions/v1%2e4"} {
+		resp, raw := h.get(t, "/v1/nodes/"+spelled)
 		var v nodes.CatalogVersionDetail
 		if err := json.Unmarshal(raw, &v); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("%s: %d %s", spelled, resp.StatusCode, raw)
