@@ -7,11 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
@@ -309,5 +312,71 @@ func TestAdminLongNameKeepsThePagesInTheWindow(t *testing.T) {
 				t.Errorf("%s is %.0f px wider than a window %d px wide", page, over, width)
 			}
 		}
+	}
+}
+
+// TestAdminPagesWorkFromTheKeyboard: the sign-in page starts in the API key field; the
+// first Tab on a page reaches a "Skip to content" link, shown when focused, that moves
+// the focus past the header; a screen reader names each of the add page's two forms
+// and the header's sign-out (a form without a name is announced as nothing useful).
+func TestAdminPagesWorkFromTheKeyboard(t *testing.T) {
+	s := newAuthServer(t)
+	s.createCC("Support desk") // the list then has a row of links to Tab past
+	ctx := newBrowserTab(t)
+	active := func() string {
+		t.Helper()
+		id, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.activeElement.id"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+"/admin/login"), chromedp.WaitVisible(chromedp.CSS("#apiKey"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := active(); got != "apiKey" {
+		t.Fatalf("the sign-in page starts with the focus on %q, want the API key field", got)
+	}
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(azAcmeKey), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS("#tenant"))); err != nil {
+		t.Fatalf("sign in from the keyboard: %v", err)
+	}
+
+	// On the list, before its header's links and the rows'.
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\t")); err != nil {
+		t.Fatal(err)
+	}
+	if got := active(); got != "skip" {
+		t.Fatalf("the first Tab reaches %q, want the skip link", got)
+	}
+	left, err := chromedp.Run(ctx, chromedp.Evaluate[float64]("document.activeElement.getBoundingClientRect().left"))
+	if err != nil || left < 0 {
+		t.Fatalf("the focused skip link is off the page (left %v): %v", left, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	if got := active(); got != "main" {
+		t.Fatalf("the skip link moved the focus to %q, want the page's main content", got)
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+"/admin/authorizations/new"), chromedp.WaitVisible(chromedp.CSS("#cc-form"))); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := chromedp.Call(ctx, accessibility.GetFullAXTree, accessibility.GetFullAXTreeParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var forms []string
+	for _, n := range tree.Nodes {
+		if n.Role != nil && string(n.Role.Value) == `"form"` {
+			name := `""`
+			if n.Name != nil {
+				name = string(n.Name.Value)
+			}
+			forms = append(forms, name)
+		}
+	}
+	if want := []string{`"Sign out"`, `"Webex login"`, `"Client credentials"`}; !slices.Equal(forms, want) {
+		t.Fatalf("the add page's named forms are %v, want %v", forms, want)
 	}
 }
