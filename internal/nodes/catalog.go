@@ -210,7 +210,8 @@ func (v *Version) fieldSchema(f *field) map[string]any {
 	case kindPathID:
 		s["type"] = "string"
 		s["not"] = map[string]any{"enum": []string{".", ".."}}
-		s["pattern"] = `^[^/\\]*$`
+		s["pattern"] = pathIDPattern
+		s["maxLength"] = MaxPathIDLength
 	case kindText:
 		s["type"] = "string"
 		if f.name == "text" {

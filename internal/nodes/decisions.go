@@ -119,6 +119,28 @@ var messageTypes = []messageType{
 // the largest of the channels').
 const MaxTextLength = 4096
 
+// An ID that Engage's URL path carries (a conversation ID, a participant) is escaped on
+// the wire, but a proxy in front of Engage that decodes the path once gives each of
+// these characters its meaning back: / and \ a path separator, ? a query, # a fragment,
+// ; a path parameter (which servlet containers strip: "agent-1;x" would name agent-1),
+// and % a second escape ("%2e%2e" becomes "..", "%2F" a slash, for the server behind
+// it). An ID holds none of them, nor a control character (our decision: Engage's IDs
+// are not documented; these are never part of one).
+const (
+	pathIDForbidden     = `/\?#%;`
+	pathIDForbiddenList = `/ \ ? # % ;`
+)
+
+// pathIDPattern is the same rule as a JSON Schema pattern (ECMA-262, which Go's regexp
+// reads alike), for the catalog: no character of pathIDForbidden, no C0 or C1 control
+// character, no DEL.
+const pathIDPattern = `^[^/\\?#%;\x00-\x1f\x7f-\x9f]*$`
+
+// MaxPathIDLength bounds such an ID, in characters (our decision: Engage's IDs are far
+// shorter; a value of thousands of characters is a flow's mistake, which Engage would
+// only answer with a proxy's 414).
+const MaxPathIDLength = 256
+
 // searchStatuses map a conversation status, lower-cased, to Search's outcome (our
 // decision: the wire strings are not documented). Any other status is onInvalidChoice;
 // no conversation at all is noConversationFound.

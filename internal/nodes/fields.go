@@ -9,7 +9,7 @@ type fieldKind int
 
 const (
 	kindString      fieldKind = iota + 1 // a string (a JSON number is taken as the digits of its whole number); surrounding spaces dropped
-	kindPathID                           // a kindString that Engage's URL path carries: never "." or "..", no slash
+	kindPathID                           // a kindString that Engage's URL path carries: never "." or "..", none of decisions.go's pathIDForbidden, no control characters, at most MaxPathIDLength
 	kindText                             // a string kept exactly as given
 	kindStrings                          // a list of strings, or one string of comma-separated values
 	kindObject                           // a JSON object or array, or a string holding one
@@ -27,7 +27,7 @@ type field struct {
 }
 
 var fieldList = []field{
-	{"conversationId", kindPathID, "The Engage conversation ID: not \".\" or \"..\", and without / or \\ (Engage's URL path carries it)."},
+	{"conversationId", kindPathID, "The Engage conversation ID (Engage's URL path carries it): at most 256 characters, not \".\" or \"..\", and without / \\ ? # % ; or control characters."},
 	{"channel", kindChannel, "The channel, as its wire value (sms, facebook, email, livechat, whatsapp, amb, api) or display name (SMS, Facebook Messenger, Email, Live Chat, WhatsApp, Apple Messages for Business, API), case-insensitive; abc is an alias of amb."},
 	{"bizAddress", kindString, "The business address: long or short code (sms), page ID (facebook), business mailbox (email), app ID (livechat), business number (whatsapp), business ID (amb, api)."},
 	{"customerAddress", kindString, "The customer address: mobile number (sms), page-scoped ID (facebook), from address (email), user ID (livechat), WhatsApp ID (whatsapp), customer ID (amb, api)."},
@@ -66,7 +66,7 @@ var fieldList = []field{
 	{"ambQuickRepliesResponse", kindObject, "The Apple Messages for Business quick replies response (amb-quick-replies-response)."},
 	{"ambFormResponse", kindObject, "The Apple Messages for Business form response (amb-form-response)."},
 	{"taskId", kindString, "The task ID, written as the conversation's alias ID."},
-	{"participant", kindPathID, "The participant's agent ID: not \".\" or \"..\", and without / or \\ (Engage's URL path carries it)."},
+	{"participant", kindPathID, "The participant's agent ID (Engage's URL path carries it): at most 256 characters, not \".\" or \"..\", and without / \\ ? # % ; or control characters."},
 }
 
 var fieldByName = func() map[string]*field {

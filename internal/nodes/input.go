@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/noderuntime/noderuntime/internal/engage"
@@ -147,18 +148,30 @@ func (in *input) str(name string) (string, error) {
 		s = strings.TrimSpace(s)
 	}
 	if f != nil && f.kind == kindPathID {
-		switch {
-		case s == "." || s == "..":
-			// Escaping leaves dots as they are: ".." would climb out of the conversation's
-			// path to another of Engage's endpoints.
-			return "", invalid(name, "%q is not an ID", s)
-		case strings.ContainsAny(s, `/\`):
-			// Escaped, a slash is %2F; a proxy in front of Engage that decodes it would
-			// send the call to another path ("../../other-domain/...").
-			return "", invalid(name, "%q is not an ID: an ID has no / or \\", clip(s))
+		if err := checkPathID(name, s); err != nil {
+			return "", err
 		}
 	}
 	return s, nil
+}
+
+// checkPathID refuses a value that Engage's URL path cannot carry as one ID (ENGAGE.md
+// §2's malformed value; the rules are decisions.go's).
+func checkPathID(name, s string) error {
+	switch {
+	case s == "." || s == "..":
+		// Escaping leaves dots as they are: ".." would climb out of the conversation's
+		// path to another of Engage's endpoints.
+		return invalid(name, "%q is not an ID", s)
+	case strings.ContainsAny(s, pathIDForbidden):
+		return invalid(name, "%q is not an ID: an ID has none of %s", clip(s), pathIDForbiddenList)
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return invalid(name, "%q is not an ID: an ID has no control characters", clip(s))
+	}
+	if n := utf8.RuneCountInString(s); n > MaxPathIDLength {
+		return invalid(name, "%q is not an ID: %d characters, over the limit of %d", clip(s), n, MaxPathIDLength)
+	}
+	return nil
 }
 
 // maxNumberDigits bounds the digits a number given for a string field may have: far

@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/noderuntime/noderuntime/internal/engage"
 	"github.com/noderuntime/noderuntime/internal/outcomes"
@@ -295,6 +297,40 @@ func TestAQuotedValueIsClippedPast64BytesOnACharacterBoundary(t *testing.T) {
 	} {
 		if got := clip(tc.in); got != tc.want {
 			t.Errorf("%s: clip(%q) = %q, want %q", tc.name, tc.in, got, tc.want)
+		}
+	}
+}
+
+// The catalog's JSON Schema of an ID that Engage's URL path carries says exactly what
+// the decoder takes: a value passes its pattern, maxLength and "not" exactly when the
+// decoder accepts it, for every character up to U+00FF inside an ID, and for the lengths
+// around the limit.
+func TestTheCatalogSchemaOfAPathIDTakesExactlyWhatTheDecoderTakes(t *testing.T) {
+	t.Parallel()
+	v, err := NewRegistry().Lookup("remove-participant", "1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	props := v.inputSchema()["properties"].(map[string]any)
+	values := []string{".", "..", "...", strings.Repeat("é", MaxPathIDLength), strings.Repeat("é", MaxPathIDLength+1),
+		strings.Repeat("a", MaxPathIDLength), strings.Repeat("a", MaxPathIDLength+1)}
+	for r := rune(0); r <= 0xff; r++ {
+		values = append(values, "a"+string(r)+"b")
+	}
+	for _, field := range []string{"conversationId", "participant"} {
+		s := props[field].(map[string]any)
+		pattern := regexp.MustCompile(s["pattern"].(string))
+		maxLen, _ := s["maxLength"].(int)
+		not := s["not"].(map[string]any)["enum"].([]string)
+		for _, val := range values {
+			schemaTakes := pattern.MatchString(val) && utf8.RuneCountInString(val) <= maxLen && !slices.Contains(not, val)
+			in := map[string]string{"conversationId": "c1", "participant": "p1"}
+			in[field] = val
+			raw, _ := json.Marshal(in)
+			_, _, err := prepared(t, "remove-participant", "1.0", string(raw))
+			if decoderTakes := err == nil; decoderTakes != schemaTakes {
+				t.Errorf("%s = %.40q: the decoder takes it: %v (%v), the schema: %v", field, val, decoderTakes, err, schemaTakes)
+			}
 		}
 	}
 }
