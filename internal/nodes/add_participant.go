@@ -16,9 +16,10 @@ func addParticipant() *definition {
 		when: map[outcomes.Outcome]string{
 			outcomes.OnAddParticipantSuccess: "Engage added the participant.",
 		},
-		rejected: outcomes.OnAddParticipantFailure,
-		failed:   outcomes.Failure,
-		required: []string{"conversationId", "participant"},
+		rejected:     outcomes.OnAddParticipantFailure,
+		rejectedWhen: "Engage said no: a 4xx business error (an unknown conversation, a closed one, an agent already in it, an invalid request, ...).",
+		failed:       outcomes.Failure,
+		required:     []string{"conversationId", "participant"},
 		versions: []delta{
 			{version: "1.0", inputs: []string{"conversationId", "participant"}, outputs: []string{"TransId"}},
 		},

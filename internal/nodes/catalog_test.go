@@ -316,7 +316,8 @@ func TestTheCatalogSaysARefreshFailingAfterA401IsOnError(t *testing.T) {
 // Re-open takes a closed conversation: the catalog's ConversationReopenFailed must name a
 // conversation that is not closed as its refusal, never "conversation closed", the
 // generic example of the other nodes' refusals. Create has no conversation yet: its
-// refusal names neither an unknown nor a closed one.
+// refusal names neither an unknown nor a closed one. Each other node's examples are the
+// refusals the simulator's model of Engage gives it.
 func TestTheCatalogsRefusalExamplesFitTheirNode(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -326,6 +327,12 @@ func TestTheCatalogsRefusalExamplesFitTheirNode(t *testing.T) {
 		hasNot  []string
 	}{
 		{"reopen-conversation", outcomes.ConversationReopenFailed, "not closed", []string{"conversation closed"}},
+		// An alias ID is written on a closed conversation too, and an agent removed
+		// from one (docs/engage.md's model): neither refusal names a closed conversation.
+		{"update-conversation", outcomes.OnConversationUpdatedFailure, "unknown conversation", []string{"closed"}},
+		{"remove-participant", outcomes.OnRemoveParticipantFailure, "not in it", []string{"closed"}},
+		{"add-participant", outcomes.OnAddParticipantFailure, "already in it", nil},
+		{"close-conversation", outcomes.OnCloseConversationFailure, "already closed", nil},
 		{"create-conversation", outcomes.OnConversationFailed, "invalid request", []string{"unknown conversation", "conversation closed"}},
 	} {
 		n, _ := NewRegistry().Node(tc.node)

@@ -17,9 +17,10 @@ func closeConversation() *definition {
 		when: map[outcomes.Outcome]string{
 			outcomes.OnConversationClosed: "Engage closed the conversation.",
 		},
-		rejected: outcomes.OnCloseConversationFailure,
-		failed:   outcomes.OnFailure,
-		required: []string{"conversationId"},
+		rejected:     outcomes.OnCloseConversationFailure,
+		rejectedWhen: "Engage said no: a 4xx business error (an unknown conversation, one already closed, an invalid request, ...).",
+		failed:       outcomes.OnFailure,
+		required:     []string{"conversationId"},
 		versions: []delta{
 			{version: "1.0", inputs: []string{"conversationId"}, outputs: []string{"TransId"}},
 		},

@@ -16,8 +16,11 @@ func removeParticipant() *definition {
 			outcomes.OnParticipantRemoved: "Engage removed the participant.",
 		},
 		rejected: outcomes.OnRemoveParticipantFailure,
-		failed:   outcomes.OnFailure,
-		required: []string{"conversationId", "participant"},
+		// An agent may still be removed from a closed conversation (docs/engage.md): not
+		// a refusal to name.
+		rejectedWhen: "Engage said no: a 4xx business error (an unknown conversation, an agent who is not in it, an invalid request, ...).",
+		failed:       outcomes.OnFailure,
+		required:     []string{"conversationId", "participant"},
 		versions: []delta{
 			{version: "1.0", inputs: []string{"conversationId", "participant"}, outputs: []string{"TransId"}},
 		},

@@ -19,8 +19,11 @@ func updateConversation() *definition {
 			outcomes.OnConversationUpdatedSuccess: "Engage updated the conversation.",
 		},
 		rejected: outcomes.OnConversationUpdatedFailure,
-		failed:   outcomes.Failure,
-		required: []string{"conversationId", "taskId"},
+		// A closed conversation's alias ID may still be written (docs/engage.md): not a
+		// refusal to name.
+		rejectedWhen: "Engage said no: a 4xx business error (an unknown conversation, an invalid request, ...).",
+		failed:       outcomes.Failure,
+		required:     []string{"conversationId", "taskId"},
 		versions: []delta{
 			{version: "1.0", inputs: []string{"conversationId", "taskId"}, outputs: []string{"transID"}},
 		},
