@@ -323,3 +323,100 @@ func TestALiveChatConversationIsCreatedWithItsOwnPartiesAndFoundByThem(t *testin
 		t.Fatalf("search by user and app found %s, want %s queued", env.Value, created.ConversationID)
 	}
 }
+
+// ENGAGE.md §3 and §4 for the calls that change a conversation after its creation, and
+// docs/engage.md's model of what Engage refuses: re-open moves a closed conversation back
+// to queued and refuses one that is not closed (409); close refuses a closed one (409);
+// a participant joins an open conversation once (409 for a closed one or a second time)
+// and leaves only if present (404); an unknown conversation is 404 for every one of
+// them. Every answer is the envelope whose status is the HTTP status, a success carries
+// a fresh tid and the conversation's ID, a refusal no tid, and a refusal changes nothing.
+func TestEveryChangeOfAConversationAnswersAsEngageDoes(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	base := sim.BaseURL() + "/" + domain + "/conversations/"
+	type step struct {
+		method, path string // path after the conversation ID
+		body         any
+	}
+	var (
+		update   = step{"PATCH", "", map[string]string{"aliasId": "task-1"}}
+		reopen   = step{"PATCH", "", map[string]string{"status": "queued"}}
+		closeIt  = step{"POST", "/close", nil}
+		add      = step{"POST", "/participants", map[string]string{"participant": "agent-2"}}
+		remove   = step{"DELETE", "/participants/agent-1", nil}
+		removeNo = step{"DELETE", "/participants/agent-9", nil}
+	)
+	tids := map[string]bool{}
+	for _, tc := range []struct {
+		name   string
+		status string // the seeded conversation's; "" : an unknown conversation
+		step   step
+		want   int // HTTP status
+		after  func(c engagesim.Conversation) bool
+	}{
+		{"re-open of a closed conversation", "closed", reopen, 200, func(c engagesim.Conversation) bool { return c.Status == "queued" }},
+		{"re-open of a queued one", "queued", reopen, 409, nil},
+		{"re-open of an active one", "active", reopen, 409, nil},
+		{"re-open of one on hold", "onhold", reopen, 409, nil},
+		{"close of an active conversation", "active", closeIt, 200, func(c engagesim.Conversation) bool { return c.Status == "closed" }},
+		{"close of a queued one", "queued", closeIt, 200, func(c engagesim.Conversation) bool { return c.Status == "closed" }},
+		{"close of one on hold", "onhold", closeIt, 200, func(c engagesim.Conversation) bool { return c.Status == "closed" }},
+		{"close of a closed one", "closed", closeIt, 409, nil},
+		{"update of an active conversation", "active", update, 200, func(c engagesim.Conversation) bool { return c.AliasID == "task-1" && c.Status == "active" }},
+		{"update of a closed one", "closed", update, 200, func(c engagesim.Conversation) bool { return c.AliasID == "task-1" && c.Status == "closed" }},
+		{"add to an active conversation", "active", add, 200, func(c engagesim.Conversation) bool { return slices.Equal(c.Participants, []string{"agent-1", "agent-2"}) }},
+		{"add to a closed one", "closed", add, 409, nil},
+		{"add of an agent already in it", "active", step{"POST", "/participants", map[string]string{"participant": "agent-1"}}, 409, nil},
+		{"remove from an active conversation", "active", remove, 200, func(c engagesim.Conversation) bool { return len(c.Participants) == 0 }},
+		{"remove from a closed one", "closed", remove, 200, func(c engagesim.Conversation) bool { return len(c.Participants) == 0 && c.Status == "closed" }},
+		{"remove of an agent not in it", "active", removeNo, 404, nil},
+		{"update of an unknown conversation", "", update, 404, nil},
+		{"re-open of an unknown conversation", "", reopen, 404, nil},
+		{"close of an unknown conversation", "", closeIt, 404, nil},
+		{"add to an unknown conversation", "", add, 404, nil},
+		{"remove from an unknown conversation", "", remove, 404, nil},
+	} {
+		id := "no-such-conversation"
+		var before engagesim.Conversation
+		if tc.status != "" {
+			id = sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b",
+				Status: tc.status, UserID: "agent-1", Participants: []string{"agent-1"}})
+			before, _ = sim.Conversation(domain, id)
+		}
+		st, env := call(t, tc.step.method, base+id+tc.step.path, tok, tc.step.body)
+		if st != tc.want || env.Status != st || env.Description == "" {
+			t.Errorf("%s: %d %+v, want %d with that status in its envelope and a description", tc.name, st, env, tc.want)
+			continue
+		}
+		after, _ := sim.Conversation(domain, id)
+		if st == 200 {
+			var v struct{ ConversationID string }
+			if env.Code != engagesim.CodeOK || env.TID == "" || tids[env.TID] || json.Unmarshal(env.Value, &v) != nil || v.ConversationID != id {
+				t.Errorf("%s: success envelope %+v, want code %d, a fresh tid and the conversation's ID", tc.name, env, engagesim.CodeOK)
+			}
+			tids[env.TID] = true
+			if !tc.after(after) {
+				t.Errorf("%s: the conversation afterwards: %+v", tc.name, after)
+			}
+			continue
+		}
+		wantCode := map[int]int{404: engagesim.CodeNotFound, 409: engagesim.CodeConflict}[st]
+		if env.Code != wantCode || env.TID != "" {
+			t.Errorf("%s: refusal envelope %+v, want code %d and no tid", tc.name, env, wantCode)
+		}
+		if tc.status != "" && mustJSON(t, before) != mustJSON(t, after) {
+			t.Errorf("%s: a refusal changed the conversation: %+v, was %+v", tc.name, after, before)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
