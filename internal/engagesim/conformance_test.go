@@ -366,7 +366,9 @@ func TestEveryChangeOfAConversationAnswersAsEngageDoes(t *testing.T) {
 		{"close of a closed one", "closed", closeIt, 409, nil},
 		{"update of an active conversation", "active", update, 200, func(c engagesim.Conversation) bool { return c.AliasID == "task-1" && c.Status == "active" }},
 		{"update of a closed one", "closed", update, 200, func(c engagesim.Conversation) bool { return c.AliasID == "task-1" && c.Status == "closed" }},
-		{"add to an active conversation", "active", add, 200, func(c engagesim.Conversation) bool { return slices.Equal(c.Participants, []string{"agent-1", "agent-2"}) }},
+		{"add to an active conversation", "active", add, 200, func(c engagesim.Conversation) bool {
+			return slices.Equal(c.Participants, []string{"agent-1", "agent-2"})
+		}},
 		{"add to a closed one", "closed", add, 409, nil},
 		{"add of an agent already in it", "active", step{"POST", "/participants", map[string]string{"participant": "agent-1"}}, 409, nil},
 		{"remove from an active conversation", "active", remove, 200, func(c engagesim.Conversation) bool { return len(c.Participants) == 0 }},
