@@ -81,6 +81,10 @@ var standardWhen = map[outcomes.Outcome]string{
 	outcomes.OnAuthorizationFailure: "The authorization is unknown, deleted, another tenant's, pending or needs re-authorization, or Engage rejected the token: again after one refresh (401), or for this domain (403, which a refresh would not change).",
 }
 
+// whenInvalidIDs is onInvalidData of the nodes that take IDs only (Update, Add and Remove
+// Participant, Close, Re-open).
+var whenInvalidIDs = fmt.Sprintf("The input lacks a field the node needs (only spaces is not given), has a field this version does not have, or an ID that Engage's URL path cannot carry: \".\", \"..\", one with any of %s or a control character, or one over %d characters. Engage is not called.", pathIDForbiddenList, MaxPathIDLength)
+
 const (
 	whenRejected = "Engage said no: a 4xx business error (unknown conversation, conversation closed, invalid request, ...)."
 	whenFailed   = "Engage failed otherwise: a 5xx, a 429, a connection failure, an answer that is not Engage's readable envelope (a proxy's error page, say), or the circuit breaker open while Engage keeps failing."
@@ -108,6 +112,11 @@ func declaredOutcomes(def *definition) []outcomeDecl {
 		d := outcomeDecl{name: o, kind: KindFailure, when: standardWhen[o]}
 		if o == outcomes.OnAuthorizationFailure {
 			d.aliases = []string{outcomes.AliasAuthorizationFail}
+		}
+		if o == outcomes.OnInvalidData && !slices.Contains(def.required, "channel") {
+			// No channel, message type, timestamp or text: the generic examples do not
+			// fit, the ID rules do.
+			d.when = whenInvalidIDs
 		}
 		if o == outcomes.OnError && def.rejected == outcomes.OnError {
 			d.when = "The runtime itself failed (the credential store is unreachable, a stored secret does not decrypt, the token endpoint failed while the stored token had expired or just after Engage rejected it (a 401 earns one refresh), an internal error), or Engage did: every Engage failure but a 404 (noConversationFound), a 401 or 403 (onAuthorizationFailure) and the deadline (onTimeout); that is another 4xx, a 5xx, a 429, a connection failure, an answer that is not Engage's readable envelope, or the circuit breaker open."

@@ -392,3 +392,28 @@ func TestAVersionDeclaresExactlyTheOutcomesOfItsCatalogEntry(t *testing.T) {
 		}
 	}
 }
+
+// The nodes that take IDs only have no channel, message type, timestamp or text: their
+// onInvalidData names what can be wrong with their input, the ID rules of decisions.go,
+// not the generic examples.
+func TestOnInvalidDataOfANodeWithoutAChannelNamesTheIDRules(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"update-conversation", "add-participant", "remove-participant", "close-conversation", "reopen-conversation"} {
+		n, _ := NewRegistry().Node(id)
+		for _, o := range n.Recommended().buildCatalog().Outcomes {
+			if o.Name != string(outcomes.OnInvalidData) {
+				continue
+			}
+			for _, not := range []string{"channel", "timestamp", "text too long"} {
+				if strings.Contains(o.Description, not) {
+					t.Errorf("%s: onInvalidData names %q: %s", id, not, o.Description)
+				}
+			}
+			for _, has := range []string{"/ \\ ? # % ;", "control character", "256 characters", "Engage is not called"} {
+				if !strings.Contains(o.Description, has) {
+					t.Errorf("%s: onInvalidData does not name %q: %s", id, has, o.Description)
+				}
+			}
+		}
+	}
+}
