@@ -40,7 +40,8 @@ type Fault struct {
 	// simulator closes, so no handler outlives its request.
 	Latency time.Duration `json:"latency,omitempty"`
 	// Status answers this HTTP status (200..599) with an Engage envelope (an OAuth error
-	// body on the token endpoints) instead of doing the operation.
+	// body on the token endpoints) instead of doing the operation; a 2xx on a change
+	// carries a tid, as Engage's does.
 	Status int `json:"status,omitempty"`
 	// RetryAfter is sent as Retry-After (whole seconds) with Status; a 429 without it
 	// sends "1".
@@ -220,7 +221,13 @@ func (s *Sim) faultEffect(w http.ResponseWriter, r *http.Request, op string) (ef
 				writeTruncated(w, f.Status, fmt.Sprintf(`{"status":%d,"code":%d,"description":"`, f.Status, codeForStatus(f.Status)))
 				break
 			}
-			fail(w, f.Status, codeForStatus(f.Status), "%s (injected)", http.StatusText(f.Status))
+			tid := ""
+			if f.Status < 300 && op != OpSearch {
+				// Engage answers a change that went through with its transaction ID
+				// (ENGAGE.md §4); a client must not meet a success without one only here.
+				tid = newTID()
+			}
+			writeEnvelope(w, f.Status, codeForStatus(f.Status), http.StatusText(f.Status)+" (injected)", nil, tid)
 		case f.Malformed:
 			writeTruncated(w, http.StatusOK, `{"status":200,"code":1000,"description":"OK","value":{"conversationId":"`)
 		}

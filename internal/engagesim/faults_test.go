@@ -544,3 +544,34 @@ func resetThenMalformed(t *testing.T, sim *engagesim.Sim, op string, post func()
 		t.Fatalf("malformed fault: %d %s", resp.StatusCode, body)
 	}
 }
+
+// An injected 2xx answers as Engage answers a change that went through (ENGAGE.md §4):
+// with a transaction ID, on every operation but a search, which changes nothing; an
+// injected refusal carries none.
+func TestAnInjected2xxOnAChangeCarriesATransactionID(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	base := sim.BaseURL() + "/" + domain + "/conversations"
+	for _, tc := range []struct {
+		op, method, path string
+		status           int
+		wantTID          bool
+	}{
+		{engagesim.OpClose, "POST", "/c1/close", 200, true},
+		{engagesim.OpUpdate, "PATCH", "/c1", 200, true},
+		{engagesim.OpAddParticipant, "POST", "/c1/participants", 200, true},
+		{engagesim.OpRemoveParticipant, "DELETE", "/c1/participants/a1", 202, true},
+		{engagesim.OpAppend, "POST", "/c1/messages", 200, true},
+		{engagesim.OpCreate, "POST", "", 201, true},
+		{engagesim.OpSearch, "POST", "/search", 200, false},
+		{engagesim.OpClose, "POST", "/c1/close", 409, false},
+		{engagesim.OpClose, "POST", "/c1/close", 503, false},
+	} {
+		sim.InjectFault(engagesim.Fault{Op: tc.op, Status: tc.status, Times: 1})
+		st, env := call(t, tc.method, base+tc.path, tok, nil)
+		if st != tc.status || env.Status != tc.status || (env.TID != "") != tc.wantTID {
+			t.Errorf("%s injected %d: %d %+v, want a tid: %v", tc.op, tc.status, st, env, tc.wantTID)
+		}
+	}
+}
