@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -107,7 +108,7 @@ func outcomeOf(def *definition, c column) outcomes.Outcome {
 	return outcomes.OnError
 }
 
-const docIntro = `# Node catalog
+var docIntro = `# Node catalog
 
 <!-- Generated from internal/nodes by ` + "`go test ./internal/nodes -run TestDocsNodesMdIsTheCatalog -update`" + `; do not edit. -->
 
@@ -130,7 +131,10 @@ execution that names a node version; ` + "`version`" + ` may be ` + "`1.3`" + ` 
   one with a fraction is ` + "`onInvalidData`" + `), a text's as written; ` + "`channel`" + ` takes the wire value or the display name in
   any case (` + "`abc`" + ` is an alias of ` + "`amb`" + `); timestamps are RFC 3339 in UTC; a field the
   version does not have is ` + "`onInvalidData`" + `, naming it. Lists of addresses may be one
-  comma-separated string; rich objects may be JSON text.
+  comma-separated string; rich objects may be JSON text. An ID that Engage's URL path
+  carries (` + "`conversationId`, `participant`" + `) is at most ` + strconv.Itoa(MaxPathIDLength) + ` characters, not ` + "`.` or `..`" + `, and
+  holds none of ` + "`/ \\ ? # % ;`" + ` nor a control character: escaping would keep them in their
+  path segment, but a proxy that decodes the path would give them their meaning back.
 - A 401 from Engage refreshes the token and repeats the call once, for every node. Search
   is repeated once, inside the deadline, after a connection failure or a 502/503/504;
   nothing that may have changed something in Engage is ever repeated.
