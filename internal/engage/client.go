@@ -250,6 +250,10 @@ func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conv
 		raw = withoutToken(raw, token)
 		if derr := decode(raw); derr != nil {
 			e = &Error{Op: op, Kind: KindUpstream, HTTPStatus: status, Raw: raw, Err: fmt.Errorf("malformed answer: %w", derr)}
+			// What the envelope says can often still be read (a refusal inside a 2xx, a
+			// value of the wrong shape): the failure carries Engage's code and
+			// description, as every failure Engage answered does (ENGAGE.md §2).
+			e.Code, e.Description = readableEnvelope(raw)
 		}
 	}
 	if done != nil {
@@ -450,6 +454,17 @@ func statusError(op string, status int, h http.Header, raw []byte) *Error {
 }
 
 var errNoEnvelope = errors.New("the JSON object has neither status nor code")
+
+// readableEnvelope returns the code and description of a 2xx answer that did not
+// decode, when its envelope (whatever its value holds) can be read: zero values for a
+// body that is not JSON, or not Engage's envelope.
+func readableEnvelope(raw []byte) (int, string) {
+	var w wire[noValue]
+	if decodeObject(raw, &w) != nil || !hasEnvelopeKeys(raw) {
+		return 0, ""
+	}
+	return int(w.Code), string(w.Description)
+}
 
 // hasEnvelopeKeys reports whether raw, a JSON object, has Engage's envelope keys:
 // "status" or "code" (ENGAGE.md: every answer has both), matched as the envelope's

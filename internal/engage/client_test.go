@@ -1412,3 +1412,30 @@ func TestARefusalWithEitherEnvelopeKeyIsEngages(t *testing.T) {
 		})
 	}
 }
+
+// A 2xx answer that cannot be taken as done or found may still say, in a readable
+// envelope, what Engage meant: the failure carries Engage's code and description, as
+// every failure Engage answered does (ENGAGE.md §2), so a flow's onError shows them.
+// Without a readable envelope there are none to carry.
+func TestABadAnswerWithAReadableEnvelopeCarriesEngagesCodeAndDescription(t *testing.T) {
+	t.Parallel()
+	c := engage.New(engage.Options{})
+	for _, tc := range []struct {
+		name, body string
+		code       int
+		desc       string
+	}{
+		{"a 200 whose envelope says 409", `{"status":409,"code":1409,"description":"conversation not closed"}`, 1409, "conversation not closed"},
+		{"a value that is not an object", `{"status":200,"code":1000,"description":"ok","value":[]}`, 1000, "ok"},
+		{"a value field of the wrong type", `{"status":200,"code":"1000","description":"ok","value":{"conversationId":"c1","chatExist":"perhaps"}}`, 1000, "ok"},
+		{"a truncated body", `{"status":200,"code":1000,"description":"ok","value":{"conv`, 0, ""},
+		{"a gateway's JSON", `{"message":"ok","code":{}}`, 0, ""},
+	} {
+		tg := fake(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(tc.body)) })
+		_, err := c.Search(t.Context(), tg, "tok", engage.SearchRequest{Channel: "sms"})
+		e := wantKind(t, err, engage.KindUpstream)
+		if e.HTTPStatus != http.StatusOK || e.Code != tc.code || e.Description != tc.desc {
+			t.Errorf("%s: HTTP %d, code %d, description %q; want 200, %d, %q", tc.name, e.HTTPStatus, e.Code, e.Description, tc.code, tc.desc)
+		}
+	}
+}
