@@ -1,10 +1,13 @@
 package engagesim_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -421,4 +424,156 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// ENGAGE.md §4's search, restated by hand: the keys of its request and of its value.
+var (
+	searchRequestKeys = []string{"channel", "customeraddress", "bizaddress", "subject", "threadid", "browserfingerprint", "toRecipients", "ccRecipients", "inReplyTo"}
+	searchValueKeys   = []string{"conversationId", "aliasId", "chatExist", "status", "teamId", "userId"}
+)
+
+// rawSearch sends a search and returns the HTTP status and the JSON object answered,
+// key by key, undecoded.
+func rawSearch(t *testing.T, url, token string, body any) (int, map[string]json.RawMessage) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), "POST", url, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		t.Fatalf("the answer is not a JSON object (%v): %s", err, raw)
+	}
+	return resp.StatusCode, m
+}
+
+// Search takes every request key of ENGAGE.md §4, spelled exactly so, and refuses any
+// other spelling (the camelCase of Search's inputs, above all): a client that sent
+// "customerAddress" or "threadId" would fail against Engage, so it fails here.
+func TestSearchTakesExactlyTheRequestKeysOfENGAGEmd(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	url := sim.BaseURL() + "/" + domain + "/conversations/search"
+	full := func() map[string]any {
+		return map[string]any{"channel": "email", "customeraddress": "c@x.example", "bizaddress": "b@x.example", "subject": "s",
+			"threadid": "t", "browserfingerprint": "f", "toRecipients": []string{"b@x.example"}, "ccRecipients": []string{"d@x.example"},
+			"inReplyTo": "<m1@x.example>"}
+	}
+	if got := slices.Sorted(maps.Keys(full())); !slices.Equal(got, slices.Sorted(slices.Values(searchRequestKeys))) {
+		t.Fatalf("the test sends %v, not §4's keys", got)
+	}
+	if st, env := call(t, "POST", url, tok, full()); st != http.StatusOK {
+		t.Fatalf("every documented key: %d %+v, want 200", st, env)
+	}
+	for _, key := range searchRequestKeys {
+		for _, other := range []string{strings.ToUpper(key[:1]) + key[1:], strings.ToLower(key), strings.ToUpper(key)} {
+			if other == key {
+				continue
+			}
+			b := full()
+			b[other] = b[key]
+			delete(b, key)
+			if st, env := call(t, "POST", url, tok, b); st != http.StatusBadRequest || !strings.Contains(env.Description, other) {
+				t.Errorf("%q for %q: %d %+v, want 400 naming it", other, key, st, env)
+			}
+		}
+	}
+	for _, camel := range []string{"customerAddress", "bizAddress", "threadId", "browserFingerprint"} {
+		b := full()
+		b[camel] = "x"
+		if st, env := call(t, "POST", url, tok, b); st != http.StatusBadRequest || !strings.Contains(env.Description, camel) {
+			t.Errorf("the input's name %q: %d %+v, want 400 naming it", camel, st, env)
+		}
+	}
+}
+
+// A search answers Engage's envelope (ENGAGE.md §4): status (the HTTP status, repeated),
+// code, description and, when it went through, a value with §4's keys and no others
+// (no tid: a search changes nothing). A refusal, the 404 included, is the same envelope
+// without a value.
+func TestASearchAnswersTheEnvelopeAndValueOfENGAGEmd(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	url := sim.BaseURL() + "/" + domain + "/conversations/search"
+	id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b", Status: "onhold",
+		AliasID: "alias-1", TeamID: "team-1", UserID: "agent-1"})
+	search := func(customer string) map[string]string {
+		return map[string]string{"channel": "sms", "customeraddress": customer, "bizaddress": "b"}
+	}
+	envelopeKeys := []string{"code", "description", "status"}
+	check := func(name string, st int, m map[string]json.RawMessage, wantStatus int, withValue bool) map[string]json.RawMessage {
+		t.Helper()
+		want := slices.Clone(envelopeKeys)
+		if withValue {
+			want = append(want, "value")
+		}
+		slices.Sort(want)
+		if got := slices.Sorted(maps.Keys(m)); st != wantStatus || !slices.Equal(got, want) {
+			t.Errorf("%s: HTTP %d with keys %v, want %d with %v", name, st, got, wantStatus, want)
+			return nil
+		}
+		var env struct {
+			Status      *int    `json:"status"`
+			Code        *int    `json:"code"`
+			Description *string `json:"description"`
+		}
+		raw, _ := json.Marshal(m)
+		if err := json.Unmarshal(raw, &env); err != nil || env.Status == nil || *env.Status != st || env.Code == nil || env.Description == nil || *env.Description == "" {
+			t.Errorf("%s: envelope %s (%v), want a numeric status %d, a numeric code and a description", name, raw, err, st)
+		}
+		if !withValue {
+			return nil
+		}
+		var v map[string]json.RawMessage
+		if err := json.Unmarshal(m["value"], &v); err != nil || v == nil {
+			t.Errorf("%s: value %s is not an object", name, m["value"])
+			return nil
+		}
+		for k := range v {
+			if !slices.Contains(searchValueKeys, k) {
+				t.Errorf("%s: value key %q is not one of §4's %v", name, k, searchValueKeys)
+			}
+		}
+		return v
+	}
+
+	st, m := rawSearch(t, url, tok, search("c"))
+	if v := check("a conversation found", st, m, http.StatusOK, true); v != nil {
+		want := map[string]string{"conversationId": `"` + id + `"`, "aliasId": `"alias-1"`, "chatExist": "true", "status": `"onhold"`, "teamId": `"team-1"`, "userId": `"agent-1"`}
+		for k, w := range want {
+			if string(v[k]) != w {
+				t.Errorf("a conversation found: value.%s = %s, want %s", k, v[k], w)
+			}
+		}
+	}
+	st, m = rawSearch(t, url, tok, search("nobody"))
+	if v := check("no conversation", st, m, http.StatusOK, true); v != nil {
+		if _, ok := v["conversationId"]; ok || string(v["chatExist"]) != "false" {
+			t.Errorf("no conversation: value %s, want chatExist false and no conversationId", m["value"])
+		}
+	}
+	st, m = rawSearch(t, url, tok, map[string]string{"channel": "email", "customeraddress": "c", "bizaddress": "b"})
+	check("a refusal (email without a subject)", st, m, http.StatusBadRequest, false)
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpSearch, Status: http.StatusNotFound, Times: 1})
+	st, m = rawSearch(t, url, tok, search("c"))
+	if check("Engage's 404", st, m, http.StatusNotFound, false); string(m["code"]) != strconv.Itoa(engagesim.CodeNotFound) {
+		t.Errorf("Engage's 404: code %s, want %d", m["code"], engagesim.CodeNotFound)
+	}
 }
