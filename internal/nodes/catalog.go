@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/noderuntime/noderuntime/internal/outcomes"
 )
@@ -212,7 +213,7 @@ func (v *Version) inputSchema() map[string]any {
 }
 
 func (v *Version) fieldSchema(f *field) map[string]any {
-	s := map[string]any{"description": f.desc}
+	s := map[string]any{"description": v.fieldDescription(f)}
 	switch f.kind {
 	case kindString:
 		s["type"] = "string"
@@ -264,6 +265,32 @@ func (v *Version) fieldSchema(f *field) map[string]any {
 		s["enum"] = v.typeNames
 	}
 	return s
+}
+
+// fieldDescription is f's description in version v. The channel's names only the
+// channels v takes: a version's catalog never offers a channel (or an alias of one) that
+// the version refuses.
+func (v *Version) fieldDescription(f *field) string {
+	if f.kind != kindChannel {
+		return f.desc
+	}
+	var wires, displays, aliases []string
+	for _, c := range channelTable {
+		if !v.channelSet[c.wire] {
+			continue
+		}
+		wires = append(wires, c.wire)
+		displays = append(displays, c.display)
+		for _, a := range c.aliases {
+			aliases = append(aliases, a+" is an alias of "+c.wire)
+		}
+	}
+	d := fmt.Sprintf("The channel, as its wire value (%s) or display name (%s), case-insensitive",
+		strings.Join(wires, ", "), strings.Join(displays, ", "))
+	if len(aliases) > 0 {
+		d += "; " + strings.Join(aliases, "; ")
+	}
+	return d + "."
 }
 
 // channelNeeds are the fields one channel asks for.

@@ -177,7 +177,7 @@ func markdown(r *Registry) []byte {
 			when := requiredWhen(v)
 			b.WriteString("| input | required | description |\n|---|---|---|\n")
 			for _, name := range v.inputs {
-				fmt.Fprintf(&b, "| `%s` | %s | %s |\n", name, when[name], fieldByName[name].desc)
+				fmt.Fprintf(&b, "| `%s` | %s | %s |\n", name, when[name], v.fieldDescription(fieldByName[name]))
 			}
 			if v.messages != 0 {
 				b.WriteString("\n| channel | direction | message types |\n|---|---|---|\n")

@@ -267,3 +267,57 @@ func TestLookupTakesBothVersionSpellingsAndNamesWhatExists(t *testing.T) {
 		t.Errorf("node IDs %s", got)
 	}
 }
+
+// ENGAGE.md §3's channels: the wire value, the display name and the older names.
+var engageChannelNames = []struct {
+	wire, display string
+	aliases       []string
+}{
+	{"sms", "SMS", nil},
+	{"facebook", "Facebook Messenger", nil},
+	{"email", "Email", nil},
+	{"livechat", "Live Chat", nil},
+	{"whatsapp", "WhatsApp", nil},
+	{"amb", "Apple Messages for Business", []string{"abc"}},
+	{"api", "API", nil},
+}
+
+// A version's catalog describes its channel input with the names of the channels it
+// takes, and no others: Search 1.0 and 1.1 refuse amb (and its alias abc) and api with
+// onInvalidData, so their catalog must not offer them (nor Append 1.0 and 1.3 amb).
+func TestAVersionsCatalogNamesOnlyTheChannelsItTakes(t *testing.T) {
+	t.Parallel()
+	for _, v := range nodes.NewRegistry().Versions() {
+		var entry struct {
+			InputSchema struct {
+				Properties map[string]struct {
+					Description string   `json:"description"`
+					Enum        []string `json:"enum"`
+				} `json:"properties"`
+			} `json:"inputSchema"`
+		}
+		if err := json.Unmarshal(v.CatalogJSON(), &entry); err != nil {
+			t.Fatal(err)
+		}
+		ch, ok := entry.InputSchema.Properties["channel"]
+		if !ok {
+			continue
+		}
+		words := map[string]bool{}
+		for _, w := range strings.FieldsFunc(ch.Description, func(r rune) bool { return strings.ContainsRune(" ,;().", r) }) {
+			words[w] = true
+		}
+		for _, c := range engageChannelNames {
+			takes := slices.Contains(ch.Enum, c.wire)
+			names := append([]string{c.wire}, c.aliases...)
+			for _, name := range names {
+				if words[name] != takes {
+					t.Errorf("%s takes %s: %v, but its channel description names %q: %v: %q", v, c.wire, takes, name, words[name], ch.Description)
+				}
+			}
+			if strings.Contains(ch.Description, c.display) != takes {
+				t.Errorf("%s takes %s: %v, but its channel description names %q: %v: %q", v, c.wire, takes, c.display, !takes, ch.Description)
+			}
+		}
+	}
+}

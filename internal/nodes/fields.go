@@ -28,6 +28,7 @@ type field struct {
 
 var fieldList = []field{
 	{"conversationId", kindPathID, "The Engage conversation ID (Engage's URL path carries it): at most 256 characters, not \".\" or \"..\", and without / \\ ? # % ; or control characters."},
+	// The catalog names only the channels of each version (Version.fieldDescription).
 	{"channel", kindChannel, "The channel, as its wire value (sms, facebook, email, livechat, whatsapp, amb, api) or display name (SMS, Facebook Messenger, Email, Live Chat, WhatsApp, Apple Messages for Business, API), case-insensitive; abc is an alias of amb."},
 	{"bizAddress", kindString, "The business address: long or short code (sms), page ID (facebook), business mailbox (email), app ID (livechat), business number (whatsapp), business ID (amb, api)."},
 	{"customerAddress", kindString, "The customer address: mobile number (sms), page-scoped ID (facebook), from address (email), user ID (livechat), WhatsApp ID (whatsapp), customer ID (amb, api)."},
