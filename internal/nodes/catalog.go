@@ -110,7 +110,7 @@ func declaredOutcomes(def *definition) []outcomeDecl {
 		out = append(out, outcomeDecl{name: def.failed, kind: KindFailure, when: whenFailed})
 	}
 	for _, o := range outcomes.Standard {
-		d := outcomeDecl{name: o, kind: KindFailure, when: standardWhen[o]}
+		d := outcomeDecl{name: o, kind: KindFailure, when: cmp.Or(def.when[o], standardWhen[o])}
 		if o == outcomes.OnAuthorizationFailure {
 			d.aliases = []string{outcomes.AliasAuthorizationFail}
 		}

@@ -421,3 +421,28 @@ func TestOnInvalidDataOfANodeWithoutAChannelNamesTheIDRules(t *testing.T) {
 		}
 	}
 }
+
+// Search's catalog says exactly when it takes onInvalidChoice: it names every status
+// another outcome covers (decisions.go) and the error's code, so a flow designer knows
+// which statuses end there without reading the code.
+func TestSearchsCatalogSaysWhichStatusesAreOnInvalidChoice(t *testing.T) {
+	t.Parallel()
+	n, _ := NewRegistry().Node("search-conversation")
+	for _, v := range n.Versions() {
+		var desc string
+		for _, o := range v.buildCatalog().Outcomes {
+			if o.Name == string(outcomes.OnInvalidChoice) {
+				desc = o.Description
+			}
+		}
+		words := strings.FieldsFunc(desc, func(r rune) bool { return strings.ContainsRune(" ,;:().", r) })
+		for status := range searchStatuses {
+			if !slices.Contains(words, status) {
+				t.Errorf("%s: onInvalidChoice %q does not name the status %s, which another outcome covers", v, desc, status)
+			}
+		}
+		if !slices.Contains(words, outcomes.CodeUnknownStatus) {
+			t.Errorf("%s: onInvalidChoice %q does not name its error code %s", v, desc, outcomes.CodeUnknownStatus)
+		}
+	}
+}

@@ -32,7 +32,8 @@ type definition struct {
 	rejectedWhen string
 	// readOnly nodes may repeat a call once after a connection failure or 502/503/504.
 	readOnly bool
-	// when says, for the catalog, when each node-specific success outcome is taken.
+	// when says, for the catalog, when each node-specific success outcome is taken; for
+	// a standard outcome it replaces the generic text where the node can say more.
 	when map[outcomes.Outcome]string
 
 	// required are the input fields every execution needs, whatever the channel.

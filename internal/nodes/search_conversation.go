@@ -25,6 +25,7 @@ func searchConversation() *definition {
 			outcomes.ConversationActive:  "An agent has the conversation (status active or picked).",
 			outcomes.ConversationOnHold:  "The conversation is on hold (status onhold).",
 			outcomes.ConversationClosed:  "The conversation is closed (status closed).",
+			outcomes.OnInvalidChoice:     "Engage found a conversation in a status no other outcome covers: not queued, active, picked, onhold or closed (in any case), an empty status included. The error's code is unknown_status; the status is output as Engage gave it.",
 		},
 		rejected: outcomes.OnError,
 		failed:   outcomes.OnError,
