@@ -170,8 +170,9 @@ func TestSearchsRepeatEndsAtTheExecutionsDeadline(t *testing.T) {
 			if n := s.sim.Calls(engagesim.OpSearch); n != 2 {
 				t.Fatalf("%d searches reached Engage, want 2 (the first 503 and its repeat)", n)
 			}
-			// 2×latency would be the repeat under a deadline of its own.
-			if took >= 2*latency {
+			// Slack for a busy machine; the outcome above already tells a repeat under a
+			// deadline of its own (onError, the second 503, at 2×latency).
+			if took >= deadline+400*time.Millisecond {
 				t.Fatalf("the execution took %s, past its deadline of %s", took, deadline)
 			}
 		})
