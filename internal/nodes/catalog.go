@@ -267,9 +267,9 @@ func (v *Version) fieldSchema(f *field) map[string]any {
 	return s
 }
 
-// fieldDescription is f's description in version v. The channel's names only the
-// channels v takes: a version's catalog never offers a channel (or an alias of one) that
-// the version refuses.
+// fieldDescription is f's description in version v. The channel's description names
+// only the channels v takes: a version's catalog never offers a channel (or an alias of
+// one) that the version refuses.
 func (v *Version) fieldDescription(f *field) string {
 	if f.kind != kindChannel {
 		return f.desc
