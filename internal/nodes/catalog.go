@@ -119,9 +119,6 @@ func declaredOutcomes(def *definition) []outcomeDecl {
 			// fit, the ID rules do.
 			d.when = whenInvalidIDs
 		}
-		if o == outcomes.OnError && def.rejected == outcomes.OnError {
-			d.when = "The runtime itself failed (the credential store is unreachable, a stored secret does not decrypt, the token endpoint failed while the stored token had expired or just after Engage rejected it (a 401 earns one refresh), an internal error), or Engage did: every Engage failure but a 404 (noConversationFound), a 401 or 403 (onAuthorizationFailure) and the deadline (onTimeout); that is another 4xx, a 5xx, a 429, a connection failure, an answer that is not Engage's readable envelope, or the circuit breaker open."
-		}
 		out = append(out, d)
 	}
 	return out

@@ -25,7 +25,9 @@ func searchConversation() *definition {
 			outcomes.ConversationActive:  "An agent has the conversation (status active or picked).",
 			outcomes.ConversationOnHold:  "The conversation is on hold (status onhold).",
 			outcomes.ConversationClosed:  "The conversation is closed (status closed).",
-			outcomes.OnInvalidChoice:     "Engage found a conversation in a status no other outcome covers: not queued, active, picked, onhold or closed (in any case), an empty status included. The error's code is unknown_status; the status is output as Engage gave it.",
+			// No failure edge of its own: every Engage failure is onError (ENGAGE.md §2).
+			outcomes.OnError:         "The runtime itself failed (the credential store is unreachable, a stored secret does not decrypt, the token endpoint failed while the stored token had expired or just after Engage rejected it (a 401 earns one refresh), an internal error), or Engage did: every Engage failure but a 404 (noConversationFound), a 401 or 403 (onAuthorizationFailure) and the deadline (onTimeout); that is another 4xx, a 5xx, a 429, a connection failure, an answer that is not Engage's readable envelope, or the circuit breaker open.",
+			outcomes.OnInvalidChoice: "Engage found a conversation in a status no other outcome covers: not queued, active, picked, onhold or closed (in any case), an empty status included. The error's code is unknown_status; the status is output as Engage gave it.",
 		},
 		rejected: outcomes.OnError,
 		failed:   outcomes.OnError,
