@@ -130,7 +130,10 @@ execution that names a node version; ` + "`version`" + ` may be ` + "`1.3`" + ` 
   number is taken as the digits of its whole number (` + "`1.5551234567E10`" + ` as ` + "`15551234567`" + `;
   one with a fraction is ` + "`onInvalidData`" + `), a text's as written; ` + "`channel`" + ` takes the wire value or the display name in
   any case (` + "`abc`" + ` is an alias of ` + "`amb`" + `); timestamps are RFC 3339 in UTC; a field the
-  version does not have is ` + "`onInvalidData`" + `, naming it. Lists of addresses may be one
+  version does not have is ` + "`onInvalidData`" + `, naming it. The input JSON Schema's ` + "`enum`" + `s
+  list the wire spellings (lower case), those an editor should offer; the runtime also
+  takes display names and ` + "`direction` and `messageType`" + ` in any case, which a strict
+  validator of the schema refuses. Lists of addresses may be one
   comma-separated string; rich objects may be JSON text. An ID that Engage's URL path
   carries (` + "`conversationId`, `participant`" + `) is at most ` + strconv.Itoa(MaxPathIDLength) + ` characters, not ` + "`.` or `..`" + `, and
   holds none of ` + "`/ \\ ? # % ;`" + ` nor a control character: escaping would keep them in their
