@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -318,6 +320,43 @@ func TestEveryKindOfEngageAnswerLeadsAChangingNodeToItsEdge(t *testing.T) {
 				}
 				if r.changes != 0 {
 					t.Errorf("the change was made %d times, want none", r.changes)
+				}
+			})
+		}
+	}
+}
+
+// Create outputs the new conversation's ID (ENGAGE.md §3), so a success without one is
+// not one: a 2xx whose value lacks conversationId is a bad answer, the Failure edge with
+// engage_bad_response, carrying Engage's status, code and description; the outputs are
+// empty, a tid in that answer included, and the call is not repeated.
+func TestACreatesSuccessWithoutAConversationIDIsAFailureWithEngagesAnswer(t *testing.T) {
+	t.Parallel()
+	for _, n := range changingNodes {
+		if !n.creates {
+			continue
+		}
+		for _, status := range []int{200, 201} {
+			t.Run(fmt.Sprint(n, " ", status), func(t *testing.T) {
+				t.Parallel()
+				r := runChanging(t, n, func(sim *engagesim.Sim, _ *simCredentials, _ *string) {
+					// Engage's success envelope with a tid, and no value: nothing is created.
+					sim.InjectFault(engagesim.Fault{Op: n.op, Status: status, Times: 1})
+				})
+				res := r.res
+				want := outcomes.Error{Code: outcomes.CodeEngageBadResponse, EngageStatus: status, EngageCode: engagesim.CodeOK,
+					EngageDescription: http.StatusText(status) + " (injected)"}
+				if res.Outcome != outcomes.Failure || res.Error == nil || res.Error.Message == "" {
+					t.Fatalf("outcome %s %+v, want Failure", res.Outcome, res.Error)
+				}
+				got := *res.Error
+				got.Message = ""
+				if got != want {
+					t.Errorf("error %+v, want %+v with a message", *res.Error, want)
+				}
+				wantNoOutput(t, n, res)
+				if r.calls != 1 || r.refreshes != 0 {
+					t.Errorf("%d calls and %d refreshes, want one call", r.calls, r.refreshes)
 				}
 			})
 		}
