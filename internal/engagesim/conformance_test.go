@@ -577,3 +577,112 @@ func TestASearchAnswersTheEnvelopeAndValueOfENGAGEmd(t *testing.T) {
 		t.Errorf("Engage's 404: code %s, want %d", m["code"], engagesim.CodeNotFound)
 	}
 }
+
+// ENGAGE.md §3 and §4 for create and append, and docs/engage.md's model of what Engage
+// refuses them: a create answers 201 with a fresh tid and a value of exactly
+// {conversationId}, and the conversation it made is queued with its first message; an
+// append to that conversation, or to one active or on hold, answers 200 with a fresh tid
+// and the conversation's ID; an append to a closed conversation is 409, to an unknown one
+// 404, and a create or append of a message Engage does not take (or a create without
+// the parties or the message) 400. Every answer is the envelope whose status is the HTTP
+// status; a refusal carries no tid and changes nothing: no conversation made, no
+// message appended.
+func TestCreateAndAppendAnswerAsEngageDoes(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	base := sim.BaseURL() + "/" + domain + "/conversations"
+	text := func(s string) map[string]any {
+		return map[string]any{"channel": "sms", "direction": "inbound", "messagetype": "text", "text": s, "timestamp": "2026-03-01T12:00:00Z"}
+	}
+	createBody := func(messages ...any) map[string]any {
+		return map[string]any{"channel": "sms", "bizaddress": "+15559999", "customeraddress": "+15550001", "customername": "Ada", "messages": messages}
+	}
+	tids := map[string]bool{}
+	success := func(name string, st, want int, env envelope) string {
+		t.Helper()
+		var v map[string]json.RawMessage
+		var id string
+		if st != want || env.Code != engagesim.CodeOK || env.Description == "" || env.TID == "" || tids[env.TID] ||
+			json.Unmarshal(env.Value, &v) != nil || len(v) != 1 || json.Unmarshal(v["conversationId"], &id) != nil || id == "" {
+			t.Fatalf("%s: %d %+v (value %s), want %d, code %d, a description, a fresh tid and a value of only conversationId", name, st, env, env.Value, want, engagesim.CodeOK)
+		}
+		tids[env.TID] = true
+		return id
+	}
+	refusal := func(name string, st, want, wantCode int, env envelope) {
+		t.Helper()
+		if st != want || env.Code != wantCode || env.Description == "" || env.TID != "" || len(env.Value) != 0 {
+			t.Errorf("%s: %d %+v (value %s), want %d with code %d, a description, no tid and no value", name, st, env, env.Value, want, wantCode)
+		}
+	}
+
+	st, env := call(t, "POST", base, tok, createBody(text("hello")))
+	id := success("create", st, http.StatusCreated, env)
+	c, ok := sim.Conversation(domain, id)
+	if !ok || c.Status != "queued" || len(c.Messages) != 1 || c.Messages[0].Text != "hello" || c.CustomerName != "Ada" {
+		t.Fatalf("the created conversation: %+v (found: %v), want it queued with its first message", c, ok)
+	}
+	st, env = call(t, "POST", base+"/"+id+"/messages", tok, text("again"))
+	if got := success("append to the created conversation", st, http.StatusOK, env); got != id {
+		t.Errorf("append answered conversationId %q, want %q", got, id)
+	}
+	if c, _ := sim.Conversation(domain, id); len(c.Messages) != 2 || c.Messages[1].Text != "again" || c.Status != "queued" {
+		t.Errorf("after the append: %+v, want two messages, still queued", c)
+	}
+
+	for _, status := range []string{"active", "onhold"} {
+		id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b", Status: status})
+		st, env := call(t, "POST", base+"/"+id+"/messages", tok, text("hi"))
+		success("append to a conversation "+status, st, http.StatusOK, env)
+		if c, _ := sim.Conversation(domain, id); len(c.Messages) != 1 || c.Status != status {
+			t.Errorf("append to a conversation %s: %+v, want one message, status as it was", status, c)
+		}
+	}
+
+	for _, tc := range []struct {
+		name     string
+		status   string // the seeded conversation's; "" : an unknown conversation
+		message  any
+		want     int
+		wantCode int
+	}{
+		{"append to a closed conversation", "closed", text("hi"), 409, engagesim.CodeConflict},
+		{"append to an unknown conversation", "", text("hi"), 404, engagesim.CodeNotFound},
+		{"append without text", "active", text(""), 400, engagesim.CodeInvalid},
+		{"append of a type the channel does not take", "active", map[string]any{"channel": "sms", "direction": "inbound", "messagetype": "email",
+			"frmAddress": "a@x", "plainBody": "b", "timestamp": "2026-03-01T12:00:00Z"}, 400, engagesim.CodeInvalid},
+		{"append of another channel's message", "active", map[string]any{"channel": "whatsapp", "direction": "inbound", "messagetype": "text",
+			"text": "hi", "timestamp": "2026-03-01T12:00:00Z"}, 400, engagesim.CodeInvalid},
+	} {
+		id := "no-such-conversation"
+		var before engagesim.Conversation
+		if tc.status != "" {
+			id = sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b", Status: tc.status,
+				Messages: []engagesim.Message{{Channel: "sms", Direction: "inbound", MessageType: "text", Text: "first", Timestamp: "2026-03-01T11:00:00Z"}}})
+			before, _ = sim.Conversation(domain, id)
+		}
+		st, env := call(t, "POST", base+"/"+id+"/messages", tok, tc.message)
+		refusal(tc.name, st, tc.want, tc.wantCode, env)
+		if after, _ := sim.Conversation(domain, id); tc.status != "" && mustJSON(t, before) != mustJSON(t, after) {
+			t.Errorf("%s: a refusal changed the conversation: %s, was %s", tc.name, mustJSON(t, after), mustJSON(t, before))
+		}
+	}
+
+	conversations := len(sim.Conversations(domain))
+	for _, tc := range []struct {
+		name string
+		body map[string]any
+	}{
+		{"create without a message", createBody()},
+		{"create of a message Engage does not take", createBody(text(""))},
+		{"create without the customer", func() map[string]any { b := createBody(text("hi")); delete(b, "customeraddress"); return b }()},
+		{"create on an unknown channel", func() map[string]any { b := createBody(text("hi")); b["channel"] = "fax"; return b }()},
+	} {
+		st, env := call(t, "POST", base, tok, tc.body)
+		refusal(tc.name, st, http.StatusBadRequest, engagesim.CodeInvalid, env)
+	}
+	if n := len(sim.Conversations(domain)); n != conversations {
+		t.Errorf("%d conversations after the refused creates, want %d as before", n, conversations)
+	}
+}
