@@ -107,7 +107,7 @@ func declaredOutcomes(def *definition) []outcomeDecl {
 		out = append(out, outcomeDecl{name: def.rejected, kind: KindFailure, when: cmp.Or(def.rejectedWhen, whenRejected)})
 	}
 	if !isStandard(def.failed) && def.failed != def.rejected {
-		out = append(out, outcomeDecl{name: def.failed, kind: KindFailure, when: whenFailed})
+		out = append(out, outcomeDecl{name: def.failed, kind: KindFailure, when: cmp.Or(def.failedWhen, whenFailed)})
 	}
 	for _, o := range outcomes.Standard {
 		d := outcomeDecl{name: o, kind: KindFailure, when: cmp.Or(def.when[o], standardWhen[o])}
@@ -176,7 +176,7 @@ func (v *Version) buildCatalog() CatalogVersion {
 	cv := CatalogVersion{Version: v.number, Recommended: v.Recommended(), InputSchema: v.inputSchema()}
 	for _, name := range v.outputs {
 		o := outputByName[name]
-		cv.Outputs = append(cv.Outputs, CatalogOutput{Name: o.name, Type: string(o.typ), Description: o.desc})
+		cv.Outputs = append(cv.Outputs, CatalogOutput{Name: o.name, Type: string(o.typ), Description: cmp.Or(v.node.def.outputWhen[name], o.desc)})
 	}
 	for _, d := range v.declared {
 		cv.Outcomes = append(cv.Outcomes, CatalogOutcome{Name: string(d.name), Aliases: d.aliases, Kind: d.kind, Description: d.when})

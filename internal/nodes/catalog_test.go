@@ -323,8 +323,11 @@ func TestTheCatalogSaysARefreshFailingAfterA401IsOnError(t *testing.T) {
 // Re-open takes a closed conversation: the catalog's ConversationReopenFailed must name a
 // conversation that is not closed as its refusal, never "conversation closed", the
 // generic example of the other nodes' refusals. Create has no conversation yet: its
-// refusal names neither an unknown nor a closed one. Each other node's examples are the
-// refusals the simulator's model of Engage gives it.
+// refusal names neither an unknown nor a closed one, nor a conflict (Engage's model
+// refuses a create only as an invalid request), and its Failure names the success
+// without the new conversation's ID that it takes as a bad answer. Each other node's
+// examples are the refusals the simulator's model of Engage gives it: Append's an
+// unknown conversation (404), a closed one (409) and an invalid request (400).
 func TestTheCatalogsRefusalExamplesFitTheirNode(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -340,7 +343,9 @@ func TestTheCatalogsRefusalExamplesFitTheirNode(t *testing.T) {
 		{"remove-participant", outcomes.OnRemoveParticipantFailure, "not in it", []string{"closed"}},
 		{"add-participant", outcomes.OnAddParticipantFailure, "already in it", nil},
 		{"close-conversation", outcomes.OnCloseConversationFailure, "already closed", nil},
-		{"create-conversation", outcomes.OnConversationFailed, "invalid request", []string{"unknown conversation", "conversation closed"}},
+		{"create-conversation", outcomes.OnConversationFailed, "invalid request", []string{"unknown conversation", "conversation closed", "conflict"}},
+		{"create-conversation", outcomes.Failure, "a success without the new conversation's ID", nil},
+		{"append-message", outcomes.OnAppendMessageFailure, "unknown conversation, conversation closed, invalid request", nil},
 	} {
 		n, _ := NewRegistry().Node(tc.node)
 		found := false
@@ -350,7 +355,7 @@ func TestTheCatalogsRefusalExamplesFitTheirNode(t *testing.T) {
 			}
 			found = true
 			if !strings.Contains(o.Description, tc.has) {
-				t.Errorf("%s %s: %s", tc.node, o.Name, o.Description)
+				t.Errorf("%s %s does not name %q: %s", tc.node, o.Name, tc.has, o.Description)
 			}
 			for _, not := range tc.hasNot {
 				if strings.Contains(o.Description, not) {
@@ -360,6 +365,19 @@ func TestTheCatalogsRefusalExamplesFitTheirNode(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("no %s in the catalog of %s", tc.outcome, tc.node)
+		}
+	}
+}
+
+// Create's conversationId is the conversation it made, not also the one a search found.
+func TestTheCatalogsOutputsSpeakOfTheirNode(t *testing.T) {
+	t.Parallel()
+	for _, v := range NewRegistry().Versions() {
+		for _, o := range v.buildCatalog().Outputs {
+			if v.node.def.id == "create-conversation" && o.Name == "conversationId" &&
+				(!strings.Contains(o.Description, "Engage created") || strings.Contains(o.Description, "Search")) {
+				t.Errorf("%s %s: %s", v, o.Name, o.Description)
+			}
 		}
 	}
 }

@@ -19,10 +19,17 @@ func createConversation() *definition {
 			outcomes.OnConversationCreated: "Engage created the conversation with its first message.",
 		},
 		rejected: outcomes.OnConversationFailed,
-		// There is no conversation yet: Engage refuses the request itself.
-		rejectedWhen: "Engage said no: a 4xx business error (an invalid request, such as a field or message Engage does not take, a conflict, ...).",
+		// There is no conversation yet: Engage refuses the request itself (a 400 in
+		// docs/engage.md's model; no conversation to be unknown, closed or in conflict).
+		rejectedWhen: "Engage said no: a 4xx business error (an invalid request, such as a channel, party or message Engage does not take, ...).",
 		failed:       outcomes.Failure,
-		required:     []string{"channel", "direction", "messageType", "timestamp"},
+		// Engage's success that lacks the new conversation's ID is no success to report
+		// (engage.Client.Create).
+		failedWhen: "Engage failed otherwise: a 5xx, a 429, a connection failure, an answer that is not Engage's readable envelope (a proxy's error page, say) or a success without the new conversation's ID, or the circuit breaker open while Engage keeps failing.",
+		outputWhen: map[string]string{
+			"conversationId": "The ID of the conversation Engage created (returned by our decision; Connect leaves it to a later $(conversation)); empty on every failure.",
+		},
+		required: []string{"channel", "direction", "messageType", "timestamp"},
 		versions: []delta{
 			{version: "1.0", messages: messagesAppend10,
 				inputs: append([]string{

@@ -27,14 +27,19 @@ type definition struct {
 	// anything else goes wrong at run time (5xx, 429, a bad answer). Search has no
 	// failure edge of its own: both are onError.
 	rejected, failed outcomes.Outcome
-	// rejectedWhen, when set, says for the catalog when rejected is taken, instead of
-	// the generic text (whose examples do not fit every node).
-	rejectedWhen string
+	// rejectedWhen and failedWhen, when set, say for the catalog when rejected and
+	// failed are taken, instead of the generic texts (whose examples do not fit every
+	// node).
+	rejectedWhen, failedWhen string
 	// readOnly nodes may repeat a call once after a connection failure or 502/503/504.
 	readOnly bool
 	// when says, for the catalog, when each node-specific success outcome is taken; for
 	// a standard outcome it replaces the generic text where the node can say more.
 	when map[outcomes.Outcome]string
+
+	// outputWhen, when set, describes an output variable for the catalog instead of its
+	// shared description (fields.go), where that one speaks of another node too.
+	outputWhen map[string]string
 
 	// required are the input fields every execution needs, whatever the channel.
 	required []string
