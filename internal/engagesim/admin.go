@@ -13,7 +13,7 @@ import (
 //
 //	GET    /_sim/                                this index
 //	GET    /_sim/faults                          faults in force
-//	POST   /_sim/faults                          inject {op, latency:"250ms", status, retryAfter:"2s", reset, malformed, unknownStatus, times, percent} -> {id}
+//	POST   /_sim/faults                          inject {op, latency:"250ms", status, retryAfter:"2s", reset, malformed, unknownStatus, noTid, times, percent} -> {id}
 //	DELETE /_sim/faults                          clear all
 //	DELETE /_sim/faults/{id}                     remove one
 //	GET    /_sim/counters                        {calls, grants, invalidGrants}
@@ -48,6 +48,7 @@ type faultJSON struct {
 	Reset         bool    `json:"reset,omitempty"`
 	Malformed     bool    `json:"malformed,omitempty"`
 	UnknownStatus string  `json:"unknownStatus,omitempty"`
+	NoTID         bool    `json:"noTid,omitempty"`
 	Times         int     `json:"times,omitempty"`
 	Percent       float64 `json:"percent,omitempty"`
 	ID            int     `json:"id,omitempty"`
@@ -79,7 +80,7 @@ func (s *Sim) adminRoutes(mux *http.ServeMux) {
 		out := make([]faultJSON, len(list))
 		for i, f := range list {
 			out[i] = faultJSON{Op: f.Op, Latency: durString(f.Latency), Status: f.Status, RetryAfter: durString(f.RetryAfter),
-				Reset: f.Reset, Malformed: f.Malformed, UnknownStatus: f.UnknownStatus, Times: f.Times, Percent: f.Percent,
+				Reset: f.Reset, Malformed: f.Malformed, UnknownStatus: f.UnknownStatus, NoTID: f.NoTID, Times: f.Times, Percent: f.Percent,
 				ID: f.ID, Remaining: f.Remaining}
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -96,7 +97,7 @@ func (s *Sim) adminRoutes(mux *http.ServeMux) {
 			return
 		}
 		f := Fault{Op: in.Op, Latency: lat, Status: in.Status, RetryAfter: ra, Reset: in.Reset,
-			Malformed: in.Malformed, UnknownStatus: in.UnknownStatus, Times: in.Times, Percent: in.Percent}
+			Malformed: in.Malformed, UnknownStatus: in.UnknownStatus, NoTID: in.NoTID, Times: in.Times, Percent: in.Percent}
 		if err := f.validate(); err != nil {
 			adminError(w, http.StatusBadRequest, err.Error())
 			return

@@ -49,6 +49,15 @@ func TestAdminAPIInjectsListsAndClearsFaults(t *testing.T) {
 			t.Errorf("%s: %d %s", bad, st, body)
 		}
 	}
+	if st, body := admin(t, sim, "POST", "/_sim/faults", `{"op":"append","noTid":true}`); st != http.StatusCreated {
+		t.Fatalf("inject noTid: %d %s", st, body)
+	}
+	if st, body := admin(t, sim, "GET", "/_sim/faults", ""); st != 200 || !strings.Contains(body, `"noTid":true`) {
+		t.Fatalf("list with noTid: %d %s", st, body)
+	}
+	if st, _ := admin(t, sim, "DELETE", "/_sim/faults/2", ""); st != http.StatusNoContent {
+		t.Fatalf("remove the noTid fault: %d", st)
+	}
 	if st, _ := admin(t, sim, "DELETE", "/_sim/faults/1", ""); st != http.StatusNoContent {
 		t.Fatalf("remove: %d", st)
 	}

@@ -157,13 +157,23 @@ func (s *Sim) api(op string, h func(w http.ResponseWriter, r *http.Request, d *d
 			fail(w, http.StatusForbidden, CodeForbidden, "access token is not valid for domain %q", domain)
 			return
 		}
-		h(w, r, &domainCall{domain: domain, unknownStatus: eff.unknownStatus})
+		h(w, r, &domainCall{domain: domain, unknownStatus: eff.unknownStatus, noTID: eff.noTID})
 	}
 }
 
 type domainCall struct {
 	domain        string
 	unknownStatus string
+	noTID         bool
+}
+
+// tid is the transaction ID of a change that went through: a fresh one, unless a fault
+// leaves it out.
+func (d *domainCall) tid() string {
+	if d.noTID {
+		return ""
+	}
+	return newTID()
 }
 
 // decode reads a JSON body strictly into v; on failure it answers 400 and reports false.
@@ -417,7 +427,7 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, d *domainCall
 	s.store.mu.Lock()
 	s.store.domain(d.domain).insert(c)
 	s.store.mu.Unlock()
-	writeEnvelope(w, http.StatusCreated, CodeOK, "conversation created", map[string]string{"conversationId": c.ID}, newTID())
+	writeEnvelope(w, http.StatusCreated, CodeOK, "conversation created", map[string]string{"conversationId": c.ID}, d.tid())
 }
 
 // withConversation runs fn on the path's conversation under the store lock; an unknown
@@ -435,7 +445,7 @@ func (s *Sim) withConversation(w http.ResponseWriter, r *http.Request, d *domain
 		fail(w, status, code, "%s", desc)
 		return
 	}
-	writeEnvelope(w, http.StatusOK, CodeOK, okDesc, map[string]string{"conversationId": id}, newTID())
+	writeEnvelope(w, http.StatusOK, CodeOK, okDesc, map[string]string{"conversationId": id}, d.tid())
 }
 
 func (s *Sim) handleAppend(w http.ResponseWriter, r *http.Request, d *domainCall) {

@@ -32,7 +32,7 @@ var Ops = []string{OpSearch, OpCreate, OpAppend, OpUpdate, OpClose, OpAddPartici
 // Fault is a misbehaviour injected into matching calls. Several fields may combine:
 // Latency first, then the first of Reset, Status, Malformed (Status with Malformed
 // answers that status with a truncated body, as a gateway in front of Engage may);
-// UnknownStatus changes the answer of a search that goes through.
+// UnknownStatus changes the answer of a search that goes through, NoTID that of a change.
 type Fault struct {
 	// Op is the operation to disturb; "" or "*" disturbs every operation.
 	Op string `json:"op,omitempty"`
@@ -53,6 +53,10 @@ type Fault struct {
 	// UnknownStatus makes a search answer a conversation in this status; with no
 	// conversation to find, it invents one. Only searches match it.
 	UnknownStatus string `json:"unknownStatus,omitempty"`
+	// NoTID makes a change that goes through (or an injected 2xx on one) answer without
+	// its tid, which Engage's answer to a change carries (ENGAGE.md §4): a client meets
+	// the success it has to read without one. Only changes match it.
+	NoTID bool `json:"noTid,omitempty"`
 	// Times limits the fault to the next N calls it fires on; 0: until cleared.
 	Times int `json:"times,omitempty"`
 	// Percent fires the fault on that share of matching calls (deterministic for a
@@ -76,8 +80,8 @@ func (f *Fault) validate() error {
 	if f.Percent < 0 || f.Percent > 100 || f.Times < 0 || f.Latency < 0 || f.RetryAfter < 0 {
 		return fmt.Errorf("percent must be 0..100; times, latency, retryAfter not negative")
 	}
-	if f.Latency == 0 && f.Status == 0 && !f.Reset && !f.Malformed && f.UnknownStatus == "" {
-		return fmt.Errorf("fault does nothing: set latency, status, reset, malformed or unknownStatus")
+	if f.Latency == 0 && f.Status == 0 && !f.Reset && !f.Malformed && f.UnknownStatus == "" && !f.NoTID {
+		return fmt.Errorf("fault does nothing: set latency, status, reset, malformed, unknownStatus or noTid")
 	}
 	return nil
 }
@@ -86,11 +90,16 @@ func (f *Fault) matches(op string) bool {
 	if f.Op != "" && f.Op != "*" && f.Op != op {
 		return false
 	}
-	if f.UnknownStatus != "" && op != OpSearch && f.Latency == 0 && f.Status == 0 && !f.Reset && !f.Malformed {
-		return false
+	if f.Latency == 0 && f.Status == 0 && !f.Reset && !f.Malformed {
+		// It only changes an answer: it matches the calls whose answer it changes.
+		return (f.UnknownStatus != "" && op == OpSearch) || (f.NoTID && isChange(op))
 	}
 	return true
 }
+
+// isChange reports whether op may change a conversation: every operation of the
+// conversation API but a search.
+func isChange(op string) bool { return op != OpSearch && op != OpToken }
 
 // InjectedFault is a fault in force, with its ID and how many firings it has left.
 type InjectedFault struct {
@@ -159,6 +168,7 @@ type effect struct {
 	latency       time.Duration
 	action        *Fault // the one Reset, Status or Malformed fault that acts, if any
 	unknownStatus string
+	noTID         bool
 }
 
 // take decides which faults fire on a call of op and consumes their counts.
@@ -175,7 +185,8 @@ func (fs *faultSet) take(op string) effect {
 		if f.matches(op) && (f.Percent == 0 || f.Percent >= 100 || fs.rng.Float64()*100 < f.Percent) {
 			acts := f.Reset || f.Status != 0 || f.Malformed
 			unknown := f.UnknownStatus != "" && op == OpSearch
-			if f.Latency > 0 || (acts && e.action == nil) || (unknown && e.unknownStatus == "") {
+			noTID := f.NoTID && isChange(op)
+			if f.Latency > 0 || (acts && e.action == nil) || (unknown && e.unknownStatus == "") || (noTID && !e.noTID) {
 				fired = true
 				e.latency += f.Latency
 				if acts && e.action == nil {
@@ -184,6 +195,9 @@ func (fs *faultSet) take(op string) effect {
 				}
 				if unknown && e.unknownStatus == "" {
 					e.unknownStatus = f.UnknownStatus
+				}
+				if noTID {
+					e.noTID = true
 				}
 			}
 		}
@@ -222,7 +236,7 @@ func (s *Sim) faultEffect(w http.ResponseWriter, r *http.Request, op string) (ef
 				break
 			}
 			tid := ""
-			if f.Status < 300 && op != OpSearch {
+			if f.Status < 300 && op != OpSearch && !e.noTID {
 				// Engage answers a change that went through with its transaction ID
 				// (ENGAGE.md §4); a client must not meet a success without one only here.
 				tid = newTID()

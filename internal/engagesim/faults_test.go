@@ -575,3 +575,35 @@ func TestAnInjected2xxOnAChangeCarriesATransactionID(t *testing.T) {
 		}
 	}
 }
+
+// NoTID leaves the tid out of a change that goes through, and out of an injected 2xx on
+// one: the change is made all the same. A search never matches it, so the fault waits
+// for the change it is meant for.
+func TestANoTIDFaultAnswersAChangeThatWentThroughWithoutItsTransactionID(t *testing.T) {
+	t.Parallel()
+	sim := engagesim.Start(t, engagesim.Config{})
+	tok := sim.AccessToken(domain)
+	base := sim.BaseURL() + "/" + domain + "/conversations"
+	id := sim.SeedConversation(domain, engagesim.Conversation{Channel: "sms", CustomerAddress: "c", BizAddress: "b", Status: "active"})
+	sim.InjectFault(engagesim.Fault{NoTID: true, Times: 1})
+	if st := searchStatus(t, sim, domain, tok); st != http.StatusOK || len(sim.Faults()) != 1 {
+		t.Fatalf("search: %d, faults left %v; want 200 and the fault not spent", st, sim.Faults())
+	}
+	message := map[string]string{"channel": "sms", "direction": "inbound", "messagetype": "text", "text": "hi", "timestamp": "2026-03-01T12:00:00Z"}
+	st, env := call(t, "POST", base+"/"+id+"/messages", tok, message)
+	if c, _ := sim.Conversation(domain, id); st != http.StatusOK || env.Code != engagesim.CodeOK || env.TID != "" || len(c.Messages) != 1 {
+		t.Fatalf("append under the fault: %d %+v, %d messages; want 200 without a tid, the message appended", st, env, len(c.Messages))
+	}
+	if st, env := call(t, "POST", base+"/"+id+"/messages", tok, message); st != http.StatusOK || env.TID == "" {
+		t.Fatalf("append after the fault: %d %+v, want a tid again", st, env)
+	}
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpCreate, NoTID: true, Times: 1})
+	st, env = call(t, "POST", base, tok, map[string]any{"channel": "sms", "bizaddress": "b", "customeraddress": "d", "messages": []any{message}})
+	if st != http.StatusCreated || env.TID != "" || !strings.Contains(string(env.Value), "conversationId") {
+		t.Fatalf("create under the fault: %d %+v, want 201 with the conversation's ID and no tid", st, env)
+	}
+	sim.InjectFault(engagesim.Fault{Op: engagesim.OpClose, Status: http.StatusOK, NoTID: true, Times: 1})
+	if st, env := call(t, "POST", base+"/"+id+"/close", tok, nil); st != http.StatusOK || env.TID != "" {
+		t.Fatalf("an injected 200 under the fault: %d %+v, want no tid", st, env)
+	}
+}
