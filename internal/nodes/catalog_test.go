@@ -369,14 +369,23 @@ func TestTheCatalogsRefusalExamplesFitTheirNode(t *testing.T) {
 	}
 }
 
-// Create's conversationId is the conversation it made, not also the one a search found.
+// Each output variable's description speaks of its own node: Create's conversationId is
+// the conversation it made, not also the one a search found; and every transaction ID
+// says it is empty on every failure and when Engage's answer carries none (a success
+// all the same: TestAChangingNodesSuccessWithoutATidIsASuccessWithAnEmptyTransactionID).
 func TestTheCatalogsOutputsSpeakOfTheirNode(t *testing.T) {
 	t.Parallel()
 	for _, v := range NewRegistry().Versions() {
 		for _, o := range v.buildCatalog().Outputs {
-			if v.node.def.id == "create-conversation" && o.Name == "conversationId" &&
-				(!strings.Contains(o.Description, "Engage created") || strings.Contains(o.Description, "Search")) {
-				t.Errorf("%s %s: %s", v, o.Name, o.Description)
+			switch {
+			case v.node.def.id == "create-conversation" && o.Name == "conversationId":
+				if !strings.Contains(o.Description, "Engage created") || strings.Contains(o.Description, "Search") {
+					t.Errorf("%s %s: %s", v, o.Name, o.Description)
+				}
+			case o.Name == "TransId" || o.Name == "transID":
+				if !strings.Contains(o.Description, "empty on every failure, and when Engage's answer to a change it made carries none") {
+					t.Errorf("%s %s: %s", v, o.Name, o.Description)
+				}
 			}
 		}
 	}

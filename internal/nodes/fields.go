@@ -104,8 +104,8 @@ var outputList = []output{
 	{"apiStatus", outInteger, "Engage's HTTP status, a refusal's or failure's too; 0 when Engage did not answer."},
 	{"code", outInteger, "Engage's result code, a refusal's or failure's too; 0 when Engage did not answer, or its answer had no readable envelope."},
 	{"responsePayload", outString, "Engage's answer, the raw body as a string (JSON, unless something other than Engage answered), a refusal's or failure's too; empty when Engage did not answer."},
-	{"TransId", outString, "Engage's transaction ID of the change."},
-	{"transID", outString, "Engage's transaction ID of the change (spelled as the Update Conversation page spells it)."},
+	{"TransId", outString, "Engage's transaction ID of the change (its answer's tid); empty on every failure, and when Engage's answer to a change it made carries none."},
+	{"transID", outString, "Engage's transaction ID of the change (its answer's tid), spelled as the Update Conversation page spells it; empty on every failure, and when Engage's answer to a change it made carries none."},
 }
 
 var outputByName = func() map[string]*output {

@@ -362,3 +362,32 @@ func TestACreatesSuccessWithoutAConversationIDIsAFailureWithEngagesAnswer(t *tes
 		}
 	}
 }
+
+// Engage's answer to a change carries its tid (ENGAGE.md §4). One that does not is a
+// success all the same, for every changing node alike (our decision): the change was
+// made, and taking the failure edge would invite a flow to make it again. The
+// transaction ID output is empty; Create still outputs the conversation it made.
+func TestAChangingNodesSuccessWithoutATidIsASuccessWithAnEmptyTransactionID(t *testing.T) {
+	t.Parallel()
+	for _, n := range changingNodes {
+		t.Run(n.String(), func(t *testing.T) {
+			t.Parallel()
+			r := runChanging(t, n, func(sim *engagesim.Sim, _ *simCredentials, _ *string) {
+				sim.InjectFault(engagesim.Fault{Op: n.op, NoTID: true, Times: 1})
+			})
+			res := r.res
+			if res.Outcome != n.success || res.Error != nil {
+				t.Fatalf("outcome %s %+v, want %s", res.Outcome, res.Error, n.success)
+			}
+			if v, ok := res.Output[n.outputs[0]]; !ok || v != "" || len(res.Output) != len(n.outputs) {
+				t.Errorf("output %v, want exactly %v, %s empty", res.Output, n.outputs, n.outputs[0])
+			}
+			if n.creates && (r.id == "" || res.Output["conversationId"] != r.id) {
+				t.Errorf("output %v, want conversationId %q, the conversation made", res.Output, r.id)
+			}
+			if r.calls != 1 || r.changes != 1 {
+				t.Errorf("%d calls, the change made %d times; want one of each", r.calls, r.changes)
+			}
+		})
+	}
+}
