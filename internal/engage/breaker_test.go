@@ -2,6 +2,7 @@ package engage_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -255,6 +256,29 @@ func TestBreakerOpensOnPersistentMalformedAnswers(t *testing.T) {
 	}
 	if k := engage.KindOf(f.search(t)); k != engage.KindCircuitOpen {
 		t.Fatalf("after 5 malformed answers: kind %q, want circuit_open", k)
+	}
+}
+
+// A create whose success lacks the new conversation's ID is a malformed answer like any
+// other (ENGAGE.md §4: create's value is {conversationId}): it counts against Engage, and
+// five in a row open the breaker.
+func TestBreakerOpensOnPersistentCreatesWithoutAConversationID(t *testing.T) {
+	f, _ := breakerFixture(t)
+	f.sim.InjectFault(engagesim.Fault{Op: engagesim.OpCreate, Status: http.StatusCreated})
+	create := func() error {
+		_, err := f.client.Create(t.Context(), f.target, f.token, engage.CreateRequest{Channel: "sms", CustomerAddress: "+1", BizAddress: "2",
+			Messages: []engage.Message{{Channel: "sms", Direction: "inbound", MessageType: "text", Text: "hi", Timestamp: "2026-03-01T12:00:00Z"}}})
+		return err
+	}
+	for i := range 5 {
+		err := create()
+		if e, ok := errors.AsType[*engage.Error](err); !ok || e.Kind != engage.KindUpstream || e.HTTPStatus != http.StatusCreated ||
+			e.Code != engagesim.CodeOK || e.Description == "" || len(e.Raw) == 0 {
+			t.Fatalf("call %d: %v, want upstream with Engage's status, code, description and body", i, err)
+		}
+	}
+	if k := engage.KindOf(create()); k != engage.KindCircuitOpen {
+		t.Fatalf("after 5 creates without a conversationId: kind %q, want circuit_open", k)
 	}
 }
 

@@ -139,11 +139,6 @@ func (c *Client) Create(ctx context.Context, t Target, token string, req CreateR
 	if err != nil {
 		return nil, err
 	}
-	if w.Value.ConversationID == "" {
-		return nil, &Error{Op: OpCreate, Kind: KindUpstream, HTTPStatus: env.HTTPStatus,
-			Code: env.Code, Description: env.Description, Raw: env.Raw,
-			Err: errors.New("answer has no conversationId")}
-	}
 	return &CreateResponse{Envelope: env, TID: string(w.TID), ConversationID: string(w.Value.ConversationID)}, nil
 }
 
@@ -202,12 +197,21 @@ func call[V any](ctx context.Context, c *Client, op string, t Target, token, con
 			// mutation that did not happen), nor guessed into the refusal it names.
 			return fmt.Errorf("the envelope's status %d is not a success, in a 2xx answer", w.Status)
 		}
+		if v, ok := any(&w.Value).(completer); ok {
+			return v.complete()
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, Envelope{}, err.scrub(token)
 	}
 	return w, w.envelope(status, raw), nil
+}
+
+// completer is a value that says what a success must hold: one without it is a
+// malformed answer, KindUpstream, which counts against the breaker as any other does.
+type completer interface {
+	complete() error
 }
 
 // roundTrip sends one request and decodes a 2xx answer with decode; it returns the

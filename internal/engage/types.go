@@ -329,6 +329,15 @@ type createWire struct {
 	ConversationID flexString `json:"conversationId"`
 }
 
+// complete: a create that went through answers the new conversation's ID (ENGAGE.md
+// §4); without it there is no success to report.
+func (v *createWire) complete() error {
+	if v.ConversationID == "" {
+		return errors.New("answer has no conversationId")
+	}
+	return nil
+}
+
 func (v *createWire) decodeFast(data []byte) bool {
 	return decodeStruct(data, func(key, value []byte) bool {
 		if fieldName(key, "conversationId") {
