@@ -391,3 +391,32 @@ func TestAChangingNodesSuccessWithoutATidIsASuccessWithAnEmptyTransactionID(t *t
 		})
 	}
 }
+
+// Engage's model refuses an append to a closed conversation with a 409 (docs/engage.md):
+// Append takes onAppendMessageFailure with Engage's answer, in every version, and the
+// conversation keeps its messages as they were.
+func TestAnAppendToAClosedConversationIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, n := range changingNodes {
+		if n.node != "append-message" {
+			continue
+		}
+		t.Run(n.String(), func(t *testing.T) {
+			t.Parallel()
+			r := runChanging(t, n, func(sim *engagesim.Sim, _ *simCredentials, id *string) {
+				if err := sim.SetStatus(fuzzDomain, *id, "closed"); err != nil {
+					t.Fatal(err)
+				}
+			})
+			e := r.res.Error
+			if r.res.Outcome != outcomes.OnAppendMessageFailure || e == nil || e.Code != outcomes.CodeEngageRejected ||
+				e.EngageStatus != http.StatusConflict || e.EngageCode != engagesim.CodeConflict || e.EngageDescription != "conversation is closed" {
+				t.Fatalf("outcome %s %+v, want onAppendMessageFailure with Engage's 409, code %d and its description", r.res.Outcome, e, engagesim.CodeConflict)
+			}
+			wantNoOutput(t, n, r.res)
+			if r.calls != 1 || r.changes != 0 {
+				t.Errorf("%d calls, %d messages appended; want one call and none", r.calls, r.changes)
+			}
+		})
+	}
+}
