@@ -370,7 +370,7 @@ func TestTheCatalogsRefusalExamplesFitTheirNode(t *testing.T) {
 }
 
 // Each output variable's description speaks of its own node: Create's conversationId is
-// the conversation it made, not also the one a search found; and every transaction ID
+// the conversation it made, Search's the one it found, neither the other's; and every transaction ID
 // says it is empty on every failure and when Engage's answer carries none (a success
 // all the same: TestAChangingNodesSuccessWithoutATidIsASuccessWithAnEmptyTransactionID).
 func TestTheCatalogsOutputsSpeakOfTheirNode(t *testing.T) {
@@ -380,6 +380,10 @@ func TestTheCatalogsOutputsSpeakOfTheirNode(t *testing.T) {
 			switch {
 			case v.node.def.id == "create-conversation" && o.Name == "conversationId":
 				if !strings.Contains(o.Description, "Engage created") || strings.Contains(o.Description, "Search") {
+					t.Errorf("%s %s: %s", v, o.Name, o.Description)
+				}
+			case o.Name == "conversationId":
+				if !strings.Contains(o.Description, "found") || strings.Contains(o.Description, "Create") {
 					t.Errorf("%s %s: %s", v, o.Name, o.Description)
 				}
 			case o.Name == "TransId" || o.Name == "transID":

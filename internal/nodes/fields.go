@@ -94,7 +94,8 @@ type output struct {
 }
 
 var outputList = []output{
-	{"conversationId", outString, "The conversation's ID: the one Search found (empty when none was), or the one Create made (empty unless it did)."},
+	// Search's; Create describes its own (create_conversation.go).
+	{"conversationId", outString, "The ID of the conversation found; empty when none was."},
 	{"conversationExistsBool", outBoolean, "Whether a conversation was found."},
 	{"status", outString, "The conversation's status as Engage gave it (queued, active, picked, onhold, closed, ...)."},
 	{"description", outString, "Engage's description of its answer, a refusal's or failure's too; empty when Engage did not answer."},
