@@ -191,8 +191,8 @@ func wantNoOutput(t *testing.T, n changingNode, res outcomes.Result) {
 	}
 }
 
-// A call that may have changed something is never repeated (ENGAGE.md §2): a 502, a 503,
-// a 504 or a reset connection, each only once, ends in the node's failure edge after
+// A call that may have changed something is never repeated (ENGAGE.md §2): a 502, a 503
+// (whole or cut short), a 504 or a reset connection, each only once, ends in the node's failure edge after
 // that one call, though a repeat would have succeeded, and nothing was changed.
 func TestAChangingNodeIsNeverRepeatedAfterA502A503OrAConnectionFailure(t *testing.T) {
 	t.Parallel()
@@ -201,6 +201,7 @@ func TestAChangingNodeIsNeverRepeatedAfterA502A503OrAConnectionFailure(t *testin
 			"502":                {Status: 502, Times: 1},
 			"503":                {Status: 503, Times: 1},
 			"504":                {Status: 504, Times: 1},
+			"503 cut short":      {Status: 503, Malformed: true, Times: 1},
 			"connection reset":   {Reset: true, Times: 1},
 			"connection reset 2": {Reset: true, Times: 2},
 		} {
