@@ -195,7 +195,7 @@ func (v *Version) inputSchema() map[string]any {
 	s := map[string]any{
 		"$schema":              "https://json-schema.org/draft/2020-12/schema",
 		"title":                fmt.Sprintf("%s %s input", def.displayName, v.number),
-		"description":          "Empty strings, null and [] count as not given, and so does a string of only spaces where a value is required. Where a string is expected a number is taken as the digits of its whole number (1.5551234567E10 as 15551234567; one with a fraction is refused), by a text as written. Fields another channel or message type uses are ignored.",
+		"description":          "Empty strings, null and [] count as not given, and so does a string of only spaces where a value is required. Where a string is expected a number is taken as the digits of its whole number (1.5551234567E10 as 15551234567; one with a fraction is refused); one given for a text (a message text, subject or body) is taken as written. Fields another channel or message type uses are ignored.",
 		"type":                 "object",
 		"properties":           props,
 		"required":             def.required,

@@ -128,7 +128,7 @@ execution that names a node version; ` + "`version`" + ` may be ` + "`1.3`" + ` 
   ` + "`engageStatus`, `engageCode`, `engageDescription`" + `. Codes: ` + "`invalid_input`, `authorization_not_found`,\n  `authorization_pending`, `authorization_needs_reauthorization`, `engage_unauthorized`,\n  `timeout`, `engage_rejected`, `engage_rate_limited`, `engage_unavailable`,\n  `engage_bad_response`, `engage_circuit_open`, `unknown_status`, `token_unavailable`,\n  `internal`, `canceled`" + `.
 - Input: empty strings, ` + "`null` and `[]`" + ` count as not given, and so does a string of only spaces where a value is required; where a string is expected a
   number is taken as the digits of its whole number (` + "`1.5551234567E10`" + ` as ` + "`15551234567`" + `;
-  one with a fraction is ` + "`onInvalidData`" + `), a text's as written; ` + "`channel`" + ` takes the wire value or the display name in
+  one with a fraction is ` + "`onInvalidData`" + `), one given for a text (a message text, subject or body) as written; ` + "`channel`" + ` takes the wire value or the display name in
   any case (` + "`abc`" + ` is an alias of ` + "`amb`" + `); timestamps are RFC 3339 in UTC; a field the
   version does not have is ` + "`onInvalidData`" + `, naming it. The input JSON Schema's ` + "`enum`" + `s
   list the wire spellings (lower case), those an editor should offer; the runtime also

@@ -114,8 +114,8 @@ func (in *input) raw(name string) json.RawMessage {
 }
 
 // str reads a string field; "" when not given. A JSON number is taken as the digits of
-// its whole number (an address or ID is often a number in the flow), by a text as
-// written. Fields of kindString lose surrounding spaces.
+// its whole number (an address or ID is often a number in the flow); one given for a
+// text (kindText) is taken as written. Fields of kindString lose surrounding spaces.
 func (in *input) str(name string) (string, error) {
 	r := in.raw(name)
 	if r == nil {
