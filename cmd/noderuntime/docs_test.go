@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/noderuntime/noderuntime/internal/engagesim"
 )
 
 // docCommand is a command line of the binary in the docs: in a code span
@@ -136,5 +138,32 @@ func TestTheDocsReadEveryPodsLog(t *testing.T) {
 				t.Errorf("%s:%d reads the last 10 lines of each pod only: %s", path, i+1, line)
 			}
 		}
+	}
+}
+
+// TestTheREADMEShowsTheDevBannerAsPrinted: the quick start's banner is what `make run`
+// prints, line for line, with the README's API key and authorization ID in it: a new
+// user compares the two to know the service is ready and how to stop it.
+func TestTheREADMEShowsTheDevBannerAsPrinted(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)prints a ready-to-paste `curl`:\n\n```text\n(.*?)```").FindSubmatch(raw)
+	if m == nil {
+		t.Fatal("the README's quick start has no ```text block after \"prints a ready-to-paste `curl`:\"")
+	}
+	shown := string(m[1])
+	key := regexp.MustCompile(`API key +([0-9a-f]+)`).FindStringSubmatch(shown)
+	auth := regexp.MustCompile(`authorization +([0-9a-f-]{36})`).FindStringSubmatch(shown)
+	if key == nil || auth == nil {
+		t.Fatalf("the README's banner names no API key or authorization:\n%s", shown)
+	}
+	sim := engagesim.New(engagesim.Config{})
+	sim.SetURL("http://127.0.0.1:8090")
+	var printed bytes.Buffer
+	printDevBanner(&printed, "http://127.0.0.1:8080", key[1], auth[1], sim)
+	if want := strings.TrimPrefix(printed.String(), "\n"); shown != want {
+		t.Errorf("the README's banner:\n%s\nnoderuntime dev prints:\n%s", shown, want)
 	}
 }
