@@ -322,12 +322,12 @@ func (in *input) object(name string) (json.RawMessage, error) {
 		}
 		r = json.RawMessage(strings.TrimSpace(s))
 		if len(r) == 0 || (r[0] != '{' && r[0] != '[') || !json.Valid(r) {
-			return nil, invalid(name, "want a JSON object (or a string holding one)")
+			return nil, invalid(name, "want a JSON object or array (or a string holding one)")
 		}
 		return r, nil
 	}
 	if r[0] != '{' && r[0] != '[' {
-		return nil, invalid(name, "want a JSON object")
+		return nil, invalid(name, "want a JSON object or array (or a string holding one)")
 	}
 	return r, nil
 }

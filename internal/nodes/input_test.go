@@ -189,8 +189,11 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 		{"append-message", "1.3", `{"conversationId":"c","channel":"livechat","direction":"announcement","messageType":"text-with-attachments",` + ts + `}`, "input.messageType: text-with-attachments is not available for announcement livechat messages"},
 		{"append-message", "1.4", `{"conversationId":"c","channel":"sms","direction":"inbound","messageType":"fax",` + ts + `}`, `input.messageType: unknown message type "fax"; inbound sms messages in append-message 1.4 take text`},
 		{"append-message", "1.4", `{"conversationId":"c","channel":"sms","direction":"inbound","messageType":"text","text":"x","timestamp":"yesterday"}`, `input.timestamp: "yesterday" is not an RFC 3339 timestamp`},
-		{"append-message", "1.4", `{"conversationId":"c","channel":"whatsapp","direction":"outbound","messageType":"wab-list","wabList":"not json",` + ts + `}`, "input.wabList: want a JSON object"},
-		{"append-message", "1.4", `{"conversationId":"c","channel":"whatsapp","direction":"outbound","messageType":"wab-list","wabList":7,` + ts + `}`, "input.wabList: want a JSON object"},
+		{"append-message", "1.4", `{"conversationId":"c","channel":"whatsapp","direction":"outbound","messageType":"wab-list","wabList":"not json",` + ts + `}`, "input.wabList: want a JSON object or array (or a string holding one)"},
+		{"append-message", "1.4", `{"conversationId":"c","channel":"whatsapp","direction":"outbound","messageType":"wab-list","wabList":7,` + ts + `}`, "input.wabList: want a JSON object or array (or a string holding one)"},
+		// A rich object may be an array too (the catalog's schema says so): the message
+		// names both, not only the object.
+		{"append-message", "1.4", `{"conversationId":"c","channel":"whatsapp","direction":"outbound","messageType":"wab-list","wabList":"\"text\"",` + ts + `}`, "input.wabList: want a JSON object or array (or a string holding one)"},
 		{"append-message", "1.4", `{"conversationId":"c","channel":"api","direction":"inbound","messageType":"text-with-attachments","attachments":[{"fileUrl":"https://x/a"}],` + ts + `}`, "input.attachments[0].mimeType: required"},
 		{"append-message", "1.4", `{"conversationId":"c","channel":"api","direction":"inbound","messageType":"text-with-attachments","attachments":[{"mimeType":"a/b","fileUrl":"https://x/a","size":1}],` + ts + `}`, "input.attachments: want a list of {mimeType, fileName, fileUrl}"},
 		{"append-message", "1.4", `{"conversationId":"c","channel":"api","direction":"inbound","messageType":"text-with-attachments","attachments":[{"mimeType":"a/b"}],` + ts + `}`, "input.attachments[0].fileUrl: required"},
