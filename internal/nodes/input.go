@@ -79,16 +79,28 @@ func (in *input) checkNames() error {
 	if bad == "" {
 		return invalid("", "the empty key \"\" is not an input of %s", in.v)
 	}
+	shown := shownKey(bad)
 	n := in.v.node
 	if since := n.firstVersionWith(func(x *Version) bool { return x.inputSet[bad] }); since != "" {
-		return invalid(bad, "not an input of %s (it is one from %s on)", in.v, since)
+		return invalid(shown, "not an input of %s (it is one from %s on)", in.v, since)
 	}
 	for _, name := range in.v.inputs {
 		if strings.EqualFold(name, bad) {
-			return invalid(bad, "not an input of %s; did you mean %s?", in.v, name)
+			return invalid(shown, "not an input of %s; did you mean %s?", in.v, name)
 		}
 	}
-	return invalid(bad, "not an input of %s", in.v)
+	return invalid(shown, "not an input of %s", in.v)
+}
+
+// shownKey is a key the version does not have as its message names it: clipped as every
+// value a message repeats is, and quoted when it holds what would not read as written (a
+// control or invisible character, a quote, a backslash).
+func shownKey(key string) string {
+	key = clip(key)
+	if q := strconv.Quote(key); q[1:len(q)-1] != key {
+		return q
+	}
+	return key
 }
 
 // empty reports whether a raw value means "not given".

@@ -205,6 +205,11 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 		// whatever their order in the input: the same input always gets the same message.
 		{"close-conversation", "1.0", `{"zone":1,"conversationId":"c","colour":"red","Conversationid":"d"}`, "input.Conversationid: not an input of close-conversation 1.0; did you mean conversationId?"},
 		{"close-conversation", "1.0", `{"zone":1,"conversationId":"c","colour":"red"}`, "input.colour: not an input of close-conversation 1.0"},
+		// A key the version does not have is named clipped, as a value is, and quoted when
+		// it would not read as written: the answer does not repeat a megabyte of key, nor
+		// a line break or a bidirectional control in the middle of the message.
+		{"close-conversation", "1.0", `{"conversationId":"c","` + strings.Repeat("k", 5000) + `":1}`, "input." + strings.Repeat("k", 64) + "...: not an input of close-conversation 1.0"},
+		{"close-conversation", "1.0", `{"conversationId":"c","a\nb\u202ec":1}`, `input."a\nb\u202ec": not an input of close-conversation 1.0`},
 		// The empty key is a name like any other: never taken for "no bad field".
 		{"close-conversation", "1.0", `{"":"x","conversationId":"c"}`, `input: the empty key "" is not an input of close-conversation 1.0`},
 		{"close-conversation", "1.0", `{"conversationId":"c","":1,"zone":1}`, `input: the empty key "" is not an input of close-conversation 1.0`},
