@@ -100,8 +100,11 @@ func (s *Store) Create(ctx context.Context, t tenant.ID, actor Actor, req Create
 		return Started{}, err
 	}
 	domain := strings.TrimSpace(req.Domain)
-	if !names.ValidLead(domain, 128) {
+	if domain == "" {
 		return Started{}, errorf(ErrInvalid, "domain is required: the Engage domain (letters, digits, '.', '_' or '-')")
+	}
+	if !names.ValidLead(domain, 128) {
+		return Started{}, errorf(ErrInvalid, "domain "+quote(domain)+" is not an Engage domain: at most 128 letters, digits, '.', '_' or '-', the first a letter or digit")
 	}
 	switch req.Kind {
 	case KindWebexLogin:

@@ -347,6 +347,17 @@ func TestCreateRefusesWhatItCannotServe(t *testing.T) {
 			}
 		})
 	}
+	// A domain given is not called missing: the detail names it and what it may hold.
+	for domain, want := range map[string]string{
+		"":                       "domain is required",
+		"ac me":                  `domain "ac me" is not an Engage domain: at most 128 letters, digits`,
+		strings.Repeat("a", 129): `domain "aaa`,
+	} {
+		resp, problem := s.api("POST", "/v1/authorizations", azAcmeKey, base(map[string]string{"domain": domain}))
+		if detail, _ := problem["detail"].(string); resp.StatusCode != 422 || problem["reason"] != "invalid" || !strings.HasPrefix(detail, want) {
+			t.Errorf("domain %.20q: %d %v, want 422 invalid, detail starting %q", domain, resp.StatusCode, problem, want)
+		}
+	}
 	if n := s.sim.Calls(engagesim.OpToken); n != 2 {
 		t.Fatalf("%d token calls, want 2 (the first creation, and the secret of 4096 bytes)", n)
 	}
