@@ -75,9 +75,11 @@ type outcomeDecl struct {
 }
 
 var standardWhen = map[outcomes.Outcome]string{
-	outcomes.OnError:                "The runtime could not run the node: the credential store is unreachable, a stored secret does not decrypt, the token endpoint failed while the stored token had expired or just after Engage rejected it (a 401 earns one refresh), or an internal error.",
-	outcomes.OnInvalidData:          "The input lacks a field the channel or message type needs, or a value is malformed (bad timestamp, unknown channel, text too long, a field this version does not have). Engage is not called.",
-	outcomes.OnInvalidChoice:        "Engage answered with a value no outcome of this node covers.",
+	outcomes.OnError:       "The runtime could not run the node: the credential store is unreachable, a stored secret does not decrypt, the token endpoint failed while the stored token had expired or just after Engage rejected it (a 401 earns one refresh), or an internal error.",
+	outcomes.OnInvalidData: "The input lacks a field the channel or message type needs, or a value is malformed (bad timestamp, unknown channel, text too long, a field this version does not have). Engage is not called.",
+	// Only Search chooses among Engage's values (its own text says when); every other
+	// node's answer has nothing to choose from.
+	outcomes.OnInvalidChoice:        "Not taken by this node: Engage's answer to it holds no value to choose an outcome by. Every node declares the five standard outcomes (ENGAGE.md §2), so a flow may wire it.",
 	outcomes.OnTimeout:              "No answer from Engage before the execution's deadline (timeoutMs), token work included.",
 	outcomes.OnAuthorizationFailure: "The authorization is unknown, deleted, another tenant's, pending or needs re-authorization, or Engage rejected the token: again after one refresh (401), or for this domain (403, which a refresh would not change).",
 }

@@ -456,6 +456,28 @@ func TestOnInvalidDataOfANodeWithoutAChannelNamesTheIDRules(t *testing.T) {
 	}
 }
 
+// Only Search takes onInvalidChoice (a status no other outcome covers); every other
+// node's catalog says it never does, rather than promising a value to choose by that
+// its answer does not have (TestEveryKindOfEngageAnswerLeadsAChangingNodeToItsEdge runs
+// every kind of answer through them).
+func TestOnInvalidChoiceSaysItIsNotTakenByTheNodesThatHaveNoChoice(t *testing.T) {
+	t.Parallel()
+	reg := NewRegistry()
+	for _, id := range reg.NodeIDs() {
+		n, _ := reg.Node(id)
+		for _, v := range n.Versions() {
+			for _, o := range v.buildCatalog().Outcomes {
+				if o.Name != string(outcomes.OnInvalidChoice) {
+					continue
+				}
+				if never := strings.HasPrefix(o.Description, "Not taken by this node"); never == (id == "search-conversation") {
+					t.Errorf("%s: onInvalidChoice %q", v, o.Description)
+				}
+			}
+		}
+	}
+}
+
 // Search's catalog says exactly when it takes onInvalidChoice: it names every status
 // another outcome covers (decisions.go) and the error's code, so a flow designer knows
 // which statuses end there without reading the code.
