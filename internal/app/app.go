@@ -39,7 +39,8 @@ type App struct {
 	httpMetrics *httpapi.Metrics // both listeners'
 	handler     chi.Router
 	auth        *authstore.Store
-	notReady    atomic.Bool // what the last readiness probe found
+	// notReady: why the last readiness probe failed, nil when it passed.
+	notReady atomic.Pointer[string]
 	// schemaSeen: the schema was found current since the start. Migrations only move
 	// forward, so it stays current while Postgres is out of reach.
 	schemaSeen atomic.Bool
@@ -196,6 +197,8 @@ func (a *App) keyRingVerdict(check authstore.KeyCheck) error {
 
 // ready is /readyz (readiness), logging each change: a failed probe is otherwise logged
 // at debug only, and a pod out of its Service with nothing in its log is hard to read.
+// A change of reason while not ready is a change too: Postgres gone, then back with a
+// schema restored from an older backup, must not leave "unreachable" as the last word.
 // The log and noderuntime_postgres_up follow the full check, also when the probe
 // excludes Postgres and so still answers 200.
 func (a *App) ready(ctx context.Context) httpapi.Readiness {
@@ -206,10 +209,15 @@ func (a *App) ready(ctx context.Context) httpapi.Readiness {
 	} else {
 		a.postgresUp.Set(0)
 	}
-	switch was := a.notReady.Swap(err != nil); {
-	case err != nil && !was:
-		a.logger.Warn("not ready", slog.String("reason", err.Error()))
-	case err == nil && was:
+	var reason *string
+	if err != nil {
+		r := err.Error()
+		reason = &r
+	}
+	switch was := a.notReady.Swap(reason); {
+	case reason != nil && (was == nil || *was != *reason):
+		a.logger.Warn("not ready", slog.String("reason", *reason))
+	case reason == nil && was != nil:
 		a.logger.Info("ready again")
 	}
 	return res

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -176,5 +177,56 @@ func TestASlowConnectIsNotPostgresUnreachable(t *testing.T) {
 	a.Pool().Reset() // the next check has to connect
 	if code, body := get(t, srv.URL+"/readyz"); code != 200 || body["status"] != "ready" {
 		t.Fatalf("a connect of 800 ms: %d %v, want 200 ready", code, body)
+	}
+}
+
+// Postgres gone, then back with its schema restored from an older backup: the log says
+// so too, not only "unreachable", its first reason. A pod out of its Service names the
+// cause it is out for in its log (runbook: `grep '"not ready"'`); one line per change
+// of reason, not per probe.
+func TestANotReadyReasonThatChangesIsLoggedAgain(t *testing.T) {
+	dbURL := dbtest.NewURL(t)
+	sw := dbtest.NewSwitch(t, dbURL)
+	var logs lockedBuffer
+	_, srv := serveApp(t, testConfig(t, sw.URL), slog.New(slog.NewJSONHandler(&logs, nil)))
+	if got := status(t, srv.URL+"/readyz"); got != 200 {
+		t.Fatalf("before: /readyz %d", got)
+	}
+	sw.Set(false)
+	for range 3 {
+		if code, body := get(t, srv.URL+"/readyz"); code != 503 || body["detail"] != "postgres is unreachable" {
+			t.Fatalf("with postgres unreachable: %d %v", code, body)
+		}
+	}
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), "update schema_version set version = version - 1"); err != nil {
+		t.Fatal(err)
+	}
+	sw.Set(true)
+	behind := func() bool {
+		_, body := get(t, srv.URL+"/readyz")
+		d, _ := body["detail"].(string)
+		return strings.HasPrefix(d, "database schema is behind")
+	}
+	for deadline := time.Now().Add(20 * time.Second); !behind(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz does not say the schema is behind 20 s after postgres came back")
+		}
+	}
+	for range 3 {
+		if !behind() {
+			t.Fatal("/readyz stopped saying the schema is behind")
+		}
+	}
+	out := logs.String()
+	if n := strings.Count(out, `"msg":"not ready","reason":"postgres is unreachable"`); n != 1 {
+		t.Fatalf("%d lines say not ready for postgres unreachable, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, `"msg":"not ready","reason":"database schema is behind`); n != 1 {
+		t.Fatalf("%d lines say not ready for the schema behind, want 1:\n%s", n, out)
 	}
 }
