@@ -28,8 +28,8 @@ func NewPoolCollector(pool *pgxpool.Pool, counter *QueryCounter) *PoolCollector 
 		idle:     d("idle_connections", "Connections idle in the pool."),
 		total:    d("total_connections", "Connections open, in use or idle."),
 		max:      d("max_connections", "The pool's size limit."),
-		wait:     d("acquire_wait_seconds_total", "Time spent waiting for a connection because the pool was exhausted."),
-		waits:    d("acquire_waits_total", "Acquires that had to wait because the pool was exhausted."),
+		wait:     d("acquire_wait_seconds_total", "Time spent waiting for a connection because the pool had none idle: for one to be released, or opened."),
+		waits:    d("acquire_waits_total", "Acquires that had to wait because the pool had none idle (one released, or opened)."),
 	}
 }
 
