@@ -108,6 +108,10 @@ func TestAnEngageFailuresMessageSaysWhatEngageAnswered(t *testing.T) {
 		{"rate limited without Retry-After", engage.Error{Kind: engage.KindRateLimited, HTTPStatus: 429},
 			"Engage is rate limiting: HTTP 429"},
 		{"5xx", engage.Error{Kind: engage.KindUpstream, HTTPStatus: 503}, "Engage failed: HTTP 503"},
+		// 500 is the first status that is Engage failing, not an answer it could not read.
+		{"a 500", engage.Error{Kind: engage.KindUpstream, HTTPStatus: 500}, "Engage failed: HTTP 500"},
+		{"a 499 without Engage's envelope", engage.Error{Kind: engage.KindUpstream, HTTPStatus: 499},
+			"Engage's answer could not be read: HTTP 499"},
 		{"a long description", engage.Error{Kind: engage.KindBusiness, HTTPStatus: 400, Code: 1001, Description: long},
 			"Engage refused the request: HTTP 400, code 1001: " + long[:256] + "..."},
 	} {
