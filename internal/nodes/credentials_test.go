@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/noderuntime/noderuntime/internal/engage"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 	"github.com/noderuntime/noderuntime/internal/nodes"
@@ -132,4 +134,73 @@ func TestAPanicDuringAnExecutionIsOnErrorAndIsLogged(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Only a failure of the runtime's own (internal) becomes `canceled` when the caller has
+// left: an execution whose input or authorization decided its outcome keeps that
+// outcome and its code, and is counted as it, whether or not anyone reads the answer.
+func TestACallerLeavingTurnsOnlyAnInternalFailureIntoCanceled(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		creds   nodes.Credentials
+		input   string
+		outcome outcomes.Outcome
+		code    string
+	}{
+		{"invalid input", scriptedCredentials{domain: fuzzDomain, token: "t"}, `{"conversationId":""}`,
+			outcomes.OnInvalidData, outcomes.CodeInvalidInput},
+		{"an authorization needing re-authorization",
+			scriptedCredentials{tokenErr: &outcomes.AuthorizationError{Code: outcomes.CodeNeedsReauthorization, Message: "re-authorize it"}},
+			`{"conversationId":"c-1"}`, outcomes.OnAuthorizationFailure, outcomes.CodeNeedsReauthorization},
+		{"the credential store failing", scriptedCredentials{tokenErr: errors.New("dial tcp 10.0.0.5:5432: connection refused")},
+			`{"conversationId":"c-1"}`, outcomes.OnError, outcomes.CodeCanceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg := nodes.NewRegistry()
+			preg := prometheus.NewRegistry()
+			x := nodes.NewExecutor(nodes.ExecutorOptions{Engage: engage.New(engage.Options{}), Credentials: tc.creds,
+				Metrics: nodes.NewMetrics(preg, reg, nil)})
+			v, err := reg.Lookup("close-conversation", "1.0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, leave := context.WithCancel(t.Context())
+			leave() // the caller has left
+			res := x.Execute(ctx, v, nodes.Request{Tenant: "acme", AuthorizationID: "a1", Input: json.RawMessage(tc.input)})
+			if res.Outcome != tc.outcome || res.Error == nil || res.Error.Code != tc.code {
+				t.Fatalf("outcome %s %+v, want %s %s", res.Outcome, res.Error, tc.outcome, tc.code)
+			}
+			counted := executionsCounted(t, preg, "close-conversation", "1.0", tc.outcome)
+			if want := map[bool]float64{true: 0, false: 1}[tc.code == outcomes.CodeCanceled]; counted != want {
+				t.Errorf("noderuntime_executions_total{outcome=%q} %v, want %v", tc.outcome, counted, want)
+			}
+		})
+	}
+}
+
+// executionsCounted is noderuntime_executions_total of one node version and outcome.
+func executionsCounted(t *testing.T, g prometheus.Gatherer, node, version string, o outcomes.Outcome) float64 {
+	t.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "noderuntime_executions_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["node"] == node && labels["version"] == version && labels["outcome"] == string(o) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no noderuntime_executions_total{node=%q,version=%q,outcome=%q}", node, version, o)
+	return 0
 }
