@@ -1331,6 +1331,26 @@ func TestATokenIsRedactedFromABodyThatIsTheTokenOrWritesItsSlashesEscaped(t *tes
 			}
 		}
 	})
+	// Outside any JSON string (a gateway's text page): no literal to decode, the escaped
+	// form itself is what is found and redacted.
+	t.Run("a 502 whose text body writes it with escaped slashes outside any string", func(t *testing.T) {
+		t.Parallel()
+		tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprintf(w, "upstream refused Bearer %s at the gateway", escaped)
+		})
+		_, err := c.Search(t.Context(), tg, token, engage.SearchRequest{Channel: "sms"})
+		e := wantKind(t, err, engage.KindUpstream)
+		for _, s := range []string{err.Error(), string(e.Raw)} {
+			if strings.Contains(s, token) || strings.Contains(s, escaped) {
+				t.Errorf("%q holds the token", s)
+			}
+		}
+		if want := "upstream refused Bearer [redacted] at the gateway"; string(e.Raw) != want {
+			t.Errorf("raw %q, want %q", e.Raw, want)
+		}
+	})
 }
 
 // quotingTransport fails every request with an error that quotes its Authorization
