@@ -1459,3 +1459,38 @@ func TestABadAnswerWithAReadableEnvelopeCarriesEngagesCodeAndDescription(t *test
 		}
 	}
 }
+
+// A 2xx answer is done only when its envelope's status, if it gives one, is a 2xx too
+// (200 to 299); an envelope whose keys are there with zero values is still Engage's
+// envelope (it has "status" or "code"), not a gateway's {}.
+func TestA2xxAnswerIsDoneOnlyWhenItsEnvelopesStatusIsA2xx(t *testing.T) {
+	t.Parallel()
+	c := engage.New(engage.Options{})
+	for _, tc := range []struct {
+		body string
+		done bool
+	}{
+		{`{"status":199,"code":1000,"description":"ok","tid":"t1"}`, false},
+		{`{"status":200,"code":1000,"description":"ok","tid":"t1"}`, true},
+		{`{"status":299,"code":1000,"description":"ok","tid":"t1"}`, true},
+		{`{"status":300,"code":1000,"description":"ok","tid":"t1"}`, false},
+		{`{"status":0,"code":0,"description":"ok","tid":"t1"}`, true},
+		{`{"code":0,"description":"ok","tid":"t1"}`, true},
+		{`{"description":"ok","tid":"t1"}`, false},
+	} {
+		tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(tc.body))
+		})
+		_, err := c.Close(t.Context(), tg, "tok", "c1")
+		if tc.done {
+			if err != nil {
+				t.Errorf("%s: %v, want done", tc.body, err)
+			}
+			continue
+		}
+		if e, ok := errors.AsType[*engage.Error](err); !ok || e.Kind != engage.KindUpstream || e.HTTPStatus != http.StatusOK {
+			t.Errorf("%s: %v, want an upstream failure with HTTP 200", tc.body, err)
+		}
+	}
+}
