@@ -1494,3 +1494,35 @@ func TestA2xxAnswerIsDoneOnlyWhenItsEnvelopesStatusIsA2xx(t *testing.T) {
 		}
 	}
 }
+
+// An error's text says what Engage answered (status, code, description, Retry-After)
+// and nothing it did not: no "retry after 0s" without a Retry-After, no "unexpected
+// status" for a 5xx, which is Engage failing as expected.
+func TestAnErrorsTextSaysWhatEngageAnsweredAndNothingMore(t *testing.T) {
+	t.Parallel()
+	c := engage.New(engage.Options{})
+	for _, tc := range []struct {
+		status     int
+		retryAfter string
+		body, want string
+	}{
+		{503, "", `{"status":503,"code":1,"description":"Engage is down"}`, "engage close: upstream: HTTP 503, code 1, Engage is down"},
+		{500, "", `{"status":500}`, "engage close: upstream: HTTP 500"},
+		{409, "", `{"status":409,"code":1009,"description":"not closed"}`, "engage close: business: HTTP 409, code 1009, not closed"},
+		{429, "", `{"status":429,"code":1029}`, "engage close: rate_limited: HTTP 429, code 1029"},
+		{429, "30", `{"status":429,"code":1029}`, "engage close: rate_limited: HTTP 429, code 1029, retry after 30s"},
+	} {
+		tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+			if tc.retryAfter != "" {
+				w.Header().Set("Retry-After", tc.retryAfter)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(tc.status)
+			_, _ = w.Write([]byte(tc.body))
+		})
+		_, err := c.Close(t.Context(), tg, "tok", "c1")
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("HTTP %d: %v, want %q", tc.status, err, tc.want)
+		}
+	}
+}
