@@ -74,3 +74,50 @@ func TestAResultEncodesAsTheAnswersOutcomeOutputAndError(t *testing.T) {
 		}
 	}
 }
+
+// The outcome names are the edges flows are wired to, spelled as the flow designer shows
+// them (ENGAGE.md §2), capitals and their inconsistencies included
+// ("OnAddParticipantSuccess", "ConversationReopened"): a respelling breaks every flow
+// that follows the edge, as a renamed error code breaks a dashboard.
+func TestTheOutcomeNamesAreSpelledAsTheFlowDesignerShowsThem(t *testing.T) {
+	t.Parallel()
+	for got, want := range map[Outcome]string{
+		OnError:                      "onError",
+		OnInvalidData:                "onInvalidData",
+		OnInvalidChoice:              "onInvalidChoice",
+		OnTimeout:                    "onTimeout",
+		OnAuthorizationFailure:       "onAuthorizationFailure",
+		NoConversationFound:          "noConversationFound",
+		ConversationInQueue:          "conversationInQueue",
+		ConversationActive:           "conversationActive",
+		ConversationOnHold:           "conversationOnHold",
+		ConversationClosed:           "conversationClosed",
+		OnAppendMessageSuccess:       "onAppendMessageSuccess",
+		OnAppendMessageFailure:       "onAppendMessageFailure",
+		OnConversationCreated:        "onConversationCreated",
+		OnConversationFailed:         "onConversationFailed",
+		OnConversationUpdatedSuccess: "onConversationUpdatedSuccess",
+		OnConversationUpdatedFailure: "onConversationUpdatedFailure",
+		OnAddParticipantSuccess:      "OnAddParticipantSuccess",
+		OnAddParticipantFailure:      "OnAddParticipantFailure",
+		OnParticipantRemoved:         "onParticipantRemoved",
+		OnRemoveParticipantFailure:   "onRemoveParticipantFailure",
+		OnConversationClosed:         "onConversationClosed",
+		OnCloseConversationFailure:   "onCloseConversationFailure",
+		ConversationReopened:         "ConversationReopened",
+		ConversationReopenFailed:     "ConversationReopenFailed",
+		Failure:                      "Failure",
+		OnFailure:                    "onFailure",
+	} {
+		if string(got) != want {
+			t.Errorf("outcome %q, want %q", got, want)
+		}
+	}
+	if AliasAuthorizationFail != "onauthorizationfail" || AliasSuccess != "Success" {
+		t.Errorf("aliases %q and %q, want onauthorizationfail and Success", AliasAuthorizationFail, AliasSuccess)
+	}
+	want := []Outcome{"onError", "onInvalidData", "onInvalidChoice", "onTimeout", "onAuthorizationFailure"}
+	if fmt.Sprint(Standard) != fmt.Sprint(want) {
+		t.Errorf("standard outcomes %v, want %v in catalog order", Standard, want)
+	}
+}
