@@ -570,6 +570,25 @@ func TestJSONMediaTypesAreAcceptedAndOthersRefusedEvenWithoutABody(t *testing.T)
 	}
 }
 
+// A body that is not JSON is refused whatever the method, a body sent chunked (no
+// Content-Length) included; and a PUT or PATCH, which has a body by its nature, is held
+// to the JSON media type even when it comes without one.
+func TestANonJSONBodyIsRefusedOnEveryMethodAndChunkedToo(t *testing.T) {
+	f := newFixture(t)
+	chunked := io.MultiReader(strings.NewReader("not JSON")) // no length known: sent chunked
+	req, _ := http.NewRequest("GET", f.srv.URL+"/v1/test/panic", chunked)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("Content-Type", "text/plain")
+	if resp, p := doRequest(t, req); resp.StatusCode != 415 || p["code"] != "unsupported_media_type" {
+		t.Errorf("GET with a chunked text/plain body: %d %v, want 415", resp.StatusCode, p)
+	}
+	for _, method := range []string{"PUT", "PATCH"} {
+		if resp, p := f.do(t, method, "/v1/test/panic", testKey, "text/plain", nil); resp.StatusCode != 415 {
+			t.Errorf("%s text/plain without a body: %d %v, want 415", method, resp.StatusCode, p)
+		}
+	}
+}
+
 // Content-Type names one media type (RFC 9110 §8.3): given twice, which one counts
 // depends on who reads it (a proxy or WAF may take the other), so it is refused, as a
 // second Authorization or Idempotency-Key is, rather than the first one taken.
