@@ -35,7 +35,7 @@ func TestExecutionEnvelopesTheRuntimeCannotRouteGetProblems(t *testing.T) {
 		absent     string // what the detail must not repeat from the body
 	}{
 		{"malformed JSON", `{"node":`, 400, "ends in the middle", ""},
-		{"unknown envelope field", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"retries":3}`, 400, `unknown field "retries"`, ""},
+		{"unknown envelope field", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"retries":3}`, 400, `unknown field "retries"`, "case-sensitive"},
 		{"no node", `{"version":"1.3","authorizationId":"a",` + input + `}`, 400, "node is required", ""},
 		{"no version", `{"node":"search-conversation","authorizationId":"a",` + input + `}`, 400, "version is required", ""},
 		{"no authorization", `{"node":"search-conversation","version":"1.3",` + input + `}`, 400, "authorizationId is required", ""},
