@@ -286,6 +286,23 @@ func TestBadIdempotencyKeysAreRefused(t *testing.T) {
 	}
 }
 
+// A key of exactly the limit, 255 characters, runs and replays as any other; one more
+// is refused (TestBadIdempotencyKeysAreRefused).
+func TestAnIdempotencyKeyOfExactlyTheLimitIsAccepted(t *testing.T) {
+	t.Parallel()
+	f := newIdempotencyFixture(t, harnessOptions{})
+	key := strings.Repeat("k", 255)
+	for i := range 2 {
+		resp, raw := f.post(t, key, f.appendBody("at the limit"), execKey)
+		if resp.StatusCode != 200 || !strings.Contains(string(raw), "onAppendMessageSuccess") {
+			t.Fatalf("request %d: %d %s", i+1, resp.StatusCode, raw)
+		}
+	}
+	if n := f.h.sim.Calls(engagesim.OpAppend); n != 1 {
+		t.Fatalf("%d appends, want 1: the second request is the first one's replay", n)
+	}
+}
+
 func TestWithoutTheHeaderAnExecutionNeverTouchesPostgres(t *testing.T) {
 	t.Parallel()
 	f := newIdempotencyFixture(t, harnessOptions{})
