@@ -154,12 +154,27 @@ func call(t *testing.T, method, u, token string, body any) (int, envelope) {
 // read and closed).
 func callForAnswer(t *testing.T, method, u, token string, body any) (*http.Response, envelope) {
 	t.Helper()
+	resp, raw := send(t, method, u, token, body)
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		t.Fatalf("%s %s: HTTP %d, body is not an envelope: %v", method, u, resp.StatusCode, err)
+	}
+	if env.Status != resp.StatusCode {
+		t.Fatalf("envelope status %d, HTTP %d", env.Status, resp.StatusCode)
+	}
+	return resp, env
+}
+
+// send sends a JSON request (body: nil, a string, a reader of unknown length, sent
+// chunked, or a value to encode) with token, and returns the answer and its body.
+func send(t *testing.T, method, u, token string, body any) (*http.Response, []byte) {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
 	case string:
 		rd = bytes.NewReader([]byte(b))
-	case io.Reader: // of unknown length: sent chunked
+	case io.Reader:
 		rd = b
 	default:
 		raw, err := json.Marshal(b)
@@ -181,14 +196,11 @@ func callForAnswer(t *testing.T, method, u, token string, body any) (*http.Respo
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var env envelope
-	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-		t.Fatalf("%s %s: HTTP %d, body is not an envelope: %v", method, u, resp.StatusCode, err)
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if env.Status != resp.StatusCode {
-		t.Fatalf("envelope status %d, HTTP %d", env.Status, resp.StatusCode)
-	}
-	return resp, env
+	return resp, raw
 }
 
 // searchStatus calls search with token and returns the HTTP status.
