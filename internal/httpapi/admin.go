@@ -64,12 +64,14 @@ func MountAuthorizationPages(r chi.Router, d PagesDeps) {
 	// A person reads these pages: an address that is not one, or a method the page does
 	// not take (a bookmarked sign-out), answers a page too, not a problem document.
 	r.Route("/oauth", func(r chi.Router) {
+		r.Use(a.protect)
 		r.NotFound(a.noSuchPage)
 		r.MethodNotAllowed(a.wrongMethod(root))
 		r.Get("/callback", a.callback)
 		r.Post("/callback", a.confirmLogin)
 	})
 	r.Route("/admin", func(r chi.Router) {
+		r.Use(a.protect)
 		r.NotFound(a.noSuchPage)
 		r.MethodNotAllowed(a.wrongMethod(root))
 		r.Get("/login", a.loginForm)
@@ -152,13 +154,22 @@ func (b baseOptions) For(f formValues, kind string) baseOptions {
 	return out
 }
 
+// protect gives every answer under /admin and /oauth, pages and redirects alike (a 303
+// carries a small HTML body too), the browser protections: not kept, not framed, its
+// address not sent on (the callback's holds a login code), and the pages' CSP.
+func (a *adminPages) protect(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Security-Policy", a.csp)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
 func (a *adminPages) render(w http.ResponseWriter, r *http.Request, status int, page string, data pageData) {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", a.csp)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer") // the callback's URL holds the login code
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := adminTemplates()[page].ExecuteTemplate(w, "layout", data); err != nil {
 		a.d.Logger.ErrorContext(r.Context(), "render admin page", slog.String("page", page), slog.String("error", err.Error()))

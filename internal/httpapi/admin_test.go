@@ -430,8 +430,9 @@ func TestANoticeLinkShowsNothingInAnotherSession(t *testing.T) {
 	}
 }
 
-// Every admin page, signed in or not, tells the browser not to keep it, frame it, sniff
-// it, or send its address on (the callback's holds a login code).
+// Every admin page, signed in or not, and every redirect between them, tells the browser
+// not to keep it, frame it, sniff it, or send its address on (the callback's holds a
+// login code).
 func TestAdminPagesCarryTheBrowserProtections(t *testing.T) {
 	s := newAuthServer(t)
 	c := s.client(true)
@@ -444,10 +445,19 @@ func TestAdminPagesCarryTheBrowserProtections(t *testing.T) {
 	}
 	resp, _ := s.get(c, s.srv.URL+"/admin/login")
 	signedOut := resp.Header
+	// A redirect carries a small HTML body too: the same protections, but not the pages'
+	// Content-Type.
+	toSignIn, _ := s.get(c, s.srv.URL+"/admin/")
+	if toSignIn.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the list, signed out: %d, want 303", toSignIn.StatusCode)
+	}
 	s.signIn(c, azAcmeKey)
 	resp, _ = s.get(c, s.srv.URL+"/admin/authorizations/new")
-	for page, h := range map[string]http.Header{"sign-in": signedOut, "add": resp.Header} {
+	for page, h := range map[string]http.Header{"sign-in": signedOut, "add": resp.Header, "redirect to sign-in": toSignIn.Header} {
 		for k, v := range want {
+			if k == "Content-Type" && page == "redirect to sign-in" {
+				continue
+			}
 			if h.Get(k) != v {
 				t.Errorf("%s page: %s %q, want %q", page, k, h.Get(k), v)
 			}
