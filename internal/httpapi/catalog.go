@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -32,17 +31,6 @@ func CatalogRoutes(reg *nodes.Registry) func(chi.Router) {
 			writeCatalog(w, r, body, etag(body))
 		})
 	}
-}
-
-// pathParam is the route parameter decoded: chi matches on the escaped path, so
-// "1%2E4" names version 1.4, as RFC 3986 §6.2.2.2 says it does. One that does not
-// decode is kept as sent, and names nothing.
-func pathParam(r *http.Request, name string) string {
-	raw := chi.URLParam(r, name)
-	if v, err := url.PathUnescape(raw); err == nil {
-		return v
-	}
-	return raw
 }
 
 // writeCatalog answers with a catalog document; it changes only with the binary, so

@@ -239,3 +239,14 @@ func readyz(ready func(context.Context) Readiness) http.HandlerFunc {
 func V1Middleware(keys tenant.Keys) []func(http.Handler) http.Handler {
 	return []func(http.Handler) http.Handler{authenticate(keys), limitBody, requireJSON}
 }
+
+// pathParam is the route parameter decoded: chi matches on the escaped path, so
+// "1%2E4" names version 1.4, as RFC 3986 §6.2.2.2 says it does. One that does not
+// decode is kept as sent, and names nothing.
+func pathParam(r *http.Request, name string) string {
+	raw := chi.URLParam(r, name)
+	if v, err := url.PathUnescape(raw); err == nil {
+		return v
+	}
+	return raw
+}
