@@ -552,6 +552,8 @@ type result struct {
 	// windowP99s is each window's p99: their median is untouched by a stall of the
 	// shared machine that falls in one window, which the pooled p99 takes in whole.
 	windowP99s []time.Duration
+	// windowRPS is each window's throughput, for a ratio taken window by window.
+	windowRPS []float64
 }
 
 // medianWindowP99 is the median of the windows' p99s.
@@ -562,6 +564,26 @@ func (r result) medianWindowP99() time.Duration {
 		return 0
 	}
 	return p[len(p)/2]
+}
+
+// pairedRatio is the median, over the alternating windows, of r's throughput in a
+// window divided by base's in the window just before it. The pooled ratio takes a host
+// that changes speed within the run as a difference between the servers; neighbouring
+// windows mostly share the host's speed, so their ratio does not (it is shown beside the
+// pooled one, which stays the target's figure).
+func (r result) pairedRatio(base result) float64 {
+	n := min(len(r.windowRPS), len(base.windowRPS))
+	ratios := make([]float64, 0, n)
+	for i := range n {
+		if base.windowRPS[i] > 0 {
+			ratios = append(ratios, r.windowRPS[i]/base.windowRPS[i])
+		}
+	}
+	if len(ratios) == 0 {
+		return 0
+	}
+	slices.Sort(ratios)
+	return ratios[len(ratios)/2]
 }
 
 // latencyDiff is how much later one target answered than another.
@@ -666,6 +688,11 @@ func (r result) add(s stats, rss rssStats, q queries, first bool) result {
 	r.s.latencies = append(r.s.latencies, s.latencies...)
 	r.s.lags = append(r.s.lags, s.lags...)
 	r.windowP99s = append(r.windowP99s, s.quantile(.99))
+	rps := 0.0 // a window that measured nothing keeps its place in the pairing
+	if s.elapsed > 0 {
+		rps = s.rps()
+	}
+	r.windowRPS = append(r.windowRPS, rps)
 	if first {
 		r.rss.first = rss.first
 	}
@@ -783,7 +810,7 @@ func (e *env) scenarios() error {
 			c, rt := res[ceiling], res[runtimeTarget]
 			ratio := rt.s.rps() / c.s.rps()
 			fmt.Printf("full-load   %-20s upstream=%-5s %-8s conc=%-4d %s rss=%s\n", node, latency, "ceiling", conc, c.s.format(), c.rss.format())
-			fmt.Printf("full-load   %-20s upstream=%-5s %-8s conc=%-4d %s rss=%s %s ratio=%.2f\n", node, latency, "runtime", conc, rt.s.format(), rt.rss.format(), rt.q, ratio)
+			fmt.Printf("full-load   %-20s upstream=%-5s %-8s conc=%-4d %s rss=%s %s ratio=%.2f ratio-window-median=%.2f\n", node, latency, "runtime", conc, rt.s.format(), rt.rss.format(), rt.q, ratio, rt.pairedRatio(c))
 			maxQueries = max(maxQueries, rt.q.n)
 			fullLoadRSS = max(fullLoadRSS, rt.rss.max)
 			if latency == 0 {

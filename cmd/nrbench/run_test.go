@@ -248,3 +248,27 @@ func TestCPULineReadsOneCPUsBusyTimeAndSteal(t *testing.T) {
 		}
 	}
 }
+
+// A host that halves its speed between two windows moves the pooled ratio, not the
+// median of the ratios of neighbouring windows.
+func TestPairedRatioFollowsTheHostsSpeedWindowByWindow(t *testing.T) {
+	window := func(requests int) stats {
+		return stats{requests: requests, elapsed: time.Second}
+	}
+	var ceiling, runtime result
+	// Windows 1-2 on a fast host, 3-5 on one half as fast: the runtime is at 0.9 of the
+	// ceiling in every pair but the third, where the host slowed between the two.
+	for _, pair := range [][2]int{{1000, 900}, {1000, 900}, {1000, 450}, {500, 450}, {500, 450}} {
+		ceiling = ceiling.add(window(pair[0]), rssStats{}, queries{}, ceiling.windowRPS == nil)
+		runtime = runtime.add(window(pair[1]), rssStats{}, queries{}, runtime.windowRPS == nil)
+	}
+	if got := runtime.pairedRatio(ceiling); math.Abs(got-0.9) > 1e-9 {
+		t.Errorf("paired ratio = %.3f, want 0.9", got)
+	}
+	if pooled := runtime.s.rps() / ceiling.s.rps(); pooled > 0.8 {
+		t.Errorf("pooled ratio = %.3f: the example no longer shows the pooled ratio moved by the host", pooled)
+	}
+	if (result{}).pairedRatio(ceiling) != 0 {
+		t.Error("no windows, yet a ratio")
+	}
+}
