@@ -28,7 +28,7 @@ func TestEndpointLaysOutEveryOperationAndEscapesSegments(t *testing.T) {
 		{OpAddParticipant, "c1", "", http.MethodPost, base + "/c1/participants"},
 		{OpRemoveParticipant, "c1", "agent/7 #x", http.MethodDelete, base + "/c1/participants/agent%2F7%20%23x"},
 	} {
-		rt, err := endpoint(tg, tc.op, tc.conv, tc.participant)
+		rt, err := endpointString(tg, tc.op, tc.conv, tc.participant)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.op, err)
 		}
@@ -55,7 +55,7 @@ func TestEndpointRefusesTargetsThatCannotAddressEngage(t *testing.T) {
 		"empty base":          {Target{Domain: "d"}, OpSearch, ""},
 		"base without a host": {Target{BaseURL: "https:///api/v1", Domain: "d"}, OpSearch, ""},
 	} {
-		if _, err := endpoint(tc.t, tc.op, tc.conv, ""); err == nil {
+		if _, err := endpointString(tc.t, tc.op, tc.conv, ""); err == nil {
 			t.Errorf("%s: endpoint accepted it", name)
 		}
 	}

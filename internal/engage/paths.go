@@ -18,24 +18,10 @@ import (
 //	add_participant     POST   {base}/{domain}/conversations/{id}/participants
 //	remove_participant  DELETE {base}/{domain}/conversations/{id}/participants/{participant}
 
-// route is the method and URL of one call.
-type route struct {
-	method string
-	url    string
-}
-
-// endpoint builds the method and URL for op. Every dynamic segment is path-escaped, so a
-// conversation ID or participant with "/" or "?" cannot address another resource.
-func endpoint(t Target, op, conversationID, participant string) (route, error) {
-	if err := t.validate(); err != nil {
-		return route{}, err
-	}
-	method, u, err := layout(strings.TrimRight(t.BaseURL, "/"), t, op, conversationID, participant)
-	return route{method: method, url: u}, err
-}
-
-// layout is endpoint after the target's check: the method of op, and prefix (the base URL
-// without trailing slashes, or its path) followed by op's path.
+// layout returns the method of op, and prefix (the base URL without trailing slashes, or
+// its path) followed by op's path; the target is already checked. Every dynamic segment
+// is path-escaped, so a conversation ID or participant with "/" or "?" cannot address
+// another resource.
 func layout(prefix string, t Target, op, conversationID, participant string) (string, string, error) {
 	if op != OpSearch && op != OpCreate && conversationID == "" {
 		return "", "", errMissing("conversation ID")
@@ -150,8 +136,9 @@ func removeEmptyPort(host string) string {
 	return host
 }
 
-// endpoint is the package's endpoint with the check and the parse of a base URL done once
-// per base URL instead of once per call. It returns the method and URL of the request.
+// endpoint returns the method and URL of op's request. The check and the parse of a base
+// URL are done once per base URL, not once per call (the tests hold the result to the
+// plain layout of the whole URL string, parsed: endpointString).
 func (c *Client) endpoint(t Target, op, conversationID, participant string) (string, *url.URL, error) {
 	c.basesMu.RLock()
 	b, known := c.bases[t.BaseURL]

@@ -32,7 +32,7 @@ func viaDo(rt http.RoundTripper) func(*http.Request) (*http.Response, error) {
 // oldRequest is how the client built a request before.
 func oldRequest(ctx context.Context, t *testing.T, tg Target, op, conv, participant, token string, body []byte) *http.Request {
 	t.Helper()
-	rt, err := endpoint(tg, op, conv, participant)
+	rt, err := endpointString(tg, op, conv, participant)
 	if err != nil {
 		t.Fatalf("%+v %s: %v", tg, op, err)
 	}
