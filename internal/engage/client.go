@@ -348,7 +348,7 @@ func urlError(req *http.Request, err error) error {
 func (c *Client) exchange(ctx context.Context, op string, req *http.Request) (int, []byte, *Error) {
 	resp, err := c.send(req)
 	if err != nil {
-		return 0, nil, transportError(ctx, op, 0, err)
+		return 0, nil, transportError(ctx, op, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 {
@@ -359,7 +359,8 @@ func (c *Client) exchange(ctx context.Context, op string, req *http.Request) (in
 	}
 	raw, err := readAll(io.LimitReader(resp.Body, c.max+1), resp.ContentLength)
 	if err != nil {
-		return 0, nil, transportError(ctx, op, resp.StatusCode, err)
+		// The status came, the answer did not: it is not Engage's verdict.
+		return 0, nil, transportError(ctx, op, err)
 	}
 	// A byte order mark is not JSON, and some servers (IIS, .NET) start with one.
 	raw = bytes.TrimPrefix(raw, utf8BOM)
@@ -404,16 +405,16 @@ func readAll(r io.Reader, length int64) ([]byte, error) {
 // ENGAGE.md §2), its cancellation is the caller's choice. Anything else, the transport's
 // own dial or TLS handshake timeout included, is a connection failure while the
 // execution still has time: a search may retry it, and it counts for the breaker.
-func transportError(ctx context.Context, op string, status int, err error) *Error {
-	e := &Error{Op: op, Kind: KindUpstream, HTTPStatus: status, Err: err}
+// HTTPStatus stays 0, even when a status line arrived before the failure: no answer was
+// read.
+func transportError(ctx context.Context, op string, err error) *Error {
+	e := &Error{Op: op, Kind: KindUpstream, Err: err}
 	switch cerr := ctx.Err(); {
 	case errors.Is(cerr, context.DeadlineExceeded):
 		e.Kind = KindTimeout
 	case errors.Is(cerr, context.Canceled):
 		e.Kind = KindCanceled
 	}
-	// No answer was read: the status is not Engage's verdict.
-	e.HTTPStatus = 0
 	return e
 }
 

@@ -327,7 +327,7 @@ func compareErrors(t *testing.T, where string, got, want error) {
 	}
 	// What the classification sees is the same.
 	ctx := context.Background()
-	if g, w := transportError(ctx, OpSearch, 0, got), transportError(ctx, OpSearch, 0, want); g.Kind != w.Kind {
+	if g, w := transportError(ctx, OpSearch, got), transportError(ctx, OpSearch, want); g.Kind != w.Kind {
 		t.Errorf("%s: kind %s, Do's %s", where, g.Kind, w.Kind)
 	}
 }
