@@ -17,8 +17,8 @@ import (
 	"time"
 )
 
-// DefaultMaxResponseBytes bounds how much of an answer the client reads.
-const DefaultMaxResponseBytes = 1 << 20
+// defaultMaxResponseBytes bounds how much of an answer the client reads.
+const defaultMaxResponseBytes = 1 << 20
 
 // Observer sees every call that reached the network: op is one of the Op constants,
 // status the HTTP status as a string ("200", "404", ...) or "timeout", "canceled",
@@ -40,7 +40,7 @@ type Options struct {
 	// shared by every call of this Client.
 	Transport http.RoundTripper
 	// MaxResponseBytes bounds the body read; larger answers fail as KindUpstream.
-	// Zero or less: DefaultMaxResponseBytes.
+	// Zero or less: 1 MiB (defaultMaxResponseBytes).
 	MaxResponseBytes int64
 	// Observer, if set, sees every call's operation, status and duration.
 	Observer Observer
@@ -70,7 +70,7 @@ func New(opts Options) *Client {
 	}
 	max := opts.MaxResponseBytes
 	if max <= 0 {
-		max = DefaultMaxResponseBytes
+		max = defaultMaxResponseBytes
 	}
 	ua := opts.UserAgent
 	if ua == "" {

@@ -582,8 +582,8 @@ func TestCallerCancellationIsCanceledNotTimeout(t *testing.T) {
 	cancel()
 	err := <-errc
 	wantKind(t, err, engage.KindCanceled)
-	if engage.IsTimeout(err) {
-		t.Fatal("IsTimeout on a cancellation")
+	if engage.KindOf(err) == engage.KindTimeout {
+		t.Fatal("KindTimeout on a cancellation")
 	}
 	// The simulator's handler returns when the caller leaves.
 	waitFor(t, func() bool { return f.sim.InFlight() == 0 })
@@ -600,14 +600,14 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-func TestTimeoutIsReportedByIsTimeout(t *testing.T) {
+func TestTimeoutIsReportedAsKindTimeout(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	f.sim.InjectFault(engagesim.Fault{Op: engage.OpClose, Latency: time.Minute})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
 	defer cancel()
 	_, err := f.client.Close(ctx, f.target, f.token, "any")
-	if !engage.IsTimeout(err) || !errors.Is(err, context.DeadlineExceeded) {
+	if engage.KindOf(err) != engage.KindTimeout || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v", err)
 	}
 	waitFor(t, func() bool { return f.sim.InFlight() == 0 })

@@ -105,9 +105,6 @@ func KindOf(err error) Kind {
 	return ""
 }
 
-// IsTimeout reports whether err is a timeout.
-func IsTimeout(err error) bool { return KindOf(err) == KindTimeout }
-
 const redacted = "[redacted]"
 
 // scrub removes the token from every text of e. Engage never echoes a token, but a proxy

@@ -29,8 +29,5 @@ func TestKindOfNamesTheKindOfEveryError(t *testing.T) {
 		if got := engage.KindOf(tc.err); got != tc.want {
 			t.Errorf("%s: KindOf = %q, want %q", tc.name, got, tc.want)
 		}
-		if got, want := engage.IsTimeout(tc.err), tc.want == engage.KindTimeout; got != want {
-			t.Errorf("%s: IsTimeout = %v, want %v", tc.name, got, want)
-		}
 	}
 }

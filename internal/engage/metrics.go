@@ -90,8 +90,3 @@ func (m *Metrics) ObserveBreakerChange(target, _ string, from, to int) {
 		m.breaker.WithLabelValues(target, BreakerStates[to]).Inc()
 	}
 }
-
-// Breakers returns the count of one base URL's breakers in state (for tests).
-func (m *Metrics) Breakers(target, state string) prometheus.Gauge {
-	return m.breaker.WithLabelValues(target, state)
-}
