@@ -66,11 +66,11 @@ type breakerLog struct {
 
 func (b breakerLog) ObserveBreakerChange(target, domain string, from, to int) {
 	b.metrics.ObserveBreakerChange(target, domain, from, to)
-	if from < 0 || to < 0 {
+	if from == engage.BreakerNone || to == engage.BreakerNone {
 		return // a new breaker, closed, or a closed one forgotten: nothing happened to calls
 	}
 	level := slog.LevelInfo
-	if to == 2 {
+	if to == engage.BreakerOpen {
 		level = slog.LevelWarn
 	}
 	b.logger.LogAttrs(context.Background(), level, "circuit breaker "+engage.BreakerStates[to],

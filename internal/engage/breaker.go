@@ -35,13 +35,22 @@ type BreakerOptions struct {
 	MaxBreakers int
 }
 
-// BreakerObserver sees breaker state changes; a state is 0 closed, 1 half-open, 2 open,
-// from is -1 for a breaker just made (closed), and to is -1 for a closed one forgotten
-// (MaxBreakers). Domains are the tenants' choice: an
-// observer may log them but must not make them metric labels (unbounded).
+// BreakerObserver sees breaker state changes: from and to are Breaker* states. Domains
+// are the tenants' choice: an observer may log them but must not make them metric
+// labels (unbounded).
 type BreakerObserver interface {
 	ObserveBreakerChange(target, domain string, from, to int)
 }
+
+// The states a BreakerObserver sees; they index BreakerStates.
+const (
+	// BreakerNone is the from of a breaker just made (closed), and the to of a closed
+	// one forgotten (MaxBreakers).
+	BreakerNone     = -1
+	BreakerClosed   = 0
+	BreakerHalfOpen = 1
+	BreakerOpen     = 2
+)
 
 // breakers holds one breaker per base URL and domain. Base URLs are bounded by the
 // allowlist, domains only by the authorizations tenants create (deleted ones included),
@@ -126,7 +135,7 @@ func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 	br.cb = cb
 	b.m[k] = br
 	if b.opts.Observer != nil {
-		b.opts.Observer.ObserveBreakerChange(k.target, k.domain, -1, 0)
+		b.opts.Observer.ObserveBreakerChange(k.target, k.domain, BreakerNone, BreakerClosed)
 	}
 	return cb
 }
@@ -141,7 +150,7 @@ func (b *breakers) forgetClosed() {
 			br.forgotten = true
 			delete(b.m, k)
 			if b.opts.Observer != nil {
-				b.opts.Observer.ObserveBreakerChange(k.target, k.domain, 0, -1)
+				b.opts.Observer.ObserveBreakerChange(k.target, k.domain, BreakerClosed, BreakerNone)
 			}
 		}
 		br.mu.Unlock()
@@ -151,11 +160,11 @@ func (b *breakers) forgetClosed() {
 func breakerState(s gobreaker.State) int {
 	switch s {
 	case gobreaker.StateHalfOpen:
-		return 1
+		return BreakerHalfOpen
 	case gobreaker.StateOpen:
-		return 2
+		return BreakerOpen
 	}
-	return 0
+	return BreakerClosed
 }
 
 // countsAgainstEngage reports whether a call's failure says Engage itself is failing.

@@ -74,11 +74,11 @@ func (m *Metrics) ObserveEngageCall(op, status string, d time.Duration) {
 
 // BreakerStates are the values of the state label of noderuntime_circuit_breakers, by
 // the states of BreakerObserver.
-var BreakerStates = [...]string{0: "closed", 1: "half_open", 2: "open"}
+var BreakerStates = [...]string{BreakerClosed: "closed", BreakerHalfOpen: "half_open", BreakerOpen: "open"}
 
 // ObserveBreakerChange implements BreakerObserver; the domain stays out of the metric.
 func (m *Metrics) ObserveBreakerChange(target, _ string, from, to int) {
-	if from >= 0 {
+	if from != BreakerNone {
 		m.breaker.WithLabelValues(target, BreakerStates[from]).Dec()
 	} else {
 		// A new base URL: all its states from the start, so a query sees zeros, not gaps.
@@ -86,7 +86,7 @@ func (m *Metrics) ObserveBreakerChange(target, _ string, from, to int) {
 			m.breaker.WithLabelValues(target, st)
 		}
 	}
-	if to >= 0 {
+	if to != BreakerNone {
 		m.breaker.WithLabelValues(target, BreakerStates[to]).Inc()
 	}
 }
