@@ -27,8 +27,8 @@ const (
 // Channels the simulator accepts (ENGAGE.md §3 wire values).
 var channels = []string{"sms", "facebook", "email", "livechat", "whatsapp", "amb", "api"}
 
-// richField names the JSON object a message type must carry; "" means text or
-// attachments carry the message.
+// messageTypes are the message types Engage knows, each with the key of the JSON object
+// it must carry (Message.rich); "" means text or attachments carry the message.
 var messageTypes = map[string]string{
 	"text":                       "",
 	"text-with-attachments":      "",
@@ -80,6 +80,7 @@ func typeAllowed(channel, direction, typ string) bool {
 	return false
 }
 
+// rich returns the rich object under its wire key (a value of messageTypes).
 func (m *Message) rich(field string) json.RawMessage {
 	switch field {
 	case "wabButtons":
@@ -134,7 +135,7 @@ func newTID() string { return "tid-" + newID(16) }
 func (s *Sim) api(op string, h func(w http.ResponseWriter, r *http.Request, d *domainCall)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.counters.call(op)
-		eff, ok := s.faultEffect(w, r, op)
+		eff, ok := s.applyAPIFaults(w, r, op)
 		if !ok {
 			return
 		}

@@ -2,6 +2,7 @@ package engagesim
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -78,10 +79,10 @@ func (f *Fault) validate() error {
 		return fmt.Errorf("status %d is informational, not an answer (want 200..599)", f.Status)
 	}
 	if f.Percent < 0 || f.Percent > 100 || f.Times < 0 || f.Latency < 0 || f.RetryAfter < 0 {
-		return fmt.Errorf("percent must be 0..100; times, latency, retryAfter not negative")
+		return errors.New("percent must be 0..100; times, latency, retryAfter not negative")
 	}
 	if f.Latency == 0 && f.Status == 0 && !f.Reset && !f.Malformed && f.UnknownStatus == "" && !f.NoTID {
-		return fmt.Errorf("fault does nothing: set latency, status, reset, malformed, unknownStatus or noTid")
+		return errors.New("fault does nothing: set latency, status, reset, malformed, unknownStatus or noTid")
 	}
 	return nil
 }
@@ -214,9 +215,10 @@ func (fs *faultSet) take(op string) effect {
 	return e
 }
 
-// faultEffect applies the faults of a conversation call. It reports false when a fault
-// answered (or dropped) the call.
-func (s *Sim) faultEffect(w http.ResponseWriter, r *http.Request, op string) (effect, bool) {
+// applyAPIFaults applies the faults of a conversation call, answering with Engage's
+// envelope. It reports false when a fault answered (or dropped) the call; the effect
+// says how a call that goes on is to be answered (UnknownStatus, NoTID).
+func (s *Sim) applyAPIFaults(w http.ResponseWriter, r *http.Request, op string) (effect, bool) {
 	e := s.faults.take(op)
 	if !s.wait(w, r, e.latency) {
 		return e, false
@@ -228,7 +230,7 @@ func (s *Sim) faultEffect(w http.ResponseWriter, r *http.Request, op string) (ef
 		case f.Status != 0:
 			setRetryAfter(w, f)
 			if f.Status == http.StatusUnauthorized {
-				// As the real refusal of a token says it (api).
+				// As the real refusal of a token says it (Sim.api).
 				w.Header().Set("WWW-Authenticate", `Bearer realm="engage", error="invalid_token"`)
 			}
 			if f.Malformed {
@@ -250,8 +252,9 @@ func (s *Sim) faultEffect(w http.ResponseWriter, r *http.Request, op string) (ef
 	return e, true
 }
 
-// applyFaults applies the faults of a token call, answering with OAuth error bodies.
-func (s *Sim) applyFaults(w http.ResponseWriter, r *http.Request, op string) bool {
+// applyTokenFaults applies the faults of a token call, answering with OAuth error
+// bodies. It reports false when a fault answered (or dropped) the call.
+func (s *Sim) applyTokenFaults(w http.ResponseWriter, r *http.Request, op string) bool {
 	e := s.faults.take(op)
 	if !s.wait(w, r, e.latency) {
 		return false
@@ -267,9 +270,9 @@ func (s *Sim) applyFaults(w http.ResponseWriter, r *http.Request, op string) boo
 				break
 			}
 			_, _, basic := r.BasicAuth()
-			e := oerr(tokenErrorCode(f.Status), http.StatusText(f.Status)+" (injected)")
-			e.status = f.Status
-			e.write(w, basic)
+			oe := oerr(tokenErrorCode(f.Status), http.StatusText(f.Status)+" (injected)")
+			oe.status = f.Status
+			oe.write(w, basic)
 		case f.Malformed:
 			writeTruncated(w, http.StatusOK, `{"access_token":"`)
 		}

@@ -242,7 +242,7 @@ func clientAuth(r *http.Request) (id, secret string, basic bool, e *oauthError) 
 // readTokenForm applies the token operation's counting and faults and parses the form.
 func (s *Sim) readTokenForm(w http.ResponseWriter, r *http.Request) bool {
 	s.counters.call(OpToken)
-	if !s.applyFaults(w, r, OpToken) {
+	if !s.applyTokenFaults(w, r, OpToken) {
 		return false
 	}
 	if r.Method != http.MethodPost {

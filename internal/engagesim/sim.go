@@ -58,9 +58,9 @@ type Config struct {
 	// Seed seeds the generator that decides percentage faults, so runs repeat.
 	Seed uint64
 	// KeepMessages, when positive, bounds the messages kept per conversation to the
-	// newest ones, between KeepMessages and twice that: a load test appending for minutes would otherwise grow the
-	// simulator's heap, and its garbage collection, without end. Zero keeps them all,
-	// as Engage does.
+	// newest ones, between KeepMessages and twice that: a load test appending for
+	// minutes would otherwise grow the simulator's heap, and its garbage collection,
+	// without end. Zero keeps them all, as Engage does.
 	KeepMessages int
 }
 

@@ -2,6 +2,7 @@ package engagesim
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -18,7 +19,7 @@ func strictUnmarshal(raw []byte, v any) error {
 		return err
 	}
 	if keys == nil {
-		return fmt.Errorf("body is not a JSON object")
+		return errors.New("body is not a JSON object")
 	}
 	allowed := jsonfields.Of(reflect.TypeOf(v).Elem())
 	for k := range keys {
