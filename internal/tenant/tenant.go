@@ -1,5 +1,8 @@
 // Package tenant knows who is calling: the API keys that identify a tenant, and the
 // tenant carried in a request's context. Keys are configured only as SHA-256 hashes.
+//
+// It knows nothing of HTTP (how a key arrives is the edge's business) nor of what a
+// tenant owns: authorizations name their tenant, not the other way round.
 package tenant
 
 import (
@@ -7,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -38,42 +42,41 @@ func ParseKeys(s string) (Keys, error) {
 		if item == "" {
 			continue
 		}
+		entry := len(k.hashes) + 1 // counted among the non-empty entries
 		name, hexSum, ok := strings.Cut(item, ":")
 		if !ok {
-			return Keys{}, fmt.Errorf("entry %d: want tenant:sha256hex", len(k.hashes)+1)
+			return Keys{}, fmt.Errorf("entry %d: want tenant:sha256hex", entry)
 		}
 		// Neither error below quotes the tenant: an entry written key first (key:tenant)
 		// has the API key itself there, and the error is the line start-up prints.
 		if !names.ValidLead(name, 63) {
-			return Keys{}, fmt.Errorf("entry %d: the tenant before the colon is not letters, digits, '.', '_' or '-' (want tenant:sha256hex)", len(k.hashes)+1)
+			return Keys{}, fmt.Errorf("entry %d: the tenant before the colon is not letters, digits, '.', '_' or '-' (want tenant:sha256hex)", entry)
 		}
 		raw, err := hex.DecodeString(hexSum)
 		if err != nil || len(raw) != sha256.Size {
-			return Keys{}, fmt.Errorf("entry %d: the hash after the colon must be 64 hex digits (SHA-256 of the key)", len(k.hashes)+1)
+			return Keys{}, fmt.Errorf("entry %d: the hash after the colon must be 64 hex digits (SHA-256 of the key)", entry)
 		}
-		if sha256.Sum256([]byte(name)) == [sha256.Size]byte(raw) {
+		sum := [sha256.Size]byte(raw)
+		if sha256.Sum256([]byte(name)) == sum {
 			// The key itself before its hash: as a tenant ID it would be in every
 			// request's log line.
-			return Keys{}, fmt.Errorf("entry %d: the tenant before the colon is the key whose hash follows it (want tenant:sha256hex)", len(k.hashes)+1)
+			return Keys{}, fmt.Errorf("entry %d: the tenant before the colon is the key whose hash follows it (want tenant:sha256hex)", entry)
 		}
-		if [sha256.Size]byte(raw) == emptyKeySum {
+		if sum == emptyKeySum {
 			// An empty bearer token would then sign in (HashKey("") is well known).
-			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash is of an empty key", len(k.hashes)+1, name)
+			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash is of an empty key", entry, name)
 		}
-		if i, ok := seen[[sha256.Size]byte(raw)]; ok {
+		if i, ok := seen[sum]; ok {
 			if first := k.hashes[i].tenant; first != ID(name) {
-				return Keys{}, fmt.Errorf("entry %d: tenant %q: the same hash is configured for tenant %q (entry %d); a key belongs to one tenant", len(k.hashes)+1, name, first, i+1)
+				return Keys{}, fmt.Errorf("entry %d: tenant %q: the same hash is configured for tenant %q (entry %d); a key belongs to one tenant", entry, name, first, i+1)
 			}
-			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash is given twice (entries %d and %d)", len(k.hashes)+1, name, i+1, len(k.hashes)+1)
+			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash is given twice (entries %d and %d)", entry, name, i+1, entry)
 		}
-		seen[[sha256.Size]byte(raw)] = len(k.hashes)
-		var h keyHash
-		h.tenant = ID(name)
-		copy(h.sum[:], raw)
-		k.hashes = append(k.hashes, h)
+		seen[sum] = len(k.hashes)
+		k.hashes = append(k.hashes, keyHash{tenant: ID(name), sum: sum})
 	}
 	if len(k.hashes) == 0 {
-		return Keys{}, fmt.Errorf("no keys given")
+		return Keys{}, errors.New("no keys given")
 	}
 	return k, nil
 }
