@@ -222,12 +222,12 @@ func devConfig(dbURL, apiKey, publicURL, clientSecret string, sim *engagesim.Sim
 			AuthorizeURL: sim.AuthorizeURL(), TokenURL: sim.TokenURL(),
 			ClientID: "noderuntime-dev", ClientSecret: secrets.New(clientSecret), Scopes: []string{"engage"},
 		},
-		EngageAllowedBases: append([]string{sim.BaseURL()}, config.DefaultEngageBaseURLs...),
-		ExecutionTimeout:   10 * time.Second,
-		ExecutionTimeoutMx: 60 * time.Second,
-		ShutdownGrace:      5 * time.Second,
-		TokenRefreshSkew:   5 * time.Minute,
-		LogLevel:           slog.LevelInfo,
+		EngageAllowedBases:  append([]string{sim.BaseURL()}, config.DefaultEngageBaseURLs...),
+		ExecutionTimeout:    10 * time.Second,
+		ExecutionTimeoutMax: 60 * time.Second,
+		ShutdownGrace:       5 * time.Second,
+		TokenRefreshSkew:    5 * time.Minute,
+		LogLevel:            slog.LevelInfo,
 	}, nil
 }
 

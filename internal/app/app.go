@@ -338,7 +338,7 @@ func (a *App) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		a.Close()
 		return fmt.Errorf("NODERUNTIME_ADDR: listen on %s: %w", a.cfg.Addr, err)
 	}
-	srv := httpapi.NewServer(a.handler, a.cfg.ExecutionTimeoutMx+15*time.Second)
+	srv := httpapi.NewServer(a.handler, a.cfg.ExecutionTimeoutMax+15*time.Second)
 	// Either server ending ends both: a process serving only /metrics, or only the
 	// API without its metrics, is worse than one that stops and is restarted. The
 	// metrics listener outlives the main one's drain (up to the shutdown grace): the

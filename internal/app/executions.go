@@ -42,7 +42,7 @@ func (a *App) wireExecutions(deps *httpapi.Deps) {
 			Executor:       exec,
 			Idempotency:    idempotency.New(a.pool, idempotency.Options{}),
 			DefaultTimeout: a.cfg.ExecutionTimeout,
-			MaxTimeout:     a.cfg.ExecutionTimeoutMx,
+			MaxTimeout:     a.cfg.ExecutionTimeoutMax,
 			Admission: httpapi.NewAdmission(httpapi.AdmissionOptions{
 				Max: maxExecutions, PerTenant: a.cfg.MaxTenantExecutions, Tenants: a.cfg.APIKeys.Tenants(),
 			}, a.registry),

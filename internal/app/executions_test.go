@@ -92,7 +92,7 @@ func startE2EWith(t *testing.T, change func(*config.Config)) *e2e {
 		Webex: config.Webex{AuthorizeURL: sim.AuthorizeURL(), TokenURL: sim.TokenURL(), ClientID: "noderuntime",
 			ClientSecret: secrets.New(e2eClientSec), Scopes: []string{"engage"}},
 		EngageAllowedBases: []string{sim.BaseURL()},
-		ExecutionTimeout:   5 * time.Second, ExecutionTimeoutMx: time.Minute,
+		ExecutionTimeout:   5 * time.Second, ExecutionTimeoutMax: time.Minute,
 		ShutdownGrace: 5 * time.Second, TokenRefreshSkew: 5 * time.Minute,
 	}
 	if change != nil {

@@ -1,6 +1,10 @@
 // Package config reads the service's configuration from the environment, each setting
 // also a flag, and validates it at start-up so a bad setting stops the process with one
 // line that names the variable.
+//
+// It checks each value as written and never connects or listens: whether Postgres
+// answers or a port is free is found out by what uses them (internal/app). What a
+// setting means at run time is its user's business, not this package's.
 package config
 
 import (
@@ -42,7 +46,7 @@ type Config struct {
 	Webex               Webex
 	EngageAllowedBases  []string
 	ExecutionTimeout    time.Duration // default for a request without timeoutMs
-	ExecutionTimeoutMx  time.Duration // cap on timeoutMs
+	ExecutionTimeoutMax time.Duration // cap on timeoutMs
 	ShutdownGrace       time.Duration
 	TokenRefreshSkew    time.Duration
 	MaxExecutions       int // executions run at once, past it 503; 0: DefaultMaxExecutions
@@ -138,7 +142,7 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 		{env: "NODERUNTIME_EXECUTION_TIMEOUT", flag: "execution-timeout", def: "10s", usage: "deadline of an execution that gives no timeoutMs",
 			parse: millisecondsInto(&cfg.ExecutionTimeout)},
 		{env: "NODERUNTIME_EXECUTION_TIMEOUT_MAX", flag: "execution-timeout-max", def: "60s", usage: "cap on an execution's timeoutMs",
-			parse: millisecondsInto(&cfg.ExecutionTimeoutMx)},
+			parse: millisecondsInto(&cfg.ExecutionTimeoutMax)},
 		{env: "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS", flag: "max-concurrent-executions", def: strconv.Itoa(DefaultMaxExecutions), usage: "executions one replica runs at once; past it a request is refused with 503 before it runs (each holds ~55 KiB: size it to the memory limit)",
 			parse: executionsInto(&cfg.MaxExecutions)},
 		{env: "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT", flag: "max-concurrent-executions-per-tenant", def: "", usage: "executions one tenant runs at once on a replica, so one tenant's flood cannot take every slot (at most NODERUNTIME_MAX_CONCURRENT_EXECUTIONS; empty: no cap of its own)",
@@ -207,8 +211,8 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 // Warnings lists what is allowed but probably not meant, for serve to log at start.
 func (c *Config) Warnings() []string {
 	var w []string
-	if c.ShutdownGrace < c.ExecutionTimeoutMx {
-		w = append(w, fmt.Sprintf("NODERUNTIME_SHUTDOWN_GRACE (%v) is shorter than NODERUNTIME_EXECUTION_TIMEOUT_MAX (%v): a stop may cut executions short, and one with an Idempotency-Key is then never run again", c.ShutdownGrace, c.ExecutionTimeoutMx))
+	if c.ShutdownGrace < c.ExecutionTimeoutMax {
+		w = append(w, fmt.Sprintf("NODERUNTIME_SHUTDOWN_GRACE (%v) is shorter than NODERUNTIME_EXECUTION_TIMEOUT_MAX (%v): a stop may cut executions short, and one with an Idempotency-Key is then never run again", c.ShutdownGrace, c.ExecutionTimeoutMax))
 	}
 	// Allowed, since a mesh or an egress proxy may encrypt below us, but what these
 	// URLs carry (tenant secrets, tokens, login codes) goes in the clear otherwise.
@@ -277,9 +281,9 @@ func (c *Config) validate() error {
 	if c.MaxTenantExecutions > c.MaxExecutions {
 		return &Error{Variable: "NODERUNTIME_MAX_CONCURRENT_EXECUTIONS_PER_TENANT", Problem: fmt.Sprintf("%d must not exceed NODERUNTIME_MAX_CONCURRENT_EXECUTIONS (%d): a tenant's share is part of the replica's", c.MaxTenantExecutions, c.MaxExecutions)}
 	}
-	if c.ExecutionTimeout > c.ExecutionTimeoutMx {
+	if c.ExecutionTimeout > c.ExecutionTimeoutMax {
 		// Say both values: the default (10s) is often not the one that was set.
-		return &Error{Variable: "NODERUNTIME_EXECUTION_TIMEOUT", Problem: fmt.Sprintf("%v must not exceed NODERUNTIME_EXECUTION_TIMEOUT_MAX (%v); lower it too (default 10s)", c.ExecutionTimeout, c.ExecutionTimeoutMx)}
+		return &Error{Variable: "NODERUNTIME_EXECUTION_TIMEOUT", Problem: fmt.Sprintf("%v must not exceed NODERUNTIME_EXECUTION_TIMEOUT_MAX (%v); lower it too (default 10s)", c.ExecutionTimeout, c.ExecutionTimeoutMax)}
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Addr != ":8080" || cfg.MetricsAddr != ":9090" || cfg.ExecutionTimeout != 10*time.Second ||
-		cfg.ExecutionTimeoutMx != 60*time.Second || cfg.TokenRefreshSkew != 5*time.Minute || cfg.Pprof ||
+		cfg.ExecutionTimeoutMax != 60*time.Second || cfg.TokenRefreshSkew != 5*time.Minute || cfg.Pprof ||
 		cfg.MaxExecutions != 1000 || cfg.MaxTenantExecutions != 0 ||
 		len(cfg.EngageAllowedBases) != len(config.DefaultEngageBaseURLs) || cfg.Webex.Enabled() {
 		t.Fatalf("defaults: %+v", cfg)

@@ -98,7 +98,7 @@ func startService(t testing.TB, o serviceOptions) *service {
 		Webex: config.Webex{AuthorizeURL: s.sims[0].AuthorizeURL(), TokenURL: s.sims[0].TokenURL(), ClientID: webexClientID,
 			ClientSecret: secrets.New(webexClientSecret), Scopes: []string{"engage"}},
 		EngageAllowedBases: bases,
-		ExecutionTimeout:   5 * time.Second, ExecutionTimeoutMx: time.Minute,
+		ExecutionTimeout:   5 * time.Second, ExecutionTimeoutMax: time.Minute,
 		ShutdownGrace: 5 * time.Second, TokenRefreshSkew: 5 * time.Minute,
 	}
 	if o.configure != nil {
