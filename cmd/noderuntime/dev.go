@@ -43,6 +43,7 @@ const (
 	devDatabase  = "noderuntime_dev"
 	devCustomer  = "+15550001"
 	devBizNumber = "+15559999"
+	devClientID  = "noderuntime-dev" // the service's OAuth client at the simulator
 )
 
 // dev gives a working system on a laptop: Postgres (DATABASE_URL, else the local server,
@@ -141,7 +142,7 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 		<-done
 		return exitFailed
 	}
-	sim.SeedConversation(devDomain, engagesim.Conversation{Channel: "sms", CustomerAddress: devCustomer, BizAddress: devBizNumber, Status: "active"})
+	sim.SeedConversation(devDomain, engagesim.Conversation{Channel: "sms", CustomerAddress: devCustomer, BizAddress: devBizNumber, Status: engagesim.StatusActive})
 	printDevBanner(stdout, publicURL, apiKey, authID, sim)
 
 	if err := <-done; err != nil {
@@ -182,7 +183,7 @@ func devDatabaseURL(ctx context.Context, given, local, name string, stdout io.Wr
 func startDevSimulator(addr, publicURL, clientSecret string) (*engagesim.Sim, func(), error) {
 	sim := engagesim.New(engagesim.Config{
 		Users:   []engagesim.User{{Username: devUser, Password: devPassword, Domain: devDomain}},
-		Clients: []engagesim.OAuthClient{{ID: "noderuntime-dev", Secret: clientSecret, RedirectURIs: []string{publicURL + "/oauth/callback"}}},
+		Clients: []engagesim.OAuthClient{{ID: devClientID, Secret: clientSecret, RedirectURIs: []string{publicURL + "/oauth/callback"}}},
 		Tenants: []engagesim.Tenant{{ID: "demo-tenant", Secret: randomHex(16), Domain: devDomain}},
 	})
 	ln, err := net.Listen("tcp", addr)
@@ -220,7 +221,7 @@ func devConfig(dbURL, apiKey, publicURL, clientSecret string, sim *engagesim.Sim
 		PublicURL:      publicURL,
 		Webex: config.Webex{
 			AuthorizeURL: sim.AuthorizeURL(), TokenURL: sim.TokenURL(),
-			ClientID: "noderuntime-dev", ClientSecret: secrets.New(clientSecret), Scopes: []string{"engage"},
+			ClientID: devClientID, ClientSecret: secrets.New(clientSecret), Scopes: []string{"engage"},
 		},
 		EngageAllowedBases:  append([]string{sim.BaseURL()}, config.DefaultEngageBaseURLs...),
 		ExecutionTimeout:    10 * time.Second,

@@ -193,7 +193,7 @@ func serve(args []string, env lookupEnv, _, stderr io.Writer) int {
 
 func migrateCmd(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	fs := newFlagSet("migrate", "migrate up: apply pending migrations (safe when several replicas run it at once).\nmigrate status: print the applied and the latest schema version; exit 1 when behind.", stderr)
-	dbURL := fs.String("database-url", "", "Postgres connection string (env DATABASE_URL)")
+	dbFlag := fs.String("database-url", "", "Postgres connection string (env DATABASE_URL)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -209,22 +209,15 @@ func migrateCmd(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "noderuntime: usage: noderuntime migrate [--database-url URL] up|status")
 		return exitUsage
 	}
-	if *dbURL == "" {
-		*dbURL = env.get("DATABASE_URL")
-	}
-	*dbURL = strings.TrimSpace(*dbURL) // as serve reads it: a Secret file's newline is not part of it
-	if *dbURL == "" {
-		return configError(stderr, &config.Error{Variable: "DATABASE_URL", Problem: "is required (or --database-url)"})
-	}
-	if err := config.CheckDatabaseURL(*dbURL); err != nil {
-		// Before pgx sees it: its parse errors mask a password only in part.
+	dbURL, err := databaseURL(*dbFlag, env)
+	if err != nil {
 		return configError(stderr, err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	switch sub {
 	case "up":
-		from, to, err := database.Migrate(ctx, *dbURL)
+		from, to, err := database.Migrate(ctx, dbURL)
 		if err != nil {
 			fmt.Fprintf(stderr, "noderuntime: %v\n", err)
 			return exitFailed
@@ -232,7 +225,7 @@ func migrateCmd(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "schema at version %d (was %d)\n", to, from)
 		return exitOK
 	case "status":
-		pool, err := database.Open(ctx, *dbURL, nil)
+		pool, err := database.Open(ctx, dbURL, nil)
 		if err != nil {
 			fmt.Fprintf(stderr, "noderuntime: %v\n", err)
 			return exitFailed
@@ -250,6 +243,25 @@ func migrateCmd(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	return exitUsage // unreachable: sub was checked
+}
+
+// databaseURL is DATABASE_URL for the commands that need it without the rest of serve's
+// settings (migrate, rotate-keys): the flag, else the variable, read and checked as
+// serve reads it. A bad value is a *config.Error.
+func databaseURL(flagValue string, env lookupEnv) (string, error) {
+	s := flagValue
+	if s == "" {
+		s = env.get("DATABASE_URL")
+	}
+	s = strings.TrimSpace(s) // a Secret file's newline is not part of it
+	if s == "" {
+		return "", &config.Error{Variable: "DATABASE_URL", Problem: "is required (or --database-url)"}
+	}
+	// Before pgx sees it: its parse errors mask a password only in part.
+	if err := config.CheckDatabaseURL(s); err != nil {
+		return "", err
+	}
+	return s, nil
 }
 
 func version(args []string, _ lookupEnv, stdout, stderr io.Writer) int {

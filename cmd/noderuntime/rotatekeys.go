@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -21,7 +20,7 @@ import (
 // NODERUNTIME_ENCRYPTION_KEYS everywhere) and before the old key leaves the ring.
 func rotateKeys(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	fs := newFlagSet("rotate-keys", "Re-encrypt every authorization and login state under the first key of the key ring, in batches;\nsafe while the service runs. Exit 1 when rows remain under an older key.", stderr)
-	dbURL := fs.String("database-url", "", "Postgres connection string (env DATABASE_URL)")
+	dbFlag := fs.String("database-url", "", "Postgres connection string (env DATABASE_URL)")
 	keySpec := fs.String("encryption-keys", "", "key ring id:base64key,...; the first encrypts (env NODERUNTIME_ENCRYPTION_KEYS)")
 	batch := fs.Int("batch-size", 100, "rows per transaction")
 	wait := fs.Duration("wait", 30*time.Second, "how long to retry rows that a refresh holds locked")
@@ -31,18 +30,12 @@ func rotateKeys(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	if code := flagsOnly(fs, stderr); code >= 0 {
 		return code
 	}
-	if *dbURL == "" {
-		*dbURL = env.get("DATABASE_URL")
+	dbURL, err := databaseURL(*dbFlag, env)
+	if err != nil {
+		return configError(stderr, err)
 	}
 	if *keySpec == "" {
 		*keySpec = env.get("NODERUNTIME_ENCRYPTION_KEYS")
-	}
-	*dbURL = strings.TrimSpace(*dbURL) // as serve reads it: a Secret file's newline is not part of it
-	if *dbURL == "" {
-		return configError(stderr, &config.Error{Variable: "DATABASE_URL", Problem: "is required (or --database-url)"})
-	}
-	if err := config.CheckDatabaseURL(*dbURL); err != nil {
-		return configError(stderr, err) // as serve and migrate do, before pgx sees it
 	}
 	if *keySpec == "" {
 		return configError(stderr, &config.Error{Variable: "NODERUNTIME_ENCRYPTION_KEYS", Problem: "is required (or --encryption-keys)"})
@@ -60,7 +53,7 @@ func rotateKeys(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	pool, err := database.Open(ctx, *dbURL, nil)
+	pool, err := database.Open(ctx, dbURL, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "noderuntime: %v\n", err)
 		return exitFailed
