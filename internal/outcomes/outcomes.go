@@ -142,7 +142,8 @@ type AuthorizationError struct {
 func (e *AuthorizationError) Error() string { return "authorization: " + e.Message }
 
 // ErrTokenUnavailable marks a failure to get an access token that is the token
-// endpoint's, not the authorization's: it failed (or failed moments ago and is left alone
-// meanwhile) while the stored token has expired or Engage rejected it. The authorization stays usable; the
-// node answers onError with CodeTokenUnavailable, and a later execution may succeed.
+// endpoint's, not the authorization's: it failed (or failed moments ago and is left
+// alone meanwhile) while the stored token has expired or Engage rejected it. The
+// authorization stays usable; the node answers onError with CodeTokenUnavailable, and a
+// later execution may succeed.
 var ErrTokenUnavailable = errors.New("the token endpoint failed, and the stored access token has expired or was rejected")
