@@ -2,10 +2,15 @@
 // the service's /oauth/callback the provider sent them back to, and answers its
 // confirmation page. `noderuntime dev` adds its demo authorization with it, and the
 // tests their Webex logins.
+//
+// It knows only what a browser sees (the page's headline, its hidden fields), never the
+// service's own packages: the page it reads is internal/httpapi's, and a change there
+// shows here as a failed Finish.
 package loginflow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -25,9 +30,9 @@ var hiddenField = regexp.MustCompile(`<input type="hidden" name="(state|code)" v
 // its page; confirm is the confirmation page itself, for checks of what it says.
 func Finish(ctx context.Context, c *http.Client, callback, action string) (resp *http.Response, page, confirm string, err error) {
 	u, err := url.Parse(callback)
-	if ue, ok := err.(*url.Error); ok {
-		// It quotes the whole URL, and the callback's query holds the login's code and
-		// state.
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		// Not ue itself: it quotes the whole URL, and the callback's query holds the
+		// login's code and state.
 		return nil, "", "", fmt.Errorf("the callback is not a URL: %w", ue.Err)
 	}
 	if err != nil {
@@ -65,7 +70,7 @@ func get(ctx context.Context, c *http.Client, u string) (string, int, error) {
 		return "", 0, err
 	}
 	resp, err := c.Do(req)
-	if ue, ok := err.(*url.Error); ok {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
 		// It names the whole URL, and the callback's query holds the login's code and
 		// state.
 		ue.URL = req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
