@@ -2,6 +2,9 @@
 // holds AES-256 keys by ID; the first encrypts, all decrypt, so keys rotate without
 // downtime. Every ciphertext names its key and is bound to associated data (the row ID
 // and column), so a ciphertext copied to another row or column does not decrypt.
+//
+// It knows nothing of where ciphertexts are stored or what a secret is for: the caller
+// chooses the associated data, and keeps the ciphertext.
 package secrets
 
 import (
