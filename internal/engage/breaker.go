@@ -172,6 +172,17 @@ func countsAgainstEngage(e *Error) bool {
 	return e != nil && e.Kind == KindUpstream
 }
 
+// breakerResult is what the breaker records for a call that ended in e (nil: success).
+func breakerResult(e *Error) error {
+	switch {
+	case countsAgainstEngage(e):
+		return errBreakerFailure
+	case e != nil && (e.Kind == KindTimeout || e.Kind == KindCanceled):
+		return errBreakerExcluded // says nothing about Engage, either way
+	}
+	return nil
+}
+
 // errBreakerFailure is what the breaker records for a failure, errBreakerExcluded for a
 // call that says nothing about Engage; their texts never matter.
 var (

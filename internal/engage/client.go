@@ -222,18 +222,9 @@ func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conv
 	if err != nil {
 		return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: err}
 	}
-	var payload []byte
-	if a, ok := body.(jsonAppender); ok {
-		payload = a.appendJSON(make([]byte, 0, 128))
-	} else if body != nil {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		// Engage gets text as written: "<" stays "<", not "\u003c".
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(body); err != nil {
-			return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: fmt.Errorf("encode request: %w", err)}
-		}
-		payload = buf.Bytes()
+	payload, err := encodeBody(body)
+	if err != nil {
+		return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: err}
 	}
 	if ctx == nil { // as http.NewRequestWithContext
 		return 0, nil, &Error{Op: op, Kind: KindInvalidRequest, Err: errors.New("net/http: nil Context")}
@@ -261,19 +252,30 @@ func (c *Client) roundTrip(ctx context.Context, op string, t Target, token, conv
 		}
 	}
 	if done != nil {
-		switch {
-		case countsAgainstEngage(e):
-			done(errBreakerFailure)
-		case e != nil && (e.Kind == KindTimeout || e.Kind == KindCanceled):
-			done(errBreakerExcluded) // says nothing about Engage, either way
-		default:
-			done(nil)
-		}
+		done(breakerResult(e))
 	}
 	if c.obs != nil {
 		c.obs.ObserveEngageCall(op, statusLabel(status, e), time.Since(start))
 	}
 	return status, raw, e
+}
+
+// encodeBody is the JSON of a request body; nil for none.
+func encodeBody(body any) ([]byte, error) {
+	if a, ok := body.(jsonAppender); ok {
+		return a.appendJSON(make([]byte, 0, 128)), nil
+	}
+	if body == nil {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// Engage gets text as written: "<" stays "<", not "\u003c".
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(body); err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 var jsonType = []string{"application/json"}
