@@ -209,8 +209,10 @@ func (s *Sim) issueAccess(sub subject, domain string, fam *family, ttl time.Dura
 	return tok
 }
 
-// sweepLocked drops expired and revoked tokens now and then, so a long-running
-// simulator does not grow without bound. Caller holds a.mu.
+// sweepLocked drops expired and revoked access tokens and expired codes now and then,
+// so a long-running simulator does not grow with every token it issued. Refresh tokens
+// stay: a used or revoked one must still be told apart from an unknown one (its replay
+// revokes its family). Caller holds a.mu.
 func (a *authState) sweepLocked(now time.Time) {
 	a.issued++
 	if a.issued < 4096 {
