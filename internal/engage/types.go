@@ -364,11 +364,9 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	if len(b) > 0 && b[0] == '"' {
-		s, ok := jsonscan.PlainString(b)
-		if !ok {
-			if err := json.Unmarshal(b, &s); err != nil {
-				return err
-			}
+		s, err := unquote(b)
+		if err != nil {
+			return err
 		}
 		if s == "" {
 			return nil
@@ -384,6 +382,17 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	}
 	*f = flexInt(n)
 	return nil
+}
+
+// unquote decodes a JSON string literal: itself when it is plain (no escapes), through
+// encoding/json otherwise. Only that rare path puts a string on the heap.
+func unquote(b []byte) (string, error) {
+	if s, ok := jsonscan.PlainString(b); ok {
+		return s, nil
+	}
+	var s string
+	err := json.Unmarshal(b, &s)
+	return s, err
 }
 
 // integralFloat reads s as a float that is a whole number an int holds exactly.
@@ -403,11 +412,9 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	case bytes.Equal(b, []byte("null")):
 		return nil
 	case len(b) > 0 && b[0] == '"':
-		s, ok := jsonscan.PlainString(b)
-		if !ok {
-			if err := json.Unmarshal(b, &s); err != nil {
-				return err
-			}
+		s, err := unquote(b)
+		if err != nil {
+			return err
 		}
 		*f = flexString(s)
 		return nil
