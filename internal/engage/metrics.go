@@ -7,9 +7,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics is the Prometheus Observer of Engage calls:
-// noderuntime_engage_requests_total{operation,status} and
-// noderuntime_engage_request_duration_seconds{operation}.
+// Metrics is the Prometheus Observer of Engage calls and BreakerObserver of their
+// breakers: noderuntime_engage_requests_total{operation,status},
+// noderuntime_engage_request_duration_seconds{operation} and
+// noderuntime_circuit_breakers{target,state}.
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
