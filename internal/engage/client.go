@@ -27,11 +27,12 @@ type Observer interface {
 	ObserveEngageCall(op string, status string, d time.Duration)
 }
 
-// Status labels for calls without a complete HTTP answer.
+// The status labels (Observer) of calls without a complete HTTP answer; not to be
+// confused with the conversation statuses (StatusQueued, ...).
 const (
-	StatusTimeout        = "timeout"
-	StatusCanceled       = "canceled"
-	StatusTransportError = "transport_error"
+	labelTimeout        = "timeout"
+	labelCanceled       = "canceled"
+	labelTransportError = "transport_error"
 )
 
 // Options configure a Client. The zero value is usable.
@@ -524,17 +525,18 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
+// statusLabel is the status an Observer sees for a call.
 func statusLabel(status int, e *Error) string {
 	if e != nil {
 		switch e.Kind {
 		case KindTimeout:
-			return StatusTimeout
+			return labelTimeout
 		case KindCanceled:
-			return StatusCanceled
+			return labelCanceled
 		}
 	}
 	if status == 0 {
-		return StatusTransportError
+		return labelTransportError
 	}
 	return strconv.Itoa(status)
 }
