@@ -55,6 +55,24 @@ type faultJSON struct {
 	Remaining     int     `json:"remaining,omitempty"`
 }
 
+func injectedFaultJSON(f InjectedFault) faultJSON {
+	return faultJSON{Op: f.Op, Latency: durString(f.Latency), Status: f.Status, RetryAfter: durString(f.RetryAfter),
+		Reset: f.Reset, Malformed: f.Malformed, UnknownStatus: f.UnknownStatus, NoTID: f.NoTID, Times: f.Times, Percent: f.Percent,
+		ID: f.ID, Remaining: f.Remaining}
+}
+
+// fault is the Fault in is, not yet validated; ID and Remaining are not the caller's to
+// set and are ignored.
+func (in *faultJSON) fault() (Fault, error) {
+	lat, err1 := parseDur(in.Latency)
+	ra, err2 := parseDur(in.RetryAfter)
+	if err := errors.Join(err1, err2); err != nil {
+		return Fault{}, err
+	}
+	return Fault{Op: in.Op, Latency: lat, Status: in.Status, RetryAfter: ra, Reset: in.Reset,
+		Malformed: in.Malformed, UnknownStatus: in.UnknownStatus, NoTID: in.NoTID, Times: in.Times, Percent: in.Percent}, nil
+}
+
 func durString(d time.Duration) string {
 	if d == 0 {
 		return ""
@@ -79,9 +97,7 @@ func (s *Sim) adminRoutes(mux *http.ServeMux) {
 		list := s.Faults()
 		out := make([]faultJSON, len(list))
 		for i, f := range list {
-			out[i] = faultJSON{Op: f.Op, Latency: durString(f.Latency), Status: f.Status, RetryAfter: durString(f.RetryAfter),
-				Reset: f.Reset, Malformed: f.Malformed, UnknownStatus: f.UnknownStatus, NoTID: f.NoTID, Times: f.Times, Percent: f.Percent,
-				ID: f.ID, Remaining: f.Remaining}
+			out[i] = injectedFaultJSON(f)
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
@@ -90,14 +106,11 @@ func (s *Sim) adminRoutes(mux *http.ServeMux) {
 		if !adminDecode(w, r, &in) {
 			return
 		}
-		lat, err1 := parseDur(in.Latency)
-		ra, err2 := parseDur(in.RetryAfter)
-		if err := errors.Join(err1, err2); err != nil {
+		f, err := in.fault()
+		if err != nil {
 			adminError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		f := Fault{Op: in.Op, Latency: lat, Status: in.Status, RetryAfter: ra, Reset: in.Reset,
-			Malformed: in.Malformed, UnknownStatus: in.UnknownStatus, NoTID: in.NoTID, Times: in.Times, Percent: in.Percent}
 		if err := f.validate(); err != nil {
 			adminError(w, http.StatusBadRequest, err.Error())
 			return
