@@ -22,7 +22,8 @@ type BreakerOptions struct {
 	// OpenFor is how long a tripped breaker refuses calls before letting probes through.
 	// Zero: 5 s.
 	OpenFor time.Duration
-	// ConsecutiveFailures trips the breaker. Zero: 5.
+	// ConsecutiveFailures in a row trip the breaker. Zero: 5. Half of the calls failing
+	// trips it too, once 20 calls have been counted (CountFor).
 	ConsecutiveFailures uint32
 	// CountFor is how long a closed breaker counts calls before it starts its counts
 	// afresh: failures spread thinly over hours never add up to a trip. Zero: 30 s.
@@ -105,7 +106,7 @@ func (b *breakers) get(t Target) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 	var cb *gobreaker.TwoStepCircuitBreaker[struct{}]
 	cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        k.target + " " + k.domain,
-		MaxRequests: 3,
+		MaxRequests: 3, // the probes a half-open breaker lets through
 		Interval:    b.opts.CountFor,
 		Timeout:     b.opts.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
