@@ -36,13 +36,15 @@ type Keys struct {
 // key pasted wrong.
 func ParseKeys(s string) (Keys, error) {
 	var k Keys
-	seen := map[[sha256.Size]byte]int{} // hash: index into k.hashes
-	for _, item := range strings.Split(s, ",") {
+	seen := map[[sha256.Size]byte]int{} // hash: the entry that gave it
+	for i, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
 			continue
 		}
-		entry := len(k.hashes) + 1 // counted among the non-empty entries
+		// Counted as written, blank ones included, as NODERUNTIME_ENCRYPTION_KEYS counts
+		// its entries: the nth item between commas.
+		entry := i + 1
 		name, hexSum, ok := strings.Cut(item, ":")
 		if !ok {
 			return Keys{}, fmt.Errorf("entry %d: want tenant:sha256hex", entry)
@@ -66,19 +68,30 @@ func ParseKeys(s string) (Keys, error) {
 			// An empty bearer token would then sign in (HashKey("") is well known).
 			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash is of an empty key", entry, name)
 		}
-		if i, ok := seen[sum]; ok {
-			if first := k.hashes[i].tenant; first != ID(name) {
-				return Keys{}, fmt.Errorf("entry %d: tenant %q: the same hash is configured for tenant %q (entry %d); a key belongs to one tenant", entry, name, first, i+1)
+		if firstEntry, ok := seen[sum]; ok {
+			if first := k.tenantOf(sum); first != ID(name) {
+				return Keys{}, fmt.Errorf("entry %d: tenant %q: the same hash is configured for tenant %q (entry %d); a key belongs to one tenant", entry, name, first, firstEntry)
 			}
-			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash is given twice (entries %d and %d)", entry, name, i+1, entry)
+			return Keys{}, fmt.Errorf("entry %d: tenant %q: the hash is given twice (entries %d and %d)", entry, name, firstEntry, entry)
 		}
-		seen[sum] = len(k.hashes)
+		seen[sum] = entry
 		k.hashes = append(k.hashes, keyHash{tenant: ID(name), sum: sum})
 	}
 	if len(k.hashes) == 0 {
 		return Keys{}, errors.New("no keys given")
 	}
 	return k, nil
+}
+
+// tenantOf is the tenant of a configured hash, "" for none; for start-up's errors, not
+// for requests (Lookup compares in constant time).
+func (k Keys) tenantOf(sum [sha256.Size]byte) ID {
+	for _, h := range k.hashes {
+		if h.sum == sum {
+			return h.tenant
+		}
+	}
+	return ""
 }
 
 // emptyKeySum is the SHA-256 of the empty key.

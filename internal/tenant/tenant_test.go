@@ -148,6 +148,22 @@ func TestABlankEntryInTheKeyListIsSkipped(t *testing.T) {
 	}
 }
 
+// An error names its entry as NODERUNTIME_ENCRYPTION_KEYS' errors do: the nth item
+// between commas, blank ones counted, so the number leads to the entry as written.
+func TestAnEntryIsNumberedAsWrittenBlankOnesCounted(t *testing.T) {
+	a1 := tenant.HashKey("a1")
+	for list, want := range map[string]string{
+		"acme:" + a1 + ",,globex:zz":                   "entry 3: the hash after the colon",
+		" ,acme:" + a1 + ", ,globex:" + a1:             `entry 4: tenant "globex": the same hash is configured for tenant "acme" (entry 2)`,
+		"acme:" + a1 + ",,acme:" + strings.ToUpper(a1): `entry 3: tenant "acme": the hash is given twice (entries 1 and 3)`,
+	} {
+		_, err := tenant.ParseKeys(list)
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: got %v, want %s...", list, err, want)
+		}
+	}
+}
+
 // LookupKey accepts what Lookup accepts and nothing else: an unknown or empty key
 // names no tenant and no fingerprint.
 func TestLookupKeyRefusesAnUnknownKey(t *testing.T) {
