@@ -124,7 +124,9 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 		{env: "ENGAGE_ALLOWED_BASE_URLS", flag: "engage-allowed-base-urls", def: strings.Join(DefaultEngageBaseURLs, ","), usage: "comma-separated Engage base URLs an authorization may use",
 			parse: func(s string) error {
 				cfg.EngageAllowedBases = nil
-				for i, u := range splitList(s, ",") {
+				// Split, not splitList: an entry is numbered as written, blank ones counted,
+				// as the key lists number theirs.
+				for i, u := range strings.Split(s, ",") {
 					// "a, b" or a YAML block: the spaces around an entry are not part of it.
 					if u = strings.TrimSpace(u); u == "" {
 						continue

@@ -432,6 +432,11 @@ func TestAnAllowlistEntryThatDoesNotParseIsNamedByItsPlace(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "entry 2") || strings.Contains(err.Error(), "s3cret-pw") || strings.Contains(err.Error(), "b.example") {
 		t.Fatalf("got %v, want entry 2 named and not repeated", err)
 	}
+	// Numbered as written, blank entries counted, as the key lists number theirs.
+	_, err = load(with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://a.example/api/v1,,https://u:s3cret-pw@b.example:port/api/v1"))
+	if err == nil || !strings.Contains(err.Error(), "entry 3") {
+		t.Fatalf("got %v, want entry 3 named", err)
+	}
 	_, err = load(with(minimal(), "ENGAGE_ALLOWED_BASE_URLS", "https://u:s3cret-pw@a.example/api/v1?x=1"))
 	if err == nil || !strings.Contains(err.Error(), `entry 1, "https://u:xxxxx@a.example/api/v1?x=1"`) {
 		t.Fatalf("got %v, want the parsed entry quoted with its password masked", err)
