@@ -82,6 +82,10 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 		}
 	}
 	logger := newLogger(stderr, level)
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
+		return exitFailed
+	}
 
 	// The address first: a second run while the first holds its port must fail before
 	// it recreates the local server's database, which the first run is using.
@@ -95,43 +99,37 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 
 	dbURL, cleanup, err := devDatabaseURL(ctx, given, *local, devDatabase, stdout)
 	if err != nil {
-		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
-		return exitFailed
+		return fail(err)
 	}
 	defer cleanup()
 	if _, _, err := database.Migrate(ctx, dbURL); err != nil {
-		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
-		return exitFailed
+		return fail(err)
 	}
 
 	clientSecret := randomHex(16)
 	sim, stopSim, err := startDevSimulator(*simAddr, publicURL, clientSecret)
 	if err != nil {
-		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
-		return exitFailed
+		return fail(err)
 	}
 	defer stopSim()
 
 	apiKey := randomHex(20)
 	cfg, err := devConfig(dbURL, apiKey, publicURL, clientSecret, sim)
 	if err != nil {
-		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
-		return exitFailed
+		return fail(err)
 	}
 	cfg.Addr = ln.Addr().String()
 	ln.Close() // app.Run listens itself; the port is held until this moment
 	a, err := app.New(ctx, cfg, logger)
 	if err != nil {
-		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
-		return exitFailed
+		return fail(err)
 	}
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx, func(net.Addr) { close(ready) }) }()
 	select {
 	case err := <-done:
-		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
-		return exitFailed
+		return fail(err)
 	case <-ready:
 	}
 
@@ -146,8 +144,7 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	printDevBanner(stdout, publicURL, apiKey, authID, sim)
 
 	if err := <-done; err != nil {
-		fmt.Fprintf(stderr, "noderuntime dev: %v\n", err)
-		return exitFailed
+		return fail(err)
 	}
 	return exitOK
 }
