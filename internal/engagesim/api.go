@@ -162,6 +162,9 @@ func (s *Sim) api(op string, h func(w http.ResponseWriter, r *http.Request, d *d
 	}
 }
 
+// domainCall is what a conversation handler knows of its call besides the request: the
+// path's domain, which the token was checked against, and how the faults that fired
+// change a successful answer (effect).
 type domainCall struct {
 	domain        string
 	unknownStatus string
