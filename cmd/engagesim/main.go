@@ -24,12 +24,27 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "engagesim:", err)
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	}
+	os.Exit(exitCode(err))
+}
+
+// usageError is a command line the simulator cannot run with.
+type usageError struct{ error }
+
+// exitCode follows Go's commands and noderuntime's: 0 after -help, 2 for a command line
+// that cannot run, 1 for a failure while running.
+func exitCode(err error) int {
+	var usage usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &usage):
+		return 2
+	default:
+		return 1
 	}
 }
 
@@ -80,13 +95,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	codeTTL := fs.Duration("code-ttl", engagesim.DefaultCodeTTL, "authorization code lifetime")
 	seed := fs.Uint64("seed", 1, "seed of percentage faults")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	if *tokenTTL <= 0 || *codeTTL <= 0 {
-		return errors.New("-token-ttl and -code-ttl must be positive")
+		return usageError{errors.New("-token-ttl and -code-ttl must be positive")}
 	}
 
 	cfg := engagesim.Config{AccessTokenTTL: *tokenTTL, ClientCredentialsTTL: *tokenTTL, CodeTTL: *codeTTL, Seed: *seed}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -106,9 +107,35 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		// A run that accepts the flags serves until its context ends: end it soon, so
 		// that an accepted flag fails the test instead of hanging it.
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		if err := run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), io.Discard); err == nil {
+		err := run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), io.Discard)
+		if err == nil {
 			t.Errorf("%v: accepted", args)
+		} else if code := exitCode(err); code != 2 {
+			t.Errorf("%v: exit code %d, want 2 (usage): %v", args, code, err)
 		}
 		cancel()
+	}
+}
+
+// -help prints the flags and exits 0, as Go's commands and noderuntime do; a failure
+// while running (here: the address is taken) exits 1.
+func TestHelpExitsZeroAndAFailureWhileRunningExitsOne(t *testing.T) {
+	var out strings.Builder
+	err := run(t.Context(), []string{"-help"}, &out)
+	if code := exitCode(err); code != 0 {
+		t.Errorf("-help: exit code %d, want 0 (%v)", code, err)
+	}
+	if !strings.Contains(out.String(), "-token-ttl") {
+		t.Errorf("-help printed no flags:\n%s", out.String())
+	}
+
+	taken, lerr := net.Listen("tcp", "127.0.0.1:0")
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	defer taken.Close()
+	err = run(t.Context(), []string{"-addr", taken.Addr().String()}, io.Discard)
+	if code := exitCode(err); code != 1 {
+		t.Errorf("a taken address: exit code %d, want 1 (%v)", code, err)
 	}
 }
