@@ -365,19 +365,22 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 	if err == nil {
 		err = tx.Commit(sctx)
 	}
-	if err != nil && sctx.Err() == nil && connectionLost(err) {
-		// Postgres restarted or failed over after the provider answered: the lock is gone
-		// and the row still holds a refresh token the provider may have rotated away.
-		// Write the pair again on a new connection, unless the row changed meanwhile. The
-		// dead one goes back to the pool first: with every connection held so (refreshes
-		// that lost theirs at once, or a pool of one), the write would wait for a
-		// connection until its time ran out.
+	if err != nil && sctx.Err() == nil {
+		// Postgres restarted or failed over after the provider answered, or the write was
+		// refused otherwise (canceled by pg_cancel_backend, a statement_timeout): the
+		// transaction is over, the lock with it, and the row still holds a refresh token
+		// the provider may have rotated away. Write the pair again on a new connection,
+		// unless the row changed meanwhile (a refusal that lasts fails that write too, at
+		// once). The dead one goes back to the pool first: with every connection held so
+		// (refreshes that lost theirs at once, or a pool of one), the write would wait
+		// for a connection until its time ran out.
 		_ = tx.Rollback(sctx)
 		version, stored, err = s.storeAgain(sctx, log, r, sl, expiry)
 	}
 	if err != nil {
-		// The provider may have rotated the refresh token we failed to store; the next
-		// refresh will tell (invalid_grant moves the authorization to re-authorization).
+		// The provider may have rotated the refresh token we failed to store: the pair is
+		// dropped (it was never handed out), and the next refresh will tell (invalid_grant
+		// moves the authorization to re-authorization; docs/authorizations.md).
 		s.metrics.refresh(resultError)
 		log.ErrorContext(ctx, "token refreshed but not stored", slog.String("error", err.Error()))
 		return Credential{}, fmt.Errorf("refresh token: store the new token: %w", err)
@@ -409,8 +412,9 @@ const storeRefreshed = `update authorizations set access_token = $2, refresh_tok
 	key_id = $5, token_expiry = $6, version = version + 1, updated_at = now(), refresh_backoff_until = null
 	where id = $1 and version = $7 returning version, updated_at`
 
-// storeAgain writes a refreshed pair whose first write lost its connection, on new
-// connections until ctx ends: Postgres may take a few seconds to come back.
+// storeAgain writes a refreshed pair whose first write failed (most often it lost its
+// connection), on new connections while they turn out lost and ctx lasts: Postgres may
+// take a few seconds to come back. Any other failure ends it at once.
 func (s *Store) storeAgain(ctx context.Context, log *slog.Logger, r *row, sl sealed, expiry *time.Time) (int64, time.Time, error) {
 	var (
 		version int64
@@ -422,7 +426,7 @@ func (s *Store) storeAgain(ctx context.Context, log *slog.Logger, r *row, sl sea
 		s.pool.Reset()
 		err := s.pool.QueryRow(ctx, storeRefreshed, r.id, sl.accessToken, sl.refreshToken, sl.tenantSecret, sl.keyID, expiry, r.version).Scan(&version, &stored)
 		if err == nil {
-			log.WarnContext(ctx, "token refresh stored on a new connection after the first was lost")
+			log.WarnContext(ctx, "token refresh stored on a new connection after the first write failed")
 			return version, stored, nil
 		}
 		if errors.Is(err, pgx.ErrNoRows) {
