@@ -1,7 +1,13 @@
 package authstore_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
@@ -57,5 +63,99 @@ func TestARefreshWhoseWriteIsCanceledAfterTheProviderAnsweredStillStoresTheNewPa
 	}
 	if n := e.sim.InvalidGrants(); n != 0 || e.status(a.ID) != string(authstore.StatusActive) {
 		t.Fatalf("%d invalid_grant answers, status %s: want 0, active", n, e.status(a.ID))
+	}
+}
+
+// A token endpoint whose answers give the access token's lifetime as expires_in (absent
+// when nil), relayed from the simulator's; it counts the refreshes.
+type lifetimeRewriter struct {
+	to        string
+	expiresIn any
+	refreshes atomic.Int32
+}
+
+func (l *lifetimeRewriter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if bytes.Contains(body, []byte("grant_type=refresh_token")) {
+		l.refreshes.Add(1)
+	}
+	req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, l.to, bytes.NewReader(body))
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	var answer map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	if resp.StatusCode == http.StatusOK {
+		delete(answer, "expires_in")
+		if l.expiresIn != nil {
+			answer["expires_in"] = l.expiresIn
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(resp.StatusCode)
+	_ = json.NewEncoder(w).Encode(answer)
+}
+
+// A token endpoint that gives no usable lifetime (expires_in absent, 0, negative, or past
+// what a duration holds) gets no refresh until Engage rejects the token: then one, whose
+// rotated pair is kept. A lifetime over before it was received would otherwise have every
+// call refresh, on every replica, each spending the rotating refresh token.
+func TestATokenWithoutAUsableLifetimeIsRefreshedOnlyWhenEngageRejectsIt(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		expiresIn any
+	}{
+		{"absent", nil},
+		{"zero", 0},
+		{"negative", -60},
+		{"huge", int64(1) << 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, engagesim.Config{})
+			provider := &lifetimeRewriter{to: e.sim.TokenURL(), expiresIn: tc.expiresIn}
+			srv := httptest.NewServer(provider)
+			t.Cleanup(srv.Close)
+			withProvider := func(o *authstore.Options) { o.Webex.TokenURL = srv.URL }
+			a := e.createLogin(e.store(withProvider), acme, "lifetime "+tc.name)
+			replicas := []*authstore.Store{e.replica(withProvider), e.replica(withProvider)}
+
+			var c authstore.Credential
+			for i := range 3 {
+				for _, s := range replicas {
+					var err error
+					if c, err = s.Token(ctxT(t), acme, a.ID); err != nil {
+						t.Fatalf("call %d: %v", i, err)
+					}
+				}
+			}
+			if n := provider.refreshes.Load(); n != 0 {
+				t.Fatalf("%d refreshes for 6 calls on a token Engage did not reject, want 0", n)
+			}
+			if err := e.works(c); err != nil {
+				t.Fatal(err)
+			}
+
+			spent := e.storedRefreshToken(a.ID)
+			for _, s := range replicas {
+				fresh, err := s.Refresh(ctxT(t), acme, a.ID, c.AccessToken)
+				if err != nil {
+					t.Fatalf("refresh after a 401: %v", err)
+				}
+				e.wantRotatedPairStored(t, fresh, a.ID, spent)
+			}
+			if n := provider.refreshes.Load(); n != 1 {
+				t.Fatalf("%d refreshes after one rejected token on two replicas, want 1", n)
+			}
+			if n := e.sim.InvalidGrants(); n != 0 || e.status(a.ID) != string(authstore.StatusActive) {
+				t.Fatalf("%d invalid_grant answers, status %s: want 0, active", n, e.status(a.ID))
+			}
+		})
 	}
 }

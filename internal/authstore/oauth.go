@@ -160,11 +160,20 @@ func shorten(s string, scrub []secrets.Value) string {
 	}, s)
 }
 
+// fromOAuth is what a token endpoint granted. A lifetime over before it was received
+// (expires_in negative) is no lifetime, as expires_in 0 or absent is: the token is
+// used until Engage rejects it. Taken as said, every call would refresh it, on every
+// replica, each spending the rotating refresh token; and refused as a bad answer, the
+// refresh token the provider has just rotated would be lost.
 func fromOAuth(t *oauth2.Token) (tokens, error) {
 	if t == nil || t.AccessToken == "" {
 		return tokens{}, &providerError{kind: "bad_answer"}
 	}
-	return tokens{access: secrets.New(t.AccessToken), refresh: secrets.New(t.RefreshToken), expiry: t.Expiry}, nil
+	expiry := t.Expiry
+	if !expiry.IsZero() && !expiry.After(time.Now()) {
+		expiry = time.Time{}
+	}
+	return tokens{access: secrets.New(t.AccessToken), refresh: secrets.New(t.RefreshToken), expiry: expiry}, nil
 }
 
 // withClient makes oauth2 use the store's HTTP client.
