@@ -159,3 +159,74 @@ func TestATokenWithoutAUsableLifetimeIsRefreshedOnlyWhenEngageRejectsIt(t *testi
 		})
 	}
 }
+
+// refuseUpdates makes every update of an authorization fail, as a canceled statement
+// does, until the function it returns is called: a write that cannot be made within its
+// 5 s (Postgres away for longer), without the test waiting for them.
+func (e *env) refuseUpdates() (allow func()) {
+	e.t.Helper()
+	_, err := e.pool.Exec(context.Background(), `
+		create table refuse_updates (on_ boolean);
+		insert into refuse_updates values (true);
+		create function refuse_updates() returns trigger language plpgsql as $$
+		begin
+			if exists (select 1 from refuse_updates) then
+				raise exception 'canceling statement due to user request' using errcode = 'query_canceled';
+			end if;
+			return new;
+		end $$;
+		create trigger refuse_updates before update on authorizations for each row execute function refuse_updates();`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return func() {
+		e.t.Helper()
+		if _, err := e.pool.Exec(context.Background(), "delete from refuse_updates"); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// A refresh whose new pair cannot be stored at all does not cost the login, once
+// Postgres takes writes again: the provider has rotated the stored refresh token away,
+// so the replica keeps the one it got, and its next refresh spends that one instead of
+// replaying the spent one (invalid_grant, needs_reauthorization).
+func TestARefreshThatCouldNotStoreItsPairSpendsTheRefreshTokenItGotNextTime(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	a := e.createLogin(s, acme, "pair not stored")
+	spent := e.storedRefreshToken(a.ID)
+	e.expire(a.ID)
+	allow := e.refuseUpdates()
+
+	if _, err := s.Token(ctxT(t), acme, a.ID); err == nil {
+		t.Fatal("a refresh whose pair could not be stored handed out a token")
+	}
+	if e.storedRefreshToken(a.ID) != spent {
+		t.Fatal("the refused write changed the row")
+	}
+
+	allow()
+	c, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatalf("the next refresh: %v (status %s, %d invalid_grant answers)", err, e.status(a.ID), e.sim.InvalidGrants())
+	}
+	e.wantRotatedPairStored(t, c, a.ID, spent)
+	if n := e.sim.InvalidGrants(); n != 0 || e.status(a.ID) != string(authstore.StatusActive) {
+		t.Fatalf("%d invalid_grant answers, status %s: want 0, active", n, e.status(a.ID))
+	}
+
+	// The pair stored, the next refresh (on another replica too) spends the stored one.
+	e.expire(a.ID)
+	next, err := e.replica().Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatalf("a refresh on another replica: %v (status %s)", err, e.status(a.ID))
+	}
+	if err := e.works(next); err != nil {
+		t.Fatal(err)
+	}
+	e.expire(a.ID)
+	if _, err := s.Token(ctxT(t), acme, a.ID); err != nil || e.sim.InvalidGrants() != 0 {
+		t.Fatalf("the first replica's refresh after the other's: %v (%d invalid_grant answers)", err, e.sim.InvalidGrants())
+	}
+}

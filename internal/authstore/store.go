@@ -86,9 +86,10 @@ type Store struct {
 
 	skew, refreshTimeout, lockTimeout, backoff, maxAge, stateTTL time.Duration
 
-	cache   cache
-	flight  singleflight.Group
-	metrics *metrics
+	cache    cache
+	unstored unstoredTokens
+	flight   singleflight.Group
+	metrics  *metrics
 
 	listening atomic.Bool
 	stop      context.CancelFunc

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -302,6 +303,11 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 	if err != nil {
 		return Credential{}, err
 	}
+	if rt, ok := s.unstored.get(id, r.version); ok {
+		// This process refreshed the row at this version and could not store what the
+		// provider answered: the stored refresh token is spent, the one it got is not.
+		o.refreshToken = rt
+	}
 
 	var got tokens
 	switch r.kind {
@@ -382,16 +388,67 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 		// dropped (it was never handed out), and the next refresh will tell (invalid_grant
 		// moves the authorization to re-authorization; docs/authorizations.md).
 		s.metrics.refresh(resultError)
-		log.ErrorContext(ctx, "token refreshed but not stored", slog.String("error", err.Error()))
+		if r.kind == KindWebexLogin {
+			s.unstored.put(id, r.version, o.refreshToken)
+		}
+		log.ErrorContext(ctx, "token refreshed but not stored; its refresh token is kept in this replica's memory for its next refresh", slog.String("error", err.Error()))
 		return Credential{}, fmt.Errorf("refresh token: store the new token: %w", err)
 	}
 	s.metrics.refresh(resultSuccess)
+	s.unstored.forget(id)
 	s.cache.recovered(id)
 	r.version, r.updatedAt = version, stored
 	c := Credential{AuthorizationID: r.id, BaseURL: r.baseURL, Domain: r.domain, AccessToken: got.access, ExpiresAt: got.expiry}
 	s.remember(snap, t, r, c)
 	log.DebugContext(ctx, "token refreshed", slog.String("kind", string(r.kind)))
 	return c, nil
+}
+
+// unstoredTokens holds, per authorization, the refresh token a refresh of this process
+// got from the provider and could not store (Postgres away for longer than the write's
+// 5 s), with the row version it refreshed: the provider has rotated the stored refresh
+// token away, so while the row still has that version, the next refresh here spends
+// this one instead. A refresh that stores its pair, or finds the row at another version
+// (re-authorized, marked for re-authorization, refreshed by another replica), forgets it.
+type unstoredTokens struct {
+	mu sync.Mutex
+	m  map[string]unstoredToken
+}
+
+type unstoredToken struct {
+	version int64
+	refresh secrets.Value
+}
+
+// get returns id's unstored refresh token if it was got at version; one got at another
+// version is forgotten.
+func (u *unstoredTokens) get(id string, version int64) (secrets.Value, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	t, ok := u.m[id]
+	if !ok {
+		return secrets.Value{}, false
+	}
+	if t.version != version {
+		delete(u.m, id)
+		return secrets.Value{}, false
+	}
+	return t.refresh, true
+}
+
+func (u *unstoredTokens) put(id string, version int64, refresh secrets.Value) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.m == nil || len(u.m) >= maxCacheEntries {
+		u.m = map[string]unstoredToken{}
+	}
+	u.m[id] = unstoredToken{version: version, refresh: refresh}
+}
+
+func (u *unstoredTokens) forget(id string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.m, id)
 }
 
 // setRefreshTimeouts bounds a refresh transaction's wait for the row lock ($1), and keeps
