@@ -230,3 +230,37 @@ func TestARefreshThatCouldNotStoreItsPairSpendsTheRefreshTokenItGotNextTime(t *t
 		t.Fatalf("the first replica's refresh after the other's: %v (%d invalid_grant answers)", err, e.sim.InvalidGrants())
 	}
 }
+
+// A login whose write is refused once on a live connection (the statement canceled) is
+// still stored: the state and the code are spent, so nothing else could store it, and
+// the person would have to sign in again.
+func TestALoginWhoseWriteIsCanceledOnceIsStillStored(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	s := e.store()
+	started, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "canceled during the login", Kind: authstore.KindWebexLogin, BaseURL: e.sim.BaseURL(), Domain: "acme",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := e.login(started.AuthorizeURL, "login")
+	e.failNextUpdate()
+	done, err := s.CompleteLogin(ctxT(t), query)
+	if err != nil {
+		t.Fatalf("a login whose write was canceled once: %v (status %s)", err, e.status(started.ID))
+	}
+	if done.Reauthorized || done.Status != authstore.StatusActive {
+		t.Fatalf("completed %+v, want a first login, active", done)
+	}
+	c, err := s.Token(ctxT(t), acme, started.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.works(c); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := e.pool.QueryRow(ctxT(t), "select count(*) from audit_events where authorization_id = $1 and action = 'authorized'", started.ID).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d authorized events (%v), want 1", n, err)
+	}
+}

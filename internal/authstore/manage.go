@@ -562,9 +562,28 @@ func (s *Store) CompleteLogin(ctx context.Context, query url.Values) (Completed,
 
 	updated, previous, err := s.storeLogin(ctx, st, got, false)
 	var lost error // the last connection lost, the cause if the bound passes
-	for wait := 50 * time.Millisecond; err != nil && ctx.Err() == nil && connectionLost(err) && !errors.Is(err, secrets.ErrDecrypt); wait = min(2*wait, time.Second) {
-		// Postgres restarted or failed over during the write: the state and the code are
-		// spent, so the login is stored again on a new connection or never.
+	refused := false
+	again := func(err error) bool {
+		if err == nil || ctx.Err() != nil || errors.Is(err, secrets.ErrDecrypt) || errors.Is(err, pgx.ErrNoRows) {
+			return false
+		}
+		if connectionLost(err) {
+			return true
+		}
+		// A statement Postgres refused on a live connection (canceled by
+		// pg_cancel_backend or a statement_timeout, a deadlock) is tried again once: a
+		// refusal that lasts fails that try too, without holding the browser until the
+		// bound.
+		if _, ok := errors.AsType[*pgconn.PgError](err); ok && !refused {
+			refused = true
+			return true
+		}
+		return false
+	}
+	for wait := 50 * time.Millisecond; again(err); wait = min(2*wait, time.Second) {
+		// Postgres restarted or failed over during the write, or refused it: the state
+		// and the code are spent, so the login is stored again on a new connection or
+		// never.
 		lost = err
 		select {
 		case <-ctx.Done():
