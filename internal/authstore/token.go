@@ -381,12 +381,14 @@ func (s *Store) refreshLocked(ctx context.Context, t tenant.ID, seenVersion int6
 		// (refreshes that lost theirs at once, or a pool of one), the write would wait
 		// for a connection until its time ran out.
 		_ = tx.Rollback(sctx)
-		version, stored, err = s.storeAgain(sctx, log, r, sl, expiry)
+		version, stored, err = s.storeAgain(sctx, log, r, sl, expiry, connectionLost(err))
 	}
 	if err != nil {
-		// The provider may have rotated the refresh token we failed to store: the pair is
-		// dropped (it was never handed out), and the next refresh will tell (invalid_grant
-		// moves the authorization to re-authorization; docs/authorizations.md).
+		// The provider may have rotated the refresh token we failed to store. The pair is
+		// not handed out; its refresh token is kept for this process's next refresh of
+		// the row at this version (unstoredTokens). Should another replica refresh it
+		// first, it replays the stored one: invalid_grant, and the authorization needs
+		// re-authorization (docs/authorizations.md).
 		s.metrics.refresh(resultError)
 		if r.kind == KindWebexLogin {
 			s.unstored.put(id, r.version, o.refreshToken)
@@ -469,18 +471,21 @@ const storeRefreshed = `update authorizations set access_token = $2, refresh_tok
 	key_id = $5, token_expiry = $6, version = version + 1, updated_at = now(), refresh_backoff_until = null
 	where id = $1 and version = $7 returning version, updated_at`
 
-// storeAgain writes a refreshed pair whose first write failed (most often it lost its
+// storeAgain writes a refreshed pair whose first write failed (lost says it lost its
 // connection), on new connections while they turn out lost and ctx lasts: Postgres may
 // take a few seconds to come back. Any other failure ends it at once.
-func (s *Store) storeAgain(ctx context.Context, log *slog.Logger, r *row, sl sealed, expiry *time.Time) (int64, time.Time, error) {
+func (s *Store) storeAgain(ctx context.Context, log *slog.Logger, r *row, sl sealed, expiry *time.Time, lost bool) (int64, time.Time, error) {
 	var (
 		version int64
 		stored  time.Time
 	)
 	wait := 50 * time.Millisecond
 	for {
-		// The pool hands out connections the restart closed without a ping (load).
-		s.pool.Reset()
+		if lost {
+			// The pool hands out connections the restart closed without a ping (load).
+			s.pool.Reset()
+		}
+		lost = true // the tries after this one follow a lost connection
 		err := s.pool.QueryRow(ctx, storeRefreshed, r.id, sl.accessToken, sl.refreshToken, sl.tenantSecret, sl.keyID, expiry, r.version).Scan(&version, &stored)
 		if err == nil {
 			log.WarnContext(ctx, "token refresh stored on a new connection after the first write failed")
