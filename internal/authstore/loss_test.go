@@ -11,7 +11,9 @@ import (
 	"testing"
 
 	"github.com/noderuntime/noderuntime/internal/authstore"
+	"github.com/noderuntime/noderuntime/internal/database/dbtest"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
+	"github.com/noderuntime/noderuntime/internal/pgtemp"
 )
 
 // failNextUpdate makes the next update of an authorization fail as a canceled statement
@@ -262,5 +264,64 @@ func TestALoginWhoseWriteIsCanceledOnceIsStillStored(t *testing.T) {
 	var n int
 	if err := e.pool.QueryRow(ctxT(t), "select count(*) from audit_events where authorization_id = $1 and action = 'authorized'", started.ID).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("%d authorized events (%v), want 1", n, err)
+	}
+}
+
+// stopAfterTheRefresh is a token endpoint's transport that stops Postgres once the
+// provider has answered the first refresh, before the store sees the answer: the
+// rotated pair cannot be written until Postgres is started again.
+type stopAfterTheRefresh struct {
+	cluster *pgtemp.Cluster
+	stopped atomic.Bool
+}
+
+func (s *stopAfterTheRefresh) RoundTrip(r *http.Request) (*http.Response, error) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && bytes.Contains(body, []byte("grant_type=refresh_token")) && s.stopped.CompareAndSwap(false, true) {
+		if serr := s.cluster.Stop(context.Background()); serr != nil {
+			return nil, serr
+		}
+	}
+	return resp, err
+}
+
+// Postgres stops as the provider answers a refresh and stays down past the 5 s the new
+// pair gets: the pair is not stored, and the execution gets an error. Once Postgres is
+// back, the replica's next refresh spends the refresh token the provider rotated to,
+// not the stored one it rotated away: the login survives the outage.
+func TestARefreshWhosePairOutlivesAPostgresOutageKeepsTheLogin(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	cluster, url := dbtest.NewCluster(t)
+	e.url = url
+	e.pool = e.newPool()
+	stop := &stopAfterTheRefresh{cluster: cluster}
+	s := e.store(func(o *authstore.Options) { o.HTTPClient = &http.Client{Transport: stop} })
+	a := e.createLogin(s, acme, "outage during a refresh")
+	spent := e.storedRefreshToken(a.ID)
+	e.expire(a.ID)
+
+	if _, err := s.Token(ctxT(t), acme, a.ID); err == nil {
+		t.Fatal("a refresh whose pair could not be stored handed out a token")
+	} else if !stop.stopped.Load() {
+		t.Fatalf("the refresh did not reach the provider: %v", err)
+	}
+
+	if err := cluster.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	e.pool.Reset()
+	if e.storedRefreshToken(a.ID) != spent {
+		t.Fatal("the row changed during the outage")
+	}
+	c, err := s.Token(ctxT(t), acme, a.ID)
+	if err != nil {
+		t.Fatalf("the refresh after the outage: %v (status %s, %d invalid_grant answers)", err, e.status(a.ID), e.sim.InvalidGrants())
+	}
+	e.wantRotatedPairStored(t, c, a.ID, spent)
+	if n := e.sim.InvalidGrants(); n != 0 || e.status(a.ID) != string(authstore.StatusActive) {
+		t.Fatalf("%d invalid_grant answers, status %s: want 0, active", n, e.status(a.ID))
 	}
 }
