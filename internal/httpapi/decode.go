@@ -52,7 +52,14 @@ func decodeBytes(w http.ResponseWriter, r *http.Request, body []byte, v any) boo
 		}
 	}
 	if err != nil {
-		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, describeJSONError(err)))
+		msg := describeJSONError(err)
+		if isUnknownField(err) {
+			// encoding/json names the key without the object it is in.
+			if key, bad := inexactKey(body, reflect.TypeOf(v)); bad {
+				msg = key.problem()
+			}
+		}
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, msg))
 		return false
 	}
 	if esc, lone := loneSurrogate(body); lone {
@@ -65,7 +72,7 @@ func decodeBytes(w http.ResponseWriter, r *http.Request, body []byte, v any) boo
 		return false
 	}
 	if key, bad := inexactKey(body, reflect.TypeOf(v)); bad {
-		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("unknown field %q (field names are case-sensitive)", clipValue(key))))
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, key.problem()))
 		return false
 	}
 	if field, ft, null := nullField(body, reflect.TypeOf(v)); null {
@@ -160,6 +167,20 @@ func jsonWant(t reflect.Type) string {
 	return "another JSON value"
 }
 
+// problem is what the problem document says of the key.
+func (k inexact) problem() string {
+	if k.caseOnly {
+		return fmt.Sprintf("unknown field %q (field names are case-sensitive)", clipValue(k.path))
+	}
+	return fmt.Sprintf("unknown field %q", clipValue(k.path))
+}
+
+// isUnknownField reports whether err is encoding/json's refusal of a key that names no
+// field (DisallowUnknownFields).
+func isUnknownField(err error) bool {
+	return strings.HasPrefix(err.Error(), "json: unknown field ")
+}
+
 // describeJSONError turns a decoding error into a message that names the problem but
 // never echoes the body.
 func describeJSONError(err error) string {
@@ -182,7 +203,7 @@ func describeJSONError(err error) string {
 			return fmt.Sprintf("field %q: want %s, got JSON %s", clipValue(typ.Field), jsonWant(typ.Type), kind)
 		}
 		return fmt.Sprintf("want a JSON object, got JSON %s", kind)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
+	case isUnknownField(err):
 		name, uerr := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
 		if uerr != nil {
 			return "unknown field"

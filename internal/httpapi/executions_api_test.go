@@ -370,7 +370,10 @@ func TestTheEnvelopesChecksHoldAtTheirEdges(t *testing.T) {
 		{"invalid UTF-8 in the input", envelope("search-conversation", "1.3", "a", `"input":{"channel":"sms`+"\xff"+`","bizAddress":"b","customerAddress":"c"}`), 400, "not valid UTF-8", ""},
 		{"a key twice in the input", envelope("search-conversation", "1.3", "a", `"input":{"channel":"sms","channel":"whatsapp","bizAddress":"b","customerAddress":"c"}`), 400, `the key "channel" is given twice`, ""},
 		{"a key twice in the context", envelope("search-conversation", "1.3", "a", input+`,"context":{"flowId":"f","flowId":"g"}`), 400, `the key "flowId" is given twice`, ""},
-		{"an unknown context field", envelope("search-conversation", "1.3", "a", input+`,"context":{"flowId":"f","stepId":"s"}`), 400, `unknown field "stepId"`, ""},
+		// A key inside the context is named with it, as a field of the wrong type is: the
+		// caller looks for it where it is, not at the top of the body.
+		{"an unknown context field", envelope("search-conversation", "1.3", "a", input+`,"context":{"flowId":"f","stepId":"s"}`), 400, `unknown field "context.stepId"`, ""},
+		{"a context field named in another case", envelope("search-conversation", "1.3", "a", input+`,"context":{"FlowID":"f"}`), 400, `unknown field "context.FlowID" (field names are case-sensitive)`, ""},
 		{"data after the envelope", envelope("search-conversation", "1.3", "a", input) + ` {}`, 400, "trailing data", ""},
 		{"a timeout of 1 ms", envelope("search-conversation", "1.3", "a", input+`,"timeoutMs":1`), 200, "", ""},
 		{"a negative timeout", envelope("search-conversation", "1.3", "a", input+`,"timeoutMs":-1`), 400, "timeoutMs must be a positive", ""},

@@ -5,28 +5,41 @@ import (
 	"encoding"
 	"encoding/json"
 	"reflect"
+	"strings"
 
 	"github.com/noderuntime/noderuntime/internal/jsonfields"
 )
 
 // inexactKey returns a key of data, a JSON text that encoding/json has already decoded
-// into a value of type t, that names no field of its struct exactly, and whether there
-// is one. encoding/json matches a key to a field ignoring case ("NODE", "verſion" with a
-// long s), so {"node":"a","Node":"b"} decodes without error to whichever comes last,
-// while a validator in front of the service, reading the schema as written, sees two
-// different fields. The service reads keys exactly, as the OpenAPI description does.
+// into a value of type t (or refused for an unknown field), that names no field of its
+// struct exactly, and whether there is one. encoding/json matches a key to a field
+// ignoring case ("NODE", "verſion" with a long s), so {"node":"a","Node":"b"} decodes
+// without error to whichever comes last, while a validator in front of the service,
+// reading the schema as written, sees two different fields. The service reads keys
+// exactly, as the OpenAPI description does.
 //
-// Only structs' keys are checked: a map's keys and a json.RawMessage's content (the
-// node's input) are the caller's.
-func inexactKey(data []byte, t reflect.Type) (string, bool) {
+// The key comes with its path, dotted as encoding/json names a field in its errors
+// ("context.stepId"): a key named alone would send the caller looking for it at the
+// top of the body. Only structs' keys are checked: a map's keys and a
+// json.RawMessage's content (the node's input) are the caller's.
+func inexactKey(data []byte, t reflect.Type) (inexact, bool) {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	return walkKeys(dec, t)
+	return walkKeys(dec, t, "")
 }
 
-func walkKeys(dec *json.Decoder, t reflect.Type) (string, bool) {
+// inexact is a key that names no field exactly.
+type inexact struct {
+	// path is the key with the keys of the objects it is in ("context.stepId").
+	path string
+	// caseOnly: the key names a field but for the case of its letters ("NODE").
+	caseOnly bool
+}
+
+// walkKeys reads one value of type t (at: its path).
+func walkKeys(dec *json.Decoder, t reflect.Type, at string) (inexact, bool) {
 	tok, err := dec.Token()
 	if err != nil {
-		return "", false // the text decoded already; nothing is left to read
+		return inexact{}, false // the text decoded already; nothing is left to read
 	}
 	t = checkedType(t)
 	switch tok {
@@ -34,21 +47,26 @@ func walkKeys(dec *json.Decoder, t reflect.Type) (string, bool) {
 		for dec.More() {
 			keyTok, err := dec.Token()
 			if err != nil {
-				return "", false
+				return inexact{}, false
 			}
 			key, _ := keyTok.(string)
+			path := key
+			if at != "" {
+				path = at + "." + key
+			}
 			var valueType reflect.Type
 			switch {
 			case t != nil && t.Kind() == reflect.Struct:
-				ft, ok := jsonfields.Of(t)[key]
+				fields := jsonfields.Of(t)
+				ft, ok := fields[key]
 				if !ok {
-					return key, true
+					return inexact{path: path, caseOnly: foldsToField(fields, key)}, true
 				}
 				valueType = ft
 			case t != nil && t.Kind() == reflect.Map:
 				valueType = t.Elem()
 			}
-			if k, bad := walkKeys(dec, valueType); bad {
+			if k, bad := walkKeys(dec, valueType, path); bad {
 				return k, true
 			}
 		}
@@ -59,13 +77,24 @@ func walkKeys(dec *json.Decoder, t reflect.Type) (string, bool) {
 			elem = t.Elem()
 		}
 		for dec.More() {
-			if k, bad := walkKeys(dec, elem); bad {
+			if k, bad := walkKeys(dec, elem, at); bad {
 				return k, true
 			}
 		}
 		_, _ = dec.Token()
 	}
-	return "", false
+	return inexact{}, false
+}
+
+// foldsToField reports whether key names one of fields but for case, as encoding/json
+// would match it (Unicode simple folding: "verſion" is "version").
+func foldsToField(fields map[string]reflect.Type, key string) bool {
+	for name := range fields {
+		if strings.EqualFold(name, key) {
+			return true
+		}
+	}
+	return false
 }
 
 var (

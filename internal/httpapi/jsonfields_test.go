@@ -21,18 +21,19 @@ func TestInexactKeyChecksOnlyTheKeysOfStructs(t *testing.T) {
 		Skipped int `json:"-"`
 	}
 	typ := reflect.TypeFor[outer]()
-	for body, want := range map[string]string{
-		`{"node":"a","input":{"NODE":1,"node":{"Node":2}},"labels":{"Node":"x"},"free":{"NODE":1},"Plain":1}`: "",
-		`{"context":{"flowId":"f"},"steps":[{"flowId":"a"},{"flowId":"b"}],"context":null}`:                   "",
-		`{"Node":"a"}`:                              "Node",
-		`{"context":{"flowid":"f"}}`:                "flowid",
-		`{"steps":[{"flowId":"a"},{"FLOWID":"b"}]}`: "FLOWID",
-		`{"plain":1}`:                               "plain",
-		`{"Skipped":1}`:                             "Skipped",
+	for body, want := range map[string]inexact{
+		`{"node":"a","input":{"NODE":1,"node":{"Node":2}},"labels":{"Node":"x"},"free":{"NODE":1},"Plain":1}`: {},
+		`{"context":{"flowId":"f"},"steps":[{"flowId":"a"},{"flowId":"b"}],"context":null}`:                   {},
+		`{"Node":"a"}`:                              {"Node", true},
+		`{"context":{"flowid":"f"}}`:                {"context.flowid", true},
+		`{"context":{"stepId":"f"}}`:                {"context.stepId", false},
+		`{"steps":[{"flowId":"a"},{"FLOWID":"b"}]}`: {"steps.FLOWID", true},
+		`{"plain":1}`:                               {"plain", true},
+		`{"Skipped":1}`:                             {"Skipped", false},
 	} {
 		got, bad := inexactKey([]byte(body), typ)
-		if bad != (want != "") || got != want {
-			t.Errorf("%s: %q %v, want %q", body, got, bad, want)
+		if bad != (want != inexact{}) || got != want {
+			t.Errorf("%s: %+v %v, want %+v", body, got, bad, want)
 		}
 	}
 }
@@ -46,7 +47,7 @@ func TestInexactKeyChecksTheStructsUnderAMap(t *testing.T) {
 	type outer struct {
 		ByName map[string]inner `json:"byName"`
 	}
-	if got, bad := inexactKey([]byte(`{"byName":{"x":{"flowId":"a"},"y":{"FLOWID":"b"}}}`), reflect.TypeFor[outer]()); !bad || got != "FLOWID" {
-		t.Fatalf("%q %v, want FLOWID", got, bad)
+	if got, bad := inexactKey([]byte(`{"byName":{"x":{"flowId":"a"},"y":{"FLOWID":"b"}}}`), reflect.TypeFor[outer]()); !bad || got.path != "byName.y.FLOWID" {
+		t.Fatalf("%+v %v, want byName.y.FLOWID", got, bad)
 	}
 }
