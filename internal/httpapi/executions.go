@@ -196,7 +196,7 @@ func (h *executionHandler) serveIdempotent(w http.ResponseWriter, r *http.Reques
 		writeRawJSON(w, claim.Response)
 	case idempotency.Mismatch:
 		WriteProblem(w, r, NewProblem(http.StatusUnprocessableEntity, CodeUnprocessable,
-			"this Idempotency-Key was used with another request body; use a new key for a new request"))
+			"this Idempotency-Key was used with another request body (bodies are compared byte for byte: a retry must send the same bytes, the same whitespace and key order included); use a new key for a new request"))
 	case idempotency.InProgress:
 		WriteProblem(w, r, NewProblem(http.StatusConflict, CodeConflict,
 			"a request with this Idempotency-Key is still running; retry it later to get its answer"))

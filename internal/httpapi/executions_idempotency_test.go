@@ -97,6 +97,42 @@ func TestTheSameKeyAndBodyAnswerTheFirstAnswerWithoutCallingEngageAgain(t *testi
 	}
 }
 
+// A key's bodies are compared byte for byte (OpenAPI, docs/nodes.md): the same JSON
+// object with its keys in another order, or other whitespace, is another body. The
+// 422 says so, or a caller that re-encodes its retry would read "another body" as the
+// service's mistake.
+func TestTheSameJSONInOtherBytesIsAnotherBodyForAKeyAndThe422SaysSo(t *testing.T) {
+	t.Parallel()
+	f := newIdempotencyFixture(t, harnessOptions{})
+	body := f.appendBody("once only")
+	if resp, raw := f.post(t, "key-bytes", body, execKey); resp.StatusCode != 200 {
+		t.Fatalf("first: %d %s", resp.StatusCode, raw)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(body, &obj); err != nil {
+		t.Fatal(err)
+	}
+	indented, _ := json.MarshalIndent(obj, "", "  ")
+	reordered, _ := json.Marshal(struct {
+		Version         any `json:"version"`
+		Node            any `json:"node"`
+		Input           any `json:"input"`
+		AuthorizationID any `json:"authorizationId"`
+	}{obj["version"], obj["node"], obj["input"], obj["authorizationId"]})
+	for name, other := range map[string][]byte{"indented": indented, "trailing newline": append(bytes.Clone(body), '\n'), "keys reordered": reordered} {
+		if bytes.Equal(other, body) {
+			t.Fatalf("%s: the same bytes", name)
+		}
+		resp, raw := f.post(t, "key-bytes", other, execKey)
+		if p := problemOf(t, raw); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(p["detail"].(string), "compared byte for byte") {
+			t.Fatalf("%s: %d %s", name, resp.StatusCode, raw)
+		}
+	}
+	if n := f.h.sim.Calls(engagesim.OpAppend); n != 1 {
+		t.Fatalf("%d append calls, want 1", n)
+	}
+}
+
 func TestTwentyConcurrentRequestsWithOneKeyAppendOneMessage(t *testing.T) {
 	t.Parallel()
 	f := newIdempotencyFixture(t, harnessOptions{})
