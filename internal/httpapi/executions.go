@@ -83,6 +83,27 @@ type executionContext struct {
 	TransactionID string `json:"transactionId"`
 }
 
+// appendLogAttrs appends the context's fields for the access-log line. They are the
+// caller's own identifiers, of any length up to the body's limit: clipped, so one
+// request cannot write a megabyte into the log.
+func (c *executionContext) appendLogAttrs(attrs []slog.Attr) []slog.Attr {
+	return append(attrs, slog.String("flowId", clipTo(c.FlowID, maxLoggedContext)),
+		slog.String("flowNodeId", clipTo(c.NodeID, maxLoggedContext)),
+		slog.String("transactionId", clipTo(c.TransactionID, maxLoggedContext)))
+}
+
+// annotateRefused names on the access-log line of an envelope that decoded but is
+// refused (400, or 404 for a node or version that does not exist) the node and version
+// it asked for, as sent and clipped, and its context: the flow that sends it, to be
+// told. The problem document is the caller's; the log is the operator's.
+func annotateRefused(ctx context.Context, req *executionRequest) {
+	attrs := []slog.Attr{slog.String("node", clipValue(req.Node)), slog.String("version", clipValue(req.Version))}
+	if c := req.Context; c != nil {
+		attrs = c.appendLogAttrs(attrs)
+	}
+	AnnotateLog(ctx, attrs...)
+}
+
 // executionResponse is the answer of an execution.
 type executionResponse struct {
 	Outcome     outcomes.Outcome `json:"outcome"`
@@ -119,11 +140,13 @@ func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if msg := req.validate(); msg != "" {
+		annotateRefused(r.Context(), &req)
 		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, msg))
 		return
 	}
 	v, err := h.Registry.Lookup(req.Node, req.Version)
 	if err != nil {
+		annotateRefused(r.Context(), &req)
 		WriteProblem(w, r, lookupProblem(h.Registry, err))
 		return
 	}
@@ -135,11 +158,7 @@ func (h *executionHandler) serve(w http.ResponseWriter, r *http.Request) {
 		slog.String("authorizationId", req.AuthorizationID),
 	}
 	if c := req.Context; c != nil {
-		// The caller's own identifiers, of any length up to the body's limit: clipped,
-		// so one request cannot write a megabyte into the log.
-		attrs = append(attrs, slog.String("flowId", clipTo(c.FlowID, maxLoggedContext)),
-			slog.String("flowNodeId", clipTo(c.NodeID, maxLoggedContext)),
-			slog.String("transactionId", clipTo(c.TransactionID, maxLoggedContext)))
+		attrs = c.appendLogAttrs(attrs)
 	}
 	AnnotateLog(ctx, attrs...)
 	nreq := nodes.Request{Tenant: t, AuthorizationID: req.AuthorizationID, Input: req.Input}

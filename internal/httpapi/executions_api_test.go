@@ -480,3 +480,50 @@ func TestAFailuresLogLineNamesItsErrorCode(t *testing.T) {
 	}
 	t.Fatalf("no log line with executionId %s", a.ExecutionID)
 }
+
+// An envelope that decoded but is refused (a 400 of its fields, a 404 of its node or
+// version) is logged with what it asked for and its context, clipped as an execution's:
+// the operator who sees the 404s finds the flow that sends them. A body that does not
+// decode has no context to log.
+func TestARefusedEnvelopesLogLineNamesWhatItAskedForAndTheFlow(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	const input = `"input":{"channel":"sms","bizAddress":"b","customerAddress":"c"}`
+	long := strings.Repeat("t", 300)
+	for _, tc := range []struct {
+		name, body, node, version string
+		status                    int
+	}{
+		{"an unknown version", `{"node":"search-conversation","version":"1.2","authorizationId":"a",` + input + `,"context":{"flowId":"flow-404","nodeId":"n6","transactionId":"` + long + `"}}`, "search-conversation", "1.2", 404},
+		{"an unknown node", `{"node":"send-fax","version":"1.0","authorizationId":"a",` + input + `,"context":{"flowId":"flow-404","nodeId":"n6","transactionId":"` + long + `"}}`, "send-fax", "1.0", 404},
+		{"a timeout of zero", `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":0,"context":{"flowId":"flow-404","nodeId":"n6","transactionId":"` + long + `"}}`, "search-conversation", "1.3", 400},
+		{"a long unknown node", `{"node":"` + strings.Repeat("n", 1000) + `","version":"1.0","authorizationId":"a",` + input + `,"context":{"flowId":"flow-404","nodeId":"n6","transactionId":"` + long + `"}}`, strings.Repeat("n", 64) + "...", "1.0", 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, raw := h.post(t, "/v1/executions", execKey, []byte(tc.body), nil)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d: %s", resp.StatusCode, raw)
+			}
+			line := logLineOf(t, h, resp.Header.Get("X-Request-Id"))
+			want := map[string]any{"node": tc.node, "version": tc.version, "flowId": "flow-404", "flowNodeId": "n6", "transactionId": strings.Repeat("t", 256) + "..."}
+			for k, v := range want {
+				if line[k] != v {
+					t.Errorf("log line %s = %.80v, want %.80v", k, line[k], v)
+				}
+			}
+		})
+	}
+}
+
+// logLineOf is the access-log line of the request with that ID.
+func logLineOf(t *testing.T, h *harness, requestID string) map[string]any {
+	t.Helper()
+	for _, l := range strings.Split(strings.TrimSpace(h.logs.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["requestId"] == requestID && m["msg"] == "request" {
+			return m
+		}
+	}
+	t.Fatalf("no access-log line for request %s", requestID)
+	return nil
+}
