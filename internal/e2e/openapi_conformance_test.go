@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/noderuntime/noderuntime/internal/database/dbtest"
 	"github.com/noderuntime/noderuntime/internal/engagesim"
 	"github.com/noderuntime/noderuntime/internal/loginflow"
@@ -636,4 +638,52 @@ func stringConstants(t *testing.T, dir string, keep func(name, typ, value string
 		}
 	}
 	return out
+}
+
+// The other way round from the conformance test's check of accepted bodies: an
+// execution envelope the service refuses as such (400) is one ExecutionRequest refuses
+// too, so that a client or gateway that validates against the description finds the
+// mistake before sending it. Only refusals a schema can say are listed: a key given
+// twice, a fraction written as 1.0 (an integer to JSON Schema) or an authorization ID
+// of only spaces are the service's own (their descriptions say so).
+func TestAnEnvelopeTheServiceRefusesIsOneItsSchemaRefuses(t *testing.T) {
+	t.Parallel()
+	spec := loadOpenAPI(t)
+	schema, err := spec.pointer("#/components/schemas/ExecutionRequest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch, err := spec.compile("ExecutionRequest", schema, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startService(t, serviceOptions{})
+	const input = `"input":{"channel":"sms","bizAddress":"b","customerAddress":"c"}`
+	for name, body := range map[string]string{
+		"an empty node":                   `{"node":"","version":"1.3","authorizationId":"a",` + input + `}`,
+		"an empty version":                `{"node":"search-conversation","version":"","authorizationId":"a",` + input + `}`,
+		"an empty authorization ID":       `{"node":"search-conversation","version":"1.3","authorizationId":"",` + input + `}`,
+		"an authorization ID of 257":      `{"node":"search-conversation","version":"1.3","authorizationId":"` + strings.Repeat("a", 257) + `",` + input + `}`,
+		"no input":                        `{"node":"search-conversation","version":"1.3","authorizationId":"a"}`,
+		"an input that is a list":         `{"node":"search-conversation","version":"1.3","authorizationId":"a","input":[]}`,
+		"a timeout of zero":               `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":0}`,
+		"a timeout with a fraction":       `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":1.5}`,
+		"a timeout of null":               `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":null}`,
+		"a timeout as a string":           `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"timeoutMs":"5000"}`,
+		"an unknown envelope field":       `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"retries":1}`,
+		"an unknown context field":        `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"context":{"stepId":"s"}}`,
+		"a context field that is no text": `{"node":"search-conversation","version":"1.3","authorizationId":"a",` + input + `,"context":{"flowId":5}}`,
+	} {
+		resp, raw := s.do("POST", "/v1/executions", acmeKey, []byte(body), nil)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: the service answered %d %s, want 400", name, resp.StatusCode, raw)
+		}
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sch.Validate(v) == nil {
+			t.Errorf("%s: ExecutionRequest accepts %.120s, which the service refuses", name, body)
+		}
+	}
 }
