@@ -206,6 +206,27 @@ func TestAJSONBodyInAnotherCharsetGets415(t *testing.T) {
 	}
 }
 
+// A JSON media type whose parameters do not parse is refused for them, saying so: the
+// caller did send JSON, and "send the body as application/json" would tell it it had not.
+func TestAJSONContentTypeWithParametersThatDoNotParseIsRefusedForThem(t *testing.T) {
+	f := newFixture(t)
+	for _, ct := range []string{"application/json; charset=", "application/json; foo", "application/problem+json;charset"} {
+		resp, p := f.do(t, "POST", "/v1/test/echo", testKey, ct, strings.NewReader(`{"a":1}`))
+		if detail := fmt.Sprint(p["detail"]); resp.StatusCode != 415 || p["code"] != "unsupported_media_type" || !strings.Contains(detail, "parameters that do not parse") {
+			t.Errorf("%q: %d %v, want 415 naming the parameters", ct, resp.StatusCode, p)
+		}
+	}
+	// What parses is unchanged: JSON in any case, a trailing semicolon, the charset spaced.
+	for _, ct := range []string{"Application/JSON", "application/json;", "application/json ; charset=utf-8"} {
+		if resp, p := f.do(t, "POST", "/v1/test/echo", testKey, ct, strings.NewReader(`{"a":1}`)); resp.StatusCode != 200 {
+			t.Errorf("%q: %d %v, want 200", ct, resp.StatusCode, p)
+		}
+	}
+	if resp, p := f.do(t, "POST", "/v1/test/echo", testKey, "text/plain; foo", strings.NewReader(`{"a":1}`)); resp.StatusCode != 415 || !strings.Contains(fmt.Sprint(p["detail"]), "send the body as application/json") {
+		t.Errorf("text/plain; foo: %d %v", resp.StatusCode, p)
+	}
+}
+
 func TestMalformedJSONGets400ThatNamesTheProblem(t *testing.T) {
 	f := newFixture(t)
 	for body, want := range map[string]string{

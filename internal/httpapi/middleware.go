@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -316,6 +317,13 @@ func requireJSON(next http.Handler) http.Handler {
 			// without parsing (ParseMediaType allocates), as it would be.
 			if ct := r.Header.Get("Content-Type"); ct != "application/json" && (ct != "" || hasBody) {
 				mt, params, err := mime.ParseMediaType(ct)
+				if errors.Is(err, mime.ErrInvalidMediaParameter) && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+					// JSON, with parameters that do not parse ("charset=", a lone "foo"):
+					// "send the body as application/json" would tell the caller it had not.
+					WriteProblem(w, r, NewProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType,
+						fmt.Sprintf("the Content-Type %s has parameters that do not parse (RFC 9110 §5.6.6: name=value, separated by semicolons); send application/json, with charset=utf-8 at most", clipValue(mt))))
+					return
+				}
 				if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
 					WriteProblem(w, r, NewProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "send the body as application/json"))
 					return
