@@ -455,6 +455,38 @@ func TestA405NamesTheAllowedMethodsAndHEADIsServedWhereGETIs(t *testing.T) {
 // A method no route of the service knows (FOO, or a WebDAV one) is answered as any
 // other method a path does not take: 405 with Allow where the path serves something,
 // 404 where it serves nothing, never a 405 with no Allow (RFC 9110 §15.5.6).
+// A path that differs from a route only by a trailing or a doubled slash (a base URL
+// joined with one slash too many) is still a 404, but its detail names the route and
+// its methods; under /v1 only once the caller is authenticated. Any other path is
+// plainly "no such route".
+func TestA404NamesTheRouteAPathMissesOnlyByASlash(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		method, path, key string
+		status            int
+		detail            string
+	}{
+		{"POST", "/v1/test/echo/", testKey, 404, "no such route; /v1/test/echo is one (POST): paths are matched exactly"},
+		{"POST", "/v1//test/echo", testKey, 404, "no such route; /v1/test/echo is one (POST)"},
+		{"GET", "//healthz", "", 404, "no such route; /healthz is one (GET, HEAD)"},
+		{"GET", "/v1/test/panic//", testKey, 404, "no such route; /v1/test/panic is one (GET, HEAD)"},
+		{"GET", "/v1/test/nothing/", testKey, 404, "no such route"},
+		{"GET", "/nothing", "", 404, "no such route"},
+		{"POST", "/v1/test/echo/", "", 401, "send an API key"},
+	} {
+		req, _ := http.NewRequest(tc.method, f.srv.URL+tc.path, strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		if tc.key != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.key)
+		}
+		resp, p := doRequest(t, req)
+		detail, _ := p["detail"].(string)
+		if resp.StatusCode != tc.status || !strings.HasPrefix(detail, tc.detail) || (tc.detail == "no such route" && detail != tc.detail) {
+			t.Errorf("%s %s: %d %q, want %d %q", tc.method, tc.path, resp.StatusCode, detail, tc.status, tc.detail)
+		}
+	}
+}
+
 func TestAnUnknownMethodIsA405WithAllowOrA404(t *testing.T) {
 	f := newFixture(t)
 	for _, tc := range []struct {

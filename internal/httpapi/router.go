@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -48,9 +49,7 @@ func NewRouter(d Deps) chi.Router {
 
 	r.Route("/v1", func(v1 chi.Router) {
 		v1.Use(V1Middleware(d.APIKeys)...)
-		v1.NotFound(func(w http.ResponseWriter, r *http.Request) {
-			WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such route"))
-		})
+		v1.NotFound(notFound(r))
 		for _, mount := range append(d.V1Hot, d.V1...) {
 			mount(v1)
 		}
@@ -76,9 +75,7 @@ func newRouter(logger *slog.Logger, m *Metrics) chi.Router {
 	// routeMethod answers HEAD wherever GET is served (RFC 9110 §9.3.2; net/http drops
 	// the body), and a method chi does not know as any other a path does not take.
 	r.Use(observe(logger, m), recoverPanics(logger), routeMethod(r))
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such route"))
-	})
+	r.NotFound(notFound(r))
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
 		// chi sets Allow only in its own 405 handler; a 405 must carry it (RFC 9110
 		// §15.5.6).
@@ -88,16 +85,53 @@ func newRouter(logger *slog.Logger, m *Metrics) chi.Router {
 	return r
 }
 
+// notFound answers a path no route of root serves. When the path differs from one it
+// serves only by a trailing or a doubled slash (a base URL joined with a slash too
+// many: "/v1/" + "/executions"), the detail names that one and its methods: "no such
+// route" alone leaves the caller comparing paths that look the same.
+func notFound(root chi.Routes) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		detail := "no such route"
+		if alt := cleanPath(escapedPath(r)); alt != escapedPath(r) {
+			if methods := methodsAt(root, alt); len(methods) > 0 {
+				detail = fmt.Sprintf("no such route; %s is one (%s): paths are matched exactly, without a trailing or a doubled slash",
+					clipTo(alt, 256), strings.Join(methods, ", "))
+			}
+		}
+		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, detail))
+	}
+}
+
+// escapedPath is the path the router matched: as sent, escapes kept.
+func escapedPath(r *http.Request) string {
+	if r.URL.RawPath != "" {
+		return r.URL.RawPath
+	}
+	return r.URL.Path
+}
+
+// cleanPath is path with each run of slashes made one and without a trailing slash
+// ("/" stays "/").
+func cleanPath(path string) string {
+	b := make([]byte, 0, len(path))
+	for i := 0; i < len(path); i++ {
+		if path[i] == '/' && len(b) > 0 && b[len(b)-1] == '/' {
+			continue
+		}
+		b = append(b, path[i])
+	}
+	if len(b) > 1 && b[len(b)-1] == '/' {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}
+
 // routedMethods are the methods the routers use, in the order Allow lists them.
 var routedMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
 // allowedMethods lists the methods root serves on the request's path, HEAD with GET.
 func allowedMethods(root chi.Routes, req *http.Request) string {
-	path := req.URL.RawPath
-	if path == "" {
-		path = req.URL.Path
-	}
-	return strings.Join(methodsAt(root, path), ", ")
+	return strings.Join(methodsAt(root, escapedPath(req)), ", ")
 }
 
 func methodsAt(root chi.Routes, path string) []string {
