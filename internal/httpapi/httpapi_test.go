@@ -457,7 +457,7 @@ func TestA405NamesTheAllowedMethodsAndHEADIsServedWhereGETIs(t *testing.T) {
 // 404 where it serves nothing, never a 405 with no Allow (RFC 9110 §15.5.6).
 // A path that differs from a route only by a trailing or a doubled slash (a base URL
 // joined with one slash too many) is still a 404, but its detail names the route and
-// its methods; under /v1 only once the caller is authenticated. Any other path is
+// its methods; a /v1 route only to a caller with a valid API key. Any other path is
 // plainly "no such route".
 func TestA404NamesTheRouteAPathMissesOnlyByASlash(t *testing.T) {
 	f := newFixture(t)
@@ -473,6 +473,11 @@ func TestA404NamesTheRouteAPathMissesOnlyByASlash(t *testing.T) {
 		{"GET", "/v1/test/nothing/", testKey, 404, "no such route"},
 		{"GET", "/nothing", "", 404, "no such route"},
 		{"POST", "/v1/test/echo/", "", 401, "send an API key"},
+		// Outside /v1 (to the router) but naming a /v1 route: named to a caller with a
+		// key only, as anything under /v1 is.
+		{"POST", "//v1/test/echo", testKey, 404, "no such route; /v1/test/echo is one (POST)"},
+		{"POST", "//v1/test/echo", "", 404, "no such route"},
+		{"POST", "//v1/test/echo", "not-a-key", 404, "no such route"},
 	} {
 		req, _ := http.NewRequest(tc.method, f.srv.URL+tc.path, strings.NewReader(`{}`))
 		req.Header.Set("Content-Type", "application/json")

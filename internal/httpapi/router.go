@@ -40,6 +40,8 @@ type Deps struct {
 // NewRouter builds the service's HTTP handler.
 func NewRouter(d Deps) chi.Router {
 	r := newRouter(d.Logger, d.Metrics)
+	// Its 404s may name a /v1 route ("//v1/executions"), for a caller with a key.
+	r.NotFound(notFound(r, d.APIKeys))
 
 	r.Get("/healthz", healthz)
 	r.Get("/readyz", readyz(d.Ready))
@@ -49,7 +51,7 @@ func NewRouter(d Deps) chi.Router {
 
 	r.Route("/v1", func(v1 chi.Router) {
 		v1.Use(V1Middleware(d.APIKeys)...)
-		v1.NotFound(notFound(r))
+		v1.NotFound(notFound(r, d.APIKeys))
 		for _, mount := range append(d.V1Hot, d.V1...) {
 			mount(v1)
 		}
@@ -75,7 +77,7 @@ func newRouter(logger *slog.Logger, m *Metrics) chi.Router {
 	// routeMethod answers HEAD wherever GET is served (RFC 9110 §9.3.2; net/http drops
 	// the body), and a method chi does not know as any other a path does not take.
 	r.Use(observe(logger, m), recoverPanics(logger), routeMethod(r))
-	r.NotFound(notFound(r))
+	r.NotFound(notFound(r, tenant.Keys{}))
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
 		// chi sets Allow only in its own 405 handler; a 405 must carry it (RFC 9110
 		// §15.5.6).
@@ -88,11 +90,12 @@ func newRouter(logger *slog.Logger, m *Metrics) chi.Router {
 // notFound answers a path no route of root serves. When the path differs from one it
 // serves only by a trailing or a doubled slash (a base URL joined with a slash too
 // many: "/v1/" + "/executions"), the detail names that one and its methods: "no such
-// route" alone leaves the caller comparing paths that look the same.
-func notFound(root chi.Routes) http.HandlerFunc {
+// route" alone leaves the caller comparing paths that look the same. A /v1 route is
+// named only to a caller with one of keys, as everything under /v1 is.
+func notFound(root chi.Routes, keys tenant.Keys) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		detail := "no such route"
-		if alt := cleanPath(escapedPath(r)); alt != escapedPath(r) {
+		if alt := cleanPath(escapedPath(r)); alt != escapedPath(r) && (!underV1(alt) || authorized(r, keys)) {
 			if methods := methodsAt(root, alt); len(methods) > 0 {
 				detail = fmt.Sprintf("no such route; %s is one (%s): paths are matched exactly, without a trailing or a doubled slash",
 					clipTo(alt, 256), strings.Join(methods, ", "))
@@ -100,6 +103,26 @@ func notFound(root chi.Routes) http.HandlerFunc {
 		}
 		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, detail))
 	}
+}
+
+func underV1(path string) bool { return path == "/v1" || strings.HasPrefix(path, "/v1/") }
+
+// authorized reports whether the request was authenticated under /v1, or carries one
+// valid API key (a path outside /v1, such as "//v1/executions", is not authenticated).
+func authorized(r *http.Request, keys tenant.Keys) bool {
+	if st := stateOf(r.Context()); st != nil && st.authed {
+		return true
+	}
+	lines := r.Header["Authorization"]
+	if len(lines) != 1 {
+		return false
+	}
+	key, ok := bearer(lines[0])
+	if !ok {
+		return false
+	}
+	_, ok = keys.Lookup(key)
+	return ok
 }
 
 // escapedPath is the path the router matched: as sent, escapes kept.
