@@ -28,8 +28,10 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 // decodeBytes decodes a body already read, as DecodeJSON does.
 func decodeBytes(w http.ResponseWriter, r *http.Request, body []byte, v any) bool {
 	if !utf8.Valid(body) {
-		// encoding/json would replace the bad bytes, changing what Engage receives.
-		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, "the body is not valid UTF-8"))
+		// encoding/json would replace the bad bytes, changing what Engage receives. The
+		// byte is counted as a syntax error's is (from 1): in a large body, "not UTF-8"
+		// alone leaves the caller searching.
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("the body is not valid UTF-8 at byte %d", invalidUTF8At(body)+1)))
 		return false
 	}
 	if bytes.HasPrefix(body, []byte("\ufeff")) {
@@ -81,6 +83,19 @@ func decodeBytes(w http.ResponseWriter, r *http.Request, body []byte, v any) boo
 		return false
 	}
 	return true
+}
+
+// invalidUTF8At returns the index of the first byte of b that begins no valid UTF-8
+// encoding, or -1.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
 }
 
 // loneSurrogate returns the first \u escape of data, a valid JSON text, that is a UTF-16

@@ -367,7 +367,9 @@ func TestTheEnvelopesChecksHoldAtTheirEdges(t *testing.T) {
 		{"an authorization ID of 257 characters", envelope("search-conversation", "1.3", strings.Repeat("é", 257), input), 400, "authorizationId is over 256 characters", ""},
 		{"a long unknown node", envelope(strings.Repeat("n", 1000), "1.0", "a", input), 404, `there is no node "nnnn`, strings.Repeat("n", 65)},
 		{"a long unknown version", envelope("search-conversation", strings.Repeat("9", 1000), "a", input), 404, `has no version "9999`, strings.Repeat("9", 65)},
-		{"invalid UTF-8 in the input", envelope("search-conversation", "1.3", "a", `"input":{"channel":"sms`+"\xff"+`","bizAddress":"b","customerAddress":"c"}`), 400, "not valid UTF-8", ""},
+		{"invalid UTF-8 in the input", envelope("search-conversation", "1.3", "a", `"input":{"channel":"sms`+"\xff"+`","bizAddress":"b","customerAddress":"c"}`), 400, "not valid UTF-8 at byte 92", ""},
+		// A truncated character (é's first byte, then a quote) is refused where it begins.
+		{"a truncated character in the input", envelope("search-conversation", "1.3", "a", `"input":{"channel":"sms`+"\xc3"+`","bizAddress":"b","customerAddress":"c"}`), 400, "not valid UTF-8 at byte 92", ""},
 		{"a key twice in the input", envelope("search-conversation", "1.3", "a", `"input":{"channel":"sms","channel":"whatsapp","bizAddress":"b","customerAddress":"c"}`), 400, `the key "channel" is given twice`, ""},
 		{"a key twice in the context", envelope("search-conversation", "1.3", "a", input+`,"context":{"flowId":"f","flowId":"g"}`), 400, `the key "flowId" is given twice`, ""},
 		// A key inside the context is named with it, as a field of the wrong type is: the
