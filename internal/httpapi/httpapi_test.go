@@ -204,6 +204,13 @@ func TestAJSONBodyInAnotherCharsetGets415(t *testing.T) {
 			t.Errorf("charset %s: %d %v, want 415 naming it", cs, resp.StatusCode, p)
 		}
 	}
+	// UTF-8 under the labels clients use for it (the WHATWG Encoding Standard's), and
+	// US-ASCII, which is UTF-8 too, are taken.
+	for _, cs := range []string{"utf-8", "UTF-8", "utf8", "UTF8", "unicode-1-1-utf-8", "us-ascii", `"utf-8"`} {
+		if resp, p := f.do(t, "POST", "/v1/test/echo", testKey, "application/json; charset="+cs, strings.NewReader(`{"a":1}`)); resp.StatusCode != 200 {
+			t.Errorf("charset %s: %d %v, want 200", cs, resp.StatusCode, p)
+		}
+	}
 }
 
 // A JSON media type whose parameters do not parse is refused for them, saying so: the

@@ -330,7 +330,7 @@ func requireJSON(next http.Handler) http.Handler {
 				}
 				// JSON is UTF-8 (RFC 8259 §8.1) and the body is read as such: a body
 				// labelled latin1 would have its accented letters refused or misread.
-				if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
+				if cs, ok := params["charset"]; ok && !utf8Label(cs) {
 					WriteProblem(w, r, NewProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType,
 						fmt.Sprintf("charset %q is not supported; send the body as UTF-8", clipValue(cs))))
 					return
@@ -420,4 +420,16 @@ func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h requestIDHandler) WithGroup(name string) slog.Handler {
 	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
+// utf8Label reports whether a charset parameter names UTF-8: one of the WHATWG Encoding
+// Standard's labels for it (clients send "utf8" as often as "utf-8"), or US-ASCII, which
+// is UTF-8's first half.
+func utf8Label(charset string) bool {
+	for _, label := range []string{"utf-8", "utf8", "unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "x-unicode20utf8", "us-ascii"} {
+		if strings.EqualFold(charset, label) {
+			return true
+		}
+	}
+	return false
 }
