@@ -2,12 +2,14 @@ package engage_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -1524,5 +1526,60 @@ func TestAnErrorsTextSaysWhatEngageAnsweredAndNothingMore(t *testing.T) {
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("HTTP %d: %v, want %q", tc.status, err, tc.want)
 		}
+	}
+}
+
+// A gateway that quotes the request URL it saw writes the token percent-encoded (all of
+// it or only some characters, in either case of hex), and one that dumps the request
+// writes it in base64, alone or inside a larger encoded text, at any offset of a 3-byte
+// group. Each is the token to whoever reads it: none may reach a description, a raw body
+// (a flow's responsePayload) or an error text, in a success or in a refusal.
+func TestATokenEchoedPercentEncodedOrInBase64IsRedacted(t *testing.T) {
+	t.Parallel()
+	const token = "tok/with+slashes=and/0123456789"
+	b64 := func(enc *base64.Encoding, s string) string { return enc.EncodeToString([]byte(s)) }
+	forms := []string{
+		url.QueryEscape(token),
+		url.PathEscape(token),
+		strings.ReplaceAll(url.QueryEscape(token), "%2F", "%2f"),
+		strings.ReplaceAll(token, "/", "%2F"),
+		b64(base64.StdEncoding, token),
+		b64(base64.StdEncoding, "Bearer "+token),
+		b64(base64.StdEncoding, "Bearer: "+token+"\r\nAccept: application/json"),
+		b64(base64.RawURLEncoding, "Authorization: Bearer "+token),
+	}
+	echo := strings.Join(forms, " ")
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/search") {
+			fmt.Fprintf(w, `{"status":200,"code":1000,"description":"echo %s","value":{"conversationId":"c1","aliasId":"%s","chatExist":true,"status":"active"}}`, echo, forms[0])
+			return
+		}
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"status":400,"code":1001,"description":"bad request GET /x?access_token=%s %s"}`, forms[0], echo)
+	})
+	c := engage.New(engage.Options{})
+	resp, err := c.Search(t.Context(), tg, token, engage.SearchRequest{Channel: "sms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Append(t.Context(), tg, token, "c1", textMessage("x"))
+	e := wantKind(t, err, engage.KindBusiness)
+	texts := map[string]string{
+		"search raw": string(resp.Raw), "search description": resp.Description, "alias ID": resp.Value.AliasID,
+		"refusal raw": string(e.Raw), "refusal description": e.Description, "error text": err.Error(),
+	}
+	for where, s := range texts {
+		for i, form := range forms {
+			if strings.Contains(s, form) {
+				t.Errorf("the %s holds encoded form %d of the token: %q", where, i, s)
+			}
+		}
+		if !strings.Contains(s, "[redacted]") {
+			t.Errorf("the %s redacts nothing: %q", where, s)
+		}
+	}
+	// What surrounds the token is kept: only the token's own encoding is redacted.
+	if !strings.Contains(e.Description, "bad request GET /x?access_token=[redacted]") {
+		t.Errorf("refusal description %q", e.Description)
 	}
 }

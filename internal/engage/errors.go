@@ -124,8 +124,9 @@ func (e *Error) scrub(token string) *Error {
 	return e
 }
 
-// withoutToken returns raw with every copy of token redacted, as written and as JSON
-// may escape it ("/" as "\/", every slash or only some; any character as \uXXXX). It
+// withoutToken returns raw with every copy of token redacted, as written, as JSON
+// may escape it ("/" as "\/", every slash or only some; any character as \uXXXX), as a
+// URL percent-encodes it, and in base64. It
 // returns raw itself, without copying, when there is none: the usual case.
 func withoutToken(raw []byte, token string) []byte {
 	if token == "" || len(raw) < len(token) {
@@ -145,7 +146,10 @@ func withoutToken(raw []byte, token string) []byte {
 	if bytes.Contains(raw, []byte(`\u`)) || (strings.IndexByte(token, '/') >= 0 && bytes.Contains(raw, []byte(`\/`))) {
 		raw = withoutEscapedToken(raw, token)
 	}
-	return raw
+	// Percent-encoded, as a quoted URL has it; in base64, as a dump of the request has
+	// it (encoded.go).
+	raw = withoutPercentEncodedToken(raw, token)
+	return withoutBase64Token(raw, token)
 }
 
 // withoutEscapedToken redacts token from the JSON string literals of raw that spell it

@@ -1,0 +1,153 @@
+package engage
+
+import (
+	"bytes"
+	"encoding/base64"
+)
+
+// A proxy or gateway that echoes a request back does not always write the token as it
+// was sent: a URL it quotes has it percent-encoded ("+" as %2B, "/" as %2F, in either
+// case of hex, all or only some characters), and a dump of the request has it in base64,
+// alone or inside a larger encoded text ("Bearer <token>", a whole header block). Both
+// are read back as easily as the token itself.
+
+// withoutPercentEncodedToken redacts every run of raw that percent-decodes to a text
+// holding token: the decoding is matched, not one particular encoder's output. It returns
+// raw itself when there is none.
+func withoutPercentEncodedToken(raw []byte, token string) []byte {
+	if bytes.IndexByte(raw, '%') < 0 {
+		return raw
+	}
+	decoded, changed := make([]byte, 0, len(raw)), false
+	for i := 0; i < len(raw); i++ {
+		c, w := percentAt(raw, i)
+		decoded = append(decoded, c)
+		i += w - 1
+		changed = changed || w > 1
+	}
+	if !changed || !bytes.Contains(decoded, []byte(token)) {
+		return raw
+	}
+	// ri is where decoded[di] starts in raw; both only move forward.
+	ri, di := 0, 0
+	rawAt := func(d int) int {
+		for ; di < d; di++ {
+			_, w := percentAt(raw, ri)
+			ri += w
+		}
+		return ri
+	}
+	var out []byte
+	last := 0
+	for from := 0; ; {
+		j := bytes.Index(decoded[from:], []byte(token))
+		if j < 0 {
+			break
+		}
+		start := rawAt(from + j)
+		end := rawAt(from + j + len(token))
+		out = append(append(out, raw[last:start]...), redacted...)
+		last = end
+		from += j + len(token)
+	}
+	return append(out, raw[last:]...)
+}
+
+// percentAt is the byte at raw[i] with a valid %XX decoded, and how many bytes of raw
+// it takes.
+func percentAt(raw []byte, i int) (byte, int) {
+	if raw[i] == '%' && i+2 < len(raw) {
+		if hi, ok := unhex(raw[i+1]); ok {
+			if lo, ok := unhex(raw[i+2]); ok {
+				return hi<<4 | lo, 3
+			}
+		}
+	}
+	return raw[i], 1
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// minBase64Core is the shortest part of a token's base64 that is looked for: what
+// shorter tokens encode to could be found in ordinary text by chance.
+const minBase64Core = 16
+
+// withoutBase64Token redacts every run of base64 (standard or URL alphabet) in raw
+// that encodes token, wherever the token starts in the encoded bytes: the whole run,
+// since whatever of it is left would decode to parts of the token. It returns raw
+// itself when there is none.
+func withoutBase64Token(raw []byte, token string) []byte {
+	// The characters that encode the token alone, not its neighbours: the token starts
+	// at offset 0, 1 or 2 of a 3-byte group; a group it shares with other bytes is left
+	// out. Only a run of base64 at least that long can hold one.
+	if longestBase64Run(raw) < max(minBase64Core, 4*len(token)/3-10) {
+		return raw
+	}
+	buf := make([]byte, 2+len(token))
+	copy(buf[2:], token)
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		for shift := 0; shift < 3; shift++ {
+			in := buf[2-shift:]
+			full := len(in) / 3 * 4 // the characters of complete groups
+			first := 0
+			if shift > 0 {
+				first = 4
+			}
+			if full-first < minBase64Core {
+				continue
+			}
+			core := []byte(enc.EncodeToString(in)[first:full])
+			raw = redactRunsHolding(raw, core)
+		}
+	}
+	return raw
+}
+
+// redactRunsHolding replaces each maximal run of base64 characters (either alphabet,
+// with padding) that holds core.
+func redactRunsHolding(raw, core []byte) []byte {
+	for from := 0; ; {
+		j := bytes.Index(raw[from:], core)
+		if j < 0 {
+			return raw
+		}
+		start, end := from+j, from+j+len(core)
+		for start > 0 && isBase64(raw[start-1]) {
+			start--
+		}
+		for end < len(raw) && (isBase64(raw[end]) || raw[end] == '=') {
+			end++
+		}
+		out := make([]byte, 0, len(raw)-(end-start)+len(redacted))
+		out = append(append(append(out, raw[:start]...), redacted...), raw[end:]...)
+		raw, from = out, start+len(redacted)
+	}
+}
+
+func isBase64(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_'
+}
+
+// longestBase64Run is the length of the longest run of base64 characters in raw.
+func longestBase64Run(raw []byte) int {
+	longest, run := 0, 0
+	for _, c := range raw {
+		if isBase64(c) {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	return longest
+}
