@@ -274,6 +274,42 @@ func TestAnEchoingTokenEndpointDoesNotLeakTheTenantSecret(t *testing.T) {
 	}
 }
 
+// An endpoint that quotes or dumps what it got writes the secret encoded otherwise than
+// the form body had it: percent-encoded by another encoder (as a path, with lower-case
+// hex), or in base64, alone or inside a longer dump. Each is the secret to whoever reads
+// the refusal the API caller and the admin page show.
+func TestATokenEndpointEchoingTheTenantSecretEncodedOtherwiseDoesNotLeakIt(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	const secret = "s3cr+t/&=CANARY-9d1 x"
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	leaks := []string{
+		url.PathEscape(secret),
+		strings.NewReplacer("%2B", "%2b", "%2F", "%2f", "%26", "%26", "%3D", "%3d").Replace(url.QueryEscape(secret)),
+		b64(secret),
+		b64("POST /oauth/token\r\nclient_secret: " + secret + "\r\n"),
+	}
+	s, base := e.providerStore(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client", "error_description": "got " + strings.Join(leaks, " ")})
+	})
+	_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+		Name: "echo", Kind: authstore.KindClientCredentials, BaseURL: base, Domain: "acme",
+		TenantID: "tenant-1", TenantSecret: secrets.New(secret),
+	})
+	ae := wantCode(t, err, authstore.ErrProviderRejected)
+	for _, text := range []string{err.Error(), ae.Message, ae.ProviderDescription} {
+		for i, leak := range leaks {
+			if strings.Contains(text, leak) {
+				t.Errorf("%q holds encoded form %d of the tenant secret", text, i)
+			}
+		}
+	}
+	if !strings.HasPrefix(ae.ProviderDescription, "got [redacted]") {
+		t.Errorf("description %q: the echo was not there to redact", ae.ProviderDescription)
+	}
+}
+
 // An endpoint that echoes the secret as its OAuth error code, not its description: a
 // secret of letters, digits, '_', '.' and '-' looks like a code, and a code is shown to
 // the API caller and the admin page and logged with every failed refresh.

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/noderuntime/noderuntime/internal/redact"
 	"github.com/noderuntime/noderuntime/internal/secrets"
 )
 
@@ -144,6 +145,13 @@ func shorten(s string, scrub []secrets.Value) string {
 		}
 		s = strings.ReplaceAll(s, plain, "[redacted]")
 		s = strings.ReplaceAll(s, form, "[redacted]")
+		// Encoded otherwise: percent-encoded by another encoder (another set of
+		// characters, lower-case hex), or in base64 (a dump of the form body or headers).
+		decoded := redact.PercentEncoded([]byte(s), plain)
+		if len(plain) < minSecretRedactedInPlace && string(decoded) != s {
+			return "[redacted]"
+		}
+		s = string(redact.Base64(decoded, plain))
 	}
 	if len(s) > 200 {
 		cut := 200

@@ -11,6 +11,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unsafe"
+
+	"github.com/noderuntime/noderuntime/internal/redact"
 )
 
 // Kind classifies a failed call so a node can map it to an outcome without looking at
@@ -105,7 +107,7 @@ func KindOf(err error) Kind {
 	return ""
 }
 
-const redacted = "[redacted]"
+const redacted = redact.Marker
 
 // scrub removes the token from every text of e. Engage never echoes a token, but a proxy
 // or a misbehaving server might, and an error ends up in logs and flow outputs.
@@ -146,10 +148,8 @@ func withoutToken(raw []byte, token string) []byte {
 	if bytes.Contains(raw, []byte(`\u`)) || (strings.IndexByte(token, '/') >= 0 && bytes.Contains(raw, []byte(`\/`))) {
 		raw = withoutEscapedToken(raw, token)
 	}
-	// Percent-encoded, as a quoted URL has it; in base64, as a dump of the request has
-	// it (encoded.go).
-	raw = withoutPercentEncodedToken(raw, token)
-	return withoutBase64Token(raw, token)
+	// Percent-encoded, as a quoted URL has it; in base64, as a dump of the request has it.
+	return redact.Base64(redact.PercentEncoded(raw, token), token)
 }
 
 // withoutEscapedToken redacts token from the JSON string literals of raw that spell it

@@ -1,29 +1,46 @@
-package engage
+// Package redact finds a secret that a server echoed back encoded, not as it was
+// sent, and replaces it with "[redacted]". A gateway or a token endpoint that quotes the
+// request URL or form it got writes a token or a client secret percent-encoded ("+" as
+// %2B, "/" as %2F, in either case of hex, all of it or only some characters); one that
+// dumps the request writes it in base64, alone or inside a larger encoded text
+// ("Bearer <token>", a Basic header, a whole form body). Either is read back as easily as
+// the secret itself. The plain copies are the caller's to redact (each has its own fast
+// path and its own JSON escapes to mind).
+package redact
 
 import (
 	"bytes"
 	"encoding/base64"
+	"strings"
 )
 
-// A proxy or gateway that echoes a request back does not always write the token as it
-// was sent: a URL it quotes has it percent-encoded ("+" as %2B, "/" as %2F, in either
-// case of hex, all or only some characters), and a dump of the request has it in base64,
-// alone or inside a larger encoded text ("Bearer <token>", a whole header block). Both
-// are read back as easily as the token itself.
+// Marker is what a redacted secret is replaced with.
+const Marker = "[redacted]"
 
-// withoutPercentEncodedToken redacts every run of raw that percent-decodes to a text
-// holding token: the decoding is matched, not one particular encoder's output. It returns
-// raw itself when there is none.
-func withoutPercentEncodedToken(raw []byte, token string) []byte {
-	if bytes.IndexByte(raw, '%') < 0 {
+const redacted = Marker
+
+// PercentEncoded redacts every span of raw that percent-decodes to token: the decoding
+// is matched, not one particular encoder's output. A form or a query writes a space as
+// "+": a token with a space is also looked for so. It returns raw itself when there is
+// none.
+func PercentEncoded(raw []byte, token string) []byte {
+	if token == "" || bytes.IndexByte(raw, '%') < 0 && (bytes.IndexByte(raw, '+') < 0 || strings.IndexByte(token, ' ') < 0) {
 		return raw
 	}
+	raw = percentEncoded(raw, token, false)
+	if strings.IndexByte(token, ' ') >= 0 {
+		raw = percentEncoded(raw, token, true)
+	}
+	return raw
+}
+
+func percentEncoded(raw []byte, token string, plusIsSpace bool) []byte {
 	decoded, changed := make([]byte, 0, len(raw)), false
 	for i := 0; i < len(raw); i++ {
-		c, w := percentAt(raw, i)
+		c, w := percentAt(raw, i, plusIsSpace)
 		decoded = append(decoded, c)
+		changed = changed || w > 1 || c != raw[i]
 		i += w - 1
-		changed = changed || w > 1
 	}
 	if !changed || !bytes.Contains(decoded, []byte(token)) {
 		return raw
@@ -32,7 +49,7 @@ func withoutPercentEncodedToken(raw []byte, token string) []byte {
 	ri, di := 0, 0
 	rawAt := func(d int) int {
 		for ; di < d; di++ {
-			_, w := percentAt(raw, ri)
+			_, w := percentAt(raw, ri, plusIsSpace)
 			ri += w
 		}
 		return ri
@@ -53,15 +70,18 @@ func withoutPercentEncodedToken(raw []byte, token string) []byte {
 	return append(out, raw[last:]...)
 }
 
-// percentAt is the byte at raw[i] with a valid %XX decoded, and how many bytes of raw
-// it takes.
-func percentAt(raw []byte, i int) (byte, int) {
-	if raw[i] == '%' && i+2 < len(raw) {
+// percentAt is the byte at raw[i] with a valid %XX decoded (and "+" as a space, if
+// plusIsSpace), and how many bytes of raw it takes.
+func percentAt(raw []byte, i int, plusIsSpace bool) (byte, int) {
+	switch {
+	case raw[i] == '%' && i+2 < len(raw):
 		if hi, ok := unhex(raw[i+1]); ok {
 			if lo, ok := unhex(raw[i+2]); ok {
 				return hi<<4 | lo, 3
 			}
 		}
+	case raw[i] == '+' && plusIsSpace:
+		return ' ', 1
 	}
 	return raw[i], 1
 }
@@ -82,11 +102,14 @@ func unhex(c byte) (byte, bool) {
 // shorter tokens encode to could be found in ordinary text by chance.
 const minBase64Core = 16
 
-// withoutBase64Token redacts every run of base64 (standard or URL alphabet) in raw
+// Base64 redacts every run of base64 (standard or URL alphabet) in raw
 // that encodes token, wherever the token starts in the encoded bytes: the whole run,
 // since whatever of it is left would decode to parts of the token. It returns raw
 // itself when there is none.
-func withoutBase64Token(raw []byte, token string) []byte {
+func Base64(raw []byte, token string) []byte {
+	if token == "" {
+		return raw
+	}
 	// The characters that encode the token alone, not its neighbours: the token starts
 	// at offset 0, 1 or 2 of a 3-byte group; a group it shares with other bytes is left
 	// out. Only a run of base64 at least that long can hold one.
