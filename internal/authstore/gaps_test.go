@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -469,5 +470,60 @@ func TestARefreshWaitsForAHeldLockTheLockTimeout(t *testing.T) {
 				t.Fatalf("Token gave up on the lock after %s, want %s (at most %s)", took.Round(time.Millisecond), tc.min, tc.max)
 			}
 		})
+	}
+}
+
+// A tenant secret pasted into a field the service stores in clear and shows back (the
+// name, the domain, the tenant ID: a password manager that filled two fields) would be
+// listed, audited and shown to anyone who reads the authorizations: the request is
+// refused before anything is stored or sent, and the refusal names the field without
+// repeating it.
+func TestATenantSecretAlsoGivenInAFieldThatIsShownBackIsRefusedWithoutRepeatingIt(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	const secret = "CANARY.pasted-secret.4e1b"
+	var calls atomic.Int32
+	s, base := e.providerStore(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"access_token":"at-1","token_type":"bearer","expires_in":3600}`))
+	})
+	good := authstore.CreateRequest{Name: "shown", Kind: authstore.KindClientCredentials, BaseURL: base, Domain: "acme",
+		TenantID: "tenant-1", TenantSecret: secrets.New(secret)}
+	for field, req := range map[string]authstore.CreateRequest{
+		"name":     {Name: "prod " + secret, Kind: good.Kind, BaseURL: base, Domain: "acme", TenantID: "tenant-1", TenantSecret: good.TenantSecret},
+		"domain":   {Name: "d", Kind: good.Kind, BaseURL: base, Domain: secret, TenantID: "tenant-1", TenantSecret: good.TenantSecret},
+		"tenantId": {Name: "t", Kind: good.Kind, BaseURL: base, Domain: "acme", TenantID: " " + secret + " ", TenantSecret: good.TenantSecret},
+	} {
+		_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, req)
+		ae := wantCode(t, err, authstore.ErrInvalid)
+		if strings.Contains(err.Error(), secret) || !strings.Contains(ae.Message, "given in "+field) {
+			t.Errorf("%s: %q", field, err)
+		}
+	}
+	var rows, events int
+	if err := e.pool.QueryRow(ctxT(t), "select (select count(*) from authorizations), (select count(*) from audit_events)").Scan(&rows, &events); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 || events != 0 || calls.Load() != 0 {
+		t.Fatalf("refused requests stored %d rows and %d audit events, and called the token endpoint %d times", rows, events, calls.Load())
+	}
+
+	// Re-authorizing with the new secret also typed as the tenant ID is refused alike.
+	started, err := s.Create(ctxT(t), acme, authstore.ActorAPI, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Reauthorize(ctxT(t), acme, authstore.ActorAPI, started.ID, authstore.ReauthorizeRequest{TenantID: secret, TenantSecret: secrets.New(secret)})
+	if wantCode(t, err, authstore.ErrInvalid); strings.Contains(err.Error(), secret) {
+		t.Errorf("%q", err)
+	}
+	if got, err := s.Get(ctxT(t), acme, started.ID); err != nil || got.TenantID != "tenant-1" {
+		t.Fatalf("after the refusal: %+v, %v", got, err)
+	}
+	// A short secret is found inside ordinary words: only a field that is it counts.
+	short := good
+	short.Name, short.TenantSecret = "abc-prod", secrets.New("abc")
+	if _, err := s.Create(ctxT(t), acme, authstore.ActorAPI, short); err != nil {
+		t.Fatalf("a name holding a short secret as part of a word: %v", err)
 	}
 }

@@ -95,6 +95,11 @@ func isBidiControl(r rune) bool {
 // the user must visit; client credentials are checked at the token endpoint at once,
 // and nothing is stored when they are refused.
 func (s *Store) Create(ctx context.Context, t tenant.ID, actor Actor, req CreateRequest) (Started, error) {
+	// First: the checks below quote what they refuse.
+	if err := secretInShownField(req.TenantSecret, "name", req.Name, "domain", req.Domain, "tenantId", req.TenantID,
+		"baseUrl", req.BaseURL, "region", req.Region); err != nil {
+		return Started{}, err
+	}
 	name, err := validateName(req.Name)
 	if err != nil {
 		return Started{}, err
@@ -214,6 +219,35 @@ var errTenantID = errorf(ErrInvalid, fmt.Sprintf("tenantId must be printable tex
 const maxTenantSecretLength = 4096
 
 var errTenantSecretLength = errorf(ErrInvalid, fmt.Sprintf("tenantSecret is over %d bytes", maxTenantSecretLength))
+
+// HoldsSecret reports whether v, a value the service stores in clear and shows back
+// (a name, a domain, a tenant ID, a base URL), holds the tenant secret: a paste into the
+// wrong field, or a password manager that filled two. A secret shorter than
+// minSecretRedactedInPlace is found inside ordinary words, so only a field that is the
+// secret counts then.
+func HoldsSecret(v string, secret secrets.Value) bool {
+	sv := strings.TrimSpace(secret.Reveal())
+	if sv == "" {
+		return false
+	}
+	if len(sv) < minSecretRedactedInPlace {
+		return strings.TrimSpace(v) == sv
+	}
+	return strings.Contains(v, sv)
+}
+
+// secretInShownField refuses a request whose tenant secret was also typed into one of
+// fields (name, then value): stored in clear, listed, audited and shown back, the field
+// would hand the secret to anyone who can read them. The error names the field, never
+// what it holds.
+func secretInShownField(secret secrets.Value, fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if HoldsSecret(fields[i+1], secret) {
+			return errorf(ErrInvalid, "the tenantSecret was also given in "+fields[i]+", which is stored in clear and shown back: give the secret only as tenantSecret")
+		}
+	}
+	return nil
+}
 
 // errWebexCredentials refuses a tenant ID or secret given for a Webex login, whose
 // tokens come from the login: the caller may have meant client-credentials.
@@ -361,6 +395,9 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 	}
 	if err != nil {
 		return Started{}, fmt.Errorf("read authorization: %w", err)
+	}
+	if err := secretInShownField(req.TenantSecret, "tenantId", req.TenantID); err != nil {
+		return Started{}, err
 	}
 	if !s.allowedBase(r.baseURL) {
 		return Started{}, errorf(ErrBaseURLNotAllowed, "the authorization's Engage base URL "+quote(r.baseURL)+" is not on the allowlist (ENGAGE_ALLOWED_BASE_URLS); delete it and add it again with an allowed one")

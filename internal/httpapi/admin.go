@@ -373,11 +373,18 @@ func (a *adminPages) newForm(w http.ResponseWriter, r *http.Request, sess adminS
 func (a *adminPages) create(w http.ResponseWriter, r *http.Request, sess adminSession) {
 	f := r.PostForm
 	form := formValues{Kind: f.Get("kind"), Name: f.Get("name"), Domain: f.Get("domain"), TenantID: f.Get("tenantId"), BaseURL: f.Get("baseUrl")}
+	secret := secrets.New(f.Get("tenantSecret"))
 	started, err := a.d.Store.Create(r.Context(), sess.Tenant, authstore.ActorAdmin, authstore.CreateRequest{
 		Name: form.Name, Kind: authstore.Kind(f.Get("kind")), BaseURL: form.BaseURL, Domain: form.Domain,
-		TenantID: form.TenantID, TenantSecret: secrets.New(f.Get("tenantSecret")),
+		TenantID: form.TenantID, TenantSecret: secret,
 	})
 	if err != nil {
+		// The form comes back filled in, but never with the secret pasted into a field.
+		for _, v := range []*string{&form.Name, &form.Domain, &form.TenantID, &form.BaseURL} {
+			if authstore.HoldsSecret(*v, secret) {
+				*v = ""
+			}
+		}
 		status, msg := a.storeFailure(r, err)
 		if authstore.CodeOf(err) == authstore.ErrConflict {
 			// Most often the same add sent again (back from the Webex login, a second
@@ -420,8 +427,9 @@ func (a *adminPages) reauthorizeForm(w http.ResponseWriter, r *http.Request, ses
 
 func (a *adminPages) reauthorize(w http.ResponseWriter, r *http.Request, sess adminSession) {
 	id := pathParam(r, "id")
+	secret := secrets.New(r.PostForm.Get("tenantSecret"))
 	started, err := a.d.Store.Reauthorize(r.Context(), sess.Tenant, authstore.ActorAdmin, id, authstore.ReauthorizeRequest{
-		TenantID: r.PostForm.Get("tenantId"), TenantSecret: secrets.New(r.PostForm.Get("tenantSecret")),
+		TenantID: r.PostForm.Get("tenantId"), TenantSecret: secret,
 	})
 	if err != nil {
 		if authstore.CodeOf(err) == authstore.ErrNotFound {
@@ -436,6 +444,9 @@ func (a *adminPages) reauthorize(w http.ResponseWriter, r *http.Request, sess ad
 		// The form shows the tenant ID that was typed, not the stored one: sent again as
 		// shown, the next try must not pair a new secret with the old ID.
 		form := formValues{TenantID: r.PostForm.Get("tenantId")}
+		if authstore.HoldsSecret(form.TenantID, secret) {
+			form.TenantID = "" // never the secret pasted into it
+		}
 		if strings.TrimSpace(form.TenantID) == "" {
 			form.TenantID = auth.TenantID
 		}

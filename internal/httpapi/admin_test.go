@@ -247,6 +247,31 @@ func TestAdminReauthorizeRefusedKeepsTheTenantIDTyped(t *testing.T) {
 	}
 }
 
+// A tenant secret pasted into another field as well (a password manager filling two) is
+// refused, and the form that comes back never shows it: not in the field it was pasted
+// into, not in the message.
+func TestAdminFormsNeverShowBackATenantSecretPastedIntoAnotherField(t *testing.T) {
+	s := newAuthServer(t)
+	id := s.createCC("standalone")
+	c := s.client(true)
+	s.signIn(c, azAcmeKey)
+	_, page := s.get(c, s.srv.URL+"/admin/authorizations/new")
+	csrf := csrfOf(t, page)
+	for _, field := range []string{"name", "domain", "tenantId"} {
+		form := url.Values{"csrf": {csrf}, "kind": {"client-credentials"}, "name": {"pasted"}, "baseUrl": {s.sim.BaseURL()}, "domain": {"acme"}, "tenantId": {"tenant-1"}, "tenantSecret": {azCCSecret}}
+		form.Set(field, azCCSecret)
+		resp, body := s.postForm(c, "/admin/authorizations", form)
+		if resp.StatusCode != http.StatusUnprocessableEntity || strings.Contains(body, azCCSecret) || !strings.Contains(body, "given in "+field) {
+			t.Fatalf("the secret pasted into %s: %d\n%s", field, resp.StatusCode, body)
+		}
+	}
+	_, page = s.get(c, s.srv.URL+"/admin/authorizations/"+id+"/reauthorize")
+	resp, body := s.postForm(c, "/admin/authorizations/"+id+"/reauthorize", url.Values{"csrf": {csrfOf(t, page)}, "tenantId": {azCCSecret}, "tenantSecret": {azCCSecret}})
+	if resp.StatusCode != http.StatusUnprocessableEntity || strings.Contains(body, azCCSecret) || !strings.Contains(body, `name="tenantId" value="tenant-1"`) {
+		t.Fatalf("re-authorizing with the secret as the tenant ID: %d\n%s", resp.StatusCode, body)
+	}
+}
+
 // A refused add leaves /admin/authorizations in the address bar: opening that URL again
 // (Enter in the address bar, a bookmark, a shared link) must lead to the form, not to a
 // JSON 405 meant for API clients.
