@@ -277,7 +277,8 @@ func TestAnEchoingTokenEndpointDoesNotLeakTheTenantSecret(t *testing.T) {
 
 // An endpoint that quotes or dumps what it got writes the secret encoded otherwise than
 // the form body had it: percent-encoded by another encoder (as a path, with lower-case
-// hex), or in base64, alone or inside a longer dump. Each is the secret to whoever reads
+// hex), in base64, alone or inside a longer dump, or JSON-escaped in a JSON text quoted
+// in its description. Each is the secret to whoever reads
 // the refusal the API caller and the admin page show.
 func TestATokenEndpointEchoingTheTenantSecretEncodedOtherwiseDoesNotLeakIt(t *testing.T) {
 	e := newEnv(t, engagesim.Config{})
@@ -288,6 +289,9 @@ func TestATokenEndpointEchoingTheTenantSecretEncodedOtherwiseDoesNotLeakIt(t *te
 		strings.NewReplacer("%2B", "%2b", "%2F", "%2f", "%26", "%26", "%3D", "%3d").Replace(url.QueryEscape(secret)),
 		b64(secret),
 		b64("POST /oauth/token\r\nclient_secret: " + secret + "\r\n"),
+		// The upstream's JSON quoted in the description: its escapes as it wrote them.
+		`{"client_secret":"` + strings.ReplaceAll(secret, "/", `\/`) + `"}`,
+		`{"client_secret":"\u0073` + secret[1:] + `"}`,
 	}
 	s, base := e.providerStore(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -137,21 +137,14 @@ func shorten(s string, scrub []secrets.Value) string {
 		if v.IsZero() {
 			continue
 		}
-		// As sent, and as a form body encodes it: an endpoint that echoes its request
-		// may echo either.
-		plain, form := v.Reveal(), url.QueryEscape(v.Reveal())
-		if len(plain) < minSecretRedactedInPlace && (strings.Contains(s, plain) || strings.Contains(s, form)) {
+		// As sent, as the form body encodes it, and as an endpoint that quotes or dumps
+		// its request may write it: JSON-escaped, percent-encoded by another encoder, in
+		// base64 (redact.Secret).
+		r := string(redact.Secret([]byte(s), v.Reveal()))
+		if len(v.Reveal()) < minSecretRedactedInPlace && r != s {
 			return "[redacted]"
 		}
-		s = strings.ReplaceAll(s, plain, "[redacted]")
-		s = strings.ReplaceAll(s, form, "[redacted]")
-		// Encoded otherwise: percent-encoded by another encoder (another set of
-		// characters, lower-case hex), or in base64 (a dump of the form body or headers).
-		decoded := redact.PercentEncoded([]byte(s), plain)
-		if len(plain) < minSecretRedactedInPlace && string(decoded) != s {
-			return "[redacted]"
-		}
-		s = string(redact.Base64(decoded, plain))
+		s = r
 	}
 	if len(s) > 200 {
 		cut := 200

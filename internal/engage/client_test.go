@@ -1583,3 +1583,49 @@ func TestATokenEchoedPercentEncodedOrInBase64IsRedacted(t *testing.T) {
 		t.Errorf("refusal description %q", e.Description)
 	}
 }
+
+// A gateway's error often quotes the upstream's JSON answer as a string, so that answer's
+// escapes are escaped again: the token written with "\/" or "\u" escapes inside it reads
+// as neither in the body once decoded, only once decoded twice, which is what a flow does
+// with a responsePayload whose description is JSON. The raw body, not only the decoded
+// description, must not hold it, in a refusal and in a success alike.
+func TestATokenInAJSONTextQuotedInsideTheAnswerIsRedacted(t *testing.T) {
+	t.Parallel()
+	const token = "tok/with/slash+0123456789abcdef"
+	innerSlashes := `{"auth":"Bearer ` + strings.ReplaceAll(token, "/", `\/`) + `"}`
+	innerU := `{"auth":"Bearer \u0074` + token[1:] + `"}`
+	desc := func(inner string) string { q, _ := json.Marshal("upstream said " + inner); return string(q) }
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/search") {
+			fmt.Fprintf(w, `{"status":200,"code":1000,"description":%s,"value":{"conversationId":"c1","chatExist":true,"status":"active"}}`, desc(innerU))
+			return
+		}
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"status":400,"code":1001,"description":%s,"detail":%s}`, desc(innerSlashes), desc(innerU))
+	})
+	c := engage.New(engage.Options{})
+	resp, err := c.Search(t.Context(), tg, token, engage.SearchRequest{Channel: "sms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Append(t.Context(), tg, token, "c1", textMessage("x"))
+	e := wantKind(t, err, engage.KindBusiness)
+	for where, raw := range map[string][]byte{"search": resp.Raw, "refusal": e.Raw} {
+		// As a flow reads it: the body, then each of its strings as JSON again.
+		var body map[string]any
+		if err := json.Unmarshal(raw, &body); err != nil {
+			t.Fatalf("%s: %s: %v", where, raw, err)
+		}
+		for k, v := range body {
+			s, _ := v.(string)
+			var inner map[string]string
+			_ = json.Unmarshal([]byte(strings.TrimPrefix(s, "upstream said ")), &inner)
+			if strings.Contains(s, token) || strings.Contains(inner["auth"], token) {
+				t.Errorf("the %s body's %s holds the token decoded twice: %s", where, k, raw)
+			}
+			if strings.HasPrefix(s, "upstream said") && inner["auth"] != "Bearer [redacted]" {
+				t.Errorf("the %s body's %s: %q", where, k, s)
+			}
+		}
+	}
+}
