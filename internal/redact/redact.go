@@ -113,8 +113,8 @@ func Base64(raw []byte, token string) []byte {
 	// The characters that encode the token alone, not its neighbours: the token starts
 	// at offset 0, 1 or 2 of a 3-byte group; a group it shares with other bytes is left
 	// out. Only a run of base64 at least that long can hold one.
-	if longestBase64Run(raw) < max(minBase64Core, 4*len(token)/3-10) {
-		return raw
+	if !hasBase64Run(raw, max(minBase64Core, 4*len(token)/3-10)) {
+		return raw // the usual answer: a byte loop, nothing encoded
 	}
 	buf := make([]byte, 2+len(token))
 	copy(buf[2:], token)
@@ -157,20 +157,27 @@ func redactRunsHolding(raw, core []byte) []byte {
 	}
 }
 
-func isBase64(c byte) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_'
-}
+func isBase64(c byte) bool { return base64Chars[c] }
 
-// longestBase64Run is the length of the longest run of base64 characters in raw.
-func longestBase64Run(raw []byte) int {
-	longest, run := 0, 0
+// base64Chars are the characters of either base64 alphabet, without padding.
+var base64Chars = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_") {
+		t[c] = true
+	}
+	return t
+}()
+
+// hasBase64Run reports whether raw holds a run of at least n base64 characters.
+func hasBase64Run(raw []byte, n int) bool {
+	run := 0
 	for _, c := range raw {
-		if isBase64(c) {
-			run++
-			longest = max(longest, run)
-		} else {
+		if !base64Chars[c] {
 			run = 0
+			continue
+		}
+		if run++; run >= n {
+			return true
 		}
 	}
-	return longest
+	return false
 }
