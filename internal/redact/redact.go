@@ -35,8 +35,18 @@ func PercentEncoded(raw []byte, token string) []byte {
 }
 
 func percentEncoded(raw []byte, token string, plusIsSpace bool) []byte {
-	decoded, changed := make([]byte, 0, len(raw)), false
-	for i := 0; i < len(raw); i++ {
+	// A "%" that escapes nothing ("50% off") costs no copy.
+	first := -1
+	for i := 0; i < len(raw) && first < 0; i++ {
+		if c, w := percentAt(raw, i, plusIsSpace); w > 1 || c != raw[i] {
+			first = i
+		}
+	}
+	if first < 0 {
+		return raw
+	}
+	decoded, changed := append(make([]byte, 0, len(raw)), raw[:first]...), false
+	for i := first; i < len(raw); i++ {
 		c, w := percentAt(raw, i, plusIsSpace)
 		decoded = append(decoded, c)
 		changed = changed || w > 1 || c != raw[i]
