@@ -40,9 +40,10 @@ func Secret(raw []byte, token string) []byte {
 // with escapes: any character may be written as \uXXXX, and some encoders do it by
 // default (.NET's writes "+" as \u002B, and base64 tokens hold "+"); "/" may be "\/".
 // Each literal with an escape is decoded and, when it holds the token (in any form
-// Secret finds), written again without it. raw need not be JSON: a literal that encoding/json refuses (a control
-// character in it) or that the body ends inside (an answer cut short) is decoded
-// leniently, since whoever reads the body can still read the token in it.
+// Secret finds), written again without it. raw need not be JSON: a literal that
+// encoding/json refuses (a control character in it) or that the body ends inside (an
+// answer cut short) is decoded leniently, since whoever reads the body can still read
+// the token in it.
 func withoutEscapedToken(raw []byte, token string) []byte {
 	var out []byte // nil until a literal changes
 	last := 0
