@@ -44,6 +44,9 @@ type Error struct {
 	// of the login redirect, when there was one.
 	ProviderError       string
 	ProviderDescription string
+	// SecretIn names the field of the request that held the tenant secret (given, or
+	// the stored one): a form must not show that field back as it was typed.
+	SecretIn string
 }
 
 func (e *Error) Error() string { return "authstore: " + string(e.Code) + ": " + e.Message }

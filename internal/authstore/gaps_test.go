@@ -521,6 +521,14 @@ func TestATenantSecretAlsoGivenInAFieldThatIsShownBackIsRefusedWithoutRepeatingI
 	if wantCode(t, err, authstore.ErrInvalid); strings.Contains(err.Error(), secret) {
 		t.Errorf("%q", err)
 	}
+	// And with the stored secret typed as the tenant ID, the secret left out to keep it.
+	_, err = s.Reauthorize(ctxT(t), acme, authstore.ActorAPI, started.ID, authstore.ReauthorizeRequest{TenantID: secret})
+	if ae := wantCode(t, err, authstore.ErrInvalid); strings.Contains(err.Error(), secret) || ae.SecretIn != "tenantId" {
+		t.Errorf("%q, secret in %q", err, ae.SecretIn)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("the token endpoint was called %d times, want once (the create)", calls.Load())
+	}
 	if got, err := s.Get(ctxT(t), acme, started.ID); err != nil || got.TenantID != "tenant-1" {
 		t.Fatalf("after the refusal: %+v, %v", got, err)
 	}

@@ -243,7 +243,9 @@ func HoldsSecret(v string, secret secrets.Value) bool {
 func secretInShownField(secret secrets.Value, fields ...string) error {
 	for i := 0; i+1 < len(fields); i += 2 {
 		if HoldsSecret(fields[i+1], secret) {
-			return errorf(ErrInvalid, "the tenantSecret was also given in "+fields[i]+", which is stored in clear and shown back: give the secret only as tenantSecret")
+			e := errorf(ErrInvalid, "the tenantSecret was also given in "+fields[i]+", which is stored in clear and shown back: give the secret only as tenantSecret")
+			e.SecretIn = fields[i]
+			return e
 		}
 	}
 	return nil
@@ -441,6 +443,10 @@ func (s *Store) Reauthorize(ctx context.Context, t tenant.ID, actor Actor, autho
 			return Started{}, errorf(ErrInvalid, "the stored tenant secret cannot be decrypted with this service's encryption keys; re-authorize with the tenant secret")
 		}
 		if err != nil {
+			return Started{}, err
+		}
+		// The stored secret typed as the tenant ID, the secret field left empty to keep it.
+		if err := secretInShownField(storedSecret, "tenantId", req.TenantID); err != nil {
 			return Started{}, err
 		}
 		o.tenantSecret = storedSecret

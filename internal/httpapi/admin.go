@@ -444,8 +444,8 @@ func (a *adminPages) reauthorize(w http.ResponseWriter, r *http.Request, sess ad
 		// The form shows the tenant ID that was typed, not the stored one: sent again as
 		// shown, the next try must not pair a new secret with the old ID.
 		form := formValues{TenantID: r.PostForm.Get("tenantId")}
-		if authstore.HoldsSecret(form.TenantID, secret) {
-			form.TenantID = "" // never the secret pasted into it
+		if ae, _ := errors.AsType[*authstore.Error](err); authstore.HoldsSecret(form.TenantID, secret) || ae != nil && ae.SecretIn == "tenantId" {
+			form.TenantID = "" // never the secret (given, or the stored one) pasted into it
 		}
 		if strings.TrimSpace(form.TenantID) == "" {
 			form.TenantID = auth.TenantID

@@ -270,6 +270,11 @@ func TestAdminFormsNeverShowBackATenantSecretPastedIntoAnotherField(t *testing.T
 	if resp.StatusCode != http.StatusUnprocessableEntity || strings.Contains(body, azCCSecret) || !strings.Contains(body, `name="tenantId" value="tenant-1"`) {
 		t.Fatalf("re-authorizing with the secret as the tenant ID: %d\n%s", resp.StatusCode, body)
 	}
+	// The stored secret as the tenant ID, the secret field left empty to keep it.
+	resp, body = s.postForm(c, "/admin/authorizations/"+id+"/reauthorize", url.Values{"csrf": {csrfOf(t, page)}, "tenantId": {azCCSecret}, "tenantSecret": {""}})
+	if resp.StatusCode != http.StatusUnprocessableEntity || strings.Contains(body, azCCSecret) || !strings.Contains(body, `name="tenantId" value="tenant-1"`) {
+		t.Fatalf("re-authorizing with the stored secret as the tenant ID: %d\n%s", resp.StatusCode, body)
+	}
 }
 
 // A refused add leaves /admin/authorizations in the address bar: opening that URL again
