@@ -1,11 +1,11 @@
-// Package redact finds a secret that a server echoed back encoded, not as it was
-// sent, and replaces it with "[redacted]". A gateway or a token endpoint that quotes the
-// request URL or form it got writes a token or a client secret percent-encoded ("+" as
-// %2B, "/" as %2F, in either case of hex, all of it or only some characters); one that
-// dumps the request writes it in base64, alone or inside a larger encoded text
-// ("Bearer <token>", a Basic header, a whole form body). Either is read back as easily as
-// the secret itself. The plain copies are the caller's to redact (each has its own fast
-// path and its own JSON escapes to mind).
+// Package redact removes a token or secret from what a server answered, in every form
+// it may have been echoed in (Secret): as sent; JSON-escaped, once or, in a JSON text
+// quoted inside another, twice; percent-encoded, as a gateway or a token endpoint that
+// quotes the request URL or form writes it ("+" as %2B, "/" as %2F, in either case of
+// hex, all of it or only some characters); in base64, as one that dumps the request
+// writes it, alone or inside a larger encoded text ("Bearer <token>", a Basic header, a
+// whole form body). Each is read back as easily as the secret itself. What is found is
+// replaced with "[redacted]".
 package redact
 
 import (
