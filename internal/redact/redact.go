@@ -126,8 +126,11 @@ func Base64(raw []byte, token string) []byte {
 	if !hasBase64Run(raw, max(minBase64Core, 4*len(token)/3-10)) {
 		return raw // the usual answer: a byte loop, nothing encoded
 	}
-	buf := make([]byte, 2+len(token))
+	// One allocation: the token after two spare bytes, then room for its encoding.
+	n := 2 + len(token)
+	buf := make([]byte, n, n+base64.RawStdEncoding.EncodedLen(n))
 	copy(buf[2:], token)
+	scratch := buf[n:cap(buf)]
 	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
 		for shift := 0; shift < 3; shift++ {
 			in := buf[2-shift:]
@@ -139,8 +142,8 @@ func Base64(raw []byte, token string) []byte {
 			if full-first < minBase64Core {
 				continue
 			}
-			core := []byte(enc.EncodeToString(in)[first:full])
-			raw = redactRunsHolding(raw, core)
+			enc.Encode(scratch, in)
+			raw = redactRunsHolding(raw, scratch[first:full])
 		}
 	}
 	return raw
