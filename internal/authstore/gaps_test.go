@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -537,5 +538,49 @@ func TestATenantSecretAlsoGivenInAFieldThatIsShownBackIsRefusedWithoutRepeatingI
 	short.Name, short.TenantSecret = "abc-prod", secrets.New("abc")
 	if _, err := s.Create(ctxT(t), acme, authstore.ActorAPI, short); err != nil {
 		t.Fatalf("a name holding a short secret as part of a word: %v", err)
+	}
+}
+
+// A token endpoint that answers a redirect (307 and 308 keep the method and the body:
+// the refresh token, the login code, the client's credentials) sends nothing to the host
+// it names: the answer is a failed call, the refresh backs off, and the login keeps its
+// refresh token for when the endpoint answers again.
+func TestATokenEndpointThatRedirectsNeverHasTheCredentialsSentElsewhere(t *testing.T) {
+	e := newEnv(t, engagesim.Config{})
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		w.WriteHeader(http.StatusTeapot)
+	}))
+	t.Cleanup(other.Close)
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound} {
+		redirect := func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, other.URL+"/oauth/token", status)
+		}
+		// Client credentials: the token endpoint at an allowlisted base URL.
+		s, base := e.providerStore(redirect)
+		_, err := s.Create(ctxT(t), acme, authstore.ActorAPI, authstore.CreateRequest{
+			Name: fmt.Sprint("cc ", status), Kind: authstore.KindClientCredentials, BaseURL: base, Domain: "acme",
+			TenantID: "tenant-1", TenantSecret: secrets.New(ccSecret),
+		})
+		if err == nil || strings.Contains(err.Error(), ccSecret) {
+			t.Fatalf("%d: create answered %v", status, err)
+		}
+		// A Webex login refreshing at a token endpoint that redirects.
+		login := e.createLogin(e.store(), acme, fmt.Sprint("login ", status))
+		spent := e.storedRefreshToken(login.ID)
+		redirector := httptest.NewServer(http.HandlerFunc(redirect))
+		t.Cleanup(redirector.Close)
+		r := e.store(func(o *authstore.Options) { o.Webex.TokenURL = redirector.URL + "/oauth/token" })
+		e.expire(login.ID)
+		if _, err := r.Token(ctxT(t), acme, login.ID); err == nil {
+			t.Fatalf("%d: a refresh answered by a redirect handed out a token", status)
+		}
+		if e.status(login.ID) != "active" || e.storedRefreshToken(login.ID) != spent {
+			t.Fatalf("%d: the login lost its refresh token over a redirect", status)
+		}
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Fatalf("the host a redirect named got %d requests", n)
 	}
 }
