@@ -220,7 +220,7 @@ func devConfig(dbURL, apiKey, publicURL, clientSecret string, sim *engagesim.Sim
 			AuthorizeURL: sim.AuthorizeURL(), TokenURL: sim.TokenURL(),
 			ClientID: devClientID, ClientSecret: secrets.New(clientSecret), Scopes: []string{"engage"},
 		},
-		EngageAllowedBases:  append([]string{sim.BaseURL()}, config.DefaultEngageBaseURLs...),
+		EngageAllowedBases:  append([]string{sim.BaseURL()}, config.DefaultEngageBaseURLs()...),
 		ExecutionTimeout:    10 * time.Second,
 		ExecutionTimeoutMax: 60 * time.Second,
 		ShutdownGrace:       5 * time.Second,

@@ -40,7 +40,7 @@ func testConfig(t *testing.T, dbURL string) config.Config {
 	}
 	return config.Config{
 		Addr: "127.0.0.1:0", DatabaseURL: dbURL, EncryptionKeys: ring, APIKeys: keys,
-		EngageAllowedBases: config.DefaultEngageBaseURLs,
+		EngageAllowedBases: config.DefaultEngageBaseURLs(),
 		ExecutionTimeout:   10 * time.Second, ExecutionTimeoutMax: time.Minute,
 		ShutdownGrace: 5 * time.Second, TokenRefreshSkew: 5 * time.Minute,
 	}

@@ -9,11 +9,11 @@ import (
 )
 
 // RegionBaseURL returns the documented Engage base URL of a region name (us, uk, eu,
-// ca, syd, ind), read from config.DefaultEngageBaseURLs: the host
+// ca, syd, ind), read from config.DefaultEngageBaseURLs(): the host
 // api-<region>-site-1.<domain> names the region.
 func RegionBaseURL(region string) (string, bool) {
 	region = strings.ToLower(strings.TrimSpace(region))
-	for _, u := range config.DefaultEngageBaseURLs {
+	for _, u := range config.DefaultEngageBaseURLs() {
 		if regionOf(u) == region && region != "" {
 			return u, true
 		}
@@ -24,7 +24,7 @@ func RegionBaseURL(region string) (string, bool) {
 // Regions lists the region names RegionBaseURL knows, in the documented order.
 func Regions() []string {
 	var out []string
-	for _, u := range config.DefaultEngageBaseURLs {
+	for _, u := range config.DefaultEngageBaseURLs() {
 		if r := regionOf(u); r != "" && !slices.Contains(out, r) {
 			out = append(out, r)
 		}

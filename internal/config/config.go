@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,8 +26,11 @@ import (
 	"github.com/noderuntime/noderuntime/internal/tenant"
 )
 
-// DefaultEngageBaseURLs are the documented Engage regions (ENGAGE.md §4).
-var DefaultEngageBaseURLs = []string{
+// DefaultEngageBaseURLs returns the documented Engage regions (ENGAGE.md §4), a fresh
+// slice each call: a caller may append to it or change it without changing anyone else's.
+func DefaultEngageBaseURLs() []string { return slices.Clone(defaultEngageBaseURLs) }
+
+var defaultEngageBaseURLs = []string{
 	"https://api-us-site-1.imiengage.io/api/v1",
 	"https://api-uk-site-1.imiengage.io/api/v1",
 	"https://api-eu-site-1.imiengage.io/api/v1",
@@ -121,7 +125,7 @@ func Settings(fs *flag.FlagSet, lookupEnv func(string) (string, bool), cfg *Conf
 			parse: func(s string) error { webexSecret = s; return nil }},
 		{env: "WEBEX_SCOPES", flag: "webex-scopes", usage: "space- or comma-separated OAuth scopes",
 			parse: func(s string) error { cfg.Webex.Scopes = splitList(s, " ,"); return nil }},
-		{env: "ENGAGE_ALLOWED_BASE_URLS", flag: "engage-allowed-base-urls", def: strings.Join(DefaultEngageBaseURLs, ","), usage: "comma-separated Engage base URLs an authorization may use",
+		{env: "ENGAGE_ALLOWED_BASE_URLS", flag: "engage-allowed-base-urls", def: strings.Join(defaultEngageBaseURLs, ","), usage: "comma-separated Engage base URLs an authorization may use",
 			parse: func(s string) error {
 				cfg.EngageAllowedBases = nil
 				// Split, not splitList: an entry is numbered as written, blank ones counted,

@@ -56,7 +56,7 @@ func TestDefaults(t *testing.T) {
 	if cfg.Addr != ":8080" || cfg.MetricsAddr != ":9090" || cfg.ExecutionTimeout != 10*time.Second ||
 		cfg.ExecutionTimeoutMax != 60*time.Second || cfg.TokenRefreshSkew != 5*time.Minute || cfg.Pprof ||
 		cfg.MaxExecutions != 1000 || cfg.MaxTenantExecutions != 0 ||
-		len(cfg.EngageAllowedBases) != len(config.DefaultEngageBaseURLs) || cfg.Webex.Enabled() {
+		len(cfg.EngageAllowedBases) != len(config.DefaultEngageBaseURLs()) || cfg.Webex.Enabled() {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }
@@ -117,12 +117,21 @@ func TestACapBelowTheDefaultTimeoutSaysBothValues(t *testing.T) {
 
 // An empty flag is unset as an empty variable is: its default applies (required: it is
 // missing), not its zero value, except where empty is a value.
+func TestAChangeToTheDefaultEngageBaseURLsOfOneCallerIsNotSeenByTheNext(t *testing.T) {
+	mine := config.DefaultEngageBaseURLs()
+	first := mine[0]
+	mine[0] = "https://attacker.example"
+	if got := config.DefaultEngageBaseURLs()[0]; got != first {
+		t.Fatalf("default base URLs after a caller changed its copy: %q first, want %q", got, first)
+	}
+}
+
 func TestAnEmptyFlagIsUnsetUnlessEmptyIsAValue(t *testing.T) {
 	cfg, err := load(minimal(), "--addr=", "--shutdown-grace=", "--engage-allowed-base-urls=", "--execution-timeout=", "--log-level=", "--metrics-addr=")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != ":8080" || cfg.ShutdownGrace != 65*time.Second || len(cfg.EngageAllowedBases) != len(config.DefaultEngageBaseURLs) ||
+	if cfg.Addr != ":8080" || cfg.ShutdownGrace != 65*time.Second || len(cfg.EngageAllowedBases) != len(config.DefaultEngageBaseURLs()) ||
 		cfg.ExecutionTimeout != 10*time.Second || cfg.MetricsAddr != "" {
 		t.Fatalf("addr %q grace %v allowlist %v timeout %v metrics %q", cfg.Addr, cfg.ShutdownGrace, cfg.EngageAllowedBases, cfg.ExecutionTimeout, cfg.MetricsAddr)
 	}
