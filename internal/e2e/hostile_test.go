@@ -137,7 +137,7 @@ func TestHostileBodiesAreRefusedNeverCrashTheService(t *testing.T) {
 			}
 		})
 	}
-	for _, op := range engagesim.Ops {
+	for _, op := range engagesim.Ops() {
 		if n := s.sims[0].Calls(op); op != engagesim.OpToken && n != 0 {
 			t.Errorf("%d %s calls reached Engage", n, op)
 		}

@@ -27,8 +27,10 @@ const (
 	OpToken             = "token"
 )
 
-// Ops lists every operation.
-var Ops = []string{OpSearch, OpCreate, OpAppend, OpUpdate, OpClose, OpAddParticipant, OpRemoveParticipant, OpToken}
+// Ops lists every operation, a fresh slice each call.
+func Ops() []string { return slices.Clone(ops) }
+
+var ops = []string{OpSearch, OpCreate, OpAppend, OpUpdate, OpClose, OpAddParticipant, OpRemoveParticipant, OpToken}
 
 // Fault is a misbehaviour injected into matching calls. Several fields may combine:
 // Latency first, then the first of Reset, Status, Malformed (Status with Malformed
@@ -67,8 +69,8 @@ type Fault struct {
 
 // validate reports what is wrong with f, or nil.
 func (f *Fault) validate() error {
-	if f.Op != "" && f.Op != "*" && !slices.Contains(Ops, f.Op) {
-		return fmt.Errorf("unknown op %q (want one of %v or \"*\")", f.Op, Ops)
+	if f.Op != "" && f.Op != "*" && !slices.Contains(ops, f.Op) {
+		return fmt.Errorf("unknown op %q (want one of %v or \"*\")", f.Op, ops)
 	}
 	if f.Status != 0 && (f.Status < 100 || f.Status > 599) {
 		return fmt.Errorf("status %d is not an HTTP status", f.Status)
