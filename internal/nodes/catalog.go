@@ -104,14 +104,15 @@ func declaredOutcomes(def *definition) []outcomeDecl {
 		}
 		out = append(out, d)
 	}
-	isStandard := func(o outcomes.Outcome) bool { return slices.Contains(outcomes.Standard, o) }
+	standard := outcomes.Standard()
+	isStandard := func(o outcomes.Outcome) bool { return slices.Contains(standard, o) }
 	if !isStandard(def.rejected) {
 		out = append(out, outcomeDecl{name: def.rejected, kind: KindFailure, when: cmp.Or(def.rejectedWhen, whenRejected)})
 	}
 	if !isStandard(def.failed) && def.failed != def.rejected {
 		out = append(out, outcomeDecl{name: def.failed, kind: KindFailure, when: cmp.Or(def.failedWhen, whenFailed)})
 	}
-	for _, o := range outcomes.Standard {
+	for _, o := range standard {
 		d := outcomeDecl{name: o, kind: KindFailure, when: cmp.Or(def.when[o], standardWhen[o])}
 		if o == outcomes.OnAuthorizationFailure {
 			d.aliases = []string{outcomes.AliasAuthorizationFail}

@@ -18,8 +18,10 @@ const (
 	OnAuthorizationFailure Outcome = "onAuthorizationFailure"
 )
 
-// Standard lists the standard outcomes in catalog order.
-var Standard = []Outcome{OnError, OnInvalidData, OnInvalidChoice, OnTimeout, OnAuthorizationFailure}
+// Standard lists the standard outcomes in catalog order, a fresh slice each call.
+func Standard() []Outcome {
+	return []Outcome{OnError, OnInvalidData, OnInvalidChoice, OnTimeout, OnAuthorizationFailure}
+}
 
 // Node-specific outcomes (../shared/ENGAGE.md §2).
 const (

@@ -117,7 +117,12 @@ func TestTheOutcomeNamesAreSpelledAsTheFlowDesignerShowsThem(t *testing.T) {
 		t.Errorf("aliases %q and %q, want onauthorizationfail and Success", AliasAuthorizationFail, AliasSuccess)
 	}
 	want := []Outcome{"onError", "onInvalidData", "onInvalidChoice", "onTimeout", "onAuthorizationFailure"}
-	if fmt.Sprint(Standard) != fmt.Sprint(want) {
-		t.Errorf("standard outcomes %v, want %v in catalog order", Standard, want)
+	if fmt.Sprint(Standard()) != fmt.Sprint(want) {
+		t.Errorf("standard outcomes %v, want %v in catalog order", Standard(), want)
+	}
+	mine := Standard()
+	mine[0] = "changed"
+	if Standard()[0] != OnError {
+		t.Errorf("changing one caller's standard outcomes changed the next caller's")
 	}
 }
