@@ -73,9 +73,9 @@ func (b breakerLog) ObserveBreakerChange(target, domain string, from, to int) {
 	if to == engage.BreakerOpen {
 		level = slog.LevelWarn
 	}
-	b.logger.LogAttrs(context.Background(), level, "circuit breaker "+engage.BreakerStates[to],
+	b.logger.LogAttrs(context.Background(), level, "circuit breaker "+engage.BreakerStates()[to],
 		slog.String("target", target), slog.String("domain", domain),
-		slog.String("from", engage.BreakerStates[from]))
+		slog.String("from", engage.BreakerStates()[from]))
 }
 
 // credentials is the authorization store as the nodes' token source; nodes never see

@@ -43,7 +43,7 @@ type BreakerObserver interface {
 	ObserveBreakerChange(target, domain string, from, to int)
 }
 
-// The states a BreakerObserver sees; they index BreakerStates.
+// The states a BreakerObserver sees; they index BreakerStates().
 const (
 	// BreakerNone is the from of a breaker just made (closed), and the to of a closed
 	// one forgotten (MaxBreakers).

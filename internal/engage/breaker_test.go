@@ -160,7 +160,7 @@ func TestBreakersAreSeparatePerDomain(t *testing.T) {
 		}
 	}
 	// The metric counts them by state; the domains stay out of it (unbounded).
-	for _, st := range engage.BreakerStates {
+	for _, st := range engage.BreakerStates() {
 		want := map[string]float64{"open": 1, "closed": 1}[st]
 		if got := testutil.ToFloat64(m.Breakers(tg.BaseURL, st)); got != want {
 			t.Errorf("%s breakers of the base URL: %v, want %v (failing open, healthy closed)", st, got, want)
@@ -182,7 +182,7 @@ func TestTheClosedBreakersAreForgottenPastTheBoundAndTheOpenOneKept(t *testing.T
 		_, _ = c.Search(t.Context(), failing, "tok", req)
 	}
 	kept := func() (n float64) {
-		for _, st := range engage.BreakerStates {
+		for _, st := range engage.BreakerStates() {
 			n += testutil.ToFloat64(m.Breakers(tg.BaseURL, st))
 		}
 		return n
@@ -224,7 +224,7 @@ func downForTheFailingDomain(t *testing.T) engage.Target {
 func breakerState(m *engage.Metrics, target string) string {
 	var counts []string
 	state := ""
-	for _, st := range engage.BreakerStates {
+	for _, st := range engage.BreakerStates() {
 		n := testutil.ToFloat64(m.Breakers(target, st))
 		counts = append(counts, fmt.Sprintf("%s=%v", st, n))
 		switch {
@@ -433,7 +433,7 @@ func TestABreakerForgottenDuringACallIsNotCountedWhenThatCallTripsIt(t *testing.
 	<-done
 
 	want := map[string]float64{"closed": 1, "half_open": 0, "open": 0} // the healthy domain's
-	for _, st := range engage.BreakerStates {
+	for _, st := range engage.BreakerStates() {
 		if got := testutil.ToFloat64(m.Breakers(tg.BaseURL, st)); got != want[st] {
 			t.Errorf("%s breakers: %v, want %v", st, got, want[st])
 		}

@@ -73,21 +73,24 @@ func (m *Metrics) ObserveEngageCall(op, status string, d time.Duration) {
 	s.duration.Observe(d.Seconds())
 }
 
-// BreakerStates are the values of the state label of noderuntime_circuit_breakers, by
-// the states of BreakerObserver.
-var BreakerStates = [...]string{BreakerClosed: "closed", BreakerHalfOpen: "half_open", BreakerOpen: "open"}
+// BreakerStates returns the values of the state label of noderuntime_circuit_breakers,
+// indexed by the states of BreakerObserver. It is an array, so each caller has its own
+// copy, without an allocation.
+func BreakerStates() [BreakerOpen + 1]string {
+	return [...]string{BreakerClosed: "closed", BreakerHalfOpen: "half_open", BreakerOpen: "open"}
+}
 
 // ObserveBreakerChange implements BreakerObserver; the domain stays out of the metric.
 func (m *Metrics) ObserveBreakerChange(target, _ string, from, to int) {
 	if from != BreakerNone {
-		m.breaker.WithLabelValues(target, BreakerStates[from]).Dec()
+		m.breaker.WithLabelValues(target, BreakerStates()[from]).Dec()
 	} else {
 		// A new base URL: all its states from the start, so a query sees zeros, not gaps.
-		for _, st := range BreakerStates {
+		for _, st := range BreakerStates() {
 			m.breaker.WithLabelValues(target, st)
 		}
 	}
 	if to != BreakerNone {
-		m.breaker.WithLabelValues(target, BreakerStates[to]).Inc()
+		m.breaker.WithLabelValues(target, BreakerStates()[to]).Inc()
 	}
 }
