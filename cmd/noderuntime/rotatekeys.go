@@ -74,7 +74,7 @@ func rotateKeys(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "noderuntime: left as it is: %v\n", err)
 	}
 	if len(res.Unreadable) > 0 {
-		fmt.Fprintf(stderr, "noderuntime: %d rows do not decrypt with this key ring; re-authorize or delete those authorizations (an unreadable login state expires by itself)\n", len(res.Unreadable))
+		fmt.Fprintf(stderr, "noderuntime: %d rows do not decrypt with the key ring of NODERUNTIME_ENCRYPTION_KEYS; re-authorize or delete those authorizations (an unreadable login state expires by itself)\n", len(res.Unreadable))
 	}
 	if res.Remaining > 0 {
 		return exitFailed

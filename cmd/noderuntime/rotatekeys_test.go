@@ -59,7 +59,8 @@ func TestRotateKeysReencryptsUnderTheNewKeyAndEveryAuthorizationStillWorks(t *te
 	var stdout, stderr bytes.Buffer
 	env := env(map[string]string{"DATABASE_URL": dbURL, "NODERUNTIME_ENCRYPTION_KEYS": ringSpec("new", 2)})
 	if code := run([]string{"rotate-keys"}, env, &stdout, &stderr); code != exitFailed || !strings.Contains(stderr.String(), "decrypt") ||
-		!strings.Contains(stderr.String(), a.ID) || !strings.Contains(stdout.String(), "1 rows remain") {
+		!strings.Contains(stderr.String(), a.ID) || !strings.Contains(stderr.String(), `key "old"`) ||
+		!strings.Contains(stderr.String(), "NODERUNTIME_ENCRYPTION_KEYS") || !strings.Contains(stdout.String(), "1 rows remain") {
 		t.Fatalf("without the old key: exit %d, %q %q", code, stdout.String(), stderr.String())
 	}
 	stdout.Reset()

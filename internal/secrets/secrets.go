@@ -161,10 +161,11 @@ func (r *KeyRing) Decrypt(ciphertext, aad []byte) ([]byte, error) {
 		if err != nil {
 			// Most often the ring holds another key under this ID (pasted wrong, or an ID
 			// used again for a new key): the ID tells the operator which entry to check.
-			return nil, fmt.Errorf("%w: key %q of NODERUNTIME_ENCRYPTION_KEYS does not open it (another key under that ID, or the ciphertext was altered)", ErrDecrypt, id)
+			// The ring's caller knows where the ring came from, and names it.
+			return nil, fmt.Errorf("%w: key %q of the key ring does not open it (another key under that ID, or the ciphertext was altered)", ErrDecrypt, id)
 		}
 		return plain, nil
 	}
 	// The key ID is not secret, and it is what an operator mid-rotation needs.
-	return nil, fmt.Errorf("%w: it is sealed under key %q, which NODERUNTIME_ENCRYPTION_KEYS does not hold", ErrDecrypt, id)
+	return nil, fmt.Errorf("%w: it is sealed under key %q, which the key ring does not hold", ErrDecrypt, id)
 }
