@@ -627,6 +627,9 @@ func TestDotSegmentsAreNotIDs(t *testing.T) {
 		for _, id := range []string{".", ".."} {
 			_, err := c.Close(t.Context(), tg, "tok", id)
 			wantKind(t, err, engage.KindInvalidRequest)
+			if want := "engage close: invalid_request: " + strconv.Quote(id) + " is not an ID"; err.Error() != want {
+				t.Fatalf("%q: %q, want %q", id, err, want)
+			}
 			_, err = c.RemoveParticipant(t.Context(), tg, "tok", "conv-1", id)
 			wantKind(t, err, engage.KindInvalidRequest)
 		}

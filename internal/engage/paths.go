@@ -32,7 +32,8 @@ func layout(prefix string, t Target, op, conversationID, participant string) (st
 	for _, s := range []string{conversationID, participant} {
 		if s == "." || s == ".." {
 			// Escaping leaves dots alone: the request would go to another endpoint.
-			return "", "", fmt.Errorf("engage: %q is not an ID", s)
+			// No "engage:" of its own: the *Error the client wraps it in says so.
+			return "", "", fmt.Errorf("%q is not an ID", s)
 		}
 	}
 	var b strings.Builder
