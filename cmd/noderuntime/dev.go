@@ -127,10 +127,8 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx, func(net.Addr) { close(ready) }) }()
-	select {
-	case err := <-done:
-		return fail(err)
-	case <-ready:
+	if code, ok := untilReady(ready, done, fail); !ok {
+		return code
 	}
 
 	authID, err := devAuthorization(ctx, publicURL, apiKey, sim)
@@ -147,6 +145,21 @@ func dev(args []string, env lookupEnv, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	return exitOK
+}
+
+// untilReady waits until the service app.Run starts is ready (ok), or Run ends first:
+// then code is dev's exit code. Run's nil then is a stop (Ctrl-C during the start), not a
+// failure: exitOK, and nothing printed; an error goes to fail.
+func untilReady(ready <-chan struct{}, done <-chan error, fail func(error) int) (code int, ok bool) {
+	select {
+	case err := <-done:
+		if err != nil {
+			return fail(err), false
+		}
+		return exitOK, false
+	case <-ready:
+		return exitOK, true
+	}
 }
 
 // devDatabaseURL picks the database: DATABASE_URL as given, else a fresh database on

@@ -254,3 +254,34 @@ func TestDevWithItsAddressTakenFailsBeforeTouchingAnyDatabase(t *testing.T) {
 		})
 	}
 }
+
+// A Ctrl-C while dev starts the service makes app.Run return nil before it is ready (as
+// internal/app's tests pin): that is a stop, so dev exits 0 and prints nothing, where it
+// used to print "noderuntime dev: <nil>" and exit 1. The signal itself cannot be timed
+// to land between app.New and Run, so the decision is tested on Run's answer.
+func TestDevStoppedBeforeTheServiceIsReadyExitsZeroSayingNothing(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		start   func(ready chan struct{}, done chan error)
+		code    int
+		ok      bool
+		printed string
+	}{
+		{"ready", func(ready chan struct{}, _ chan error) { close(ready) }, exitOK, true, ""},
+		{"stopped before ready", func(_ chan struct{}, done chan error) { done <- nil }, exitOK, false, ""},
+		{"failed before ready", func(_ chan struct{}, done chan error) { done <- fmt.Errorf("listen: boom") }, exitFailed, false, "noderuntime dev: listen: boom\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var stderr bytes.Buffer
+			fail := func(err error) int { fmt.Fprintf(&stderr, "noderuntime dev: %v\n", err); return exitFailed }
+			ready, done := make(chan struct{}), make(chan error, 1)
+			c.start(ready, done)
+			code, ok := untilReady(ready, done, fail)
+			if code != c.code || ok != c.ok || stderr.String() != c.printed {
+				t.Fatalf("exit %d, ready %v, printed %q; want %d, %v, %q", code, ok, stderr.String(), c.code, c.ok, c.printed)
+			}
+		})
+	}
+}
