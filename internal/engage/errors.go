@@ -102,8 +102,6 @@ func KindOf(err error) Kind {
 	return ""
 }
 
-const redacted = redact.Marker
-
 // scrub removes the token from every text of e. Engage never echoes a token, but a proxy
 // or a misbehaving server might, and an error ends up in logs and flow outputs.
 func (e *Error) scrub(token string) *Error {
