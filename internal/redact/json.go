@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf16"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -27,6 +28,17 @@ func Secret(raw []byte, token string) []byte {
 			raw = bytes.ReplaceAll(raw, esc, []byte(redacted))
 		}
 	}
+	// A token encoding/json escapes ('"', '\\', "<", ">", "&", a control character) is
+	// looked for as it writes it, once and twice, wherever it is: decoding literals
+	// (below) misses it in a text whose quotes are not paired the way JSON pairs them
+	// (a stray quote before it, in a log line or an HTML page).
+	if bytes.IndexByte(raw, '\\') >= 0 && jsonEscapes(token) {
+		for _, form := range jsonForms(token) {
+			if bytes.Contains(raw, form) {
+				raw = bytes.ReplaceAll(raw, form, []byte(redacted))
+			}
+		}
+	}
 	// A literal may escape some of the token's slashes and not others, or write any
 	// character as \uXXXX: only decoding it finds the token then.
 	if bytes.Contains(raw, []byte(`\u`)) || (strings.IndexByte(token, '/') >= 0 && bytes.Contains(raw, []byte(`\/`))) {
@@ -34,6 +46,52 @@ func Secret(raw []byte, token string) []byte {
 	}
 	// Percent-encoded, as a quoted URL has it; in base64, as a dump of the request has it.
 	return Base64(PercentEncoded(raw, token), token)
+}
+
+// jsonEscapes reports whether encoding/json writes token with an escape (a
+// non-ASCII character may be one: U+2028, U+2029).
+func jsonEscapes(token string) bool {
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonForms returns what encoding/json writes token as inside a literal, HTML-escaped
+// or not, with every "/" as "\/" (other encoders), and escaped twice: each that differs
+// from token, once. An invalid UTF-8 token has none: encoding/json writes U+FFFD for
+// what is invalid, which does not hold the token.
+func jsonForms(token string) [][]byte {
+	if !utf8.ValidString(token) {
+		return nil
+	}
+	var forms [][]byte
+	add := func(form []byte) {
+		if string(form) == token {
+			return
+		}
+		for _, f := range forms {
+			if bytes.Equal(f, form) {
+				return
+			}
+		}
+		forms = append(forms, form)
+	}
+	for _, escapeHTML := range []bool{true, false} {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(escapeHTML)
+		_ = enc.Encode(token) // a string always encodes
+		quoted := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+		inner := quoted[1 : len(quoted)-1]
+		twice, _ := json.Marshal(string(inner))
+		add(inner)
+		add(bytes.ReplaceAll(inner, []byte("/"), []byte(`\/`)))
+		add(twice[1 : len(twice)-1])
+	}
+	return forms
 }
 
 // withoutEscapedToken redacts token from the JSON string literals of raw that spell it

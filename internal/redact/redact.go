@@ -11,6 +11,7 @@ package redact
 import (
 	"bytes"
 	"encoding/base64"
+	"net/url"
 	"strings"
 )
 
@@ -26,6 +27,18 @@ const redacted = Marker
 func PercentEncoded(raw []byte, token string) []byte {
 	if token == "" || bytes.IndexByte(raw, '%') < 0 && (bytes.IndexByte(raw, '+') < 0 || strings.IndexByte(token, ' ') < 0) {
 		return raw
+	}
+	// As url.QueryEscape and url.PathEscape write it, wherever it is: decoding misses it
+	// after a "%" that is not an escape but reads as one with the token's first
+	// characters ("100%" before "ab+cd").
+	// Each differs from token by an escape or a "+": an answer with neither ("50% done")
+	// costs no encoding.
+	if hasEscape(raw, strings.IndexByte(token, ' ') >= 0) {
+		for _, form := range [...]string{url.QueryEscape(token), url.PathEscape(token)} {
+			if form != token && bytes.Contains(raw, []byte(form)) {
+				raw = bytes.ReplaceAll(raw, []byte(form), []byte(redacted))
+			}
+		}
 	}
 	raw = percentEncoded(raw, token, false)
 	if strings.IndexByte(token, ' ') >= 0 {
@@ -78,6 +91,16 @@ func percentEncoded(raw []byte, token string, plusIsSpace bool) []byte {
 		from += j + len(token)
 	}
 	return append(out, raw[last:]...)
+}
+
+// hasEscape reports whether raw holds a valid %XX (or a "+", if plusIsSpace).
+func hasEscape(raw []byte, plusIsSpace bool) bool {
+	for i := range raw {
+		if c, w := percentAt(raw, i, plusIsSpace); w > 1 || c != raw[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // percentAt is the byte at raw[i] with a valid %XX decoded (and "+" as a space, if

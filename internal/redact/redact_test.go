@@ -78,3 +78,24 @@ func TestAnAnswerThatEchoesNothingCostsAtMostOneAllocation(t *testing.T) {
 		}
 	}
 }
+
+// Decoding finds a token by its escapes only where they are read the way JSON and URLs
+// read them: after a stray quote or a "%" that reads as an escape with the token's first
+// characters, the token as encoding/json or net/url writes it is looked for as written.
+func TestATokenAsEncodersWriteItIsRedactedAfterAStrayQuoteOrPercent(t *testing.T) {
+	for _, tc := range []struct{ raw, token, want string }{
+		// The quote before it pairs with the token's first escaped one.
+		{`He said "hi: "a\"b\u003cc\u0026d/e" ok`, `a"b<c&d/e`, `He said "hi: "[redacted]" ok`},
+		{`he said "a\"b<c/d`, `a"b<c/d`, `he said "[redacted]`}, // not HTML-escaped, cut off
+		{`ok "a\/b\"cdefgh" bye`, `a/b"cdefgh`, `ok "[redacted]" bye`},
+		// Escaped twice, after an odd quote.
+		{`"x": "{\"t\":\"a\\\"b\\u003cc\"}`, `a"b<c`, `"x": "{\"t\":\"[redacted]\"}`},
+		// "%ab" reads as an escape: as url.QueryEscape and url.PathEscape write it.
+		{`done 100%ab12+cd%2Fef.`, "ab12 cd/ef", `done 100%[redacted].`},
+		{`done 100%ab12%20cd%2Fef.`, "ab12 cd/ef", `done 100%[redacted].`},
+	} {
+		if got := string(Secret([]byte(tc.raw), tc.token)); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.raw, got, tc.want)
+		}
+	}
+}
