@@ -6,7 +6,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -39,8 +42,61 @@ var canaries = map[string]string{
 	"simcode_":          "login code",
 }
 
+// needle is one form of a canary the scan looks for.
+type needle struct {
+	value []byte
+	name  string
+}
+
+// needlesOf returns what the scan looks for, for each canary (value to name): the value
+// as written; percent-encoded as url.QueryEscape and url.PathEscape write it, when that
+// differs; and in base64, std and URL alphabets, at each of the 3 offsets it may start at
+// in the encoded bytes, where what encodes it alone (the groups it shares with no other
+// byte) is at least 16 characters (shorter could turn up by chance). That part is in the
+// raw and the padded encoding alike, and in a larger text encoded ("Bearer <value>").
+// Built once: the scan runs on every log line and answer of the suite.
+func needlesOf(values map[string]string) []needle {
+	var out []needle
+	seen := map[string]bool{}
+	add := func(value, name string) {
+		if !seen[value] {
+			seen[value] = true
+			out = append(out, needle{[]byte(value), name})
+		}
+	}
+	keys := slices.Sorted(maps.Keys(values))
+	for _, value := range keys { // the plain values first: a finding names the plainest form
+		add(value, values[value])
+	}
+	for _, value := range keys {
+		name := values[value]
+		for _, esc := range []string{url.QueryEscape(value), url.PathEscape(value)} {
+			if esc != value {
+				add(esc, name+" (percent-encoded)")
+			}
+		}
+		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+			for offset := range 3 {
+				in := append(make([]byte, offset), value...)
+				first, full := 0, len(in)/3*4
+				if offset > 0 {
+					first = 4 // the group the value shares with the bytes before it
+				}
+				if full-first >= 16 {
+					add(enc.EncodeToString(in)[first:full], name+" (base64)")
+				}
+			}
+		}
+	}
+	return out
+}
+
+// suiteNeedles are the forms of the suite's canaries.
+var suiteNeedles = needlesOf(canaries)
+
 // leakScan collects every canary found anywhere in the suite.
 type leakScan struct {
+	needles  []needle // suiteNeedles when nil
 	mu       sync.Mutex
 	findings []leak
 }
@@ -51,14 +107,21 @@ type leak struct{ test, source, canary, context string }
 // metrics scrape of every test goes through it.
 var leaks = &leakScan{}
 
+// scan records each canary b holds, once, in the first of its forms found.
 func (l *leakScan) scan(test, source string, b []byte) {
+	needles := l.needles
+	if needles == nil {
+		needles = suiteNeedles
+	}
 	var found []leak
-	for value, name := range canaries {
-		if i := bytes.Index(b, []byte(value)); i >= 0 {
-			lo, hi := max(0, i-60), min(len(b), i+len(value)+60)
-			ctx := strings.ReplaceAll(string(b[lo:hi]), value, "<"+name+">")
-			found = append(found, leak{test: test, source: source, canary: name, context: ctx})
+	for _, n := range needles {
+		i := bytes.Index(b, n.value)
+		if i < 0 || slices.ContainsFunc(found, func(f leak) bool { return f.canary == n.name }) {
+			continue
 		}
+		lo, hi := max(0, i-60), min(len(b), i+len(n.value)+60)
+		ctx := strings.ReplaceAll(string(b[lo:hi]), string(n.value), "<"+n.name+">")
+		found = append(found, leak{test: test, source: source, canary: n.name, context: ctx})
 	}
 	if len(found) == 0 {
 		return
@@ -219,5 +282,38 @@ func TestTheLeakScanFindsACanaryAndNamesWhereWithoutShowingIt(t *testing.T) {
 	}
 	if len(scan.of("T")) != 1 || len(scan.of("U")) != 0 {
 		t.Fatalf("findings by test: %v", scan.findings)
+	}
+
+	// Each encoded form, of a canary whose percent-encodings differ from it (the suite's
+	// do not) and of each of the suite's canaries long enough to be looked for in base64.
+	const special = "tok/with+plus and>?~CANARY-77"
+	cases := map[string]*leakScan{special: {needles: needlesOf(map[string]string{special: "test secret"})}}
+	for value := range canaries {
+		if len(value) >= 14 { // what encodes it alone is 16 characters at each offset
+			cases[value] = &leakScan{}
+		}
+	}
+	for value, scan := range cases {
+		name := canaries[value]
+		if value == special {
+			name = "test secret"
+		}
+		var planted []string
+		if value == special {
+			planted = append(planted, url.QueryEscape(value), url.PathEscape(value))
+		}
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+			for _, before := range []string{"", "B", "Be", "Bearer "} {
+				planted = append(planted, enc.EncodeToString([]byte(value)), enc.EncodeToString([]byte(before+value+"\r\nAccept: */*")))
+			}
+		}
+		for i, form := range planted {
+			test := fmt.Sprint("T", i)
+			scan.scan(test, "logs", []byte(`{"msg":"dump","request":"`+form+`"}`))
+			found := scan.of(test)
+			if len(found) != 1 || !strings.HasPrefix(found[0].canary, name+" (") || strings.Contains(found[0].context, form) {
+				t.Errorf("%s as %s: found %q", name, form, found)
+			}
+		}
 	}
 }
