@@ -22,7 +22,8 @@ import (
 //     UTF-8 as U+FFFD: the token is not in what it wrote); url.QueryEscape and
 //     url.PathEscape; and, when its base64 core is at least minBase64Core characters,
 //     the characters that encode the token alone (the groups it shares with no other
-//     byte) in base64, std and URL alphabets, with 0, 1 or 2 bytes before it;
+//     byte) in base64, std and URL alphabets, with 0, 1 or 2 bytes before it, and
+//     those with every "/" as "\/" (a JSON encoder that escapes slashes);
 //   - the output is raw itself (the same bytes, not a copy) unless the token can be read
 //     back from raw: raw holds one of those forms, or the token or a base64 core of it
 //     once JSON-unescaped any number of times (a literal decoded as encoding/json decodes it), possibly then
@@ -83,7 +84,7 @@ func FuzzSecretLeavesNoFormOfTheTokenAndCopiesOnlyWhatHoldsOne(f *testing.F) {
 func encodeAs(form byte, token string, pad []byte) string {
 	quoted, _ := json.Marshal(token)
 	inner := string(quoted[1 : len(quoted)-1])
-	switch form % 12 {
+	switch form % 13 {
 	case 1:
 		return string(quoted)
 	case 2:
@@ -138,6 +139,13 @@ func encodeAs(form byte, token string, pad []byte) string {
 		lead = min(lead, len(pad))
 		in := append(append(append([]byte(nil), pad[:lead]...), token...), pad[lead:]...)
 		return encs[int(form)%len(encs)].EncodeToString(in)
+	case 12: // in base64 in a JSON literal whose "/" an encoder escapes
+		lead := 0
+		if len(pad) > 0 {
+			lead = min(int(pad[0])%3, len(pad))
+		}
+		in := append(append(append([]byte(nil), pad[:lead]...), token...), pad[lead:]...)
+		return `"` + strings.ReplaceAll(base64.StdEncoding.EncodeToString(in), "/", `\/`) + `"`
 	}
 	return token
 }
@@ -162,7 +170,10 @@ func formsOf(token string) []string {
 			forms = append(forms, inner, strings.ReplaceAll(inner, "/", `\/`), string(twice[1:len(twice)-1]))
 		}
 	}
-	return append(forms, base64Cores(token)...)
+	for _, core := range base64Cores(token) {
+		forms = append(forms, core, strings.ReplaceAll(core, "/", `\/`))
+	}
+	return forms
 }
 
 // base64Cores returns what encodes token alone in base64 (std and URL alphabets), for

@@ -4,8 +4,8 @@
 // quotes the request URL or form writes it ("+" as %2B, "/" as %2F, in either case of
 // hex, all of it or only some characters); in base64, as one that dumps the request
 // writes it, alone or inside a larger encoded text ("Bearer <token>", a Basic header, a
-// whole form body). Each is read back as easily as the secret itself. What is found is
-// replaced with "[redacted]".
+// whole form body), its slashes escaped as "\/" by a JSON encoder or not. Each is read
+// back as easily as the secret itself. What is found is replaced with "[redacted]".
 package redact
 
 import (
@@ -166,14 +166,20 @@ func Base64(raw []byte, token string) []byte {
 				continue
 			}
 			enc.Encode(scratch, in)
-			raw = redactRunsHolding(raw, scratch[first:full])
+			core := scratch[first:full]
+			raw = redactRunsHolding(raw, core)
+			// An encoder that escapes "/" in JSON (PHP's json_encode) writes the
+			// dump's slashes as "\/": looked for only in a text that holds one.
+			if enc == base64.RawStdEncoding && bytes.IndexByte(core, '/') >= 0 && bytes.Contains(raw, []byte(`\/`)) {
+				raw = redactRunsHolding(raw, bytes.ReplaceAll(core, []byte("/"), []byte(`\/`)))
+			}
 		}
 	}
 	return raw
 }
 
 // redactRunsHolding replaces each maximal run of base64 characters (either alphabet,
-// with padding) that holds core.
+// with padding, "/" escaped as "\/" or not) that holds core.
 func redactRunsHolding(raw, core []byte) []byte {
 	for from := 0; ; {
 		j := bytes.Index(raw[from:], core)
@@ -181,11 +187,23 @@ func redactRunsHolding(raw, core []byte) []byte {
 			return raw
 		}
 		start, end := from+j, from+j+len(core)
-		for start > 0 && isBase64(raw[start-1]) {
-			start--
+		for start > 0 {
+			if start > 1 && raw[start-2] == '\\' && raw[start-1] == '/' {
+				start -= 2
+			} else if isBase64(raw[start-1]) {
+				start--
+			} else {
+				break
+			}
 		}
-		for end < len(raw) && (isBase64(raw[end]) || raw[end] == '=') {
-			end++
+		for end < len(raw) {
+			if raw[end] == '\\' && end+1 < len(raw) && raw[end+1] == '/' {
+				end += 2
+			} else if isBase64(raw[end]) || raw[end] == '=' {
+				end++
+			} else {
+				break
+			}
 		}
 		out := make([]byte, 0, len(raw)-(end-start)+len(redacted))
 		out = append(append(append(out, raw[:start]...), redacted...), raw[end:]...)
@@ -203,12 +221,15 @@ var base64Chars = func() (t [256]bool) {
 	return t
 }()
 
-// hasBase64Run reports whether raw holds a run of at least n base64 characters.
+// hasBase64Run reports whether raw holds a run of at least n base64 characters ("/"
+// escaped as "\/" or not).
 func hasBase64Run(raw []byte, n int) bool {
 	run := 0
-	for _, c := range raw {
+	for i, c := range raw {
 		if !base64Chars[c] {
-			run = 0
+			if c != '\\' || i+1 == len(raw) || raw[i+1] != '/' {
+				run = 0
+			}
 			continue
 		}
 		if run++; run >= n {

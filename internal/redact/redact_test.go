@@ -99,3 +99,27 @@ func TestATokenAsEncodersWriteItIsRedactedAfterAStrayQuoteOrPercent(t *testing.T
 		}
 	}
 }
+
+// A token without "/" may have one in its base64; an encoder that escapes "/" (PHP's
+// json_encode) writes the dump with "\/". Looked for only when the text holds "\/".
+func TestABase64DumpWhoseSlashesAreJSONEscapedIsRedacted(t *testing.T) {
+	const secret = "no-slash-here?>?>?>-CANARY-0123456789"
+	for _, prefix := range []string{"", "B", "Be", "Bearer "} {
+		encoded := base64.StdEncoding.EncodeToString([]byte(prefix + secret + "\r\nAccept: */*"))
+		if strings.Contains(secret, "/") || !strings.Contains(encoded, "/") {
+			t.Fatalf("%q: the secret must have no slash, its base64 some", encoded)
+		}
+		escaped := strings.ReplaceAll(encoded, "/", `\/`)
+		for _, raw := range []string{`{"dump":"` + escaped + `","ok":1}`, `he said "` + escaped + `"`} {
+			got := string(Secret([]byte(raw), secret))
+			if want := strings.Replace(raw, escaped, Marker, 1); got != want {
+				t.Errorf("%s: got %s, want %s", raw, got, want)
+			}
+		}
+	}
+	// Without "\/" in the answer, the escaped form costs nothing.
+	raw := []byte(`{"status":200,"value":{"conversationId":"3f2a9c1e-7b4d-4e8a-9f0b-1c2d3e4f5a6b","url":"https://x/y"}}`)
+	if n := testing.AllocsPerRun(100, func() { Secret(raw, secret) }); n > 1 {
+		t.Errorf("%v allocations", n)
+	}
+}
