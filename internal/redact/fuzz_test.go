@@ -24,10 +24,13 @@ import (
 //     the characters that encode the token alone (the groups it shares with no other
 //     byte) in base64, std and URL alphabets, with 0, 1 or 2 bytes before it, and
 //     those with every "/" as "\/" (a JSON encoder that escapes slashes);
+//   - when the bytes around the embedded token hold no '"', '\', '%' or '+' (nothing
+//     that pairs with or reads as part of an escape), the token cannot be read back from
+//     the output at all (readsBack): no mix of escapes Secret decodes is left;
 //   - the output is raw itself (the same bytes, not a copy) unless the token can be read
 //     back from raw: raw holds one of those forms, or the token or a base64 core of it
-//     once JSON-unescaped any number of times (a literal decoded as encoding/json decodes it), possibly then
-//     percent-decoded ("+" as a space or not).
+//     once JSON-unescaped any number of times (as encoding/json decodes a literal),
+//     possibly then percent-decoded ("+" as a space or not).
 //
 // This holds for a token of 8 bytes or more that holds neither "[" nor "]": the marker
 // written in place of a copy could otherwise spell the token with the bytes next to it
@@ -71,6 +74,9 @@ func FuzzSecretLeavesNoFormOfTheTokenAndCopiesOnlyWhatHoldsOne(f *testing.F) {
 				if holds(out, form) {
 					t.Fatalf("Secret(%q, %q) = %q holds %q", raw, token, out, form)
 				}
+			}
+			if !bytes.ContainsAny(noise, "\"\\%+") && readsBack(out, token) {
+				t.Fatalf("Secret(%q, %q) = %q, from which the token reads back", raw, token, out)
 			}
 			if !readsBack(raw, token) && (len(out) != len(raw) || len(raw) > 0 && &out[0] != &raw[0]) {
 				t.Fatalf("Secret(%q, %q) = %q, not its input, which holds no form of the token", raw, token, out)
