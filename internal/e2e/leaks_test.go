@@ -284,8 +284,9 @@ func TestTheLeakScanFindsACanaryAndNamesWhereWithoutShowingIt(t *testing.T) {
 		t.Fatalf("findings by test: %v", scan.findings)
 	}
 
-	// Each encoded form, of a canary whose percent-encodings differ from it (the suite's
-	// do not) and of each of the suite's canaries long enough to be looked for in base64.
+	// Each encoded form, of a canary whose two percent-encodings differ from it (of the
+	// suite's, only the base64 encryption key's QueryEscape does, by its "="), and of each
+	// of the suite's canaries long enough to be looked for in base64.
 	const special = "tok/with+plus and>?~CANARY-77"
 	cases := map[string]*leakScan{special: {needles: needlesOf(map[string]string{special: "test secret"})}}
 	for value := range canaries {
