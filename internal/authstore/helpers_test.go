@@ -293,6 +293,26 @@ func (e *env) wantRotatedPairStored(t *testing.T, c authstore.Credential, id, sp
 	}
 }
 
+// wantFirstLoginStoredOnce fails t unless done is a first login, active, whose token
+// works, audited as authorized exactly once (a write tried again is not a second login).
+func (e *env) wantFirstLoginStoredOnce(t *testing.T, s *authstore.Store, done authstore.Completed) {
+	t.Helper()
+	if done.Reauthorized || done.Status != authstore.StatusActive {
+		t.Fatalf("completed %+v, want a first login, active", done)
+	}
+	c, err := s.Token(ctxT(t), acme, done.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.works(c); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := e.pool.QueryRow(ctxT(t), "select count(*) from audit_events where authorization_id = $1 and action = 'authorized'", done.ID).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d authorized events (%v), want 1", n, err)
+	}
+}
+
 // works proves a token by calling Engage with it.
 func (e *env) works(c authstore.Credential) error {
 	_, err := engage.New(engage.Options{}).Search(context.Background(), engage.Target{BaseURL: c.BaseURL, Domain: c.Domain},

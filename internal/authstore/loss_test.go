@@ -251,20 +251,7 @@ func TestALoginWhoseWriteIsCanceledOnceIsStillStored(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a login whose write was canceled once: %v (status %s)", err, e.status(started.ID))
 	}
-	if done.Reauthorized || done.Status != authstore.StatusActive {
-		t.Fatalf("completed %+v, want a first login, active", done)
-	}
-	c, err := s.Token(ctxT(t), acme, started.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.works(c); err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := e.pool.QueryRow(ctxT(t), "select count(*) from audit_events where authorization_id = $1 and action = 'authorized'", started.ID).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("%d authorized events (%v), want 1", n, err)
-	}
+	e.wantFirstLoginStoredOnce(t, s, done)
 }
 
 // stopAfterTheRefresh is a token endpoint's transport that stops Postgres once the
