@@ -1552,24 +1552,12 @@ func TestATokenEchoedPercentEncodedOrInBase64IsRedacted(t *testing.T) {
 		b64(base64.RawURLEncoding, "Authorization: Bearer "+token),
 	}
 	echo := strings.Join(forms, " ")
-	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/search") {
-			fmt.Fprintf(w, `{"status":200,"code":1000,"description":"echo %s","value":{"conversationId":"c1","aliasId":"%s","chatExist":true,"status":"active"}}`, echo, forms[0])
-			return
-		}
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, `{"status":400,"code":1001,"description":"bad request GET /x?access_token=%s %s"}`, forms[0], echo)
-	})
-	c := engage.New(engage.Options{})
-	resp, err := c.Search(t.Context(), tg, token, engage.SearchRequest{Channel: "sms"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Append(t.Context(), tg, token, "c1", textMessage("x"))
-	e := wantKind(t, err, engage.KindBusiness)
+	resp, e := echoedInASuccessAndARefusal(t, token,
+		fmt.Sprintf(`{"status":200,"code":1000,"description":"echo %s","value":{"conversationId":"c1","aliasId":"%s","chatExist":true,"status":"active"}}`, echo, forms[0]),
+		fmt.Sprintf(`{"status":400,"code":1001,"description":"bad request GET /x?access_token=%s %s"}`, forms[0], echo))
 	texts := map[string]string{
 		"search raw": string(resp.Raw), "search description": resp.Description, "alias ID": resp.Value.AliasID,
-		"refusal raw": string(e.Raw), "refusal description": e.Description, "error text": err.Error(),
+		"refusal raw": string(e.Raw), "refusal description": e.Description, "error text": e.Error(),
 	}
 	for where, s := range texts {
 		for i, form := range forms {
@@ -1587,6 +1575,28 @@ func TestATokenEchoedPercentEncodedOrInBase64IsRedacted(t *testing.T) {
 	}
 }
 
+// echoedInASuccessAndARefusal runs a search that Engage answers with success (a 200) and
+// an append it refuses with refusal (a 400), both with token, and returns what the
+// client made of each: the texts a redaction test searches for the token.
+func echoedInASuccessAndARefusal(t *testing.T, token, success, refusal string) (*engage.SearchResponse, *engage.Error) {
+	t.Helper()
+	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/search") {
+			fmt.Fprint(w, success)
+			return
+		}
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, refusal)
+	})
+	c := engage.New(engage.Options{})
+	resp, err := c.Search(t.Context(), tg, token, engage.SearchRequest{Channel: "sms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Append(t.Context(), tg, token, "c1", textMessage("x"))
+	return resp, wantKind(t, err, engage.KindBusiness)
+}
+
 // A gateway's error often quotes the upstream's JSON answer as a string, so that answer's
 // escapes are escaped again: the token written with "\/" or "\u" escapes inside it reads
 // as neither in the body once decoded, only once decoded twice, which is what a flow does
@@ -1598,21 +1608,9 @@ func TestATokenInAJSONTextQuotedInsideTheAnswerIsRedacted(t *testing.T) {
 	innerSlashes := `{"auth":"Bearer ` + strings.ReplaceAll(token, "/", `\/`) + `"}`
 	innerU := `{"auth":"Bearer \u0074` + token[1:] + `"}`
 	desc := func(inner string) string { q, _ := json.Marshal("upstream said " + inner); return string(q) }
-	tg := fake(t, func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/search") {
-			fmt.Fprintf(w, `{"status":200,"code":1000,"description":%s,"value":{"conversationId":"c1","chatExist":true,"status":"active"}}`, desc(innerU))
-			return
-		}
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, `{"status":400,"code":1001,"description":%s,"detail":%s}`, desc(innerSlashes), desc(innerU))
-	})
-	c := engage.New(engage.Options{})
-	resp, err := c.Search(t.Context(), tg, token, engage.SearchRequest{Channel: "sms"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Append(t.Context(), tg, token, "c1", textMessage("x"))
-	e := wantKind(t, err, engage.KindBusiness)
+	resp, e := echoedInASuccessAndARefusal(t, token,
+		fmt.Sprintf(`{"status":200,"code":1000,"description":%s,"value":{"conversationId":"c1","chatExist":true,"status":"active"}}`, desc(innerU)),
+		fmt.Sprintf(`{"status":400,"code":1001,"description":%s,"detail":%s}`, desc(innerSlashes), desc(innerU)))
 	for where, raw := range map[string][]byte{"search": resp.Raw, "refusal": e.Raw} {
 		// As a flow reads it: the body, then each of its strings as JSON again.
 		var body map[string]any
