@@ -780,11 +780,9 @@ type heldRefresh struct {
 }
 
 func (h *heldRefresh) RoundTrip(r *http.Request) (*http.Response, error) {
-	body, _ := io.ReadAll(r.Body)
-	r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	refresh := isRefreshGrant(r)
 	resp, err := http.DefaultTransport.RoundTrip(r)
-	if bytes.Contains(body, []byte("grant_type=refresh_token")) && h.once.CompareAndSwap(false, true) {
+	if refresh && h.once.CompareAndSwap(false, true) {
 		close(h.reached)
 		<-h.release
 	}

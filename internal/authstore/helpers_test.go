@@ -313,6 +313,15 @@ func (e *env) wantFirstLoginStoredOnce(t *testing.T, s *authstore.Store, done au
 	}
 }
 
+// isRefreshGrant reports whether r, a request to a token endpoint, asks for a refresh;
+// r's body is left to be read again.
+func isRefreshGrant(r *http.Request) bool {
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return bytes.Contains(body, []byte("grant_type=refresh_token"))
+}
+
 // works proves a token by calling Engage with it.
 func (e *env) works(c authstore.Credential) error {
 	_, err := engage.New(engage.Options{}).Search(context.Background(), engage.Target{BaseURL: c.BaseURL, Domain: c.Domain},

@@ -1,10 +1,8 @@
 package authstore_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -77,11 +75,10 @@ type lifetimeRewriter struct {
 }
 
 func (l *lifetimeRewriter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	if bytes.Contains(body, []byte("grant_type=refresh_token")) {
+	if isRefreshGrant(r) {
 		l.refreshes.Add(1)
 	}
-	req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, l.to, bytes.NewReader(body))
+	req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, l.to, r.Body)
 	req.Header = r.Header.Clone()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -263,11 +260,9 @@ type stopAfterTheRefresh struct {
 }
 
 func (s *stopAfterTheRefresh) RoundTrip(r *http.Request) (*http.Response, error) {
-	body, _ := io.ReadAll(r.Body)
-	r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	refresh := isRefreshGrant(r)
 	resp, err := http.DefaultTransport.RoundTrip(r)
-	if err == nil && bytes.Contains(body, []byte("grant_type=refresh_token")) && s.stopped.CompareAndSwap(false, true) {
+	if err == nil && refresh && s.stopped.CompareAndSwap(false, true) {
 		if serr := s.cluster.Stop(context.Background()); serr != nil {
 			return nil, serr
 		}
